@@ -1,0 +1,99 @@
+"""Run each backend-generic test on every selected array namespace.
+
+Select with ``pytest --xp numpy,torch`` or ``XPNN_XP=...``; ``all`` means every importable
+one. The default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stand-in
+for a GPU: any array created on the wrong device fails there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+
+# backend name -> the device a Session is opened on for that backend
+DEVICES = {
+    "numpy": "cpu",
+    "array_api_strict": "device1",
+    "torch": "cpu",
+    "cupy": "cuda",
+}
+DEFAULT = "numpy,array_api_strict"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--xp",
+        default=None,
+        help=f"comma-separated backends to test ({', '.join(DEVICES)}, or 'all'); "
+        f"default $XPNN_XP or {DEFAULT}",
+    )
+
+
+def _selected(config) -> list[str]:
+    raw = config.getoption("--xp") or os.environ.get("XPNN_XP") or DEFAULT
+    names = list(DEVICES) if raw == "all" else [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DEVICES]
+    if unknown:
+        raise pytest.UsageError(f"--xp: unknown backend(s) {unknown}; choose from {list(DEVICES)}")
+    return names
+
+
+def _unavailable(name: str) -> str | None:
+    """Why a backend cannot run here, or None."""
+    if name == "cupy":
+        try:
+            import cupy
+        except ImportError:
+            return "cupy is not installed (pip install 'xpnn[cuda]')"
+        try:
+            if cupy.cuda.runtime.getDeviceCount() == 0:
+                return "no CUDA device"
+        except Exception:
+            return "no CUDA device" + ("" if shutil.which("nvidia-smi") else " (no nvidia-smi)")
+        return None
+    try:
+        __import__(name)
+    except ImportError:
+        return f"{name} is not installed"
+    return None
+
+
+def pytest_generate_tests(metafunc):
+    if "dev" in metafunc.fixturenames:
+        names = _selected(metafunc.config)
+        metafunc.parametrize("dev", names, indirect=True, ids=names)
+
+
+@pytest.fixture
+def dev(request):
+    """The :class:`xpnn.backend.Device` under test (``dev.xp`` is its namespace)."""
+    name = request.param
+    reason = _unavailable(name)
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    return backend.resolve(DEVICES[name], backend=name)
+
+
+@pytest.fixture
+def xp(dev):
+    return dev.xp
+
+
+def tolerance(dtype) -> dict:
+    """rtol/atol for comparing results computed in ``dtype``."""
+    name = backend.dtype_name(dtype)
+    return {"float64": dict(rtol=1e-10, atol=1e-12), "float16": dict(rtol=1e-2, atol=1e-3)}.get(
+        name, dict(rtol=2e-5, atol=1e-6)
+    )
+
+
+def assert_close(actual, expected, dtype="float32", **kw):
+    """Compare a backend array with a NumPy expectation on the host."""
+    tol = tolerance(dtype)
+    tol.update(kw)
+    np.testing.assert_allclose(backend.to_numpy(actual), np.asarray(expected), **tol)

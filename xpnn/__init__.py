@@ -1,0 +1,62 @@
+"""xpnn: a from-scratch neural-network library whose graph, backprop and losses run on any
+array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyTorch, JAX.
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     x = xn.placeholder(name="x")
+...     w = xn.Variable([[2.0], [1.0]], name="w")
+...     y = x @ w
+...     xn.Session(device="cpu").run(y, {x: [[1.0, 3.0]]}).tolist()
+[[5.0]]
+"""
+
+from . import backend, losses, train
+from .autodiff import RegisterGradient, gradients
+from .backend import get_default_device, set_default_device, to_numpy
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck
+from .graph import (
+    Constant,
+    Graph,
+    Node,
+    Operation,
+    Placeholder,
+    Update,
+    Variable,
+    constant,
+    get_default_graph,
+    placeholder,
+    reset_default_graph,
+)
+from .ops import (
+    abs,
+    add,
+    add_n,
+    clip,
+    divide,
+    exp,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    ones_like,
+    reduce_max,
+    reduce_mean,
+    reduce_sum,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    sqrt,
+    square,
+    subtract,
+    tanh,
+    transpose,
+    zeros_like,
+)
+from .session import OpError, Session
+
+__version__ = "0.1.0"

@@ -1,0 +1,251 @@
+"""Devices: the one place that turns ``"cpu"``, ``"cuda:1"`` or ``"device1"`` into an array
+namespace plus a native device, and moves arrays between the host and that device.
+
+>>> import xpnn as xn
+>>> dev = xn.backend.resolve("cpu")
+>>> dev.backend, dev.to_host(dev.from_host([1, 2], "float32")).tolist()
+('numpy', [1.0, 2.0])
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax")
+FLOAT_DTYPES = ("float32", "float64", "float16")
+
+_default_device: str | None = None
+
+
+def set_default_device(device: str | None) -> None:
+    """Set the device used when a Session or model is given none (``None`` resets).
+
+    >>> import xpnn as xn
+    >>> xn.set_default_device("cpu"); xn.get_default_device()
+    'cpu'
+    """
+    global _default_device
+    _default_device = device
+
+
+def get_default_device() -> str:
+    """The default device: ``set_default_device``, else ``$XPNN_DEVICE``, else ``"cpu"``."""
+    return _default_device or os.environ.get("XPNN_DEVICE") or "cpu"
+
+
+@dataclass(frozen=True, eq=False)
+class Device:
+    """An array namespace bound to one device, with host <-> device transfer."""
+
+    backend: str
+    name: str
+    xp: Any
+    device: Any
+
+    def __repr__(self) -> str:
+        return f"Device({self.backend}:{self.name})"
+
+    def dtype(self, name) -> Any:
+        """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
+        if not isinstance(name, str):
+            name = dtype_name(name)
+        return getattr(self.xp, name)
+
+    def from_host(self, value, dtype=None):
+        """Move host data (NumPy array, list, scalar) to this device."""
+        if dtype is not None:
+            host = np.asarray(value, dtype=dtype_name(dtype))
+        else:
+            host = np.asarray(value)
+        if self.backend == "numpy":
+            return host
+        if self.backend == "array_api_strict":
+            return self.xp.asarray(host, device=self.device, copy=True)
+        if self.backend == "torch":
+            return self.xp.asarray(np.ascontiguousarray(host), device=self.device, copy=True)
+        if self.backend == "cupy":
+            # CuPy ignores device= outside asarray; entering the device covers both.
+            with self.device:
+                return self.xp.asarray(host)
+        return self.xp.asarray(host, device=self.device)
+
+    def to_host(self, array) -> np.ndarray:
+        """Bring an array of this namespace back to the host as a NumPy array."""
+        return to_numpy(array)
+
+    def owns(self, array) -> bool:
+        """Whether ``array`` belongs to this namespace and lives on this device."""
+        try:
+            xp = array_api_compat.array_namespace(array)
+        except TypeError:
+            return False
+        if xp is not self.xp:
+            return False
+        return _same_device(array_api_compat.device(array), self.device)
+
+    def describe(self, array) -> str:
+        """'numpy array on cpu'-style text for error messages."""
+        return describe(array)
+
+
+def _same_device(a, b) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def describe(array) -> str:
+    """A short text naming an array's library and device, for error messages."""
+    if isinstance(array, np.ndarray) or np.isscalar(array):
+        return "numpy array on cpu"
+    try:
+        array_api_compat.array_namespace(array)
+        dev = array_api_compat.device(array)
+    except TypeError:
+        return f"{type(array).__name__} object"
+    module = type(array).__module__.split(".")[0]
+    return f"{module} array on {dev}"
+
+
+def to_numpy(array) -> np.ndarray:
+    """Copy any supported array (NumPy, CuPy, torch, array-api-strict, JAX) to a NumPy array.
+
+    >>> import xpnn as xn
+    >>> xn.to_numpy(xn.Session().run(xn.constant([1.0, 2.0]))).tolist()
+    [1.0, 2.0]
+    """
+    if isinstance(array, np.ndarray):
+        return array
+    if array is None or isinstance(array, (int, float, bool, np.generic)):
+        return np.asarray(array)
+    if array_api_compat.is_cupy_array(array):
+        return array.get()
+    if array_api_compat.is_torch_array(array):
+        return array.detach().cpu().numpy()
+    if type(array).__module__.startswith("array_api_strict"):
+        import array_api_strict
+
+        cpu = array_api_strict.Device("CPU_DEVICE")
+        return np.asarray(array_api_strict.asarray(array, device=cpu, copy=True)._array)
+    return np.asarray(array)
+
+
+def _parse(device: str) -> tuple[str, str | None]:
+    kind, _, index = device.partition(":")
+    return kind, (index or None)
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve(device: str, backend: str | None) -> Device:
+    kind, index = _parse(device)
+    if backend is None:
+        if kind == "cpu":
+            backend = "numpy"
+        elif kind in ("cuda", "gpu"):
+            backend = "cupy"
+        elif kind.startswith("device") or kind == "CPU_DEVICE":
+            backend = "array_api_strict"
+        else:
+            raise ValueError(
+                f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N', or name a "
+                f"backend={BACKENDS}"
+            )
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
+
+    if backend == "numpy":
+        if kind != "cpu":
+            raise ValueError(f"backend 'numpy' runs on device 'cpu' only, not {device!r}")
+        return Device("numpy", "cpu", array_api_compat.array_namespace(np.empty(0)), "cpu")
+
+    if backend == "array_api_strict":
+        import array_api_strict as strict
+
+        strict.set_array_api_strict_flags(api_version="2024.12")
+        name = "CPU_DEVICE" if kind == "cpu" else device
+        try:
+            native = strict.Device(name)
+        except ValueError as exc:
+            raise ValueError(
+                f"array_api_strict has no device {device!r}: use 'cpu', 'device1' or 'device2'"
+            ) from exc
+        return Device("array_api_strict", device, strict, native)
+
+    if backend == "torch":
+        import torch
+
+        xp = array_api_compat.array_namespace(torch.empty(0))
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"backend 'torch' takes device 'cpu' or 'cuda[:N]', not {device!r}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
+        native = torch.device(device)
+        return Device("torch", device, xp, native)
+
+    if backend == "cupy":
+        if kind not in ("cuda", "gpu"):
+            raise ValueError(f"backend 'cupy' runs on 'cuda' or 'cuda:N', not {device!r}")
+        try:
+            import cupy
+        except ImportError as exc:
+            raise RuntimeError(
+                "device 'cuda' needs CuPy: pip install 'xpnn[cuda]' (cupy-cuda12x)"
+            ) from exc
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError when no driver is present
+            raise RuntimeError(f"device {device!r}: no CUDA device is available ({exc})") from exc
+        idx = int(index or 0)
+        if idx >= count:
+            raise ValueError(f"device {device!r}: only {count} CUDA device(s) present")
+        xp = array_api_compat.array_namespace(cupy.empty(0))
+        return Device("cupy", f"cuda:{idx}", xp, cupy.cuda.Device(idx))
+
+    # jax
+    import jax
+
+    xp = array_api_compat.array_namespace(jax.numpy.empty(0))
+    platform = "gpu" if kind == "cuda" else "cpu"
+    native = jax.devices(platform)[int(index or 0)]
+    return Device("jax", device, xp, native)
+
+
+def resolve(device: str | Device | None = None, backend: str | None = None) -> Device:
+    """Turn a device string (and optional backend name) into a :class:`Device`.
+
+    ``"cpu"`` -> NumPy, ``"cuda"``/``"cuda:N"`` -> CuPy; ``backend=`` picks another namespace
+    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``).
+
+    >>> import xpnn as xn
+    >>> xn.backend.resolve("device1", backend="array_api_strict").backend
+    'array_api_strict'
+    """
+    if isinstance(device, Device):
+        return device
+    return _resolve(device or get_default_device(), backend)
+
+
+def dtype_name(dtype) -> str:
+    """``"float32"`` for any spelling of a dtype: a string, NumPy, torch or strict dtype."""
+    if isinstance(dtype, str):
+        return np.dtype(dtype).name
+    name = str(dtype)
+    for prefix in ("torch.", "dtype('", "array_api_strict."):
+        name = name.replace(prefix, "")
+    name = name.strip("')")
+    try:
+        return np.dtype(name).name
+    except TypeError:
+        return np.dtype(dtype).name
+
+
+def is_floating(dtype) -> bool:
+    """Whether a dtype (any spelling) is a real floating type."""
+    try:
+        return dtype_name(dtype) in FLOAT_DTYPES
+    except TypeError:
+        return False

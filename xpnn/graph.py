@@ -1,0 +1,325 @@
+"""The symbolic graph: nodes know their inputs, static shape and dtype, never arrays.
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default() as g:
+...     x = xn.placeholder(shape=(None, 2), name="x")
+...     y = x * 2.0 + 1.0
+>>> y.graph is g, y.shape
+(True, (None, 2))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import dtype_name, is_floating
+
+DEFAULT_FLOAT = "float32"
+
+
+class Graph:
+    """A container of nodes. ``Graph().as_default()`` makes it the default graph, as a
+    ``with`` block or, seed style, as a plain statement that lasts until the next one."""
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+        self.variables: list[Variable] = []
+
+    def as_default(self) -> _DefaultGraph:
+        return _DefaultGraph(self)
+
+    def trainable_variables(self) -> list[Variable]:
+        return [v for v in self.variables if v.trainable]
+
+    def _add(self, node: Node) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def __repr__(self) -> str:
+        return f"<Graph with {len(self.nodes)} nodes>"
+
+
+class _DefaultGraph:
+    def __init__(self, graph: Graph):
+        global _default_graph
+        self.graph, self.previous = graph, _default_graph
+        _default_graph = graph
+
+    def __enter__(self) -> Graph:
+        return self.graph
+
+    def __exit__(self, *exc) -> None:
+        global _default_graph
+        _default_graph = self.previous
+
+
+_default_graph = Graph()
+
+
+def get_default_graph() -> Graph:
+    """The graph new nodes go into when none of their inputs names one."""
+    return _default_graph
+
+
+def reset_default_graph() -> Graph:
+    """Replace the default graph by a new empty one and return it."""
+    global _default_graph
+    _default_graph = Graph()
+    return _default_graph
+
+
+class Node:
+    """A value in the graph. Supports ``+ - * / @``, unary ``-`` and ``**2``."""
+
+    kind = "node"
+
+    def __init__(self, graph: Graph | None = None, name=None, shape=None, dtype=None):
+        self.graph = graph if graph is not None else get_default_graph()
+        self.index = self.graph._add(self)
+        self.name = name
+        self.inputs: tuple[Node, ...] = ()
+        self.shape = None if shape is None else tuple(shape)
+        self.dtype = None if dtype is None else dtype_name(dtype)
+
+    @property
+    def label(self) -> str:
+        """The node's name, or ``<type>#<index>`` when it has none (for messages)."""
+        return self.name or f"{self.kind}#{self.index}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
+
+    # Operators build graph nodes; ops imports graph, so import it lazily here.
+    def __add__(self, other):
+        from . import ops
+
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        from . import ops
+
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        from . import ops
+
+        return ops.subtract(self, other)
+
+    def __rsub__(self, other):
+        from . import ops
+
+        return ops.subtract(other, self)
+
+    def __mul__(self, other):
+        from . import ops
+
+        return ops.multiply(self, other)
+
+    def __rmul__(self, other):
+        from . import ops
+
+        return ops.multiply(other, self)
+
+    def __truediv__(self, other):
+        from . import ops
+
+        return ops.divide(self, other)
+
+    def __rtruediv__(self, other):
+        from . import ops
+
+        return ops.divide(other, self)
+
+    def __matmul__(self, other):
+        from . import ops
+
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from . import ops
+
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        from . import ops
+
+        return ops.negative(self)
+
+    def __pow__(self, power):
+        from . import ops
+
+        if power == 2:
+            return ops.square(self)
+        if power == 0.5:
+            return ops.sqrt(self)
+        raise ValueError(f"{self.label} ** {power}: only powers 2 and 0.5 are supported")
+
+    __array_priority__ = 1000  # NumPy arrays on the left defer to our operators
+    __array_ufunc__ = None
+
+
+def host_value(value, dtype=None) -> np.ndarray:
+    """Initial values live on the host: NumPy floating arrays keep their dtype, Python numbers
+    and lists become float32, ``dtype=`` asks explicitly."""
+    if dtype is not None:
+        return np.array(value, dtype=dtype_name(dtype))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.array(value)
+    if _is_device_array(value):
+        from .backend import to_numpy
+
+        return np.array(to_numpy(value))
+    array = np.array(value)
+    if array.dtype.kind in "fiub" and array.dtype.kind != "b":
+        return array.astype(DEFAULT_FLOAT)
+    return array
+
+
+def _is_device_array(value) -> bool:
+    return hasattr(value, "__array_namespace__") or hasattr(value, "__dlpack__")
+
+
+class Placeholder(Node):
+    """A value fed at run time through ``feed_dict``."""
+
+    kind = "placeholder"
+
+
+class Variable(Node):
+    """A trainable value. Each Session keeps its own copy, initialised from
+    ``initial_value`` on first use.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([[1.0, 2.0]], name="w")
+    >>> w.shape, w.dtype
+    ((1, 2), 'float32')
+    """
+
+    kind = "variable"
+
+    def __init__(self, initial_value, name=None, dtype=None, trainable=True, graph=None):
+        value = host_value(initial_value, dtype)
+        super().__init__(graph, name, value.shape, value.dtype)
+        self.initial_value = value
+        self.trainable = trainable
+        self.graph.variables.append(self)
+
+
+class Constant(Node):
+    """A fixed value (Python numbers and NumPy arrays become constants when used in ops)."""
+
+    kind = "constant"
+
+    def __init__(self, value, dtype=None, name=None, graph=None):
+        value = host_value(value, dtype)
+        super().__init__(graph, name, value.shape, value.dtype)
+        self.value = value
+
+
+class Operation(Node):
+    """An op: subclass it with ``forward(self, xp, *values)`` and a gradient, either
+    ``backward(self, grad)`` returning one graph node (or None) per input, or a function
+    registered with ``@xn.RegisterGradient("<ClassName>")``.
+
+    >>> import xpnn as xn
+    >>> class Cube(xn.Operation):
+    ...     def forward(self, xp, x):
+    ...         return x * x * x
+    ...     def backward(self, grad):
+    ...         (x,) = self.inputs
+    ...         return [grad * 3.0 * xn.square(x)]
+    >>> x = xn.Variable(2.0)
+    >>> xn.Session().run(xn.gradients(Cube(x), [x])[0]).item()
+    12.0
+    """
+
+    kind = "op"
+
+    def __init__(self, *inputs, name=None):
+        graph = next((i.graph for i in inputs if isinstance(i, Node)), None)
+        graph = graph if graph is not None else get_default_graph()
+        nodes = tuple(as_node(i, graph) for i in inputs)
+        for position, node in enumerate(nodes):
+            if node.graph is not graph:
+                raise ValueError(
+                    f"{type(self).__name__}: input {position} ({node.label}) belongs to another "
+                    "graph than the op's other inputs; build them in one graph"
+                )
+        super().__init__(graph, name)
+        self.inputs = nodes
+        self.shape = self.infer_shape(*(n.shape for n in nodes))
+        self.dtype = self.infer_dtype(*(n.dtype for n in nodes))
+
+    @property
+    def type(self) -> str:
+        """The op type that ``RegisterGradient`` names: the class name."""
+        return type(self).__name__
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.type}#{self.index}"
+
+    def forward(self, xp, *values):
+        raise NotImplementedError(f"{self.type} has no forward(self, xp, *values)")
+
+    def backward(self, grad):
+        raise NotImplementedError(
+            f"{self.type} has no gradient: define backward(self, grad) or register one with "
+            f"@xn.RegisterGradient({self.type!r})"
+        )
+
+    def infer_shape(self, *shapes):
+        """Static output shape from the inputs' (None where unknown)."""
+        return None
+
+    def infer_dtype(self, *dtypes):
+        """Static output dtype: by default NumPy's promotion of the floating inputs."""
+        known = [d for d in dtypes if d is not None]
+        if len(known) != len(dtypes) or not known:
+            return None
+        floats = [d for d in known if is_floating(d)]
+        return np.result_type(*(floats or known)).name
+
+
+def as_node(value, graph: Graph | None = None) -> Node:
+    """Nodes pass through; Python numbers, lists and arrays become constants."""
+    if isinstance(value, Node):
+        return value
+    return Constant(value, graph=graph)
+
+
+def placeholder(dtype=None, shape=None, name=None) -> Placeholder:
+    """A value to feed at run time. ``shape`` may hold None for any size; ``dtype`` None
+    means host floating data is fed as float32 and integer data keeps its type.
+
+    >>> import xpnn as xn
+    >>> x = xn.placeholder(shape=(None, 3), name="x")
+    >>> xn.Session().run(x * 2.0, {x: [[1, 2, 3]]}).tolist()
+    [[2.0, 4.0, 6.0]]
+    """
+    return Placeholder(None, name, shape, dtype)
+
+
+def constant(value, dtype=None, name=None) -> Constant:
+    """A constant node; NumPy arrays keep their floating dtype, numbers become float32.
+
+    >>> import xpnn as xn
+    >>> xn.constant([1, 2]).dtype
+    'float32'
+    """
+    return Constant(value, dtype=dtype, name=name)
+
+
+class Update(Operation):
+    """An op that writes Variables (an optimizer step). ``forward`` returns the new values of
+    ``targets`` in order; the Session stores them only after every other step of the run has
+    succeeded, so a failed run changes no Variable. Fetching it gives None."""
+
+    kind = "update"
+
+    def __init__(self, targets, *inputs, name=None):
+        self.targets = list(targets)
+        super().__init__(*inputs, name=name)
+
+    def backward(self, grad):
+        raise TypeError(f"{self.label} updates Variables and has no gradient")

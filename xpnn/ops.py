@@ -1,0 +1,790 @@
+"""Primitive ops. Each is a small class with ``forward(xp, *values)`` (portable array-API
+code) and ``backward(grad)`` (graph nodes built from these same ops), plus the lowercase
+function users call.
+
+>>> import xpnn as xn
+>>> x = xn.Variable([1.0, 4.0])
+>>> y = xn.reduce_sum(xn.sqrt(x) * 2.0)
+>>> xn.Session().run([y, xn.gradients(y, [x])[0]], to_numpy=True)[1].tolist()
+[1.0, 0.5]
+"""
+
+from __future__ import annotations
+
+import math
+
+from .graph import Node, Operation, as_node
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _normalize_axis(axis):
+    if axis is None:
+        return None
+    return tuple(axis) if isinstance(axis, (tuple, list)) else (int(axis),)
+
+
+def broadcast_shapes(op: Operation, *shapes):
+    """NumPy broadcasting of static shapes (None = unknown); raises on a known mismatch."""
+    if any(s is None for s in shapes):
+        return None
+    ndim = max(len(s) for s in shapes)
+    result = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ValueError(
+                f"{op.label}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be "
+                "broadcast together; reshape one input or check which inputs you combined"
+            )
+        if known:
+            result.append(known.pop())
+        elif all(d == 1 for d in dims):
+            result.append(1)
+        else:
+            result.append(None)
+    return tuple(result)
+
+
+def _reduced_shape(shape, axis, keepdims):
+    if shape is None:
+        return None
+    axes = range(len(shape)) if axis is None else [a % len(shape) for a in axis]
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def sum_to(grad: Node, like: Node) -> Node:
+    """``grad`` summed over the axes that broadcasting added to ``like``."""
+    if grad.shape is not None and grad.shape == like.shape and None not in grad.shape:
+        return grad
+    return SumTo(grad, like)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+class Elementwise(Operation):
+    def infer_shape(self, *shapes):
+        return broadcast_shapes(self, *shapes)
+
+
+def _match(xp, a, b):
+    """NumPy-style mixing of an integer/bool array with a floating one (e.g. one-hot labels
+    fed as ints): cast the non-floating side. The standard (and array-api-strict) refuses it."""
+    if a.dtype == b.dtype:
+        return a, b
+    a_float = xp.isdtype(a.dtype, "real floating")
+    b_float = xp.isdtype(b.dtype, "real floating")
+    if a_float and not b_float:
+        return a, xp.astype(b, a.dtype)
+    if b_float and not a_float:
+        return xp.astype(a, b.dtype), b
+    return a, b
+
+
+class Add(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.add(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return [sum_to(grad, a), sum_to(grad, b)]
+
+
+class Subtract(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.subtract(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return [sum_to(grad, a), sum_to(negative(grad), b)]
+
+
+class Multiply(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.multiply(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return [sum_to(multiply(grad, b), a), sum_to(multiply(grad, a), b)]
+
+
+class Divide(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.divide(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return [sum_to(divide(grad, b), a), sum_to(negative(divide(multiply(grad, self), b)), b)]
+
+
+class Maximum(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.maximum(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        mask = GreaterEqual(a, b)  # ties send the gradient to the first input
+        return [sum_to(multiply(grad, mask), a), sum_to(multiply(grad, subtract(1.0, mask)), b)]
+
+
+class Minimum(Elementwise):
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.minimum(a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        mask = GreaterEqual(b, a)
+        return [sum_to(multiply(grad, mask), a), sum_to(multiply(grad, subtract(1.0, mask)), b)]
+
+
+class GreaterEqual(Elementwise):
+    """1.0 where a >= b else 0.0, in the inputs' floating dtype (a mask; no gradient)."""
+
+    def forward(self, xp, a, b):
+        return xp.astype(xp.greater_equal(a, b), xp.result_type(a, b))
+
+    def backward(self, grad):
+        return [None, None]
+
+
+class Unary(Operation):
+    def infer_shape(self, shape):
+        return shape
+
+
+class Negative(Unary):
+    def forward(self, xp, x):
+        return xp.negative(x)
+
+    def backward(self, grad):
+        return [negative(grad)]
+
+
+class Exp(Unary):
+    def forward(self, xp, x):
+        return xp.exp(x)
+
+    def backward(self, grad):
+        return [multiply(grad, self)]
+
+
+class Log(Unary):
+    def forward(self, xp, x):
+        return xp.log(x)
+
+    def backward(self, grad):
+        return [divide(grad, self.inputs[0])]
+
+
+class Sqrt(Unary):
+    def forward(self, xp, x):
+        return xp.sqrt(x)
+
+    def backward(self, grad):
+        return [divide(grad, multiply(2.0, self))]
+
+
+class Square(Unary):
+    def forward(self, xp, x):
+        return xp.square(x)
+
+    def backward(self, grad):
+        return [multiply(grad, multiply(2.0, self.inputs[0]))]
+
+
+class Abs(Unary):
+    def forward(self, xp, x):
+        return xp.abs(x)
+
+    def backward(self, grad):
+        return [multiply(grad, Sign(self.inputs[0]))]
+
+
+class Sign(Unary):
+    def forward(self, xp, x):
+        return xp.sign(x)
+
+    def backward(self, grad):
+        return [None]
+
+
+class Clip(Unary):
+    def __init__(self, x, low, high, name=None):
+        self.low, self.high = low, high
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        return xp.clip(x, self.low, self.high)
+
+    def backward(self, grad):
+        return [multiply(grad, InRange(self.inputs[0], self.low, self.high))]
+
+
+class InRange(Clip):
+    """1.0 where low <= x <= high (the mask of Clip's gradient)."""
+
+    def forward(self, xp, x):
+        inside = x == x if self.low is None else x >= self.low
+        if self.high is not None:
+            inside = xp.logical_and(inside, x <= self.high)
+        return xp.astype(inside, x.dtype)
+
+    def backward(self, grad):
+        return [None]
+
+
+class Relu(Unary):
+    def forward(self, xp, x):
+        return xp.maximum(x, 0.0)
+
+    def backward(self, grad):
+        return [ReluGrad(grad, self)]
+
+
+class ReluGrad(Elementwise):
+    """grad where the ReLU's output is positive, else 0."""
+
+    def forward(self, xp, grad, y):
+        return xp.where(y > 0, grad, 0.0)
+
+    def backward(self, grad):
+        return [ReluGrad(grad, self.inputs[1]), None]
+
+
+class Sigmoid(Unary):
+    def forward(self, xp, x):
+        # exp(-|x|) never overflows; pick the form that keeps precision on each side.
+        e = xp.exp(-xp.abs(x))
+        r = 1.0 / (1.0 + e)
+        return xp.where(x >= 0, r, e * r)
+
+    def backward(self, grad):
+        return [SigmoidGrad(grad, self)]
+
+
+class SigmoidGrad(Elementwise):
+    """grad * y * (1 - y) for y = sigmoid(x)."""
+
+    def forward(self, xp, grad, y):
+        return grad * (y * (1.0 - y))
+
+    def backward(self, grad):
+        g, y = self.inputs
+        dy = multiply(grad, multiply(g, subtract(1.0, multiply(2.0, y))))
+        return [SigmoidGrad(grad, y), dy]
+
+
+class Tanh(Unary):
+    def forward(self, xp, x):
+        return xp.tanh(x)
+
+    def backward(self, grad):
+        return [multiply(grad, subtract(1.0, square(self)))]
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+class MatMul(Operation):
+    """NumPy's matmul: 1-D operands are promoted and the added axis removed."""
+
+    def forward(self, xp, a, b):
+        return xp.matmul(a, b)
+
+    def infer_shape(self, a, b):
+        if a is None or b is None:
+            return None
+        if len(a) == 0 or len(b) == 0:
+            raise ValueError(f"{self.label}: matmul needs operands of rank >= 1, got {a} @ {b}")
+        k_a = a[-1]
+        k_b = b[0] if len(b) == 1 else b[-2]
+        if k_a is not None and k_b is not None and k_a != k_b:
+            raise ValueError(
+                f"{self.label}: matmul shapes {a} @ {b} do not match: the last axis of the "
+                f"first ({k_a}) must equal the {'only' if len(b) == 1 else 'second-last'} axis "
+                f"of the second ({k_b})"
+            )
+        batch = broadcast_shapes(self, a[:-2], b[:-2])
+        rows = a[-2:-1] if len(a) > 1 else ()
+        cols = b[-1:] if len(b) > 1 else ()
+        return tuple(batch) + tuple(rows) + tuple(cols)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return [MatMulGradA(grad, a, b), MatMulGradB(grad, a, b)]
+
+
+def _promote(xp, g, a, b):
+    """View 1-D operands of a matmul (and its gradient) as matrices."""
+    if a.ndim == 1:
+        a = a[None, :]
+        g = xp.expand_dims(g, axis=-2)
+    if b.ndim == 1:
+        b = b[:, None]
+        g = xp.expand_dims(g, axis=-1)
+    return g, a, b
+
+
+def _reduce_to(xp, x, shape):
+    """Sum ``x`` over leading/broadcast axes so it has ``shape``."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
+    )
+    return xp.reshape(xp.sum(x, axis=axes, keepdims=True), shape) if axes else x
+
+
+class MatMulGradA(Operation):
+    """d(a @ b)/da applied to grad: grad @ b^T, reduced to a's shape."""
+
+    def forward(self, xp, g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return xp.matmul(g, xp.matrix_transpose(b))
+        if a.ndim == 1 and b.ndim == 1:
+            return xp.multiply(g, b)
+        g2, a2, b2 = _promote(xp, g, a, b)
+        return xp.reshape(_reduce_to(xp, xp.matmul(g2, xp.matrix_transpose(b2)), a2.shape), a.shape)
+
+    def infer_shape(self, g, a, b):
+        return a
+
+    def backward(self, grad):
+        g, a, b = self.inputs
+        return [matmul(grad, b), None, MatMulGradB(g, grad, b)]
+
+
+class MatMulGradB(Operation):
+    """d(a @ b)/db applied to grad: a^T @ grad, reduced to b's shape."""
+
+    def forward(self, xp, g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return xp.matmul(xp.matrix_transpose(a), g)
+        if a.ndim == 1 and b.ndim == 1:
+            return xp.multiply(g, a)
+        g2, a2, b2 = _promote(xp, g, a, b)
+        return xp.reshape(_reduce_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b2.shape), b.shape)
+
+    def infer_shape(self, g, a, b):
+        return b
+
+    def backward(self, grad):
+        g, a, b = self.inputs
+        return [matmul(a, grad), MatMulGradA(g, grad, b), None]
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+class Reduction(Operation):
+    def __init__(self, x, axis=None, keepdims=False, name=None):
+        self.axis, self.keepdims = _normalize_axis(axis), keepdims
+        super().__init__(x, name=name)
+
+    def infer_shape(self, shape):
+        if shape is not None and self.axis is not None:
+            for a in self.axis:
+                if not -len(shape) <= a < len(shape):
+                    raise ValueError(f"{self.label}: axis {a} is out of range for shape {shape}")
+        return _reduced_shape(shape, self.axis, self.keepdims)
+
+    def infer_dtype(self, dtype):
+        return dtype
+
+    def expand(self, grad: Node, mean=False) -> Node:
+        """``grad`` (shaped like this reduction) broadcast back to the input's shape."""
+        return BroadcastBack(grad, self.inputs[0], self.axis, self.keepdims, mean)
+
+
+class ReduceSum(Reduction):
+    def forward(self, xp, x):
+        return xp.sum(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        return [self.expand(grad)]
+
+
+class ReduceMean(Reduction):
+    def forward(self, xp, x):
+        return xp.mean(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        return [self.expand(grad, mean=True)]
+
+
+class ReduceMax(Reduction):
+    def forward(self, xp, x):
+        return xp.max(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        mask = GreaterEqual(x, self.expand(self))  # ties share the gradient equally
+        count = ReduceSum(mask, self.axis, self.keepdims)
+        return [multiply(mask, self.expand(divide(grad, count)))]
+
+
+class BroadcastBack(Operation):
+    """Undo a reduction's shape change: re-insert reduced axes, broadcast to ``like``."""
+
+    def __init__(self, grad, like, axis, keepdims, mean=False):
+        self.axis, self.keepdims, self.mean = axis, keepdims, mean
+        super().__init__(grad, like)
+
+    def forward(self, xp, grad, like):
+        axes = range(like.ndim) if self.axis is None else [a % like.ndim for a in self.axis]
+        if not self.keepdims:
+            grad = xp.reshape(grad, tuple(1 if i in axes else d for i, d in enumerate(like.shape)))
+        if self.mean:
+            grad = grad / float(math.prod(like.shape[i] for i in axes))
+        return xp.broadcast_to(grad, like.shape)
+
+    def infer_shape(self, grad, like):
+        return like
+
+    def backward(self, grad):
+        # The adjoint of "spread each value over the reduced axes (/ count)".
+        reduce = ReduceMean if self.mean else ReduceSum
+        return [reduce(grad, self.axis, self.keepdims), None]
+
+
+class SumTo(Operation):
+    """grad summed down to the shape of ``like`` (the gradient of broadcasting)."""
+
+    def forward(self, xp, grad, like):
+        shape = tuple(like.shape)
+        if tuple(grad.shape) == shape:
+            return grad
+        return _reduce_to(xp, grad, shape)
+
+    def infer_shape(self, grad, like):
+        return like
+
+    def backward(self, grad):
+        return [BroadcastLike(grad, self.inputs[0]), None]
+
+
+class BroadcastLike(Operation):
+    def forward(self, xp, x, like):
+        return xp.broadcast_to(x, like.shape)
+
+    def infer_shape(self, x, like):
+        return like
+
+    def backward(self, grad):
+        return [SumTo(grad, self.inputs[0]), None]
+
+
+class OnesLike(Unary):
+    def forward(self, xp, x):
+        return xp.ones_like(x)
+
+    def backward(self, grad):
+        return [None]
+
+
+class ZerosLike(Unary):
+    def forward(self, xp, x):
+        return xp.zeros_like(x)
+
+    def backward(self, grad):
+        return [None]
+
+
+# --------------------------------------------------------------------------- softmax family
+
+
+class Softmax(Unary):
+    def __init__(self, x, axis=-1, name=None):
+        self.axis = axis
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))
+        return e / xp.sum(e, axis=self.axis, keepdims=True)
+
+    def backward(self, grad):
+        dot = reduce_sum(multiply(grad, self), axis=self.axis, keepdims=True)
+        return [multiply(self, subtract(grad, dot))]
+
+
+def _stable_max(xp, x, axis):
+    """max over ``axis`` (kept), with non-finite maxima replaced by 0 so that
+    x - m never computes inf - inf."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0.0)
+
+
+class LogSoftmax(Softmax):
+    def forward(self, xp, x):
+        shifted = x - _stable_max(xp, x, self.axis)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
+
+    def backward(self, grad):
+        total = reduce_sum(grad, axis=self.axis, keepdims=True)
+        return [subtract(grad, multiply(exp(self), total))]
+
+
+class LogSumExp(Reduction):
+    def forward(self, xp, x):
+        m = _stable_max(xp, x, self.axis)
+        out = xp.log(xp.sum(xp.exp(x - m), axis=self.axis, keepdims=True)) + m
+        if not self.keepdims:
+            out = xp.reshape(out, _reduced_shape(tuple(x.shape), self.axis or None, False))
+        return out
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        return [multiply(self.expand(grad), exp(subtract(x, self.expand(self))))]
+
+
+# --------------------------------------------------------------------------- shape ops
+
+
+class Reshape(Unary):
+    def __init__(self, x, shape, name=None):
+        self.new_shape = tuple(shape)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        return xp.reshape(x, self.new_shape)
+
+    def infer_shape(self, shape):
+        if -1 in self.new_shape:
+            return tuple(None if d == -1 else d for d in self.new_shape)
+        if shape is not None and None not in shape and math.prod(shape) != math.prod(
+            self.new_shape
+        ):
+            raise ValueError(f"{self.label}: cannot reshape {shape} into {self.new_shape}")
+        return self.new_shape
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0])]
+
+
+class ReshapeLike(Operation):
+    def forward(self, xp, x, like):
+        return xp.reshape(x, like.shape)
+
+    def infer_shape(self, x, like):
+        return like
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0]), None]
+
+
+class Transpose(Unary):
+    def __init__(self, x, axes=None, name=None):
+        self.axes = None if axes is None else tuple(axes)
+        super().__init__(x, name=name)
+
+    def _axes(self, ndim):
+        return tuple(reversed(range(ndim))) if self.axes is None else self.axes
+
+    def forward(self, xp, x):
+        return xp.permute_dims(x, self._axes(x.ndim))
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        return tuple(shape[a] for a in self._axes(len(shape)))
+
+    def backward(self, grad):
+        if self.axes is None:
+            return [Transpose(grad)]
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return [Transpose(grad, inverse)]
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def add(a, b, name=None):
+    """a + b, broadcasting like NumPy.
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.add([1.0, 2.0], 1.0)).tolist()
+    [2.0, 3.0]
+    """
+    return Add(a, b, name=name)
+
+
+def subtract(a, b, name=None):
+    """a - b."""
+    return Subtract(a, b, name=name)
+
+
+def multiply(a, b, name=None):
+    """a * b elementwise."""
+    return Multiply(a, b, name=name)
+
+
+def divide(a, b, name=None):
+    """a / b elementwise."""
+    return Divide(a, b, name=name)
+
+
+def negative(x, name=None):
+    """-x."""
+    return Negative(x, name=name)
+
+
+def matmul(a, b, name=None):
+    """Matrix product with NumPy's rules (1-D operands allowed, batch axes broadcast).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.matmul([[1.0, 2.0]], [[3.0], [4.0]])).tolist()
+    [[11.0]]
+    """
+    return MatMul(a, b, name=name)
+
+
+def exp(x, name=None):
+    """e ** x."""
+    return Exp(x, name=name)
+
+
+def log(x, name=None):
+    """Natural logarithm."""
+    return Log(x, name=name)
+
+
+def sqrt(x, name=None):
+    """Square root."""
+    return Sqrt(x, name=name)
+
+
+def square(x, name=None):
+    """x * x."""
+    return Square(x, name=name)
+
+
+def abs(x, name=None):  # noqa: A001 - the public name mirrors numpy/tf
+    """|x| (gradient sign(x), 0 at 0)."""
+    return Abs(x, name=name)
+
+
+def maximum(a, b, name=None):
+    """Elementwise max; at ties the gradient goes to ``a``."""
+    return Maximum(a, b, name=name)
+
+
+def minimum(a, b, name=None):
+    """Elementwise min; at ties the gradient goes to ``a``."""
+    return Minimum(a, b, name=name)
+
+
+def clip(x, low, high, name=None):
+    """x limited to [low, high] (either may be None); gradient 1 inside, 0 outside.
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.clip([-2.0, 0.5, 3.0], 0.0, 1.0)).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return Clip(x, low, high, name=name)
+
+
+def relu(x, name=None):
+    """max(x, 0)."""
+    return Relu(x, name=name)
+
+
+def sigmoid(x, name=None):
+    """1 / (1 + e^-x), computed without overflow for any x.
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.sigmoid([-1000.0, 0.0, 1000.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return Sigmoid(x, name=name)
+
+
+def tanh(x, name=None):
+    """Hyperbolic tangent."""
+    return Tanh(x, name=name)
+
+
+def softmax(x, axis=-1, name=None):
+    """exp(x) normalised over ``axis``, shifted by the max so that it never overflows."""
+    return Softmax(x, axis, name=name)
+
+
+def log_softmax(x, axis=-1, name=None):
+    """log(softmax(x)) = x - logsumexp(x), stable."""
+    return LogSoftmax(x, axis, name=name)
+
+
+def logsumexp(x, axis=None, keepdims=False, name=None):
+    """log(sum(exp(x))) over ``axis``, stable for large |x|.
+
+    >>> import xpnn as xn
+    >>> round(xn.Session().run(xn.logsumexp([1e4, 1e4])).item(), 3)
+    10000.693
+    """
+    return LogSumExp(x, axis, keepdims, name=name)
+
+
+def reduce_sum(x, axis=None, keepdims=False, name=None):
+    """Sum over ``axis`` (an int, a tuple, or None for all).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.reduce_sum([[1.0, 2.0], [3.0, 4.0]], axis=1)).tolist()
+    [3.0, 7.0]
+    """
+    return ReduceSum(x, axis, keepdims, name=name)
+
+
+def reduce_mean(x, axis=None, keepdims=False, name=None):
+    """Mean over ``axis``."""
+    return ReduceMean(x, axis, keepdims, name=name)
+
+
+def reduce_max(x, axis=None, keepdims=False, name=None):
+    """Max over ``axis``; ties share the gradient."""
+    return ReduceMax(x, axis, keepdims, name=name)
+
+
+def reshape(x, shape, name=None):
+    """Reshape (one entry may be -1)."""
+    return Reshape(x, shape, name=name)
+
+
+def transpose(x, axes=None, name=None):
+    """Permute axes (reverse them when ``axes`` is None), like ``numpy.transpose``."""
+    return Transpose(x, axes, name=name)
+
+
+def zeros_like(x, name=None):
+    return ZerosLike(x, name=name)
+
+
+def ones_like(x, name=None):
+    return OnesLike(x, name=name)
+
+
+def add_n(nodes):
+    """Sum of a list of nodes (how gradients from many consumers meet)."""
+    total = nodes[0]
+    for node in nodes[1:]:
+        total = add(total, node)
+    return total
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["as_node"]

@@ -1,0 +1,156 @@
+"""Gradient-descent optimizers: ``minimize(loss)`` adds gradient nodes and one update node.
+Their state (velocities, moments) are non-trainable Variables, so it lives in each Session
+on its device.
+
+>>> import xpnn as xn
+>>> w = xn.Variable([3.0], name="w")
+>>> step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(xn.square(w)))
+>>> sess = xn.Session()
+>>> for _ in range(200):
+...     _ = sess.run(step)
+>>> abs(sess.run(w).item()) < 0.05
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autodiff import gradients
+from .backend import is_floating
+from .graph import Node, Update, Variable
+
+
+class Optimizer:
+    """Base: ``compute_gradients`` + ``apply_gradients`` = ``minimize``."""
+
+    def __init__(self, learning_rate: float):
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        self.learning_rate = float(learning_rate)
+
+    def compute_gradients(self, loss: Node, var_list=None):
+        """[(gradient node, Variable)] for ``var_list`` (default: the graph's trainable ones)."""
+        if var_list is None:
+            var_list = loss.graph.trainable_variables()
+        var_list = list(var_list)
+        if not var_list:
+            raise ValueError("no Variables to optimize: the graph has no trainable Variable")
+        for v in var_list:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{type(self).__name__}: {v!r} is not a Variable")
+            if not is_floating(v.dtype):
+                raise TypeError(
+                    f"{type(self).__name__}: Variable {v.label} has dtype {v.dtype}; only "
+                    "floating Variables can be trained (create it with dtype='float32' or "
+                    "trainable=False)"
+                )
+        grads = gradients(loss, var_list)
+        missing = [v.label for v, g in zip(var_list, grads) if g is None]
+        if len(missing) == len(var_list):
+            raise ValueError(
+                f"no gradient: loss {loss.label} does not depend on any of {missing}"
+            )
+        return list(zip(grads, var_list))
+
+    def apply_gradients(self, grads_and_vars, name=None) -> Update:
+        """One node that, when run, updates every Variable from its gradient."""
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        variables = [v for _, v in pairs]
+        slots = [self._slots(v) for v in variables]
+        return _Step(self, [g for g, _ in pairs], variables, slots, name=name)
+
+    def minimize(self, loss: Node, var_list=None, name=None) -> Update:
+        """The training step: fetch it with ``Session.run`` to update the Variables."""
+        return self.apply_gradients(self.compute_gradients(loss, var_list), name=name)
+
+    # Subclasses: the slot Variables each parameter needs, and the portable update.
+    def _slots(self, variable: Variable) -> list[Variable]:
+        return []
+
+    def _zeros(self, variable: Variable, what: str) -> Variable:
+        return Variable(
+            np.zeros(variable.shape, dtype=variable.dtype),
+            name=f"{variable.label}/{what}",
+            trainable=False,
+            graph=variable.graph,
+        )
+
+    def update(self, xp, param, grad, *slots):
+        """New values (param, *slots) for one Variable."""
+        raise NotImplementedError
+
+
+class _Step(Update):
+    """Inputs: gradients, then Variables, then every Variable's slots (flattened)."""
+
+    def __init__(self, optimizer, grads, variables, slots, name=None):
+        self.optimizer, self.n = optimizer, len(variables)
+        self.slot_counts = [len(s) for s in slots]
+        flat_slots = [s for group in slots for s in group]
+        super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, name=name)
+
+    def forward(self, xp, *values):
+        n = self.n
+        grads, params, rest = values[:n], values[n : 2 * n], values[2 * n :]
+        new_params, new_slots = [], []
+        start = 0
+        for grad, param, count in zip(grads, params, self.slot_counts):
+            slots = rest[start : start + count]
+            start += count
+            if grad.dtype != param.dtype:
+                grad = xp.astype(grad, param.dtype)
+            updated = self.optimizer.update(xp, param, grad, *slots)
+            new_params.append(updated[0])
+            new_slots.extend(updated[1:])
+        return new_params + new_slots
+
+
+class GradientDescentOptimizer(Optimizer):
+    """w <- w - learning_rate * grad."""
+
+    def update(self, xp, param, grad):
+        return (param - self.learning_rate * grad,)
+
+
+SGD = GradientDescentOptimizer
+
+
+class MomentumOptimizer(Optimizer):
+    """v <- momentum v + grad; w <- w - lr v (Nesterov: w <- w - lr (grad + momentum v)),
+    the TensorFlow / PyTorch form."""
+
+    def __init__(self, learning_rate: float, momentum: float = 0.9, use_nesterov: bool = False):
+        super().__init__(learning_rate)
+        self.momentum, self.use_nesterov = float(momentum), use_nesterov
+
+    def _slots(self, variable):
+        return [self._zeros(variable, "momentum")]
+
+    def update(self, xp, param, grad, velocity):
+        velocity = self.momentum * velocity + grad
+        step = grad + self.momentum * velocity if self.use_nesterov else velocity
+        return param - self.learning_rate * step, velocity
+
+
+class AdamOptimizer(Optimizer):
+    """Adam (Kingma & Ba) with bias correction; defaults as TensorFlow and PyTorch."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        super().__init__(learning_rate)
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+
+    def _slots(self, variable):
+        step = Variable(
+            np.zeros((), dtype=variable.dtype), name=f"{variable.label}/adam_t",
+            trainable=False, graph=variable.graph,
+        )
+        return [self._zeros(variable, "adam_m"), self._zeros(variable, "adam_v"), step]
+
+    def update(self, xp, param, grad, m, v, t):
+        t = t + 1.0
+        m = self.beta1 * m + (1.0 - self.beta1) * grad
+        v = self.beta2 * v + (1.0 - self.beta2) * (grad * grad)
+        m_hat = m / (1.0 - self.beta1**t)
+        v_hat = v / (1.0 - self.beta2**t)
+        return param - self.learning_rate * m_hat / (xp.sqrt(v_hat) + self.epsilon), m, v, t

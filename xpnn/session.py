@@ -1,0 +1,329 @@
+"""Session: binds a graph to one array namespace and device, owns the Variables' values
+there, and runs cached plans.
+
+>>> import xpnn as xn
+>>> x = xn.placeholder(name="x")
+>>> w = xn.Variable([2.0], name="w")
+>>> sess = xn.Session(device="cpu")
+>>> sess.run(x * w, feed_dict={x: [3.0]}).tolist()
+[6.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend as devices
+from .autodiff import topological_order
+from .graph import DEFAULT_FLOAT, Constant, Graph, Node, Operation, Placeholder, Update, Variable
+from .graph import get_default_graph
+
+
+class OpError(ValueError):
+    """An op failed while running; the message names the op and its inputs."""
+
+
+@dataclass
+class Plan:
+    """What one (fetches, fed placeholders) pair needs, in order, with slots precomputed."""
+
+    n_slots: int
+    leaves: list  # (slot, Variable | Constant)
+    feeds: list  # (slot, Placeholder)
+    steps: list  # (forward, input slots, output slot, slots to free after, op)
+    updates: list  # (Update op, input slots)
+    fetch_slots: list  # slot per fetch, None for an Update
+
+
+def _flatten(fetches):
+    """Fetches as a flat node list and a function that rebuilds the user's structure."""
+    if isinstance(fetches, Node):
+        return [fetches], lambda values: values[0]
+    if isinstance(fetches, (list, tuple)):
+        parts = [_flatten(f) for f in fetches]
+        sizes = [len(p[0]) for p in parts]
+        kind = type(fetches)
+
+        def rebuild(values):
+            out, start = [], 0
+            for (_, build), n in zip(parts, sizes):
+                out.append(build(values[start : start + n]))
+                start += n
+            return kind(out) if kind in (list, tuple) else kind(*out)
+
+        return [n for p in parts for n in p[0]], rebuild
+    if isinstance(fetches, dict):
+        keys = list(fetches)
+        nodes, build = _flatten([fetches[k] for k in keys])
+        return nodes, lambda values: dict(zip(keys, build(values)))
+    raise TypeError(
+        f"cannot fetch a {type(fetches).__name__}: fetch graph nodes, or a list, tuple or dict "
+        "of them"
+    )
+
+
+class Session:
+    """Runs a graph on one device. ``device="cpu"`` (NumPy), ``"cuda"``/``"cuda:N"`` (CuPy);
+    ``backend=`` picks another namespace ("array_api_strict", "torch", "jax").
+    ``dtype="float64"`` runs every floating value in that dtype (gradient checks use it).
+
+    >>> import xpnn as xn
+    >>> with xn.Graph().as_default():
+    ...     w = xn.Variable(1.0)
+    ...     step = xn.train.GradientDescentOptimizer(0.5).minimize(w * w)
+    ...     sess = xn.Session()
+    ...     sess.run(step)
+    ...     sess.run(w).item()
+    0.0
+    """
+
+    def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None):
+        self.graph = graph if graph is not None else get_default_graph()
+        self.device = devices.resolve(device, backend)
+        self.xp = self.device.xp
+        self.dtype = None if dtype is None else devices.dtype_name(dtype)
+        self._values: dict[Variable, object] = {}
+        self._constants: dict[Constant, object] = {}
+        self._plans: dict[tuple, Plan] = {}
+
+    def __repr__(self) -> str:
+        return f"<Session on {self.device} with {len(self._values)} variable values>"
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the Variables' values and cached plans (frees device memory)."""
+        self._values.clear()
+        self._constants.clear()
+        self._plans.clear()
+
+    # ------------------------------------------------------------------ values
+
+    def _dtype_for(self, host: np.ndarray):
+        name = host.dtype.name
+        if self.dtype is not None and devices.is_floating(name):
+            name = self.dtype
+        return self.device.dtype(name)
+
+    def _leaf_value(self, node):
+        if isinstance(node, Variable):
+            value = self._values.get(node)
+            if value is None:
+                value = self._values[node] = self.device.from_host(
+                    node.initial_value, self._dtype_for(node.initial_value)
+                )
+            return value
+        value = self._constants.get(node)
+        if value is None:
+            value = self._constants[node] = self.device.from_host(
+                node.value, self._dtype_for(node.value)
+            )
+        return value
+
+    def get_value(self, variable: Variable):
+        """The Variable's current value in this session (an array of its namespace)."""
+        self._check_graph(variable, "get_value")
+        return self._leaf_value(variable)
+
+    def set_value(self, variable: Variable, value) -> None:
+        """Replace a Variable's value; shape must match, the dtype is converted.
+
+        >>> import xpnn as xn
+        >>> w = xn.Variable([0.0, 0.0]); sess = xn.Session()
+        >>> sess.set_value(w, [1.0, 2.0]); sess.run(w).tolist()
+        [1.0, 2.0]
+        """
+        self._check_graph(variable, "set_value")
+        if not isinstance(variable, Variable):
+            raise TypeError(f"set_value: {variable.label} is a {variable.kind}, not a Variable")
+        host = devices.to_numpy(value) if not isinstance(value, np.ndarray) else value
+        host = np.asarray(host)
+        if tuple(host.shape) != variable.shape:
+            raise ValueError(
+                f"set_value: Variable {variable.label} has shape {variable.shape}, "
+                f"the new value has shape {tuple(host.shape)}"
+            )
+        dtype = self._dtype_for(variable.initial_value)
+        self._values[variable] = self.device.from_host(host, dtype)
+
+    def _check_graph(self, node, what):
+        if not isinstance(node, Node):
+            raise TypeError(f"{what}: expected a graph node, got {type(node).__name__}")
+        if node.graph is not self.graph:
+            raise ValueError(
+                f"{what}: {node.label} belongs to another graph than this Session's; create the "
+                "Session inside `with graph.as_default():` or pass Session(graph=...)"
+            )
+
+    # ------------------------------------------------------------------ feeds
+
+    def _feed_value(self, placeholder: Placeholder, value):
+        if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
+            if isinstance(value, Node):
+                raise TypeError(
+                    f"the feed for placeholder {placeholder.label} is a graph node "
+                    f"({value.label}); feed arrays, lists or numbers"
+                )
+            host = np.asarray(value)
+            dtype = placeholder.dtype
+            if dtype is None and host.dtype.kind == "f":
+                dtype = self.dtype or DEFAULT_FLOAT
+            elif self.dtype is not None and dtype is not None and devices.is_floating(dtype):
+                dtype = self.dtype
+            if host.dtype.kind not in "fiub":
+                raise TypeError(
+                    f"placeholder {placeholder.label}: cannot feed data of dtype {host.dtype}"
+                )
+            array = self.device.from_host(host, dtype or host.dtype)
+        else:
+            if not self.device.owns(value):
+                raise TypeError(
+                    f"placeholder {placeholder.label} was fed a {devices.describe(value)}, but "
+                    f"this Session runs on {self.device.backend} device {self.device.name}: feed "
+                    f"NumPy data (it is moved for you) or an array on {self.device.name}"
+                )
+            array = value
+            want = self.dtype if self.dtype and devices.is_floating(array.dtype) else None
+            want = want or placeholder.dtype
+            if want is not None and devices.dtype_name(array.dtype) != want:
+                array = self.xp.astype(array, self.device.dtype(want))
+        self._check_shape(placeholder, tuple(array.shape))
+        return array
+
+    @staticmethod
+    def _check_shape(placeholder: Placeholder, shape):
+        expected = placeholder.shape
+        if expected is None:
+            return
+        if len(expected) != len(shape) or any(
+            e is not None and e != s for e, s in zip(expected, shape)
+        ):
+            raise ValueError(
+                f"placeholder {placeholder.label} expects shape "
+                f"{tuple('?' if e is None else e for e in expected)} but was fed shape {shape}"
+            )
+
+    # ------------------------------------------------------------------ plans
+
+    def _compile(self, nodes, fed) -> Plan:
+        for node in nodes:
+            self._check_graph(node, "Session.run")
+        order = topological_order(nodes)
+        missing = [n for n in order if isinstance(n, Placeholder) and n not in fed]
+        if missing:
+            names = ", ".join(repr(n.label) for n in missing)
+            raise ValueError(
+                f"placeholder {names} must be fed to compute "
+                f"{', '.join(repr(n.label) for n in nodes)}: pass feed_dict={{{missing[0].label}"
+                ": value}"
+            )
+        slot = {node: i for i, node in enumerate(order)}
+        leaves, feeds, steps, updates = [], [], [], []
+        for node in order:
+            if isinstance(node, Update):
+                updates.append((node, tuple(slot[i] for i in node.inputs)))
+            elif isinstance(node, Operation):
+                steps.append([node.forward, tuple(slot[i] for i in node.inputs), slot[node], (), node])
+            elif isinstance(node, Placeholder):
+                feeds.append((slot[node], node))
+            elif isinstance(node, (Variable, Constant)):
+                leaves.append((slot[node], node))
+            else:
+                raise TypeError(f"cannot run {node!r}: unknown node kind")
+        # Free each intermediate after its last reader, unless it is fetched or an update reads it.
+        keep = {slot[n] for n in nodes} | {s for _, ins in updates for s in ins}
+        last_use = {}
+        for index, step in enumerate(steps):
+            for s in step[1]:
+                last_use[s] = index
+        frees = {}
+        for s, index in last_use.items():
+            if s not in keep and s not in {sl for sl, _ in leaves}:
+                frees.setdefault(index, []).append(s)
+        for index, step in enumerate(steps):
+            step[3] = tuple(frees.get(index, ()))
+        fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
+        return Plan(len(order), leaves, feeds, [tuple(s) for s in steps], updates, fetch_slots)
+
+    def run(self, fetches, feed_dict=None, to_numpy=False):
+        """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
+        from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
+        ``to_numpy=True``); an optimizer step fetches as None."""
+        nodes, rebuild = _flatten(fetches)
+        feed_dict = feed_dict or {}
+        key = (tuple(nodes), frozenset(feed_dict))
+        plan = self._plans.get(key)
+        if plan is None:
+            for node in feed_dict:
+                self._check_feed_key(node)
+            plan = self._plans[key] = self._compile(nodes, feed_dict)
+
+        values = [None] * plan.n_slots
+        for s, placeholder in plan.feeds:
+            values[s] = self._feed_value(placeholder, feed_dict[placeholder])
+        for s, leaf in plan.leaves:
+            values[s] = self._leaf_value(leaf)
+        xp = self.xp
+        step = None
+        try:
+            for step in plan.steps:
+                forward, ins, out, frees, _ = step
+                values[out] = forward(xp, *[values[i] for i in ins])
+                for f in frees:
+                    values[f] = None
+            if plan.updates:
+                self._commit(plan, values)
+        except OpError:
+            raise
+        except Exception as exc:
+            if step is None or not plan.steps:
+                raise
+            raise self._op_error(step, values, exc) from exc
+
+        out = [None if s is None else values[s] for s in plan.fetch_slots]
+        if to_numpy:
+            out = [None if v is None else devices.to_numpy(v) for v in out]
+        return rebuild(out)
+
+    def _commit(self, plan: Plan, values) -> None:
+        new = []
+        for op, ins in plan.updates:
+            try:
+                result = op.forward(self.xp, *[values[i] for i in ins])
+            except Exception as exc:
+                raise self._op_error((None, ins, None, (), op), values, exc) from exc
+            new.extend(zip(op.targets, result))
+        for variable, value in new:  # all computed: now write, so a failure changes nothing
+            self._values[variable] = value
+
+    def _check_feed_key(self, node):
+        if not isinstance(node, Node):
+            raise TypeError(
+                f"feed_dict keys must be placeholders, got {type(node).__name__} {node!r}"
+            )
+        self._check_graph(node, "feed_dict")
+        if not isinstance(node, Placeholder):
+            raise TypeError(
+                f"feed_dict key {node.label} is a {node.kind}, not a placeholder: only "
+                "placeholders can be fed (use Session.set_value to change a Variable)"
+            )
+
+    def _op_error(self, step, values, exc) -> OpError:
+        op = step[4]
+        parts = []
+        for position, (node, s) in enumerate(zip(op.inputs, step[1])):
+            v = values[s]
+            desc = "freed" if v is None else (
+                f"shape {tuple(v.shape)} {devices.dtype_name(v.dtype)} on {self.device.name}"
+            )
+            parts.append(f"  input {position} {node.label}: {desc}")
+        return OpError(
+            f"{op.label} ({op.type}) failed: {exc}\n" + "\n".join(parts)
+            + "\nno Variable was changed by this run"
+        )
