@@ -162,6 +162,21 @@ class GreaterEqual(Elementwise):
         return [None, None]
 
 
+class Equal(Elementwise):
+    """1.0 where a == b else 0.0 as float32 (counting correct predictions; no gradient)."""
+
+    def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
+        return xp.astype(xp.equal(a, b), xp.float32)
+
+    def infer_dtype(self, *dtypes):
+        return "float32"
+
+    def backward(self, grad):
+        return [None, None]
+
+
 class Unary(Operation):
     def infer_shape(self, shape):
         return shape
@@ -386,7 +401,7 @@ class MatMulGradB(Operation):
 
     def backward(self, grad):
         g, a, b = self.inputs
-        return [matmul(a, grad), MatMulGradA(g, grad, b), None]
+        return [matmul(a, grad), MatMulGradA(g, a, grad), None]
 
 
 # --------------------------------------------------------------------------- reductions
@@ -501,6 +516,22 @@ class OnesLike(Unary):
 class ZerosLike(Unary):
     def forward(self, xp, x):
         return xp.zeros_like(x)
+
+    def backward(self, grad):
+        return [None]
+
+
+class ArgMax(Reduction):
+    """Index of the largest entry along one axis (int64; no gradient)."""
+
+    def __init__(self, x, axis=-1, name=None):
+        super().__init__(x, axis, False, name=name)
+
+    def forward(self, xp, x):
+        return xp.argmax(x, axis=self.axis[0])
+
+    def infer_dtype(self, dtype):
+        return "int64"
 
     def backward(self, grad):
         return [None]
@@ -769,6 +800,21 @@ def reshape(x, shape, name=None):
 def transpose(x, axes=None, name=None):
     """Permute axes (reverse them when ``axes`` is None), like ``numpy.transpose``."""
     return Transpose(x, axes, name=name)
+
+
+def argmax(x, axis=-1, name=None):
+    """Index of the max along ``axis`` (no gradient).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.argmax([[0.1, 0.9], [0.8, 0.2]])).tolist()
+    [1, 0]
+    """
+    return ArgMax(x, axis, name=name)
+
+
+def equal(a, b, name=None):
+    """1.0 where a == b else 0.0 (float32; no gradient)."""
+    return Equal(a, b, name=name)
 
 
 def zeros_like(x, name=None):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend as devices
+from . import io
 from .autodiff import topological_order
 from .graph import DEFAULT_FLOAT, Constant, Graph, Node, Operation, Placeholder, Update, Variable
 from .graph import get_default_graph
@@ -151,6 +152,37 @@ class Session:
             )
         dtype = self._dtype_for(variable.initial_value)
         self._values[variable] = self.device.from_host(host, dtype)
+
+    def save(self, path) -> None:
+        """Write every Variable of the graph (optimizer state too) to ``path`` (.npz, atomic).
+
+        >>> import xpnn as xn, tempfile, os
+        >>> w = xn.Variable([1.0], name="w"); sess = xn.Session()
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+        >>> sess.save(path); sess.set_value(w, [5.0]); sess.restore(path); sess.run(w).tolist()
+        [1.0]
+        """
+        io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
+                              for n, v in self._named_variables().items()})
+
+    def restore(self, path) -> None:
+        """Load Variables saved by :meth:`save`; names and shapes are all checked before any
+        value changes."""
+        arrays = io.load_arrays(path)
+        named = self._named_variables()
+        io.check_shapes({n: v.shape for n, v in named.items()}, arrays, f"restore({path})")
+        for name, variable in named.items():
+            self.set_value(variable, arrays[name])
+
+    def _named_variables(self) -> dict:
+        named = {}
+        for v in self.graph.variables:
+            if v.label in named:
+                raise ValueError(
+                    f"two Variables are named {v.label!r}: give Variables unique names to save them"
+                )
+            named[v.label] = v
+        return named
 
     def _check_graph(self, node, what):
         if not isinstance(node, Node):

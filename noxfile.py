@@ -1,0 +1,30 @@
+"""One test session per backend: `nox -s "tests(backend='numpy')"`, `nox -s tests_cupy`, `nox -s lint`."""
+
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+@nox.parametrize("backend", ["numpy", "array_api_strict", "torch"])
+def tests(session, backend):
+    session.install("-e", ".[test]")
+    if backend == "torch":
+        session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
+    session.run("pytest", "-q", f"--xp={backend}", *session.posargs)
+
+
+@nox.session(tags=["gpu"])
+def tests_cupy(session):
+    if shutil.which("nvidia-smi") is None:
+        session.skip("no NVIDIA driver (nvidia-smi not found)")
+    session.install("-e", ".[test,cuda]")
+    session.run("pytest", "-q", "--xp=cupy", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "xpnn", "tests", "examples", "benchmarks", "noxfile.py")

@@ -1,0 +1,432 @@
+"""Layers and models built on the graph: a layer turns an input node into an output node
+and owns Variables; ``NNClassifier`` wraps a graph, a Session and the series' training loop.
+
+>>> import xpnn as xn
+>>> X, y = xn.data.make_blobs(n_per_class=20, seed=0)
+>>> model = xn.nn.NNClassifier([2, 8, 2], seed=0)
+>>> history = model.fit(X, y, epochs=30, batch_size=8, lr=0.1, verbose=0)
+>>> model.score(X, y) > 0.95
+True
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from . import data, io, losses, ops, optimizers
+from . import init as initializers
+from .autodiff import gradients
+from .backend import dtype_name, to_numpy
+from .graph import Graph, Node, Variable, placeholder
+from .session import Session
+
+
+class Layer:
+    """Callable on a graph node. Parameters are Variables; when the layer belongs to a
+    model, ``layer.W`` / ``layer.b`` read and write their values in the model's Session."""
+
+    session: Session | None = None
+
+    def __call__(self, x: Node) -> Node:
+        raise NotImplementedError
+
+    def parameters(self) -> list[Variable]:
+        return []
+
+
+class Linear(Layer):
+    """y = x @ W + b with W of shape (n_in, n_out): rows are samples.
+
+    >>> import xpnn as xn
+    >>> layer = xn.nn.Linear(3, 2, seed=0)
+    >>> layer.weight.shape, layer.bias.shape
+    ((3, 2), (2,))
+    """
+
+    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name="linear"):
+        rng = initializers.generator(seed)
+        make = initializers.get(init)
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
+        self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
+        self.dW = self.db = None
+
+    def __call__(self, x: Node) -> Node:
+        return ops.add(ops.matmul(x, self.weight), self.bias)
+
+    def parameters(self):
+        return [self.weight, self.bias]
+
+    def _session(self) -> Session:
+        if self.session is None:
+            raise RuntimeError(
+                "this layer is not part of a model: read its values with "
+                "session.run(layer.weight) or add it to an NNClassifier"
+            )
+        return self.session
+
+    @property
+    def W(self):
+        return self._session().get_value(self.weight)
+
+    @W.setter
+    def W(self, value):
+        self._session().set_value(self.weight, value)
+
+    @property
+    def b(self):
+        return self._session().get_value(self.bias)
+
+    @b.setter
+    def b(self, value):
+        self._session().set_value(self.bias, value)
+
+    def __repr__(self) -> str:
+        return f"Linear({self.n_in}, {self.n_out})"
+
+
+class _Activation(Layer):
+    op = None
+
+    def __call__(self, x):
+        return type(self).op(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_Activation):
+    op = staticmethod(ops.relu)
+
+
+class Sigmoid(_Activation):
+    op = staticmethod(ops.sigmoid)
+
+
+class Tanh(_Activation):
+    op = staticmethod(ops.tanh)
+
+
+class Softmax(_Activation):
+    op = staticmethod(ops.softmax)
+
+
+ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+class Sequential(Layer):
+    """Layers applied in order."""
+
+    def __init__(self, *layers):
+        self.layers = list(layers[0] if len(layers) == 1 and isinstance(layers[0], list)
+                           else layers)
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
+
+
+class MLP(Sequential):
+    """Linear layers of sizes ``units`` with an activation between them; the output is the
+    last layer's logits (no activation).
+
+    >>> import xpnn as xn
+    >>> xn.nn.MLP([4, 8, 3])
+    MLP(Linear(4, 8), ReLU(), Linear(8, 3))
+    """
+
+    def __init__(self, units, activation="relu", seed=None, dtype="float32", init="he_normal"):
+        if len(units) < 2:
+            raise ValueError(f"units needs an input and an output size, got {units}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        rng = initializers.generator(seed)
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
+            layers.append(Linear(n_in, n_out, init=init, seed=rng, dtype=dtype, name=f"layers.{i}"))
+            if i < len(units) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        super().__init__(layers)
+
+
+OPTIMIZERS = {
+    "sgd": optimizers.GradientDescentOptimizer,
+    "momentum": optimizers.MomentumOptimizer,
+    "adam": optimizers.AdamOptimizer,
+}
+
+
+class History(dict):
+    """Per-epoch lists: ``loss``, ``accuracy`` (and ``val_loss``, ``val_accuracy``)."""
+
+    @property
+    def history(self):  # Keras spelling
+        return self
+
+
+class NNClassifier:
+    """A softmax MLP classifier on its own graph and Session.
+
+    The series' loop: ``loss(X, t)``, ``backward()``, ``SGD(model, lr).step()``, and
+    ``forward_probs(X)``; or the scikit-learn way: ``fit``, ``predict``, ``score``.
+
+    >>> import xpnn as xn
+    >>> X, y = xn.data.make_moons(64, noise=0.1, seed=0)
+    >>> model = xn.nn.NNClassifier([2, 10, 2], seed=0)
+    >>> opt = xn.nn.SGD(model, lr=0.5)
+    >>> first = model.loss(X, y)
+    >>> for _ in range(50):
+    ...     _ = model.loss(X, y); model.backward(); opt.step()
+    >>> model.loss(X, y) < first
+    True
+    """
+
+    def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
+                 dtype="float32"):
+        self.units, self.activation = [int(u) for u in units], activation
+        self.dtype = dtype_name(dtype)
+        self.graph = Graph()
+        with self.graph.as_default():
+            self.inputs = placeholder(self.dtype, (None, self.units[0]), name="X")
+            self.labels = placeholder("int64", (None,), name="t")
+            self.mlp = MLP(self.units, activation, seed=seed, dtype=self.dtype)
+            self.logits = self.mlp(self.inputs)
+            self.probs = ops.softmax(self.logits)
+            self.loss_node = losses.sparse_softmax_cross_entropy(self.labels, self.logits)
+            self.n_correct = ops.reduce_sum(ops.equal(ops.argmax(self.logits), self.labels))
+            self.params = self.mlp.parameters()
+            self.grad_nodes = gradients(self.loss_node, self.params)
+        self.session = Session(self.graph, device=device, backend=backend)
+        for layer in self.layers:
+            layer.session = self.session
+        self._last_feed = None
+        self._train_steps = {}
+
+    @property
+    def layers(self):
+        """The Linear layers (``layers[i].W`` / ``.b`` are arrays on the model's device)."""
+        return [layer for layer in self.mlp.layers if isinstance(layer, Linear)]
+
+    @property
+    def device(self):
+        return self.session.device
+
+    def __repr__(self) -> str:
+        return f"NNClassifier({self.units}, activation={self.activation!r}, device={self.device})"
+
+    # ------------------------------------------------------------------ checks
+
+    def _features(self, X):
+        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        if len(shape) != 2 or shape[1] != self.units[0]:
+            raise ValueError(
+                f"X must have shape (n_samples, {self.units[0]}), got {shape}"
+            )
+        return X
+
+    def _targets(self, t, n):
+        host = np.asarray(to_numpy(t))
+        if host.ndim != 1 or host.shape[0] != n:
+            raise ValueError(f"labels must have shape ({n},) to match X, got {host.shape}")
+        if host.dtype.kind not in "iu":
+            if host.dtype.kind == "f" and np.all(host == np.round(host)):
+                host = host.astype(np.int64)
+            else:
+                raise ValueError(f"labels must be integers, got dtype {host.dtype}")
+        k = self.units[-1]
+        bad = (host < 0) | (host >= k)
+        if bad.any():
+            raise ValueError(
+                f"label {host[bad][0]} is outside [0, {k}): this model has {k} classes"
+            )
+        return host.astype(np.int64, copy=False)
+
+    def _feed(self, X, t=None):
+        X = self._features(X)
+        feed = {self.inputs: X}
+        if t is not None:
+            feed[self.labels] = self._targets(t, X.shape[0])
+        return feed
+
+    # ------------------------------------------------------------------ the lesson's loop
+
+    def forward(self, X):
+        """Logits for ``X`` (an array on the model's device)."""
+        return self.session.run(self.logits, self._feed(X))
+
+    def forward_probs(self, X):
+        """Class probabilities for ``X`` (softmax of the logits), on the model's device."""
+        return self.session.run(self.probs, self._feed(X))
+
+    def loss(self, X, t) -> float:
+        """Mean cross-entropy for integer labels ``t``; remembers the batch for backward()."""
+        self._last_feed = self._feed(X, t)
+        return float(to_numpy(self.session.run(self.loss_node, self._last_feed)))
+
+    def backward(self):
+        """Gradients of the last ``loss(X, t)``: sets ``layer.dW`` and ``layer.db``."""
+        if self._last_feed is None:
+            raise RuntimeError("call loss(X, t) before backward()")
+        grads = self.session.run(self.grad_nodes, self._last_feed)
+        for i, layer in enumerate(self.layers):
+            layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
+        return grads
+
+    # ------------------------------------------------------------------ scikit-learn way
+
+    def _train_step(self, optimizer, lr):
+        key = (optimizer, lr)
+        if key not in self._train_steps:
+            if optimizer not in OPTIMIZERS:
+                raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+            opt = OPTIMIZERS[optimizer](lr)
+            with self.graph.as_default():
+                self._train_steps[key] = opt.apply_gradients(zip(self.grad_nodes, self.params))
+        return self._train_steps[key]
+
+    def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", lr=0.01,
+            validation_data=None, verbose=1, seed=0, shuffle=True) -> History:
+        """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
+        ``verbose=1`` shows a progress bar (tqdm when installed)."""
+        X = self._features(X)
+        y = self._targets(y, X.shape[0])
+        step = self._train_step(optimizer, lr)
+        fetches = [step, self.loss_node, self.n_correct]
+        rng = initializers.generator(seed)
+        history = History(loss=[], accuracy=[])
+        n = X.shape[0]
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            losses_, correct = [], []
+            batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
+            n_batches = -(-n // batch_size)
+            for Xb, yb in _progress(batch_iter, n_batches, epoch, epochs, verbose):
+                _, loss, hits = self.session.run(fetches, {self.inputs: Xb, self.labels: yb})
+                losses_.append((loss, Xb.shape[0]))
+                correct.append(hits)
+            # One host sync per epoch, not per step.
+            total = sum(float(to_numpy(loss)) * m for loss, m in losses_)
+            history["loss"].append(total / n)
+            history["accuracy"].append(sum(float(to_numpy(c)) for c in correct) / n)
+            if validation_data is not None:
+                val_loss, val_acc = self.evaluate(*validation_data, batch_size=max(batch_size, 1024))
+                history.setdefault("val_loss", []).append(val_loss)
+                history.setdefault("val_accuracy", []).append(val_acc)
+            if verbose:
+                _report(epoch, epochs, history, time.perf_counter() - started)
+        return history
+
+    def evaluate(self, X, y, batch_size=1024) -> tuple[float, float]:
+        """(mean loss, accuracy) over ``X, y``."""
+        X = self._features(X)
+        y = self._targets(y, X.shape[0])
+        total = correct = 0.0
+        for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
+            loss, hits = self.session.run([self.loss_node, self.n_correct],
+                                          {self.inputs: Xb, self.labels: yb}, to_numpy=True)
+            total += float(loss) * Xb.shape[0]
+            correct += float(hits)
+        return total / X.shape[0], correct / X.shape[0]
+
+    def predict_proba(self, X, batch_size=4096) -> np.ndarray:
+        """Class probabilities as a host NumPy array."""
+        X = self._features(X)
+        parts = [self.session.run(self.probs, {self.inputs: Xb}, to_numpy=True)
+                 for Xb, _ in data.batches(X, None, batch_size, shuffle=False)]
+        return np.concatenate(parts) if parts else np.empty((0, self.units[-1]), self.dtype)
+
+    def predict(self, X, batch_size=4096) -> np.ndarray:
+        """Predicted class labels (int64, host)."""
+        return np.argmax(self.predict_proba(X, batch_size), axis=1).astype(np.int64)
+
+    def score(self, X, y) -> float:
+        """Accuracy on ``X, y``."""
+        return self.evaluate(X, y)[1]
+
+    # ------------------------------------------------------------------ save / load
+
+    def _param_names(self):
+        return {f"layers.{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in (("W", layer.weight), ("b", layer.bias))}
+
+    def save(self, path) -> None:
+        """Write the architecture and weights to ``path`` (.npz, no pickle, atomic)."""
+        arrays = {name: to_numpy(self.session.get_value(v))
+                  for name, v in self._param_names().items()}
+        arrays["__units__"] = np.asarray(self.units, dtype=np.int64)
+        arrays["__activation__"] = np.asarray(self.activation)
+        io.save_arrays(path, arrays)
+
+    def load_weights(self, path) -> None:
+        """Load weights saved by :meth:`save`; a file for another architecture raises and
+        leaves this model unchanged."""
+        arrays = io.load_arrays(path)
+        names = self._param_names()
+        io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})")
+        for name, variable in names.items():
+            self.session.set_value(variable, arrays[name])
+
+    @classmethod
+    def load(cls, path, device=None, backend=None) -> NNClassifier:
+        """A new model from a file written by :meth:`save`, on ``device``/``backend``."""
+        arrays = io.load_arrays(path)
+        if "__units__" not in arrays:
+            raise ValueError(f"{path}: no architecture stored (not written by NNClassifier.save)")
+        model = cls(arrays["__units__"].tolist(), str(arrays["__activation__"]),
+                    device=device, backend=backend, dtype=arrays["layers.0.W"].dtype)
+        model.load_weights(path)
+        return model
+
+
+class SGD:
+    """The lesson's optimizer: ``step()`` moves every layer by -lr times the gradients the
+    last ``backward()`` stored. It runs one update node on the model's graph."""
+
+    def __init__(self, model: NNClassifier, lr=0.01):
+        self.model, self.lr = model, float(lr)
+        with model.graph.as_default():
+            self.grad_inputs = [placeholder(p.dtype, p.shape, name=f"grad/{p.label}")
+                                for p in model.params]
+            self.update = optimizers.GradientDescentOptimizer(lr).apply_gradients(
+                zip(self.grad_inputs, model.params))
+
+    def step(self) -> None:
+        grads = []
+        for layer in self.model.layers:
+            if layer.dW is None:
+                raise RuntimeError("call model.backward() before SGD.step()")
+            grads += [layer.dW, layer.db]
+        self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
+
+
+def _progress(iterable, total, epoch, epochs, verbose):
+    if verbose != 1:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                file=sys.stderr)
+
+
+def _report(epoch, epochs, history, seconds):
+    parts = [f"epoch {epoch + 1}/{epochs}", f"{seconds:.2f}s"]
+    parts += [f"{k} {v[-1]:.4f}" for k, v in history.items()]
+    print(" - ".join(parts), flush=True)
