@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from . import ops
-from .graph import Node, Operation
+from .graph import Constant, Node, Operation
 
 _registry: dict[str, Callable] = {}
 
@@ -83,6 +85,11 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
         grad_ys = [None] * len(ys)
     elif not isinstance(grad_ys, (list, tuple)):
         grad_ys = [grad_ys]
+    if len(grad_ys) != len(ys):
+        raise ValueError(
+            f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys; give one seed per y (wrap "
+            "an array seed for a single y in a node or a list of one)"
+        )
     for node in ys + xs:
         if not isinstance(node, Node):
             raise TypeError(f"gradients takes graph nodes, got {type(node).__name__}")
@@ -99,7 +106,12 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
 
     contributions: dict[Node, list[Node]] = {}
     for y, g in zip(ys, grad_ys):
-        seed = ops.ones_like(y) if g is None else ops.as_node(g, y.graph)
+        if g is None and y.shape == () and y.dtype is not None:
+            seed = Constant(np.ones((), dtype=y.dtype), graph=y.graph)  # no run-time op needed
+        elif g is None:
+            seed = ops.ones_like(y)
+        else:
+            seed = ops.as_node(g, y.graph)
         contributions.setdefault(y, []).append(seed)
 
     total: dict[Node, Node] = {}

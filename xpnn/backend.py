@@ -57,18 +57,19 @@ class Device:
             name = dtype_name(name)
         return getattr(self.xp, name)
 
-    def from_host(self, value, dtype=None):
-        """Move host data (NumPy array, list, scalar) to this device."""
+    def from_host(self, value, dtype=None, copy=False):
+        """Move host data (NumPy array, list, scalar) to this device. ``copy=True`` makes
+        sure the result shares no memory with ``value`` (on the host too)."""
         if dtype is not None:
             host = np.asarray(value, dtype=dtype_name(dtype))
         else:
             host = np.asarray(value)
         if self.backend == "numpy":
-            return host
+            return np.array(host, copy=True) if copy else host
         if self.backend == "array_api_strict":
             return self.xp.asarray(host, device=self.device, copy=True)
         if self.backend == "torch":
-            return self.xp.asarray(np.ascontiguousarray(host), device=self.device, copy=True)
+            return self.xp.asarray(np.asarray(host, order="C"), device=self.device, copy=True)
         if self.backend == "cupy":
             # CuPy ignores device= outside asarray; entering the device covers both.
             with self.device:

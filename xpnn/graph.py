@@ -176,7 +176,9 @@ def host_value(value, dtype=None) -> np.ndarray:
 
 
 def _is_device_array(value) -> bool:
-    return hasattr(value, "__array_namespace__") or hasattr(value, "__dlpack__")
+    import array_api_compat
+
+    return array_api_compat.is_array_api_obj(value)
 
 
 class Placeholder(Node):
@@ -234,6 +236,9 @@ class Operation(Node):
     """
 
     kind = "op"
+    # Positions of inputs read only for .shape/.ndim/.dtype: the plan passes a description
+    # instead, so the array itself can be freed (or overwritten) early.
+    shape_only: tuple = ()
 
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)

@@ -41,7 +41,10 @@ def load_arrays(path) -> dict:
     if not path.exists() and path.with_name(path.name + ".npz").exists():
         path = path.with_name(path.name + ".npz")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):  # a .npy file: one array, no names
+            raise ValueError("it holds a single .npy array, not named arrays")
+        with data:
             return {k: data[k] for k in data.files}
     except ValueError as exc:
         raise ValueError(f"{path}: not a plain .npz of arrays ({exc})") from exc

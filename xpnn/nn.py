@@ -192,7 +192,7 @@ class NNClassifier:
     >>> opt = xn.nn.SGD(model, lr=0.5)
     >>> first = model.loss(X, y)
     >>> for _ in range(50):
-    ...     _ = model.loss(X, y); model.backward(); opt.step()
+    ...     _ = model.loss(X, y); _ = model.backward(); opt.step()
     >>> model.loss(X, y) < first
     True
     """
@@ -248,7 +248,11 @@ class NNClassifier:
             if host.dtype.kind == "f" and np.all(host == np.round(host)):
                 host = host.astype(np.int64)
             else:
-                raise ValueError(f"labels must be integers, got dtype {host.dtype}")
+                bad = host[host != np.round(host)] if host.dtype.kind == "f" else host
+                raise ValueError(
+                    f"labels must be integers in [0, {self.units[-1]}), got "
+                    f"{bad[0] if bad.size else 'no value'} (dtype {host.dtype})"
+                )
         k = self.units[-1]
         bad = (host < 0) | (host >= k)
         if bad.any():
@@ -294,7 +298,9 @@ class NNClassifier:
         key = (optimizer, lr)
         if key not in self._train_steps:
             if optimizer not in OPTIMIZERS:
-                raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+                raise ValueError(
+                    f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}"
+                )
             opt = OPTIMIZERS[optimizer](lr)
             with self.graph.as_default():
                 self._train_steps[key] = opt.apply_gradients(zip(self.grad_nodes, self.params))
@@ -325,7 +331,8 @@ class NNClassifier:
             history["loss"].append(total / n)
             history["accuracy"].append(sum(float(to_numpy(c)) for c in correct) / n)
             if validation_data is not None:
-                val_loss, val_acc = self.evaluate(*validation_data, batch_size=max(batch_size, 1024))
+                val_loss, val_acc = self.evaluate(*validation_data,
+                                                  batch_size=max(batch_size, 1024))
                 history.setdefault("val_loss", []).append(val_loss)
                 history.setdefault("val_accuracy", []).append(val_acc)
             if verbose:
@@ -388,8 +395,10 @@ class NNClassifier:
         arrays = io.load_arrays(path)
         if "__units__" not in arrays:
             raise ValueError(f"{path}: no architecture stored (not written by NNClassifier.save)")
+        # A file missing layers.0.W still builds the model: load_weights then names what is missing.
+        dtype = arrays["layers.0.W"].dtype if "layers.0.W" in arrays else "float32"
         model = cls(arrays["__units__"].tolist(), str(arrays["__activation__"]),
-                    device=device, backend=backend, dtype=arrays["layers.0.W"].dtype)
+                    device=device, backend=backend, dtype=dtype)
         model.load_weights(path)
         return model
 

@@ -344,15 +344,13 @@ class MatMul(Operation):
         return [MatMulGradA(grad, a, b), MatMulGradB(grad, a, b)]
 
 
-def _promote(xp, g, a, b):
-    """View 1-D operands of a matmul (and its gradient) as matrices."""
-    if a.ndim == 1:
-        a = a[None, :]
-        g = xp.expand_dims(g, axis=-2)
-    if b.ndim == 1:
-        b = b[:, None]
-        g = xp.expand_dims(g, axis=-1)
-    return g, a, b
+def _expand_grad(xp, g, a_ndim, b_ndim):
+    """The gradient of a matmul with 1-D operands, viewed as the matrix product's."""
+    if a_ndim == 1:
+        g = g[..., None, :]
+    if b_ndim == 1:
+        g = g[..., None]
+    return g
 
 
 def _reduce_to(xp, x, shape):
@@ -367,15 +365,19 @@ def _reduce_to(xp, x, shape):
 
 
 class MatMulGradA(Operation):
-    """d(a @ b)/da applied to grad: grad @ b^T, reduced to a's shape."""
+    """d(a @ b)/da applied to grad: grad @ b^T, reduced to a's shape (a: shape only)."""
+
+    shape_only = (1,)
 
     def forward(self, xp, g, a, b):
         if a.ndim == 2 and b.ndim == 2:
             return xp.matmul(g, xp.matrix_transpose(b))
         if a.ndim == 1 and b.ndim == 1:
             return xp.multiply(g, b)
-        g2, a2, b2 = _promote(xp, g, a, b)
-        return xp.reshape(_reduce_to(xp, xp.matmul(g2, xp.matrix_transpose(b2)), a2.shape), a.shape)
+        a_shape = (1,) + tuple(a.shape) if a.ndim == 1 else tuple(a.shape)
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = _expand_grad(xp, g, a.ndim, b.ndim)
+        return xp.reshape(_reduce_to(xp, xp.matmul(g2, xp.matrix_transpose(b2)), a_shape), a.shape)
 
     def infer_shape(self, g, a, b):
         return a
@@ -386,15 +388,19 @@ class MatMulGradA(Operation):
 
 
 class MatMulGradB(Operation):
-    """d(a @ b)/db applied to grad: a^T @ grad, reduced to b's shape."""
+    """d(a @ b)/db applied to grad: a^T @ grad, reduced to b's shape (b: shape only)."""
+
+    shape_only = (2,)
 
     def forward(self, xp, g, a, b):
         if a.ndim == 2 and b.ndim == 2:
             return xp.matmul(xp.matrix_transpose(a), g)
         if a.ndim == 1 and b.ndim == 1:
             return xp.multiply(g, a)
-        g2, a2, b2 = _promote(xp, g, a, b)
-        return xp.reshape(_reduce_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b2.shape), b.shape)
+        b_shape = tuple(b.shape) + (1,) if b.ndim == 1 else tuple(b.shape)
+        a2 = a[None, :] if a.ndim == 1 else a
+        g2 = _expand_grad(xp, g, a.ndim, b.ndim)
+        return xp.reshape(_reduce_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b_shape), b.shape)
 
     def infer_shape(self, g, a, b):
         return b
@@ -457,6 +463,8 @@ class ReduceMax(Reduction):
 class BroadcastBack(Operation):
     """Undo a reduction's shape change: re-insert reduced axes, broadcast to ``like``."""
 
+    shape_only = (1,)
+
     def __init__(self, grad, like, axis, keepdims, mean=False):
         self.axis, self.keepdims, self.mean = axis, keepdims, mean
         super().__init__(grad, like)
@@ -481,6 +489,8 @@ class BroadcastBack(Operation):
 class SumTo(Operation):
     """grad summed down to the shape of ``like`` (the gradient of broadcasting)."""
 
+    shape_only = (1,)
+
     def forward(self, xp, grad, like):
         shape = tuple(like.shape)
         if tuple(grad.shape) == shape:
@@ -495,6 +505,8 @@ class SumTo(Operation):
 
 
 class BroadcastLike(Operation):
+    shape_only = (1,)
+
     def forward(self, xp, x, like):
         return xp.broadcast_to(x, like.shape)
 
@@ -596,11 +608,15 @@ class Reshape(Unary):
         return xp.reshape(x, self.new_shape)
 
     def infer_shape(self, shape):
+        known = shape is not None and None not in shape
         if -1 in self.new_shape:
-            return tuple(None if d == -1 else d for d in self.new_shape)
-        if shape is not None and None not in shape and math.prod(shape) != math.prod(
-            self.new_shape
-        ):
+            rest = -math.prod(self.new_shape)  # product of the other entries
+            if not known:
+                return tuple(None if d == -1 else d for d in self.new_shape)
+            if rest <= 0 or math.prod(shape) % rest:
+                raise ValueError(f"{self.label}: cannot reshape {shape} into {self.new_shape}")
+            return tuple(math.prod(shape) // rest if d == -1 else d for d in self.new_shape)
+        if known and math.prod(shape) != math.prod(self.new_shape):
             raise ValueError(f"{self.label}: cannot reshape {shape} into {self.new_shape}")
         return self.new_shape
 
@@ -609,6 +625,8 @@ class Reshape(Unary):
 
 
 class ReshapeLike(Operation):
+    shape_only = (1,)
+
     def forward(self, xp, x, like):
         return xp.reshape(x, like.shape)
 

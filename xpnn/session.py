@@ -11,12 +11,15 @@ there, and runs cached plans.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
+import array_api_compat
 import numpy as np
 
 from . import backend as devices
-from . import io
+from . import fastpath, io
 from .autodiff import topological_order
 from .graph import DEFAULT_FLOAT, Constant, Graph, Node, Operation, Placeholder, Update, Variable
 from .graph import get_default_graph
@@ -33,15 +36,37 @@ class Plan:
     n_slots: int
     leaves: list  # (slot, Variable | Constant)
     feeds: list  # (slot, Placeholder)
-    steps: list  # (forward, input slots, output slot, slots to free after, op)
-    updates: list  # (Update op, input slots)
+    steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
+    updates: list  # (Update op, input slots, which gradients the update may overwrite)
     fetch_slots: list  # slot per fetch, None for an Update
+    copies: set  # fetched slots holding a Variable that NumPy updates in place
+
+
+class _Meta:
+    """What a shape-only input passes: shape, ndim and dtype, not the array."""
+
+    __slots__ = ("shape", "ndim", "dtype")
+
+    def __init__(self, array):
+        self.shape, self.ndim, self.dtype = tuple(array.shape), array.ndim, array.dtype
+
+    @classmethod
+    def static(cls, shape, dtype):
+        meta = cls.__new__(cls)
+        meta.shape, meta.ndim, meta.dtype = tuple(shape), len(shape), dtype
+        return meta
+
+
+def _describe(array):
+    return _Meta(array)
 
 
 def _flatten(fetches):
     """Fetches as a flat node list and a function that rebuilds the user's structure."""
     if isinstance(fetches, Node):
         return [fetches], lambda values: values[0]
+    if type(fetches) is list and all(isinstance(f, Node) for f in fetches):
+        return fetches, list
     if isinstance(fetches, (list, tuple)):
         parts = [_flatten(f) for f in fetches]
         sizes = [len(p[0]) for p in parts]
@@ -117,7 +142,7 @@ class Session:
             value = self._values.get(node)
             if value is None:
                 value = self._values[node] = self.device.from_host(
-                    node.initial_value, self._dtype_for(node.initial_value)
+                    node.initial_value, self._dtype_for(node.initial_value), copy=True
                 )
             return value
         value = self._constants.get(node)
@@ -130,7 +155,9 @@ class Session:
     def get_value(self, variable: Variable):
         """The Variable's current value in this session (an array of its namespace)."""
         self._check_graph(variable, "get_value")
-        return self._leaf_value(variable)
+        value = self._leaf_value(variable)
+        # NumPy sessions update Variables in place: never hand out the live buffer.
+        return value.copy() if self.device.backend == "numpy" else value
 
     def set_value(self, variable: Variable, value) -> None:
         """Replace a Variable's value; shape must match, the dtype is converted.
@@ -151,7 +178,7 @@ class Session:
                 f"the new value has shape {tuple(host.shape)}"
             )
         dtype = self._dtype_for(variable.initial_value)
-        self._values[variable] = self.device.from_host(host, dtype)
+        self._values[variable] = self.device.from_host(host, dtype, copy=True)
 
     def save(self, path) -> None:
         """Write every Variable of the graph (optimizer state too) to ``path`` (.npz, atomic).
@@ -196,7 +223,7 @@ class Session:
     # ------------------------------------------------------------------ feeds
 
     def _feed_value(self, placeholder: Placeholder, value):
-        if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
+        if isinstance(value, np.ndarray) or not array_api_compat.is_array_api_obj(value):
             if isinstance(value, Node):
                 raise TypeError(
                     f"the feed for placeholder {placeholder.label} is a graph node "
@@ -255,33 +282,91 @@ class Session:
                 f"{', '.join(repr(n.label) for n in nodes)}: pass feed_dict={{{missing[0].label}"
                 ": value}"
             )
-        slot = {node: i for i, node in enumerate(order)}
+        needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
+                      for i in op.shape_only}
+        slot, meta, producer, static = {}, {}, {}, {}
         leaves, feeds, steps, updates = [], [], [], []
+
+        def new_slot():
+            return len(slot) + len(meta)
+
         for node in order:
+            slot[node] = new_slot()
             if isinstance(node, Update):
                 updates.append((node, tuple(slot[i] for i in node.inputs)))
             elif isinstance(node, Operation):
-                steps.append([node.forward, tuple(slot[i] for i in node.inputs), slot[node], (), node])
+                ins = tuple(meta[i] if k in node.shape_only else slot[i]
+                            for k, i in enumerate(node.inputs))
+                producer[slot[node]] = node
+                steps.append([node, ins, slot[node]])
             elif isinstance(node, Placeholder):
-                feeds.append((slot[node], node))
+                feeds.append((slot[node], node, self._feed_dtype(node)))
             elif isinstance(node, (Variable, Constant)):
                 leaves.append((slot[node], node))
             else:
                 raise TypeError(f"cannot run {node!r}: unknown node kind")
-        # Free each intermediate after its last reader, unless it is fetched or an update reads it.
-        keep = {slot[n] for n in nodes} | {s for _, ins in updates for s in ins}
-        last_use = {}
-        for index, step in enumerate(steps):
-            for s in step[1]:
-                last_use[s] = index
-        frees = {}
-        for s, index in last_use.items():
-            if s not in keep and s not in {sl for sl, _ in leaves}:
-                frees.setdefault(index, []).append(s)
-        for index, step in enumerate(steps):
-            step[3] = tuple(frees.get(index, ()))
+            if node in needs_meta:
+                meta[node] = new_slot()
+                if node.shape is not None and None not in node.shape and node.dtype:
+                    static[meta[node]] = _Meta.static(node.shape, self.device.dtype(node.dtype))
+                else:
+                    steps.append([None, (slot[node],), meta[node]])
+
         fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
-        return Plan(len(order), leaves, feeds, [tuple(s) for s in steps], updates, fetch_slots)
+        keep = {s for s in fetch_slots if s is not None}
+        last_use = {}
+        for index, (_, ins, _) in enumerate(steps):
+            for s in ins:
+                last_use[s] = index
+        update_reads = [s for _, ins in updates for s in ins]
+        for s in update_reads:
+            last_use[s] = len(steps)
+
+        fast = self.device.backend == "numpy"
+        # A buffer may be overwritten only if an op made it fresh and nothing else can see it:
+        # not fetched, not aliased through an op that may return (a view of) its input.
+        aliased = set()
+        for node, ins, _ in steps:
+            if node is not None and type(node) not in fastpath.FRESH:
+                aliased.update(s for k, s in enumerate(ins) if k not in node.shape_only)
+
+        def owned(s, index):
+            return (fast and s in producer and type(producer[s]) in fastpath.FRESH
+                    and s not in aliased and s not in keep and last_use.get(s) == index)
+
+        frees = {}
+        loaded = {s for s, _ in leaves} | {s for s, _, _ in feeds} | set(static)
+        for s, index in last_use.items():
+            if s not in keep and s not in loaded and index < len(steps):
+                frees.setdefault(index, []).append(s)
+
+        compiled = []
+        for index, (node, ins, out) in enumerate(steps):
+            if node is None:
+                fn = _describe
+            else:
+                fn = functools.partial(node.forward, self.xp)
+                if fast:
+                    donate = bool(ins) and ins.count(ins[0]) == 1 and owned(ins[0], index)
+                    fn = fastpath.forward_fn(node, donate, fn)
+            # itemgetter gathers the inputs in C; with one index it returns the bare value.
+            compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
+                             tuple(frees.get(index, ())), ins, node))
+        update_plan = []
+        for op, ins in updates:
+            grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
+                                for s in ins[: getattr(op, "n", 0)])
+            update_plan.append((op, ins, grads_owned))
+        copies = {slot[n] for n in nodes if fast and isinstance(n, Variable)}
+        leaves += list(static.items())  # shape descriptions known before the run
+        return Plan(new_slot(), leaves, feeds, compiled, update_plan, fetch_slots, copies)
+
+    def _feed_dtype(self, placeholder):
+        """The NumPy dtype host data for ``placeholder`` is converted to when floating."""
+        if self.dtype is not None and (placeholder.dtype is None
+                                       or devices.is_floating(placeholder.dtype)):
+            return np.dtype(self.dtype)
+        return np.dtype(placeholder.dtype or DEFAULT_FLOAT)
 
     def run(self, fetches, feed_dict=None, to_numpy=False):
         """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
@@ -297,39 +382,51 @@ class Session:
             plan = self._plans[key] = self._compile(nodes, feed_dict)
 
         values = [None] * plan.n_slots
-        for s, placeholder in plan.feeds:
-            values[s] = self._feed_value(placeholder, feed_dict[placeholder])
+        host_ok = self.device.backend == "numpy"
+        for s, placeholder, dtype in plan.feeds:
+            value = feed_dict[placeholder]
+            if host_ok and type(value) is np.ndarray and value.dtype == dtype:
+                self._check_shape(placeholder, value.shape)  # the common case, made cheap
+                values[s] = value
+            else:
+                values[s] = self._feed_value(placeholder, value)
         for s, leaf in plan.leaves:
-            values[s] = self._leaf_value(leaf)
-        xp = self.xp
+            values[s] = leaf if type(leaf) is _Meta else self._leaf_value(leaf)
         step = None
         try:
             for step in plan.steps:
-                forward, ins, out, frees, _ = step
-                values[out] = forward(xp, *[values[i] for i in ins])
+                fn, gather, single, out, frees, _, _ = step
+                values[out] = fn(gather(values)) if single else fn(*gather(values))
                 for f in frees:
                     values[f] = None
+            step = None
             if plan.updates:
                 self._commit(plan, values)
         except OpError:
             raise
         except Exception as exc:
-            if step is None or not plan.steps:
+            if step is None:
                 raise
             raise self._op_error(step, values, exc) from exc
 
         out = [None if s is None else values[s] for s in plan.fetch_slots]
+        if plan.copies:  # NumPy Variables are updated in place: hand out copies
+            out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
         if to_numpy:
             out = [None if v is None else devices.to_numpy(v) for v in out]
         return rebuild(out)
 
     def _commit(self, plan: Plan, values) -> None:
+        """Apply the run's Variable updates, after every other step has succeeded."""
         new = []
-        for op, ins in plan.updates:
+        for op, ins, grads_owned in plan.updates:
+            args = [values[i] for i in ins]
             try:
-                result = op.forward(self.xp, *[values[i] for i in ins])
+                if self.device.backend == "numpy" and fastpath.update_inplace(op, args, grads_owned):
+                    continue
+                result = op.forward(self.xp, *args)
             except Exception as exc:
-                raise self._op_error((None, ins, None, (), op), values, exc) from exc
+                raise self._op_error((None, None, None, None, (), ins, op), values, exc) from exc
             new.extend(zip(op.targets, result))
         for variable, value in new:  # all computed: now write, so a failure changes nothing
             self._values[variable] = value
@@ -346,10 +443,12 @@ class Session:
                 "placeholders can be fed (use Session.set_value to change a Variable)"
             )
 
-    def _op_error(self, step, values, exc) -> OpError:
-        op = step[4]
+    def _op_error(self, step, values, exc) -> Exception:
+        ins, op = step[5], step[6]
+        if op is None:
+            return exc
         parts = []
-        for position, (node, s) in enumerate(zip(op.inputs, step[1])):
+        for position, (node, s) in enumerate(zip(op.inputs, ins)):
             v = values[s]
             desc = "freed" if v is None else (
                 f"shape {tuple(v.shape)} {devices.dtype_name(v.dtype)} on {self.device.name}"

@@ -1,0 +1,226 @@
+"""MLP 784-512-256-10 (ReLU, batch 128, plain SGD lr 0.1) on MNIST: xpnn vs a hand-written
+NumPy loop vs PyTorch, same initial weights and batches, interleaved epochs, medians.
+
+    python benchmarks/mlp_mnist.py --data ../shared/datasets/mnist --epochs 5
+    python benchmarks/mlp_mnist.py --device cuda        # CuPy vs PyTorch CUDA on a GPU
+
+Without --data (or when the files are missing) it trains on random data of MNIST's shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+import xpnn as xn
+
+UNITS = [784, 512, 256, 10]
+
+
+def load(args):
+    if args.data:
+        (X, y), (Xt, yt) = xn.data.load_mnist(root=args.data, download=False)
+        return X, y, Xt, yt, "MNIST"
+    rng = np.random.default_rng(0)
+    X = rng.random((60_000, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 60_000)
+    return X, y, X[:10_000], y[:10_000], "random data of MNIST's shape"
+
+
+def initial_weights(seed=0):
+    rng = xn.init.generator(seed)
+    return [
+        (xn.init.he_normal((n_in, n_out), rng), np.zeros(n_out, np.float32))
+        for n_in, n_out in zip(UNITS[:-1], UNITS[1:])
+    ]
+
+
+def epoch_orders(n, epochs, batch_size, seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+# ----------------------------------------------------------------------------- NumPy by hand
+
+
+class NumpyMLP:
+    """Forward, closed-form backward, in-place SGD: the loop a careful person writes."""
+
+    def __init__(self, weights, lr):
+        self.params = [(W.copy(), b.copy()) for W, b in weights]
+        self.lr = lr
+
+    def logits(self, X):
+        a = X
+        for i, (W, b) in enumerate(self.params):
+            a = a @ W + b
+            if i < len(self.params) - 1:
+                a = np.maximum(a, 0)
+        return a
+
+    def step(self, X, y):
+        acts = [X]
+        for i, (W, b) in enumerate(self.params):
+            z = acts[-1] @ W + b
+            acts.append(np.maximum(z, 0) if i < len(self.params) - 1 else z)
+        z = acts[-1]
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(y)), y] -= 1  # dL/dz = (softmax - one_hot) / n
+        dz = p / len(y)
+        for i in reversed(range(len(self.params))):
+            W, b = self.params[i]
+            dW, db = acts[i].T @ dz, dz.sum(axis=0)
+            if i:
+                dz = (dz @ W.T) * (acts[i] > 0)
+            W -= self.lr * dW
+            b -= self.lr * db
+
+    def accuracy(self, X, y):
+        return float(np.mean(np.argmax(self.logits(X), axis=1) == y))
+
+
+def run_numpy_epoch(model, X, y, order, batch_size):
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        model.step(X[idx], y[idx])
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+def make_torch(weights, lr, device):
+    import torch
+
+    layers = []
+    for i, (W, b) in enumerate(weights):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(device)
+    return model, torch.optim.SGD(model.parameters(), lr=lr)
+
+
+def run_torch_epoch(model, opt, X, y, order, batch_size, device):
+    import torch
+    import torch.nn.functional as F
+
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        xb = torch.from_numpy(X[idx]).to(device, non_blocking=True)
+        yb = torch.from_numpy(y[idx]).to(device, non_blocking=True)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+def torch_accuracy(model, X, y, device):
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.from_numpy(X).to(device))
+    return float((logits.argmax(1).cpu().numpy() == y).mean())
+
+
+# ----------------------------------------------------------------------------- xpnn
+
+
+def make_xpnn(weights, lr, device):
+    model = xn.nn.NNClassifier(UNITS, device=device)
+    for layer, (W, b) in zip(model.layers, weights):
+        layer.W, layer.b = W, b
+    step = model._train_step("sgd", lr)
+    return model, step
+
+
+def run_xpnn_epoch(model, step, X, y, order, batch_size):
+    run, inputs, labels = model.session.run, model.inputs, model.labels
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        run(step, {inputs: X[idx], labels: y[idx]})
+    xn.to_numpy(model.layers[0].b)  # wait for the device
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
+    args = p.parse_args(argv)
+
+    X, y, Xt, yt, what = load(args)
+    weights = initial_weights()
+    orders = epoch_orders(len(X), args.epochs, args.batch_size)
+    print(f"data: {what}; {args.epochs} epochs of {-(-len(X) // args.batch_size)} steps, "
+          f"batch {args.batch_size}, SGD lr {args.lr}, device {args.device}")
+
+    runners = {}
+    model, step = make_xpnn(weights, args.lr, args.device)
+    runners["xpnn"] = (lambda o: run_xpnn_epoch(model, step, X, y, o, args.batch_size),
+                       lambda: model.score(Xt, yt))
+    if args.device == "cpu":
+        ref = NumpyMLP(weights, args.lr)
+        runners["numpy"] = (lambda o: run_numpy_epoch(ref, X, y, o, args.batch_size),
+                            lambda: ref.accuracy(Xt, yt))
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("torch not importable: skipping the PyTorch baseline")
+        else:
+            tdev = "cuda" if args.device.startswith("cuda") else "cpu"
+            tmodel, topt = make_torch(weights, args.lr, tdev)
+            runners["torch"] = (
+                lambda o: run_torch_epoch(tmodel, topt, X, y, o, args.batch_size, tdev),
+                lambda: torch_accuracy(tmodel, Xt, yt, tdev),
+            )
+            print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    times = {name: [] for name in runners}
+    for epoch, order in enumerate(orders):
+        for name, (run_epoch, _) in runners.items():
+            start = time.perf_counter()
+            run_epoch(order)
+            times[name].append(time.perf_counter() - start)
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()),
+              flush=True)
+
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    print("\nmedian seconds per epoch and test accuracy after training:")
+    for name, (_, accuracy) in runners.items():
+        print(f"  {name:6s} {medians[name]:.3f} s/epoch   accuracy {accuracy():.4f}")
+    for base in ("torch", "numpy"):
+        if base in medians:
+            print(f"  xpnn / {base}: {medians['xpnn'] / medians[base]:.3f}")
+
+    if args.device == "cpu" and not args.no_memory:
+        peaks = {}
+        for name, run_epoch in (("xpnn", runners["xpnn"][0]), ("numpy", runners["numpy"][0])):
+            tracemalloc.start()
+            run_epoch(orders[0][: 50 * args.batch_size])
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        print(f"\npeak traced memory over 50 steps: xpnn {peaks['xpnn'] / 2**20:.1f} MiB, "
+              f"numpy {peaks['numpy'] / 2**20:.1f} MiB, ratio {peaks['xpnn'] / peaks['numpy']:.2f}")
+    return {"medians": medians}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Lesson 4: a 3-layer ReLU MLP with a softmax output, trained by minibatch gradient descent
+on MNIST (the lesson reached 92.37% test accuracy with plain SGD; these defaults reach 98%).
+
+    python examples/mnist_mlp.py --device cpu [--backend numpy|array_api_strict|torch|cupy]
+        [--data ../shared/datasets/mnist] [--epochs 10] [--optimizer momentum] [--lr 0.05]
+
+``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
+of MNIST's shape (no files needed).
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import xpnn as xn
+
+
+def synthetic_mnist(n_train=60000, n_test=10000, seed=0):
+    """Random 28x28 'images' whose label is a fixed random linear function of the pixels,
+    so an MLP can learn it; shapes and dtypes are MNIST's."""
+    rng = np.random.default_rng(seed)
+    projection = rng.standard_normal((784, 10)).astype(np.float32)
+
+    def split(n):
+        X = rng.random((n, 784), dtype=np.float32)
+        return X, np.argmax((X - 0.5) @ projection, axis=1).astype(np.int64)
+
+    return split(n_train), split(n_test)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Lesson 4: MLP on MNIST")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default=None)
+    parser.add_argument("--data", default=None,
+                        help="folder with the MNIST IDX files (default: $XPNN_DATA/mnist or "
+                             "~/.cache/xpnn/mnist, downloaded when missing)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="momentum")
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--units", type=int, nargs="+", default=[512, 256],
+                        help="hidden layer sizes")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
+    parser.add_argument("--synthetic", action="store_true", help="random data, no files")
+    parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    args = parser.parse_args(argv)
+
+    if args.synthetic:
+        (X, y), (X_test, y_test) = synthetic_mnist(seed=args.seed)
+    else:
+        (X, y), (X_test, y_test) = xn.data.load_mnist(root=args.data)
+    if args.limit:
+        X, y, X_test, y_test = X[:args.limit], y[:args.limit], X_test[:args.limit], y_test[:args.limit]
+    print(f"train {X.shape}, test {X_test.shape}")
+
+    model = xn.nn.NNClassifier([784, *args.units, 10], device=args.device, backend=args.backend,
+                               seed=args.seed)
+    print(model)
+    started = time.perf_counter()
+    history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+                        validation_data=(X_test, y_test) if args.validate else None,
+                        verbose=2 if args.quiet else 1)
+    seconds = time.perf_counter() - started
+    test_loss, test_accuracy = model.evaluate(X_test, y_test)
+    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "
+          f"training took {seconds:.1f} s")
+    return {"test_accuracy": test_accuracy, "test_loss": test_loss, "seconds": seconds,
+            "history": dict(history)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""Every primitive op: forward values against NumPy (float32) and gradients against central
+finite differences (float64, ``xn.gradcheck``), on every backend, including broadcasting."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn import ops
+
+# --------------------------------------------------------------------------- inputs
+
+
+def normal(*shape):
+    return lambda r: r.standard_normal(shape)
+
+
+def positive(*shape):
+    return lambda r: r.uniform(0.5, 2.0, shape)
+
+
+def nonzero(*shape):
+    """Values at least 0.2 away from 0 (the kink of abs/relu)."""
+    return lambda r: r.uniform(0.2, 1.5, shape) * r.choice([-1.0, 1.0], shape)
+
+
+def distinct(*shape):
+    """Values at least 0.25 apart (no ties for reduce_max)."""
+    return lambda r: r.permutation(int(np.prod(shape))).reshape(shape) * 0.25 - 1.0
+
+
+def around_clip(*shape):
+    """Values inside and outside [-0.5, 0.5], never within 0.05 of either bound."""
+    return lambda r: r.choice([-1.3, -0.9, -0.2, 0.1, 0.3, 0.8, 1.2], shape) + r.uniform(
+        -0.05, 0.05, shape
+    )
+
+
+def pair_apart(shape_a, shape_b):
+    """(a, b) with |a - b| >= 0.2 everywhere after broadcasting (no ties for max/min)."""
+
+    def make(r):
+        b = r.standard_normal(shape_b)
+        a = np.broadcast_to(b, np.broadcast_shapes(shape_a, shape_b))
+        a = (a + r.uniform(0.2, 1.0, a.shape) * r.choice([-1.0, 1.0], a.shape))
+        # a must have shape_a: only valid when shape_a is the broadcast shape
+        assert a.shape == tuple(shape_a)
+        return [a, b]
+
+    return make
+
+
+# --------------------------------------------------------------------------- NumPy references
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    return np.log(np_softmax(x, axis))
+
+
+def np_logsumexp(x, axis=None, keepdims=False):
+    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Case(NamedTuple):
+    id: str
+    build: object  # (*nodes) -> node
+    ref: object  # (*float64 arrays) -> float64 array
+    make: list  # per input: rng -> array, or one callable returning all inputs
+
+
+def case(id, build, ref, *makes):
+    return pytest.param(Case(id, build, ref, list(makes)), id=id)
+
+
+CASES = [
+    # arithmetic, with broadcasting and Python-number operands
+    case("add", xn.add, np.add, normal(3, 4), normal(3, 4)),
+    case("add-bias", xn.add, np.add, normal(5, 3), normal(3)),
+    case("add-col+row", xn.add, np.add, normal(3, 1), normal(1, 4)),
+    case("add-scalar", lambda x: x + 2.5, lambda x: x + 2.5, normal(3, 4)),
+    case("radd-scalar", lambda x: 2.5 + x, lambda x: 2.5 + x, normal(3, 4)),
+    case("subtract", xn.subtract, np.subtract, normal(3, 4), normal(3, 4)),
+    case("subtract-bias", xn.subtract, np.subtract, normal(5, 3), normal(3)),
+    case("subtract-into-batch", xn.subtract, np.subtract, normal(3), normal(2, 3)),
+    case("rsub-scalar", lambda x: 1.5 - x, lambda x: 1.5 - x, normal(4)),
+    case("multiply", xn.multiply, np.multiply, normal(3, 4), normal(3, 4)),
+    case("multiply-row", xn.multiply, np.multiply, normal(1, 4), normal(3, 4)),
+    case("multiply-col", xn.multiply, np.multiply, normal(3, 4), normal(3, 1)),
+    case("multiply-scalar", lambda x: 3.0 * x, lambda x: 3.0 * x, normal(2, 3)),
+    case("divide", xn.divide, np.divide, normal(3, 4), positive(3, 4)),
+    case("divide-bias", xn.divide, np.divide, normal(3, 4), positive(4)),
+    case("divide-by-batch", xn.divide, np.divide, normal(4), positive(3, 4)),
+    case("rdiv-scalar", lambda x: 1.0 / x, lambda x: 1.0 / x, positive(5)),
+    case("div-scalar", lambda x: x / 4.0, lambda x: x / 4.0, normal(5)),
+    case("negative", xn.negative, np.negative, normal(3, 4)),
+    # matmul in every rank combination NumPy allows
+    case("matmul-2d@2d", xn.matmul, np.matmul, normal(2, 3), normal(3, 4)),
+    case("matmul-1d@2d", xn.matmul, np.matmul, normal(3), normal(3, 4)),
+    case("matmul-W@x", xn.matmul, np.matmul, normal(4, 3), normal(3)),
+    case("matmul-1d@1d", xn.matmul, np.matmul, normal(3), normal(3)),
+    case("matmul-3d@3d", xn.matmul, np.matmul, normal(2, 2, 3), normal(2, 3, 4)),
+    case("matmul-3d@2d", xn.matmul, np.matmul, normal(2, 2, 3), normal(3, 4)),
+    case("matmul-2d@3d", xn.matmul, np.matmul, normal(4, 3), normal(2, 3, 5)),
+    case("matmul-1d@3d", xn.matmul, np.matmul, normal(3), normal(2, 3, 4)),
+    case("matmul-3d@1d", xn.matmul, np.matmul, normal(2, 4, 3), normal(3)),
+    case("matmul-batch-bcast", xn.matmul, np.matmul, normal(1, 2, 3), normal(2, 3, 4)),
+    # elementwise functions
+    case("exp", xn.exp, np.exp, normal(3, 4)),
+    case("log", xn.log, np.log, positive(3, 4)),
+    case("sqrt", xn.sqrt, np.sqrt, positive(3, 4)),
+    case("square", xn.square, np.square, normal(3, 4)),
+    case("abs", xn.abs, np.abs, nonzero(3, 4)),
+    case("maximum", xn.maximum, np.maximum, pair_apart((3, 4), (3, 4))),
+    case("maximum-bias", xn.maximum, np.maximum, pair_apart((3, 4), (4,))),
+    case("minimum", xn.minimum, np.minimum, pair_apart((3, 4), (3, 4))),
+    case("minimum-bias", xn.minimum, np.minimum, pair_apart((3, 4), (4,))),
+    case("clip", lambda x: xn.clip(x, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5),
+         around_clip(4, 5)),
+    case("clip-low-only", lambda x: xn.clip(x, -0.5, None), lambda x: np.maximum(x, -0.5),
+         around_clip(4, 5)),
+    case("clip-high-only", lambda x: xn.clip(x, None, 0.5), lambda x: np.minimum(x, 0.5),
+         around_clip(4, 5)),
+    case("relu", xn.relu, lambda x: np.maximum(x, 0.0), nonzero(4, 5)),
+    case("sigmoid", xn.sigmoid, np_sigmoid, normal(3, 4)),
+    case("tanh", xn.tanh, np.tanh, normal(3, 4)),
+    # softmax family
+    case("softmax", xn.softmax, np_softmax, normal(3, 4)),
+    case("softmax-axis0", lambda x: xn.softmax(x, axis=0), lambda x: np_softmax(x, 0),
+         normal(3, 4)),
+    case("softmax-1d", xn.softmax, np_softmax, normal(5)),
+    case("log_softmax", xn.log_softmax, np_log_softmax, normal(3, 4)),
+    case("log_softmax-axis0", lambda x: xn.log_softmax(x, axis=0),
+         lambda x: np_log_softmax(x, 0), normal(3, 4)),
+    case("logsumexp", xn.logsumexp, np_logsumexp, normal(3, 4)),
+    case("logsumexp-keepdims", lambda x: xn.logsumexp(x, keepdims=True),
+         lambda x: np_logsumexp(x, keepdims=True), normal(3, 4)),
+    case("logsumexp-axis1", lambda x: xn.logsumexp(x, axis=1),
+         lambda x: np_logsumexp(x, axis=1), normal(3, 4)),
+    case("logsumexp-axis0-keepdims", lambda x: xn.logsumexp(x, axis=0, keepdims=True),
+         lambda x: np_logsumexp(x, axis=0, keepdims=True), normal(3, 4)),
+    case("logsumexp-axes02", lambda x: xn.logsumexp(x, axis=(0, 2)),
+         lambda x: np_logsumexp(x, axis=(0, 2)), normal(2, 3, 4)),
+    # reductions
+    case("reduce_sum", xn.reduce_sum, np.sum, normal(3, 4)),
+    case("reduce_sum-axis1", lambda x: xn.reduce_sum(x, axis=1), lambda x: x.sum(axis=1),
+         normal(3, 4)),
+    case("reduce_sum-axis0-keepdims", lambda x: xn.reduce_sum(x, axis=0, keepdims=True),
+         lambda x: x.sum(axis=0, keepdims=True), normal(3, 4)),
+    case("reduce_sum-axes-neg", lambda x: xn.reduce_sum(x, axis=(0, -1)),
+         lambda x: x.sum(axis=(0, -1)), normal(2, 3, 4)),
+    case("reduce_mean", xn.reduce_mean, np.mean, normal(3, 4)),
+    case("reduce_mean-axis-1", lambda x: xn.reduce_mean(x, axis=-1),
+         lambda x: x.mean(axis=-1), normal(3, 4)),
+    case("reduce_mean-axis0-keepdims", lambda x: xn.reduce_mean(x, axis=0, keepdims=True),
+         lambda x: x.mean(axis=0, keepdims=True), normal(3, 4)),
+    case("reduce_mean-axes12", lambda x: xn.reduce_mean(x, axis=(1, 2)),
+         lambda x: x.mean(axis=(1, 2)), normal(2, 3, 4)),
+    case("reduce_max", xn.reduce_max, np.max, distinct(3, 4)),
+    case("reduce_max-axis1", lambda x: xn.reduce_max(x, axis=1), lambda x: x.max(axis=1),
+         distinct(3, 4)),
+    case("reduce_max-axis0-keepdims", lambda x: xn.reduce_max(x, axis=0, keepdims=True),
+         lambda x: x.max(axis=0, keepdims=True), distinct(3, 4)),
+    case("reduce_max-keepdims", lambda x: xn.reduce_max(x, keepdims=True),
+         lambda x: x.max(keepdims=True), distinct(3, 4)),
+    # shapes
+    case("reshape", lambda x: xn.reshape(x, (4, 6)), lambda x: x.reshape(4, 6), normal(2, 3, 4)),
+    case("reshape-minus1", lambda x: xn.reshape(x, (-1, 3)), lambda x: x.reshape(-1, 3),
+         normal(2, 3, 2)),
+    case("transpose", xn.transpose, np.transpose, normal(3, 4)),
+    case("transpose-3d", xn.transpose, np.transpose, normal(2, 3, 4)),
+    case("transpose-axes", lambda x: xn.transpose(x, (1, 2, 0)),
+         lambda x: np.transpose(x, (1, 2, 0)), normal(2, 3, 4)),
+    # operators compose the same ops (x ** 2 is square, x ** 0.5 is sqrt)
+    case("operators", lambda a, b: -(a * b - a / b + 2.0) @ b ** 2 + a ** 0.5,
+         lambda a, b: -(a * b - a / b + 2.0) @ b ** 2 + a ** 0.5, positive(3, 3), positive(3, 3)),
+]
+
+
+def inputs_for(c: Case, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for make in c.make:
+        made = make(rng)
+        arrays.extend(made if isinstance(made, list) else [made])
+    return [np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+def projected_loss(out, shape, seed=1):
+    """sum(out * R) with fixed random R: a seed that catches errors a plain sum would not
+    (the plain sum of a softmax has zero gradient)."""
+    r = np.random.default_rng(seed).standard_normal(shape)
+    return xn.reduce_sum(out * xn.constant(r))
+
+
+# --------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("c", CASES)
+def test_forward_matches_numpy(dev, c):
+    arrays = inputs_for(c)
+    host32 = [a.astype(np.float32) for a in arrays]
+    expected = np.asarray(c.ref(*[a.astype(np.float64) for a in host32]))
+    with xn.Graph().as_default():
+        phs = [xn.placeholder(shape=a.shape, name=f"in{i}") for i, a in enumerate(arrays)]
+        out = c.build(*phs)
+        assert out.shape == expected.shape  # static shape inference
+        result = xn.Session(device=dev).run(out, dict(zip(phs, host32)))
+    assert dev.owns(result)
+    assert result.dtype == dev.dtype("float32")
+    assert tuple(result.shape) == expected.shape
+    np.testing.assert_allclose(xn.to_numpy(result), expected, rtol=2e-5, atol=2e-6)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("static", [True, False], ids=["static-shapes", "unknown-shapes"])
+@pytest.mark.parametrize("c", CASES)
+def test_gradient_matches_finite_differences(dev, c, static):
+    arrays = inputs_for(c)
+    expected_shape = np.asarray(c.ref(*arrays)).shape
+    with xn.Graph().as_default():
+        phs = [
+            xn.placeholder(shape=a.shape if static else None, name=f"in{i}")
+            for i, a in enumerate(arrays)
+        ]
+        loss = projected_loss(c.build(*phs), expected_shape)
+        feed = dict(zip(phs, arrays))
+        # each gradient has its input's shape (broadcasting summed back)
+        grads = xn.Session(device=dev, dtype="float64").run(xn.gradients(loss, phs), feed)
+        for g, a in zip(grads, arrays):
+            assert tuple(g.shape) == a.shape
+            assert dev.owns(g)
+        report = xn.gradcheck(loss, phs, feed, device=dev)
+    assert report.ok and report.max_error < 1e-5
+
+
+def test_gradient_of_variable_through_python_scalars(dev):
+    """Python numbers on either side of every operator; exact derivative known."""
+    x0 = np.array([0.5, 1.0, 2.0])
+    with xn.Graph().as_default():
+        x = xn.Variable(x0, name="x")
+        y = xn.reduce_sum(3.0 * x - 1.0 + x / 2.0 + 4.0 / x + (2.0 - x) * 0.5)
+        (g,) = xn.gradients(y, [x])
+        value, grad = xn.Session(device=dev).run([y, g], to_numpy=True)
+    np.testing.assert_allclose(value, np.sum(3 * x0 - 1 + x0 / 2 + 4 / x0 + (2 - x0) * 0.5))
+    np.testing.assert_allclose(grad, 3.0 + 0.5 - 4.0 / x0**2 - 0.5, rtol=1e-12)
+
+
+def test_broadcast_gradients_reduce_to_each_input_shape(dev):
+    """Closed forms: d sum(R*(X+b))/db = R.sum(0); d sum(R*(r*X))/dr = (R*X).sum(0)."""
+    rng = np.random.default_rng(3)
+    X0, b0, r0, R = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(
+        (1, 3)
+    ), rng.standard_normal((5, 3))
+    with xn.Graph().as_default():
+        X = xn.placeholder(name="X")
+        b = xn.Variable(b0, name="b")
+        r = xn.Variable(r0, name="r")
+        s = xn.Variable(np.float64(0.7), name="s")
+        loss = xn.reduce_sum(xn.constant(R) * ((X + b) * r * s))
+        gX, gb, gr, gs = xn.gradients(loss, [X, b, r, s])
+        out = xn.Session(device=dev).run([gX, gb, gr, gs], {X: X0.astype(np.float64)},
+                                         to_numpy=True)
+    assert [o.shape for o in out] == [(5, 3), (3,), (1, 3), ()]
+    X32 = X0.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(out[0], R * r0 * 0.7, rtol=1e-5)
+    np.testing.assert_allclose(out[1], (R * r0 * 0.7).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(out[2], (R * (X32 + b0) * 0.7).sum(0, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(out[3], np.sum(R * (X32 + b0) * r0), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (lambda x: xn.maximum(x, 1.0), [1.0, 0.0, 1.0]),  # tie at x == 1 goes to x
+        (lambda x: xn.minimum(x, 1.0), [0.0, 1.0, 1.0]),
+        (lambda x: xn.abs(x - 1.0), [1.0, -1.0, 0.0]),
+        (lambda x: xn.relu(x - 1.0), [1.0, 0.0, 0.0]),
+        (lambda x: xn.clip(x, 0.0, 1.0), [0.0, 1.0, 1.0]),  # bounds count as inside
+    ],
+    ids=["maximum", "minimum", "abs", "relu", "clip"],
+)
+def test_subgradients_at_kinks(dev, build, expected):
+    with xn.Graph().as_default():
+        x = xn.Variable([2.0, 0.5, 1.0], name="x")
+        (g,) = xn.gradients(xn.reduce_sum(build(x)), [x])
+        np.testing.assert_array_equal(xn.Session(device=dev).run(g, to_numpy=True), expected)
+
+
+def test_reduce_max_ties_share_the_gradient(dev):
+    with xn.Graph().as_default():
+        x = xn.Variable([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], name="x")
+        (g,) = xn.gradients(xn.reduce_sum(xn.reduce_max(x, axis=1) * xn.constant([2.0, 5.0])),
+                            [x])
+        np.testing.assert_array_equal(
+            xn.Session(device=dev).run(g, to_numpy=True), [[0.0, 1.0, 1.0], [5.0, 0.0, 0.0]]
+        )
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def test_operators_build_the_same_ops():
+    with xn.Graph().as_default():
+        a, b = xn.placeholder(name="a"), xn.placeholder(name="b")
+        table = {
+            a + b: ops.Add,
+            a - b: ops.Subtract,
+            a * b: ops.Multiply,
+            a / b: ops.Divide,
+            a @ b: ops.MatMul,
+            -a: ops.Negative,
+            a**2: ops.Square,
+            a**0.5: ops.Sqrt,
+            1.0 + a: ops.Add,
+            1.0 - a: ops.Subtract,
+            2.0 * a: ops.Multiply,
+            2.0 / a: ops.Divide,
+            np.eye(2) @ a: ops.MatMul,
+            np.ones(2) * a: ops.Multiply,
+        }
+        for node, cls in table.items():
+            assert type(node) is cls, (node, cls)
+        right = 1.0 - a
+        assert isinstance(right.inputs[0], xn.Constant) and right.inputs[1] is a
+        left = np.eye(2) @ a
+        assert isinstance(left.inputs[0], xn.Constant) and left.inputs[1] is a
+        with pytest.raises(ValueError, match=r"\*\* 3: only powers 2 and 0.5"):
+            a**3
+
+
+def test_python_numbers_and_numpy_arrays_as_op_inputs(dev):
+    with xn.Graph().as_default():
+        x = xn.placeholder(name="x")
+        nodes = [
+            xn.add(2, x),
+            xn.multiply(np.array([2.0, 3.0]), x),
+            xn.matmul(np.array([[1.0, 2.0], [3.0, 4.0]]), x),
+            xn.maximum(x, 1.5),
+            xn.add([10.0, 20.0], 1.0),
+        ]
+        out = xn.Session(device=dev).run(nodes, {x: [1.0, 2.0]}, to_numpy=True)
+    expected = [[3.0, 4.0], [2.0, 6.0], [5.0, 11.0], [1.5, 2.0], [11.0, 21.0]]
+    for o, e in zip(out, expected):
+        np.testing.assert_array_equal(o, e)
+    # a NumPy float64 constant keeps float64, Python numbers are float32
+    assert out[1].dtype == np.float64 and out[0].dtype == np.float32
+
+
+def test_sigmoid_and_tanh_saturate_without_overflow(dev):
+    x = np.array([-1e4, -50.0, -1.0, 0.0, 1.0, 50.0, 1e4])
+    with np.errstate(over="ignore"):
+        sig = np_sigmoid(x)  # 1 / (1 + inf) = 0 exactly
+    with xn.Graph().as_default():
+        p = xn.placeholder(name="x")
+        s, t = xn.sigmoid(p), xn.tanh(p)
+        (g,) = xn.gradients(xn.reduce_sum(s + t), [p])
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            out = xn.Session(device=dev, dtype="float64").run([s, t, g], {p: x}, to_numpy=True)
+    np.testing.assert_allclose(out[0], sig, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(out[1], np.tanh(x), rtol=1e-14)
+    np.testing.assert_allclose(out[2], sig * (1 - sig) + (1 - np.tanh(x) ** 2), rtol=1e-12,
+                               atol=0)
+
+
+def test_static_shape_inference():
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 3), name="x")
+        w = xn.Variable(np.zeros((3, 4), dtype=np.float32), name="w")
+        b = xn.Variable(np.zeros(4, dtype=np.float32), name="b")
+        h = x @ w + b
+        assert h.shape == (None, 4) and h.dtype is None  # x's dtype is not known yet
+        assert (w @ xn.reshape(b, (4, 1))).dtype == "float32"
+        assert (w * np.ones(4)).dtype == "float64"
+        assert xn.reduce_sum(h, axis=1).shape == (None,)
+        assert xn.reduce_mean(h, axis=0, keepdims=True).shape == (1, 4)
+        assert xn.transpose(h).shape == (4, None)
+        assert xn.reshape(w, (2, -1)).shape == (2, 6)
+        assert xn.reshape(h, (2, -1)).shape == (2, None)
+        assert xn.matmul(b, xn.transpose(w)).shape == (3,)
+        assert xn.logsumexp(h, axis=1).shape == (None,)
+        assert xn.softmax(h).shape == (None, 4)
+        assert xn.placeholder(name="u").shape is None
+        assert (xn.placeholder(name="v") + b).shape is None
+        with pytest.raises(ValueError, match=r"axis 2 is out of range for shape \(None, 4\)"):
+            xn.reduce_sum(h, axis=2)
+        with pytest.raises(ValueError, match=r"cannot reshape \(3, 4\) into \(5, 2\)"):
+            xn.reshape(w, (5, 2))
+        with pytest.raises(ValueError, match=r"cannot reshape \(3, 4\) into \(-1, 5\)"):
+            xn.reshape(w, (-1, 5))
+        with pytest.raises(ValueError, match="rank >= 1"):
+            xn.matmul(xn.constant(1.0), w)

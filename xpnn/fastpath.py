@@ -1,0 +1,339 @@
+"""NumPy fast paths, all in one place. A NumPy Session runs these instead of the portable
+``forward`` methods: the same arithmetic in the same order, minus the array-API wrapper
+layers, plus buffer reuse the plan proves safe (an input that dies at this step and is owned
+by the plan may be overwritten) and in-place optimizer updates of Session-owned Variables.
+``tests/test_fastpath.py`` checks each against the portable path on the same inputs.
+
+>>> import xpnn as xn
+>>> xn.fastpath.has_fast_forward(xn.ops.MatMul)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import losses, ops, optimizers
+
+FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
+INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
+# Op classes whose fast forward returns a buffer no other slot shares (so a later step may
+# overwrite it). Views (reshape, transpose, broadcast) and identity returns are left out.
+FRESH: set = set()
+UPDATES: dict = {}  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+
+
+def has_fast_forward(op_class) -> bool:
+    return op_class in FORWARD
+
+
+def forward_fn(op, donate: bool, portable):
+    """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
+    table = INPLACE if donate and type(op) in INPLACE else FORWARD
+    make = table.get(type(op))
+    return portable if make is None else make(op, portable)
+
+
+def fast(*classes, inplace=False, fresh=True):
+    def register(make):
+        for cls in classes:
+            (INPLACE if inplace else FORWARD)[cls] = make
+            if fresh:
+                FRESH.add(cls)
+        return make
+
+    return register
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+
+def _binary(ufunc):
+    def make(op, portable):
+        def forward(a, b):
+            return ufunc(a, b) if a.dtype == b.dtype else portable(a, b)
+
+        return forward
+
+    def make_inplace(op, portable):
+        def forward(a, b):
+            if type(a) is np.ndarray and a.dtype == b.dtype and a.ndim >= b.ndim:
+                try:
+                    return ufunc(a, b, out=a)
+                except ValueError:  # b broadcasts a to a bigger shape: cannot write into a
+                    return ufunc(a, b)
+            return portable(a, b)
+
+        return forward
+
+    return make, make_inplace
+
+
+for _cls, _ufunc in [(ops.Add, np.add), (ops.Subtract, np.subtract),
+                     (ops.Multiply, np.multiply), (ops.Divide, np.divide)]:
+    _make, _make_inplace = _binary(_ufunc)
+    fast(_cls)(_make)
+    fast(_cls, inplace=True)(_make_inplace)
+
+
+@fast(ops.Relu)
+def _relu(op, portable):
+    return lambda x: np.maximum(x, 0.0)
+
+
+@fast(ops.Relu, inplace=True)
+def _relu_inplace(op, portable):
+    return lambda x: np.maximum(x, 0.0, out=x) if type(x) is np.ndarray else np.maximum(x, 0.0)
+
+
+@fast(ops.ReluGrad)
+def _relu_grad(op, portable):
+    return lambda g, y: np.where(y > 0, g, 0.0)
+
+
+@fast(ops.ReluGrad, inplace=True)
+def _relu_grad_inplace(op, portable):
+    def forward(g, y):
+        if type(g) is not np.ndarray or g.shape != y.shape:
+            return np.where(y > 0, g, 0.0)
+        np.copyto(g, 0.0, where=y <= 0)  # exactly where(y > 0, g, 0), NaN-safe
+        return g
+
+    return forward
+
+
+@fast(ops.Sigmoid)
+def _sigmoid(op, portable):
+    def forward(x):  # the portable formula, with fewer temporaries
+        e = np.abs(x)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        r = np.add(e, 1.0)
+        np.divide(1.0, r, out=r)
+        np.multiply(e, r, out=e)
+        return np.where(x >= 0, r, e)
+
+    return forward
+
+
+@fast(ops.SigmoidGrad)
+def _sigmoid_grad(op, portable):
+    def forward(g, y):
+        t = np.subtract(1.0, y)
+        np.multiply(y, t, out=t)
+        return np.multiply(g, t, out=t) if g.shape == t.shape else np.multiply(g, t)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+@fast(ops.MatMul)
+def _matmul(op, portable):
+    return np.matmul
+
+
+@fast(ops.MatMulGradA)
+def _matmul_grad_a(op, portable):
+    def forward(g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return np.matmul(g, b.T)
+        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of W is outer(g, x)
+            return np.multiply.outer(g, b)
+        if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of x is W @ g
+            return np.matmul(b, g)
+        return portable(g, a, b)
+
+    return forward
+
+
+@fast(ops.MatMulGradB)
+def _matmul_grad_b(op, portable):
+    def forward(g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return np.matmul(a.T, g)
+        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g
+            return np.matmul(g, a)
+        if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of W is outer(x, g)
+            return np.multiply.outer(a, g)
+        return portable(g, a, b)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+@fast(ops.SumTo, fresh=False)
+def _sum_to(op, portable):
+    def forward(g, like):
+        shape = like.shape
+        if g.shape == shape:
+            return g
+        if g.ndim == len(shape) + 1 and g.shape[1:] == shape:  # a bias: sum over the batch
+            return np.add.reduce(g, axis=0)
+        return portable(g, like)
+
+    return forward
+
+
+@fast(ops.BroadcastBack)
+def _broadcast_back(op, portable):
+    def forward(grad, like):
+        if op.axis is None:  # a full reduction: one value fills the input's shape
+            scale = math.prod(like.shape) if op.mean else 1
+            return np.full(like.shape, grad / scale if op.mean else grad, dtype=like.dtype)
+        axes = [a % like.ndim for a in op.axis]
+        if not op.keepdims:
+            grad = np.reshape(grad, tuple(1 if i in axes else d for i, d in enumerate(like.shape)))
+        if op.mean:
+            grad = grad / float(math.prod(like.shape[i] for i in axes))
+        out = np.empty(like.shape, dtype=np.result_type(grad))
+        np.copyto(out, grad)
+        return out
+
+    return forward
+
+
+@fast(ops.ReduceSum)
+def _reduce_sum(op, portable):
+    return lambda x: np.add.reduce(x, axis=op.axis, keepdims=op.keepdims)
+
+
+@fast(ops.OnesLike)
+def _ones_like(op, portable):
+    return lambda x: np.ones(np.shape(x), dtype=np.result_type(x))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+@fast(losses.SparseSoftmaxCrossEntropy)
+def _sparse_ce(op, portable):
+    def forward(labels, logits):
+        if logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+            return portable(labels, logits)
+        m = np.max(logits, axis=-1, keepdims=True)
+        if not np.isfinite(m).all():
+            return portable(labels, logits)
+        shifted = np.subtract(logits, m)
+        picked = np.take_along_axis(shifted, labels[:, None], axis=-1)[:, 0]
+        np.exp(shifted, out=shifted)
+        lse = np.log(np.add.reduce(shifted, axis=-1))
+        return np.subtract(lse, picked, out=lse)
+
+    return forward
+
+
+@fast(losses.SparseSoftmaxCrossEntropyGrad)
+def _sparse_ce_grad(op, portable):
+    def forward(grad, labels, logits):
+        if logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+            return portable(grad, labels, logits)
+        m = np.max(logits, axis=-1, keepdims=True)
+        if not np.isfinite(m).all():
+            return portable(grad, labels, logits)
+        probs = np.subtract(logits, m)
+        np.exp(probs, out=probs)
+        probs /= np.add.reduce(probs, axis=-1, keepdims=True)
+        probs[np.arange(probs.shape[0]), labels] -= 1.0
+        probs *= grad[:, None]
+        return probs
+
+    return forward
+
+
+@fast(losses.BinaryCrossEntropy)
+def _bce(op, portable):
+    floor = losses.BCE_LOG_FLOOR
+
+    def forward(p, y):
+        with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
+            log_p = np.log(p)
+            log_q = np.subtract(1.0, p)
+            np.log(log_q, out=log_q)
+        np.maximum(log_p, floor, out=log_p)
+        np.maximum(log_q, floor, out=log_q)
+        total = np.multiply(y, log_p)
+        total += np.multiply(np.subtract(1.0, y), log_q)
+        return np.negative(total, out=total)
+
+    return forward
+
+
+@fast(losses.BinaryCrossEntropyGrad)
+def _bce_grad(op, portable):
+    def forward(grad, p, y):
+        d = np.multiply(grad, np.subtract(p, y))
+        t = np.subtract(1.0, p)
+        np.multiply(p, t, out=t)
+        np.maximum(t, 1e-12, out=t)
+        return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- optimizers
+# Each writes param (and slots) in place with the portable update's arithmetic, in its order.
+# grad may be overwritten only when the plan owns it (grad_owned).
+
+
+def _scaled(grad, factor, grad_owned):
+    return np.multiply(grad, factor, out=grad) if grad_owned else np.multiply(grad, factor)
+
+
+def _sgd(opt, param, grad, grad_owned):
+    param -= _scaled(grad, opt.learning_rate, grad_owned)
+
+
+def _momentum(opt, param, grad, velocity, grad_owned):
+    velocity *= opt.momentum
+    velocity += grad
+    if opt.use_nesterov:
+        step = np.multiply(velocity, opt.momentum)
+        np.add(grad, step, out=step)
+        step *= opt.learning_rate
+    else:
+        step = np.multiply(velocity, opt.learning_rate)
+    param -= step
+
+
+def _adam(opt, param, grad, m, v, t, grad_owned):
+    t += 1.0
+    m *= opt.beta1
+    m += np.multiply(grad, 1.0 - opt.beta1)
+    v *= opt.beta2
+    v += np.multiply(np.multiply(grad, grad), 1.0 - opt.beta2)
+    m_hat = np.divide(m, 1.0 - opt.beta1**t)
+    v_hat = np.divide(v, 1.0 - opt.beta2**t)
+    np.sqrt(v_hat, out=v_hat)
+    v_hat += opt.epsilon
+    m_hat *= opt.learning_rate
+    m_hat /= v_hat
+    param -= m_hat
+
+
+UPDATES.update({
+    optimizers.GradientDescentOptimizer: _sgd,
+    optimizers.MomentumOptimizer: _momentum,
+    optimizers.AdamOptimizer: _adam,
+})
+
+
+def update_inplace(step, values, owned) -> bool:
+    """Apply an optimizer step in place; False when there is no fast path for it."""
+    fn = UPDATES.get(type(step.optimizer))
+    if fn is None:
+        return False
+    n, start = step.n, 2 * step.n
+    grads, params, rest = values[:n], values[n:start], values[start:]
+    for grad, param, count, own in zip(grads, params, step.slot_counts, owned):
+        slots = rest[:count]
+        rest = rest[count:]
+        if grad.dtype != param.dtype:
+            grad, own = grad.astype(param.dtype), True
+        fn(step.optimizer, param, grad, *slots, own)
+    return True
