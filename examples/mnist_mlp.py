@@ -50,11 +50,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.synthetic:
-        (X, y), (X_test, y_test) = synthetic_mnist(seed=args.seed)
+        n_train, n_test = (args.limit, args.limit) if args.limit else (60000, 10000)
+        (X, y), (X_test, y_test) = synthetic_mnist(n_train, n_test, seed=args.seed)
     else:
         (X, y), (X_test, y_test) = xn.data.load_mnist(root=args.data)
     if args.limit:
-        X, y, X_test, y_test = X[:args.limit], y[:args.limit], X_test[:args.limit], y_test[:args.limit]
+        X, y = X[: args.limit], y[: args.limit]
+        X_test, y_test = X_test[: args.limit], y_test[: args.limit]
     print(f"train {X.shape}, test {X_test.shape}")
 
     model = xn.nn.NNClassifier([784, *args.units, 10], device=args.device, backend=args.backend,

@@ -177,25 +177,20 @@ def test_feed_dtypes(dev):
 def test_session_float64(dev):
     with xn.Graph().as_default():
         x = xn.placeholder(name="x")
-        w = xn.Variable([0.1, 0.2], name="w")  # float32 on the host
+        w = xn.Variable([0.1, 0.2], name="w")  # float32, but a float64 Session starts exact
         y = x * x + w
         sess = xn.Session(device=dev, dtype="float64")
         out = sess.run([x, w, y], {x: np.array([0.1, 0.3])})
         assert all(o.dtype == dev.dtype("float64") for o in out)
         host = [xn.to_numpy(o) for o in out]
         np.testing.assert_array_equal(host[0], [0.1, 0.3])  # feeds are not rounded to f32
-        np.testing.assert_array_equal(host[1], np.float32([0.1, 0.2]).astype(np.float64))
+        np.testing.assert_array_equal(host[1], [0.1, 0.2])
         np.testing.assert_array_equal(host[2], host[0] * host[0] + host[1])
         # a float32 device array fed to a float64 session is converted
         f32 = dev.from_host(np.array([0.5]), "float32")
         assert sess.run(x, {x: f32}).dtype == dev.dtype("float64")
 
 
-@pytest.mark.xfail(
-    reason="BUG: Python-number constants are rounded to float32 on the host when the graph is "
-    "built (graph.host_value), so Session(dtype='float64') computes x * 0.1 with "
-    "0.10000000149011612", strict=True,
-)
 def test_session_float64_keeps_python_number_constants_exact(dev):
     with xn.Graph().as_default():
         x = xn.placeholder(name="x")

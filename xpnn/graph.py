@@ -175,6 +175,18 @@ def host_value(value, dtype=None) -> np.ndarray:
     return array
 
 
+def exact_value(value, dtype=None):
+    """Python numbers and lists at full (float64) precision, kept beside their float32 host
+    value so that ``Session(dtype="float64")`` does not compute with rounded constants."""
+    if dtype is not None or isinstance(value, (np.ndarray, np.generic)) or _is_device_array(value):
+        return None
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return array
+
+
 def _is_device_array(value) -> bool:
     import array_api_compat
 
@@ -201,6 +213,7 @@ class Variable(Node):
 
     def __init__(self, initial_value, name=None, dtype=None, trainable=True, graph=None):
         value = host_value(initial_value, dtype)
+        self.exact_value = exact_value(initial_value, dtype)
         super().__init__(graph, name, value.shape, value.dtype)
         self.initial_value = value
         self.trainable = trainable
@@ -213,6 +226,7 @@ class Constant(Node):
     kind = "constant"
 
     def __init__(self, value, dtype=None, name=None, graph=None):
+        self.exact_value = exact_value(value, dtype)
         value = host_value(value, dtype)
         super().__init__(graph, name, value.shape, value.dtype)
         self.value = value

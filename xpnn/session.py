@@ -137,18 +137,26 @@ class Session:
             name = self.dtype
         return self.device.dtype(name)
 
+    def _source(self, node, host):
+        """The host value a leaf starts from: full precision when this Session widens floats."""
+        exact = node.exact_value
+        if self.dtype is not None and exact is not None and devices.is_floating(host.dtype):
+            return exact
+        return host
+
     def _leaf_value(self, node):
         if isinstance(node, Variable):
             value = self._values.get(node)
             if value is None:
                 value = self._values[node] = self.device.from_host(
-                    node.initial_value, self._dtype_for(node.initial_value), copy=True
+                    self._source(node, node.initial_value), self._dtype_for(node.initial_value),
+                    copy=True,
                 )
             return value
         value = self._constants.get(node)
         if value is None:
             value = self._constants[node] = self.device.from_host(
-                node.value, self._dtype_for(node.value)
+                self._source(node, node.value), self._dtype_for(node.value)
             )
         return value
 

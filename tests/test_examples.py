@@ -1,0 +1,99 @@
+"""The example scripts run in-process through their ``main(argv)`` on each selected backend,
+with small settings; the numbers they return are checked."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def device_args(dev):
+    return ["--device", dev.name, "--backend", dev.backend]
+
+
+def test_perceptron_learns(dev, capsys):
+    result = load("perceptron").main(["--steps", "30", *device_args(dev)])
+    assert result["loss_after"] < result["loss_before"] / 10
+    assert result["misclassification_after"] <= 0.02
+    assert "misclassification" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ lesson 5
+
+
+def lesson5_numpy(epochs):
+    """The lesson's NumPy code: hand-derived gradients, per-sample SGD, epoch loss summed."""
+    np.random.seed(42)
+    W = np.random.randn(4, 3).astype(np.float32)
+    b = np.random.randn(4).astype(np.float32)
+    X = np.array([[1, 3, 5], [1, 9, 5], [1, 2, 5], [0, 9, 5], [0, 0, 5]], np.float32)
+    Y = np.array([[1, 0, 0, 0]] * 3 + [[0, 0, 0, 0]] * 2, np.float32)
+    history = []
+    for _ in range(epochs):
+        total = 0.0
+        for x, y in zip(X, Y):
+            z = W @ x + b
+            s = 1 / (1 + np.exp(-z))
+            total += float(np.clip(-(y * np.log(s) + (1 - y) * np.log(1 - s)), -100, 100).sum())
+            dz = (s - y) / (s - s**2) * (np.exp(-z) / ((np.exp(-z) + 1) ** 2))
+            W = W - 0.01 * np.outer(dz, x)
+            b = b - 0.01 * dz
+        history.append(total)
+    return history
+
+
+@pytest.mark.parametrize("grad", ["lesson", "autodiff"])
+def test_bce_linear_matches_numpy(dev, grad, capsys):
+    result = load("bce_linear").main(["--epochs", "50", "--grad", grad, *device_args(dev)])
+    np.testing.assert_allclose(result["history"], lesson5_numpy(50), rtol=1e-5)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Epoch: 49 Loss: ")
+
+
+def test_bce_linear_prints_the_published_line(capsys):
+    result = load("bce_linear").main(["--device", "cpu", "--backend", "numpy"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "Epoch: 1999 Loss: 0.2137417010962963"
+    assert result["loss"] == 0.2137417010962963
+
+
+# ------------------------------------------------------------------------------ lesson 6
+
+
+def test_moons(dev, tmp_path, capsys):
+    result = load("moons").main(["--out", str(tmp_path), *device_args(dev)])
+    assert result["accuracy"] > 0.9
+    assert result["losses"][-1] < result["losses"][0] / 5
+    assert len(result["gradcheck"]) == 4  # W and b of both layers
+    assert max(result["gradcheck"].values()) < 1e-5
+    out = capsys.readouterr().out
+    assert "max rel error" in out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "plots skipped" in out
+    else:
+        for name in ("loss.png", "boundary.png"):
+            assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------ lesson 4
+
+
+def test_mnist_mlp_synthetic(dev):
+    result = load("mnist_mlp").main(["--synthetic", "--limit", "600", "--epochs", "3",
+                                     "--units", "64", "--quiet", *device_args(dev)])
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert len(result["history"]["loss"]) == 3
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
