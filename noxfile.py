@@ -1,4 +1,5 @@
-"""One test session per backend: `nox -s "tests(backend='numpy')"`, `nox -s tests_cupy`, `nox -s lint`."""
+"""One test session per backend (`nox -s "tests(backend='numpy')"`), a gpu-tagged
+`tests_cupy`, and `lint`."""
 
 import shutil
 

@@ -16,9 +16,9 @@ import time
 import tracemalloc
 
 import numpy as np
+from mlp_mnist import NumpyMLP, run_numpy_epoch, run_xpnn_epoch
 
 import xpnn as xn
-from mlp_mnist import NumpyMLP, run_numpy_epoch, run_xpnn_epoch
 
 EPOCH = 60_000
 
@@ -61,7 +61,7 @@ def long_run(X, y, epochs, batch=128, samples=12_800):
     nodes = len(model.graph.nodes)
     order = np.random.default_rng(0).permutation(len(X))[:samples]
     times, peaks = [], []
-    for epoch in range(epochs):
+    for _ in range(epochs):
         tracemalloc.start()
         start = time.perf_counter()
         run_xpnn_epoch(model, step, X, y, order, batch)
@@ -97,7 +97,7 @@ def main(argv=None):
     first, last = statistics.median(times[:5]), statistics.median(times[-5:])
     print(f"  median of the first 5 {first:.3f}s, of the last 5 {last:.3f}s "
           f"(ratio {last / first:.3f})")
-    print(f"  traced memory after each epoch (MiB): "
+    print("  traced memory after each epoch (MiB): "
           + " ".join(f"{cur / 2**20:.2f}" for cur, _ in peaks))
     print(f"  graph nodes before/after: {before}/{after}; cached plans: {plans}")
 

@@ -140,7 +140,7 @@ def _parse(device: str) -> tuple[str, str | None]:
     return kind, (index or None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resolve(device: str, backend: str | None) -> Device:
     kind, index = _parse(device)
     if backend is None:

@@ -12,6 +12,7 @@ any logits. Every loss takes ``reduction="mean" | "sum" | "none"``.
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import device
 
 from . import ops
 from .graph import Constant, Node, Operation
@@ -69,7 +70,7 @@ class SparseSoftmaxCrossEntropy(Operation):
     """Per-row logsumexp(logits) - logits[label]."""
 
     def forward(self, xp, labels, logits):
-        picked = xp.take_along_axis(logits, xp.expand_dims(labels, axis=-1), axis=-1)
+        picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return _logsumexp_last(xp, logits) - picked[..., 0]
 
     def infer_shape(self, labels, logits):
@@ -89,11 +90,9 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
     def forward(self, xp, grad, labels, logits):
         probs = xp.exp(_log_softmax(xp, logits))
         k = logits.shape[-1]
-        hot = xp.astype(
-            xp.expand_dims(labels, axis=-1) == xp.arange(k, dtype=labels.dtype, device=_dev(labels)),
-            probs.dtype,
-        )
-        return xp.expand_dims(grad, axis=-1) * (probs - hot)
+        classes = xp.arange(k, dtype=labels.dtype, device=device(labels))
+        hot = xp.astype(labels[..., None] == classes, probs.dtype)
+        return grad[..., None] * (probs - hot)
 
     def infer_shape(self, grad, labels, logits):
         return logits
@@ -112,7 +111,7 @@ class ExpandLast(Operation):
     """x[..., None] (how a per-row gradient meets a per-class one)."""
 
     def forward(self, xp, x):
-        return xp.expand_dims(x, axis=-1)
+        return x[..., None]
 
     def infer_shape(self, shape):
         return None if shape is None else tuple(shape) + (1,)
@@ -160,12 +159,6 @@ class SigmoidBinaryCrossEntropy(Operation):
         x, y = self.inputs
         d_x = ops.multiply(grad, ops.subtract(ops.sigmoid(x), y))
         return [ops.sum_to(d_x, x), ops.sum_to(ops.multiply(grad, ops.negative(x)), y)]
-
-
-def _dev(x):
-    from array_api_compat import device
-
-    return device(x)
 
 
 def _logsumexp_last(xp, x):

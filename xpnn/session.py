@@ -21,8 +21,17 @@ import numpy as np
 from . import backend as devices
 from . import fastpath, io
 from .autodiff import topological_order
-from .graph import DEFAULT_FLOAT, Constant, Graph, Node, Operation, Placeholder, Update, Variable
-from .graph import get_default_graph
+from .graph import (
+    DEFAULT_FLOAT,
+    Constant,
+    Graph,
+    Node,
+    Operation,
+    Placeholder,
+    Update,
+    Variable,
+    get_default_graph,
+)
 
 
 class OpError(ValueError):
@@ -429,8 +438,9 @@ class Session:
         new = []
         for op, ins, grads_owned in plan.updates:
             args = [values[i] for i in ins]
+            fast = self.device.backend == "numpy"
             try:
-                if self.device.backend == "numpy" and fastpath.update_inplace(op, args, grads_owned):
+                if fast and fastpath.update_inplace(op, args, grads_owned):
                     continue
                 result = op.forward(self.xp, *args)
             except Exception as exc:
