@@ -285,17 +285,17 @@ def test_broadcast_gradients_reduce_to_each_input_shape(dev):
 @pytest.mark.parametrize(
     "build, expected",
     [
-        (lambda x: xn.maximum(x, 1.0), [1.0, 0.0, 1.0]),  # tie at x == 1 goes to x
-        (lambda x: xn.minimum(x, 1.0), [0.0, 1.0, 1.0]),
-        (lambda x: xn.abs(x - 1.0), [1.0, -1.0, 0.0]),
-        (lambda x: xn.relu(x - 1.0), [1.0, 0.0, 0.0]),
-        (lambda x: xn.clip(x, 0.0, 1.0), [0.0, 1.0, 1.0]),  # bounds count as inside
+        (lambda x: xn.maximum(x, 1.0), [1.0, 0.0, 1.0, 0.0]),  # tie at x == 1 goes to x
+        (lambda x: xn.minimum(x, 1.0), [0.0, 1.0, 1.0, 1.0]),
+        (lambda x: xn.abs(x - 1.0), [1.0, -1.0, 0.0, -1.0]),
+        (lambda x: xn.relu(x - 1.0), [1.0, 0.0, 0.0, 0.0]),
+        (lambda x: xn.clip(x, 0.0, 1.0), [0.0, 1.0, 1.0, 1.0]),  # bounds count as inside
     ],
     ids=["maximum", "minimum", "abs", "relu", "clip"],
 )
 def test_subgradients_at_kinks(dev, build, expected):
     with xn.Graph().as_default():
-        x = xn.Variable([2.0, 0.5, 1.0], name="x")
+        x = xn.Variable([2.0, 0.5, 1.0, 0.0], name="x")
         (g,) = xn.gradients(xn.reduce_sum(build(x)), [x])
         np.testing.assert_array_equal(xn.Session(device=dev).run(g, to_numpy=True), expected)
 

@@ -106,8 +106,8 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
 
     contributions: dict[Node, list[Node]] = {}
     for y, g in zip(ys, grad_ys):
-        if g is None and y.shape == () and y.dtype is not None:
-            seed = Constant(np.ones((), dtype=y.dtype), graph=y.graph)  # no run-time op needed
+        if g is None and y.shape == ():  # a scalar loss: the seed is a constant 1
+            seed = Constant(np.ones((), dtype=y.dtype or "float32"), graph=y.graph)
         elif g is None:
             seed = ops.ones_like(y)
         else:

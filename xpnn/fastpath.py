@@ -85,7 +85,12 @@ def _relu(op, portable):
 
 @fast(ops.Relu, inplace=True)
 def _relu_inplace(op, portable):
-    return lambda x: np.maximum(x, 0.0, out=x) if type(x) is np.ndarray else np.maximum(x, 0.0)
+    def forward(x):
+        if type(x) is np.ndarray and x.dtype.kind == "f":
+            return np.maximum(x, 0.0, out=x)
+        return np.maximum(x, 0.0)  # an integer x gives floats: not writable into x
+
+    return forward
 
 
 @fast(ops.ReluGrad)
@@ -98,7 +103,7 @@ def _relu_grad_inplace(op, portable):
     def forward(g, y):
         if type(g) is not np.ndarray or g.shape != y.shape:
             return np.where(y > 0, g, 0.0)
-        np.copyto(g, 0.0, where=y <= 0)  # exactly where(y > 0, g, 0), NaN-safe
+        np.copyto(g, 0.0, where=~(y > 0))  # exactly where(y > 0, g, 0), NaN in y too
         return g
 
     return forward
@@ -107,6 +112,8 @@ def _relu_grad_inplace(op, portable):
 @fast(ops.Sigmoid)
 def _sigmoid(op, portable):
     def forward(x):  # the portable formula, with fewer temporaries
+        if x.ndim == 0 or x.dtype.kind != "f":  # 0-d ufunc results are scalars: no out=
+            return portable(x)
         e = np.abs(x)
         np.negative(e, out=e)
         np.exp(e, out=e)
@@ -121,6 +128,8 @@ def _sigmoid(op, portable):
 @fast(ops.SigmoidGrad)
 def _sigmoid_grad(op, portable):
     def forward(g, y):
+        if y.ndim == 0 or g.dtype != y.dtype:  # no out= into a scalar or a narrower dtype
+            return portable(g, y)
         t = np.subtract(1.0, y)
         np.multiply(y, t, out=t)
         return np.multiply(g, t, out=t) if g.shape == t.shape else np.multiply(g, t)
@@ -184,8 +193,8 @@ def _sum_to(op, portable):
 def _broadcast_back(op, portable):
     def forward(grad, like):
         if op.axis is None:  # a full reduction: one value fills the input's shape
-            scale = math.prod(like.shape) if op.mean else 1
-            return np.full(like.shape, grad / scale if op.mean else grad, dtype=like.dtype)
+            fill = grad / float(math.prod(like.shape)) if op.mean else grad
+            return np.full(like.shape, fill, dtype=np.result_type(fill))
         axes = [a % like.ndim for a in op.axis]
         if not op.keepdims:
             grad = np.reshape(grad, tuple(1 if i in axes else d for i, d in enumerate(like.shape)))
@@ -231,7 +240,8 @@ def _sparse_ce(op, portable):
 @fast(losses.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
     def forward(grad, labels, logits):
-        if logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        if (logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
+                or grad.dtype != logits.dtype):
             return portable(grad, labels, logits)
         m = np.max(logits, axis=-1, keepdims=True)
         if not np.isfinite(m).all():
@@ -251,6 +261,8 @@ def _bce(op, portable):
     floor = losses.BCE_LOG_FLOOR
 
     def forward(p, y):
+        if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
+            return portable(p, y)
         with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
             log_p = np.log(p)
             log_q = np.subtract(1.0, p)
@@ -267,6 +279,8 @@ def _bce(op, portable):
 @fast(losses.BinaryCrossEntropyGrad)
 def _bce_grad(op, portable):
     def forward(grad, p, y):
+        if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
+            return portable(grad, p, y)
         d = np.multiply(grad, np.subtract(p, y))
         t = np.subtract(1.0, p)
         np.multiply(p, t, out=t)
@@ -282,7 +296,9 @@ def _bce_grad(op, portable):
 
 
 def _scaled(grad, factor, grad_owned):
-    return np.multiply(grad, factor, out=grad) if grad_owned else np.multiply(grad, factor)
+    if grad_owned and type(grad) is np.ndarray:
+        return np.multiply(grad, factor, out=grad)
+    return np.multiply(grad, factor)
 
 
 def _sgd(opt, param, grad, grad_owned):
@@ -335,5 +351,9 @@ def update_inplace(step, values, owned) -> bool:
         rest = rest[count:]
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True
+        if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
+            for buffer, new in zip((param, *slots), step.optimizer.update(np, param, grad, *slots)):
+                buffer[...] = new
+            continue
         fn(step.optimizer, param, grad, *slots, own)
     return True

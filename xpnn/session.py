@@ -374,7 +374,12 @@ class Session:
             grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
                                 for s in ins[: getattr(op, "n", 0)])
             update_plan.append((op, ins, grads_owned))
-        copies = {slot[n] for n in nodes if fast and isinstance(n, Variable)}
+        # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
+        live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
+        for node, ins, out in steps:
+            if node is not None and type(node) not in fastpath.FRESH and live.intersection(ins):
+                live.add(out)
+        copies = {s for s in fetch_slots if fast and s in live}
         leaves += list(static.items())  # shape descriptions known before the run
         return Plan(new_slot(), leaves, feeds, compiled, update_plan, fetch_slots, copies)
 
