@@ -714,8 +714,7 @@ def test_scalar_variable_trains_like_strict():
         np.testing.assert_allclose(f, p, rtol=1e-6)
 
 
-# Variables around their updates. The xfails mark where the NumPy plan and the portable path
-# still disagree (session.py), each with its reproducer.
+# Variables around their updates: the NumPy plan must agree with the portable path.
 
 
 def _variable_and_step():
@@ -723,9 +722,6 @@ def _variable_and_step():
     return w, xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: session.py run() copies fetched Variables after "
-                   "_commit updated them in place: sess.run([w, step]) gives the new w on NumPy, "
-                   "the old one on other backends")
 def test_variable_fetched_with_its_update_is_the_value_before_it():
     def run(sess, nodes):
         w, step = nodes
@@ -747,9 +743,6 @@ def test_views_of_variables_are_not_live():
         np.testing.assert_array_equal(h, [1.0, 2.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: session.py _commit: fastpath.update_inplace writes "
-                   "the first Variables before a later one fails, so a failed NumPy run changes "
-                   "Variables ('no Variable was changed by this run' is false)")
 def test_failed_update_changes_no_variable():
     def build():
         w1, w2 = xn.Variable([1.0, 2.0]), xn.Variable([1.0, 2.0, 3.0])
@@ -767,9 +760,6 @@ def test_failed_update_changes_no_variable():
         np.testing.assert_array_equal(w1, [1.0, 2.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: session.py _commit / fastpath.update_inplace: a "
-                   "gradient that is another updated Variable (or a second update of the same "
-                   "Variable in one run) reads the value already updated in place")
 @pytest.mark.parametrize("case_", ["swap", "two-updates"])
 def test_updates_read_the_values_before_the_run(case_):
     def build():

@@ -339,6 +339,20 @@ UPDATES.update({
 })
 
 
+def has_fast_update(step) -> bool:
+    return type(getattr(step, "optimizer", None)) in UPDATES
+
+
+def update_problem(step, values) -> str | None:
+    """Why ``update_inplace`` cannot apply these values (checked before anything is written)."""
+    n = step.n
+    for grad, param, target in zip(values[:n], values[n : 2 * n], step.targets):
+        if tuple(grad.shape) != tuple(param.shape):
+            return (f"the gradient for Variable {target.label} has shape {tuple(grad.shape)}, "
+                    f"the Variable has shape {tuple(param.shape)}")
+    return None
+
+
 def update_inplace(step, values, owned) -> bool:
     """Apply an optimizer step in place; False when there is no fast path for it."""
     fn = UPDATES.get(type(step.optimizer))

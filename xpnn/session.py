@@ -43,12 +43,14 @@ class Plan:
     """What one (fetches, fed placeholders) pair needs, in order, with slots precomputed."""
 
     n_slots: int
-    leaves: list  # (slot, Variable | Constant)
-    feeds: list  # (slot, Placeholder)
+    leaves: list  # (slot, Variable | Constant | _Meta)
+    feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
     steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
     updates: list  # (Update op, input slots, which gradients the update may overwrite)
+    inplace_updates: bool  # NumPy: apply the updates in place (proved safe at compile time)
     fetch_slots: list  # slot per fetch, None for an Update
     copies: set  # fetched slots holding a Variable that NumPy updates in place
+    rebuild: object  # values -> the user's fetch structure
 
 
 class _Meta:
@@ -287,7 +289,7 @@ class Session:
 
     # ------------------------------------------------------------------ plans
 
-    def _compile(self, nodes, fed) -> Plan:
+    def _compile(self, nodes, rebuild, fed) -> Plan:
         for node in nodes:
             self._check_graph(node, "Session.run")
         order = topological_order(nodes)
@@ -317,7 +319,7 @@ class Session:
                 producer[slot[node]] = node
                 steps.append([node, ins, slot[node]])
             elif isinstance(node, Placeholder):
-                feeds.append((slot[node], node, self._feed_dtype(node)))
+                feeds.append((slot[node], node, self._feed_dtype(node), node.shape))
             elif isinstance(node, (Variable, Constant)):
                 leaves.append((slot[node], node))
             else:
@@ -352,7 +354,7 @@ class Session:
                     and s not in aliased and s not in keep and last_use.get(s) == index)
 
         frees = {}
-        loaded = {s for s, _ in leaves} | {s for s, _, _ in feeds} | set(static)
+        loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)
         for s, index in last_use.items():
             if s not in keep and s not in loaded and index < len(steps):
                 frees.setdefault(index, []).append(s)
@@ -380,8 +382,15 @@ class Session:
             if node is not None and type(node) not in fastpath.FRESH and live.intersection(ins):
                 live.add(out)
         copies = {s for s in fetch_slots if fast and s in live}
+        # In-place updates are safe when no gradient is (a view of) a Variable being written
+        # and no Variable is written twice; otherwise the portable update computes new arrays.
+        targets = [v for op, _ in updates for v in op.targets]
+        inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
+                   and all(fastpath.has_fast_update(op) for op, _ in updates)
+                   and not any(s in live for op, ins in updates for s in ins[: op.n]))
         leaves += list(static.items())  # shape descriptions known before the run
-        return Plan(new_slot(), leaves, feeds, compiled, update_plan, fetch_slots, copies)
+        return Plan(new_slot(), leaves, feeds, compiled, update_plan, inplace, fetch_slots,
+                    copies, rebuild)
 
     def _feed_dtype(self, placeholder):
         """The NumPy dtype host data for ``placeholder`` is converted to when floating."""
@@ -394,26 +403,24 @@ class Session:
         """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
         from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
         ``to_numpy=True``); an optimizer step fetches as None."""
-        nodes, rebuild = _flatten(fetches)
         feed_dict = feed_dict or {}
-        key = (tuple(nodes), frozenset(feed_dict))
-        plan = self._plans.get(key)
-        if plan is None:
-            for node in feed_dict:
-                self._check_feed_key(node)
-            plan = self._plans[key] = self._compile(nodes, feed_dict)
-
+        plan = self._plan(fetches, feed_dict)
         values = [None] * plan.n_slots
         host_ok = self.device.backend == "numpy"
-        for s, placeholder, dtype in plan.feeds:
+        for s, placeholder, dtype, shape in plan.feeds:
             value = feed_dict[placeholder]
             if host_ok and type(value) is np.ndarray and value.dtype == dtype:
-                self._check_shape(placeholder, value.shape)  # the common case, made cheap
+                if shape is not None and value.shape != shape:  # the common case, made cheap
+                    self._check_shape(placeholder, value.shape)
                 values[s] = value
             else:
                 values[s] = self._feed_value(placeholder, value)
+        state = self._values
         for s, leaf in plan.leaves:
-            values[s] = leaf if type(leaf) is _Meta else self._leaf_value(leaf)
+            value = state.get(leaf)
+            if value is None:
+                value = leaf if type(leaf) is _Meta else self._leaf_value(leaf)
+            values[s] = value
         step = None
         try:
             for step in plan.steps:
@@ -422,6 +429,9 @@ class Session:
                 for f in frees:
                     values[f] = None
             step = None
+            out = [None if s is None else values[s] for s in plan.fetch_slots]
+            if plan.copies:  # fetched before the in-place update below, and not live after it
+                out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
             if plan.updates:
                 self._commit(plan, values)
         except OpError:
@@ -430,28 +440,51 @@ class Session:
             if step is None:
                 raise
             raise self._op_error(step, values, exc) from exc
-
-        out = [None if s is None else values[s] for s in plan.fetch_slots]
-        if plan.copies:  # NumPy Variables are updated in place: hand out copies
-            out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
         if to_numpy:
             out = [None if v is None else devices.to_numpy(v) for v in out]
-        return rebuild(out)
+        return plan.rebuild(out)
+
+    def _plan(self, fetches, feed_dict) -> Plan:
+        """The cached plan for these fetches and fed placeholders (compiled on first use)."""
+        nodes = rebuild = None
+        try:  # hashing the fetch structure itself avoids flattening it on every run
+            key = (fetches if isinstance(fetches, Node) else (
+                type(fetches), tuple(fetches.items() if isinstance(fetches, dict) else fetches)),
+                frozenset(feed_dict))
+            plan = self._plans.get(key)
+        except TypeError:  # unhashable (nested lists): key on the flat node tuple instead
+            nodes, rebuild = _flatten(fetches)
+            key = (tuple(nodes), frozenset(feed_dict))
+            plan = self._plans.get(key)
+        if plan is None:
+            if nodes is None:
+                nodes, rebuild = _flatten(fetches)
+            for node in feed_dict:
+                self._check_feed_key(node)
+            plan = self._plans[key] = self._compile(nodes, rebuild, feed_dict)
+        return plan
 
     def _commit(self, plan: Plan, values) -> None:
-        """Apply the run's Variable updates, after every other step has succeeded."""
+        """Apply the run's Variable updates, after every other step has succeeded. Every
+        check comes before the first write, so a failure changes nothing."""
+        calls = [(op, ins, owned, [values[i] for i in ins]) for op, ins, owned in plan.updates]
+        if plan.inplace_updates:
+            for op, ins, _, args in calls:
+                problem = fastpath.update_problem(op, args)
+                if problem:
+                    raise self._op_error((None, None, None, None, (), ins, op), values,
+                                         ValueError(problem))
+            for op, _, owned, args in calls:
+                fastpath.update_inplace(op, args, owned)
+            return
         new = []
-        for op, ins, grads_owned in plan.updates:
-            args = [values[i] for i in ins]
-            fast = self.device.backend == "numpy"
+        for op, ins, _, args in calls:
             try:
-                if fast and fastpath.update_inplace(op, args, grads_owned):
-                    continue
                 result = op.forward(self.xp, *args)
             except Exception as exc:
                 raise self._op_error((None, None, None, None, (), ins, op), values, exc) from exc
             new.extend(zip(op.targets, result))
-        for variable, value in new:  # all computed: now write, so a failure changes nothing
+        for variable, value in new:  # all computed: now write
             self._values[variable] = value
 
     def _check_feed_key(self, node):
