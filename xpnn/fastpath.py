@@ -111,16 +111,12 @@ def _relu_grad_inplace(op, portable):
 
 @fast(ops.Sigmoid)
 def _sigmoid(op, portable):
-    def forward(x):  # the portable formula, with fewer temporaries
-        if x.ndim == 0 or x.dtype.kind != "f":  # 0-d ufunc results are scalars: no out=
+    def forward(x):  # the portable formula, computed in one buffer
+        if x.ndim == 0 or x.dtype.kind != "f":
             return portable(x)
-        e = np.abs(x)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        r = np.add(e, 1.0)
-        np.divide(1.0, r, out=r)
-        np.multiply(e, r, out=e)
-        return np.where(x >= 0, r, e)
+        t = np.logaddexp(0.0, x)
+        np.subtract(x, t, out=t)
+        return np.exp(t, out=t)
 
     return forward
 
@@ -345,11 +341,10 @@ def has_fast_update(step) -> bool:
 
 def update_problem(step, values) -> str | None:
     """Why ``update_inplace`` cannot apply these values (checked before anything is written)."""
-    n = step.n
-    for grad, param, target in zip(values[:n], values[n : 2 * n], step.targets):
-        if tuple(grad.shape) != tuple(param.shape):
-            return (f"the gradient for Variable {target.label} has shape {tuple(grad.shape)}, "
-                    f"the Variable has shape {tuple(param.shape)}")
+    for g, p, _ in step.groups:
+        if values[g].shape != values[p].shape:
+            return (f"the gradient for Variable {step.targets[p - step.n].label} has shape "
+                    f"{tuple(values[g].shape)}, the Variable has shape {tuple(values[p].shape)}")
     return None
 
 
@@ -358,16 +353,15 @@ def update_inplace(step, values, owned) -> bool:
     fn = UPDATES.get(type(step.optimizer))
     if fn is None:
         return False
-    n, start = step.n, 2 * step.n
-    grads, params, rest = values[:n], values[n:start], values[start:]
-    for grad, param, count, own in zip(grads, params, step.slot_counts, owned):
-        slots = rest[:count]
-        rest = rest[count:]
+    optimizer = step.optimizer
+    for (g, p, slot_positions), own in zip(step.groups, owned):
+        grad, param = values[g], values[p]
+        slots = [values[i] for i in slot_positions]
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True
         if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
-            for buffer, new in zip((param, *slots), step.optimizer.update(np, param, grad, *slots)):
+            for buffer, new in zip((param, *slots), optimizer.update(np, param, grad, *slots)):
                 buffer[...] = new
             continue
-        fn(step.optimizer, param, grad, *slots, own)
+        fn(optimizer, param, grad, *slots, own)
     return True

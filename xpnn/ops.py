@@ -283,10 +283,9 @@ class ReluGrad(Elementwise):
 
 class Sigmoid(Unary):
     def forward(self, xp, x):
-        # exp(-|x|) never overflows; pick the form that keeps precision on each side.
-        e = xp.exp(-xp.abs(x))
-        r = 1.0 / (1.0 + e)
-        return xp.where(x >= 0, r, e * r)
+        # exp(x - log(1 + e^x)): logaddexp never overflows and keeps precision on both sides
+        # (a few ulp), so sigmoid(-1e4) is exactly 0 and sigmoid(1e4) exactly 1.
+        return xp.exp(x - xp.logaddexp(0.0, x))
 
     def backward(self, grad):
         return [SigmoidGrad(grad, self)]

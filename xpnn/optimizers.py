@@ -88,6 +88,10 @@ class _Step(Update):
         self.optimizer, self.n = optimizer, len(variables)
         self.slot_counts = [len(s) for s in slots]
         flat_slots = [s for group in slots for s in group]
+        # Input positions per Variable: (gradient, Variable, its slots).
+        starts = [2 * self.n + sum(self.slot_counts[:i]) for i in range(self.n)]
+        self.groups = [(i, self.n + i, tuple(range(start, start + count)))
+                       for i, (start, count) in enumerate(zip(starts, self.slot_counts))]
         super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, name=name)
 
     def forward(self, xp, *values):

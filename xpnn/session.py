@@ -42,11 +42,11 @@ class OpError(ValueError):
 class Plan:
     """What one (fetches, fed placeholders) pair needs, in order, with slots precomputed."""
 
-    n_slots: int
-    leaves: list  # (slot, Variable | Constant | _Meta)
+    template: list  # the value list a run starts from: constants and static shapes filled in
+    variables: list  # (slot, Variable)
     feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
     steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
-    updates: list  # (Update op, input slots, which gradients the update may overwrite)
+    updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs)
     inplace_updates: bool  # NumPy: apply the updates in place (proved safe at compile time)
     fetch_slots: list  # slot per fetch, None for an Update
     copies: set  # fetched slots holding a Variable that NumPy updates in place
@@ -375,7 +375,7 @@ class Session:
         for op, ins in updates:
             grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
                                 for s in ins[: getattr(op, "n", 0)])
-            update_plan.append((op, ins, grads_owned))
+            update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins)))
         # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
         live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
         for node, ins, out in steps:
@@ -388,8 +388,16 @@ class Session:
         inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
                    and all(fastpath.has_fast_update(op) for op, _ in updates)
                    and not any(s in live for op, ins in updates for s in ins[: op.n]))
-        leaves += list(static.items())  # shape descriptions known before the run
-        return Plan(new_slot(), leaves, feeds, compiled, update_plan, inplace, fetch_slots,
+        # Constants and static shape descriptions never change: they live in the template
+        # every run's value list starts from; only Variables are looked up per run.
+        template = [None] * new_slot()
+        for s, leaf in leaves:
+            if isinstance(leaf, Constant):
+                template[s] = self._leaf_value(leaf)
+        for s, description in static.items():
+            template[s] = description
+        variables = [(s, leaf) for s, leaf in leaves if isinstance(leaf, Variable)]
+        return Plan(template, variables, feeds, compiled, update_plan, inplace, fetch_slots,
                     copies, rebuild)
 
     def _feed_dtype(self, placeholder):
@@ -405,7 +413,7 @@ class Session:
         ``to_numpy=True``); an optimizer step fetches as None."""
         feed_dict = feed_dict or {}
         plan = self._plan(fetches, feed_dict)
-        values = [None] * plan.n_slots
+        values = plan.template.copy()
         host_ok = self.device.backend == "numpy"
         for s, placeholder, dtype, shape in plan.feeds:
             value = feed_dict[placeholder]
@@ -416,11 +424,9 @@ class Session:
             else:
                 values[s] = self._feed_value(placeholder, value)
         state = self._values
-        for s, leaf in plan.leaves:
-            value = state.get(leaf)
-            if value is None:
-                value = leaf if type(leaf) is _Meta else self._leaf_value(leaf)
-            values[s] = value
+        for s, variable in plan.variables:
+            value = state.get(variable)
+            values[s] = value if value is not None else self._leaf_value(variable)
         step = None
         try:
             for step in plan.steps:
@@ -467,7 +473,7 @@ class Session:
     def _commit(self, plan: Plan, values) -> None:
         """Apply the run's Variable updates, after every other step has succeeded. Every
         check comes before the first write, so a failure changes nothing."""
-        calls = [(op, ins, owned, [values[i] for i in ins]) for op, ins, owned in plan.updates]
+        calls = [(op, ins, owned, gather(values)) for op, ins, owned, gather in plan.updates]
         if plan.inplace_updates:
             for op, ins, _, args in calls:
                 problem = fastpath.update_problem(op, args)
