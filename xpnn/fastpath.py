@@ -95,16 +95,20 @@ def _relu_inplace(op, portable):
 
 @fast(ops.ReluGrad)
 def _relu_grad(op, portable):
-    return lambda g, y: np.where(y > 0, g, 0.0)
+    def forward(g, y):
+        if g.dtype.kind != "f":
+            return portable(g, y)
+        return np.multiply(g, y > 0)  # a bool operand multiplies as 0/1 in g's dtype
+
+    return forward
 
 
 @fast(ops.ReluGrad, inplace=True)
 def _relu_grad_inplace(op, portable):
     def forward(g, y):
-        if type(g) is not np.ndarray or g.shape != y.shape:
-            return np.where(y > 0, g, 0.0)
-        np.copyto(g, 0.0, where=~(y > 0))  # exactly where(y > 0, g, 0), NaN in y too
-        return g
+        if type(g) is not np.ndarray or g.shape != y.shape or g.dtype.kind != "f":
+            return portable(g, y)
+        return np.multiply(g, y > 0, out=g)
 
     return forward
 
@@ -216,16 +220,24 @@ def _ones_like(op, portable):
 # ----------------------------------------------------------------------------- losses
 
 
+def _shifted_logits(labels, logits):
+    """logits - rowmax, or None when the portable path must handle it (not 2-D integer
+    labels, or a non-finite row max)."""
+    if logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f":
+        return None
+    m = logits.max(axis=-1, keepdims=True)
+    if not math.isfinite(m.sum()):
+        return None
+    return np.subtract(logits, m)
+
+
 @fast(losses.SparseSoftmaxCrossEntropy)
 def _sparse_ce(op, portable):
     def forward(labels, logits):
-        if logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        shifted = _shifted_logits(labels, logits)
+        if shifted is None:
             return portable(labels, logits)
-        m = np.max(logits, axis=-1, keepdims=True)
-        if not np.isfinite(m).all():
-            return portable(labels, logits)
-        shifted = np.subtract(logits, m)
-        picked = np.take_along_axis(shifted, labels[:, None], axis=-1)[:, 0]
+        picked = shifted[np.arange(shifted.shape[0]), labels]
         np.exp(shifted, out=shifted)
         lse = np.log(np.add.reduce(shifted, axis=-1))
         return np.subtract(lse, picked, out=lse)
@@ -236,13 +248,9 @@ def _sparse_ce(op, portable):
 @fast(losses.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
     def forward(grad, labels, logits):
-        if (logits.ndim != 2 or not np.issubdtype(labels.dtype, np.integer)
-                or grad.dtype != logits.dtype):
+        probs = _shifted_logits(labels, logits) if grad.dtype == logits.dtype else None
+        if probs is None:
             return portable(grad, labels, logits)
-        m = np.max(logits, axis=-1, keepdims=True)
-        if not np.isfinite(m).all():
-            return portable(grad, labels, logits)
-        probs = np.subtract(logits, m)
         np.exp(probs, out=probs)
         probs /= np.add.reduce(probs, axis=-1, keepdims=True)
         probs[np.arange(probs.shape[0]), labels] -= 1.0
@@ -348,14 +356,37 @@ def update_problem(step, values) -> str | None:
     return None
 
 
-def update_inplace(step, values, owned) -> bool:
-    """Apply an optimizer step in place; False when there is no fast path for it."""
+def fold_learning_rate(step, producer):
+    """Plain SGD on a gradient made by ``MatMulGradB`` (x^T g): the replacement forward
+    that returns lr * x^T g by scaling whichever of g and the result is smaller, so the
+    update is then just ``param -= grad``. None where this does not apply."""
+    if (type(getattr(step, "optimizer", None)) is not optimizers.GradientDescentOptimizer
+            or type(producer) is not ops.MatMulGradB):
+        return None
+    lr = step.optimizer.learning_rate
+    portable = FORWARD[ops.MatMulGradB](producer, None)
+
+    def forward(g, a, b):
+        if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype and g.size < math.prod(b.shape):
+            return np.matmul(a.T, np.multiply(g, lr))
+        result = np.asarray(portable(g, a, b))
+        return np.multiply(result, lr)
+
+    return forward
+
+
+def update_inplace(step, values, owned, prescaled=()) -> bool:
+    """Apply an optimizer step in place; False when there is no fast path for it.
+    ``prescaled[i]``: gradient i is already lr * gradient (plain SGD only)."""
     fn = UPDATES.get(type(step.optimizer))
     if fn is None:
         return False
     optimizer = step.optimizer
-    for (g, p, slot_positions), own in zip(step.groups, owned):
+    for i, ((g, p, slot_positions), own) in enumerate(zip(step.groups, owned)):
         grad, param = values[g], values[p]
+        if prescaled and prescaled[i]:  # already lr * gradient: plain SGD subtracts it
+            np.subtract(param, grad, out=param, casting="unsafe")
+            continue
         slots = [values[i] for i in slot_positions]
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True

@@ -46,7 +46,8 @@ class Plan:
     variables: list  # (slot, Variable)
     feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
     steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
-    updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs)
+    updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs,
+    #                which gradients come already scaled by the learning rate)
     inplace_updates: bool  # NumPy: apply the updates in place (proved safe at compile time)
     fetch_slots: list  # slot per fetch, None for an Update
     copies: set  # fetched slots holding a Variable that NumPy updates in place
@@ -359,23 +360,6 @@ class Session:
             if s not in keep and s not in loaded and index < len(steps):
                 frees.setdefault(index, []).append(s)
 
-        compiled = []
-        for index, (node, ins, out) in enumerate(steps):
-            if node is None:
-                fn = _describe
-            else:
-                fn = functools.partial(node.forward, self.xp)
-                if fast:
-                    donate = bool(ins) and ins.count(ins[0]) == 1 and owned(ins[0], index)
-                    fn = fastpath.forward_fn(node, donate, fn)
-            # itemgetter gathers the inputs in C; with one index it returns the bare value.
-            compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
-                             tuple(frees.get(index, ())), ins, node))
-        update_plan = []
-        for op, ins in updates:
-            grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
-                                for s in ins[: getattr(op, "n", 0)])
-            update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins)))
         # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
         live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
         for node, ins, out in steps:
@@ -388,6 +372,35 @@ class Session:
         inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
                    and all(fastpath.has_fast_update(op) for op, _ in updates)
                    and not any(s in live for op, ins in updates for s in ins[: op.n]))
+
+        update_plan, folded = [], {}
+        for op, ins in updates:
+            grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
+                                for s in ins[: getattr(op, "n", 0)])
+            prescaled = []
+            for s, own in zip(ins, grads_owned):
+                # SGD: scale a gradient's small factor inside its matmul, not the big result.
+                fold = own and inplace and fastpath.fold_learning_rate(op, producer.get(s))
+                if fold:
+                    folded[s] = fold
+                prescaled.append(bool(fold))
+            update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins),
+                                tuple(prescaled)))
+
+        compiled = []
+        for index, (node, ins, out) in enumerate(steps):
+            if node is None:
+                fn = _describe
+            elif out in folded:
+                fn = folded[out]
+            else:
+                fn = functools.partial(node.forward, self.xp)
+                if fast:
+                    donate = bool(ins) and ins.count(ins[0]) == 1 and owned(ins[0], index)
+                    fn = fastpath.forward_fn(node, donate, fn)
+            # itemgetter gathers the inputs in C; with one index it returns the bare value.
+            compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
+                             tuple(frees.get(index, ())), ins, node))
         # Constants and static shape descriptions never change: they live in the template
         # every run's value list starts from; only Variables are looked up per run.
         template = [None] * new_slot()
@@ -473,18 +486,19 @@ class Session:
     def _commit(self, plan: Plan, values) -> None:
         """Apply the run's Variable updates, after every other step has succeeded. Every
         check comes before the first write, so a failure changes nothing."""
-        calls = [(op, ins, owned, gather(values)) for op, ins, owned, gather in plan.updates]
+        calls = [(op, ins, owned, gather(values), prescaled)
+                 for op, ins, owned, gather, prescaled in plan.updates]
         if plan.inplace_updates:
-            for op, ins, _, args in calls:
+            for op, ins, _, args, _ in calls:
                 problem = fastpath.update_problem(op, args)
                 if problem:
                     raise self._op_error((None, None, None, None, (), ins, op), values,
                                          ValueError(problem))
-            for op, _, owned, args in calls:
-                fastpath.update_inplace(op, args, owned)
+            for op, _, owned, args, prescaled in calls:
+                fastpath.update_inplace(op, args, owned, prescaled)
             return
         new = []
-        for op, ins, _, args in calls:
+        for op, ins, _, args, _ in calls:
             try:
                 result = op.forward(self.xp, *args)
             except Exception as exc:
