@@ -162,6 +162,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--chunk", type=int, default=25, help="steps per interleaved chunk")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     args = p.parse_args(argv)
 
@@ -193,12 +194,24 @@ def main(argv=None):
             )
             print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
+    # Interleave in chunks of --chunk steps so that a slow spell of the machine hits every
+    # runner alike; an epoch's time is the sum of its chunks. The order rotates and each
+    # runner starts after a short pause, so no runner always inherits the previous one's
+    # still-spinning BLAS/OpenMP threads.
     times = {name: [] for name in runners}
+    names = list(runners)
+    chunk = args.chunk * args.batch_size
     for epoch, order in enumerate(orders):
-        for name, (run_epoch, _) in runners.items():
-            start = time.perf_counter()
-            run_epoch(order)
-            times[name].append(time.perf_counter() - start)
+        spent = dict.fromkeys(runners, 0.0)
+        for k, start in enumerate(range(0, len(order), chunk)):
+            part = order[start : start + chunk]
+            for name in names[k % len(names):] + names[: k % len(names)]:
+                time.sleep(0.05)
+                t0 = time.perf_counter()
+                runners[name][0](part)
+                spent[name] += time.perf_counter() - t0
+        for name in runners:
+            times[name].append(spent[name])
         print(f"epoch {epoch + 1}: " + ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()),
               flush=True)
 
@@ -208,7 +221,9 @@ def main(argv=None):
         print(f"  {name:6s} {medians[name]:.3f} s/epoch   accuracy {accuracy():.4f}")
     for base in ("torch", "numpy"):
         if base in medians:
-            print(f"  xpnn / {base}: {medians['xpnn'] / medians[base]:.3f}")
+            ratios = [x / b for x, b in zip(times["xpnn"], times[base])]
+            print(f"  xpnn / {base}: {medians['xpnn'] / medians[base]:.3f} "
+                  f"(per-epoch ratios {min(ratios):.3f}-{max(ratios):.3f})")
 
     if args.device == "cpu" and not args.no_memory:
         peaks = {}

@@ -382,7 +382,9 @@ def update_inplace(step, values, owned, prescaled=()) -> bool:
     if fn is None:
         return False
     optimizer = step.optimizer
-    for i, ((g, p, slot_positions), own) in enumerate(zip(step.groups, owned)):
+    # Newest gradients first: the plan computed them last, so they are still in cache.
+    for i in reversed(range(len(step.groups))):
+        (g, p, slot_positions), own = step.groups[i], owned[i]
         grad, param = values[g], values[p]
         if prescaled and prescaled[i]:  # already lr * gradient: plain SGD subtracts it
             np.subtract(param, grad, out=param, casting="unsafe")

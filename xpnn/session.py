@@ -293,7 +293,15 @@ class Session:
     def _compile(self, nodes, rebuild, fed) -> Plan:
         for node in nodes:
             self._check_graph(node, "Session.run")
-        order = topological_order(nodes)
+        # Visit an update's gradients last-first: backprop then runs layer by layer from the
+        # output, each activation dies as soon as its gradient is made, and the first layer's
+        # (largest) gradient is the newest in cache when the update reads it.
+        roots = []
+        for node in nodes:
+            if isinstance(node, Update):
+                roots.extend(reversed(node.inputs))
+            roots.append(node)
+        order = topological_order(roots)
         missing = [n for n in order if isinstance(n, Placeholder) and n not in fed]
         if missing:
             names = ", ".join(repr(n.label) for n in missing)
