@@ -162,7 +162,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--chunk", type=int, default=25, help="steps per interleaved chunk")
+    p.add_argument("--chunk", type=int, default=100, help="steps per interleaved chunk")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     args = p.parse_args(argv)
 
@@ -206,7 +206,7 @@ def main(argv=None):
         for k, start in enumerate(range(0, len(order), chunk)):
             part = order[start : start + chunk]
             for name in names[k % len(names):] + names[: k % len(names)]:
-                time.sleep(0.05)
+                time.sleep(0.1)
                 t0 = time.perf_counter()
                 runners[name][0](part)
                 spent[name] += time.perf_counter() - t0
