@@ -10,7 +10,7 @@ import pytest
 
 import xpnn as xn
 from xpnn import fastpath, losses, ops, optimizers
-from xpnn.session import _Meta
+from xpnn.plan import _Meta
 
 XP = xn.backend.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
 F32, F64 = np.float32, np.float64

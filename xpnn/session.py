@@ -11,95 +11,25 @@ there, and runs cached plans.
 
 from __future__ import annotations
 
-import functools
-import operator
-from dataclasses import dataclass
-
 import array_api_compat
 import numpy as np
 
 from . import backend as devices
 from . import fastpath, io
-from .autodiff import topological_order
 from .graph import (
     DEFAULT_FLOAT,
     Constant,
     Graph,
     Node,
-    Operation,
     Placeholder,
-    Update,
     Variable,
     get_default_graph,
 )
+from .plan import Plan, _flatten, compile_plan
 
 
 class OpError(ValueError):
     """An op failed while running; the message names the op and its inputs."""
-
-
-@dataclass
-class Plan:
-    """What one (fetches, fed placeholders) pair needs, in order, with slots precomputed."""
-
-    template: list  # the value list a run starts from: constants and static shapes filled in
-    variables: list  # (slot, Variable)
-    feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
-    steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
-    updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs,
-    #                which gradients come already scaled by the learning rate)
-    inplace_updates: bool  # NumPy: apply the updates in place (proved safe at compile time)
-    fetch_slots: list  # slot per fetch, None for an Update
-    copies: set  # fetched slots holding a Variable that NumPy updates in place
-    rebuild: object  # values -> the user's fetch structure
-
-
-class _Meta:
-    """What a shape-only input passes: shape, ndim and dtype, not the array."""
-
-    __slots__ = ("shape", "ndim", "dtype")
-
-    def __init__(self, array):
-        self.shape, self.ndim, self.dtype = tuple(array.shape), array.ndim, array.dtype
-
-    @classmethod
-    def static(cls, shape, dtype):
-        meta = cls.__new__(cls)
-        meta.shape, meta.ndim, meta.dtype = tuple(shape), len(shape), dtype
-        return meta
-
-
-def _describe(array):
-    return _Meta(array)
-
-
-def _flatten(fetches):
-    """Fetches as a flat node list and a function that rebuilds the user's structure."""
-    if isinstance(fetches, Node):
-        return [fetches], lambda values: values[0]
-    if type(fetches) is list and all(isinstance(f, Node) for f in fetches):
-        return fetches, list
-    if isinstance(fetches, (list, tuple)):
-        parts = [_flatten(f) for f in fetches]
-        sizes = [len(p[0]) for p in parts]
-        kind = type(fetches)
-
-        def rebuild(values):
-            out, start = [], 0
-            for (_, build), n in zip(parts, sizes):
-                out.append(build(values[start : start + n]))
-                start += n
-            return kind(out) if kind in (list, tuple) else kind(*out)
-
-        return [n for p in parts for n in p[0]], rebuild
-    if isinstance(fetches, dict):
-        keys = list(fetches)
-        nodes, build = _flatten([fetches[k] for k in keys])
-        return nodes, lambda values: dict(zip(keys, build(values)))
-    raise TypeError(
-        f"cannot fetch a {type(fetches).__name__}: fetch graph nodes, or a list, tuple or dict "
-        "of them"
-    )
 
 
 class Session:
@@ -204,7 +134,9 @@ class Session:
         """Write every Variable of the graph (optimizer state too) to ``path`` (.npz, atomic).
 
         >>> import xpnn as xn, tempfile, os
-        >>> w = xn.Variable([1.0], name="w"); sess = xn.Session()
+        >>> with xn.Graph().as_default():
+        ...     w = xn.Variable([1.0], name="w")
+        ...     sess = xn.Session()
         >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
         >>> sess.save(path); sess.set_value(w, [5.0]); sess.restore(path); sess.run(w).tolist()
         [1.0]
@@ -291,135 +223,7 @@ class Session:
     # ------------------------------------------------------------------ plans
 
     def _compile(self, nodes, rebuild, fed) -> Plan:
-        for node in nodes:
-            self._check_graph(node, "Session.run")
-        # Visit an update's gradients last-first: backprop then runs layer by layer from the
-        # output, each activation dies as soon as its gradient is made, and the first layer's
-        # (largest) gradient is the newest in cache when the update reads it.
-        roots = []
-        for node in nodes:
-            if isinstance(node, Update):
-                roots.extend(reversed(node.inputs))
-            roots.append(node)
-        order = topological_order(roots)
-        missing = [n for n in order if isinstance(n, Placeholder) and n not in fed]
-        if missing:
-            names = ", ".join(repr(n.label) for n in missing)
-            raise ValueError(
-                f"placeholder {names} must be fed to compute "
-                f"{', '.join(repr(n.label) for n in nodes)}: pass feed_dict={{{missing[0].label}"
-                ": value}"
-            )
-        needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
-                      for i in op.shape_only}
-        slot, meta, producer, static = {}, {}, {}, {}
-        leaves, feeds, steps, updates = [], [], [], []
-
-        def new_slot():
-            return len(slot) + len(meta)
-
-        for node in order:
-            slot[node] = new_slot()
-            if isinstance(node, Update):
-                updates.append((node, tuple(slot[i] for i in node.inputs)))
-            elif isinstance(node, Operation):
-                ins = tuple(meta[i] if k in node.shape_only else slot[i]
-                            for k, i in enumerate(node.inputs))
-                producer[slot[node]] = node
-                steps.append([node, ins, slot[node]])
-            elif isinstance(node, Placeholder):
-                feeds.append((slot[node], node, self._feed_dtype(node), node.shape))
-            elif isinstance(node, (Variable, Constant)):
-                leaves.append((slot[node], node))
-            else:
-                raise TypeError(f"cannot run {node!r}: unknown node kind")
-            if node in needs_meta:
-                meta[node] = new_slot()
-                if node.shape is not None and None not in node.shape and node.dtype:
-                    static[meta[node]] = _Meta.static(node.shape, self.device.dtype(node.dtype))
-                else:
-                    steps.append([None, (slot[node],), meta[node]])
-
-        fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
-        keep = {s for s in fetch_slots if s is not None}
-        last_use = {}
-        for index, (_, ins, _) in enumerate(steps):
-            for s in ins:
-                last_use[s] = index
-        update_reads = [s for _, ins in updates for s in ins]
-        for s in update_reads:
-            last_use[s] = len(steps)
-
-        fast = self.device.backend == "numpy"
-        # A buffer may be overwritten only if an op made it fresh and nothing else can see it:
-        # not fetched, not aliased through an op that may return (a view of) its input.
-        aliased = set()
-        for node, ins, _ in steps:
-            if node is not None and type(node) not in fastpath.FRESH:
-                aliased.update(s for k, s in enumerate(ins) if k not in node.shape_only)
-
-        def owned(s, index):
-            return (fast and s in producer and type(producer[s]) in fastpath.FRESH
-                    and s not in aliased and s not in keep and last_use.get(s) == index)
-
-        frees = {}
-        loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)
-        for s, index in last_use.items():
-            if s not in keep and s not in loaded and index < len(steps):
-                frees.setdefault(index, []).append(s)
-
-        # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
-        live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
-        for node, ins, out in steps:
-            if node is not None and type(node) not in fastpath.FRESH and live.intersection(ins):
-                live.add(out)
-        copies = {s for s in fetch_slots if fast and s in live}
-        # In-place updates are safe when no gradient is (a view of) a Variable being written
-        # and no Variable is written twice; otherwise the portable update computes new arrays.
-        targets = [v for op, _ in updates for v in op.targets]
-        inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
-                   and all(fastpath.has_fast_update(op) for op, _ in updates)
-                   and not any(s in live for op, ins in updates for s in ins[: op.n]))
-
-        update_plan, folded = [], {}
-        for op, ins in updates:
-            grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
-                                for s in ins[: getattr(op, "n", 0)])
-            prescaled = []
-            for s, own in zip(ins, grads_owned):
-                # SGD: scale a gradient's small factor inside its matmul, not the big result.
-                fold = own and inplace and fastpath.fold_learning_rate(op, producer.get(s))
-                if fold:
-                    folded[s] = fold
-                prescaled.append(bool(fold))
-            update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins),
-                                tuple(prescaled)))
-
-        compiled = []
-        for index, (node, ins, out) in enumerate(steps):
-            if node is None:
-                fn = _describe
-            elif out in folded:
-                fn = folded[out]
-            else:
-                fn = functools.partial(node.forward, self.xp)
-                if fast:
-                    donate = bool(ins) and ins.count(ins[0]) == 1 and owned(ins[0], index)
-                    fn = fastpath.forward_fn(node, donate, fn)
-            # itemgetter gathers the inputs in C; with one index it returns the bare value.
-            compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
-                             tuple(frees.get(index, ())), ins, node))
-        # Constants and static shape descriptions never change: they live in the template
-        # every run's value list starts from; only Variables are looked up per run.
-        template = [None] * new_slot()
-        for s, leaf in leaves:
-            if isinstance(leaf, Constant):
-                template[s] = self._leaf_value(leaf)
-        for s, description in static.items():
-            template[s] = description
-        variables = [(s, leaf) for s, leaf in leaves if isinstance(leaf, Variable)]
-        return Plan(template, variables, feeds, compiled, update_plan, inplace, fetch_slots,
-                    copies, rebuild)
+        return compile_plan(self, nodes, rebuild, fed)
 
     def _feed_dtype(self, placeholder):
         """The NumPy dtype host data for ``placeholder`` is converted to when floating."""
