@@ -68,6 +68,20 @@ def reset_default_graph() -> Graph:
     return _default_graph
 
 
+def _operator(name: str, reflected: bool = False):
+    """``Node.__add__`` and friends: the op function ``name`` (ops imports this module, so it
+    is looked up at call time), with the operands swapped for the reflected form."""
+
+    def method(self, other):
+        from . import ops
+
+        op = getattr(ops, name)
+        return op(other, self) if reflected else op(self, other)
+
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
 class Node:
     """A value in the graph. Supports ``+ - * / @``, unary ``-`` and ``**2``."""
 
@@ -89,56 +103,12 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
 
-    # Operators build graph nodes; ops imports graph, so import it lazily here.
-    def __add__(self, other):
-        from . import ops
-
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        from . import ops
-
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        from . import ops
-
-        return ops.subtract(self, other)
-
-    def __rsub__(self, other):
-        from . import ops
-
-        return ops.subtract(other, self)
-
-    def __mul__(self, other):
-        from . import ops
-
-        return ops.multiply(self, other)
-
-    def __rmul__(self, other):
-        from . import ops
-
-        return ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        from . import ops
-
-        return ops.divide(self, other)
-
-    def __rtruediv__(self, other):
-        from . import ops
-
-        return ops.divide(other, self)
-
-    def __matmul__(self, other):
-        from . import ops
-
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from . import ops
-
-        return ops.matmul(other, self)
+    # Operators build graph nodes (see _operator below).
+    __add__, __radd__ = _operator("add"), _operator("add", reflected=True)
+    __sub__, __rsub__ = _operator("subtract"), _operator("subtract", reflected=True)
+    __mul__, __rmul__ = _operator("multiply"), _operator("multiply", reflected=True)
+    __truediv__, __rtruediv__ = _operator("divide"), _operator("divide", reflected=True)
+    __matmul__, __rmatmul__ = _operator("matmul"), _operator("matmul", reflected=True)
 
     def __neg__(self):
         from . import ops
