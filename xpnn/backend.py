@@ -113,7 +113,8 @@ def describe(array) -> str:
 
 
 def to_numpy(array) -> np.ndarray:
-    """Copy any supported array (NumPy, CuPy, torch, array-api-strict, JAX) to a NumPy array.
+    """Any supported array (NumPy, CuPy, torch, array-api-strict, JAX) as a host NumPy array
+    that shares no memory with a device or tensor buffer (NumPy input is returned as is).
 
     >>> import xpnn as xn
     >>> xn.to_numpy(xn.Session().run(xn.constant([1.0, 2.0]))).tolist()
@@ -126,7 +127,9 @@ def to_numpy(array) -> np.ndarray:
     if array_api_compat.is_cupy_array(array):
         return array.get()
     if array_api_compat.is_torch_array(array):
-        return array.detach().cpu().numpy()
+        host = array.detach().cpu()
+        # On the CPU .numpy() shares the tensor's memory: copy, as for every other backend.
+        return host.numpy().copy() if host.data_ptr() == array.data_ptr() else host.numpy()
     if type(array).__module__.startswith("array_api_strict"):
         import array_api_strict
 

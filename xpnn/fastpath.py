@@ -59,7 +59,8 @@ def _binary(ufunc):
 
     def make_inplace(op, portable):
         def forward(a, b):
-            if type(a) is np.ndarray and a.dtype == b.dtype and a.ndim >= b.ndim:
+            if (type(a) is np.ndarray and a.dtype == b.dtype and a.dtype.kind == "f"
+                    and a.ndim >= b.ndim):
                 try:
                     return ufunc(a, b, out=a)
                 except ValueError:  # b broadcasts a to a bigger shape: cannot write into a
@@ -248,7 +249,8 @@ def _sparse_ce(op, portable):
 @fast(losses.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
     def forward(grad, labels, logits):
-        probs = _shifted_logits(labels, logits) if grad.dtype == logits.dtype else None
+        ok = grad.dtype == logits.dtype and grad.ndim == 1
+        probs = _shifted_logits(labels, logits) if ok else None
         if probs is None:
             return portable(grad, labels, logits)
         np.exp(probs, out=probs)
@@ -347,16 +349,7 @@ def has_fast_update(step) -> bool:
     return type(getattr(step, "optimizer", None)) in UPDATES
 
 
-def update_problem(step, values) -> str | None:
-    """Why ``update_inplace`` cannot apply these values (checked before anything is written)."""
-    for g, p, _ in step.groups:
-        if values[g].shape != values[p].shape:
-            return (f"the gradient for Variable {step.targets[p - step.n].label} has shape "
-                    f"{tuple(values[g].shape)}, the Variable has shape {tuple(values[p].shape)}")
-    return None
-
-
-def fold_learning_rate(step, producer):
+def fold_learning_rate(step, producer, producer_portable):
     """Plain SGD on a gradient made by ``MatMulGradB`` (x^T g): the replacement forward
     that returns lr * x^T g by scaling whichever of g and the result is smaller, so the
     update is then just ``param -= grad``. None where this does not apply."""
@@ -364,7 +357,7 @@ def fold_learning_rate(step, producer):
             or type(producer) is not ops.MatMulGradB):
         return None
     lr = step.optimizer.learning_rate
-    portable = FORWARD[ops.MatMulGradB](producer, None)
+    portable = FORWARD[ops.MatMulGradB](producer, producer_portable)
 
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype and g.size < math.prod(b.shape):
@@ -376,8 +369,9 @@ def fold_learning_rate(step, producer):
 
 
 def update_inplace(step, values, owned, prescaled=()) -> bool:
-    """Apply an optimizer step in place; False when there is no fast path for it.
-    ``prescaled[i]``: gradient i is already lr * gradient (plain SGD only)."""
+    """Apply an optimizer step in place (after ``step.shape_problem`` found none); False when
+    there is no fast path for it. ``prescaled[i]``: gradient i is already lr * gradient
+    (plain SGD only)."""
     fn = UPDATES.get(type(step.optimizer))
     if fn is None:
         return False

@@ -91,12 +91,12 @@ def gradcheck(loss: Node, wrt, feed_dict=None, *, eps=1e-6, rtol=1e-4, atol=1e-6
         if v.dtype.kind == "f":
             host_feeds[p] = v.astype("float64")
 
-    analytic = sess.run([g for g in gradients(loss, wrt) if g is not None], host_feeds,
-                        to_numpy=True)
+    grad_nodes = gradients(loss, wrt)
+    analytic = sess.run([g for g in grad_nodes if g is not None], host_feeds, to_numpy=True)
     grads = iter(analytic)
     rng = np.random.default_rng(seed)
     checks = []
-    for node, g in zip(wrt, gradients(loss, wrt)):
+    for node, g in zip(wrt, grad_nodes):
         if not isinstance(node, (Variable, Placeholder)):
             raise TypeError(f"gradcheck: {node.label} is not a Variable or placeholder")
         base = _value(sess, node, host_feeds)

@@ -28,6 +28,15 @@ class Graph:
     def as_default(self) -> _DefaultGraph:
         return _DefaultGraph(self)
 
+    def unique_name(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2``... if a Variable already has that name."""
+        taken = {v.name for v in self.variables}
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
     def trainable_variables(self) -> list[Variable]:
         return [v for v in self.variables if v.trainable]
 

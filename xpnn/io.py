@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,20 @@ def save_arrays(path, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_arrays(path) -> dict:
@@ -46,7 +56,7 @@ def load_arrays(path) -> dict:
             raise ValueError("it holds a single .npy array, not named arrays")
         with data:
             return {k: data[k] for k in data.files}
-    except ValueError as exc:
+    except (ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a plain .npz of arrays ({exc})") from exc
 
 

@@ -50,7 +50,11 @@ class SoftmaxCrossEntropy(Operation):
     """Per-row -sum(labels * log_softmax(logits)) via log-sum-exp."""
 
     def forward(self, xp, labels, logits):
-        return -xp.sum(labels * _log_softmax(xp, logits), axis=-1)
+        if labels.dtype != logits.dtype:
+            labels, logits = ops._match(xp, labels, logits)
+        # 0 * log(0) counts as 0: a class with no target mass and a -inf logit adds nothing.
+        log_p = xp.where(labels != 0, _log_softmax(xp, logits), 0.0)
+        return -xp.sum(labels * log_p, axis=-1)
 
     def infer_shape(self, labels, logits):
         shape = ops.broadcast_shapes(self, labels, logits)

@@ -238,6 +238,8 @@ class NNClassifier:
             raise ValueError(
                 f"X must have shape (n_samples, {self.units[0]}), got {shape}"
             )
+        if shape[0] == 0:
+            raise ValueError("X has no samples: pass at least one row")
         return X
 
     def _targets(self, t, n):

@@ -156,6 +156,8 @@ class GreaterEqual(Elementwise):
     """1.0 where a >= b else 0.0, in the inputs' floating dtype (a mask; no gradient)."""
 
     def forward(self, xp, a, b):
+        if a.dtype != b.dtype:
+            a, b = _match(xp, a, b)
         return xp.astype(xp.greater_equal(a, b), xp.result_type(a, b))
 
     def backward(self, grad):
@@ -240,7 +242,9 @@ class Sign(Unary):
 
 class Clip(Unary):
     def __init__(self, x, low, high, name=None):
-        self.low, self.high = low, high
+        # Python floats: the standard's clip takes scalars, not NumPy ones.
+        self.low = None if low is None else float(low)
+        self.high = None if high is None else float(high)
         super().__init__(x, name=name)
 
     def forward(self, xp, x):
@@ -537,6 +541,8 @@ class ArgMax(Reduction):
     """Index of the largest entry along one axis (int64; no gradient)."""
 
     def __init__(self, x, axis=-1, name=None):
+        if not isinstance(axis, int):
+            raise ValueError(f"argmax takes one integer axis, got {axis!r}")
         super().__init__(x, axis, False, name=name)
 
     def forward(self, xp, x):

@@ -71,7 +71,7 @@ class Optimizer:
     def _zeros(self, variable: Variable, what: str) -> Variable:
         return Variable(
             np.zeros(variable.shape, dtype=variable.dtype),
-            name=f"{variable.label}/{what}",
+            name=variable.graph.unique_name(f"{variable.label}/{what}"),
             trainable=False,
             graph=variable.graph,
         )
@@ -93,6 +93,21 @@ class _Step(Update):
         self.groups = [(i, self.n + i, tuple(range(start, start + count)))
                        for i, (start, count) in enumerate(zip(starts, self.slot_counts))]
         super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, name=name)
+
+    @property
+    def type(self) -> str:
+        return f"{type(self.optimizer).__name__} step"
+
+    def shape_problem(self, values) -> str | None:
+        """Why these gradients cannot update these Variables (checked before any write)."""
+        for g, p, _ in self.groups:
+            if tuple(values[g].shape) != tuple(values[p].shape):
+                return (
+                    f"the gradient for Variable {self.targets[p - self.n].label} has shape "
+                    f"{tuple(values[g].shape)} but the Variable has shape "
+                    f"{tuple(values[p].shape)}: feed or compute a gradient of the Variable's shape"
+                )
+        return None
 
     def forward(self, xp, *values):
         n = self.n
@@ -146,7 +161,8 @@ class AdamOptimizer(Optimizer):
 
     def _slots(self, variable):
         step = Variable(
-            np.zeros((), dtype=variable.dtype), name=f"{variable.label}/adam_t",
+            np.zeros((), dtype=variable.dtype),
+            name=variable.graph.unique_name(f"{variable.label}/adam_t"),
             trainable=False, graph=variable.graph,
         )
         return [self._zeros(variable, "adam_m"), self._zeros(variable, "adam_v"), step]

@@ -175,10 +175,17 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     for node, ins, out in steps:
         if node is not None and type(node) not in fastpath.FRESH and live.intersection(ins):
             live.add(out)
-    copies = {s for s in fetch_slots if fast and s in live}
+    constants = {s for s, leaf in leaves if isinstance(leaf, Constant)}
+    copies = {s for s in fetch_slots if fast and (s in live or s in constants)}
     # In-place updates are safe when no gradient is (a view of) a Variable being written
     # and no Variable is written twice; otherwise the portable update computes new arrays.
     targets = [v for op, _ in updates for v in op.targets]
+    twice = {v.label for v in targets if targets.count(v) > 1}
+    if twice:
+        raise ValueError(
+            f"Variables {sorted(twice)} would be updated by two steps in one run; fetch "
+            "the steps in separate runs (or build one optimizer step over all Variables)"
+        )
     inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
                and all(fastpath.has_fast_update(op) for op, _ in updates)
                and not any(s in live for op, ins in updates for s in ins[: op.n]))
@@ -190,7 +197,9 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         prescaled = []
         for s, own in zip(ins, grads_owned):
             # SGD: scale a gradient's small factor inside its matmul, not the big result.
-            fold = own and inplace and fastpath.fold_learning_rate(op, producer.get(s))
+            maker = producer.get(s)
+            fold = own and inplace and fastpath.fold_learning_rate(
+                op, maker, maker and functools.partial(maker.forward, session.xp))
             if fold:
                 folded[s] = fold
             prescaled.append(bool(fold))

@@ -122,6 +122,11 @@ class Session:
             raise TypeError(f"set_value: {variable.label} is a {variable.kind}, not a Variable")
         host = devices.to_numpy(value) if not isinstance(value, np.ndarray) else value
         host = np.asarray(host)
+        if host.dtype.kind not in "fiub":
+            raise TypeError(
+                f"set_value: Variable {variable.label} ({variable.dtype}) takes numbers, got "
+                f"data of dtype {host.dtype}"
+            )
         if tuple(host.shape) != variable.shape:
             raise ValueError(
                 f"set_value: Variable {variable.label} has shape {variable.shape}, "
@@ -175,7 +180,9 @@ class Session:
     # ------------------------------------------------------------------ feeds
 
     def _feed_value(self, placeholder: Placeholder, value):
-        if isinstance(value, np.ndarray) or not array_api_compat.is_array_api_obj(value):
+        if isinstance(value, (np.ndarray, np.generic)) or not array_api_compat.is_array_api_obj(
+            value
+        ):
             if isinstance(value, Node):
                 raise TypeError(
                     f"the feed for placeholder {placeholder.label} is a graph node "
@@ -190,6 +197,12 @@ class Session:
             if host.dtype.kind not in "fiub":
                 raise TypeError(
                     f"placeholder {placeholder.label}: cannot feed data of dtype {host.dtype}"
+                )
+            if (dtype is not None and np.dtype(dtype).kind in "iu" and host.dtype.kind == "f"
+                    and not np.array_equal(host, np.round(host))):
+                raise TypeError(
+                    f"placeholder {placeholder.label} holds {dtype} but was fed fractional "
+                    f"{host.dtype} data: round or cast it yourself"
                 )
             array = self.device.from_host(host, dtype or host.dtype)
         else:
@@ -243,7 +256,7 @@ class Session:
         for s, placeholder, dtype, shape in plan.feeds:
             value = feed_dict[placeholder]
             if host_ok and type(value) is np.ndarray and value.dtype == dtype:
-                if shape is not None and value.shape != shape:  # the common case, made cheap
+                if shape is not None and value.shape != shape:  # equal shapes skip the check
                     self._check_shape(placeholder, value.shape)
                 values[s] = value
             else:
@@ -300,12 +313,12 @@ class Session:
         check comes before the first write, so a failure changes nothing."""
         calls = [(op, ins, owned, gather(values), prescaled)
                  for op, ins, owned, gather, prescaled in plan.updates]
+        for op, ins, _, args, _ in calls:
+            problem = getattr(op, "shape_problem", None) and op.shape_problem(args)
+            if problem:
+                raise self._op_error((None, None, None, None, (), ins, op), values,
+                                     ValueError(problem))
         if plan.inplace_updates:
-            for op, ins, _, args, _ in calls:
-                problem = fastpath.update_problem(op, args)
-                if problem:
-                    raise self._op_error((None, None, None, None, (), ins, op), values,
-                                         ValueError(problem))
             for op, _, owned, args, prescaled in calls:
                 fastpath.update_inplace(op, args, owned, prescaled)
             return
