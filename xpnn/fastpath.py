@@ -378,12 +378,12 @@ def update_inplace(step, values, owned, prescaled=()) -> bool:
     optimizer = step.optimizer
     # Newest gradients first: the plan computed them last, so they are still in cache.
     for i in reversed(range(len(step.groups))):
-        (g, p, slot_positions), own = step.groups[i], owned[i]
-        grad, param = values[g], values[p]
+        g, p, slot_positions = step.groups[i]
+        grad, param, own = values[g], values[p], owned[i]
         if prescaled and prescaled[i]:  # already lr * gradient: plain SGD subtracts it
             np.subtract(param, grad, out=param, casting="unsafe")
             continue
-        slots = [values[i] for i in slot_positions]
+        slots = [values[k] for k in slot_positions] if slot_positions else ()
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True
         if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take

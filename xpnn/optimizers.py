@@ -101,7 +101,9 @@ class _Step(Update):
     def shape_problem(self, values) -> str | None:
         """Why these gradients cannot update these Variables (checked before any write)."""
         for g, p, _ in self.groups:
-            if tuple(values[g].shape) != tuple(values[p].shape):
+            if values[g].shape != values[p].shape and (
+                tuple(values[g].shape) != tuple(values[p].shape)
+            ):
                 return (
                     f"the gradient for Variable {self.targets[p - self.n].label} has shape "
                     f"{tuple(values[g].shape)} but the Variable has shape "

@@ -314,7 +314,8 @@ class Session:
         calls = [(op, ins, owned, gather(values), prescaled)
                  for op, ins, owned, gather, prescaled in plan.updates]
         for op, ins, _, args, _ in calls:
-            problem = getattr(op, "shape_problem", None) and op.shape_problem(args)
+            check = getattr(op, "shape_problem", None)
+            problem = check(args) if check is not None else None
             if problem:
                 raise self._op_error((None, None, None, None, (), ins, op), values,
                                      ValueError(problem))
