@@ -97,7 +97,7 @@ def main(argv=None):
     first, last = statistics.median(times[:5]), statistics.median(times[-5:])
     print(f"  median of the first 5 {first:.3f}s, of the last 5 {last:.3f}s "
           f"(ratio {last / first:.3f})")
-    print("  traced memory after each epoch (MiB): "
+    print("  traced memory still held at the end of each epoch (MiB): "
           + " ".join(f"{cur / 2**20:.2f}" for cur, _ in peaks))
     print(f"  graph nodes before/after: {before}/{after}; cached plans: {plans}")
 
