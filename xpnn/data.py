@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -23,6 +22,7 @@ import array_api_compat
 import numpy as np
 
 from xpnn.backend import dtype_name, to_numpy
+from xpnn.io import write_atomic
 
 __all__ = [
     "MNIST_MD5",
@@ -411,20 +411,9 @@ def _download(folder: Path, name: str, mirrors, timeout, verify) -> Path:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
-        _write_atomic(target, raw)
+        write_atomic(target, lambda f, raw=raw: f.write(raw))
         return target
     raise _not_found(folder, name, errors, download=True)
-
-
-def _write_atomic(target: Path, raw: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _not_found(folder: Path, name: str, errors, download: bool) -> MNISTNotFoundError:

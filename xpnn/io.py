@@ -25,10 +25,17 @@ def save_arrays(path, arrays: dict) -> None:
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")  # np.savez would add it to the temp name
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+
+
+def write_atomic(path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``:
+    readers see the old file or the whole new one, never half of it."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
