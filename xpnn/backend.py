@@ -51,6 +51,11 @@ class Device:
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
 
+    @property
+    def context(self):
+        """A context manager that makes this the current device (CuPy), else None."""
+        return self.device if self.backend == "cupy" else None
+
     def dtype(self, name) -> Any:
         """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
         if not isinstance(name, str):

@@ -251,6 +251,17 @@ class Session:
         ``to_numpy=True``); an optimizer step fetches as None."""
         feed_dict = feed_dict or {}
         plan = self._plan(fetches, feed_dict)
+        if self.device.context is None:
+            out = self._execute(plan, feed_dict)
+        else:  # CuPy: new arrays go to the current GPU, so make it this session's
+            with self.device.context:
+                out = self._execute(plan, feed_dict)
+        if to_numpy:
+            out = [None if v is None else devices.to_numpy(v) for v in out]
+        return plan.rebuild(out)
+
+    def _execute(self, plan: Plan, feed_dict) -> list:
+        """Feed, run every step, commit the updates; the fetched values in order."""
         values = plan.template.copy()
         host_ok = self.device.backend == "numpy"
         for s, placeholder, dtype, shape in plan.feeds:
@@ -284,9 +295,7 @@ class Session:
             if step is None:
                 raise
             raise self._op_error(step, values, exc) from exc
-        if to_numpy:
-            out = [None if v is None else devices.to_numpy(v) for v in out]
-        return plan.rebuild(out)
+        return out
 
     def _plan(self, fetches, feed_dict) -> Plan:
         """The cached plan for these fetches and fed placeholders (compiled on first use)."""
