@@ -112,13 +112,10 @@ class _Step(Update):
         return None
 
     def forward(self, xp, *values):
-        n = self.n
-        grads, params, rest = values[:n], values[n : 2 * n], values[2 * n :]
         new_params, new_slots = [], []
-        start = 0
-        for grad, param, count in zip(grads, params, self.slot_counts):
-            slots = rest[start : start + count]
-            start += count
+        for g, p, slot_positions in self.groups:
+            grad, param = values[g], values[p]
+            slots = [values[k] for k in slot_positions]
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
             updated = self.optimizer.update(xp, param, grad, *slots)

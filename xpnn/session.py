@@ -235,9 +235,6 @@ class Session:
 
     # ------------------------------------------------------------------ plans
 
-    def _compile(self, nodes, rebuild, fed) -> Plan:
-        return compile_plan(self, nodes, rebuild, fed)
-
     def _feed_dtype(self, placeholder):
         """The NumPy dtype host data for ``placeholder`` is converted to when floating."""
         if self.dtype is not None and (placeholder.dtype is None
@@ -314,7 +311,7 @@ class Session:
                 nodes, rebuild = _flatten(fetches)
             for node in feed_dict:
                 self._check_feed_key(node)
-            plan = self._plans[key] = self._compile(nodes, rebuild, feed_dict)
+            plan = self._plans[key] = compile_plan(self, nodes, rebuild, feed_dict)
         return plan
 
     def _commit(self, plan: Plan, values) -> None:
