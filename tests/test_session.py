@@ -93,6 +93,65 @@ def test_plan_is_cached_per_fetches_and_fed_placeholders(dev):
         assert [len(s) for s in op_steps(sess)] == [3, 3, 6]
 
 
+class ForwardCounted(xn.Operation):
+    """x * 3, counting forward calls; infers its shape only when ``infers`` is set."""
+
+    forwards = 0
+    infers = True
+
+    def forward(self, xp, x):
+        ForwardCounted.forwards += 1
+        return x * 3.0
+
+    def infer_shape(self, shape):
+        return shape if ForwardCounted.infers else None
+
+    def backward(self, grad):
+        return [grad * 3.0]
+
+
+@pytest.mark.parametrize("infers", [True, False])
+def test_a_node_read_only_for_its_shape_is_not_computed(dev, infers):
+    """mean(f(x)): the gradient needs only f's shape, so a training run never computes f
+    where f can tell its shape; fetching the loss does."""
+    ForwardCounted.forwards, ForwardCounted.infers = 0, infers
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 2), name="x")
+        w = xn.Variable([[1.0, 2.0]], name="w")
+        loss = xn.reduce_mean(ForwardCounted(x * w))
+        step = xn.train.GradientDescentOptimizer(0.5).minimize(loss)
+        sess = xn.Session(device=dev)
+        feed = {x: [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]}
+        sess.run(step, feed)
+        assert ForwardCounted.forwards == (0 if infers else 1)
+        # d mean(3 x w) / dw_j = 3 * sum_i x_ij / 6 = 3, so w <- w - 0.5 * 3
+        new_w = np.array([[1.0, 2.0]]) - 0.5 * 3.0
+        np.testing.assert_allclose(xn.to_numpy(sess.get_value(w)), new_w)
+        before = ForwardCounted.forwards
+        value = sess.run(loss, feed, to_numpy=True)
+        assert ForwardCounted.forwards == before + 1
+        x0 = np.array(feed[x])
+        np.testing.assert_allclose(value, np.mean(3.0 * x0 * new_w))
+
+
+def test_sparse_cross_entropy_forward_is_skipped_in_a_training_step(dev):
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 3), name="x")
+        t = xn.placeholder(dtype="int64", shape=(None,), name="t")
+        w = xn.Variable(np.eye(3, dtype=np.float32), name="w")
+        loss = xn.losses.sparse_softmax_cross_entropy(t, xn.matmul(x, w))
+        step = xn.train.GradientDescentOptimizer(0.1).minimize(loss)
+        sess = xn.Session(device=dev)
+        sess.run(step, {x: np.ones((4, 3)), t: [0, 1, 2, 0]})
+        (plan,) = sess._plans.values()
+        # an op whose output is only described runs a step made by _inferred_description
+        computed = [op.type for fn, *_, op in plan.steps
+                    if op is not None
+                    and "_inferred_description" not in getattr(fn, "__qualname__", "")]
+        assert "SparseSoftmaxCrossEntropyGrad" in computed
+        assert "SparseSoftmaxCrossEntropy" not in computed
+
+
 def test_two_sessions_are_independent(dev):
     with xn.Graph().as_default():
         w = xn.Variable([1.0, 2.0], name="w")

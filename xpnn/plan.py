@@ -1,7 +1,9 @@
 """Plans: what ``Session.run`` executes for one (fetches, fed placeholders) pair, compiled
 once. A plan is a flat list of steps over numbered slots: a topological order pruned to what
 the fetches need, with each intermediate freed after its last reader. Inputs an op reads only
-for their shape get a small description instead, so the array can die early. On NumPy the
+for their shape get a small description instead, so the array can die early; a node read
+only that way (the loss under a mean, when only the training step is fetched) is not
+computed at all when its op can tell its output shape from its inputs'. On NumPy the
 plan also decides, by proof, which buffers a step may overwrite and whether optimizer updates
 can be applied in place (see ``fastpath``).
 
@@ -61,6 +63,40 @@ def _describe(array):
     return _Meta(array)
 
 
+def _static(node) -> bool:
+    return node.shape is not None and None not in node.shape and bool(node.dtype)
+
+
+def _inferred_description(op, forward):
+    """fn(*inputs) -> the description of op's output, from its inputs' shapes where the op
+    can tell; otherwise (or where they do not fit) the op runs, so any error is its own."""
+
+    def describe(*inputs):
+        shape = op.infer_shape(*(tuple(i.shape) for i in inputs))
+        if shape is None or None in shape:
+            return _Meta(forward(*inputs))
+        return _Meta.static(shape, inputs[-1].dtype)  # readers use shape and ndim
+
+    return describe
+
+
+def _read_only_for_shape(order, needs_meta, fetched) -> set:
+    """Operations whose every reader wants only their shape (and that are not fetched):
+    their values need not be computed."""
+    readers = {}
+    for node in order:
+        if isinstance(node, Operation):
+            for k, i in enumerate(node.inputs):
+                readers.setdefault(i, []).append((node, k))
+    fetched = set(fetched)
+    return {
+        node for node in needs_meta
+        if isinstance(node, Operation) and not isinstance(node, Update) and node not in fetched
+        and all(k in reader.shape_only and not isinstance(reader, Update)
+                for reader, k in readers.get(node, ()))
+    }
+
+
 def _flatten(fetches):
     """Fetches as a flat node list and a function that rebuilds the user's structure."""
     if isinstance(fetches, Node):
@@ -114,6 +150,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         )
     needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
                   for i in op.shape_only}
+    shape_read_only = _read_only_for_shape(order, needs_meta, nodes)
     slot, meta, producer, static = {}, {}, {}, {}
     leaves, feeds, steps, updates = [], [], [], []
 
@@ -121,6 +158,15 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         return len(slot) + len(meta)
 
     for node in order:
+        if node in shape_read_only:  # its description only; the value is never made
+            meta[node] = new_slot()
+            if _static(node):
+                static[meta[node]] = _Meta.static(node.shape, session.device.dtype(node.dtype))
+            else:
+                ins = tuple(meta[i] if k in node.shape_only else slot[i]
+                            for k, i in enumerate(node.inputs))
+                steps.append([node, ins, meta[node], "infer"])
+            continue
         slot[node] = new_slot()
         if isinstance(node, Update):
             updates.append((node, tuple(slot[i] for i in node.inputs)))
@@ -128,7 +174,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             ins = tuple(meta[i] if k in node.shape_only else slot[i]
                         for k, i in enumerate(node.inputs))
             producer[slot[node]] = node
-            steps.append([node, ins, slot[node]])
+            steps.append([node, ins, slot[node], "value"])
         elif isinstance(node, Placeholder):
             feeds.append((slot[node], node, session._feed_dtype(node), node.shape))
         elif isinstance(node, (Variable, Constant)):
@@ -137,15 +183,15 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             raise TypeError(f"cannot run {node!r}: unknown node kind")
         if node in needs_meta:
             meta[node] = new_slot()
-            if node.shape is not None and None not in node.shape and node.dtype:
+            if _static(node):
                 static[meta[node]] = _Meta.static(node.shape, session.device.dtype(node.dtype))
             else:
-                steps.append([None, (slot[node],), meta[node]])
+                steps.append([None, (slot[node],), meta[node], "describe"])
 
     fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
     keep = {s for s in fetch_slots if s is not None}
     last_use = {}
-    for index, (_, ins, _) in enumerate(steps):
+    for index, (_, ins, _, _) in enumerate(steps):
         for s in ins:
             last_use[s] = index
     update_reads = [s for _, ins in updates for s in ins]
@@ -156,8 +202,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     # A buffer may be overwritten only if an op made it fresh and nothing else can see it:
     # not fetched, not aliased through an op that may return (a view of) its input.
     aliased = set()
-    for node, ins, _ in steps:
-        if node is not None and type(node) not in fastpath.FRESH:
+    for node, ins, _, kind in steps:
+        if kind == "value" and type(node) not in fastpath.FRESH:
             aliased.update(s for k, s in enumerate(ins) if k not in node.shape_only)
 
     def owned(s, index):
@@ -172,8 +218,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
 
     # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
     live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
-    for node, ins, out in steps:
-        if node is not None and type(node) not in fastpath.FRESH and live.intersection(ins):
+    for node, ins, out, kind in steps:
+        if kind == "value" and type(node) not in fastpath.FRESH and live.intersection(ins):
             live.add(out)
     constants = {s for s, leaf in leaves if isinstance(leaf, Constant)}
     copies = {s for s in fetch_slots if fast and (s in live or s in constants)}
@@ -207,9 +253,11 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                             tuple(prescaled)))
 
     compiled = []
-    for index, (node, ins, out) in enumerate(steps):
-        if node is None:
+    for index, (node, ins, out, kind) in enumerate(steps):
+        if kind == "describe":
             fn = _describe
+        elif kind == "infer":
+            fn = _inferred_description(node, functools.partial(node.forward, session.xp))
         elif out in folded:
             fn = folded[out]
         else:
