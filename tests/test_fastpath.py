@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import fastpath, losses, ops, optimizers
+from xpnn import blas, fastpath, losses, ops, optimizers
 from xpnn.plan import _Meta
 
 XP = xn.backend.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
@@ -464,8 +464,11 @@ def _blobs(n=40, seed=0):
     return X, y
 
 
+@pytest.mark.parametrize("blas_gemm", ["numpy-blas", "no-blas"])
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("momentum", 0.05), ("adam", 0.01)])
-def test_mlp_training_matches_strict(optimizer, lr):
+def test_mlp_training_matches_strict(optimizer, lr, blas_gemm, monkeypatch):
+    if blas_gemm == "no-blas":  # as where NumPy's OpenBLAS is not found: NumPy arithmetic
+        monkeypatch.setattr(blas, "_gemm", {})
     X, y = _blobs()
     X_before, y_before = X.copy(), y.copy()
     models = [xn.nn.NNClassifier([5, 7, 6, 3], seed=0, device="cpu"),
@@ -789,6 +792,79 @@ def test_updates_read_the_values_before_the_run(case_):
     fast, portable = _both(build, run)
     for f, p in zip(fast, portable):
         np.testing.assert_allclose(f, p)
+
+
+def _sgd_steps(build, steps=3):
+    def run(sess, nodes):
+        feed, step, variables = nodes
+        for _ in range(steps):
+            sess.run(step, feed)
+        return [sess.run(v, to_numpy=True) for v in variables]
+
+    return run
+
+
+@pytest.mark.parametrize("order", ["vw", "wv"])
+def test_sgd_weight_gradient_made_from_another_variable(order):
+    """y = V @ W: W's gradient V^T g must use V before this step's update of V, even where
+    the update computes it straight into W (whichever Variable it updates first)."""
+    rng = np.random.default_rng(21)
+    v0 = rng.standard_normal((3, 4)).astype(F32)
+    w0 = rng.standard_normal((4, 2)).astype(F32)
+
+    def build():
+        v, w = xn.Variable(v0, name="v"), xn.Variable(w0, name="w")
+        loss = xn.reduce_sum(xn.square(v @ w))
+        var_list = [v, w] if order == "vw" else [w, v]
+        return {}, xn.train.GradientDescentOptimizer(0.01).minimize(loss, var_list), [v, w]
+
+    fast, portable = _both(build, _sgd_steps(build, steps=1))
+    v, w = v0.astype(np.float64), w0.astype(np.float64)
+    g = 2 * (v @ w)
+    expected = [v - 0.01 * g @ w.T, w - 0.01 * v.T @ g]
+    for f, p, e in zip(fast, portable, expected):
+        np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p, e, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_weight_gradient_operand_is_not_reused_before_the_update():
+    """h feeds W2's gradient (computed at the update) and, last in the plan, h * 0.5:
+    that product must not be written into h's buffer."""
+    rng = np.random.default_rng(22)
+    w1_0 = rng.standard_normal((4, 5)).astype(F32) * 0.5
+    w2_0 = rng.standard_normal((5, 2)).astype(F32) * 0.5
+
+    def build():
+        x = xn.placeholder(shape=(None, 4), name="x")
+        w1, w2 = xn.Variable(w1_0, name="w1"), xn.Variable(w2_0, name="w2")
+        h = x @ w1
+        loss = xn.reduce_sum(h @ w2) + xn.reduce_sum(xn.exp(h * 0.5))
+        step = xn.train.GradientDescentOptimizer(0.05).minimize(loss)
+        return {x: X4}, step, [w1, w2]
+
+    fast, portable = _both(build, _sgd_steps(build))
+    for f, p in zip(fast, portable):
+        np.testing.assert_allclose(f, p, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fast[1], w2_0)
+
+
+def test_plain_sgd_weight_gradients_are_left_to_the_update(monkeypatch):
+    """With NumPy's BLAS found, a Linear layer's weight gradient is never made: the update
+    accumulates x^T g into W."""
+    if not blas.available():
+        pytest.skip("NumPy's OpenBLAS was not found: the update subtracts lr * x^T g")
+    made = []
+    original = blas.accumulate_product
+
+    def spy(c, a, b, alpha):
+        made.append((c.shape, alpha))
+        return original(c, a, b, alpha)
+
+    X, y = _blobs()
+    model = xn.nn.NNClassifier([5, 7, 3], seed=0, device="cpu")
+    monkeypatch.setattr(blas, "accumulate_product", spy)
+    model.fit(X, y, epochs=1, batch_size=40, optimizer="sgd", lr=0.5, verbose=0)
+    assert sorted(made) == [((5, 7), -0.5), ((7, 3), -0.5)]
 
 
 # --------------------------------------------------------------------------- second order

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import losses, ops, optimizers
+from . import blas, losses, ops, optimizers
 
 FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
 INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
@@ -349,19 +349,36 @@ def has_fast_update(step) -> bool:
     return type(getattr(step, "optimizer", None)) in UPDATES
 
 
+class PendingProduct:
+    """A weight gradient ``a @ b`` left uncomputed: the plain-SGD update accumulates it
+    straight into the weights (``blas.accumulate_product``), so no gradient buffer is made."""
+
+    __slots__ = ("a", "b", "shape", "dtype")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.shape, self.dtype = (a.shape[0], b.shape[1]), a.dtype
+
+
 def fold_learning_rate(step, producer, producer_portable):
-    """Plain SGD on a gradient made by ``MatMulGradB`` (x^T g): the replacement forward
-    that returns lr * x^T g by scaling whichever of g and the result is smaller, so the
-    update is then just ``param -= grad``. None where this does not apply."""
+    """Plain SGD on a gradient made by ``MatMulGradB`` (x^T g): the replacement forward whose
+    result the update only subtracts. With NumPy's BLAS reachable it is a ``PendingProduct``
+    (the update runs ``w -= lr x^T g`` as one accumulating GEMM); otherwise lr * x^T g,
+    scaling whichever of g and the result is smaller. None where this does not apply.
+    The plan keeps x and g unchanged until the update (see ``compile_plan``)."""
     if (type(getattr(step, "optimizer", None)) is not optimizers.GradientDescentOptimizer
             or type(producer) is not ops.MatMulGradB):
         return None
     lr = step.optimizer.learning_rate
     portable = FORWARD[ops.MatMulGradB](producer, producer_portable)
+    accumulate = blas.available()
 
     def forward(g, a, b):
-        if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype and g.size < math.prod(b.shape):
-            return np.matmul(a.T, np.multiply(g, lr))
+        if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype:
+            if accumulate and g.dtype.kind == "f":
+                return PendingProduct(a.T, g)
+            if g.size < math.prod(b.shape):
+                return np.matmul(a.T, np.multiply(g, lr))
         result = np.asarray(portable(g, a, b))
         return np.multiply(result, lr)
 
@@ -370,8 +387,8 @@ def fold_learning_rate(step, producer, producer_portable):
 
 def update_inplace(step, values, owned, prescaled=()) -> bool:
     """Apply an optimizer step in place (after ``step.shape_problem`` found none); False when
-    there is no fast path for it. ``prescaled[i]``: gradient i is already lr * gradient
-    (plain SGD only)."""
+    there is no fast path for it. ``prescaled[i]``: gradient i comes from
+    ``fold_learning_rate`` (plain SGD only)."""
     fn = UPDATES.get(type(step.optimizer))
     if fn is None:
         return False
@@ -380,8 +397,11 @@ def update_inplace(step, values, owned, prescaled=()) -> bool:
     for i in reversed(range(len(step.groups))):
         g, p, slot_positions = step.groups[i]
         grad, param, own = values[g], values[p], owned[i]
-        if prescaled and prescaled[i]:  # already lr * gradient: plain SGD subtracts it
-            np.subtract(param, grad, out=param, casting="unsafe")
+        if prescaled and prescaled[i]:  # plain SGD: lr * gradient, or its pending product
+            if type(grad) is PendingProduct:
+                blas.accumulate_product(param, grad.a, grad.b, -optimizer.learning_rate)
+            else:
+                np.subtract(param, grad, out=param, casting="unsafe")
             continue
         slots = [values[k] for k in slot_positions] if slot_positions else ()
         if grad.dtype != param.dtype:

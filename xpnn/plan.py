@@ -210,12 +210,6 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         return (fast and s in producer and type(producer[s]) in fastpath.FRESH
                 and s not in aliased and s not in keep and last_use.get(s) == index)
 
-    frees = {}
-    loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)
-    for s, index in last_use.items():
-        if s not in keep and s not in loaded and index < len(steps):
-            frees.setdefault(index, []).append(s)
-
     # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
     live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
     for node, ins, out, kind in steps:
@@ -237,20 +231,31 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                and not any(s in live for op, ins in updates for s in ins[: op.n]))
 
     update_plan, folded = [], {}
+    inputs_of = {out: ins for _, ins, out, kind in steps if kind == "value"}
     for op, ins in updates:
         grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
                             for s in ins[: getattr(op, "n", 0)])
         prescaled = []
         for s, own in zip(ins, grads_owned):
-            # SGD: scale a gradient's small factor inside its matmul, not the big result.
+            # SGD on x^T g: the update itself computes it, into the weights (fastpath).
             maker = producer.get(s)
-            fold = own and inplace and fastpath.fold_learning_rate(
-                op, maker, maker and functools.partial(maker.forward, session.xp))
+            fold = (own and inplace and not live.intersection(inputs_of[s])
+                    and fastpath.fold_learning_rate(
+                        op, maker, functools.partial(maker.forward, session.xp)))
             if fold:
                 folded[s] = fold
+                for operand in inputs_of[s]:  # read at the update: none may free or reuse it
+                    last_use[operand] = len(steps)
             prescaled.append(bool(fold))
         update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins),
                             tuple(prescaled)))
+
+    frees = {}
+    loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)
+    for s, index in last_use.items():
+        if s not in keep and s not in loaded and index < len(steps):
+            frees.setdefault(index, []).append(s)
+
 
     compiled = []
     for index, (node, ins, out, kind) in enumerate(steps):

@@ -1,0 +1,118 @@
+"""xpnn.blas: c += alpha * (a @ b) through NumPy's own OpenBLAS, checked against NumPy in
+float64 for every layout it takes and every case it must hand back to NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import blas
+
+RNG = np.random.default_rng(0)
+
+
+def _numpy_blas_is_scipy_openblas() -> bool:
+    try:
+        return np.__config__.CONFIG["Build Dependencies"]["blas"]["name"] == "scipy-openblas"
+    except (AttributeError, KeyError, TypeError):
+        return False
+
+
+def test_found_in_numpy_wheels():
+    if not _numpy_blas_is_scipy_openblas():
+        pytest.skip("this NumPy is not built with scipy-openblas: NumPy arithmetic is used")
+    assert blas.available()
+
+
+def _layout(m, kind):
+    if kind == "C":
+        return np.ascontiguousarray(m)
+    if kind == "F":
+        return np.asfortranarray(m)
+    if kind == "T":  # a transposed view of a C array (F-contiguous)
+        return np.ascontiguousarray(m.T).T
+    big = np.zeros((m.shape[0], 2 * m.shape[1]), dtype=m.dtype)  # strided: no BLAS layout
+    big[:, ::2] = m
+    return big[:, ::2]
+
+
+def _expected(c, a, b, alpha):
+    return c.astype(np.float64) + alpha * (a.astype(np.float64) @ b.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout_a", ["C", "F", "T", "strided"])
+@pytest.mark.parametrize("layout_b", ["C", "F", "T", "strided"])
+@pytest.mark.parametrize("shape", [(5, 3, 4), (1, 7, 1), (6, 1, 2), (64, 33, 17)])
+def test_accumulate_matches_numpy(dtype, layout_a, layout_b, shape):
+    m, k, n = shape
+    a = _layout(RNG.standard_normal((m, k)).astype(dtype), layout_a)
+    b = _layout(RNG.standard_normal((k, n)).astype(dtype), layout_b)
+    c = RNG.standard_normal((m, n)).astype(dtype)
+    expected = _expected(c, a, b, -0.3)
+    a_before, b_before = a.copy(), b.copy()
+    blas.accumulate_product(c, a, b, alpha=-0.3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+    assert c.dtype == dtype
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4), (3, 0, 4), (3, 4, 0)])
+def test_empty_dimensions(shape):
+    m, k, n = shape
+    c = np.ones((m, n), dtype=np.float32)
+    blas.accumulate_product(c, np.ones((m, k), np.float32), np.ones((k, n), np.float32), 2.0)
+    np.testing.assert_array_equal(c, np.ones((m, n)))  # k = 0 adds nothing
+
+
+def test_numpy_fallback_cases():
+    """Where BLAS cannot write c directly, the same sum comes from NumPy."""
+    a = RNG.standard_normal((4, 3)).astype(np.float32)
+    b = RNG.standard_normal((3, 5)).astype(np.float32)
+    cases = {
+        "c is F-ordered": np.asfortranarray(RNG.standard_normal((4, 5)).astype(np.float32)),
+        "c is float64": RNG.standard_normal((4, 5)),
+    }
+    for what, c in cases.items():
+        expected = _expected(c, a, b, 0.5)
+        blas.accumulate_product(c, a, b, alpha=0.5)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-6, err_msg=what)
+    # c overlapping an operand: computed from the operand's value before the update
+    c = RNG.standard_normal((4, 4)).astype(np.float32)
+    square = RNG.standard_normal((4, 4)).astype(np.float32)
+    expected = _expected(c, c, square, 1.0)
+    blas.accumulate_product(c, c, square, alpha=1.0)
+    np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_without_blas_the_result_is_the_same(monkeypatch):
+    a = RNG.standard_normal((6, 5)).astype(np.float32)
+    b = RNG.standard_normal((5, 4)).astype(np.float32)
+    c0 = RNG.standard_normal((6, 4)).astype(np.float32)
+    with_blas = c0.copy()
+    blas.accumulate_product(with_blas, a, b, alpha=-0.1)
+    monkeypatch.setattr(blas, "_gemm", {})
+    assert not blas.available()
+    without = c0.copy()
+    blas.accumulate_product(without, a, b, alpha=-0.1)
+    np.testing.assert_allclose(with_blas, without, rtol=1e-6, atol=1e-6)
+
+
+def test_shape_mismatch_raises():
+    c = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError):
+        blas.accumulate_product(c, np.ones((2, 3), np.float32), np.ones((4, 2), np.float32), 1.0)
+    np.testing.assert_array_equal(c, 0.0)
+
+
+def test_environment_switch_turns_it_off(monkeypatch):
+    monkeypatch.setattr(blas, "_gemm", {})
+    monkeypatch.setenv("XPNN_BLAS", "numpy")
+    blas._load()
+    assert not blas.available()
+    monkeypatch.delenv("XPNN_BLAS")
+    blas._load()
+    if _numpy_blas_is_scipy_openblas():
+        assert blas.available()
