@@ -449,6 +449,11 @@ def test_placeholder_shape_check(dev):
         assert_unchanged(sess, before)
         sess.run(step, {x: np.ones((5, 3))})  # any batch size
         np.testing.assert_allclose(sess.run(w, to_numpy=True), 1.0 - 0.1 * 5)
+        after_good = snapshot(sess)
+        for bad in (np.ones((5, 4)), np.ones((5, 3, 1))):  # checked after a good shape too
+            with pytest.raises(ValueError, match="expects shape"):
+                sess.run(step, {x: bad})
+        assert_unchanged(sess, after_good)
 
 
 def test_fetch_from_another_graph(dev):

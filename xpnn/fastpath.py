@@ -205,8 +205,10 @@ def _sum_to(op, portable):
 def _broadcast_back(op, portable):
     def forward(grad, like):
         if op.axis is None:  # a full reduction: one value fills the input's shape
-            fill = grad / float(math.prod(like.shape)) if op.mean else grad
-            return np.full(like.shape, fill, dtype=np.result_type(fill))
+            fill = np.divide(grad, math.prod(like.shape)) if op.mean else np.asarray(grad)
+            out = np.empty(like.shape, dtype=fill.dtype)
+            np.copyto(out, fill)  # fill is 0-d, or all ones (keepdims)
+            return out
         axes = [a % like.ndim for a in op.axis]
         if not op.keepdims:
             grad = np.reshape(grad, tuple(1 if i in axes else d for i, d in enumerate(like.shape)))

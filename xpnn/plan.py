@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import fastpath
 from .autodiff import topological_order
@@ -42,6 +42,7 @@ class Plan:
     fetch_slots: list  # slot per fetch, None for an Update
     copies: set  # fetched slots holding a Variable that NumPy updates in place
     rebuild: object  # values -> the user's fetch structure
+    accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape checked
 
 
 class _Meta:

@@ -264,8 +264,11 @@ class Session:
         for s, placeholder, dtype, shape in plan.feeds:
             value = feed_dict[placeholder]
             if host_ok and type(value) is np.ndarray and value.dtype == dtype:
-                if shape is not None and value.shape != shape:  # equal shapes skip the check
+                # A shape equal to the placeholder's or to the last one accepted needs no check.
+                if shape is not None and value.shape != shape and (
+                        value.shape != plan.accepted_shapes.get(s)):
                     self._check_shape(placeholder, value.shape)
+                    plan.accepted_shapes[s] = value.shape
                 values[s] = value
             else:
                 values[s] = self._feed_value(placeholder, value)
