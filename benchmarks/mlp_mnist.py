@@ -199,6 +199,7 @@ def main(argv=None):
     # runner starts after a short pause, so no runner always inherits the previous one's
     # still-spinning BLAS/OpenMP threads.
     times = {name: [] for name in runners}
+    chunk_times = {name: [] for name in runners}  # for ratios of neighbouring chunks
     names = list(runners)
     chunk = args.chunk * args.batch_size
     for epoch, order in enumerate(orders):
@@ -209,7 +210,8 @@ def main(argv=None):
                 time.sleep(0.1)
                 t0 = time.perf_counter()
                 runners[name][0](part)
-                spent[name] += time.perf_counter() - t0
+                chunk_times[name].append(time.perf_counter() - t0)
+                spent[name] += chunk_times[name][-1]
         for name in runners:
             times[name].append(spent[name])
         print(f"epoch {epoch + 1}: " + ", ".join(f"{n} {t[-1]:.3f}s" for n, t in times.items()),
@@ -219,11 +221,16 @@ def main(argv=None):
     print("\nmedian seconds per epoch and test accuracy after training:")
     for name, (_, accuracy) in runners.items():
         print(f"  {name:6s} {medians[name]:.3f} s/epoch   accuracy {accuracy():.4f}")
+    # The ratio of median epochs, and the median over chunks of xpnn's time over the
+    # baseline's on the same batches a moment apart: less moved by the machine's drift.
     for base in ("torch", "numpy"):
         if base in medians:
             ratios = [x / b for x, b in zip(times["xpnn"], times[base])]
+            paired = [x / b for x, b in zip(chunk_times["xpnn"], chunk_times[base])]
+            q1, q2, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
             print(f"  xpnn / {base}: {medians['xpnn'] / medians[base]:.3f} "
-                  f"(per-epoch ratios {min(ratios):.3f}-{max(ratios):.3f})")
+                  f"(per-epoch ratios {min(ratios):.3f}-{max(ratios):.3f}); "
+                  f"per chunk: median {q2:.3f}, quartiles {q1:.3f}-{q3:.3f}")
 
     if args.device == "cpu" and not args.no_memory:
         peaks = {}
