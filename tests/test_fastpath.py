@@ -848,6 +848,27 @@ def test_sgd_weight_gradient_operand_is_not_reused_before_the_update():
     assert not np.allclose(fast[1], w2_0)
 
 
+@pytest.mark.parametrize("order", ["wv", "vw"])
+def test_sgd_weight_gradient_operand_that_is_another_variables_gradient(order):
+    """out = x @ W + V, V of out's full shape: V's gradient is the very array g that W's
+    pending gradient x^T g reads at the update, so V's update must not scale g in place."""
+    rng = np.random.default_rng(23)
+    w0 = rng.standard_normal((4, 3)).astype(F32)
+    v0 = rng.standard_normal((5, 3)).astype(F32)
+
+    def build():
+        x = xn.constant(X4, name="x")
+        w, v = xn.Variable(w0, name="w"), xn.Variable(v0, name="v")
+        loss = xn.reduce_sum(xn.square(x @ w + v))
+        var_list = [w, v] if order == "wv" else [v, w]
+        step = xn.train.GradientDescentOptimizer(0.05).minimize(loss, var_list)
+        return {}, step, [w, v]
+
+    fast, portable = _both(build, _sgd_steps(build, steps=2))
+    for f, p in zip(fast, portable):
+        np.testing.assert_allclose(f, p, rtol=1e-5, atol=1e-5)
+
+
 def test_plain_sgd_weight_gradients_are_left_to_the_update(monkeypatch):
     """With NumPy's BLAS found, a Linear layer's weight gradient is never made: the update
     accumulates x^T g into W."""

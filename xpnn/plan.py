@@ -231,25 +231,30 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                and all(fastpath.has_fast_update(op) for op, _ in updates)
                and not any(s in live for op, ins in updates for s in ins[: op.n]))
 
-    update_plan, folded = [], {}
+    def sole_owner(s):  # the update may overwrite gradient s
+        return owned(s, len(steps)) and update_reads.count(s) == 1
+
+    # SGD on x^T g: the update itself computes it, into the weights (fastpath). x and g are
+    # then read at the update, so nothing may free or overwrite them before it.
+    folded, pending_operands = {}, set()
     inputs_of = {out: ins for _, ins, out, kind in steps if kind == "value"}
     for op, ins in updates:
-        grads_owned = tuple(owned(s, len(steps)) and update_reads.count(s) == 1
-                            for s in ins[: getattr(op, "n", 0)])
-        prescaled = []
-        for s, own in zip(ins, grads_owned):
-            # SGD on x^T g: the update itself computes it, into the weights (fastpath).
+        for s in ins[: getattr(op, "n", 0)] if inplace else ():
             maker = producer.get(s)
-            fold = (own and inplace and not live.intersection(inputs_of[s])
+            fold = (sole_owner(s) and not live.intersection(inputs_of[s])
                     and fastpath.fold_learning_rate(
                         op, maker, functools.partial(maker.forward, session.xp)))
             if fold:
                 folded[s] = fold
-                for operand in inputs_of[s]:  # read at the update: none may free or reuse it
-                    last_use[operand] = len(steps)
-            prescaled.append(bool(fold))
+                pending_operands.update(inputs_of[s])
+    for operand in pending_operands:
+        last_use[operand] = len(steps)
+    update_plan = []
+    for op, ins in updates:
+        grads = ins[: getattr(op, "n", 0)]
+        grads_owned = tuple(sole_owner(s) and s not in pending_operands for s in grads)
         update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins),
-                            tuple(prescaled)))
+                            tuple(s in folded for s in grads)))
 
     frees = {}
     loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)
