@@ -388,8 +388,8 @@ def fold_learning_rate(step, producer, producer_portable):
 
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype:
-            if accumulate and g.dtype.kind == "f":
-                return PendingProduct(a.T, g)
+            if accumulate and g.dtype.kind == "f" and g.ndim == 2 and a.shape[0] == g.shape[0]:
+                return PendingProduct(a.T, g)  # any other shape fails here, as x^T g would
             if g.size < math.prod(b.shape):
                 return np.matmul(a.T, np.multiply(g, lr))
         result = np.asarray(portable(g, a, b))

@@ -92,6 +92,9 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
     """grad[:, None] * (softmax(logits) - one_hot(labels)), fused."""
 
     def forward(self, xp, grad, labels, logits):
+        # The gather fails on out-of-range labels where the backend checks indices, as the
+        # loss's forward does: a training step skips that forward (it needs only its shape).
+        xp.take_along_axis(logits, labels[..., None], axis=-1)
         probs = xp.exp(_log_softmax(xp, logits))
         k = logits.shape[-1]
         classes = xp.arange(k, dtype=labels.dtype, device=device(labels))

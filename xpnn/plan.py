@@ -68,15 +68,15 @@ def _static(node) -> bool:
     return node.shape is not None and None not in node.shape and bool(node.dtype)
 
 
-def _inferred_description(op, forward):
-    """fn(*inputs) -> the description of op's output, from its inputs' shapes where the op
-    can tell; otherwise (or where they do not fit) the op runs, so any error is its own."""
+def _inferred_description(op, forward, dtype):
+    """fn(*inputs) -> the description of op's output, from its inputs' shapes and its static
+    ``dtype`` where the op can tell; otherwise the op runs, so any error is its own."""
 
     def describe(*inputs):
         shape = op.infer_shape(*(tuple(i.shape) for i in inputs))
-        if shape is None or None in shape:
+        if shape is None or None in shape or dtype is None:
             return _Meta(forward(*inputs))
-        return _Meta.static(shape, inputs[-1].dtype)  # readers use shape and ndim
+        return _Meta.static(shape, dtype)
 
     return describe
 
@@ -152,7 +152,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
                   for i in op.shape_only}
     shape_read_only = _read_only_for_shape(order, needs_meta, nodes)
-    slot, meta, producer, static = {}, {}, {}, {}
+    slot, meta, producer, static, dtypes = {}, {}, {}, {}, {}
     leaves, feeds, steps, updates = [], [], [], []
 
     def new_slot():
@@ -167,6 +167,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                 ins = tuple(meta[i] if k in node.shape_only else slot[i]
                             for k, i in enumerate(node.inputs))
                 steps.append([node, ins, meta[node], "infer"])
+                dtypes[meta[node]] = session.device.dtype(node.dtype) if node.dtype else None
             continue
         slot[node] = new_slot()
         if isinstance(node, Update):
@@ -238,10 +239,12 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     # then read at the update, so nothing may free or overwrite them before it.
     folded, pending_operands = {}, set()
     inputs_of = {out: ins for _, ins, out, kind in steps if kind == "value"}
+    read_by_steps = {s for _, ins, _, _ in steps for s in ins}
     for op, ins in updates:
         for s in ins[: getattr(op, "n", 0)] if inplace else ():
             maker = producer.get(s)
-            fold = (sole_owner(s) and not live.intersection(inputs_of[s])
+            fold = (sole_owner(s) and s not in read_by_steps
+                    and not live.intersection(inputs_of[s])
                     and fastpath.fold_learning_rate(
                         op, maker, functools.partial(maker.forward, session.xp)))
             if fold:
@@ -268,7 +271,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         if kind == "describe":
             fn = _describe
         elif kind == "infer":
-            fn = _inferred_description(node, functools.partial(node.forward, session.xp))
+            fn = _inferred_description(node, functools.partial(node.forward, session.xp),
+                                       dtypes[out])
         elif out in folded:
             fn = folded[out]
         else:
