@@ -36,22 +36,23 @@ def _layout(m, kind):
     return big[:, ::2]
 
 
-def _expected(c, a, b, alpha):
-    return c.astype(np.float64) + alpha * (a.astype(np.float64) @ b.astype(np.float64))
+def _expected(c, a, b, alpha, beta=1.0):
+    return beta * c.astype(np.float64) + alpha * (a.astype(np.float64) @ b.astype(np.float64))
 
 
+@pytest.mark.parametrize("beta", [1.0, 0.9, 0.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout_a", ["C", "F", "T", "strided"])
 @pytest.mark.parametrize("layout_b", ["C", "F", "T", "strided"])
 @pytest.mark.parametrize("shape", [(5, 3, 4), (1, 7, 1), (6, 1, 2), (64, 33, 17)])
-def test_accumulate_matches_numpy(dtype, layout_a, layout_b, shape):
+def test_accumulate_matches_numpy(dtype, layout_a, layout_b, shape, beta):
     m, k, n = shape
     a = _layout(RNG.standard_normal((m, k)).astype(dtype), layout_a)
     b = _layout(RNG.standard_normal((k, n)).astype(dtype), layout_b)
     c = RNG.standard_normal((m, n)).astype(dtype)
-    expected = _expected(c, a, b, -0.3)
+    expected = _expected(c, a, b, -0.3, beta)
     a_before, b_before = a.copy(), b.copy()
-    blas.accumulate_product(c, a, b, alpha=-0.3)
+    blas.accumulate_product(c, a, b, alpha=-0.3, beta=beta)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
     assert c.dtype == dtype
@@ -59,12 +60,14 @@ def test_accumulate_matches_numpy(dtype, layout_a, layout_b, shape):
     np.testing.assert_array_equal(b, b_before)
 
 
+@pytest.mark.parametrize("beta", [1.0, 0.5])
 @pytest.mark.parametrize("shape", [(0, 3, 4), (3, 0, 4), (3, 4, 0)])
-def test_empty_dimensions(shape):
+def test_empty_dimensions(shape, beta):
     m, k, n = shape
     c = np.ones((m, n), dtype=np.float32)
-    blas.accumulate_product(c, np.ones((m, k), np.float32), np.ones((k, n), np.float32), 2.0)
-    np.testing.assert_array_equal(c, np.ones((m, n)))  # k = 0 adds nothing
+    a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    blas.accumulate_product(c, a, b, 2.0, beta=beta)
+    np.testing.assert_array_equal(c, np.full((m, n), beta))  # k = 0: c is only scaled
 
 
 def test_numpy_fallback_cases():
@@ -76,9 +79,10 @@ def test_numpy_fallback_cases():
         "c is float64": RNG.standard_normal((4, 5)),
     }
     for what, c in cases.items():
-        expected = _expected(c, a, b, 0.5)
-        blas.accumulate_product(c, a, b, alpha=0.5)
-        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-6, err_msg=what)
+        for beta in (1.0, 0.9):
+            expected = _expected(c, a, b, 0.5, beta)
+            blas.accumulate_product(c, a, b, alpha=0.5, beta=beta)
+            np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-6, err_msg=what)
     # c overlapping an operand: computed from the operand's value before the update
     c = RNG.standard_normal((4, 4)).astype(np.float32)
     square = RNG.standard_normal((4, 4)).astype(np.float32)

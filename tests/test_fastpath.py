@@ -804,8 +804,16 @@ def _sgd_steps(build, steps=3):
     return run
 
 
+DEFERRING = {  # the optimizers whose weight gradients the update may compute itself
+    "sgd": lambda lr: xn.train.GradientDescentOptimizer(lr),
+    "momentum": lambda lr: xn.train.MomentumOptimizer(lr, 0.9),
+    "nesterov": lambda lr: xn.train.MomentumOptimizer(lr, 0.9, use_nesterov=True),  # never
+}
+
+
+@pytest.mark.parametrize("opt", list(DEFERRING))
 @pytest.mark.parametrize("order", ["vw", "wv"])
-def test_sgd_weight_gradient_made_from_another_variable(order):
+def test_deferred_weight_gradient_made_from_another_variable(order, opt):
     """y = V @ W: W's gradient V^T g must use V before this step's update of V, even where
     the update computes it straight into W (whichever Variable it updates first)."""
     rng = np.random.default_rng(21)
@@ -816,18 +824,21 @@ def test_sgd_weight_gradient_made_from_another_variable(order):
         v, w = xn.Variable(v0, name="v"), xn.Variable(w0, name="w")
         loss = xn.reduce_sum(xn.square(v @ w))
         var_list = [v, w] if order == "vw" else [w, v]
-        return {}, xn.train.GradientDescentOptimizer(0.01).minimize(loss, var_list), [v, w]
+        return {}, DEFERRING[opt](0.01).minimize(loss, var_list), [v, w]
 
     fast, portable = _both(build, _sgd_steps(build, steps=1))
     v, w = v0.astype(np.float64), w0.astype(np.float64)
     g = 2 * (v @ w)
-    expected = [v - 0.01 * g @ w.T, w - 0.01 * v.T @ g]
+    # one step from zero velocity: momentum moves by lr * g; Nesterov by lr * (1 + 0.9) g
+    scale = 1.9 if opt == "nesterov" else 1.0
+    expected = [v - 0.01 * scale * g @ w.T, w - 0.01 * scale * v.T @ g]
     for f, p, e in zip(fast, portable, expected):
         np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(p, e, rtol=1e-5, atol=1e-6)
 
 
-def test_sgd_weight_gradient_operand_is_not_reused_before_the_update():
+@pytest.mark.parametrize("opt", list(DEFERRING))
+def test_deferred_weight_gradient_operand_is_not_reused_before_the_update(opt):
     """h feeds W2's gradient (computed at the update) and, last in the plan, h * 0.5:
     that product must not be written into h's buffer."""
     rng = np.random.default_rng(22)
@@ -839,8 +850,7 @@ def test_sgd_weight_gradient_operand_is_not_reused_before_the_update():
         w1, w2 = xn.Variable(w1_0, name="w1"), xn.Variable(w2_0, name="w2")
         h = x @ w1
         loss = xn.reduce_sum(h @ w2) + xn.reduce_sum(xn.exp(h * 0.5))
-        step = xn.train.GradientDescentOptimizer(0.05).minimize(loss)
-        return {x: X4}, step, [w1, w2]
+        return {x: X4}, DEFERRING[opt](0.05).minimize(loss), [w1, w2]
 
     fast, portable = _both(build, _sgd_steps(build))
     for f, p in zip(fast, portable):
@@ -848,8 +858,9 @@ def test_sgd_weight_gradient_operand_is_not_reused_before_the_update():
     assert not np.allclose(fast[1], w2_0)
 
 
+@pytest.mark.parametrize("opt", list(DEFERRING))
 @pytest.mark.parametrize("order", ["wv", "vw"])
-def test_sgd_weight_gradient_operand_that_is_another_variables_gradient(order):
+def test_deferred_weight_gradient_operand_that_is_another_variables_gradient(order, opt):
     """out = x @ W + V, V of out's full shape: V's gradient is the very array g that W's
     pending gradient x^T g reads at the update, so V's update must not scale g in place."""
     rng = np.random.default_rng(23)
@@ -861,31 +872,35 @@ def test_sgd_weight_gradient_operand_that_is_another_variables_gradient(order):
         w, v = xn.Variable(w0, name="w"), xn.Variable(v0, name="v")
         loss = xn.reduce_sum(xn.square(x @ w + v))
         var_list = [w, v] if order == "wv" else [v, w]
-        step = xn.train.GradientDescentOptimizer(0.05).minimize(loss, var_list)
-        return {}, step, [w, v]
+        return {}, DEFERRING[opt](0.01).minimize(loss, var_list), [w, v]
 
     fast, portable = _both(build, _sgd_steps(build, steps=2))
     for f, p in zip(fast, portable):
         np.testing.assert_allclose(f, p, rtol=1e-5, atol=1e-5)
 
 
-def test_plain_sgd_weight_gradients_are_left_to_the_update(monkeypatch):
-    """With NumPy's BLAS found, a Linear layer's weight gradient is never made: the update
-    accumulates x^T g into W."""
+@pytest.mark.parametrize("opt, expected", [
+    ("sgd", [((5, 7), -0.5, 1.0), ((7, 3), -0.5, 1.0)]),  # w += -lr x^T g
+    ("momentum", [((5, 7), 1.0, 0.9), ((7, 3), 1.0, 0.9)]),  # v = 0.9 v + x^T g
+    ("adam", []),
+])
+def test_weight_gradients_are_left_to_the_update(monkeypatch, opt, expected):
+    """With NumPy's BLAS found, a Linear layer's weight gradient is never made under SGD or
+    momentum: the update accumulates x^T g into W or into the velocity."""
     if not blas.available():
-        pytest.skip("NumPy's OpenBLAS was not found: the update subtracts lr * x^T g")
+        pytest.skip("NumPy's OpenBLAS was not found: the gradients are computed")
     made = []
     original = blas.accumulate_product
 
-    def spy(c, a, b, alpha):
-        made.append((c.shape, alpha))
-        return original(c, a, b, alpha)
+    def spy(c, a, b, alpha, beta=1.0):
+        made.append((c.shape, alpha, beta))
+        return original(c, a, b, alpha, beta)
 
     X, y = _blobs()
     model = xn.nn.NNClassifier([5, 7, 3], seed=0, device="cpu")
     monkeypatch.setattr(blas, "accumulate_product", spy)
-    model.fit(X, y, epochs=1, batch_size=40, optimizer="sgd", lr=0.5, verbose=0)
-    assert sorted(made) == [((5, 7), -0.5), ((7, 3), -0.5)]
+    model.fit(X, y, epochs=1, batch_size=40, optimizer=opt, lr=0.5, verbose=0)
+    assert sorted(made) == expected
 
 
 # --------------------------------------------------------------------------- second order

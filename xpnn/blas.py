@@ -1,7 +1,8 @@
 """The one BLAS call NumPy does not expose: a matrix product that accumulates into an
-existing array, ``c += alpha * (a @ b)`` (GEMM with beta = 1). Plain SGD uses it to write
-``w -= lr * x.T @ g`` straight into the weights: no gradient buffer is made, zeroed, read
-back and subtracted, which is about a tenth of an MLP training step on the CPU.
+existing array, ``c = beta * c + alpha * (a @ b)`` (GEMM). Plain SGD uses it to write
+``w -= lr * x.T @ g`` straight into the weights, momentum to write ``v = m v + x.T @ g``
+straight into its velocity: no gradient buffer is made, zeroed, read back and added, which
+is about a tenth of an MLP training step on the CPU.
 
 It calls the OpenBLAS that NumPy itself loaded (NumPy's wheels ship it as ``scipy-openblas``),
 so the product runs on NumPy's own BLAS threads; a second BLAS library in the process would
@@ -85,8 +86,9 @@ def _operand(m):
     return None
 
 
-def accumulate_product(c, a, b, alpha: float) -> None:
-    """``c += alpha * (a @ b)`` in place, for 2-D NumPy arrays of one floating dtype."""
+def accumulate_product(c, a, b, alpha: float, beta: float = 1.0) -> None:
+    """``c = beta * c + alpha * (a @ b)`` in place, for 2-D NumPy arrays of one floating
+    dtype."""
     fn = _gemm.get(c.dtype)
     usable = (fn is not None and type(a) is type(b) is type(c) is np.ndarray
               and a.ndim == b.ndim == c.ndim == 2 and a.dtype == b.dtype == c.dtype
@@ -96,15 +98,18 @@ def accumulate_product(c, a, b, alpha: float) -> None:
               and not np.may_share_memory(c, a) and not np.may_share_memory(c, b))
     layout_a = _operand(a) if usable else None
     layout_b = _operand(b) if usable else None
-    if layout_a is None or layout_b is None:
-        c += np.multiply(np.matmul(a, b), alpha, dtype=c.dtype, casting="unsafe")
+    if layout_a is None or layout_b is None or a.shape[1] == 0:
+        product = np.multiply(np.matmul(a, b), alpha, dtype=c.dtype, casting="unsafe")
+        if beta != 1.0:
+            c *= beta
+        c += product
         return
     m, k = a.shape
     n = b.shape[1]
-    if c.size == 0 or k == 0:
+    if c.size == 0:
         return
     fn(_ROW_MAJOR, layout_a[0], layout_b[0], m, n, k, alpha, a.ctypes.data, layout_a[1],
-       b.ctypes.data, layout_b[1], 1.0, c.ctypes.data, max(1, n))
+       b.ctypes.data, layout_b[1], beta, c.ctypes.data, max(1, n))
 
 
 _load()

@@ -363,8 +363,9 @@ def has_fast_update(step) -> bool:
 
 
 class PendingProduct:
-    """A weight gradient ``a @ b`` left uncomputed: the plain-SGD update accumulates it
-    straight into the weights (``blas.accumulate_product``), so no gradient buffer is made."""
+    """A weight gradient ``a @ b`` left uncomputed: the update accumulates it straight into
+    the weights (SGD) or the velocity (momentum) with ``blas.accumulate_product``, so no
+    gradient buffer is made."""
 
     __slots__ = ("a", "b", "shape", "dtype")
 
@@ -373,16 +374,27 @@ class PendingProduct:
         self.shape, self.dtype = (a.shape[0], b.shape[1]), a.dtype
 
 
-def fold_learning_rate(step, producer, producer_portable):
-    """Plain SGD on a gradient made by ``MatMulGradB`` (x^T g): the replacement forward whose
-    result the update only subtracts. With NumPy's BLAS reachable it is a ``PendingProduct``
-    (the update runs ``w -= lr x^T g`` as one accumulating GEMM); otherwise lr * x^T g,
-    scaling whichever of g and the result is smaller. None where this does not apply.
-    The plan keeps x and g unchanged until the update (see ``compile_plan``)."""
-    if (type(getattr(step, "optimizer", None)) is not optimizers.GradientDescentOptimizer
-            or type(producer) is not ops.MatMulGradB):
+def _defers(optimizer) -> bool:
+    """SGD, always (lr can be folded even without BLAS); momentum (not Nesterov, which needs
+    the gradient itself) when NumPy's BLAS is reachable."""
+    kind = type(optimizer)
+    if kind is optimizers.GradientDescentOptimizer:
+        return True
+    return (kind is optimizers.MomentumOptimizer and not optimizer.use_nesterov
+            and blas.available())
+
+
+def defer_weight_gradient(step, producer, producer_portable):
+    """The replacement forward of a weight gradient x^T g (``MatMulGradB``) that only the
+    optimizer update reads. With NumPy's BLAS reachable it returns a ``PendingProduct``;
+    otherwise SGD gets lr * x^T g (scaling whichever of g and the result is smaller) and
+    momentum the gradient itself. None where this does not apply. The plan keeps x and g
+    unchanged until the update (see ``compile_plan``)."""
+    optimizer = getattr(step, "optimizer", None)
+    if type(producer) is not ops.MatMulGradB or not _defers(optimizer):
         return None
-    lr = step.optimizer.learning_rate
+    lr = optimizer.learning_rate
+    sgd = type(optimizer) is optimizers.GradientDescentOptimizer
     portable = FORWARD[ops.MatMulGradB](producer, producer_portable)
     accumulate = blas.available()
 
@@ -390,18 +402,36 @@ def fold_learning_rate(step, producer, producer_portable):
         if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype:
             if accumulate and g.dtype.kind == "f" and g.ndim == 2 and a.shape[0] == g.shape[0]:
                 return PendingProduct(a.T, g)  # any other shape fails here, as x^T g would
-            if g.size < math.prod(b.shape):
+            if sgd and g.size < math.prod(b.shape):
                 return np.matmul(a.T, np.multiply(g, lr))
         result = np.asarray(portable(g, a, b))
-        return np.multiply(result, lr)
+        return np.multiply(result, lr) if sgd else result
 
     return forward
 
 
-def update_inplace(step, values, owned, prescaled=()) -> bool:
+def _apply_deferred(optimizer, param, grad, slots) -> bool:
+    """Apply the update for a gradient from ``defer_weight_gradient``; False when it is a
+    plain gradient the optimizer's usual update must take."""
+    if type(grad) is PendingProduct:
+        if type(optimizer) is optimizers.MomentumOptimizer:  # v = m v + x^T g, w -= lr v
+            (velocity,) = slots
+            blas.accumulate_product(velocity, grad.a, grad.b, 1.0, beta=optimizer.momentum)
+            np.subtract(param, np.multiply(velocity, optimizer.learning_rate), out=param,
+                        casting="unsafe")
+        else:  # SGD: w -= lr x^T g in one GEMM
+            blas.accumulate_product(param, grad.a, grad.b, -optimizer.learning_rate)
+        return True
+    if type(optimizer) is optimizers.GradientDescentOptimizer:  # already lr * gradient
+        np.subtract(param, grad, out=param, casting="unsafe")
+        return True
+    return False
+
+
+def update_inplace(step, values, owned, deferred=()) -> bool:
     """Apply an optimizer step in place (after ``step.shape_problem`` found none); False when
-    there is no fast path for it. ``prescaled[i]``: gradient i comes from
-    ``fold_learning_rate`` (plain SGD only)."""
+    there is no fast path for it. ``deferred[i]``: gradient i comes from
+    ``defer_weight_gradient``."""
     fn = UPDATES.get(type(step.optimizer))
     if fn is None:
         return False
@@ -410,13 +440,9 @@ def update_inplace(step, values, owned, prescaled=()) -> bool:
     for i in reversed(range(len(step.groups))):
         g, p, slot_positions = step.groups[i]
         grad, param, own = values[g], values[p], owned[i]
-        if prescaled and prescaled[i]:  # plain SGD: lr * gradient, or its pending product
-            if type(grad) is PendingProduct:
-                blas.accumulate_product(param, grad.a, grad.b, -optimizer.learning_rate)
-            else:
-                np.subtract(param, grad, out=param, casting="unsafe")
-            continue
         slots = [values[k] for k in slot_positions] if slot_positions else ()
+        if deferred and deferred[i] and _apply_deferred(optimizer, param, grad, slots):
+            continue
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True
         if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take

@@ -37,7 +37,7 @@ class Plan:
     feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
     steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
     updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs,
-    #                which gradients come already scaled by the learning rate)
+    #                which gradients come from fastpath.defer_weight_gradient)
     inplace_updates: bool  # NumPy: apply the updates in place (proved safe at compile time)
     fetch_slots: list  # slot per fetch, None for an Update
     copies: set  # fetched slots holding a Variable that NumPy updates in place
@@ -235,8 +235,9 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     def sole_owner(s):  # the update may overwrite gradient s
         return owned(s, len(steps)) and update_reads.count(s) == 1
 
-    # SGD on x^T g: the update itself computes it, into the weights (fastpath). x and g are
-    # then read at the update, so nothing may free or overwrite them before it.
+    # SGD or momentum on x^T g: the update itself computes it, into the weights or the
+    # velocity (fastpath). x and g are then read at the update, so nothing may free or
+    # overwrite them before it.
     folded, pending_operands = {}, set()
     inputs_of = {out: ins for _, ins, out, kind in steps if kind == "value"}
     read_by_steps = {s for _, ins, _, _ in steps for s in ins}
@@ -245,7 +246,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             maker = producer.get(s)
             fold = (sole_owner(s) and s not in read_by_steps
                     and not live.intersection(inputs_of[s])
-                    and fastpath.fold_learning_rate(
+                    and fastpath.defer_weight_gradient(
                         op, maker, functools.partial(maker.forward, session.xp)))
             if fold:
                 folded[s] = fold

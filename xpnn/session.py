@@ -320,8 +320,8 @@ class Session:
     def _commit(self, plan: Plan, values) -> None:
         """Apply the run's Variable updates, after every other step has succeeded. Every
         check comes before the first write, so a failure changes nothing."""
-        calls = [(op, ins, owned, gather(values), prescaled)
-                 for op, ins, owned, gather, prescaled in plan.updates]
+        calls = [(op, ins, owned, gather(values), deferred)
+                 for op, ins, owned, gather, deferred in plan.updates]
         for op, ins, _, args, _ in calls:
             check = getattr(op, "shape_problem", None)
             problem = check(args) if check is not None else None
@@ -329,8 +329,8 @@ class Session:
                 raise self._op_error((None, None, None, None, (), ins, op), values,
                                      ValueError(problem))
         if plan.inplace_updates:
-            for op, _, owned, args, prescaled in calls:
-                fastpath.update_inplace(op, args, owned, prescaled)
+            for op, _, owned, args, deferred in calls:
+                fastpath.update_inplace(op, args, owned, deferred)
             return
         new = []
         for op, ins, _, args, _ in calls:
