@@ -120,3 +120,13 @@ def test_environment_switch_turns_it_off(monkeypatch):
     blas._load()
     if _numpy_blas_is_scipy_openblas():
         assert blas.available()
+
+
+def test_beta_zero_keeps_ieee_arithmetic():
+    """BLAS skips reading c when beta = 0; NumPy's 0 * inf = nan must still show."""
+    c = np.array([[np.inf, 1.0], [np.nan, 2.0]], dtype=np.float32)
+    a = np.eye(2, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        blas.accumulate_product(c, a, a, alpha=1.0, beta=0.0)
+    np.testing.assert_array_equal(np.isnan(c), [[True, False], [True, False]])
+    assert c[0, 1] == 0.0 and c[1, 1] == 1.0

@@ -108,6 +108,9 @@ def accumulate_product(c, a, b, alpha: float, beta: float = 1.0) -> None:
     n = b.shape[1]
     if c.size == 0:
         return
+    if beta == 0.0:  # BLAS then ignores c; NumPy's 0 * inf = nan must still show
+        c *= beta
+        beta = 1.0
     fn(_ROW_MAJOR, layout_a[0], layout_b[0], m, n, k, alpha, a.ctypes.data, layout_a[1],
        b.ctypes.data, layout_b[1], beta, c.ctypes.data, max(1, n))
 

@@ -393,12 +393,12 @@ def defer_weight_gradient(step, producer, producer_portable):
     optimizer = getattr(step, "optimizer", None)
     if type(producer) is not ops.MatMulGradB or not _defers(optimizer):
         return None
-    lr = optimizer.learning_rate
     sgd = type(optimizer) is optimizers.GradientDescentOptimizer
     portable = FORWARD[ops.MatMulGradB](producer, producer_portable)
     accumulate = blas.available()
 
     def forward(g, a, b):
+        lr = optimizer.learning_rate  # read per run: it may be changed between runs
         if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype:
             if accumulate and g.dtype.kind == "f" and g.ndim == 2 and a.shape[0] == g.shape[0]:
                 return PendingProduct(a.T, g)  # any other shape fails here, as x^T g would
@@ -411,9 +411,10 @@ def defer_weight_gradient(step, producer, producer_portable):
 
 
 def _apply_deferred(optimizer, param, grad, slots) -> bool:
-    """Apply the update for a gradient from ``defer_weight_gradient``; False when it is a
-    plain gradient the optimizer's usual update must take."""
-    if type(grad) is PendingProduct:
+    """Apply the update for a gradient from ``defer_weight_gradient``; False when the
+    optimizer's usual update must take it (a plain gradient, or Nesterov switched on since
+    the plan was made)."""
+    if type(grad) is PendingProduct and _defers(optimizer):
         if type(optimizer) is optimizers.MomentumOptimizer:  # v = m v + x^T g, w -= lr v
             (velocity,) = slots
             blas.accumulate_product(velocity, grad.a, grad.b, 1.0, beta=optimizer.momentum)
@@ -441,8 +442,11 @@ def update_inplace(step, values, owned, deferred=()) -> bool:
         g, p, slot_positions = step.groups[i]
         grad, param, own = values[g], values[p], owned[i]
         slots = [values[k] for k in slot_positions] if slot_positions else ()
-        if deferred and deferred[i] and _apply_deferred(optimizer, param, grad, slots):
-            continue
+        if deferred and deferred[i]:
+            if _apply_deferred(optimizer, param, grad, slots):
+                continue
+            if type(grad) is PendingProduct:
+                grad, own = np.matmul(grad.a, grad.b), True
         if grad.dtype != param.dtype:
             grad, own = grad.astype(param.dtype), True
         if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
