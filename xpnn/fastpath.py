@@ -337,15 +337,20 @@ def _momentum(opt, param, grad, velocity, grad_owned):
 
 
 def _adam(opt, param, grad, m, v, t, grad_owned):
+    # Two full-size buffers: one scratch, and the gradient's own once it is no longer read.
     t += 1.0
+    scratch = np.multiply(grad, 1.0 - opt.beta1)
     m *= opt.beta1
-    m += np.multiply(grad, 1.0 - opt.beta1)
+    m += scratch
+    np.multiply(grad, grad, out=scratch)
+    scratch *= 1.0 - opt.beta2
     v *= opt.beta2
-    v += np.multiply(np.multiply(grad, grad), 1.0 - opt.beta2)
-    m_hat = np.divide(m, 1.0 - opt.beta1**t)
-    v_hat = np.divide(v, 1.0 - opt.beta2**t)
+    v += scratch
+    v_hat = np.divide(v, 1.0 - opt.beta2**t, out=scratch)
     np.sqrt(v_hat, out=v_hat)
     v_hat += opt.epsilon
+    spare = grad if grad_owned and type(grad) is np.ndarray and grad.shape == m.shape else None
+    m_hat = np.divide(m, 1.0 - opt.beta1**t, out=spare)
     m_hat *= opt.learning_rate
     m_hat /= v_hat
     param -= m_hat
