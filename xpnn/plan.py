@@ -152,31 +152,34 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
                   for i in op.shape_only}
     shape_read_only = _read_only_for_shape(order, needs_meta, nodes)
-    slot, meta, producer, static, dtypes = {}, {}, {}, {}, {}
+    slot, meta, producer, static = {}, {}, {}, {}
     leaves, feeds, steps, updates = [], [], [], []
 
     def new_slot():
         return len(slot) + len(meta)
 
+    def input_slots(op):
+        return tuple(meta[i] if k in op.shape_only else slot[i] for k, i in enumerate(op.inputs))
+
+    def describe(node, op, ins, kind):
+        """Give node a description slot: filled in the template when its shape is static,
+        else by a step of ``kind`` running ``op`` (or none) on ``ins``."""
+        meta[node] = new_slot()
+        if _static(node):
+            static[meta[node]] = _Meta.static(node.shape, session.device.dtype(node.dtype))
+        else:
+            steps.append([op, ins, meta[node], kind])
+
     for node in order:
         if node in shape_read_only:  # its description only; the value is never made
-            meta[node] = new_slot()
-            if _static(node):
-                static[meta[node]] = _Meta.static(node.shape, session.device.dtype(node.dtype))
-            else:
-                ins = tuple(meta[i] if k in node.shape_only else slot[i]
-                            for k, i in enumerate(node.inputs))
-                steps.append([node, ins, meta[node], "infer"])
-                dtypes[meta[node]] = session.device.dtype(node.dtype) if node.dtype else None
+            describe(node, node, input_slots(node), "infer")
             continue
         slot[node] = new_slot()
         if isinstance(node, Update):
             updates.append((node, tuple(slot[i] for i in node.inputs)))
         elif isinstance(node, Operation):
-            ins = tuple(meta[i] if k in node.shape_only else slot[i]
-                        for k, i in enumerate(node.inputs))
             producer[slot[node]] = node
-            steps.append([node, ins, slot[node], "value"])
+            steps.append([node, input_slots(node), slot[node], "value"])
         elif isinstance(node, Placeholder):
             feeds.append((slot[node], node, session._feed_dtype(node), node.shape))
         elif isinstance(node, (Variable, Constant)):
@@ -184,11 +187,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         else:
             raise TypeError(f"cannot run {node!r}: unknown node kind")
         if node in needs_meta:
-            meta[node] = new_slot()
-            if _static(node):
-                static[meta[node]] = _Meta.static(node.shape, session.device.dtype(node.dtype))
-            else:
-                steps.append([None, (slot[node],), meta[node], "describe"])
+            describe(node, None, (slot[node],), "describe")
 
     fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
     keep = {s for s in fetch_slots if s is not None}
@@ -266,14 +265,13 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         if s not in keep and s not in loaded and index < len(steps):
             frees.setdefault(index, []).append(s)
 
-
     compiled = []
     for index, (node, ins, out, kind) in enumerate(steps):
         if kind == "describe":
             fn = _describe
         elif kind == "infer":
-            fn = _inferred_description(node, functools.partial(node.forward, session.xp),
-                                       dtypes[out])
+            dtype = session.device.dtype(node.dtype) if node.dtype else None
+            fn = _inferred_description(node, functools.partial(node.forward, session.xp), dtype)
         elif out in folded:
             fn = folded[out]
         else:
