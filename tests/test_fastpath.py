@@ -529,17 +529,18 @@ def test_fetched_value_is_not_overwritten_downstream():
     np.testing.assert_array_equal(fast[1], np.maximum(h, 0))  # relu(h) did not clobber h
 
 
+def _fetch_all(sess, nodes):
+    x, fetches = nodes
+    return [xn.to_numpy(v) for v in sess.run(fetches, {x: X4})]
+
+
 def test_views_survive_in_place_consumers_of_their_base():
     def build():
         x, w, b, h = _affine(np.random.default_rng(14))
         # reshape/transpose may return views of h; relu and add are h's last readers
         return x, [xn.reshape(h, (-1,)), xn.transpose(h), xn.relu(h), xn.add(h, 1.0)]
 
-    def run(sess, nodes):
-        x, fetches = nodes
-        return [xn.to_numpy(v) for v in sess.run(fetches, {x: X4})]
-
-    fast, portable = _both(build, run)
+    fast, portable = _both(build, _fetch_all)
     for f, p in zip(fast, portable):
         np.testing.assert_allclose(f, p, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(fast[0].reshape(fast[1].T.shape), fast[1].T)
@@ -568,11 +569,7 @@ def test_value_with_two_consumers():
         metric = xn.reduce_sum(h * h)
         return x, [r + 1.0, metric, xn.sigmoid(h) * r]
 
-    def run(sess, nodes):
-        x, fetches = nodes
-        return [xn.to_numpy(v) for v in sess.run(fetches, {x: X4})]
-
-    fast, portable = _both(build, run)
+    fast, portable = _both(build, _fetch_all)
     for f, p in zip(fast, portable):
         np.testing.assert_allclose(f, p, rtol=1e-6, atol=1e-6)
 
