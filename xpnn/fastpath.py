@@ -143,8 +143,9 @@ def _sigmoid_grad(op, portable):
 
 # A 2-D product a @ b is computed as (b^T a^T)^T, a view of a C-ordered (b^T a^T): its
 # rows (the batch, in a network) then lie along contiguous memory. OpenBLAS runs these
-# shapes faster that way round (128 x 784 x 512: 6% per step, benchmarks/README.md), and
-# per-row reductions (softmax over classes) become vector operations across the batch.
+# shapes faster that way round (the eight GEMMs of an MNIST MLP step: 6% less time,
+# benchmarks/README.md), and per-row reductions (softmax over classes) become vector
+# operations across the batch.
 
 
 @fast(ops.MatMul)
