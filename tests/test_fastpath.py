@@ -129,6 +129,12 @@ for _s in [(3, 4), (7,), (), "scalar", (2, 3, 4)]:
     case(f"OnesLike-{_s}", ops.OnesLike, lambda rng, dt, s=_s: [_normal(rng, dt, s)])
 case("Sigmoid-large", ops.Sigmoid,
      lambda rng, dt: [np.array([-1e4, -90.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 90.0, 1e4], dt)])
+# The layouts a plan hands ReLU: F-ordered (a transposed product), C-ordered, strided views.
+case("Relu-F", ops.Relu, lambda rng, dt: [np.asfortranarray(_normal(rng, dt, (6, 5)))])
+case("Relu-F-3d", ops.Relu, lambda rng, dt: [np.asfortranarray(_normal(rng, dt, (2, 3, 4)))])
+case("Relu-strided", ops.Relu, lambda rng, dt: [_normal(rng, dt, (6, 8))[:, ::2]])
+case("Relu-edges-F", ops.Relu, lambda rng, dt: [np.asfortranarray(
+    np.array([[np.nan, -np.inf, np.inf, -0.0], [0.0, -1.0, 2.0, -0.0]], dt))])
 case("Relu-edges", ops.Relu,
      lambda rng, dt: [np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, -1.0, 2.0], dt)])
 
@@ -166,6 +172,14 @@ for _g, _like in [((3, 4), (4,)), ((3, 4), (3, 4)), ((3, 4), (1, 4)), ((3, 4), (
                   ((5, 1), (1,))]:
     case(f"SumTo-{_g}-{_like}", ops.SumTo,
          lambda rng, dt, g=_g, like=_like: [_normal(rng, dt, g), _normal(rng, dt, like)])
+
+# Wide bias gradients are summed by a matrix-vector product: another summation order.
+for _order in "CF":
+    case(f"SumTo-wide-{_order}", ops.SumTo, lambda rng, dt, o=_order: [
+        np.asarray(_normal(rng, dt, (33, 70)), order=o), _normal(rng, dt, (70,))], exact=False)
+case("SumTo-wide-nonfinite", ops.SumTo, lambda rng, dt: [
+    np.array([[np.inf] * 64, [-np.inf] * 32 + [np.nan] * 32, [1.0] * 64], dt).T.copy().T,
+    _normal(rng, dt, (64,))], exact=False)
 
 for _like, _axis, _keep, _mean in [
         ((3, 4), None, False, False), ((3, 4), None, False, True), ((3, 4), None, True, False),
@@ -937,3 +951,79 @@ def _run_with(make, build, run, dtype):
     with xn.Graph().as_default():
         nodes = build()
         return run(make(dtype=dtype), nodes)
+
+
+# --------------------------------------------------------------------------- kept per shape
+
+
+def _mean_loss_graph():
+    x = xn.placeholder(shape=(None, 3), name="x")  # a scalar loss: its gradient seed is a constant
+    w = xn.Variable(np.array([0.5, -2.0, 1.5], F32), name="w")
+    loss = xn.reduce_mean(xn.square(x * w))
+    (gx,) = xn.gradients(loss, [x])
+    return x, loss, gx
+
+
+def test_values_fixed_by_shapes_are_kept_per_shape_and_handed_out_as_copies():
+    """The gradient of a mean (a constant over the batch size) is computed once per shape:
+    right for every batch size, and a fetched one can be written without changing later runs."""
+    rng = np.random.default_rng(12)
+    with xn.Graph().as_default():
+        x, loss, gx = _mean_loss_graph()
+        (seed_grad,) = [n for n in xn.autodiff.topological_order([gx])  # constant / n
+                        if isinstance(n, ops.BroadcastBack)]
+        fast, portable = numpy_session(), strict_session()
+        plan_fns = []
+        for n in (4, 7, 4, 1, 7):
+            X = rng.standard_normal((n, 3)).astype(F32)
+            got = fast.run([gx, seed_grad], {x: X})
+            want = portable.run([gx, seed_grad], {x: X}, to_numpy=True)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+            np.testing.assert_array_equal(got[1], np.full(n, 1.0 / (3 * n), F32)[:, None]
+                                          * np.ones(3, F32))
+            got[1][...] = 99.0  # the caller's copy
+            plan_fns.append([getattr(step[0], "__qualname__", "") for step in
+                             next(iter(fast._plans.values())).steps])
+        assert any("_memoized_by_shape" in name for name in plan_fns[0])
+        X = np.ones((4, 3), F32)
+        np.testing.assert_allclose(fast.run(gx, {x: X}), portable.run(gx, {x: X}, to_numpy=True))
+
+
+def test_kept_values_are_read_only_and_never_donated():
+    with xn.Graph().as_default():
+        x, _, gx = _mean_loss_graph()
+        sess = numpy_session()
+        X = np.ones((5, 3), F32)
+        first = sess.run(gx, {x: X}).copy()
+        plan = next(iter(sess._plans.values()))
+        kept = [step for step in plan.steps if "_memoized_by_shape" in
+                getattr(step[0], "__qualname__", "")]
+        assert kept
+        for step in kept:
+            value = step[0](*[plan.template[s] if plan.template[s] is not None
+                              else xn.plan._Meta(X) for s in step[5]])
+            assert not value.flags.writeable
+        for _ in range(3):  # in-place consumers downstream leave the kept value alone
+            np.testing.assert_array_equal(sess.run(gx, {x: X}), first)
+
+
+def test_shape_only_loss_still_checks_its_inputs_every_run():
+    """The loss under a training step's mean is only described (and the description kept per
+    shape); a bad feed must still fail each run, and change no Variable."""
+    with xn.Graph().as_default():
+        model = xn.nn.NNClassifier([4, 3], device="cpu", seed=0)
+    X = np.random.default_rng(13).standard_normal((6, 4)).astype(F32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    step = model._train_step("sgd", 0.1)
+    run = model.session.run
+    run(step, {model.inputs: X, model.labels: y})
+    before = [np.array(layer.W) for layer in model.layers]
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"labels of shape \(4,\) do not match logits"):
+            run(step, {model.inputs: X, model.labels: y[:4]})
+        with pytest.raises(xn.session.OpError, match="index 7 is out of bounds"):
+            run(step, {model.inputs: X, model.labels: np.array([0, 1, 2, 0, 1, 7])})
+    for layer, W in zip(model.layers, before):
+        np.testing.assert_array_equal(layer.W, W)
+    run(step, {model.inputs: X, model.labels: y})
+    assert not np.array_equal(model.layers[0].W, before[0])

@@ -78,7 +78,16 @@ class SparseSoftmaxCrossEntropy(Operation):
         return _logsumexp_last(xp, logits) - picked[..., 0]
 
     def infer_shape(self, labels, logits):
-        return None if logits is None else logits[:-1]
+        if logits is None:
+            return None
+        if labels is not None and (len(labels) != len(logits) - 1 or any(
+                a is not None and b is not None and a != b for a, b in zip(labels, logits))):
+            raise ValueError(
+                f"sparse_softmax_cross_entropy: labels of shape {tuple(labels)} do not match "
+                f"logits of shape {tuple(logits)}: give one class index per row, labels of "
+                f"shape {tuple(logits[:-1])}"
+            )
+        return logits[:-1]
 
     def infer_dtype(self, labels, logits):
         return logits

@@ -23,6 +23,8 @@ import functools
 import operator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import fastpath
 from .autodiff import topological_order
 from .graph import Constant, Node, Operation, Placeholder, Update, Variable
@@ -72,13 +74,44 @@ def _inferred_description(op, forward, dtype):
     """fn(*inputs) -> the description of op's output, from its inputs' shapes and its static
     ``dtype`` where the op can tell; otherwise the op runs, so any error is its own."""
 
+    known = {}  # input shapes -> description: a training step asks the same every run
+
     def describe(*inputs):
-        shape = op.infer_shape(*(tuple(i.shape) for i in inputs))
-        if shape is None or None in shape or dtype is None:
-            return _Meta(forward(*inputs))
-        return _Meta.static(shape, dtype)
+        shapes = tuple(tuple(i.shape) for i in inputs)
+        description = known.get(shapes)
+        if description is None:
+            shape = op.infer_shape(*shapes)
+            if shape is None or None in shape or dtype is None:
+                return _Meta(forward(*inputs))
+            if len(known) >= _KEEP:
+                known.clear()
+            description = known[shapes] = _Meta.static(shape, dtype)
+        return description
 
     return describe
+
+
+_KEEP = 4  # results kept per memoized step (a last, smaller batch is a second shape)
+
+
+def _memoized_by_shape(fn, described):
+    """fn(*inputs) for an op whose other inputs are constants: its result depends only on
+    the shapes and dtypes at positions ``described``, so it is computed once per shape and
+    kept, read-only (the gradient of a mean, scaled by 1 / batch size, in every step)."""
+    kept = {}
+
+    def memoized(*inputs):
+        key = tuple((tuple(inputs[k].shape), inputs[k].dtype) for k in described)
+        value = kept.get(key)
+        if value is None:
+            if len(kept) >= _KEEP:
+                kept.clear()
+            value = kept[key] = fn(*inputs)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        return value
+
+    return memoized
 
 
 def _read_only_for_shape(order, needs_meta, fetched) -> set:
@@ -207,17 +240,29 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
         if kind == "value" and type(node) not in fastpath.FRESH:
             aliased.update(s for k, s in enumerate(ins) if k not in node.shape_only)
 
+    # Constant folding by shape: one of xpnn's ops (all pure: fastpath knows them) whose
+    # inputs are constants or shape descriptions gives the same value for the same shapes.
+    # NumPy only, where the kept value can be made read-only and a fetch of it is copied.
+    constants = {s for s, leaf in leaves if isinstance(leaf, Constant)}
+    described = set(meta.values())
+    by_shape = {
+        out: tuple(k for k, s in enumerate(ins) if s in described)
+        for node, ins, out, kind in steps
+        if fast and kind == "value" and ins and fastpath.has_fast_forward(type(node))
+        and all(s in constants or s in described for s in ins)
+    }
+
     def owned(s, index):
         return (fast and s in producer and type(producer[s]) in fastpath.FRESH
-                and s not in aliased and s not in keep and last_use.get(s) == index)
+                and s not in aliased and s not in keep and s not in by_shape
+                and last_use.get(s) == index)
 
     # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
     live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
     for node, ins, out, kind in steps:
         if kind == "value" and type(node) not in fastpath.FRESH and live.intersection(ins):
             live.add(out)
-    constants = {s for s, leaf in leaves if isinstance(leaf, Constant)}
-    copies = {s for s in fetch_slots if fast and (s in live or s in constants)}
+    copies = {s for s in fetch_slots if fast and (s in live or s in constants or s in by_shape)}
     # In-place updates are safe when no gradient is (a view of) a Variable being written
     # and no Variable is written twice; otherwise the portable update computes new arrays.
     targets = [v for op, _ in updates for v in op.targets]
@@ -279,6 +324,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             if fast:
                 donate = bool(ins) and ins.count(ins[0]) == 1 and owned(ins[0], index)
                 fn = fastpath.forward_fn(node, donate, fn)
+            if out in by_shape:
+                fn = _memoized_by_shape(fn, by_shape[out])
         # itemgetter gathers the inputs in C; with one index it returns the bare value.
         compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
                          tuple(frees.get(index, ())), ins, node))
