@@ -280,7 +280,7 @@ def _shifted_logits(labels, logits):
     labels, or a non-finite row max)."""
     if logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f":
         return None
-    m = logits.max(axis=-1, keepdims=True)
+    m = np.maximum.reduce(logits, axis=-1, keepdims=True)
     if not math.isfinite(m.sum()):
         return None
     return np.subtract(logits, m)
@@ -302,6 +302,8 @@ def _sparse_ce(op, portable):
 
 @fast(losses.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
+    rows = {}  # batch size -> arange(batch size), to index each row's label
+
     def forward(grad, labels, logits):
         ok = grad.dtype == logits.dtype and grad.ndim == 1
         probs = _shifted_logits(labels, logits) if ok else None
@@ -309,7 +311,12 @@ def _sparse_ce_grad(op, portable):
             return portable(grad, labels, logits)
         np.exp(probs, out=probs)
         probs /= np.add.reduce(probs, axis=-1, keepdims=True)
-        probs[np.arange(probs.shape[0]), labels] -= 1.0
+        index = rows.get(probs.shape[0])
+        if index is None:
+            if len(rows) >= 4:
+                rows.clear()
+            index = rows[probs.shape[0]] = np.arange(probs.shape[0])
+        probs[index, labels] -= 1.0
         probs *= grad[:, None]
         return probs
 
