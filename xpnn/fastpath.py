@@ -278,7 +278,8 @@ def _ones_like(op, portable):
 def _shifted_logits(labels, logits):
     """logits - rowmax, or None when the portable path must handle it (not 2-D integer
     labels, or a non-finite row max)."""
-    if logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f":
+    if (logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f"
+            or labels.shape != logits.shape[:1]):  # the portable path explains bad labels
         return None
     m = np.maximum.reduce(logits, axis=-1, keepdims=True)
     if not math.isfinite(m.sum()):

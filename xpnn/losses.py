@@ -70,24 +70,32 @@ class SoftmaxCrossEntropy(Operation):
         return [ops.sum_to(d_labels, labels), ops.sum_to(d_logits, logits)]
 
 
+def check_labels(labels, logits) -> None:
+    """Sparse labels hold one class index per row: their shape must be the logits' shape
+    without its last axis (no broadcasting, as in TensorFlow and PyTorch). ``None`` (an
+    unknown shape or dimension) matches anything."""
+    if labels is None or logits is None:
+        return
+    if len(labels) != len(logits) - 1 or any(
+            a is not None and b is not None and a != b for a, b in zip(labels, logits)):
+        raise ValueError(
+            f"sparse_softmax_cross_entropy: labels of shape {tuple(labels)} do not match "
+            f"logits of shape {tuple(logits)}: give one class index per row, labels of "
+            f"shape {tuple(logits[:-1])}"
+        )
+
+
 class SparseSoftmaxCrossEntropy(Operation):
     """Per-row logsumexp(logits) - logits[label]."""
 
     def forward(self, xp, labels, logits):
+        check_labels(labels.shape, logits.shape)
         picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return _logsumexp_last(xp, logits) - picked[..., 0]
 
     def infer_shape(self, labels, logits):
-        if logits is None:
-            return None
-        if labels is not None and (len(labels) != len(logits) - 1 or any(
-                a is not None and b is not None and a != b for a, b in zip(labels, logits))):
-            raise ValueError(
-                f"sparse_softmax_cross_entropy: labels of shape {tuple(labels)} do not match "
-                f"logits of shape {tuple(logits)}: give one class index per row, labels of "
-                f"shape {tuple(logits[:-1])}"
-            )
-        return logits[:-1]
+        check_labels(labels, logits)
+        return None if logits is None else logits[:-1]
 
     def infer_dtype(self, labels, logits):
         return logits
@@ -101,6 +109,7 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
     """grad[:, None] * (softmax(logits) - one_hot(labels)), fused."""
 
     def forward(self, xp, grad, labels, logits):
+        check_labels(labels.shape, logits.shape)
         # The gather fails on out-of-range labels where the backend checks indices, as the
         # loss's forward does: a training step skips that forward (it needs only its shape).
         xp.take_along_axis(logits, labels[..., None], axis=-1)

@@ -262,7 +262,13 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     for node, ins, out, kind in steps:
         if kind == "value" and type(node) not in fastpath.FRESH and live.intersection(ins):
             live.add(out)
-    copies = {s for s in fetch_slots if fast and (s in live or s in constants or s in by_shape)}
+    # Constants and kept values are shared between runs (and read-only when kept): a fetch of
+    # one, or of a view an op passed on from one, is copied for the caller.
+    shared = constants | set(by_shape)
+    for node, ins, out, kind in steps:
+        if kind == "value" and type(node) not in fastpath.FRESH and shared.intersection(ins):
+            shared.add(out)
+    copies = {s for s in fetch_slots if fast and (s in live or s in shared)}
     # In-place updates are safe when no gradient is (a view of) a Variable being written
     # and no Variable is written twice; otherwise the portable update computes new arrays.
     targets = [v for op, _ in updates for v in op.targets]
@@ -301,8 +307,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     for op, ins in updates:
         grads = ins[: getattr(op, "n", 0)]
         grads_owned = tuple(sole_owner(s) and s not in pending_operands for s in grads)
-        update_plan.append((op, ins, grads_owned, operator.itemgetter(*ins),
-                            tuple(s in folded for s in grads)))
+        gather = operator.itemgetter(*ins) if len(ins) > 1 else lambda v, s=ins[0]: (v[s],)
+        update_plan.append((op, ins, grads_owned, gather, tuple(s in folded for s in grads)))
 
     frees = {}
     loaded = {s for s, _ in leaves} | {f[0] for f in feeds} | set(static)

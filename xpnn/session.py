@@ -338,6 +338,8 @@ class Session:
                 result = op.forward(self.xp, *args)
             except Exception as exc:
                 raise self._op_error((None, None, None, None, (), ins, op), values, exc) from exc
+            if self.device.backend == "numpy":  # later updates write Variables in place
+                result = [_own(value, args) for value in result]
             new.extend(zip(op.targets, result))
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
@@ -369,3 +371,13 @@ class Session:
             f"{op.label} ({op.type}) failed: {exc}\n" + "\n".join(parts)
             + "\nno Variable was changed by this run"
         )
+
+
+def _own(value, inputs):
+    """A new Variable value the Session may write in place: a copy when it is read-only (a
+    value kept between runs) or shares memory with an input of the update (a fed array, a
+    constant, another Variable)."""
+    if isinstance(value, np.ndarray) and (not value.flags.writeable or any(
+            isinstance(i, np.ndarray) and np.may_share_memory(value, i) for i in inputs)):
+        return value.copy()
+    return value
