@@ -221,8 +221,10 @@ def main(argv=None):
     print("\nmedian seconds per epoch and test accuracy after training:")
     for name, (_, accuracy) in runners.items():
         print(f"  {name:6s} {medians[name]:.3f} s/epoch   accuracy {accuracy():.4f}")
-    # The ratio of median epochs, and the median over chunks of xpnn's time over the
-    # baseline's on the same batches a moment apart: less moved by the machine's drift.
+    # The ratio of median epochs; the median over chunks of xpnn's time over the baseline's
+    # on the same batches a moment apart (less moved by the machine's drift); and the ratio
+    # of each runner's fastest epoch (the machine at its quietest: on a shared VM the NumPy
+    # loop, which moves more memory, slows more than xpnn when a neighbour is busy).
     for base in ("torch", "numpy"):
         if base in medians:
             ratios = [x / b for x, b in zip(times["xpnn"], times[base])]
@@ -230,7 +232,8 @@ def main(argv=None):
             q1, q2, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
             print(f"  xpnn / {base}: {medians['xpnn'] / medians[base]:.3f} "
                   f"(per-epoch ratios {min(ratios):.3f}-{max(ratios):.3f}); "
-                  f"per chunk: median {q2:.3f}, quartiles {q1:.3f}-{q3:.3f}")
+                  f"per chunk: median {q2:.3f}, quartiles {q1:.3f}-{q3:.3f}; "
+                  f"fastest epochs {min(times['xpnn']) / min(times[base]):.3f}")
 
     if args.device == "cpu" and not args.no_memory:
         peaks = {}
