@@ -101,7 +101,9 @@ def _relu_with(zeros, x, out):
     float32; a whole zero array of x's shape costs more cache than it saves)."""
     if type(x) is not np.ndarray or x.dtype.kind != "f" or x.ndim == 0:
         return np.maximum(x, 0.0)  # an integer x gives floats: not writable into x
-    if x.flags.c_contiguous:
+    if x.ndim == 1:  # the zero "row" would be as large as x
+        zero = 0.0
+    elif x.flags.c_contiguous:
         zero = zeros.get((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype)
     elif x.flags.f_contiguous:
         zero = zeros.get(x.shape[:1] + (1,) * (x.ndim - 1), x.dtype)

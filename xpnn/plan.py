@@ -91,7 +91,7 @@ def _inferred_description(op, forward, dtype):
     return describe
 
 
-_KEEP = 4  # results kept per memoized step (a last, smaller batch is a second shape)
+_KEEP = 2  # results kept per memoized step (a last, smaller batch is a second shape)
 
 
 def _memoized_by_shape(fn, described):
