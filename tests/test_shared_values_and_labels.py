@@ -124,3 +124,24 @@ def test_a_fetched_view_of_a_constant_is_a_copy():
         got = sess.run(view)
         got += 100.0  # the caller's array
         np.testing.assert_array_equal(sess.run(view), np.arange(6, dtype=F32).reshape(2, 3))
+
+
+class _SetView(xn.Update):
+    """w <- a view of value (made by the update itself)."""
+
+    def forward(self, xp, value):
+        return [xp.permute_dims(value, (1, 0))]
+
+
+def test_update_storing_a_view_of_a_fed_array_does_not_alias_it():
+    with xn.Graph().as_default():
+        w = xn.Variable(np.zeros((3, 2), F32), name="w")
+        x = xn.placeholder(shape=(2, 3), name="x")
+        assign = _SetView([w], x)
+        step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
+        sess = xn.Session()
+        fed = np.arange(6, dtype=F32).reshape(2, 3)
+        sess.run(assign, {x: fed})
+        sess.run(step)  # w <- w - 0.5 * 2w = 0, in place
+        np.testing.assert_array_equal(fed, np.arange(6, dtype=F32).reshape(2, 3))
+        np.testing.assert_array_equal(sess.run(w), np.zeros((3, 2), F32))

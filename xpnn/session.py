@@ -339,7 +339,8 @@ class Session:
             except Exception as exc:
                 raise self._op_error((None, None, None, None, (), ins, op), values, exc) from exc
             if self.device.backend == "numpy":  # later updates write Variables in place
-                result = [_own(value, args) for value in result]
+                inputs = {id(a) for a in args}
+                result = [_own(value, inputs) for value in result]
             new.extend(zip(op.targets, result))
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
@@ -373,11 +374,11 @@ class Session:
         )
 
 
-def _own(value, inputs):
+def _own(value, input_ids):
     """A new Variable value the Session may write in place: a copy when it is read-only (a
-    value kept between runs) or shares memory with an input of the update (a fed array, a
-    constant, another Variable)."""
-    if isinstance(value, np.ndarray) and (not value.flags.writeable or any(
-            isinstance(i, np.ndarray) and np.may_share_memory(value, i) for i in inputs)):
+    value kept between runs), a view, or one of the update's inputs (a fed array, a
+    constant, another Variable). Fresh results of arithmetic pass as they are."""
+    if isinstance(value, np.ndarray) and (
+            not value.flags.writeable or value.base is not None or id(value) in input_ids):
         return value.copy()
     return value
