@@ -1,7 +1,8 @@
 """NumPy fast paths, all in one place. A NumPy Session runs these instead of the portable
-``forward`` methods: the same arithmetic in the same order, minus the array-API wrapper
-layers, plus buffer reuse the plan proves safe (an input that dies at this step and is owned
-by the plan may be overwritten) and in-place optimizer updates of Session-owned Variables.
+``forward`` methods: the same arithmetic in the same order (wide bias sums excepted: BLAS
+adds them in its own order), minus the array-API wrapper layers, plus buffer reuse the plan
+proves safe (an input that dies at this step and is owned by the plan may be overwritten)
+and in-place optimizer updates of Session-owned Variables.
 ``tests/test_fastpath.py`` checks each against the portable path on the same inputs.
 
 >>> import xpnn as xn

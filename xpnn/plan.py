@@ -5,7 +5,8 @@ for their shape get a small description instead, so the array can die early; a n
 only that way (the loss under a mean, when only the training step is fetched) is not
 computed at all when its op can tell its output shape from its inputs'. On NumPy the
 plan also decides, by proof, which buffers a step may overwrite and whether optimizer updates
-can be applied in place (see ``fastpath``).
+can be applied in place (see ``fastpath``), and keeps per shape the values that depend on
+shapes alone (the gradient of a mean is 1 / batch size everywhere).
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():
