@@ -145,3 +145,27 @@ def test_update_storing_a_view_of_a_fed_array_does_not_alias_it():
         sess.run(step)  # w <- w - 0.5 * 2w = 0, in place
         np.testing.assert_array_equal(fed, np.arange(6, dtype=F32).reshape(2, 3))
         np.testing.assert_array_equal(sess.run(w), np.zeros((3, 2), F32))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "torch"])
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_sparse_ce_refuses_labels_out_of_range(backend, bad):
+    """NumPy, array-api-strict and PyTorch gather index -1 from the last class: the loss and
+    its gradient check label values wherever that costs no device synchronisation."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    logits = np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]], F32)
+    with xn.Graph().as_default():
+        y = xn.placeholder("int64", shape=(None,), name="y")
+        z = xn.Variable(logits, name="z")
+        loss = xn.losses.sparse_softmax_cross_entropy(y, z)
+        step = xn.train.GradientDescentOptimizer(0.1).minimize(loss)
+        device = "device1" if backend == "array_api_strict" else "cpu"
+        sess = xn.Session(backend=backend, device=device)
+        message = rf"class indices in \[0, 3\), got {bad}"
+        for fetch in (loss, step):
+            with pytest.raises(ValueError, match=message):
+                sess.run(fetch, {y: np.array([0, bad])})
+        np.testing.assert_array_equal(sess.run(z, to_numpy=True), logits)
+        sess.run(step, {y: np.array([0, 2])})  # good labels still train
+        assert not np.array_equal(sess.run(z, to_numpy=True), logits)

@@ -282,7 +282,8 @@ def _shifted_logits(labels, logits):
     """logits - rowmax, or None when the portable path must handle it (not 2-D integer
     labels, or a non-finite row max)."""
     if (logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f"
-            or labels.shape != logits.shape[:1]):  # the portable path explains bad labels
+            or labels.shape != logits.shape[:1] or not labels.size  # the portable path
+            or labels.min() < 0 or labels.max() >= logits.shape[1]):  # explains bad labels
         return None
     m = np.maximum.reduce(logits, axis=-1, keepdims=True)
     if not math.isfinite(m.sum()):

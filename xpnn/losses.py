@@ -11,6 +11,7 @@ any logits. Every loss takes ``reduction="mean" | "sum" | "none"``.
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 from array_api_compat import device
 
@@ -85,11 +86,34 @@ def check_labels(labels, logits) -> None:
         )
 
 
+def _on_host(xp, array) -> bool:
+    """Whether reading a value of ``array`` needs no device synchronisation."""
+    if array_api_compat.is_numpy_array(array) or array_api_compat.is_array_api_strict_namespace(xp):
+        return True
+    return array_api_compat.is_torch_array(array) and array.device.type == "cpu"
+
+
+def check_label_values(xp, labels, classes: int) -> None:
+    """Class indices must lie in [0, classes): NumPy, array-api-strict and PyTorch gather a
+    negative index from the end instead of failing. Checked where the labels are on the host;
+    on a GPU the check would stall the step, and is left out."""
+    if not _on_host(xp, labels) or 0 in labels.shape:
+        return
+    low, high = xp.min(labels), xp.max(labels)
+    if bool(low < 0) or bool(high >= classes):
+        bad = int(low) if bool(low < 0) else int(high)
+        raise ValueError(
+            f"sparse_softmax_cross_entropy: labels must be class indices in [0, {classes}), "
+            f"got {bad}"
+        )
+
+
 class SparseSoftmaxCrossEntropy(Operation):
     """Per-row logsumexp(logits) - logits[label]."""
 
     def forward(self, xp, labels, logits):
         check_labels(labels.shape, logits.shape)
+        check_label_values(xp, labels, logits.shape[-1])
         picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return _logsumexp_last(xp, logits) - picked[..., 0]
 
@@ -110,6 +134,7 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
 
     def forward(self, xp, grad, labels, logits):
         check_labels(labels.shape, logits.shape)
+        check_label_values(xp, labels, logits.shape[-1])
         # The gather fails on out-of-range labels where the backend checks indices, as the
         # loss's forward does: a training step skips that forward (it needs only its shape).
         xp.take_along_axis(logits, labels[..., None], axis=-1)
