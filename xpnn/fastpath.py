@@ -80,20 +80,32 @@ for _cls, _ufunc in [(ops.Add, np.add), (ops.Subtract, np.subtract),
     fast(_cls, inplace=True)(_make_inplace)
 
 
-class _Constants:
-    """Read-only arrays of one value, made once per (shape, dtype) and kept for later runs."""
+class _Kept:
+    """Arrays made once per key by ``make(key)`` and kept for later runs (a few keys: a last,
+    smaller batch is a second shape)."""
 
-    def __init__(self, value, keep=4):
-        self.value, self.keep, self.arrays = value, keep, {}
+    def __init__(self, make, keep=4):
+        self.make, self.keep, self.arrays = make, keep, {}
 
-    def get(self, shape, dtype):
-        array = self.arrays.get((shape, dtype))
+    def get(self, key):
+        array = self.arrays.get(key)
         if array is None:
-            if len(self.arrays) >= self.keep:  # shapes keep changing: keep only the newest
+            if len(self.arrays) >= self.keep:  # keys keep changing: keep only the newest
                 self.arrays.clear()
-            array = self.arrays[shape, dtype] = np.full(shape, self.value, dtype)
-            array.flags.writeable = False
+            array = self.arrays[key] = self.make(key)
         return array
+
+
+def _filled(value):
+    """A _Kept of read-only arrays of ``value``, keyed by (shape, dtype)."""
+
+    def make(key):
+        shape, dtype = key
+        array = np.full(shape, value, dtype)
+        array.flags.writeable = False
+        return array
+
+    return _Kept(make)
 
 
 def _relu_with(zeros, x, out):
@@ -105,9 +117,9 @@ def _relu_with(zeros, x, out):
     if x.ndim == 1:  # the zero "row" would be as large as x
         zero = 0.0
     elif x.flags.c_contiguous:
-        zero = zeros.get((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype)
+        zero = zeros.get(((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype))
     elif x.flags.f_contiguous:
-        zero = zeros.get(x.shape[:1] + (1,) * (x.ndim - 1), x.dtype)
+        zero = zeros.get((x.shape[:1] + (1,) * (x.ndim - 1), x.dtype))
     else:
         zero = 0.0
     return np.maximum(x, zero, out=out)
@@ -115,13 +127,13 @@ def _relu_with(zeros, x, out):
 
 @fast(ops.Relu)
 def _relu(op, portable):
-    zeros = _Constants(0.0)
+    zeros = _filled(0.0)
     return lambda x: _relu_with(zeros, x, None)
 
 
 @fast(ops.Relu, inplace=True)
 def _relu_inplace(op, portable):
-    zeros = _Constants(0.0)
+    zeros = _filled(0.0)
 
     def forward(x):
         return _relu_with(zeros, x, x if type(x) is np.ndarray else None)
@@ -226,7 +238,7 @@ def _matmul_grad_b(op, portable):
 
 @fast(ops.SumTo, fresh=False)
 def _sum_to(op, portable):
-    ones = _Constants(1.0)
+    ones = _filled(1.0)
 
     def forward(g, like):
         shape = like.shape
@@ -237,7 +249,7 @@ def _sum_to(op, portable):
             # product. On the F-ordered gradients the transposed products leave, add.reduce
             # sums each column on its own: 2x slower on 128x512 in a training step, though
             # faster below about 64 columns (benchmarks/README.md).
-            return np.matmul(ones.get(g.shape[:1], g.dtype), g)
+            return np.matmul(ones.get((g.shape[:1], g.dtype)), g)
         if g.ndim == len(shape) + 1 and g.shape[1:] == shape:
             return np.add.reduce(g, axis=0)
         return portable(g, like)
@@ -307,7 +319,7 @@ def _sparse_ce(op, portable):
 
 @fast(losses.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
-    rows = {}  # batch size -> arange(batch size), to index each row's label
+    rows = _Kept(np.arange)  # batch size -> arange(batch size), to index each row's label
 
     def forward(grad, labels, logits):
         ok = grad.dtype == logits.dtype and grad.ndim == 1
@@ -316,12 +328,7 @@ def _sparse_ce_grad(op, portable):
             return portable(grad, labels, logits)
         np.exp(probs, out=probs)
         probs /= np.add.reduce(probs, axis=-1, keepdims=True)
-        index = rows.get(probs.shape[0])
-        if index is None:
-            if len(rows) >= 4:
-                rows.clear()
-            index = rows[probs.shape[0]] = np.arange(probs.shape[0])
-        probs[index, labels] -= 1.0
+        probs[rows.get(probs.shape[0]), labels] -= 1.0
         probs *= grad[:, None]
         return probs
 

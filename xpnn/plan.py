@@ -115,6 +115,16 @@ def _memoized_by_shape(fn, described):
     return memoized
 
 
+def _with_views(slots, steps) -> set:
+    """``slots`` plus every value an op that may return (a view of) its input makes from
+    them, in step order."""
+    slots = set(slots)
+    for node, ins, out, kind in steps:
+        if kind == "value" and type(node) not in fastpath.FRESH and slots.intersection(ins):
+            slots.add(out)
+    return slots
+
+
 def _read_only_for_shape(order, needs_meta, fetched) -> set:
     """Operations whose every reader wants only their shape (and that are not fetched):
     their values need not be computed."""
@@ -259,16 +269,10 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                 and last_use.get(s) == index)
 
     # NumPy updates Variables in place: a fetch that is (or may view) one is copied out.
-    live = {s for s, leaf in leaves if isinstance(leaf, Variable)}
-    for node, ins, out, kind in steps:
-        if kind == "value" and type(node) not in fastpath.FRESH and live.intersection(ins):
-            live.add(out)
+    live = _with_views({s for s, leaf in leaves if isinstance(leaf, Variable)}, steps)
     # Constants and kept values are shared between runs (and read-only when kept): a fetch of
     # one, or of a view an op passed on from one, is copied for the caller.
-    shared = constants | set(by_shape)
-    for node, ins, out, kind in steps:
-        if kind == "value" and type(node) not in fastpath.FRESH and shared.intersection(ins):
-            shared.add(out)
+    shared = _with_views(constants | set(by_shape), steps)
     copies = {s for s in fetch_slots if fast and (s in live or s in shared)}
     # In-place updates are safe when no gradient is (a view of) a Variable being written
     # and no Variable is written twice; otherwise the portable update computes new arrays.
