@@ -491,6 +491,39 @@ def test_fit_reduces_the_loss(dev, optimizer, lr, dataset):
     assert model.loss(X, y) < 0.8 * before
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_a_later_fit_with_another_lr_keeps_the_optimizer_state(dev, optimizer):
+    """Like Keras and PyTorch: a new learning rate does not restart momentum or Adam's
+    moments. The reference is one optimizer run by hand, its learning rate changed."""
+    X, y = _moons(48)
+    fitted = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    manual = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    opt = xn.nn.OPTIMIZERS[optimizer](0.1)
+    with manual.graph.as_default():
+        step = opt.apply_gradients(zip(manual.grad_nodes, manual.params))
+    for lr in (0.1, 0.03):
+        fitted.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer, lr=lr, verbose=0)
+        opt.learning_rate = lr
+        for Xb, yb in xn.data.batches(X, y, 16, seed=xn.init.generator(0)):
+            manual.session.run(step, {manual.inputs: Xb, manual.labels: yb})
+    for a, b in zip(fitted.layers, manual.layers):
+        np.testing.assert_allclose(to_numpy(a.W), to_numpy(b.W), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(a.b), to_numpy(b.b), rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_lr_is_refused_and_changes_nothing(dev):
+    X, y = _moons(16)
+    model = xn.nn.NNClassifier([2, 4, 2], device=dev, seed=0)
+    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", lr=0.1, verbose=0)
+    before = [to_numpy(layer.W).copy() for layer in model.layers]
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=f"learning_rate must be > 0, got {bad}"):
+            model.fit(X, y, epochs=1, optimizer="momentum", lr=bad, verbose=0)
+    for layer, W in zip(model.layers, before):
+        np.testing.assert_array_equal(to_numpy(layer.W), W)
+    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", lr=0.1, verbose=0)
+
+
 def test_trained_model_scores_on_moons(dev):
     X, y = xn.data.make_moons(128, noise=0.1, seed=0)
     Xt, yt = xn.data.make_moons(64, noise=0.1, seed=1)

@@ -297,21 +297,26 @@ class NNClassifier:
     # ------------------------------------------------------------------ scikit-learn way
 
     def _train_step(self, optimizer, lr):
-        key = (optimizer, lr)
-        if key not in self._train_steps:
+        """The training step of this optimizer kind, made once: a later ``fit`` with another
+        ``lr`` changes its learning rate and keeps its state (momentum, Adam's moments)."""
+        step = self._train_steps.get(optimizer)
+        if step is None:
             if optimizer not in OPTIMIZERS:
                 raise ValueError(
                     f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}"
                 )
             opt = OPTIMIZERS[optimizer](lr)
             with self.graph.as_default():
-                self._train_steps[key] = opt.apply_gradients(zip(self.grad_nodes, self.params))
-        return self._train_steps[key]
+                step = self._train_steps[optimizer] = opt.apply_gradients(
+                    zip(self.grad_nodes, self.params))
+        step.optimizer.learning_rate = lr
+        return step
 
     def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", lr=0.01,
             validation_data=None, verbose=1, seed=0, shuffle=True) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
-        ``verbose=1`` shows a progress bar (tqdm when installed)."""
+        ``verbose=1`` shows a progress bar (tqdm when installed). A later ``fit`` with the
+        same ``optimizer`` continues its state (momentum, Adam's moments) at the new ``lr``."""
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, lr)

@@ -25,9 +25,18 @@ class Optimizer:
     """Base: ``compute_gradients`` + ``apply_gradients`` = ``minimize``."""
 
     def __init__(self, learning_rate: float):
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = learning_rate
+
+    @property
+    def learning_rate(self) -> float:
+        """Read at every run, so it may be changed between runs (a schedule)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"learning_rate must be > 0, got {value}")
+        self._learning_rate = float(value)
 
     def compute_gradients(self, loss: Node, var_list=None):
         """[(gradient node, Variable)] for ``var_list`` (default: the graph's trainable ones)."""
