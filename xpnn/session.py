@@ -377,7 +377,10 @@ class Session:
 def _own(value, input_ids):
     """A new Variable value the Session may write in place: a copy when it is read-only (a
     value kept between runs), a view, or one of the update's inputs (a fed array, a
-    constant, another Variable). Fresh results of arithmetic pass as they are."""
+    constant, another Variable). Fresh results of arithmetic pass as they are, except 0-d
+    ones, which NumPy gives as scalars: they become 0-d arrays, which can be written."""
+    if isinstance(value, np.generic):
+        return np.array(value)
     if isinstance(value, np.ndarray) and (
             not value.flags.writeable or value.base is not None or id(value) in input_ids):
         return value.copy()
