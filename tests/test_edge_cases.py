@@ -126,9 +126,14 @@ def test_fit_refuses_empty_data_and_refits_with_a_new_learning_rate(tmp_path, de
     model = xn.nn.NNClassifier([2, 4, 2], device=dev)
     with pytest.raises(ValueError, match="X has no samples"):
         model.fit(X[:0], y[:0], verbose=0)
-    for lr in (0.1, 0.05):
+    for lr in (0.1, 0.05):  # one optimizer: its momentum carries on at the new lr
         model.fit(X, y, epochs=1, batch_size=5, optimizer="momentum", lr=lr, verbose=0)
-    model.session.save(tmp_path / "ckpt.npz")  # slot names stay unique
+    model.session.save(tmp_path / "ckpt.npz")
+    with np.load(tmp_path / "ckpt.npz") as f:
+        assert "layers.0/W/momentum" in f.files and "layers.0/W/momentum_1" not in f.files
+    with model.graph.as_default():  # a second momentum optimizer: slot names stay unique
+        xn.train.MomentumOptimizer(0.1).apply_gradients(zip(model.grad_nodes, model.params))
+    model.session.save(tmp_path / "ckpt.npz")
     with np.load(tmp_path / "ckpt.npz") as f:
         assert "layers.0/W/momentum" in f.files and "layers.0/W/momentum_1" in f.files
 
