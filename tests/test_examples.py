@@ -62,10 +62,16 @@ def test_bce_linear_matches_numpy(dev, grad, capsys):
 
 
 def test_bce_linear_prints_the_published_line(capsys):
+    # The last digits of the 2000-epoch loss depend on the BLAS kernel the CPU gets (seen:
+    # ...7417010962963 on one machine, ...74182030558586 on another, for the lesson's own NumPy
+    # code), so xpnn is compared with the lesson's code run here, to float32 rounding, and
+    # with the published figure to 5 significant digits.
     result = load("bce_linear").main(["--device", "cpu", "--backend", "numpy"])
     last = capsys.readouterr().out.splitlines()[-1]
-    assert last == "Epoch: 1999 Loss: 0.2137417010962963"
-    assert result["loss"] == 0.2137417010962963
+    reference = lesson5_numpy(2000)
+    np.testing.assert_allclose(result["history"], reference, rtol=1e-5)
+    assert last == f"Epoch: 1999 Loss: {result['loss']}"
+    assert f"{result['loss']:.5g}" == f"{0.2137417010962963:.5g}" == "0.21374"
 
 
 # ------------------------------------------------------------------------------ lesson 6
