@@ -240,7 +240,7 @@ def test_chain_of_2000_ops_no_recursion(dev):
             value, grad = xn.Session(device=dev).run([y, g], to_numpy=True)
     finally:
         sys.setrecursionlimit(old)
-    factor = float(np.float32(1.001)) ** n  # 1.001 is a float32 constant
+    factor = 1.001**n  # the Python float meets a float64 Variable: it is float64, exactly
     np.testing.assert_allclose(grad, [factor, factor], rtol=1e-10)
     np.testing.assert_allclose(value, np.array([1.0, -2.0]) * factor, rtol=1e-10)
     assert added <= 4 * n + 10, f"gradient graph grew by {added} nodes for {n} ops"

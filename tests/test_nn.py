@@ -516,8 +516,9 @@ def test_a_bad_lr_is_refused_and_changes_nothing(dev):
     model = xn.nn.NNClassifier([2, 4, 2], device=dev, seed=0)
     model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", lr=0.1, verbose=0)
     before = [to_numpy(layer.W).copy() for layer in model.layers]
-    for bad in (0.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match=f"learning_rate must be > 0, got {bad}"):
+    for bad in (0.0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"learning_rate must be a finite number > 0, "
+                                             f"got {bad}"):
             model.fit(X, y, epochs=1, optimizer="momentum", lr=bad, verbose=0)
     for layer, W in zip(model.layers, before):
         np.testing.assert_array_equal(to_numpy(layer.W), W)

@@ -241,10 +241,10 @@ def test_optimizer_argument_errors():
         other = xn.Variable([0.0], name="other")
         with pytest.raises(ValueError, match=r"loss .* does not depend on any of \['other'\]"):
             opt.minimize(loss, var_list=[other])
-        for lr in (0.0, -1.0, float("nan")):
-            with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        for lr in (0.0, -1.0, float("nan"), float("inf"), -float("inf")):
+            with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
                 xn.train.MomentumOptimizer(lr)
-            with pytest.raises(ValueError, match="learning_rate must be > 0"):
+            with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
                 opt.learning_rate = lr  # a schedule changing it between runs is checked too
         assert opt.learning_rate == 0.1
     with xn.Graph().as_default():

@@ -189,7 +189,11 @@ def test_session_as_context_manager_closes(dev):
             sess.run(w * 2.0)
             assert sess._plans
         assert not sess._plans and not sess._values
-        np.testing.assert_array_equal(sess.run(w, to_numpy=True), [1.0])  # back to the start
+        # A closed Session refuses to run (it used to hand out the initial value silently).
+        for use in (lambda: sess.run(w), lambda: sess.get_value(w),
+                    lambda: sess.set_value(w, [2.0])):
+            with pytest.raises(RuntimeError, match="this Session is closed"):
+                use()
 
 
 # --------------------------------------------------------------------------- dtypes

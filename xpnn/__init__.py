@@ -32,6 +32,7 @@ from .ops import (
     add,
     add_n,
     argmax,
+    check_numerics,
     clip,
     divide,
     equal,
@@ -59,6 +60,6 @@ from .ops import (
     transpose,
     zeros_like,
 )
-from .session import OpError, Session
+from .session import NumericsError, OpError, Session
 
 __version__ = "0.1.0"

@@ -99,6 +99,23 @@ class Device:
         """'numpy array on cpu'-style text for error messages."""
         return describe(array)
 
+    def adopt(self, array):
+        """An array of this device as a Session keeps it: torch tensors detached from
+        autograd, so that Variables never carry gradient history from run to run."""
+        if self.backend == "torch" and array.requires_grad:
+            return array.detach()
+        return array
+
+    @property
+    def reads_without_sync(self) -> bool:
+        """Whether reading a value of this device's arrays (``bool(xp.all(...))``) costs no
+        device synchronisation: NumPy, array-api-strict and CPU torch or JAX."""
+        if self.backend in ("numpy", "array_api_strict"):
+            return True
+        if self.backend == "torch":
+            return self.device.type == "cpu"
+        return self.backend == "jax" and self.device.platform == "cpu"
+
 
 def _same_device(a, b) -> bool:
     return a == b or str(a) == str(b)

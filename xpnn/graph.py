@@ -236,7 +236,8 @@ class Operation(Node):
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)
         graph = graph if graph is not None else get_default_graph()
-        nodes = tuple(as_node(i, graph) for i in inputs)
+        meets = _static_dtype([i.dtype for i in inputs if isinstance(i, Node)])
+        nodes = tuple(as_node(i, graph, meets) for i in inputs)
         for position, node in enumerate(nodes):
             if node.graph is not graph:
                 raise ValueError(
@@ -272,18 +273,45 @@ class Operation(Node):
 
     def infer_dtype(self, *dtypes):
         """Static output dtype: by default NumPy's promotion of the floating inputs."""
-        known = [d for d in dtypes if d is not None]
-        if len(known) != len(dtypes) or not known:
+        return _static_dtype(list(dtypes))
+
+
+def _static_dtype(dtypes) -> str | None:
+    """The dtype that inputs of these static dtypes promote to (None if one is unknown)."""
+    if not dtypes or None in dtypes:
+        return None
+    floats = [d for d in dtypes if is_floating(d)]
+    return np.result_type(*(floats or dtypes)).name
+
+
+def _scalar_dtype(value, meets: str | None) -> str | None:
+    """The dtype a Python number takes beside arrays of dtype ``meets``: that dtype, exactly
+    (the array API's and TF1's promotion), so ``float64_var * 0.1`` stays float64. A float
+    meeting integers, or a number meeting an unknown dtype, gets the default instead."""
+    if meets is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    kind = np.dtype(meets).kind
+    if kind == "f" or (kind in "iu" and isinstance(value, int)):
+        try:
+            np.array(value, dtype=meets)
+        except OverflowError:
             return None
-        floats = [d for d in known if is_floating(d)]
-        return np.result_type(*(floats or known)).name
+        return meets
+    return None
 
 
-def as_node(value, graph: Graph | None = None) -> Node:
-    """Nodes pass through; Python numbers, lists and arrays become constants."""
+def as_node(value, graph: Graph | None = None, meets: str | None = None) -> Node:
+    """Nodes pass through; Python numbers, lists and arrays become constants. A Python
+    number beside inputs of dtype ``meets`` takes that dtype (see ``_scalar_dtype``)."""
     if isinstance(value, Node):
         return value
-    return Constant(value, graph=graph)
+    dtype = _scalar_dtype(value, meets)
+    if dtype is None:
+        return Constant(value, graph=graph)
+    constant = Constant(value, dtype=dtype, graph=graph)
+    if is_floating(dtype):  # a float64 Session widens from the exact number, not the rounding
+        constant.exact_value = np.array(value, dtype=np.float64)
+    return constant
 
 
 def placeholder(dtype=None, shape=None, name=None) -> Placeholder:

@@ -11,9 +11,12 @@ True
 
 from __future__ import annotations
 
+import operator
 import sys
 import time
+import warnings
 
+import array_api_compat
 import numpy as np
 
 from . import data, io, losses, ops, optimizers
@@ -21,7 +24,7 @@ from . import init as initializers
 from .autodiff import gradients
 from .backend import dtype_name, to_numpy
 from .graph import Graph, Node, Variable, placeholder
-from .session import Session
+from .session import NumericsError, Session
 
 
 class Layer:
@@ -165,6 +168,21 @@ class MLP(Sequential):
         super().__init__(layers)
 
 
+def _check_units(units) -> list[int]:
+    """Layer sizes as ints: at least an input and an output size, each a whole number >= 1."""
+    try:
+        sizes = [operator.index(u) for u in units]
+    except TypeError as exc:
+        raise TypeError(f"units must be a list of whole numbers (layer sizes), got {units!r}"
+                        ) from exc
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(
+            f"units must hold an input size, any hidden sizes and an output size, each >= 1, "
+            f"got {sizes}"
+        )
+    return sizes
+
+
 OPTIMIZERS = {
     "sgd": optimizers.GradientDescentOptimizer,
     "momentum": optimizers.MomentumOptimizer,
@@ -173,7 +191,10 @@ OPTIMIZERS = {
 
 
 class History(dict):
-    """Per-epoch lists: ``loss``, ``accuracy`` (and ``val_loss``, ``val_accuracy``)."""
+    """Per-epoch lists: ``loss``, ``accuracy`` (and ``val_loss``, ``val_accuracy``);
+    ``stopped`` says why training stopped early (None when it ran every epoch)."""
+
+    stopped: str | None = None
 
     @property
     def history(self):  # Keras spelling
@@ -199,7 +220,7 @@ class NNClassifier:
 
     def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
                  dtype="float32"):
-        self.units, self.activation = [int(u) for u in units], activation
+        self.units, self.activation = _check_units(units), activation
         self.dtype = dtype_name(dtype)
         self.graph = Graph()
         with self.graph.as_default():
@@ -209,6 +230,8 @@ class NNClassifier:
             self.logits = self.mlp(self.inputs)
             self.probs = ops.softmax(self.logits)
             self.loss_node = losses.sparse_softmax_cross_entropy(self.labels, self.logits)
+            # fit fetches this: a non-finite loss fails the step before it writes any weight.
+            self._checked_loss = ops.check_numerics(self.loss_node, "the training loss")
             self.n_correct = ops.reduce_sum(ops.equal(ops.argmax(self.logits), self.labels))
             self.params = self.mlp.parameters()
             self.grad_nodes = gradients(self.loss_node, self.params)
@@ -233,7 +256,10 @@ class NNClassifier:
     # ------------------------------------------------------------------ checks
 
     def _features(self, X):
-        shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        """X as an array (lists and other array-likes become NumPy arrays), checked."""
+        if not array_api_compat.is_array_api_obj(X):
+            X = np.asarray(X)
+        shape = tuple(X.shape)
         if len(shape) != 2 or shape[1] != self.units[0]:
             raise ValueError(
                 f"X must have shape (n_samples, {self.units[0]}), got {shape}"
@@ -316,11 +342,16 @@ class NNClassifier:
             validation_data=None, verbose=1, seed=0, shuffle=True) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
         ``verbose=1`` shows a progress bar (tqdm when installed). A later ``fit`` with the
-        same ``optimizer`` continues its state (momentum, Adam's moments) at the new ``lr``."""
+        same ``optimizer`` continues its state (momentum, Adam's moments) at the new ``lr``.
+
+        A step whose loss is NaN or infinite stops training, as Keras's TerminateOnNaN: that
+        step writes nothing, so the weights are those after the last finite step; a
+        RuntimeWarning says where it stopped, and ``history.stopped`` too (None otherwise).
+        The history holds the epochs completed before it."""
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, lr)
-        fetches = [step, self.loss_node, self.n_correct]
+        fetches = [step, self._checked_loss, self.n_correct]
         rng = initializers.generator(seed)
         history = History(loss=[], accuracy=[])
         n = X.shape[0]
@@ -329,8 +360,17 @@ class NNClassifier:
             losses_, correct = [], []
             batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
             n_batches = -(-n // batch_size)
-            for Xb, yb in _progress(batch_iter, n_batches, epoch, epochs, verbose):
-                _, loss, hits = self.session.run(fetches, {self.inputs: Xb, self.labels: yb})
+            for batch, (Xb, yb) in enumerate(
+                    _progress(batch_iter, n_batches, epoch, epochs, verbose)):
+                try:
+                    _, loss, hits = self.session.run(fetches, {self.inputs: Xb, self.labels: yb})
+                except NumericsError:
+                    history.stopped = (
+                        f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
+                        "finite (NaN or inf); the weights are those after the last finite "
+                        "step. Lower the learning rate, or look for NaN/inf in the data")
+                    warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
+                    return history
                 losses_.append((loss, Xb.shape[0]))
                 correct.append(hits)
             # One host sync per epoch, not per step.

@@ -316,6 +316,35 @@ class Tanh(Unary):
         return [multiply(grad, subtract(1.0, square(self)))]
 
 
+def nonfinite(xp, x) -> str | None:
+    """What is not finite in a floating array ("2 NaN and 1 inf in float32 shape (2, 3)"), or
+    None when every entry is finite (or the array is not floating)."""
+    if not xp.isdtype(x.dtype, "real floating") or bool(xp.all(xp.isfinite(x))):
+        return None
+    nans = int(xp.sum(xp.astype(xp.isnan(x), xp.int64)))
+    infs = int(xp.sum(xp.astype(xp.isinf(x), xp.int64)))
+    dtype = str(x.dtype).replace("torch.", "")
+    return f"{nans} NaN and {infs} inf in {dtype} shape {tuple(x.shape)}"
+
+
+class CheckNumerics(Unary):
+    """x unchanged, after checking that it holds no NaN or infinity (TF1's check_numerics)."""
+
+    def __init__(self, x, message, name=None):
+        self.message = str(message)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        problem = nonfinite(xp, x)
+        if problem is not None:
+            raise FloatingPointError(f"{self.message}: {problem}")
+        return x
+
+    def backward(self, grad):
+        return [CheckNumerics(grad, "Not a number (NaN) or infinity (Inf) values detected in "
+                                    f"gradient. {self.message}")]
+
+
 # --------------------------------------------------------------------------- matmul
 
 
@@ -754,6 +783,25 @@ def clip(x, low, high, name=None):
     [0.0, 0.5, 1.0]
     """
     return Clip(x, low, high, name=name)
+
+
+def check_numerics(x, message, name=None):
+    """``x`` itself, or a failed run (``xn.NumericsError`` naming this op and ``message``)
+    when ``x`` holds a NaN or an infinity; its gradient is checked the same way. The run
+    fails before any Variable is written.
+
+    >>> import xpnn as xn
+    >>> x = xn.placeholder(name="x")
+    >>> y = xn.check_numerics(xn.log(x), "log of the input")
+    >>> xn.Session().run(y, {x: [1.0]}).tolist()
+    [0.0]
+    >>> try:
+    ...     xn.Session().run(y, {x: [0.0]})
+    ... except xn.NumericsError as error:
+    ...     print(str(error).splitlines()[0].split(": ", 1)[1])
+    log of the input: 0 NaN and 1 inf in float32 shape (1,)
+    """
+    return CheckNumerics(x, message, name=name)
 
 
 def relu(x, name=None):

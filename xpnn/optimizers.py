@@ -14,6 +14,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autodiff import gradients
@@ -34,9 +36,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        if not value > 0:
-            raise ValueError(f"learning_rate must be > 0, got {value}")
-        self._learning_rate = float(value)
+        value = float(value)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"learning_rate must be a finite number > 0, got {value}")
+        self._learning_rate = value
 
     def compute_gradients(self, loss: Node, var_list=None):
         """[(gradient node, Variable)] for ``var_list`` (default: the graph's trainable ones)."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import fastpath
+from . import fastpath, ops
 from .autodiff import topological_order
 from .graph import Constant, Node, Operation, Placeholder, Update, Variable
 
@@ -113,6 +113,20 @@ def _memoized_by_shape(fn, described):
         return value
 
     return memoized
+
+
+def _checked(fn, xp):
+    """fn, failing on a result that holds NaN or infinity (``Session(check_numerics=True)``);
+    the Session names the op and its inputs."""
+
+    def checked(*inputs):
+        value = fn(*inputs)
+        problem = ops.nonfinite(xp, value)
+        if problem is not None:
+            raise FloatingPointError(f"its result has {problem} (check_numerics is on)")
+        return value
+
+    return checked
 
 
 def _with_views(slots, steps) -> set:
@@ -225,7 +239,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             producer[slot[node]] = node
             steps.append([node, input_slots(node), slot[node], "value"])
         elif isinstance(node, Placeholder):
-            feeds.append((slot[node], node, session._feed_dtype(node), node.shape))
+            feeds.append((slot[node], node, np.dtype(session._feed_dtype(node)), node.shape))
         elif isinstance(node, (Variable, Constant)):
             leaves.append((slot[node], node))
         else:
@@ -284,6 +298,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             "the steps in separate runs (or build one optimizer step over all Variables)"
         )
     inplace = (fast and bool(updates) and len(set(targets)) == len(targets)
+               and not session.check_numerics  # new values are checked before any is written
                and all(fastpath.has_fast_update(op) for op, _ in updates)
                and not any(s in live for op, ins in updates for s in ins[: op.n]))
 
@@ -337,6 +352,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
                 fn = fastpath.forward_fn(node, donate, fn)
             if out in by_shape:
                 fn = _memoized_by_shape(fn, by_shape[out])
+            if session.check_numerics:
+                fn = _checked(fn, session.xp)
         # itemgetter gathers the inputs in C; with one index it returns the bare value.
         compiled.append((fn, operator.itemgetter(*ins), len(ins) == 1, out,
                          tuple(frees.get(index, ())), ins, node))

@@ -15,7 +15,7 @@ import array_api_compat
 import numpy as np
 
 from . import backend as devices
-from . import fastpath, io
+from . import fastpath, io, ops
 from .graph import (
     DEFAULT_FLOAT,
     Constant,
@@ -30,6 +30,11 @@ from .plan import Plan, _flatten, compile_plan
 
 class OpError(ValueError):
     """An op failed while running; the message names the op and its inputs."""
+
+
+class NumericsError(OpError):
+    """A value held NaN or infinity where it was checked: by ``check_numerics``, or at every
+    op when the Session was made with ``check_numerics=True``."""
 
 
 class Session:
@@ -47,7 +52,8 @@ class Session:
     0.0
     """
 
-    def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None):
+    def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None,
+                 check_numerics=False):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
@@ -55,6 +61,22 @@ class Session:
         self._values: dict[Variable, object] = {}
         self._constants: dict[Constant, object] = {}
         self._plans: dict[tuple, Plan] = {}
+        self._closed = False
+        self.check_numerics = check_numerics
+
+    @property
+    def check_numerics(self) -> bool:
+        """Whether every floating value a run makes (each op's result and each new Variable
+        value) is checked for NaN and infinity: a run that makes one fails with
+        :class:`NumericsError` naming the op and its inputs, and changes no Variable. It
+        costs a check per op (and a device sync per op on a GPU); updates are then computed
+        into new arrays before any is written."""
+        return self._check_numerics
+
+    @check_numerics.setter
+    def check_numerics(self, on: bool) -> None:
+        self._check_numerics = bool(on)
+        self._plans.clear()  # plans are compiled with or without the checks
 
     def __repr__(self) -> str:
         return f"<Session on {self.device} with {len(self._values)} variable values>"
@@ -66,10 +88,19 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Drop the Variables' values and cached plans (frees device memory)."""
+        """Drop the Variables' values and cached plans (frees device memory); the Session
+        then refuses to run."""
         self._values.clear()
         self._constants.clear()
         self._plans.clear()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "this Session is closed (its Variables' values were dropped): create a new "
+                "Session, and restore a checkpoint into it to continue"
+            )
 
     # ------------------------------------------------------------------ values
 
@@ -87,6 +118,7 @@ class Session:
         return host
 
     def _leaf_value(self, node):
+        self._check_open()
         if isinstance(node, Variable):
             value = self._values.get(node)
             if value is None:
@@ -117,6 +149,7 @@ class Session:
         >>> sess.set_value(w, [1.0, 2.0]); sess.run(w).tolist()
         [1.0, 2.0]
         """
+        self._check_open()
         self._check_graph(variable, "set_value")
         if not isinstance(variable, Variable):
             raise TypeError(f"set_value: {variable.label} is a {variable.kind}, not a Variable")
@@ -180,43 +213,51 @@ class Session:
     # ------------------------------------------------------------------ feeds
 
     def _feed_value(self, placeholder: Placeholder, value):
-        if isinstance(value, (np.ndarray, np.generic)) or not array_api_compat.is_array_api_obj(
-            value
-        ):
-            if isinstance(value, Node):
-                raise TypeError(
-                    f"the feed for placeholder {placeholder.label} is a graph node "
-                    f"({value.label}); feed arrays, lists or numbers"
-                )
-            host = np.asarray(value)
-            dtype = placeholder.dtype
-            if dtype is None and host.dtype.kind == "f":
-                dtype = self.dtype or DEFAULT_FLOAT
-            elif self.dtype is not None and dtype is not None and devices.is_floating(dtype):
-                dtype = self.dtype
-            if host.dtype.kind not in "fiub":
-                raise TypeError(
-                    f"placeholder {placeholder.label}: cannot feed data of dtype {host.dtype}"
-                )
-            if (dtype is not None and np.dtype(dtype).kind in "iu" and host.dtype.kind == "f"
-                    and not np.array_equal(host, np.round(host))):
-                raise TypeError(
-                    f"placeholder {placeholder.label} holds {dtype} but was fed fractional "
-                    f"{host.dtype} data: round or cast it yourself"
-                )
-            array = self.device.from_host(host, dtype or host.dtype)
-        else:
+        """The array a run uses for ``value`` fed to ``placeholder``: host data (NumPy arrays,
+        lists, numbers) is moved to this device, an array of this device is used as is (a
+        torch tensor detached from autograd). Either way the dtype follows one rule
+        (``_feed_dtype``), complex data is refused for real placeholders, fractional data for
+        integer ones and integers that the placeholder's dtype cannot hold. On CuPy, and on
+        JAX or torch arrays on an accelerator, the value checks of device arrays are skipped:
+        they would stall the device."""
+        if isinstance(value, Node):
+            raise TypeError(
+                f"the feed for placeholder {placeholder.label} is a graph node "
+                f"({value.label}); feed arrays, lists or numbers"
+            )
+        on_device = array_api_compat.is_array_api_obj(value) and not isinstance(
+            value, (np.ndarray, np.generic))
+        if on_device:
             if not self.device.owns(value):
                 raise TypeError(
                     f"placeholder {placeholder.label} was fed a {devices.describe(value)}, but "
                     f"this Session runs on {self.device.backend} device {self.device.name}: feed "
                     f"NumPy data (it is moved for you) or an array on {self.device.name}"
                 )
-            array = value
-            want = self.dtype if self.dtype and devices.is_floating(array.dtype) else None
-            want = want or placeholder.dtype
-            if want is not None and devices.dtype_name(array.dtype) != want:
-                array = self.xp.astype(array, self.device.dtype(want))
+            array, xp = self.device.adopt(value), self.xp
+        else:
+            try:
+                array = np.asarray(value)
+            except ValueError as exc:  # ragged nested lists
+                raise ValueError(
+                    f"placeholder {placeholder.label}: the fed data is not a rectangular array "
+                    f"({exc}); feed a NumPy array or lists of equal lengths"
+                ) from exc
+            if array.dtype.kind not in "fiub":
+                raise TypeError(
+                    f"placeholder {placeholder.label}: cannot feed data of dtype {array.dtype}"
+                )
+            xp = _HOST
+        source = devices.dtype_name(array.dtype) if not xp.isdtype(
+            array.dtype, "complex floating") else "complex"
+        dtype = self._feed_dtype(placeholder, source)
+        if source == "complex" or not on_device or self.device.reads_without_sync:
+            _check_feed_values(placeholder, xp, array, source, dtype)
+        if on_device:
+            if devices.dtype_name(array.dtype) != dtype:
+                array = self.xp.astype(array, self.device.dtype(dtype))
+        else:
+            array = self.device.from_host(array, dtype)
         self._check_shape(placeholder, tuple(array.shape))
         return array
 
@@ -235,17 +276,24 @@ class Session:
 
     # ------------------------------------------------------------------ plans
 
-    def _feed_dtype(self, placeholder):
-        """The NumPy dtype host data for ``placeholder`` is converted to when floating."""
-        if self.dtype is not None and (placeholder.dtype is None
-                                       or devices.is_floating(placeholder.dtype)):
-            return np.dtype(self.dtype)
-        return np.dtype(placeholder.dtype or DEFAULT_FLOAT)
+    def _feed_dtype(self, placeholder, source="float32") -> str:
+        """The dtype data of dtype ``source`` fed to ``placeholder`` runs in: the
+        placeholder's (floating ones widened to a ``dtype=`` Session's); an untyped
+        placeholder keeps integer data's dtype and runs floating data in the Session's
+        floating dtype (float32 by default)."""
+        wanted = placeholder.dtype
+        if wanted is None:
+            wanted = source if source != "complex" and not devices.is_floating(source) else (
+                DEFAULT_FLOAT)
+        if self.dtype is not None and devices.is_floating(wanted):
+            return self.dtype
+        return wanted
 
     def run(self, fetches, feed_dict=None, to_numpy=False):
         """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
         from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
         ``to_numpy=True``); an optimizer step fetches as None."""
+        self._check_open()
         feed_dict = feed_dict or {}
         plan = self._plan(fetches, feed_dict)
         if self.device.context is None:
@@ -272,6 +320,8 @@ class Session:
                 values[s] = value
             else:
                 values[s] = self._feed_value(placeholder, value)
+        if plan.updates:
+            _refuse_empty_batches(plan, values)
         state = self._values
         for s, variable in plan.variables:
             value = state.get(variable)
@@ -341,6 +391,13 @@ class Session:
             if self.device.backend == "numpy":  # later updates write Variables in place
                 inputs = {id(a) for a in args}
                 result = [_own(value, inputs) for value in result]
+            if self.check_numerics:
+                for variable, value in zip(op.targets, result):
+                    problem = ops.nonfinite(self.xp, value)
+                    if problem is not None:
+                        raise self._op_error((None, None, None, None, (), ins, op), values,
+                                             FloatingPointError(
+                            f"the new value of Variable {variable.label} has {problem}"))
             new.extend(zip(op.targets, result))
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
@@ -368,10 +425,54 @@ class Session:
                 f"shape {tuple(v.shape)} {devices.dtype_name(v.dtype)} on {self.device.name}"
             )
             parts.append(f"  input {position} {node.label}: {desc}")
-        return OpError(
+        error = NumericsError if isinstance(exc, FloatingPointError) else OpError
+        return error(
             f"{op.label} ({op.type}) failed: {exc}\n" + "\n".join(parts)
             + "\nno Variable was changed by this run"
         )
+
+
+_HOST = array_api_compat.array_namespace(np.empty(0))
+
+
+def _check_feed_values(placeholder, xp, array, source, dtype) -> None:
+    """Refuse data that would change meaning on the way to ``dtype``: complex into a real
+    placeholder, fractions into an integer one, integers out of its range."""
+    if source == "complex":
+        raise TypeError(
+            f"placeholder {placeholder.label} ({dtype}) was fed complex data: feed real "
+            "numbers (take the real part or the magnitude yourself)"
+        )
+    if np.dtype(dtype).kind not in "iu" or 0 in tuple(array.shape):
+        return
+    if devices.is_floating(source):
+        if not bool(xp.all(array == xp.round(array))):
+            raise TypeError(
+                f"placeholder {placeholder.label} holds {dtype} but was fed fractional "
+                f"{source} data: round or cast it yourself"
+            )
+        return
+    info = np.iinfo(dtype)
+    low, high = int(xp.min(array)), int(xp.max(array))
+    if np.dtype(source).kind in "iu" and (low < info.min or high > info.max):
+        bad = low if low < info.min else high
+        raise ValueError(
+            f"placeholder {placeholder.label} holds {dtype} but was fed the value {bad}, "
+            f"outside [{info.min}, {info.max}]: feed values that fit, or give the "
+            "placeholder a wider dtype"
+        )
+
+
+def _refuse_empty_batches(plan, values) -> None:
+    """A run that updates Variables from an empty feed would write NaN (a mean over no
+    rows) into every weight and optimizer slot."""
+    for s, placeholder, _, _ in plan.feeds:
+        if 0 in tuple(values[s].shape):
+            raise ValueError(
+                f"placeholder {placeholder.label} was fed an empty array (shape "
+                f"{tuple(values[s].shape)}) in a run that updates Variables: a loss over no "
+                "samples is NaN and would be written into every weight; skip empty batches"
+            )
 
 
 def _own(value, input_ids):

@@ -1,0 +1,250 @@
+"""Bad numbers, bad feeds and bad arguments: each fails with an error that names what is
+wrong, and a failed run changes no Variable (optimizer slots included)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn import to_numpy
+
+
+def snapshot(sess, graph):
+    return {v: to_numpy(sess.get_value(v)).copy() for v in graph.variables}
+
+
+def assert_unchanged(sess, before):
+    for v, value in before.items():
+        np.testing.assert_array_equal(to_numpy(sess.get_value(v)), value,
+                                      err_msg=f"Variable {v.label} changed")
+
+
+def needs_float64(dev):
+    if dev.backend == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            pytest.skip("jax: float64 needs JAX_ENABLE_X64=1")
+
+
+# --------------------------------------------------------------------------- Python scalars
+
+
+def test_a_python_float_takes_the_float64_dtype_exactly(dev):
+    needs_float64(dev)
+    with xn.Graph().as_default():
+        v = xn.Variable(np.float64(1.0), dtype="float64", name="v")
+        h = v
+        for _ in range(2000):
+            h = h + v * 0.001
+        sess = xn.Session(device=dev)
+        assert to_numpy(sess.run(v * 0.1)).item() == 0.1  # was 0.10000000149011612
+        assert to_numpy(sess.run(0.1 * v)).item() == 0.1
+        expected = 1.0
+        for _ in range(2000):
+            expected = expected + 1.0 * 0.001
+        assert to_numpy(sess.run(h)).item() == expected  # was 3.0000000949949026
+        assert sess.run(h).dtype == dev.dtype("float64")
+
+
+def test_python_numbers_meet_integers_and_float32(dev):
+    with xn.Graph().as_default():
+        i = xn.Variable(np.array([1, 2]), dtype="int64", trainable=False, name="i")
+        f = xn.Variable([1.0, 2.0], name="f")
+        sess = xn.Session(device=dev)
+        doubled = sess.run(i * 2)
+        assert doubled.dtype == dev.dtype("int64")  # an int meeting int64 stays int64
+        assert to_numpy(doubled).tolist() == [2, 4]
+        assert sess.run(i * 0.5).dtype == dev.dtype("float32")  # a float: the default float
+        assert sess.run(f * 0.1).dtype == dev.dtype("float32")
+        np.testing.assert_array_equal(to_numpy(sess.run(f * 0.1)),
+                                      np.array([1.0, 2.0], np.float32) * np.float32(0.1))
+
+
+# --------------------------------------------------------------------------- non-finite values
+
+
+def test_check_numerics_op_names_the_op_and_changes_nothing(dev):
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder(name="x")
+        w = xn.Variable([1.0, 2.0], name="w")
+        loss = xn.reduce_sum(xn.check_numerics(xn.log(x * w), "log of x w", name="checked"))
+        step = xn.train.AdamOptimizer(0.1).minimize(loss)
+        sess = xn.Session(device=dev)
+        sess.run(step, {x: [1.0, 1.0]})
+        before = snapshot(sess, graph)
+        with pytest.raises(xn.NumericsError, match=r"(?s)checked \(CheckNumerics\) failed: "
+                                                   r"log of x w: 0 NaN and 1 inf.*input 0"):
+            sess.run([step, loss], {x: [0.0, 1.0]})
+        assert_unchanged(sess, before)
+        assert to_numpy(sess.run(loss, {x: [1.0, 1.0]})).shape == ()
+
+
+def test_check_numerics_checks_the_gradient_too(dev):
+    with xn.Graph().as_default():
+        x = xn.Variable([0.0, 4.0], name="x")
+        y = xn.reduce_sum(xn.sqrt(xn.check_numerics(x, "x")))
+        (g,) = xn.gradients(y, [x])
+        sess = xn.Session(device=dev)
+        np.testing.assert_allclose(to_numpy(sess.run(y)), 2.0)  # sqrt(0) is finite
+        with pytest.raises(xn.NumericsError, match="detected in gradient. x: 0 NaN and 1 inf"):
+            sess.run(g)  # d sqrt(x)/dx at 0 is inf, and flows back through the check
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_session_check_numerics_stops_a_nan_feed_before_any_write(dev, optimizer):
+    make = {"sgd": xn.train.GradientDescentOptimizer, "momentum": xn.train.MomentumOptimizer,
+            "adam": xn.train.AdamOptimizer}[optimizer]
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder(shape=(None, 2), name="x")
+        W = xn.Variable([[1.0, 0.0], [0.5, 1.0]], name="W")
+        loss = xn.reduce_mean(xn.square(xn.relu(x @ W)))
+        step = make(0.1).minimize(loss)
+        sess = xn.Session(device=dev, check_numerics=True)
+        sess.run(step, {x: [[1.0, 2.0]]})
+        before = snapshot(sess, graph)
+        with pytest.raises(xn.NumericsError, match=r"(?s)MatMul.*check_numerics is on.*"
+                                                   r"input 0 x: shape \(1, 2\)"):
+            sess.run(step, {x: [[np.nan, 2.0]]})
+        assert_unchanged(sess, before)
+        # without the switch the same run writes NaN into the weights
+        plain = xn.Session(device=dev)
+        plain.run(step, {x: [[np.nan, 2.0]]})
+        assert np.isnan(to_numpy(plain.get_value(W))).any()
+
+
+def test_session_check_numerics_checks_new_variable_values(dev):
+    with xn.Graph().as_default() as graph:
+        w = xn.Variable([3e38, 1.0], name="w")
+        step = xn.train.GradientDescentOptimizer(1.0).minimize(xn.reduce_sum(w * -3e38))
+        sess = xn.Session(device=dev, check_numerics=True)
+        before = snapshot(sess, graph)
+        with pytest.raises(xn.NumericsError, match=r"new value of Variable w has 0 NaN and 1 "
+                                                   r"inf"):
+            sess.run(step)  # 3e38 + 3e38 overflows float32
+        assert_unchanged(sess, before)
+        sess.check_numerics = False
+        sess.run(step)
+        assert np.isinf(to_numpy(sess.get_value(w))[0])
+
+
+def test_fit_stops_on_a_non_finite_loss_and_keeps_the_last_finite_weights(dev):
+    X, y = xn.data.make_moons(32, noise=0.1, seed=0)
+    X_bad = X.copy()
+    X_bad[10, 0] = np.nan  # in the second batch of 8
+    model = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
+    with pytest.warns(RuntimeWarning, match="fit stopped at epoch 1, batch 2: the loss is not "
+                                            "finite"):
+        history = model.fit(X_bad, y, epochs=3, batch_size=8, optimizer="momentum", lr=0.1,
+                            shuffle=False, verbose=0)
+    assert history.stopped.startswith("fit stopped at epoch 1, batch 2")
+    assert history["loss"] == []
+    one_step = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
+    one_step.fit(X[:8], y[:8], epochs=1, batch_size=8, optimizer="momentum", lr=0.1,
+                 shuffle=False, verbose=0)
+    for a, b in zip(model.layers, one_step.layers):
+        assert np.isfinite(to_numpy(a.W)).all()
+        np.testing.assert_allclose(to_numpy(a.W), to_numpy(b.W), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(to_numpy(a.b), to_numpy(b.b), rtol=1e-6, atol=1e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.fit(X, y, epochs=1, batch_size=8, verbose=0).stopped is None
+
+
+def test_a_training_run_refuses_an_empty_batch(dev):
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder(shape=(None, 2), name="x")
+        W = xn.Variable([[1.0, 0.0], [0.5, 1.0]], name="W")
+        out = x @ W
+        step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_mean(xn.square(out)))
+        sess = xn.Session(device=dev)
+        sess.run(step, {x: [[1.0, 2.0]]})
+        before = snapshot(sess, graph)
+        with pytest.raises(ValueError, match=r"placeholder x was fed an empty array \(shape "
+                                             r"\(0, 2\)\) in a run that updates Variables"):
+            sess.run(step, {x: np.zeros((0, 2), np.float32)})
+        assert_unchanged(sess, before)
+        assert tuple(sess.run(out, {x: np.zeros((0, 2), np.float32)}).shape) == (0, 2)
+
+
+# --------------------------------------------------------------------------- feeds
+
+
+def test_complex_feeds_are_refused_naming_the_placeholder(dev):
+    with xn.Graph().as_default():
+        x = xn.placeholder("float32", name="x")
+        sess = xn.Session(device=dev)
+        data = np.array([1 + 2j, 3 - 1j], np.complex64)
+        with pytest.raises(TypeError, match="placeholder x"):
+            sess.run(x * 2.0, {x: data})
+        on_device = dev.xp.asarray(data, device=dev.device)
+        with pytest.raises(TypeError, match="placeholder x.*complex"):
+            sess.run(x * 2.0, {x: on_device})
+
+
+def test_fractional_labels_on_the_device_are_refused(dev):
+    if not dev.reads_without_sync:
+        pytest.skip(f"{dev}: the check would stall the device; skipped by design")
+    with xn.Graph().as_default():
+        t = xn.placeholder("int64", name="t")
+        sess = xn.Session(device=dev)
+        fractional = dev.from_host(np.array([0.5, 1.0]), "float32")
+        with pytest.raises(TypeError, match="placeholder t holds int64 but was fed fractional "
+                                            "float32 data"):
+            sess.run(t, {t: fractional})
+        whole = dev.from_host(np.array([0.0, 1.0]), "float32")
+        assert to_numpy(sess.run(t, {t: whole})).tolist() == [0, 1]
+
+
+def test_ragged_lists_and_out_of_range_integers_name_the_placeholder(dev):
+    with xn.Graph().as_default():
+        x = xn.placeholder(name="x")
+        t = xn.placeholder("int64", name="t")
+        sess = xn.Session(device=dev)
+        with pytest.raises(ValueError, match="placeholder x: the fed data is not a rectangular "
+                                             "array"):
+            sess.run(x, {x: [[1.0], [2.0, 3.0]]})
+        with pytest.raises(ValueError, match="placeholder t holds int64 but was fed the value "
+                                             "9223372036854775813"):
+            sess.run(t, {t: np.array([1, 2**63 + 5], np.uint64)})
+
+
+def test_torch_feeds_carry_no_autograd_history():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 3), name="x")
+        W = xn.Variable(np.ones((3, 2), np.float32), name="W")
+        step = xn.train.MomentumOptimizer(0.01).minimize(xn.reduce_mean(xn.square(x @ W)))
+        sess = xn.Session(device="cpu", backend="torch")
+        for _ in range(3):
+            fed = torch.ones((4, 3), requires_grad=True)
+            sess.run(step, {x: fed})
+        for value in sess._values.values():
+            assert not value.requires_grad and value.grad_fn is None
+        assert fed.grad is None
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("units", [[2, 0, 2], [4, -5, 3], [3]])
+def test_nnclassifier_refuses_bad_units(units):
+    with pytest.raises(ValueError, match=r"units must hold an input size, any hidden sizes "
+                                         r"and an output size, each >= 1"):
+        xn.nn.NNClassifier(units)
+    with pytest.raises(TypeError, match="units must be a list of whole numbers"):
+        xn.nn.NNClassifier([2, 2.5, 2])
+
+
+def test_fit_takes_lists_as_scikit_learn_does(dev):
+    X, y = xn.data.make_moons(32, noise=0.1, seed=0)
+    a = xn.nn.NNClassifier([2, 4, 2], device=dev, seed=0)
+    b = xn.nn.NNClassifier([2, 4, 2], device=dev, seed=0)
+    ha = a.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    hb = b.fit(X.tolist(), y.tolist(), epochs=2, batch_size=8, verbose=0)
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-6)
+    assert a.predict(X.tolist()).tolist() == b.predict(X).tolist()
+    assert b.score(X.tolist(), y.tolist()) == a.score(X, y)
