@@ -37,7 +37,7 @@ class Plan:
 
     template: list  # the value list a run starts from: constants and static shapes filled in
     variables: list  # (slot, Variable)
-    feeds: list  # (slot, Placeholder, host dtype, static shape to check or None)
+    feeds: list  # (slot, Placeholder, the dtype host data needs to be used as it is)
     steps: list  # (fn, gather inputs, one input?, output slot, slots to free after, ins, op)
     updates: list  # (Update op, input slots, which gradients it may overwrite, gather inputs,
     #                which gradients come from fastpath.defer_weight_gradient)
@@ -239,7 +239,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
             producer[slot[node]] = node
             steps.append([node, input_slots(node), slot[node], "value"])
         elif isinstance(node, Placeholder):
-            feeds.append((slot[node], node, np.dtype(session._feed_dtype(node)), node.shape))
+            feeds.append((slot[node], node, np.dtype(session._feed_dtype(node))))
         elif isinstance(node, (Variable, Constant)):
             leaves.append((slot[node], node))
         else:

@@ -258,8 +258,20 @@ class Session:
                 array = self.xp.astype(array, self.device.dtype(dtype))
         else:
             array = self.device.from_host(array, dtype)
-        self._check_shape(placeholder, tuple(array.shape))
         return array
+
+    @staticmethod
+    def _accept_shape(plan: Plan, placeholder: Placeholder, shape) -> None:
+        """Check a fed shape against the placeholder's, and refuse an empty feed to a run
+        that updates Variables: a loss over no samples is NaN, and would be written into
+        every weight and optimizer slot."""
+        Session._check_shape(placeholder, shape)
+        if plan.updates and 0 in shape:
+            raise ValueError(
+                f"placeholder {placeholder.label} was fed an empty array (shape {shape}) in a "
+                "run that updates Variables: a loss over no samples is NaN and would be "
+                "written into every weight; skip empty batches"
+            )
 
     @staticmethod
     def _check_shape(placeholder: Placeholder, shape):
@@ -309,19 +321,17 @@ class Session:
         """Feed, run every step, commit the updates; the fetched values in order."""
         values = plan.template.copy()
         host_ok = self.device.backend == "numpy"
-        for s, placeholder, dtype, shape in plan.feeds:
+        accepted = plan.accepted_shapes
+        for s, placeholder, dtype in plan.feeds:
             value = feed_dict[placeholder]
             if host_ok and type(value) is np.ndarray and value.dtype == dtype:
-                # A shape equal to the placeholder's or to the last one accepted needs no check.
-                if shape is not None and value.shape != shape and (
-                        value.shape != plan.accepted_shapes.get(s)):
-                    self._check_shape(placeholder, value.shape)
-                    plan.accepted_shapes[s] = value.shape
+                if value.shape != accepted.get(s):  # the last shape accepted needs no check
+                    self._accept_shape(plan, placeholder, value.shape)
+                    accepted[s] = value.shape
                 values[s] = value
             else:
-                values[s] = self._feed_value(placeholder, value)
-        if plan.updates:
-            _refuse_empty_batches(plan, values)
+                values[s] = value = self._feed_value(placeholder, value)
+                self._accept_shape(plan, placeholder, tuple(value.shape))
         state = self._values
         for s, variable in plan.variables:
             value = state.get(variable)
@@ -461,18 +471,6 @@ def _check_feed_values(placeholder, xp, array, source, dtype) -> None:
             f"outside [{info.min}, {info.max}]: feed values that fit, or give the "
             "placeholder a wider dtype"
         )
-
-
-def _refuse_empty_batches(plan, values) -> None:
-    """A run that updates Variables from an empty feed would write NaN (a mean over no
-    rows) into every weight and optimizer slot."""
-    for s, placeholder, _, _ in plan.feeds:
-        if 0 in tuple(values[s].shape):
-            raise ValueError(
-                f"placeholder {placeholder.label} was fed an empty array (shape "
-                f"{tuple(values[s].shape)}) in a run that updates Variables: a loss over no "
-                "samples is NaN and would be written into every weight; skip empty batches"
-            )
 
 
 def _own(value, input_ids):
