@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import blas, fastpath, losses, ops, optimizers
+from xpnn import blas, fastpath, ops, optimizers
 from xpnn.plan import _Meta
 
 XP = xn.backend.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
@@ -223,8 +223,8 @@ def _ce_grad_gen(**kw):
 for _name, _kw in [("", {}), ("-int32", dict(label_dtype=np.int32)), ("-batched", dict(batch=2)),
                    ("-1row", dict(n=1)), ("-0rows", dict(n=0)), ("-1class", dict(k=1)),
                    ("-big", dict(scale=1e4))]:
-    case(f"SparseCE{_name}", losses.SparseSoftmaxCrossEntropy, _ce_gen(**_kw), exact=False)
-    case(f"SparseCEGrad{_name}", losses.SparseSoftmaxCrossEntropyGrad, _ce_grad_gen(**_kw),
+    case(f"SparseCE{_name}", ops.SparseSoftmaxCrossEntropy, _ce_gen(**_kw), exact=False)
+    case(f"SparseCEGrad{_name}", ops.SparseSoftmaxCrossEntropyGrad, _ce_grad_gen(**_kw),
          exact=False)
 
 
@@ -234,23 +234,23 @@ def _nonfinite_logits(rng, dt):
     return [np.array([0, 1, 2, 0]), logits]
 
 
-case("SparseCE-nonfinite", losses.SparseSoftmaxCrossEntropy, _nonfinite_logits, exact=False)
-case("SparseCEGrad-nonfinite", losses.SparseSoftmaxCrossEntropyGrad,
+case("SparseCE-nonfinite", ops.SparseSoftmaxCrossEntropy, _nonfinite_logits, exact=False)
+case("SparseCEGrad-nonfinite", ops.SparseSoftmaxCrossEntropyGrad,
      lambda rng, dt: [np.ones(4, dt)] + _nonfinite_logits(rng, dt), exact=False)
 
 for _p, _y in [((3, 4), (3, 4)), ((3, 4), (4,)), ((4,), (3, 4)), ((), ()), ("scalar", "scalar"),
                ((7,), ()), ((), (3,)), ((1, 4), (3, 4))]:
-    case(f"BCE-{_p}-{_y}", losses.BinaryCrossEntropy,
+    case(f"BCE-{_p}-{_y}", ops.BinaryCrossEntropy,
          lambda rng, dt, p=_p, y=_y: [_probs(rng, dt, p), _probs(rng, dt, y, edges=False)])
 
     def _bce_grad_gen(rng, dt, p=_p, y=_y):
         return [_normal(rng, dt, _out_shape(p, y)), _probs(rng, dt, p),
                 _probs(rng, dt, y, edges=False)]
 
-    case(f"BCEGrad-{_p}-{_y}", losses.BinaryCrossEntropyGrad, _bce_grad_gen)
-case("BCE-hard-labels", losses.BinaryCrossEntropy, lambda rng, dt: [
+    case(f"BCEGrad-{_p}-{_y}", ops.BinaryCrossEntropyGrad, _bce_grad_gen)
+case("BCE-hard-labels", ops.BinaryCrossEntropy, lambda rng, dt: [
     np.array([0.0, 1.0, 0.0, 1.0, 0.5, 1e-30], dt), np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0], dt)])
-case("BCEGrad-hard-labels", losses.BinaryCrossEntropyGrad, lambda rng, dt: [
+case("BCEGrad-hard-labels", ops.BinaryCrossEntropyGrad, lambda rng, dt: [
     np.ones(6, dt), np.array([0.0, 1.0, 0.0, 1.0, 0.5, 1e-30], dt),
     np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0], dt)])
 
@@ -332,15 +332,15 @@ MIXED = [
     ("BroadcastBack-axis", lambda g, like: ops.BroadcastBack(g, like, (1,), False, True),
      lambda rng: [_normal(rng, F64, (3,)), _normal(rng, F32, (3, 4))]),
     ("SumTo", ops.SumTo, lambda rng: [_normal(rng, F64, (3, 4)), _normal(rng, F32, (4,))]),
-    ("SparseCEGrad", losses.SparseSoftmaxCrossEntropyGrad,
+    ("SparseCEGrad", ops.SparseSoftmaxCrossEntropyGrad,
      lambda rng: [_normal(rng, F64, (5,))] + _ce_gen()(rng, F32)),
-    ("BCE", losses.BinaryCrossEntropy,
+    ("BCE", ops.BinaryCrossEntropy,
      lambda rng: [_probs(rng, F32, (3, 4)), _probs(rng, F64, (4,))]),
-    ("BCE-64", losses.BinaryCrossEntropy,
+    ("BCE-64", ops.BinaryCrossEntropy,
      lambda rng: [_probs(rng, F64, (3, 4)), _probs(rng, F32, (3, 4))]),
-    ("BCEGrad", losses.BinaryCrossEntropyGrad,
+    ("BCEGrad", ops.BinaryCrossEntropyGrad,
      lambda rng: [_normal(rng, F64, (3, 4)), _probs(rng, F32, (3, 4)), _probs(rng, F32, (3, 4))]),
-    ("BCEGrad-32", losses.BinaryCrossEntropyGrad,
+    ("BCEGrad-32", ops.BinaryCrossEntropyGrad,
      lambda rng: [_normal(rng, F32, (3, 4)), _probs(rng, F64, (3, 4)), _probs(rng, F32, (3, 4))]),
     ("ReduceSum-int32", ops.ReduceSum, lambda rng: [np.arange(12, dtype=np.int32).reshape(3, 4)]),
     ("OnesLike-int", ops.OnesLike, lambda rng: [np.arange(3)]),
@@ -370,8 +370,8 @@ def test_bce_at_zero_and_one_is_finite_and_silent(dtype, donate):
     p = np.array([0.0, 1.0, 0.0, 1.0, 0.5], dtype)
     y = np.array([1.0, 0.0, 0.0, 1.0, 1.0], dtype)
     with xn.Graph().as_default():
-        loss = losses.BinaryCrossEntropy(xn.placeholder(), xn.placeholder())
-        grad = losses.BinaryCrossEntropyGrad(xn.placeholder(), xn.placeholder(), xn.placeholder())
+        loss = ops.BinaryCrossEntropy(xn.placeholder(), xn.placeholder())
+        grad = ops.BinaryCrossEntropyGrad(xn.placeholder(), xn.placeholder(), xn.placeholder())
     with np.errstate(all="ignore"):
         want_loss = loss.forward(XP, p, y)
         want_grad = grad.forward(XP, np.ones_like(p), p, y)
@@ -392,8 +392,8 @@ def test_sparse_ce_with_huge_logits_stays_finite(dtype):
                            - logits.max(1, keepdims=True)).sum(1))
              + logits.max(1) - logits[np.arange(3), labels]).astype(np.float64)
     with xn.Graph().as_default():
-        ce = losses.SparseSoftmaxCrossEntropy(xn.placeholder(), xn.placeholder())
-        ce_grad = losses.SparseSoftmaxCrossEntropyGrad(xn.placeholder(), xn.placeholder(),
+        ce = ops.SparseSoftmaxCrossEntropy(xn.placeholder(), xn.placeholder())
+        ce_grad = ops.SparseSoftmaxCrossEntropyGrad(xn.placeholder(), xn.placeholder(),
                                                        xn.placeholder())
     with np.errstate(all="raise", under="ignore"):
         got = fastpath.forward_fn(ce, False, None)(labels, logits)

@@ -149,8 +149,8 @@ def test_sparse_cross_entropy_forward_is_skipped_in_a_training_step(dev, monkeyp
         sess = xn.Session(device=dev)
         feed = {x: np.ones((4, 3)), t: [0, 1, 2, 0]}
         expected = sess.run(loss, feed, to_numpy=True)
-        monkeypatch.setattr(xn.losses.SparseSoftmaxCrossEntropy, "forward", forward)
-        monkeypatch.setitem(fastpath.FORWARD, xn.losses.SparseSoftmaxCrossEntropy,
+        monkeypatch.setattr(xn.ops.SparseSoftmaxCrossEntropy, "forward", forward)
+        monkeypatch.setitem(fastpath.FORWARD, xn.ops.SparseSoftmaxCrossEntropy,
                             lambda op, portable: forward)
         sess.run(step, feed)  # the patched forward is never called
         plan = next(p for p in sess._plans.values() if p.updates)

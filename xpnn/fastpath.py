@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import blas, losses, ops, optimizers
+from . import blas, ops, optimizers
 
 FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
 INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
@@ -303,7 +303,7 @@ def _shifted_logits(labels, logits):
     return np.subtract(logits, m)
 
 
-@fast(losses.SparseSoftmaxCrossEntropy)
+@fast(ops.SparseSoftmaxCrossEntropy)
 def _sparse_ce(op, portable):
     def forward(labels, logits):
         shifted = _shifted_logits(labels, logits)
@@ -317,7 +317,7 @@ def _sparse_ce(op, portable):
     return forward
 
 
-@fast(losses.SparseSoftmaxCrossEntropyGrad)
+@fast(ops.SparseSoftmaxCrossEntropyGrad)
 def _sparse_ce_grad(op, portable):
     rows = _Kept(np.arange)  # batch size -> arange(batch size), to index each row's label
 
@@ -335,9 +335,9 @@ def _sparse_ce_grad(op, portable):
     return forward
 
 
-@fast(losses.BinaryCrossEntropy)
+@fast(ops.BinaryCrossEntropy)
 def _bce(op, portable):
-    floor = losses.BCE_LOG_FLOOR
+    floor = ops.BCE_LOG_FLOOR
 
     def forward(p, y):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
@@ -355,7 +355,7 @@ def _bce(op, portable):
     return forward
 
 
-@fast(losses.BinaryCrossEntropyGrad)
+@fast(ops.BinaryCrossEntropyGrad)
 def _bce_grad(op, portable):
     def forward(grad, p, y):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=

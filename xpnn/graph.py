@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 
-from .backend import dtype_name, is_floating
+from .backend import dtype_name, is_floating, to_numpy
 
 DEFAULT_FLOAT = "float32"
 
@@ -77,20 +78,6 @@ def reset_default_graph() -> Graph:
     return _default_graph
 
 
-def _operator(name: str, reflected: bool = False):
-    """``Node.__add__`` and friends: the op function ``name`` (ops imports this module, so it
-    is looked up at call time), with the operands swapped for the reflected form."""
-
-    def method(self, other):
-        from . import ops
-
-        op = getattr(ops, name)
-        return op(other, self) if reflected else op(self, other)
-
-    method.__name__ = f"__{'r' if reflected else ''}{name}__"
-    return method
-
-
 class Node:
     """A value in the graph. Supports ``+ - * / @``, unary ``-`` and ``**2``."""
 
@@ -112,27 +99,7 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
 
-    # Operators build graph nodes (see _operator below).
-    __add__, __radd__ = _operator("add"), _operator("add", reflected=True)
-    __sub__, __rsub__ = _operator("subtract"), _operator("subtract", reflected=True)
-    __mul__, __rmul__ = _operator("multiply"), _operator("multiply", reflected=True)
-    __truediv__, __rtruediv__ = _operator("divide"), _operator("divide", reflected=True)
-    __matmul__, __rmatmul__ = _operator("matmul"), _operator("matmul", reflected=True)
-
-    def __neg__(self):
-        from . import ops
-
-        return ops.negative(self)
-
-    def __pow__(self, power):
-        from . import ops
-
-        if power == 2:
-            return ops.square(self)
-        if power == 0.5:
-            return ops.sqrt(self)
-        raise ValueError(f"{self.label} ** {power}: only powers 2 and 0.5 are supported")
-
+    # + - * / @, unary - and ** build op nodes: ops.py attaches them (graph.py knows no op).
     __array_priority__ = 1000  # NumPy arrays on the left defer to our operators
     __array_ufunc__ = None
 
@@ -145,8 +112,6 @@ def host_value(value, dtype=None) -> np.ndarray:
     if isinstance(value, (np.ndarray, np.generic)):
         return np.array(value)
     if _is_device_array(value):
-        from .backend import to_numpy
-
         return np.array(to_numpy(value))
     array = np.array(value)
     if array.dtype.kind in "fiub" and array.dtype.kind != "b":
@@ -167,8 +132,6 @@ def exact_value(value, dtype=None):
 
 
 def _is_device_array(value) -> bool:
-    import array_api_compat
-
     return array_api_compat.is_array_api_obj(value)
 
 

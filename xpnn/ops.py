@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat
+
 from .graph import Node, Operation, as_node
 
 # --------------------------------------------------------------------------- shapes
@@ -84,55 +86,52 @@ def _match(xp, a, b):
     return a, b
 
 
-class Add(Elementwise):
+class Binary(Elementwise):
+    """An elementwise function of two arrays, ``xp.<function>(a, b)``; an integer operand
+    meeting a floating one is cast to the floating dtype first (``_match``)."""
+
+    function = ""
+
     def forward(self, xp, a, b):
         if a.dtype != b.dtype:
             a, b = _match(xp, a, b)
-        return xp.add(a, b)
+        return getattr(xp, self.function)(a, b)
+
+
+class Add(Binary):
+    function = "add"
 
     def backward(self, grad):
         a, b = self.inputs
         return [sum_to(grad, a), sum_to(grad, b)]
 
 
-class Subtract(Elementwise):
-    def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.subtract(a, b)
+class Subtract(Binary):
+    function = "subtract"
 
     def backward(self, grad):
         a, b = self.inputs
         return [sum_to(grad, a), sum_to(negative(grad), b)]
 
 
-class Multiply(Elementwise):
-    def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.multiply(a, b)
+class Multiply(Binary):
+    function = "multiply"
 
     def backward(self, grad):
         a, b = self.inputs
         return [sum_to(multiply(grad, b), a), sum_to(multiply(grad, a), b)]
 
 
-class Divide(Elementwise):
-    def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.divide(a, b)
+class Divide(Binary):
+    function = "divide"
 
     def backward(self, grad):
         a, b = self.inputs
         return [sum_to(divide(grad, b), a), sum_to(negative(divide(multiply(grad, self), b)), b)]
 
 
-class Maximum(Elementwise):
-    def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.maximum(a, b)
+class Maximum(Binary):
+    function = "maximum"
 
     def backward(self, grad):
         a, b = self.inputs
@@ -140,11 +139,8 @@ class Maximum(Elementwise):
         return [sum_to(multiply(grad, mask), a), sum_to(multiply(grad, subtract(1.0, mask)), b)]
 
 
-class Minimum(Elementwise):
-    def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.minimum(a, b)
+class Minimum(Binary):
+    function = "minimum"
 
     def backward(self, grad):
         a, b = self.inputs
@@ -152,25 +148,26 @@ class Minimum(Elementwise):
         return [sum_to(multiply(grad, mask), a), sum_to(multiply(grad, subtract(1.0, mask)), b)]
 
 
-class GreaterEqual(Elementwise):
+class GreaterEqual(Binary):
     """1.0 where a >= b else 0.0, in the inputs' floating dtype (a mask; no gradient)."""
 
+    function = "greater_equal"
+
     def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
+        a, b = _match(xp, a, b)
         return xp.astype(xp.greater_equal(a, b), xp.result_type(a, b))
 
     def backward(self, grad):
         return [None, None]
 
 
-class Equal(Elementwise):
+class Equal(Binary):
     """1.0 where a == b else 0.0 as float32 (counting correct predictions; no gradient)."""
 
+    function = "equal"
+
     def forward(self, xp, a, b):
-        if a.dtype != b.dtype:
-            a, b = _match(xp, a, b)
-        return xp.astype(xp.equal(a, b), xp.float32)
+        return xp.astype(super().forward(xp, a, b), xp.float32)
 
     def infer_dtype(self, *dtypes):
         return "float32"
@@ -608,10 +605,20 @@ def _stable_max(xp, x, axis):
     return xp.where(xp.isfinite(m), m, 0.0)
 
 
+def _log_softmax(xp, x, axis=-1):
+    shifted = x - _stable_max(xp, x, axis)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def _logsumexp(xp, x, axis=-1):
+    """log(sum(exp(x))) over ``axis``, kept."""
+    m = _stable_max(xp, x, axis)
+    return xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+
+
 class LogSoftmax(Softmax):
     def forward(self, xp, x):
-        shifted = x - _stable_max(xp, x, self.axis)
-        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
+        return _log_softmax(xp, x, self.axis)
 
     def backward(self, grad):
         total = reduce_sum(grad, axis=self.axis, keepdims=True)
@@ -620,8 +627,7 @@ class LogSoftmax(Softmax):
 
 class LogSumExp(Reduction):
     def forward(self, xp, x):
-        m = _stable_max(xp, x, self.axis)
-        out = xp.log(xp.sum(xp.exp(x - m), axis=self.axis, keepdims=True)) + m
+        out = _logsumexp(xp, x, self.axis)
         if not self.keepdims:
             out = xp.reshape(out, _reduced_shape(tuple(x.shape), self.axis or None, False))
         return out
@@ -629,6 +635,163 @@ class LogSumExp(Reduction):
     def backward(self, grad):
         x = self.inputs[0]
         return [multiply(self.expand(grad), exp(subtract(x, self.expand(self))))]
+
+
+# --------------------------------------------------------------------------- losses
+# The fused losses of losses.py: finite for logits of any size, and cheaper than their
+# compositions.
+
+BCE_LOG_FLOOR = -100.0  # PyTorch's BCELoss clamps each log at -100
+
+
+class SoftmaxCrossEntropy(Operation):
+    """Per-row -sum(labels * log_softmax(logits)) via log-sum-exp."""
+
+    def forward(self, xp, labels, logits):
+        if labels.dtype != logits.dtype:
+            labels, logits = _match(xp, labels, logits)
+        # 0 * log(0) counts as 0: a class with no target mass and a -inf logit adds nothing.
+        log_p = xp.where(labels != 0, _log_softmax(xp, logits), 0.0)
+        return -xp.sum(labels * log_p, axis=-1)
+
+    def infer_shape(self, labels, logits):
+        shape = broadcast_shapes(self, labels, logits)
+        return None if shape is None else shape[:-1]
+
+    def backward(self, grad):
+        labels, logits = self.inputs
+        g = ExpandDims(grad, -1)
+        total = reduce_sum(labels, axis=-1, keepdims=True)
+        d_logits = multiply(g, subtract(multiply(softmax(logits), total), labels))
+        d_labels = multiply(g, negative(log_softmax(logits)))
+        return [sum_to(d_labels, labels), sum_to(d_logits, logits)]
+
+
+def check_labels(labels, logits) -> None:
+    """Sparse labels hold one class index per row: their shape must be the logits' shape
+    without its last axis (no broadcasting, as in TensorFlow and PyTorch). ``None`` (an
+    unknown shape or dimension) matches anything."""
+    if labels is None or logits is None:
+        return
+    if len(labels) != len(logits) - 1 or any(
+            a is not None and b is not None and a != b for a, b in zip(labels, logits)):
+        raise ValueError(
+            f"sparse_softmax_cross_entropy: labels of shape {tuple(labels)} do not match "
+            f"logits of shape {tuple(logits)}: give one class index per row, labels of "
+            f"shape {tuple(logits[:-1])}"
+        )
+
+
+def _on_host(xp, array) -> bool:
+    """Whether reading a value of ``array`` needs no device synchronisation."""
+    if array_api_compat.is_numpy_array(array) or array_api_compat.is_array_api_strict_namespace(xp):
+        return True
+    return array_api_compat.is_torch_array(array) and array.device.type == "cpu"
+
+
+def check_label_values(xp, labels, classes: int) -> None:
+    """Class indices must lie in [0, classes): NumPy, array-api-strict and PyTorch gather a
+    negative index from the end instead of failing. Checked where the labels are on the host;
+    on a GPU the check would stall the step, and is left out."""
+    if not _on_host(xp, labels) or 0 in labels.shape:
+        return
+    low, high = xp.min(labels), xp.max(labels)
+    if bool(low < 0) or bool(high >= classes):
+        bad = int(low) if bool(low < 0) else int(high)
+        raise ValueError(
+            f"sparse_softmax_cross_entropy: labels must be class indices in [0, {classes}), "
+            f"got {bad}"
+        )
+
+
+class SparseSoftmaxCrossEntropy(Operation):
+    """Per-row logsumexp(logits) - logits[label]."""
+
+    def forward(self, xp, labels, logits):
+        check_labels(labels.shape, logits.shape)
+        check_label_values(xp, labels, logits.shape[-1])
+        picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
+        return (_logsumexp(xp, logits) - picked)[..., 0]
+
+    def infer_shape(self, labels, logits):
+        check_labels(labels, logits)
+        return None if logits is None else logits[:-1]
+
+    def infer_dtype(self, labels, logits):
+        return logits
+
+    def backward(self, grad):
+        labels, logits = self.inputs
+        return [None, SparseSoftmaxCrossEntropyGrad(grad, labels, logits)]
+
+
+class SparseSoftmaxCrossEntropyGrad(Operation):
+    """grad[:, None] * (softmax(logits) - one_hot(labels)), fused."""
+
+    def forward(self, xp, grad, labels, logits):
+        check_labels(labels.shape, logits.shape)
+        check_label_values(xp, labels, logits.shape[-1])
+        # The gather fails on out-of-range labels where the backend checks indices, as the
+        # loss's forward does: a training step skips that forward (it needs only its shape).
+        xp.take_along_axis(logits, labels[..., None], axis=-1)
+        probs = xp.exp(_log_softmax(xp, logits))
+        k = logits.shape[-1]
+        classes = xp.arange(k, dtype=labels.dtype, device=array_api_compat.device(labels))
+        hot = xp.astype(labels[..., None] == classes, probs.dtype)
+        return grad[..., None] * (probs - hot)
+
+    def infer_shape(self, grad, labels, logits):
+        return logits
+
+    def infer_dtype(self, grad, labels, logits):
+        return logits
+
+    def backward(self, grad):
+        raise NotImplementedError(
+            "second derivatives of sparse_softmax_cross_entropy are not implemented; "
+            "compose log_softmax with a one-hot product instead"
+        )
+
+
+class BinaryCrossEntropy(Operation):
+    """-(y log p + (1-y) log(1-p)) with each log floored at -100, as PyTorch's BCELoss."""
+
+    def forward(self, xp, p, y):
+        log_p = xp.clip(xp.log(p), BCE_LOG_FLOOR, None)
+        log_q = xp.clip(xp.log(1.0 - p), BCE_LOG_FLOOR, None)
+        return -(y * log_p + (1.0 - y) * log_q)
+
+    def infer_shape(self, p, y):
+        return broadcast_shapes(self, p, y)
+
+    def backward(self, grad):
+        p, y = self.inputs
+        return [sum_to(BinaryCrossEntropyGrad(grad, p, y), p), None]
+
+
+class BinaryCrossEntropyGrad(Operation):
+    """grad * (p - y) / max(p (1 - p), 1e-12): PyTorch's finite gradient at p = 0 or 1."""
+
+    def forward(self, xp, grad, p, y):
+        return grad * (p - y) / xp.clip(p * (1.0 - p), 1e-12, None)
+
+    def infer_shape(self, grad, p, y):
+        return broadcast_shapes(self, grad, p, y)
+
+
+class SigmoidBinaryCrossEntropy(Operation):
+    """BCE of sigmoid(logits): max(x, 0) - x y + log(1 + exp(-|x|)), finite for any x."""
+
+    def forward(self, xp, x, y):
+        return xp.maximum(x, 0.0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def infer_shape(self, x, y):
+        return broadcast_shapes(self, x, y)
+
+    def backward(self, grad):
+        x, y = self.inputs
+        d_x = multiply(grad, subtract(sigmoid(x), y))
+        return [sum_to(d_x, x), sum_to(multiply(grad, negative(x)), y)]
 
 
 # --------------------------------------------------------------------------- shape ops
@@ -670,6 +833,30 @@ class ReshapeLike(Operation):
 
     def backward(self, grad):
         return [ReshapeLike(grad, self.inputs[0]), None]
+
+
+class ExpandDims(Unary):
+    """x with a new axis of length 1 at ``axis`` (how a per-row gradient meets a per-class
+    one)."""
+
+    def __init__(self, x, axis, name=None):
+        self.axis = int(axis)
+        super().__init__(x, name=name)
+
+    def _position(self, ndim):
+        return self.axis if self.axis >= 0 else ndim + 1 + self.axis
+
+    def forward(self, xp, x):
+        return xp.expand_dims(x, axis=self._position(x.ndim))
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        k = self._position(len(shape))
+        return tuple(shape[:k]) + (1,) + tuple(shape[k:])
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0])]
 
 
 class Transpose(Unary):
@@ -904,5 +1091,26 @@ def add_n(nodes):
         total = add(total, node)
     return total
 
+
+def _power(x, power):
+    if power == 2:
+        return square(x)
+    if power == 0.5:
+        return sqrt(x)
+    raise ValueError(f"{x.label} ** {power}: only powers 2 and 0.5 are supported")
+
+
+def _attach_operators():
+    """Give Node its operators: ``a + b`` is ``add(a, b)``, ``2.0 * a`` is
+    ``multiply(2.0, a)``, and so on."""
+    for name, fn in [("add", add), ("sub", subtract), ("mul", multiply),
+                     ("truediv", divide), ("matmul", matmul)]:
+        setattr(Node, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+        setattr(Node, f"__r{name}__", lambda self, other, fn=fn: fn(other, self))
+    Node.__neg__ = lambda self: negative(self)
+    Node.__pow__ = _power
+
+
+_attach_operators()
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["as_node"]
