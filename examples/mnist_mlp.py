@@ -64,7 +64,7 @@ def main(argv=None):
     print(model)
     started = time.perf_counter()
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+                        optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
                         validation_data=(X_test, y_test) if args.validate else None,
                         verbose=2 if args.quiet else 1)
     seconds = time.perf_counter() - started

@@ -138,12 +138,12 @@ def test_fit_stops_on_a_non_finite_loss_and_keeps_the_last_finite_weights(dev):
     model = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
     with pytest.warns(RuntimeWarning, match="fit stopped at epoch 1, batch 2: the loss is not "
                                             "finite"):
-        history = model.fit(X_bad, y, epochs=3, batch_size=8, optimizer="momentum", lr=0.1,
-                            shuffle=False, verbose=0)
+        history = model.fit(X_bad, y, epochs=3, batch_size=8, optimizer="momentum",
+                            learning_rate=0.1, shuffle=False, verbose=0)
     assert history.stopped.startswith("fit stopped at epoch 1, batch 2")
     assert history["loss"] == []
     one_step = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
-    one_step.fit(X[:8], y[:8], epochs=1, batch_size=8, optimizer="momentum", lr=0.1,
+    one_step.fit(X[:8], y[:8], epochs=1, batch_size=8, optimizer="momentum", learning_rate=0.1,
                  shuffle=False, verbose=0)
     for a, b in zip(model.layers, one_step.layers):
         assert np.isfinite(to_numpy(a.W)).all()

@@ -127,7 +127,7 @@ def test_fit_refuses_empty_data_and_refits_with_a_new_learning_rate(tmp_path, de
     with pytest.raises(ValueError, match="X has no samples"):
         model.fit(X[:0], y[:0], verbose=0)
     for lr in (0.1, 0.05):  # one optimizer: its momentum carries on at the new lr
-        model.fit(X, y, epochs=1, batch_size=5, optimizer="momentum", lr=lr, verbose=0)
+        model.fit(X, y, epochs=1, batch_size=5, optimizer="momentum", learning_rate=lr, verbose=0)
     model.session.save(tmp_path / "ckpt.npz")
     with np.load(tmp_path / "ckpt.npz") as f:
         assert "layers.0/W/momentum" in f.files and "layers.0/W/momentum_1" not in f.files

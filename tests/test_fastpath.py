@@ -490,8 +490,9 @@ def test_mlp_training_matches_strict(optimizer, lr, blas_gemm, monkeypatch):
                                  device="device1")]
     held = [layer.W for layer in models[0].layers]  # copies: training must not move them
     held_before = [h.copy() for h in held]
-    histories = [m.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer, lr=lr, verbose=0,
-                       shuffle=False) for m in models]  # 5 steps; unshuffled batches are views
+    # 5 steps; unshuffled batches are views
+    histories = [m.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer, learning_rate=lr,
+                       verbose=0, shuffle=False) for m in models]
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
     for h, before in zip(held, held_before):
@@ -910,7 +911,7 @@ def test_weight_gradients_are_left_to_the_update(monkeypatch, opt, expected):
     X, y = _blobs()
     model = xn.nn.NNClassifier([5, 7, 3], seed=0, device="cpu")
     monkeypatch.setattr(blas, "accumulate_product", spy)
-    model.fit(X, y, epochs=1, batch_size=40, optimizer=opt, lr=0.5, verbose=0)
+    model.fit(X, y, epochs=1, batch_size=40, optimizer=opt, learning_rate=0.5, verbose=0)
     assert sorted(made) == expected
 
 

@@ -164,7 +164,7 @@ def test_nnclassifier_momentum_matches_strict():
               xn.nn.NNClassifier([5, 7, 3], seed=0, backend="array_api_strict",
                                  device="device1")]
     for m in models:
-        m.fit(X_, y, epochs=3, batch_size=8, optimizer="momentum", lr=0.05, verbose=0)
+        m.fit(X_, y, epochs=3, batch_size=8, optimizer="momentum", learning_rate=0.05, verbose=0)
     for f, p in zip(models[0].layers, models[1].layers):
         np.testing.assert_allclose(f.W, xn.to_numpy(p.W), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(f.b, xn.to_numpy(p.b), rtol=1e-5, atol=1e-6)

@@ -23,7 +23,7 @@ def _data(n=32):
 def _trained(units=(2, 8, 2), device=CPU, seed=0, **kw):
     X, y = _data()
     model = xn.nn.NNClassifier(list(units), device=device, seed=seed, **kw)
-    model.fit(X, y, epochs=2, batch_size=8, lr=0.3, verbose=0)
+    model.fit(X, y, epochs=2, batch_size=8, learning_rate=0.3, verbose=0)
     return model
 
 

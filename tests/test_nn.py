@@ -441,7 +441,7 @@ def test_fit_history_shape_and_validation(dev):
     X, y = _moons(64)
     Xv, yv = xn.data.make_moons(32, noise=0.1, seed=1)
     model = xn.nn.NNClassifier([2, 10, 2], device=dev, seed=0)
-    history = model.fit(X, y, epochs=4, batch_size=16, lr=0.3, validation_data=(Xv, yv),
+    history = model.fit(X, y, epochs=4, batch_size=16, learning_rate=0.3, validation_data=(Xv, yv),
                         verbose=0)
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 4 for v in history.values())
@@ -465,8 +465,8 @@ def test_full_batch_sgd_fit_is_the_lesson_step(dev):
     n_correct = int(np.sum(np.argmax(to_numpy(manual.forward(X)), axis=1) == y))
     manual.backward()
     xn.nn.SGD(manual, lr=0.4).step()
-    history = fitted.fit(X, y, epochs=1, batch_size=32, optimizer="sgd", lr=0.4, verbose=0,
-                         shuffle=False)
+    history = fitted.fit(X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.4,
+                         verbose=0, shuffle=False)
     assert history["loss"][0] == pytest.approx(first, rel=1e-6)
     assert history["accuracy"][0] == n_correct / 32
     # equal up to rounding: NumPy's fit may apply lr * x^T g in one accumulating GEMM
@@ -486,7 +486,8 @@ def test_fit_reduces_the_loss(dev, optimizer, lr, dataset):
         X, y = xn.data.make_blobs(32, seed=0, std=1.5)
     model = xn.nn.NNClassifier([2, 10, 2], device=dev, seed=0)
     before = model.loss(X, y)
-    history = model.fit(X, y, epochs=8, batch_size=16, optimizer=optimizer, lr=lr, verbose=0)
+    history = model.fit(X, y, epochs=8, batch_size=16, optimizer=optimizer, learning_rate=lr,
+                        verbose=0)
     assert history["loss"][-1] < 0.8 * history["loss"][0]
     assert model.loss(X, y) < 0.8 * before
 
@@ -502,7 +503,7 @@ def test_a_later_fit_with_another_lr_keeps_the_optimizer_state(dev, optimizer):
     with manual.graph.as_default():
         step = opt.apply_gradients(zip(manual.grad_nodes, manual.params))
     for lr in (0.1, 0.03):
-        fitted.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer, lr=lr, verbose=0)
+        fitted.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer, learning_rate=lr, verbose=0)
         opt.learning_rate = lr
         for Xb, yb in xn.data.batches(X, y, 16, seed=xn.init.generator(0)):
             manual.session.run(step, {manual.inputs: Xb, manual.labels: yb})
@@ -514,22 +515,22 @@ def test_a_later_fit_with_another_lr_keeps_the_optimizer_state(dev, optimizer):
 def test_a_bad_lr_is_refused_and_changes_nothing(dev):
     X, y = _moons(16)
     model = xn.nn.NNClassifier([2, 4, 2], device=dev, seed=0)
-    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", lr=0.1, verbose=0)
+    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", learning_rate=0.1, verbose=0)
     before = [to_numpy(layer.W).copy() for layer in model.layers]
     for bad in (0.0, -0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=f"learning_rate must be a finite number > 0, "
                                              f"got {bad}"):
-            model.fit(X, y, epochs=1, optimizer="momentum", lr=bad, verbose=0)
+            model.fit(X, y, epochs=1, optimizer="momentum", learning_rate=bad, verbose=0)
     for layer, W in zip(model.layers, before):
         np.testing.assert_array_equal(to_numpy(layer.W), W)
-    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", lr=0.1, verbose=0)
+    model.fit(X, y, epochs=1, batch_size=8, optimizer="momentum", learning_rate=0.1, verbose=0)
 
 
 def test_trained_model_scores_on_moons(dev):
     X, y = xn.data.make_moons(128, noise=0.1, seed=0)
     Xt, yt = xn.data.make_moons(64, noise=0.1, seed=1)
     model = xn.nn.NNClassifier([2, 16, 2], device=dev, seed=0)
-    model.fit(X, y, epochs=40, batch_size=32, optimizer="adam", lr=0.05, verbose=0)
+    model.fit(X, y, epochs=40, batch_size=32, optimizer="adam", learning_rate=0.05, verbose=0)
     assert model.score(X, y) >= 0.95
     assert model.score(Xt, yt) >= 0.9
 
@@ -552,6 +553,29 @@ def test_untrained_score_is_in_range(dev):
     score = model.score(X, y)
     assert 0.0 <= score <= 1.0
     assert score == np.mean(model.predict(X) == y)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_fit_takes_an_optimizer_object_as_keras_does(dev, optimizer):
+    """fit(optimizer=xn.train.X(...)) trains with that object, at its own rate unless
+    learning_rate= is given, and keeps its state from one fit to the next."""
+    X, y = _moons(48)
+    by_name = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    by_object = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    opt = {"momentum": xn.train.MomentumOptimizer(0.1, momentum=0.9),
+           "adam": xn.train.AdamOptimizer(0.1)}[optimizer]
+    for rate in (None, 0.03):
+        by_name.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer,
+                    learning_rate=rate or 0.1, verbose=0)
+        by_object.fit(X, y, epochs=1, batch_size=16, optimizer=opt, learning_rate=rate,
+                      verbose=0)
+    assert opt.learning_rate == 0.03
+    for a, b in zip(by_name.layers, by_object.layers):
+        np.testing.assert_allclose(to_numpy(a.W), to_numpy(b.W), rtol=1e-5, atol=1e-6)
+    with pytest.warns(DeprecationWarning, match=r"fit\(lr=...\) is now fit\(learning_rate"):
+        by_name.fit(X, y, epochs=1, optimizer=optimizer, lr=0.01, verbose=0)
+    with pytest.raises(TypeError, match="give learning_rate= only"):
+        by_name.fit(X, y, epochs=1, lr=0.01, learning_rate=0.01, verbose=0)
 
 
 def test_fit_rejects_an_unknown_optimizer(dev):
@@ -594,8 +618,8 @@ def test_same_seed_same_training_on_numpy_and_strict():
     for dev in (cpu, strict):
         model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=7)
         initial = [to_numpy(layer.W).copy() for layer in model.layers]
-        history = model.fit(X, y, epochs=3, batch_size=16, optimizer="adam", lr=0.05, verbose=0,
-                            seed=1)
+        history = model.fit(X, y, epochs=3, batch_size=16, optimizer="adam",
+                            learning_rate=0.05, verbose=0, seed=1)
         results.append((initial, history, model.predict_proba(X)))
     (w_a, h_a, p_a), (w_b, h_b, p_b) = results
     for a, b in zip(w_a, w_b):
@@ -609,8 +633,8 @@ def test_fit_with_device_data(dev):
     X, y = _moons(32)
     host = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
     on_dev = xn.nn.NNClassifier([2, 6, 2], device=dev, seed=0)
-    h1 = host.fit(X, y, epochs=2, batch_size=8, lr=0.2, verbose=0)
-    h2 = on_dev.fit(dev.from_host(X), dev.from_host(y), epochs=2, batch_size=8, lr=0.2,
+    h1 = host.fit(X, y, epochs=2, batch_size=8, learning_rate=0.2, verbose=0)
+    h2 = on_dev.fit(dev.from_host(X), dev.from_host(y), epochs=2, batch_size=8, learning_rate=0.2,
                     verbose=0)
     np.testing.assert_allclose(h1["loss"], h2["loss"], rtol=1e-6)
     np.testing.assert_allclose(host.predict_proba(X), on_dev.predict_proba(X), rtol=1e-6)

@@ -4,7 +4,7 @@ and owns Variables; ``NNClassifier`` wraps a graph, a Session and the series' tr
 >>> import xpnn as xn
 >>> X, y = xn.data.make_blobs(n_per_class=20, seed=0)
 >>> model = xn.nn.NNClassifier([2, 8, 2], seed=0)
->>> history = model.fit(X, y, epochs=30, batch_size=8, lr=0.1, verbose=0)
+>>> history = model.fit(X, y, epochs=30, batch_size=8, learning_rate=0.1, verbose=0)
 >>> model.score(X, y) > 0.95
 True
 """
@@ -322,35 +322,50 @@ class NNClassifier:
 
     # ------------------------------------------------------------------ scikit-learn way
 
-    def _train_step(self, optimizer, lr):
-        """The training step of this optimizer kind, made once: a later ``fit`` with another
-        ``lr`` changes its learning rate and keeps its state (momentum, Adam's moments)."""
+    def _train_step(self, optimizer, learning_rate):
+        """The training step of this optimizer (a name, or an ``xn.train`` optimizer), made
+        once: a later ``fit`` with another learning rate changes its rate and keeps its state
+        (momentum, Adam's moments)."""
         step = self._train_steps.get(optimizer)
         if step is None:
-            if optimizer not in OPTIMIZERS:
+            if isinstance(optimizer, optimizers.Optimizer):
+                opt = optimizer
+            elif optimizer in OPTIMIZERS:
+                opt = OPTIMIZERS[optimizer](0.01 if learning_rate is None else learning_rate)
+            else:
                 raise ValueError(
-                    f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}"
+                    f"optimizer must be one of {sorted(OPTIMIZERS)} or an xn.train optimizer "
+                    f"(e.g. xn.train.AdamOptimizer(1e-3)), got {optimizer!r}"
                 )
-            opt = OPTIMIZERS[optimizer](lr)
             with self.graph.as_default():
                 step = self._train_steps[optimizer] = opt.apply_gradients(
                     zip(self.grad_nodes, self.params))
-        step.optimizer.learning_rate = lr
+        if learning_rate is not None:
+            step.optimizer.learning_rate = learning_rate
         return step
 
-    def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", lr=0.01,
-            validation_data=None, verbose=1, seed=0, shuffle=True) -> History:
+    def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
+            validation_data=None, verbose=1, seed=0, shuffle=True, lr=None) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
-        ``verbose=1`` shows a progress bar (tqdm when installed). A later ``fit`` with the
-        same ``optimizer`` continues its state (momentum, Adam's moments) at the new ``lr``.
+        ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
+        Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
+        rate (default 0.01 for a name; ``lr`` is its old spelling). ``verbose=1`` shows a
+        progress bar (tqdm when installed). A later ``fit`` with the same ``optimizer``
+        continues its state (momentum, Adam's moments) at the new rate.
 
         A step whose loss is NaN or infinite stops training, as Keras's TerminateOnNaN: that
         step writes nothing, so the weights are those after the last finite step; a
         RuntimeWarning says where it stopped, and ``history.stopped`` too (None otherwise).
         The history holds the epochs completed before it."""
+        if lr is not None:
+            if learning_rate is not None:
+                raise TypeError("fit: give learning_rate= only (lr= is its old spelling)")
+            warnings.warn("fit(lr=...) is now fit(learning_rate=...)", DeprecationWarning,
+                          stacklevel=2)
+            learning_rate = lr
         X = self._features(X)
         y = self._targets(y, X.shape[0])
-        step = self._train_step(optimizer, lr)
+        step = self._train_step(optimizer, learning_rate)
         fetches = [step, self._checked_loss, self.n_correct]
         rng = initializers.generator(seed)
         history = History(loss=[], accuracy=[])

@@ -143,8 +143,6 @@ class GradientDescentOptimizer(Optimizer):
         return (param - self.learning_rate * grad,)
 
 
-SGD = GradientDescentOptimizer
-
 
 class MomentumOptimizer(Optimizer):
     """v <- momentum v + grad; w <- w - lr v (Nesterov: w <- w - lr (grad + momentum v)),
