@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import blas, fastpath, ops, optimizers
-from xpnn.plan import _Meta
+from xpnn import ops, optimizers
+from xpnn.numpy_fast import blas, kernels, updates
+from xpnn.plan import Description
 
 XP = xn.backend.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
 F32, F64 = np.float32, np.float64
@@ -34,7 +35,7 @@ def _copy(v):
 
 def _call_values(op, values):
     """What a plan passes: a shape description at the op's shape-only positions."""
-    return [_Meta(v) if k in op.shape_only else v for k, v in enumerate(values)]
+    return [Description.of(v) if k in op.shape_only else v for k, v in enumerate(values)]
 
 
 def _run_both(op, values, donate):
@@ -49,7 +50,7 @@ def _run_both(op, values, donate):
         state = "ignore"
         with np.errstate(all="ignore"):
             expected = op.forward(XP, *_call_values(op, port_in))
-    fn = fastpath.forward_fn(op, donate, lambda *v: op.forward(XP, *v))
+    fn = kernels.forward_fn(op, donate, lambda *v: op.forward(XP, *v))
     with np.errstate(all=state):
         got = fn(*_call_values(op, fast_in))
     return got, expected, fast_in
@@ -273,15 +274,15 @@ def test_ops_without_a_fast_path_run_the_portable_forward():
     with xn.Graph().as_default():
         op = ops.Tanh(xn.placeholder())
     portable = object()
-    assert fastpath.forward_fn(op, False, portable) is portable
-    assert fastpath.forward_fn(op, True, portable) is portable
+    assert kernels.forward_fn(op, False, portable) is portable
+    assert kernels.forward_fn(op, True, portable) is portable
 
 
 def test_every_fast_path_has_cases():
-    untested = (set(fastpath.FORWARD) | set(fastpath.INPLACE)) - _case_classes()
+    untested = (set(kernels.FORWARD) | set(kernels.INPLACE)) - _case_classes()
     assert not untested, f"fast paths without a test case: {sorted(c.__name__ for c in untested)}"
-    assert set(fastpath.INPLACE) <= set(fastpath.FORWARD)
-    assert set(fastpath.INPLACE) <= fastpath.FRESH  # a donated input is a fresh buffer too
+    assert set(kernels.INPLACE) <= set(kernels.FORWARD)
+    assert set(kernels.INPLACE) <= kernels.FRESH  # a donated input is a fresh buffer too
 
 
 @pytest.mark.parametrize("donate", [False, True], ids=["keep", "donate"])
@@ -298,7 +299,7 @@ def test_forward_matches_portable(build, gen, exact, dtype, donate):
         if k >= first:
             np.testing.assert_array_equal(np.asarray(now), np.asarray(before), strict=True,
                                           err_msg=f"input {k} was modified")
-    if type(op) in fastpath.FRESH and isinstance(got, np.ndarray):
+    if type(op) in kernels.FRESH and isinstance(got, np.ndarray):
         # FRESH promises a buffer nothing else holds (a later step may overwrite it)
         assert got.flags.writeable
         for k, v in enumerate(after):
@@ -376,8 +377,8 @@ def test_bce_at_zero_and_one_is_finite_and_silent(dtype, donate):
         want_loss = loss.forward(XP, p, y)
         want_grad = grad.forward(XP, np.ones_like(p), p, y)
     with np.errstate(all="raise"):  # the fast path floors log(0) without a warning
-        got_loss = fastpath.forward_fn(loss, donate, None)(p.copy(), y.copy())
-        got_grad = fastpath.forward_fn(grad, donate, None)(np.ones_like(p), p.copy(), y.copy())
+        got_loss = kernels.forward_fn(loss, donate, None)(p.copy(), y.copy())
+        got_grad = kernels.forward_fn(grad, donate, None)(np.ones_like(p), p.copy(), y.copy())
     assert_same(got_loss, want_loss, exact=True)
     assert_same(got_grad, want_grad, exact=True)
     np.testing.assert_array_equal(got_loss, np.array([100.0, 100.0, 0.0, 0.0, np.log(2.0)], dtype))
@@ -396,8 +397,8 @@ def test_sparse_ce_with_huge_logits_stays_finite(dtype):
         ce_grad = ops.SparseSoftmaxCrossEntropyGrad(xn.placeholder(), xn.placeholder(),
                                                        xn.placeholder())
     with np.errstate(all="raise", under="ignore"):
-        got = fastpath.forward_fn(ce, False, None)(labels, logits)
-        got_grad = fastpath.forward_fn(ce_grad, False, None)(np.ones(3, dtype), labels, logits)
+        got = kernels.forward_fn(ce, False, None)(labels, logits)
+        got_grad = kernels.forward_fn(ce_grad, False, None)(np.ones(3, dtype), labels, logits)
     assert np.isfinite(got).all() and np.isfinite(got_grad).all()
     # as accurate as the portable path: its error is about an ulp of the logits' size
     ulp = np.spacing(dtype(1e4))
@@ -419,7 +420,7 @@ PARAM_SHAPES = [(3, 4), (4,), ()]
 
 def test_every_update_is_tested():
     tested = {type(p.values[0]()) for p in UPDATE_OPTIMIZERS}
-    assert set(fastpath.UPDATES) <= tested
+    assert set(updates.UPDATES) <= tested
 
 
 def _grads(rng, dtype, shapes):
@@ -438,7 +439,7 @@ def test_update_inplace_matches_portable_step(make, dtype, owned, grad_dtype):
     with xn.Graph().as_default():
         params = [xn.Variable(_normal(rng, dtype, s)) for s in PARAM_SHAPES]
         step = make().apply_gradients([(xn.placeholder(), p) for p in params])
-    n = step.n
+    n = len(step.pairs)
     leaves = step.inputs[n:]  # the Variables, then their slots
     fast_state = [np.array(v.initial_value, copy=True) for v in leaves]
     port_state = [np.array(v.initial_value, copy=True) for v in leaves]
@@ -447,7 +448,7 @@ def test_update_inplace_matches_portable_step(make, dtype, owned, grad_dtype):
         grads = _grads(rng, gdtype, PARAM_SHAPES)
         port_state = list(step.forward(XP, *[_copy(g) for g in grads], *port_state))
         given = [_copy(g) for g in grads]
-        assert fastpath.update_inplace(step, given + fast_state, [owned] * n) is True
+        assert updates.update_inplace(step, given + fast_state, [owned] * n) is True
         assert all(a is b for a, b in zip(fast_state, buffers))  # written in place
         for fast, port in zip(fast_state, port_state):
             assert_same(fast, port, exact=True)
@@ -464,7 +465,7 @@ def test_update_inplace_declines_unknown_optimizers():
         w = xn.Variable([1.0])
         step = Halving(0.5).apply_gradients([(xn.placeholder(), w)])
     state = np.ones(1, F32)
-    assert fastpath.update_inplace(step, [np.ones(1, F32), state], [True]) is False
+    assert updates.update_inplace(step, [np.ones(1, F32), state], [True]) is False
     np.testing.assert_array_equal(state, [1.0])
 
 
@@ -983,7 +984,7 @@ def test_values_fixed_by_shapes_are_kept_per_shape_and_handed_out_as_copies():
             np.testing.assert_array_equal(got[1], np.full(n, 1.0 / (3 * n), F32)[:, None]
                                           * np.ones(3, F32))
             got[1][...] = 99.0  # the caller's copy
-            plan_fns.append([getattr(step[0], "__qualname__", "") for step in
+            plan_fns.append([getattr(step.fn, "__qualname__", "") for step in
                              next(iter(fast._plans.values())).steps])
         assert any("_memoized_by_shape" in name for name in plan_fns[0])
         X = np.ones((4, 3), F32)
@@ -998,11 +999,11 @@ def test_kept_values_are_read_only_and_never_donated():
         first = sess.run(gx, {x: X}).copy()
         plan = next(iter(sess._plans.values()))
         kept = [step for step in plan.steps if "_memoized_by_shape" in
-                getattr(step[0], "__qualname__", "")]
+                getattr(step.fn, "__qualname__", "")]
         assert kept
         for step in kept:
-            value = step[0](*[plan.template[s] if plan.template[s] is not None
-                              else xn.plan._Meta(X) for s in step[5]])
+            value = step.fn(*[plan.template[s] if plan.template[s] is not None
+                              else Description.of(X) for s in step.inputs])
             assert not value.flags.writeable
         for _ in range(3):  # in-place consumers downstream leave the kept value alone
             np.testing.assert_array_equal(sess.run(gx, {x: X}), first)

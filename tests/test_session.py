@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import backend, fastpath
+from xpnn import backend
+from xpnn.numpy_fast import kernels
 
 
 def snapshot(sess):
@@ -27,7 +28,7 @@ def assert_unchanged(sess, before):
 
 def op_steps(sess):
     """The ops of each cached plan (a Plan's steps end with their op)."""
-    return [[step[-1] for step in plan.steps] for plan in sess._plans.values()]
+    return [[step.op for step in plan.steps] for plan in sess._plans.values()]
 
 
 # --------------------------------------------------------------------------- fetches
@@ -83,7 +84,7 @@ def test_plan_is_cached_per_fetches_and_fed_placeholders(dev):
         (plan,) = sess._plans.values()
         sess.run(y, {x: [1.0, 1.0]})
         assert len(sess._plans) == 1 and next(iter(sess._plans.values())) is plan
-        steps = [step[-1] for step in plan.steps]
+        steps = [step.op for step in plan.steps]
         assert [type(op).__name__ for op in steps] == ["Multiply", "Square", "ReduceSum"]
         assert unused not in steps and unused.inputs[0] not in steps
         # other fed placeholders or other fetches are other plans
@@ -150,14 +151,14 @@ def test_sparse_cross_entropy_forward_is_skipped_in_a_training_step(dev, monkeyp
         feed = {x: np.ones((4, 3)), t: [0, 1, 2, 0]}
         expected = sess.run(loss, feed, to_numpy=True)
         monkeypatch.setattr(xn.ops.SparseSoftmaxCrossEntropy, "forward", forward)
-        monkeypatch.setitem(fastpath.FORWARD, xn.ops.SparseSoftmaxCrossEntropy,
+        monkeypatch.setitem(kernels.FORWARD, xn.ops.SparseSoftmaxCrossEntropy,
                             lambda op, portable: forward)
         sess.run(step, feed)  # the patched forward is never called
         plan = next(p for p in sess._plans.values() if p.updates)
         # an op whose output is only described runs a step made by _inferred_description
-        computed = [op.type for fn, *_, op in plan.steps
-                    if op is not None
-                    and "_inferred_description" not in getattr(fn, "__qualname__", "")]
+        computed = [step.op.type for step in plan.steps
+                    if step.op is not None
+                    and "_inferred_description" not in getattr(step.fn, "__qualname__", "")]
         assert "SparseSoftmaxCrossEntropyGrad" in computed
         assert "SparseSoftmaxCrossEntropy" not in computed
         assert not np.allclose(xn.to_numpy(sess.get_value(w)), np.eye(3))

@@ -107,6 +107,32 @@ class Device:
         return array
 
     @property
+    def host_native(self) -> bool:
+        """Whether host NumPy arrays are this device's own arrays (fed as they are)."""
+        return self.backend == "numpy"
+
+    def hand_out(self, value):
+        """A Variable's value as given to the user: NumPy Sessions update Variables in
+        place, so they hand out a copy, never the live buffer."""
+        return value.copy() if self.backend == "numpy" else value
+
+    def keep(self, value, inputs):
+        """A new Variable value as the Session stores it (NumPy: one it may write in place
+        later, see ``numpy_fast.ownership.own``)."""
+        if self.backend != "numpy":
+            return value
+        from .numpy_fast import ownership  # numpy_fast builds on plan and ops, above us
+
+        return ownership.own(value, inputs)
+
+    def rewrite(self, plan, session) -> None:
+        """This device's passes over a freshly compiled plan (NumPy's: ``numpy_fast``)."""
+        if self.backend == "numpy":
+            from . import numpy_fast  # numpy_fast builds on plan and ops, above us
+
+            numpy_fast.rewrite(plan, session)
+
+    @property
     def reads_without_sync(self) -> bool:
         """Whether reading a value of this device's arrays (``bool(xp.all(...))``) costs no
         device synchronisation: NumPy, array-api-strict and CPU torch or JAX."""

@@ -140,6 +140,19 @@ class Placeholder(Node):
 
     kind = "placeholder"
 
+    def run_dtype(self, source: str, session_dtype: str | None = None) -> str:
+        """The dtype data of dtype ``source`` fed here runs in: this placeholder's (a
+        floating one widened to a ``Session(dtype=...)``'s); untyped, integer data keeps
+        its dtype and floating (or complex) data runs in the Session's floating dtype,
+        float32 by default."""
+        wanted = self.dtype
+        if wanted is None:
+            kind = np.dtype(source).kind if source != "complex" else "c"
+            wanted = source if kind in "iub" else DEFAULT_FLOAT
+        if session_dtype is not None and is_floating(wanted):
+            return session_dtype
+        return wanted
+
 
 class Variable(Node):
     """A trainable value. Each Session keeps its own copy, initialised from

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class Optimizer:
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         variables = [v for _, v in pairs]
         slots = [self._slots(v) for v in variables]
-        return _Step(self, [g for g, _ in pairs], variables, slots, name=name)
+        return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name)
 
     def minimize(self, loss: Node, var_list=None, name=None) -> Update:
         """The training step: fetch it with ``Session.run`` to update the Variables."""
@@ -93,17 +94,27 @@ class Optimizer:
         raise NotImplementedError
 
 
-class _Step(Update):
-    """Inputs: gradients, then Variables, then every Variable's slots (flattened)."""
+@dataclass(frozen=True)
+class Pair:
+    """Where one Variable's gradient, value and slots sit among an ApplyGradients' inputs."""
+
+    gradient: int
+    variable: int
+    slots: tuple[int, ...]
+
+
+class ApplyGradients(Update):
+    """The update node of ``Optimizer.apply_gradients``. Inputs: the gradients, then the
+    Variables, then every Variable's slots (flattened); ``pairs`` says which is whose."""
 
     def __init__(self, optimizer, grads, variables, slots, name=None):
-        self.optimizer, self.n = optimizer, len(variables)
-        self.slot_counts = [len(s) for s in slots]
-        flat_slots = [s for group in slots for s in group]
-        # Input positions per Variable: (gradient, Variable, its slots).
-        starts = [2 * self.n + sum(self.slot_counts[:i]) for i in range(self.n)]
-        self.groups = [(i, self.n + i, tuple(range(start, start + count)))
-                       for i, (start, count) in enumerate(zip(starts, self.slot_counts))]
+        self.optimizer = optimizer
+        n, flat_slots, pairs = len(variables), [], []
+        for i, group in enumerate(slots):
+            start = 2 * n + len(flat_slots)
+            pairs.append(Pair(i, n + i, tuple(range(start, start + len(group)))))
+            flat_slots.extend(group)
+        self.pairs = pairs
         super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, name=name)
 
     @property
@@ -112,25 +123,23 @@ class _Step(Update):
 
     def shape_problem(self, values) -> str | None:
         """Why these gradients cannot update these Variables (checked before any write)."""
-        for g, p, _ in self.groups:
-            if values[g].shape != values[p].shape and (
-                tuple(values[g].shape) != tuple(values[p].shape)
-            ):
+        for pair in self.pairs:
+            grad, param = values[pair.gradient], values[pair.variable]
+            if tuple(grad.shape) != tuple(param.shape):
                 return (
-                    f"the gradient for Variable {self.targets[p - self.n].label} has shape "
-                    f"{tuple(values[g].shape)} but the Variable has shape "
-                    f"{tuple(values[p].shape)}: feed or compute a gradient of the Variable's shape"
+                    f"the gradient for Variable {self.inputs[pair.variable].label} has shape "
+                    f"{tuple(grad.shape)} but the Variable has shape "
+                    f"{tuple(param.shape)}: feed or compute a gradient of the Variable's shape"
                 )
         return None
 
     def forward(self, xp, *values):
         new_params, new_slots = [], []
-        for g, p, slot_positions in self.groups:
-            grad, param = values[g], values[p]
-            slots = [values[k] for k in slot_positions]
+        for pair in self.pairs:
+            grad, param = values[pair.gradient], values[pair.variable]
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            updated = self.optimizer.update(xp, param, grad, *slots)
+            updated = self.optimizer.update(xp, param, grad, *(values[k] for k in pair.slots))
             new_params.append(updated[0])
             new_slots.extend(updated[1:])
         return new_params + new_slots

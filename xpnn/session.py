@@ -15,9 +15,8 @@ import array_api_compat
 import numpy as np
 
 from . import backend as devices
-from . import fastpath, io, ops
+from . import io, ops
 from .graph import (
-    DEFAULT_FLOAT,
     Constant,
     Graph,
     Node,
@@ -25,7 +24,7 @@ from .graph import (
     Variable,
     get_default_graph,
 )
-from .plan import Plan, _flatten, compile_plan
+from .plan import Plan, StepFailed, compile_plan, flatten
 
 
 class OpError(ValueError):
@@ -137,9 +136,7 @@ class Session:
     def get_value(self, variable: Variable):
         """The Variable's current value in this session (an array of its namespace)."""
         self._check_graph(variable, "get_value")
-        value = self._leaf_value(variable)
-        # NumPy sessions update Variables in place: never hand out the live buffer.
-        return value.copy() if self.device.backend == "numpy" else value
+        return self.device.hand_out(self._leaf_value(variable))
 
     def set_value(self, variable: Variable, value) -> None:
         """Replace a Variable's value; shape must match, the dtype is converted.
@@ -216,10 +213,10 @@ class Session:
         """The array a run uses for ``value`` fed to ``placeholder``: host data (NumPy arrays,
         lists, numbers) is moved to this device, an array of this device is used as is (a
         torch tensor detached from autograd). Either way the dtype follows one rule
-        (``_feed_dtype``), complex data is refused for real placeholders, fractional data for
-        integer ones and integers that the placeholder's dtype cannot hold. On CuPy, and on
-        JAX or torch arrays on an accelerator, the value checks of device arrays are skipped:
-        they would stall the device."""
+        (``Placeholder.run_dtype``); complex data is refused for real placeholders, fractions
+        for integer ones, and integers that the placeholder's dtype cannot hold. On CuPy, and
+        on JAX or torch arrays on an accelerator, the value checks of device arrays are
+        skipped: they would stall the device."""
         if isinstance(value, Node):
             raise TypeError(
                 f"the feed for placeholder {placeholder.label} is a graph node "
@@ -250,7 +247,7 @@ class Session:
             xp = _HOST
         source = devices.dtype_name(array.dtype) if not xp.isdtype(
             array.dtype, "complex floating") else "complex"
-        dtype = self._feed_dtype(placeholder, source)
+        dtype = placeholder.run_dtype(source, self.dtype)
         if source == "complex" or not on_device or self.device.reads_without_sync:
             _check_feed_values(placeholder, xp, array, source, dtype)
         if on_device:
@@ -288,19 +285,6 @@ class Session:
 
     # ------------------------------------------------------------------ plans
 
-    def _feed_dtype(self, placeholder, source="float32") -> str:
-        """The dtype data of dtype ``source`` fed to ``placeholder`` runs in: the
-        placeholder's (floating ones widened to a ``dtype=`` Session's); an untyped
-        placeholder keeps integer data's dtype and runs floating data in the Session's
-        floating dtype (float32 by default)."""
-        wanted = placeholder.dtype
-        if wanted is None:
-            wanted = source if source != "complex" and not devices.is_floating(source) else (
-                DEFAULT_FLOAT)
-        if self.dtype is not None and devices.is_floating(wanted):
-            return self.dtype
-        return wanted
-
     def run(self, fetches, feed_dict=None, to_numpy=False):
         """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
         from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
@@ -320,41 +304,31 @@ class Session:
     def _execute(self, plan: Plan, feed_dict) -> list:
         """Feed, run every step, commit the updates; the fetched values in order."""
         values = plan.template.copy()
-        host_ok = self.device.backend == "numpy"
+        host_native = self.device.host_native
         accepted = plan.accepted_shapes
-        for s, placeholder, dtype in plan.feeds:
-            value = feed_dict[placeholder]
-            if host_ok and type(value) is np.ndarray and value.dtype == dtype:
-                if value.shape != accepted.get(s):  # the last shape accepted needs no check
-                    self._accept_shape(plan, placeholder, value.shape)
-                    accepted[s] = value.shape
-                values[s] = value
+        for feed in plan.feeds:
+            value = feed_dict[feed.placeholder]
+            if host_native and type(value) is np.ndarray and value.dtype == feed.dtype:
+                if value.shape != accepted.get(feed.slot):  # accepted before: no check
+                    self._accept_shape(plan, feed.placeholder, value.shape)
+                    accepted[feed.slot] = value.shape
+                values[feed.slot] = value
             else:
-                values[s] = value = self._feed_value(placeholder, value)
-                self._accept_shape(plan, placeholder, tuple(value.shape))
+                values[feed.slot] = value = self._feed_value(feed.placeholder, value)
+                self._accept_shape(plan, feed.placeholder, tuple(value.shape))
         state = self._values
         for s, variable in plan.variables:
             value = state.get(variable)
             values[s] = value if value is not None else self._leaf_value(variable)
-        step = None
         try:
-            for step in plan.steps:
-                fn, gather, single, out, frees, _, _ = step
-                values[out] = fn(gather(values)) if single else fn(*gather(values))
-                for f in frees:
-                    values[f] = None
-            step = None
-            out = [None if s is None else values[s] for s in plan.fetch_slots]
-            if plan.copies:  # fetched before the in-place update below, and not live after it
-                out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
-            if plan.updates:
-                self._commit(plan, values)
-        except OpError:
-            raise
-        except Exception as exc:
-            if step is None:
-                raise
-            raise self._op_error(step, values, exc) from exc
+            plan.run(values)
+        except StepFailed as failure:
+            raise self._op_error(failure.step, values, failure.error) from failure.error
+        out = [None if s is None else values[s] for s in plan.fetch_slots]
+        if plan.copies:  # fetched before an in-place update, and not live after it
+            out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
+        if plan.updates:
+            self._commit(plan, values)
         return out
 
     def _plan(self, fetches, feed_dict) -> Plan:
@@ -366,51 +340,53 @@ class Session:
                 frozenset(feed_dict))
             plan = self._plans.get(key)
         except TypeError:  # unhashable (nested lists): key on the flat node tuple instead
-            nodes, rebuild = _flatten(fetches)
+            nodes, rebuild = flatten(fetches)
             key = (tuple(nodes), frozenset(feed_dict))
             plan = self._plans.get(key)
         if plan is None:
             if nodes is None:
-                nodes, rebuild = _flatten(fetches)
+                nodes, rebuild = flatten(fetches)
+            for node in nodes:
+                self._check_graph(node, "Session.run")
             for node in feed_dict:
                 self._check_feed_key(node)
-            plan = self._plans[key] = compile_plan(self, nodes, rebuild, feed_dict)
+            plan = compile_plan(self, nodes, rebuild, feed_dict)
+            for s, constant in plan.constants:
+                plan.template[s] = self._leaf_value(constant)
+            self._plans[key] = plan
         return plan
 
     def _commit(self, plan: Plan, values) -> None:
         """Apply the run's Variable updates, after every other step has succeeded. Every
         check comes before the first write, so a failure changes nothing."""
-        calls = [(op, ins, owned, gather(values), deferred)
-                 for op, ins, owned, gather, deferred in plan.updates]
-        for op, ins, _, args, _ in calls:
-            check = getattr(op, "shape_problem", None)
-            problem = check(args) if check is not None else None
+        for update in plan.updates:
+            check = getattr(update.op, "shape_problem", None) if update.check_shapes else None
+            problem = check(update.gather(values)) if check is not None else None
             if problem:
-                raise self._op_error((None, None, None, None, (), ins, op), values,
-                                     ValueError(problem))
-        if plan.inplace_updates:
-            for op, _, owned, args, deferred in calls:
-                fastpath.update_inplace(op, args, owned, deferred)
+                raise self._op_error(update, values, ValueError(problem))
+        if plan.commit is not None:  # the device's own, in place
+            plan.commit(values)
             return
         new = []
-        for op, ins, _, args, _ in calls:
+        for update in plan.updates:
+            args = update.gather(values)
             try:
-                result = op.forward(self.xp, *args)
+                result = update.op.forward(self.xp, *args)
             except Exception as exc:
-                raise self._op_error((None, None, None, None, (), ins, op), values, exc) from exc
-            if self.device.backend == "numpy":  # later updates write Variables in place
-                inputs = {id(a) for a in args}
-                result = [_own(value, inputs) for value in result]
+                raise self._op_error(update, values, exc) from exc
+            result = [self.device.keep(value, args) for value in result]
             if self.check_numerics:
-                for variable, value in zip(op.targets, result):
-                    problem = ops.nonfinite(self.xp, value)
-                    if problem is not None:
-                        raise self._op_error((None, None, None, None, (), ins, op), values,
-                                             FloatingPointError(
-                            f"the new value of Variable {variable.label} has {problem}"))
-            new.extend(zip(op.targets, result))
+                self._check_new_values(update, values, result)
+            new.extend(zip(update.op.targets, result))
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
+
+    def _check_new_values(self, update, values, result) -> None:
+        for variable, value in zip(update.op.targets, result):
+            problem = ops.nonfinite(self.xp, value)
+            if problem is not None:
+                raise self._op_error(update, values, FloatingPointError(
+                    f"the new value of Variable {variable.label} has {problem}"))
 
     def _check_feed_key(self, node):
         if not isinstance(node, Node):
@@ -425,11 +401,12 @@ class Session:
             )
 
     def _op_error(self, step, values, exc) -> Exception:
-        ins, op = step[5], step[6]
-        if op is None:
+        """An OpError naming ``step``'s op and its inputs (a Step or an UpdateStep)."""
+        op = step.op
+        if op is None or isinstance(exc, OpError):
             return exc
         parts = []
-        for position, (node, s) in enumerate(zip(op.inputs, ins)):
+        for position, (node, s) in enumerate(zip(op.inputs, step.inputs)):
             v = values[s]
             desc = "freed" if v is None else (
                 f"shape {tuple(v.shape)} {devices.dtype_name(v.dtype)} on {self.device.name}"
@@ -471,16 +448,3 @@ def _check_feed_values(placeholder, xp, array, source, dtype) -> None:
             f"outside [{info.min}, {info.max}]: feed values that fit, or give the "
             "placeholder a wider dtype"
         )
-
-
-def _own(value, input_ids):
-    """A new Variable value the Session may write in place: a copy when it is read-only (a
-    value kept between runs), a view, or one of the update's inputs (a fed array, a
-    constant, another Variable). Fresh results of arithmetic pass as they are, except 0-d
-    ones, which NumPy gives as scalars: they become 0-d arrays, which can be written."""
-    if isinstance(value, np.generic):
-        return np.array(value)
-    if isinstance(value, np.ndarray) and (
-            not value.flags.writeable or value.base is not None or id(value) in input_ids):
-        return value.copy()
-    return value

@@ -1,12 +1,12 @@
-"""NumPy fast paths, all in one place. A NumPy Session runs these instead of the portable
-``forward`` methods: the same arithmetic in the same order (wide bias sums excepted: BLAS
-adds them in its own order), minus the array-API wrapper layers, plus buffer reuse the plan
-proves safe (an input that dies at this step and is owned by the plan may be overwritten)
-and in-place optimizer updates of Session-owned Variables.
-``tests/test_fastpath.py`` checks each against the portable path on the same inputs.
+"""NumPy kernels for ops: the same arithmetic as the portable ``forward`` in the same order
+(wide bias sums excepted: BLAS adds them in its own order), minus the array-API wrapper
+layers; an ``inplace`` kernel may also write its result into its first input when the plan
+proved that buffer dead and unshared (``ownership``). ``tests/test_fastpath.py`` checks
+each against the portable path on the same inputs.
 
 >>> import xpnn as xn
->>> xn.fastpath.has_fast_forward(xn.ops.MatMul)
+>>> from xpnn.numpy_fast import kernels
+>>> kernels.has_fast_forward(xn.ops.MatMul)
 True
 """
 
@@ -16,14 +16,13 @@ import math
 
 import numpy as np
 
-from . import blas, ops, optimizers
+from .. import ops
 
 FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
 INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
 # Op classes whose fast forward returns a buffer no other slot shares (so a later step may
 # overwrite it). Views (reshape, transpose, broadcast) and identity returns are left out.
 FRESH: set = set()
-UPDATES: dict = {}  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
 
 
 def has_fast_forward(op_class) -> bool:
@@ -35,6 +34,17 @@ def forward_fn(op, donate: bool, portable):
     table = INPLACE if donate and type(op) in INPLACE else FORWARD
     make = table.get(type(op))
     return portable if make is None else make(op, portable)
+
+
+def swap_in(plan, facts, skip=()) -> None:
+    """Give each value step its NumPy kernel, one that writes into its first input where
+    that input dies here and the plan owns it (``facts.owned``)."""
+    for index, step in enumerate(plan.steps):
+        if step.kind != "value" or step.out in skip:
+            continue
+        ins = step.inputs
+        donate = bool(ins) and ins.count(ins[0]) == 1 and facts.owned(ins[0], index)
+        step.fn = forward_fn(step.op, donate, step.fn)
 
 
 def fast(*classes, inplace=False, fresh=True):
@@ -367,156 +377,3 @@ def _bce_grad(op, portable):
         return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
 
     return forward
-
-
-# ----------------------------------------------------------------------------- optimizers
-# Each writes param (and slots) in place with the portable update's arithmetic, in its order.
-# grad may be overwritten only when the plan owns it (grad_owned).
-
-
-def _scaled(grad, factor, grad_owned):
-    if grad_owned and type(grad) is np.ndarray:
-        return np.multiply(grad, factor, out=grad)
-    return np.multiply(grad, factor)
-
-
-def _sgd(opt, param, grad, grad_owned):
-    param -= _scaled(grad, opt.learning_rate, grad_owned)
-
-
-def _momentum(opt, param, grad, velocity, grad_owned):
-    velocity *= opt.momentum
-    velocity += grad
-    if opt.use_nesterov:
-        step = np.multiply(velocity, opt.momentum)
-        np.add(grad, step, out=step)
-        step *= opt.learning_rate
-    else:
-        step = np.multiply(velocity, opt.learning_rate)
-    param -= step
-
-
-def _adam(opt, param, grad, m, v, t, grad_owned):
-    # Two full-size buffers: one scratch, and the gradient's own once it is no longer read.
-    t += 1.0
-    scratch = np.multiply(grad, 1.0 - opt.beta1)
-    m *= opt.beta1
-    m += scratch
-    np.multiply(grad, grad, out=scratch)
-    scratch *= 1.0 - opt.beta2
-    v *= opt.beta2
-    v += scratch
-    v_hat = np.divide(v, 1.0 - opt.beta2**t, out=scratch)
-    np.sqrt(v_hat, out=v_hat)
-    v_hat += opt.epsilon
-    spare = grad if grad_owned and type(grad) is np.ndarray and grad.shape == m.shape else None
-    m_hat = np.divide(m, 1.0 - opt.beta1**t, out=spare)
-    m_hat *= opt.learning_rate
-    m_hat /= v_hat
-    param -= m_hat
-
-
-UPDATES.update({
-    optimizers.GradientDescentOptimizer: _sgd,
-    optimizers.MomentumOptimizer: _momentum,
-    optimizers.AdamOptimizer: _adam,
-})
-
-
-def has_fast_update(step) -> bool:
-    return type(getattr(step, "optimizer", None)) in UPDATES
-
-
-class PendingProduct:
-    """A weight gradient ``a @ b`` left uncomputed: the update accumulates it straight into
-    the weights (SGD) or the velocity (momentum) with ``blas.accumulate_product``, so no
-    gradient buffer is made."""
-
-    __slots__ = ("a", "b", "shape", "dtype")
-
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-        self.shape, self.dtype = (a.shape[0], b.shape[1]), a.dtype
-
-
-def _defers(optimizer) -> bool:
-    """SGD, always (lr can be folded even without BLAS); momentum (not Nesterov, which needs
-    the gradient itself) when NumPy's BLAS is reachable."""
-    kind = type(optimizer)
-    if kind is optimizers.GradientDescentOptimizer:
-        return True
-    return (kind is optimizers.MomentumOptimizer and not optimizer.use_nesterov
-            and blas.available())
-
-
-def defer_weight_gradient(step, producer, producer_portable):
-    """The replacement forward of a weight gradient x^T g (``MatMulGradB``) that only the
-    optimizer update reads. With NumPy's BLAS reachable it returns a ``PendingProduct``;
-    otherwise SGD gets lr * x^T g (scaling whichever of g and the result is smaller) and
-    momentum the gradient itself. None where this does not apply. The plan keeps x and g
-    unchanged until the update (see ``compile_plan``)."""
-    optimizer = getattr(step, "optimizer", None)
-    if type(producer) is not ops.MatMulGradB or not _defers(optimizer):
-        return None
-    sgd = type(optimizer) is optimizers.GradientDescentOptimizer
-    portable = FORWARD[ops.MatMulGradB](producer, producer_portable)
-    accumulate = blas.available()
-
-    def forward(g, a, b):
-        lr = optimizer.learning_rate  # read per run: it may be changed between runs
-        if a.ndim == 2 and b.ndim == 2 and g.dtype == a.dtype:
-            if accumulate and g.dtype.kind == "f" and g.ndim == 2 and a.shape[0] == g.shape[0]:
-                return PendingProduct(a.T, g)  # any other shape fails here, as x^T g would
-            if sgd and g.size < math.prod(b.shape):
-                return np.matmul(a.T, np.multiply(g, lr))
-        result = np.asarray(portable(g, a, b))
-        return np.multiply(result, lr) if sgd else result
-
-    return forward
-
-
-def _apply_deferred(optimizer, param, grad, slots) -> bool:
-    """Apply the update for a gradient from ``defer_weight_gradient``; False when the
-    optimizer's usual update must take it (a plain gradient, or Nesterov switched on since
-    the plan was made)."""
-    if type(grad) is PendingProduct and _defers(optimizer):
-        if type(optimizer) is optimizers.MomentumOptimizer:  # v = m v + x^T g, w -= lr v
-            (velocity,) = slots
-            blas.accumulate_product(velocity, grad.a, grad.b, 1.0, beta=optimizer.momentum)
-            np.subtract(param, np.multiply(velocity, optimizer.learning_rate), out=param,
-                        casting="unsafe")
-        else:  # SGD: w -= lr x^T g in one GEMM
-            blas.accumulate_product(param, grad.a, grad.b, -optimizer.learning_rate)
-        return True
-    if type(optimizer) is optimizers.GradientDescentOptimizer:  # already lr * gradient
-        np.subtract(param, grad, out=param, casting="unsafe")
-        return True
-    return False
-
-
-def update_inplace(step, values, owned, deferred=()) -> bool:
-    """Apply an optimizer step in place (after ``step.shape_problem`` found none); False when
-    there is no fast path for it. ``deferred[i]``: gradient i comes from
-    ``defer_weight_gradient``."""
-    fn = UPDATES.get(type(step.optimizer))
-    if fn is None:
-        return False
-    optimizer = step.optimizer
-    # Newest gradients first: the plan computed them last, so they are still in cache.
-    for i in reversed(range(len(step.groups))):
-        g, p, slot_positions = step.groups[i]
-        grad, param, own = values[g], values[p], owned[i]
-        slots = [values[k] for k in slot_positions] if slot_positions else ()
-        if deferred and deferred[i]:
-            if _apply_deferred(optimizer, param, grad, slots):
-                continue
-            if type(grad) is PendingProduct:
-                grad, own = np.matmul(grad.a, grad.b), True
-        if grad.dtype != param.dtype:
-            grad, own = grad.astype(param.dtype), True
-        if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
-            for buffer, new in zip((param, *slots), optimizer.update(np, param, grad, *slots)):
-                buffer[...] = new
-            continue
-        fn(optimizer, param, grad, *slots, own)
-    return True

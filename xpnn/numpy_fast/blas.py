@@ -11,7 +11,7 @@ an unusual build) or ``XPNN_BLAS=numpy`` is set, ``available()`` is False and ca
 NumPy.
 
 >>> import numpy as np
->>> from xpnn import blas
+>>> from xpnn.numpy_fast import blas
 >>> c = np.ones((2, 2), dtype=np.float32)
 >>> a = np.arange(4, dtype=np.float32).reshape(2, 2)
 >>> blas.accumulate_product(c, a, a.T, alpha=-1.0)

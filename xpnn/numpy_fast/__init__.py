@@ -1,0 +1,37 @@
+"""The NumPy device's passes over a compiled plan (``Device.rewrite``), one a file. Each
+keeps the portable plan's results, tested against it (``tests/test_fastpath*.py``, and
+``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
+
+- ``ownership``: which buffers a step may overwrite, which fetches must be copies;
+- ``shape_folding``: values that depend on shapes alone, kept between runs;
+- ``deferred``: weight gradients left to the SGD or momentum update (one BLAS GEMM);
+- ``updates``: optimizer updates written into the Variables' own buffers;
+- ``kernels``: NumPy kernels for ops, writing into a dead input where allowed.
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     w = xn.Variable([1.0, 2.0])
+...     step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
+...     sess = xn.Session(device="cpu")
+...     sess.run(step)
+...     plan = next(iter(sess._plans.values()))
+>>> plan.commit is not None, sess.run(w).tolist()
+(True, [0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+from . import deferred, kernels, ownership, shape_folding, updates
+
+
+def rewrite(plan, session) -> None:
+    """Run the passes on ``plan`` (compiled for ``session``), in order."""
+    facts = ownership.Facts(plan)
+    shape_folding.find(plan, facts)
+    plan.copies = facts.copies()
+    pending = set()
+    if updates.in_place_possible(plan, facts, session):
+        pending = deferred.defer(plan, facts, session.xp)
+        updates.commit_in_place(plan, facts, pending)
+    kernels.swap_in(plan, facts, skip=pending)
+    shape_folding.wrap(plan, facts)

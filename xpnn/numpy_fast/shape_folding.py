@@ -1,0 +1,54 @@
+"""Values that depend on shapes alone: a step of one of xpnn's ops (all pure, all with a
+NumPy kernel) whose inputs are constants or shape descriptions gives the same value for the
+same shapes, so it is computed once per shape and kept, read-only (the gradient of a mean,
+1 / batch size, in every training step). A fetch of it is copied (``ownership``).
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     x = xn.placeholder(name="x")
+...     g = xn.gradients(xn.reduce_mean(x), [x])[0]
+...     xn.Session().run(g, {x: [1.0, 2.0, 3.0, 4.0]}).tolist()
+[0.25, 0.25, 0.25, 0.25]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+
+_KEEP = 2  # results kept per step (a last, smaller batch is a second shape)
+
+
+def find(plan, facts) -> None:
+    """Mark the steps whose value depends on shapes alone (``facts.kept``)."""
+    for step in plan.steps:
+        ins = step.inputs
+        if (step.kind == "value" and ins and kernels.has_fast_forward(type(step.op))
+                and all(s in facts.constants or s in facts.described for s in ins)):
+            facts.kept[step.out] = tuple(k for k, s in enumerate(ins) if s in facts.described)
+
+
+def wrap(plan, facts) -> None:
+    """Make each marked step compute once per shape."""
+    for step in plan.steps:
+        if step.out in facts.kept:
+            step.fn = _memoized_by_shape(step.fn, facts.kept[step.out])
+
+
+def _memoized_by_shape(fn, described):
+    """fn(*inputs), computed once per shapes and dtypes at positions ``described``."""
+    kept = {}
+
+    def memoized(*inputs):
+        key = tuple((tuple(inputs[k].shape), inputs[k].dtype) for k in described)
+        value = kept.get(key)
+        if value is None:
+            if len(kept) >= _KEEP:
+                kept.clear()
+            value = kept[key] = fn(*inputs)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        return value
+
+    return memoized

@@ -1,0 +1,124 @@
+"""Optimizer updates written into the Session's own buffers. Each kernel is the rule of
+``optimizers.py`` with its arithmetic in the same order (``tests/test_fastpath.py`` checks
+them bit for bit), writing param and slots in place; ``grad`` may be overwritten only when
+the plan owns it (``grad_owned``). Hyper-parameters are read at every run, so a schedule
+that changes them between runs is followed.
+
+>>> import xpnn as xn
+>>> from xpnn.numpy_fast import updates
+>>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import optimizers
+from . import deferred
+
+
+def _scaled(grad, factor, grad_owned):
+    if grad_owned and type(grad) is np.ndarray:
+        return np.multiply(grad, factor, out=grad)
+    return np.multiply(grad, factor)
+
+
+def _sgd(opt, param, grad, grad_owned):
+    param -= _scaled(grad, opt.learning_rate, grad_owned)
+
+
+def _momentum(opt, param, grad, velocity, grad_owned):
+    velocity *= opt.momentum
+    velocity += grad
+    if opt.use_nesterov:
+        step = np.multiply(velocity, opt.momentum)
+        np.add(grad, step, out=step)
+        step *= opt.learning_rate
+    else:
+        step = np.multiply(velocity, opt.learning_rate)
+    param -= step
+
+
+def _adam(opt, param, grad, m, v, t, grad_owned):
+    # Two full-size buffers: one scratch, and the gradient's own once it is no longer read.
+    t += 1.0
+    scratch = np.multiply(grad, 1.0 - opt.beta1)
+    m *= opt.beta1
+    m += scratch
+    np.multiply(grad, grad, out=scratch)
+    scratch *= 1.0 - opt.beta2
+    v *= opt.beta2
+    v += scratch
+    v_hat = np.divide(v, 1.0 - opt.beta2**t, out=scratch)
+    np.sqrt(v_hat, out=v_hat)
+    v_hat += opt.epsilon
+    spare = grad if grad_owned and type(grad) is np.ndarray and grad.shape == m.shape else None
+    m_hat = np.divide(m, 1.0 - opt.beta1**t, out=spare)
+    m_hat *= opt.learning_rate
+    m_hat /= v_hat
+    param -= m_hat
+
+
+UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+    optimizers.GradientDescentOptimizer: _sgd,
+    optimizers.MomentumOptimizer: _momentum,
+    optimizers.AdamOptimizer: _adam,
+}
+
+
+def has_fast_update(step) -> bool:
+    """Whether ``step`` is an optimizer's update with an in-place kernel here."""
+    return isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+
+
+def update_inplace(step, values, owned, pending=()) -> bool:
+    """Apply an optimizer step in place; ``values`` are the step's inputs in order (after
+    ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
+    overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
+    there is no kernel for this optimizer."""
+    fn = UPDATES.get(type(step.optimizer))
+    if fn is None:
+        return False
+    optimizer = step.optimizer
+    # Newest gradients first: the plan computed them last, so they are still in cache.
+    for i in reversed(range(len(step.pairs))):
+        pair = step.pairs[i]
+        grad, param, own = values[pair.gradient], values[pair.variable], owned[i]
+        slots = [values[k] for k in pair.slots]
+        if pending and pending[i]:
+            if deferred.apply(optimizer, param, grad, slots):
+                continue
+            grad, own = deferred.materialize(grad), True
+        if grad.dtype != param.dtype:
+            grad, own = grad.astype(param.dtype), True
+        if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
+            for buffer, new in zip((param, *slots), optimizer.update(np, param, grad, *slots)):
+                buffer[...] = new
+            continue
+        fn(optimizer, param, grad, *slots, own)
+    return True
+
+
+def in_place_possible(plan, facts, session) -> bool:
+    """Every update has a kernel, no gradient is (a view of) a Variable being written, and
+    new values need no check before they are written (``Session.check_numerics``)."""
+    return (bool(plan.updates) and not session.check_numerics
+            and all(has_fast_update(update.op) for update in plan.updates)
+            and not any(update.inputs[pair.gradient] in facts.live
+                        for update in plan.updates for pair in update.op.pairs))
+
+
+def commit_in_place(plan, facts, pending) -> None:
+    """Give the plan a commit that applies every update in place."""
+    calls = []
+    for update in plan.updates:
+        grads = [update.inputs[pair.gradient] for pair in update.op.pairs]
+        owned = tuple(facts.sole_owner(s) and s not in facts.pending_operands for s in grads)
+        calls.append((update, owned, tuple(s in pending for s in grads)))
+
+    def commit(values):
+        for update, owned, is_pending in calls:
+            update_inplace(update.op, update.gather(values), owned, is_pending)
+
+    plan.commit = commit
