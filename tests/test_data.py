@@ -13,6 +13,10 @@ import http.server
 import socket
 import struct
 import threading
+import tracemalloc
+import urllib.error
+import urllib.request
+from io import BytesIO
 
 import numpy as np
 import pytest
@@ -514,3 +518,105 @@ def test_load_mnist_offline_without_download(tmp_path, tiny):
     message = str(info.value)
     assert "t10k-labels-idx1-ubyte[.gz]" in message
     assert "train-images" not in message  # only what is missing is listed
+
+
+# --------------------------------------------------------------------------------------------
+# gzip bombs: small files that expand hugely
+
+
+def _idx_header(*shape) -> bytes:
+    return struct.pack(f">I{len(shape)}I", 0x0800 | len(shape), *shape)
+
+
+def _bomb(header: bytes, mib: int) -> bytes:
+    """gzip data that expands to ``header`` and ``mib`` MiB of zeros: one small gzip member
+    repeated (a decompressor reads the members as one stream), so it costs ~1 KB per MiB."""
+    return gzip.compress(header) + gzip.compress(bytes(1 << 20)) * mib
+
+
+@pytest.fixture
+def urlopen(monkeypatch):
+    """urlopen(files): urllib.request.urlopen serves files[name] for any URL ending in /name
+    (an URLError for others), so downloads run offline."""
+
+    def install(files):
+        def fake(url, timeout=None):
+            name = url.rsplit("/", 1)[1]
+            if name not in files:
+                raise urllib.error.URLError(f"{name} is not served here")
+            return BytesIO(files[name])
+
+        monkeypatch.setattr(urllib.request, "urlopen", fake)
+
+    return install
+
+
+def _peak_memory_of_failure(call, match, error=ValueError) -> int:
+    """Peak traced memory (bytes) while ``call()`` raises ``error`` matching ``match``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(error, match=match):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _gz_files(arrays) -> dict:
+    return {f"{name}.gz": gzip.compress(_idx_bytes(a)) for name, a in arrays.items()}
+
+
+def test_download_of_a_gzip_bomb_stops_at_the_official_size(tmp_path, tiny, urlopen):
+    name = "train-images-idx3-ubyte"
+    official = data.MNIST_NBYTES[name]
+    files = _gz_files(tiny)
+    files[f"{name}.gz"] = _bomb(_idx_header(60_000, 28, 28), 256)  # 256 MiB from 256 KB
+    urlopen(files)
+    root = tmp_path / "cache"
+    peak = _peak_memory_of_failure(
+        lambda: data.load_mnist(root=root, mirrors=["https://mirror.invalid/"]),
+        rf"{name}\.gz: ValueError: .*decompresses to more than {official} bytes, the size of "
+        rf"the official file",
+        data.MNISTNotFoundError,
+    )
+    assert peak < 1.5 * official  # not the whole 256 MiB, nor a copy of it
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_unverified_download_stops_at_the_size_its_header_declares(tmp_path, tiny, urlopen,
+                                                                   monkeypatch):
+    name = "train-images-idx3-ubyte"
+    files = _gz_files(tiny)
+    files[f"{name}.gz"] = _bomb(_idx_header(6, 28, 28), 64)
+    urlopen(files)
+    root = tmp_path / "cache"
+    peak = _peak_memory_of_failure(
+        lambda: data.load_mnist(root=root, mirrors=["https://m.invalid/"], verify=False),
+        r"decompresses to more than 4720 bytes, the size its IDX header declares",
+        data.MNISTNotFoundError,
+    )
+    assert peak < 4 << 20
+    # A header that declares a huge file is held to MAX_IDX_NBYTES.
+    monkeypatch.setattr(data, "MAX_IDX_NBYTES", 1 << 20)
+    files[f"{name}.gz"] = _bomb(_idx_header(2**31, 28, 28), 64)
+    with pytest.raises(data.MNISTNotFoundError,
+                       match=r"more than 1048576 bytes, xpnn\.data\.MAX_IDX_NBYTES"):
+        data.load_mnist(root=root, mirrors=["https://m.invalid/"], verify=False)
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_read_idx_of_a_local_gzip_bomb_fails_in_bounded_memory(tmp_path):
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(_bomb(_idx_header(2, 3, 3), 128))
+    peak = _peak_memory_of_failure(
+        lambda: data.read_idx(path),
+        r"bomb-idx3-ubyte\.gz: decompresses to more than 34 bytes, the size its IDX header "
+        r"declares",
+    )
+    assert peak < 4 << 20
+    # One byte too many is the same error; the exact size still reads.
+    path.write_bytes(gzip.compress(_idx_header(2, 3, 3) + bytes(19)))
+    with pytest.raises(ValueError, match="more than 34 bytes"):
+        data.read_idx(path)
+    path.write_bytes(_bomb(_idx_header(2, 3, 3), 0) + gzip.compress(bytes(18)))
+    np.testing.assert_array_equal(data.read_idx(path), np.zeros((2, 3, 3), np.uint8))

@@ -4,6 +4,14 @@ save / load / load_weights and Session.save / restore, on each backend and acros
 from __future__ import annotations
 
 import os
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,8 +366,10 @@ def test_session_restore_across_backends(tmp_path, src, dst):
         ({"w": np.ones((2, 3), np.float32)}, r"missing parameters \['b'\]"),
         ({"w": np.ones((2, 3), np.float32), "b": np.ones(3, np.float32),
           "extra": np.ones(1, np.float32)}, r"unexpected parameters \['extra'\]"),
+        ({"w": np.ones((2, 3), np.float32), "b": np.array(["x", "y", "z"])},
+         r"bad\.npz.*parameter 'b' holds <U1 data in the file, not numbers"),
     ],
-    ids=["wrong-shape-second", "wrong-shape-first", "missing", "extra"],
+    ids=["wrong-shape-second", "wrong-shape-first", "missing", "extra", "text-second"],
 )
 def test_session_restore_with_a_bad_file_changes_nothing(tmp_path, dev, arrays, message):
     g, w, b = _two_variables()
@@ -415,4 +425,287 @@ def test_session_save_failure_keeps_the_old_checkpoint(tmp_path, dev, monkeypatc
     with pytest.raises(Boom):
         sess.save(tmp_path / "ckpt.npz")
     assert (tmp_path / "ckpt.npz").read_bytes() == before
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_load_weights_with_a_text_parameter_changes_nothing(tmp_path, dev):
+    path = tmp_path / "m.npz"
+    _trained(device=dev).save(path)
+    _rewrite(path, layers__1__b=np.array(["x", "y"]))  # the last parameter loaded
+    target = _trained(device=dev, seed=5)
+    before = _weights(target)
+    with pytest.raises(ValueError, match=r"m\.npz.*'layers\.1\.b' holds <U1 data"):
+        target.load_weights(path)
+    _assert_same_weights(_weights(target), before)
+
+
+# --------------------------------------------------------------------------------------------
+# Session.save / restore with var_list (TF1 Saver semantics)
+
+
+def test_restore_a_training_checkpoint_into_an_inference_model(tmp_path, dev):
+    X, y = _data()
+    trained = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    trained.fit(X, y, epochs=1, batch_size=8, optimizer="adam", lr=0.05, verbose=0)
+    trained.session.save(tmp_path / "train.npz")
+    model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=7)  # never fitted: no Adam slots
+    before = _weights(model)
+    with pytest.raises(ValueError) as info:
+        model.session.restore(tmp_path / "train.npz")
+    message = str(info.value)
+    assert "train.npz" in message and "unexpected parameters ['layers.0/W/adam_t'," in message
+    assert "missing" not in message and "[]" not in message
+    assert "var_list=graph.trainable_variables()" in message
+    _assert_same_weights(_weights(model), before)
+    model.session.restore(tmp_path / "train.npz", var_list=model.graph.trainable_variables())
+    _assert_same_weights(_weights(model), _weights(trained))
+    np.testing.assert_array_equal(model.predict_proba(X), trained.predict_proba(X))
+
+
+def test_session_save_and_restore_a_var_list(tmp_path, dev):
+    g, w, b = _two_variables()
+    sess = xn.Session(g, device=dev)
+    w0, b0 = to_numpy(sess.get_value(w)), to_numpy(sess.get_value(b))
+    sess.save(tmp_path / "w.npz", var_list=[w])
+    assert sorted(io.load_arrays(tmp_path / "w.npz")) == ["w"]
+    sess.set_value(w, np.zeros((2, 3)))
+    sess.set_value(b, np.zeros(3))
+    with pytest.raises(ValueError, match=r"w\.npz.*: missing parameters \['b'\]; to restore "
+                                         r"only some Variables pass restore\(path, var_list="):
+        sess.restore(tmp_path / "w.npz")
+    with pytest.raises(ValueError, match=r"missing parameters \['b'\]$"):  # asked for, absent
+        sess.restore(tmp_path / "w.npz", var_list=[w, b])
+    np.testing.assert_array_equal(to_numpy(sess.get_value(w)), np.zeros((2, 3)))
+    sess.restore(tmp_path / "w.npz", var_list=[w])
+    np.testing.assert_array_equal(to_numpy(sess.get_value(w)), w0)
+    np.testing.assert_array_equal(to_numpy(sess.get_value(b)), np.zeros(3))  # not asked for
+
+    # A dict names the entries in the file; a larger file restores just the ones asked for.
+    sess.set_value(b, b0)
+    sess.save(tmp_path / "renamed.npz", var_list={"weights": w, "bias": b})
+    assert sorted(io.load_arrays(tmp_path / "renamed.npz")) == ["bias", "weights"]
+    sess.set_value(w, np.zeros((2, 3)))
+    sess.set_value(b, np.zeros(3))
+    sess.restore(tmp_path / "renamed.npz", var_list={"bias": b})
+    np.testing.assert_array_equal(to_numpy(sess.get_value(b)), b0)
+    np.testing.assert_array_equal(to_numpy(sess.get_value(w)), np.zeros((2, 3)))
+
+
+def test_var_list_mistakes_are_named(tmp_path):
+    g, w, b = _two_variables()
+    sess = xn.Session(g)
+    with xn.Graph().as_default():
+        stranger = xn.Variable([1.0], name="s")
+    path = tmp_path / "ckpt.npz"
+    sess.save(path)
+    for call in (sess.save, sess.restore):
+        with pytest.raises(TypeError, match=r"var_list holds 'b', not a Variable"):
+            call(path, var_list=[w, "b"])
+        with pytest.raises(ValueError, match=r"s belongs to another graph"):
+            call(path, var_list=[stranger])
+        for empty in ([], {}):
+            with pytest.raises(ValueError, match=r"var_list is empty"):
+                call(path, var_list=empty)
+        with pytest.raises(ValueError, match=r"two Variables are named 'w'.*dict"):
+            call(path, var_list=[w, w])
+        with pytest.raises(TypeError, match=r"names must be strings, got 1 for b"):
+            call(path, var_list={1: b})
+        with pytest.raises(TypeError, match=r"got w alone: pass \[w\]"):
+            call(path, var_list=w)
+    np.testing.assert_array_equal(io.load_arrays(path)["b"], [0.5, -0.5, 2.0])
+
+
+def test_check_shapes_names_only_the_reasons_that_apply():
+    expected = {"a": (2,)}
+    with pytest.raises(ValueError) as info:
+        io.check_shapes(expected, {"a": np.zeros(2), "c": np.zeros(1)}, "here")
+    assert str(info.value) == ("here: the file does not match this model: unexpected "
+                               "parameters ['c']")
+    with pytest.raises(ValueError) as info:
+        io.check_shapes(expected, {}, "here", hint="; do this")
+    assert str(info.value) == ("here: the file does not match this model: missing parameters "
+                               "['a']; do this")
+    io.check_shapes(expected, {"a": np.zeros(2), "c": np.zeros(1)}, "here", extra_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Corrupt and hostile files
+
+
+def _npy_header(shape, descr="<f8") -> bytes:
+    """A .npy header alone: it claims an array of ``shape`` and holds no data."""
+    f = BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False,
+                                             "shape": shape})
+    return f.getvalue()
+
+
+def _npz(path, members: dict, compression=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+    return path
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                         ids=["stored", "deflated"])
+def test_load_refuses_a_shape_the_file_cannot_hold(tmp_path, compression):
+    # 1e5 x 1e5 float64 is 80 GB: refused from the header, nothing is allocated.
+    path = _npz(tmp_path / "huge.npz", {"w.npy": _npy_header((100_000, 100_000))}, compression)
+    assert path.stat().st_size < 1000
+    with pytest.raises(ValueError, match=r"huge\.npz: not a plain \.npz of arrays \(member "
+                                         r"'w\.npy' claims shape \(100000, 100000\) float64, "
+                                         r"80000000128 bytes with its header, but holds at "
+                                         r"most \d+: the file is corrupt\)"):
+        io.load_arrays(path)
+    g, w, b = _two_variables()
+    with pytest.raises(ValueError, match=r"huge\.npz: .*claims shape"):
+        xn.Session(g).restore(path)
+
+
+def test_load_refuses_a_forged_size_in_the_zip_directory(tmp_path):
+    # The directory says the member expands to 3.2 GB; deflate cannot make that of ~100 bytes.
+    path = _npz(tmp_path / "forged.npz", {"w.npy": _npy_header((20_000, 20_000))},
+                zipfile.ZIP_DEFLATED)
+    raw = bytearray(path.read_bytes())
+    at = raw.rindex(b"PK\x01\x02") + 24  # the central directory's uncompressed size
+    raw[at:at + 4] = struct.pack("<I", 3_200_000_128)
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("w.npy").file_size == 3_200_000_128
+    with pytest.raises(ValueError, match=r"forged\.npz: .*claims shape \(20000, 20000\) "
+                                         r"float64.*holds at most \d+"):
+        io.load_arrays(path)
+
+
+def test_model_file_with_a_huge_layer_size_is_refused_before_building(tmp_path):
+    path = tmp_path / "m.npz"
+    xn.nn.NNClassifier([4, 8, 3]).save(path)
+    arrays = io.load_arrays(path)
+    arrays["__units__"] = np.array([4, 10**9, 3])  # a 4 x 1e9 layer: 16 GB of float32
+    io.save_arrays(path, arrays)
+    with pytest.raises(ValueError, match=r"m\.npz.*'layers\.0\.W' has shape \(4, 1000000000\) in "
+                                         r"the model but \(4, 8\) in the file"):
+        xn.nn.NNClassifier.load(path)
+
+
+@pytest.mark.parametrize(
+    "units, activation, message",
+    [
+        (np.array([4.0, 1e9, 3.0]), "relu", r"__units__ must .* float64 \[4\.0, 1000000000\.0"),
+        (np.array([4, 0, 3]), "relu", r"__units__ must list two or more positive .* \[4, 0, 3\]"),
+        (np.array([4]), "relu", r"__units__ must list two or more"),
+        (np.array([[4, 8, 3]]), "relu", r"__units__ must list"),
+        (np.array([4, 8, 3]), "gelu", r"__activation__ must be one of .* got 'gelu'"),
+        (np.array([4, 8, 3]), None, r"__activation__ must be one of .* got nothing"),
+    ],
+    ids=["float-units", "zero-units", "one-size", "2-d-units", "unknown-activation",
+         "no-activation"],
+)
+def test_model_file_with_a_bad_architecture_is_named(tmp_path, units, activation, message):
+    path = tmp_path / "m.npz"
+    xn.nn.NNClassifier([4, 8, 3]).save(path)
+    arrays = io.load_arrays(path)
+    arrays["__units__"] = units
+    del arrays["__activation__"]
+    if activation is not None:
+        arrays["__activation__"] = np.asarray(activation)
+    io.save_arrays(path, arrays)
+    with pytest.raises(ValueError, match=r"m\.npz: " + message):
+        xn.nn.NNClassifier.load(path)
+
+
+def test_load_an_empty_file_names_it(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.npz: not a plain \.npz of arrays \(the file "
+                                         r"is empty, 0 bytes"):
+        io.load_arrays(tmp_path / "empty.npz")
+    g, _, _ = _two_variables()
+    with pytest.raises(ValueError, match=r"empty\.npz: .*empty"):
+        xn.Session(g).restore(tmp_path / "empty.npz")
+
+
+@pytest.mark.parametrize("member", ["notes.txt", "b.npy"], ids=["extra", "instead-of-b"])
+def test_restore_a_file_with_a_member_that_is_not_npy(tmp_path, dev, member):
+    g, w, b = _two_variables()
+    sess = xn.Session(g, device=dev)
+    sess.save(tmp_path / "ok.npz")
+    with zipfile.ZipFile(tmp_path / "ok.npz") as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members[member] = b"trained for 3 epochs"
+    path = _npz(tmp_path / "odd.npz", members)
+    sess.set_value(w, np.full((2, 3), 9.0))
+    with pytest.raises(ValueError, match=rf"odd\.npz: not a plain \.npz of arrays \(member "
+                                         rf"'{member}' is not a \.npy array"):
+        sess.restore(path)
+    np.testing.assert_array_equal(to_numpy(sess.get_value(w)), np.full((2, 3), 9.0))
+
+
+def test_load_a_truncated_member_names_the_file(tmp_path):
+    path = tmp_path / "cut.npz"
+    io.save_arrays(path, {"w": np.arange(1000.0)})
+    with zipfile.ZipFile(path) as archive:
+        raw = archive.read("w.npy")
+    _npz(path, {"w.npy": raw[:-8]})  # a consistent zip, a .npy one value short
+    with pytest.raises(ValueError, match=r"cut\.npz: not a plain \.npz of arrays .*'w\.npy'.*"
+                                         r"holds at most"):
+        io.load_arrays(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Temporaries of writers that were killed
+
+
+def test_save_removes_stale_temporaries_of_the_same_target(tmp_path):
+    long_ago = time.time() - 3600
+    stale = [".ckpt.npz.k1l2m3n4.tmp", ".ckpt.npz.abcdefgh.tmp"]
+    fresh = [".ckpt.npz.x8y7z6w5.tmp"]  # a writer may still be at work on it
+    others = [".other.npz.abcdefgh.tmp", ".ckpt.npz.x.abcdefgh.tmp", "ckpt.npz.abcdefgh.tmp",
+              ".ckpt.npz.abcdefgh.tmpx", "keep.txt"]
+    for name in stale + fresh + others:
+        (tmp_path / name).write_bytes(b"half a file")
+    (tmp_path / ".ckpt.npz.a_folder.tmp").mkdir()
+    for name in stale + others + [".ckpt.npz.a_folder.tmp"]:
+        os.utime(tmp_path / name, (long_ago, long_ago))
+    io.save_arrays(tmp_path / "ckpt.npz", {"x": np.zeros(1)})
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["ckpt.npz", ".ckpt.npz.a_folder.tmp"] + fresh + others)
+
+
+_STALLED_SAVE = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from xpnn import io
+
+    def stall(f, **arrays):
+        f.write(b"half a file")
+        f.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+
+    np.savez = stall
+    io.save_arrays(sys.argv[1], {"x": np.zeros(3)})
+""")
+
+
+def test_a_save_killed_midway_is_cleaned_up_by_a_later_save(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", _STALLED_SAVE, str(path)],
+                                 stdout=subprocess.PIPE, env=env)
+        try:
+            assert child.stdout.readline() == b"writing\n"
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+    left = sorted(p for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(p.name.startswith(".ckpt.npz.") for p in left)
+    io.save_arrays(path, {"x": np.ones(3)})  # too young to be sure their writers are gone
+    assert sorted(tmp_path.iterdir()) == sorted(left + [path])
+    long_ago = time.time() - io.STALE_TEMP_SECONDS - 1
+    for p in left:
+        os.utime(p, (long_ago, long_ago))
+    io.save_arrays(path, {"x": np.ones(3)})
     assert os.listdir(tmp_path) == ["ckpt.npz"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import urllib.request
 import zlib
@@ -27,6 +28,7 @@ from xpnn.io import write_atomic
 __all__ = [
     "MNIST_MD5",
     "MNIST_MIRRORS",
+    "MAX_IDX_NBYTES",
     "MNIST_NBYTES",
     "MNISTNotFoundError",
     "batches",
@@ -213,6 +215,8 @@ def read_idx(path) -> np.ndarray:
 
     Strict: the magic number must be 2049 (1-D) or 2051 (3-D), and the data length must equal
     the product of the header's dimensions; otherwise ``ValueError`` names the file and sizes.
+    A ``.gz`` file is decompressed only as far as its header's size (and ``MAX_IDX_NBYTES``),
+    so a small file that expands to gigabytes fails at once, in bounded memory.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
@@ -222,19 +226,47 @@ def read_idx(path) -> np.ndarray:
     return _parse_idx(_read_bytes(path), str(path))
 
 
-def _read_bytes(path) -> bytes:
+# No IDX file is decompressed past this many bytes (the largest, EMNIST by_class, is 0.55 GB);
+# raise it to read bigger ones. Downloads of the official files stop at their official size.
+MAX_IDX_NBYTES = 1 << 30
+_CHUNK = 1 << 20
+
+
+def _read_bytes(path) -> bytearray | bytes:
     """The file's bytes, gunzipped when it ends in .gz."""
     path = Path(path)
-    raw = path.read_bytes()
     if path.suffix != ".gz":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
+        return path.read_bytes()
+    with open(path, "rb") as f:
+        try:
+            return _gunzip(f, str(path))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
 
 
-def _parse_idx(raw: bytes, name: str) -> np.ndarray:
+def _gunzip(fileobj, name: str, limit: int | None = None) -> bytearray:
+    """Decompress IDX data from a gzip stream a chunk at a time, never past the size its IDX
+    header declares, ``limit`` or ``MAX_IDX_NBYTES``: a gzip bomb fails after that much."""
+    with gzip.GzipFile(fileobj=fileobj, mode="rb") as gz:
+        out = bytearray(gz.read(16))  # the longest header: magic + 3 dims
+        shape, header = _idx_shape(out, name)
+        cap, why = header + math.prod(shape), "the size its IDX header declares"
+        for bound, reason in ((limit, "the size of the official file"),
+                              (MAX_IDX_NBYTES, "xpnn.data.MAX_IDX_NBYTES")):
+            if bound is not None and bound <= cap:
+                cap, why = bound, reason
+        while len(out) <= cap and (chunk := gz.read(min(_CHUNK, cap + 1 - len(out)))):
+            out += chunk
+    if len(out) > cap:
+        raise ValueError(
+            f"{name}: decompresses to more than {cap} bytes, {why}; refused without reading "
+            f"further (a corrupt file, or a small file that expands hugely: a gzip bomb)"
+        )
+    return out
+
+
+def _idx_shape(raw, name: str) -> tuple[tuple[int, ...], int]:
+    """(shape, header length) from the start of IDX data."""
     if len(raw) < 4:
         raise ValueError(f"{name}: {len(raw)} bytes is too short for an IDX header")
     magic = int.from_bytes(raw[:4], "big")
@@ -246,8 +278,12 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{name}: truncated header, expected {header} bytes, found {len(raw)}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    return tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)), header
+
+
+def _parse_idx(raw, name: str) -> np.ndarray:
+    shape, header = _idx_shape(raw, name)
+    expected = math.prod(shape)  # Python ints: three 32-bit dims overflow int64
     actual = len(raw) - header
     if actual != expected:
         dims = "x".join(map(str, shape))
@@ -288,7 +324,8 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-# Sizes of the uncompressed official files: local files are MD5-checked only at these sizes.
+# Sizes of the uncompressed official files: local files are MD5-checked only at these sizes,
+# and a verified download is not decompressed past them.
 MNIST_NBYTES = {
     "train-images-idx3-ubyte": 47_040_016,
     "train-labels-idx1-ubyte": 60_008,
@@ -332,6 +369,9 @@ def load_mnist(
     ``verify``, downloads must match the official MD5s (``MNIST_MD5``) and so must local files
     of the official size (smaller files, such as test fixtures, are only parsed strictly).
     Pass ``verify=False`` for other data in the same format (e.g. Fashion-MNIST mirrors).
+    Downloads are decompressed in chunks and refused as soon as they outgrow the official
+    size (``MNIST_NBYTES``; without ``verify``, the size their IDX header declares, at most
+    ``MAX_IDX_NBYTES``), so a tiny file that expands to gigabytes costs neither.
 
     >>> (X, y), (Xt, yt) = load_mnist()  # doctest: +SKIP
     >>> X.shape, X.dtype.name, y[:5].tolist()  # doctest: +SKIP
@@ -379,11 +419,11 @@ def _find_local(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _md5(raw: bytes) -> str:
+def _md5(raw) -> str:
     return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
-def _check_local(raw: bytes, path: Path, name: str) -> None:
+def _check_local(raw, path: Path, name: str) -> None:
     if len(raw) == MNIST_NBYTES.get(name) and _md5(raw) != MNIST_MD5[name]:
         raise ValueError(
             f"{path}: MD5 {_md5(raw)} does not match the official {MNIST_MD5[name]}; "
@@ -402,7 +442,7 @@ def _download(folder: Path, name: str, mirrors, timeout, verify) -> Path:
         url = mirror.rstrip("/") + "/" + name + ".gz"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                raw = gzip.decompress(response.read())
+                raw = _gunzip(response, url, MNIST_NBYTES.get(name) if verify else None)
             if verify and _md5(raw) != MNIST_MD5[name]:
                 raise ValueError(f"MD5 mismatch: got {_md5(raw)}, expected {MNIST_MD5[name]}")
             _parse_idx(raw, url)

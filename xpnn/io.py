@@ -11,12 +11,17 @@ temporary file and renamed so a crash never leaves half a file.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tempfile
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
 
 
 def save_arrays(path, arrays: dict) -> None:
@@ -28,10 +33,26 @@ def save_arrays(path, arrays: dict) -> None:
     write_atomic(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
+# A temporary file untouched this long has no writer any more (writing updates its mtime).
+STALE_TEMP_SECONDS = 600
+
+
 def write_atomic(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``:
-    readers see the old file or the whole new one, never half of it."""
+    readers see the old file or the whole new one, never half of it.
+
+    A process killed mid-write leaves its temporary ``.{name}.XXXXXXXX.tmp`` behind; each
+    write first deletes those of the same ``path`` not modified for ``STALE_TEMP_SECONDS``
+    (10 minutes). Younger ones are kept: another process may still be writing them, and
+    their age, unlike a process id, means the same on every machine sharing the folder.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> write_atomic(path, lambda f: f.write(b"hello")); open(path, "rb").read()
+    b'hello'
+    """
     path = Path(path)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -46,40 +67,145 @@ def write_atomic(path, write) -> None:
         raise
 
 
+def remove_stale_temporaries(path, older_than: float | None = None) -> list[Path]:
+    """Delete the temporaries :func:`write_atomic` left beside ``path`` (killed writers),
+    those not modified for ``older_than`` seconds (default ``STALE_TEMP_SECONDS``); return
+    what was deleted. Other files, and other targets' temporaries, are never touched.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, ".w.npz.k2j4x9_q.tmp"), "wb").close()
+    >>> [p.name for p in remove_stale_temporaries(os.path.join(folder, "w.npz"), older_than=0)]
+    ['.w.npz.k2j4x9_q.tmp']
+    """
+    path = Path(path)
+    older_than = STALE_TEMP_SECONDS if older_than is None else older_than
+    # mkstemp's random part has no dot, so ".w.npz.x.RANDOM.tmp" (target w.npz.x) never matches.
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[^.]+\.tmp")
+    cutoff = time.time() - older_than
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed  # no folder yet: nothing to clean
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime <= cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone already (another cleaner) or not ours to delete: best effort
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
+class _BadFile(ValueError):
+    """A file that is not a plain .npz of arrays (the message names it and says why)."""
+
+
 def load_arrays(path) -> dict:
-    """Read a file written by :func:`save_arrays` (or any ``.npz`` without object arrays)."""
+    """Read a file written by :func:`save_arrays` (or any ``.npz`` without object arrays).
+
+    Every member's ``.npy`` header is checked before its data is read: a shape that needs
+    more bytes than the file can hold (a corrupt or hostile header) is refused before
+    anything is allocated. Every problem with the file raises ``ValueError`` naming it."""
     path = Path(path)
     if not path.exists() and path.with_name(path.name + ".npz").exists():
         path = path.with_name(path.name + ".npz")
+    with open(path, "rb") as f:  # a missing file stays a FileNotFoundError
+        head = f.read(len(npy.MAGIC_PREFIX))
+        disk_size = os.fstat(f.fileno()).st_size
+
+    def bad(reason):
+        return _BadFile(f"{path}: not a plain .npz of arrays ({reason})")
+
+    if disk_size == 0:
+        raise bad("the file is empty, 0 bytes: save it again or use another copy")
+    if head == npy.MAGIC_PREFIX:
+        raise bad("it holds a single .npy array, not named arrays: load it with numpy.load")
     try:
-        data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):  # a .npy file: one array, no names
-            raise ValueError("it holds a single .npy array, not named arrays")
-        with data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a plain .npz of arrays ({exc})") from exc
+        with zipfile.ZipFile(path) as archive:
+            return {_key(info): _read_member(archive, info, disk_size, bad)
+                    for info in archive.infolist() if not info.is_dir()}
+    except _BadFile:
+        raise
+    except (ValueError, EOFError, OSError, zlib.error, NotImplementedError,
+            zipfile.BadZipFile) as exc:  # numpy's and zipfile's own complaints
+        raise bad(f"{type(exc).__name__}: {exc}") from exc
 
 
-def check_shapes(expected: dict, arrays: dict, where: str) -> None:
-    """Raise (before anything changes) unless ``arrays`` has exactly the expected names and
-    shapes; ``expected`` maps name -> shape."""
+def _key(info) -> str:
+    return info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+
+
+# Deflate expands data at most 1032-fold: a bound even when the directory's size is forged.
+_MAX_EXPANSION = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
+
+
+def _read_member(archive, info, disk_size, bad) -> np.ndarray:
+    what = f"member {info.filename!r}"
+    if info.compress_size > disk_size:
+        raise bad(f"{what} claims {info.compress_size} bytes but the whole file has "
+                  f"{disk_size}: it is truncated")
+    capacity = info.file_size
+    if info.compress_type in _MAX_EXPANSION:
+        capacity = min(capacity, info.compress_size * _MAX_EXPANSION[info.compress_type])
+    with archive.open(info) as f:
+        try:
+            version = npy.read_magic(f)
+        except ValueError:
+            raise bad(f"{what} is not a .npy array; an .npz holds only .npy members") from None
+        if version not in ((1, 0), (2, 0)):
+            raise bad(f"{what} is .npy format {version}; only 1.0 and 2.0 are read")
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = npy.read_array_header_2_0(f)
+        if dtype.hasobject:
+            raise bad(f"{what} holds Python objects, which only pickle loads; xpnn never "
+                      f"unpickles")
+        needed = f.tell() + math.prod(shape) * dtype.itemsize
+        if needed > capacity:
+            raise bad(f"{what} claims shape {shape} {dtype}, {needed} bytes with its header, "
+                      f"but holds at most {capacity}: the file is corrupt")
+        f.seek(0)
+        return npy.read_array(f, allow_pickle=False)
+
+
+def check_shapes(expected: dict, arrays: dict, where: str, extra_ok: bool = False,
+                 hint: str = "") -> None:
+    """Raise (before anything changes) unless ``arrays`` has every expected name, with the
+    expected shape and a numeric dtype, and (unless ``extra_ok``) no other names except
+    ``__metadata__`` ones; ``expected`` maps name -> shape, ``hint`` ends a name mismatch's
+    message.
+
+    >>> check_shapes({"w": (2,)}, {"w": np.zeros(2)}, "here")
+    >>> check_shapes({"w": (2,)}, {}, "here")
+    Traceback (most recent call last):
+    ValueError: here: the file does not match this model: missing parameters ['w']
+    """
     missing = [k for k in expected if k not in arrays]
-    extra = [k for k in arrays if k not in expected and not k.startswith("__")]
-    if missing or extra:
-        raise ValueError(
-            f"{where}: the file does not match this model: missing parameters {missing}, "
-            f"unexpected parameters {extra}"
-        )
+    extra = [] if extra_ok else [k for k in arrays
+                                 if k not in expected and not k.startswith("__")]
+    reasons = [f"{what} parameters {names}" for what, names in
+               (("missing", missing), ("unexpected", extra)) if names]
+    if reasons:
+        raise ValueError(f"{where}: the file does not match this model: "
+                         f"{', '.join(reasons)}{hint}")
     for name, shape in expected.items():
-        if tuple(arrays[name].shape) != tuple(shape):
+        array = arrays[name]
+        if tuple(array.shape) != tuple(shape):
             raise ValueError(
                 f"{where}: parameter {name!r} has shape {tuple(shape)} in the model but "
-                f"{tuple(arrays[name].shape)} in the file (another architecture?)"
+                f"{tuple(array.shape)} in the file (another architecture?)"
             )
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"{where}: parameter {name!r} holds {array.dtype} data in the "
+                             f"file, not numbers: the file is not a checkpoint of this model")

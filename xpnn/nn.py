@@ -443,8 +443,15 @@ class NNClassifier:
         io.save_arrays(path, arrays)
 
     def load_weights(self, path) -> None:
-        """Load weights saved by :meth:`save`; a file for another architecture raises and
-        leaves this model unchanged."""
+        """Load weights saved by :meth:`save`; a file for another architecture, or one that
+        holds something other than numbers, raises and leaves this model unchanged.
+
+        >>> import xpnn as xn, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+        >>> a, b = xn.nn.NNClassifier([2, 3, 2], seed=0), xn.nn.NNClassifier([2, 3, 2], seed=1)
+        >>> a.save(path); b.load_weights(path); (b.layers[0].W == a.layers[0].W).all().item()
+        True
+        """
         arrays = io.load_arrays(path)
         names = self._param_names()
         io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})")
@@ -453,16 +460,45 @@ class NNClassifier:
 
     @classmethod
     def load(cls, path, device=None, backend=None) -> NNClassifier:
-        """A new model from a file written by :meth:`save`, on ``device``/``backend``."""
+        """A new model from a file written by :meth:`save`, on ``device``/``backend``. The
+        stored architecture is checked against the stored weights before anything is built,
+        so a corrupt file raises ``ValueError`` naming it instead of allocating a huge model.
+
+        >>> import xpnn as xn, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+        >>> xn.nn.NNClassifier([2, 3, 2], activation="tanh").save(path)
+        >>> xn.nn.NNClassifier.load(path)
+        NNClassifier([2, 3, 2], activation='tanh', device=Device(numpy:cpu))
+        """
         arrays = io.load_arrays(path)
+        units, activation = cls._stored_architecture(arrays, path)
+        shapes = {}
+        for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
+            shapes[f"layers.{i}.W"], shapes[f"layers.{i}.b"] = (n_in, n_out), (n_out,)
+        io.check_shapes(shapes, arrays, f"load({path})")
+        dtype = arrays["layers.0.W"].dtype
+        if dtype.kind != "f":
+            raise ValueError(f"{path}: the weights are {dtype}, not floating point: the file "
+                             f"was not written by NNClassifier.save")
+        model = cls(units, activation, device=device, backend=backend, dtype=dtype)
+        for name, variable in model._param_names().items():
+            model.session.set_value(variable, arrays[name])
+        return model
+
+    @staticmethod
+    def _stored_architecture(arrays, path):
         if "__units__" not in arrays:
             raise ValueError(f"{path}: no architecture stored (not written by NNClassifier.save)")
-        # A file missing layers.0.W still builds the model: load_weights then names what is missing.
-        dtype = arrays["layers.0.W"].dtype if "layers.0.W" in arrays else "float32"
-        model = cls(arrays["__units__"].tolist(), str(arrays["__activation__"]),
-                    device=device, backend=backend, dtype=dtype)
-        model.load_weights(path)
-        return model
+        units, activation = arrays["__units__"], arrays.get("__activation__")
+        if units.ndim != 1 or units.size < 2 or units.dtype.kind not in "iu" or (units < 1).any():
+            raise ValueError(f"{path}: __units__ must list two or more positive integer layer "
+                             f"sizes, got {units.dtype} {units.tolist()}: the file is corrupt")
+        if (activation is None or activation.shape != () or activation.dtype.kind != "U"
+                or str(activation) not in ACTIVATIONS):
+            got = "nothing" if activation is None else repr(activation.tolist())
+            raise ValueError(f"{path}: __activation__ must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {got}: the file is corrupt")
+        return units.tolist(), str(activation)
 
 
 class SGD:

@@ -165,8 +165,10 @@ class Session:
         dtype = self._dtype_for(variable.initial_value)
         self._values[variable] = self.device.from_host(host, dtype, copy=True)
 
-    def save(self, path) -> None:
-        """Write every Variable of the graph (optimizer state too) to ``path`` (.npz, atomic).
+    def save(self, path, var_list=None) -> None:
+        """Write Variables to ``path`` (.npz, atomic): all of the graph's (optimizer state
+        too), or only ``var_list``, as TF1's ``Saver(var_list)``: a list of Variables (each
+        saved under its name) or a dict ``{name in the file: Variable}``.
 
         >>> import xpnn as xn, tempfile, os
         >>> with xn.Graph().as_default():
@@ -175,27 +177,72 @@ class Session:
         >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
         >>> sess.save(path); sess.set_value(w, [5.0]); sess.restore(path); sess.run(w).tolist()
         [1.0]
+        >>> sess.save(path, var_list={"weights": w}); sorted(xn.io.load_arrays(path))
+        ['weights']
         """
         io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
-                              for n, v in self._named_variables().items()})
+                              for n, v in self._named_variables(var_list, "save").items()})
 
-    def restore(self, path) -> None:
-        """Load Variables saved by :meth:`save`; names and shapes are all checked before any
-        value changes."""
+    def restore(self, path, var_list=None) -> None:
+        """Load Variables saved by :meth:`save`. Every name, shape and dtype is checked
+        before any value changes: a failed restore leaves every Variable as it was.
+
+        Without ``var_list`` the file must hold exactly the graph's Variables. With it (a
+        list or a dict, as for :meth:`save`) just those are restored and the file may hold
+        more, as with TF1's ``Saver``; ``var_list=graph.trainable_variables()`` loads a
+        training checkpoint into a graph without the optimizer, skipping its slots.
+
+        >>> import xpnn as xn, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "train.npz")
+        >>> with xn.Graph().as_default():
+        ...     w = xn.Variable([3.0], name="w")
+        ...     step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(w * w))
+        ...     train = xn.Session(); _ = train.run(step); train.save(path)
+        ...     trained = train.run(w).tolist()
+        >>> with xn.Graph().as_default() as graph:  # inference: the same w, no Adam slots
+        ...     w = xn.Variable([0.0], name="w")
+        ...     sess = xn.Session()
+        >>> sess.restore(path, var_list=graph.trainable_variables())
+        >>> sess.run(w).tolist() == trained != [3.0]
+        True
+        """
         arrays = io.load_arrays(path)
-        named = self._named_variables()
-        io.check_shapes({n: v.shape for n, v in named.items()}, arrays, f"restore({path})")
+        named = self._named_variables(var_list, "restore")
+        hint = "" if var_list is not None else (
+            "; to restore only some Variables pass restore(path, var_list=[...]), e.g. "
+            "var_list=graph.trainable_variables() to skip the optimizer's slots")
+        io.check_shapes({n: v.shape for n, v in named.items()}, arrays, f"restore({path})",
+                        extra_ok=var_list is not None, hint=hint)
         for name, variable in named.items():
             self.set_value(variable, arrays[name])
 
-    def _named_variables(self) -> dict:
+    def _named_variables(self, var_list=None, what="save") -> dict:
+        """{name in the file: Variable}: the graph's Variables by label, or ``var_list``."""
+        if var_list is None:
+            pairs = [(v.label, v) for v in self.graph.variables]
+        elif isinstance(var_list, dict):
+            pairs = list(var_list.items())
+        elif isinstance(var_list, Node):
+            raise TypeError(f"{what}: var_list must be a list or dict of Variables, got "
+                            f"{var_list.label} alone: pass [{var_list.label}]")
+        else:
+            pairs = [(getattr(v, "label", None), v) for v in var_list]
+        if var_list is not None and not pairs:
+            raise ValueError(f"{what}: var_list is empty; pass the Variables to {what}, or "
+                             f"None for all of them")
         named = {}
-        for v in self.graph.variables:
-            if v.label in named:
-                raise ValueError(
-                    f"two Variables are named {v.label!r}: give Variables unique names to save them"
-                )
-            named[v.label] = v
+        for name, v in pairs:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{what}: var_list holds {v!r}, not a Variable")
+            self._check_graph(v, what)
+            if not isinstance(name, str):
+                raise TypeError(f"{what}: var_list's names must be strings, got {name!r} for "
+                                f"{v.label}")
+            if name in named:
+                fix = ("give Variables unique names to save them" if var_list is None else
+                       "pass var_list as a dict {name: Variable} with distinct names")
+                raise ValueError(f"{what}: two Variables are named {name!r}: {fix}")
+            named[name] = v
         return named
 
     def _check_graph(self, node, what):
