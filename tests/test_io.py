@@ -702,10 +702,29 @@ def test_a_save_killed_midway_is_cleaned_up_by_a_later_save(tmp_path):
             child.stdout.close()
     left = sorted(p for p in tmp_path.iterdir())
     assert len(left) == 2 and all(p.name.startswith(".ckpt.npz.") for p in left)
-    io.save_arrays(path, {"x": np.ones(3)})  # too young to be sure their writers are gone
+    io.save_arrays(path, {"x": np.ones(3)})  # brand new: a writer may not have locked yet
     assert sorted(tmp_path.iterdir()) == sorted(left + [path])
-    long_ago = time.time() - io.STALE_TEMP_SECONDS - 1
+    a_moment_ago = time.time() - 3
     for p in left:
-        os.utime(p, (long_ago, long_ago))
-    io.save_arrays(path, {"x": np.ones(3)})
+        os.utime(p, (a_moment_ago, a_moment_ago))
+    io.save_arrays(path, {"x": np.ones(3)})  # nobody holds their locks: writers are gone
     assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+@pytest.mark.skipif(io.fcntl is None, reason="no file locks here (Windows): age alone counts")
+def test_a_save_in_progress_keeps_its_temporary(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", _STALLED_SAVE, str(path)],
+                             stdout=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout.readline() == b"writing\n"
+        (writing,) = tmp_path.iterdir()
+        a_moment_ago = time.time() - 3
+        os.utime(writing, (a_moment_ago, a_moment_ago))
+        io.save_arrays(path, {"x": np.ones(3)})  # the child still holds its lock
+        assert sorted(tmp_path.iterdir()) == sorted([writing, path])
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()

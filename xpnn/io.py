@@ -23,6 +23,11 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
 
 def save_arrays(path, arrays: dict) -> None:
     """Write ``{name: NumPy array}`` to ``path`` atomically."""
@@ -33,8 +38,10 @@ def save_arrays(path, arrays: dict) -> None:
     write_atomic(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
-# A temporary file untouched this long has no writer any more (writing updates its mtime).
+# Where file locks exist (POSIX), a writer holds one on its temporary while it writes, so
+# a temporary nobody holds is a killed writer's; elsewhere, one untouched this long is.
 STALE_TEMP_SECONDS = 600
+_UNLOCKED_GRACE_SECONDS = 2.0  # between mkstemp and the writer's lock, and its close and rename
 
 
 def write_atomic(path, write) -> None:
@@ -42,9 +49,8 @@ def write_atomic(path, write) -> None:
     readers see the old file or the whole new one, never half of it.
 
     A process killed mid-write leaves its temporary ``.{name}.XXXXXXXX.tmp`` behind; each
-    write first deletes those of the same ``path`` not modified for ``STALE_TEMP_SECONDS``
-    (10 minutes). Younger ones are kept: another process may still be writing them, and
-    their age, unlike a process id, means the same on every machine sharing the folder.
+    write first deletes those of the same ``path`` whose writer is gone (see
+    :func:`remove_stale_temporaries`).
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
@@ -56,6 +62,7 @@ def write_atomic(path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            _lock(f.fileno(), blocking=True)  # held until closed: "a writer is at work"
             write(f)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
@@ -67,10 +74,40 @@ def write_atomic(path, write) -> None:
         raise
 
 
+def _lock(fd, blocking: bool) -> bool:
+    """Take an exclusive lock on ``fd``: False if another process holds one; True also
+    where there are no file locks (then ``_writer_gone`` goes by age alone)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _writer_gone(entry, now, older_than) -> bool:
+    """Whether the temporary ``entry`` has no writer any more: at least ``older_than``
+    seconds old and nobody holds its lock; without file locks, age alone decides."""
+    age = now - entry.stat().st_mtime
+    if fcntl is None:
+        return age >= (STALE_TEMP_SECONDS if older_than is None else older_than)
+    if age < (_UNLOCKED_GRACE_SECONDS if older_than is None else older_than):
+        return False
+    fd = os.open(entry.path, os.O_RDONLY)
+    try:
+        return _lock(fd, blocking=False)
+    finally:
+        os.close(fd)  # releases the lock we may have taken
+
+
 def remove_stale_temporaries(path, older_than: float | None = None) -> list[Path]:
-    """Delete the temporaries :func:`write_atomic` left beside ``path`` (killed writers),
-    those not modified for ``older_than`` seconds (default ``STALE_TEMP_SECONDS``); return
-    what was deleted. Other files, and other targets' temporaries, are never touched.
+    """Delete the temporaries :func:`write_atomic` left beside ``path`` whose writer is gone
+    (killed): nobody holds the lock a writer keeps on its temporary while it writes (and
+    it is ``older_than`` seconds old, default 2: a writer locks right after creating it).
+    Without file locks (Windows), a temporary not modified for ``older_than`` seconds
+    (default ``STALE_TEMP_SECONDS``) counts as gone. Return what was deleted. Other files, and other targets'
+    temporaries, are never touched.
 
     >>> import tempfile, os
     >>> folder = tempfile.mkdtemp()
@@ -79,10 +116,9 @@ def remove_stale_temporaries(path, older_than: float | None = None) -> list[Path
     ['.w.npz.k2j4x9_q.tmp']
     """
     path = Path(path)
-    older_than = STALE_TEMP_SECONDS if older_than is None else older_than
     # mkstemp's random part has no dot, so ".w.npz.x.RANDOM.tmp" (target w.npz.x) never matches.
     pattern = re.compile(re.escape(f".{path.name}.") + r"[^.]+\.tmp")
-    cutoff = time.time() - older_than
+    now = time.time()
     removed = []
     try:
         entries = list(os.scandir(path.parent))
@@ -92,7 +128,7 @@ def remove_stale_temporaries(path, older_than: float | None = None) -> list[Path
         if not pattern.fullmatch(entry.name):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime <= cutoff:
+            if entry.is_file(follow_symlinks=False) and _writer_gone(entry, now, older_than):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
