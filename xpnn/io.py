@@ -106,8 +106,8 @@ def remove_stale_temporaries(path, older_than: float | None = None) -> list[Path
     (killed): nobody holds the lock a writer keeps on its temporary while it writes (and
     it is ``older_than`` seconds old, default 2: a writer locks right after creating it).
     Without file locks (Windows), a temporary not modified for ``older_than`` seconds
-    (default ``STALE_TEMP_SECONDS``) counts as gone. Return what was deleted. Other files, and other targets'
-    temporaries, are never touched.
+    (default ``STALE_TEMP_SECONDS``) counts as gone. Return what was deleted. Other files,
+    and other targets' temporaries, are never touched.
 
     >>> import tempfile, os
     >>> folder = tempfile.mkdtemp()
