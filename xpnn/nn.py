@@ -71,21 +71,12 @@ class Linear(Layer):
             )
         return self.session
 
-    @property
-    def W(self):
-        return self._session().get_value(self.weight)
-
-    @W.setter
-    def W(self, value):
-        self._session().set_value(self.weight, value)
-
-    @property
-    def b(self):
-        return self._session().get_value(self.bias)
-
-    @b.setter
-    def b(self, value):
-        self._session().set_value(self.bias, value)
+    W = property(lambda self: self._session().get_value(self.weight),
+                 lambda self, value: self._session().set_value(self.weight, value),
+                 doc="The weights' value in the model's Session (an array of its device).")
+    b = property(lambda self: self._session().get_value(self.bias),
+                 lambda self, value: self._session().set_value(self.bias, value),
+                 doc="The bias's value in the model's Session.")
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out})"

@@ -177,64 +177,69 @@ class Equal(Binary):
 
 
 class Unary(Operation):
+    """An op of one input and its shape; ``function`` names the array-API function of the
+    ops that are one call, ``xp.<function>(x)``."""
+
+    function = ""
+
+    def forward(self, xp, x):
+        return getattr(xp, self.function)(x)
+
     def infer_shape(self, shape):
         return shape
 
 
+class Flat(Unary):
+    """A unary function whose gradient is zero wherever it has one (sign, ones_like)."""
+
+    def backward(self, grad):
+        return [None]
+
+
 class Negative(Unary):
-    def forward(self, xp, x):
-        return xp.negative(x)
+    function = "negative"
 
     def backward(self, grad):
         return [negative(grad)]
 
 
 class Exp(Unary):
-    def forward(self, xp, x):
-        return xp.exp(x)
+    function = "exp"
 
     def backward(self, grad):
         return [multiply(grad, self)]
 
 
 class Log(Unary):
-    def forward(self, xp, x):
-        return xp.log(x)
+    function = "log"
 
     def backward(self, grad):
         return [divide(grad, self.inputs[0])]
 
 
 class Sqrt(Unary):
-    def forward(self, xp, x):
-        return xp.sqrt(x)
+    function = "sqrt"
 
     def backward(self, grad):
         return [divide(grad, multiply(2.0, self))]
 
 
 class Square(Unary):
-    def forward(self, xp, x):
-        return xp.square(x)
+    function = "square"
 
     def backward(self, grad):
         return [multiply(grad, multiply(2.0, self.inputs[0]))]
 
 
 class Abs(Unary):
-    def forward(self, xp, x):
-        return xp.abs(x)
+    function = "abs"
 
     def backward(self, grad):
         return [multiply(grad, Sign(self.inputs[0]))]
 
 
-class Sign(Unary):
-    def forward(self, xp, x):
-        return xp.sign(x)
-
-    def backward(self, grad):
-        return [None]
+class Sign(Flat):
+    function = "sign"
 
 
 class Clip(Unary):
@@ -306,8 +311,7 @@ class SigmoidGrad(Elementwise):
 
 
 class Tanh(Unary):
-    def forward(self, xp, x):
-        return xp.tanh(x)
+    function = "tanh"
 
     def backward(self, grad):
         return [multiply(grad, subtract(1.0, square(self)))]
@@ -490,10 +494,22 @@ class ReduceMax(Reduction):
         return [multiply(mask, self.expand(divide(grad, count)))]
 
 
-class BroadcastBack(Operation):
-    """Undo a reduction's shape change: re-insert reduced axes, broadcast to ``like``."""
+class ShapedLike(Operation):
+    """An op whose output has the shape of its second input, read for its shape only;
+    ``function`` names the array-API function of those that are ``xp.<function>(x, shape)``."""
 
     shape_only = (1,)
+    function = ""
+
+    def forward(self, xp, x, like):
+        return getattr(xp, self.function)(x, like.shape)
+
+    def infer_shape(self, x, like):
+        return like
+
+
+class BroadcastBack(ShapedLike):
+    """Undo a reduction's shape change: re-insert reduced axes, broadcast to ``like``."""
 
     def __init__(self, grad, like, axis, keepdims, mean=False):
         self.axis, self.keepdims, self.mean = axis, keepdims, mean
@@ -507,19 +523,14 @@ class BroadcastBack(Operation):
             grad = grad / float(math.prod(like.shape[i] for i in axes))
         return xp.broadcast_to(grad, like.shape)
 
-    def infer_shape(self, grad, like):
-        return like
-
     def backward(self, grad):
         # The adjoint of "spread each value over the reduced axes (/ count)".
         reduce = ReduceMean if self.mean else ReduceSum
         return [reduce(grad, self.axis, self.keepdims), None]
 
 
-class SumTo(Operation):
+class SumTo(ShapedLike):
     """grad summed down to the shape of ``like`` (the gradient of broadcasting)."""
-
-    shape_only = (1,)
 
     def forward(self, xp, grad, like):
         shape = tuple(like.shape)
@@ -527,40 +538,23 @@ class SumTo(Operation):
             return grad
         return _reduce_to(xp, grad, shape)
 
-    def infer_shape(self, grad, like):
-        return like
-
     def backward(self, grad):
         return [BroadcastLike(grad, self.inputs[0]), None]
 
 
-class BroadcastLike(Operation):
-    shape_only = (1,)
-
-    def forward(self, xp, x, like):
-        return xp.broadcast_to(x, like.shape)
-
-    def infer_shape(self, x, like):
-        return like
+class BroadcastLike(ShapedLike):
+    function = "broadcast_to"
 
     def backward(self, grad):
         return [SumTo(grad, self.inputs[0]), None]
 
 
-class OnesLike(Unary):
-    def forward(self, xp, x):
-        return xp.ones_like(x)
-
-    def backward(self, grad):
-        return [None]
+class OnesLike(Flat):
+    function = "ones_like"
 
 
-class ZerosLike(Unary):
-    def forward(self, xp, x):
-        return xp.zeros_like(x)
-
-    def backward(self, grad):
-        return [None]
+class ZerosLike(Flat):
+    function = "zeros_like"
 
 
 class ArgMax(Reduction):
@@ -822,14 +816,8 @@ class Reshape(Unary):
         return [ReshapeLike(grad, self.inputs[0])]
 
 
-class ReshapeLike(Operation):
-    shape_only = (1,)
-
-    def forward(self, xp, x, like):
-        return xp.reshape(x, like.shape)
-
-    def infer_shape(self, x, like):
-        return like
+class ReshapeLike(ShapedLike):
+    function = "reshape"
 
     def backward(self, grad):
         return [ReshapeLike(grad, self.inputs[0]), None]
