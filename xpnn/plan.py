@@ -69,15 +69,15 @@ class Feed:
 class Plan:
     """What one (fetches, fed placeholders) pair needs, in order, with slots precomputed."""
 
-    fetch_slots: list  # slot per fetch, None for an Update
     rebuild: Callable  # fetched values -> the user's fetch structure
-    steps: list  # Step
-    feeds: list  # Feed
-    variables: list  # (slot, Variable)
-    constants: list  # (slot, Constant)
-    updates: list  # UpdateStep
-    static: dict  # description slot -> Description known when compiling
-    n_slots: int
+    fetch_slots: list = field(default_factory=list)  # slot per fetch, None for an Update
+    steps: list = field(default_factory=list)  # Step
+    feeds: list = field(default_factory=list)  # Feed
+    variables: dict = field(default_factory=dict)  # slot -> Variable
+    constants: dict = field(default_factory=dict)  # slot -> Constant
+    updates: list = field(default_factory=list)  # UpdateStep
+    static: dict = field(default_factory=dict)  # description slot -> Description
+    n_slots: int = 0
     late_reads: set = field(default_factory=set)  # slots read after the last step
     copies: frozenset = frozenset()  # fetched slots a device hands out as copies
     commit: Callable | None = None  # a device's own commit(values), in place (NumPy)
@@ -225,7 +225,7 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
                   for i in op.shape_only}
     shape_read_only = _read_only_for_shape(order, needs_meta, nodes)
     slot, meta = {}, {}
-    plan = Plan([], rebuild, [], [], [], [], [], {}, 0)
+    plan = Plan(rebuild)
 
     def new_slot():
         plan.n_slots += 1
@@ -255,9 +255,9 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
             dtype = np.dtype(node.run_dtype(DEFAULT_FLOAT, session.dtype))
             plan.feeds.append(Feed(slot[node], node, dtype))
         elif isinstance(node, Variable):
-            plan.variables.append((slot[node], node))
+            plan.variables[slot[node]] = node
         elif isinstance(node, Constant):
-            plan.constants.append((slot[node], node))
+            plan.constants[slot[node]] = node
         else:
             raise TypeError(f"cannot run {node!r}: unknown node kind")
         if node in needs_meta:
@@ -323,7 +323,7 @@ def finish(plan) -> None:
     """Frees after last use, the run program, and the template every run's values start
     from: static descriptions (the Session adds the constants' values)."""
     keep = {s for s in plan.fetch_slots if s is not None}
-    loaded = ({s for s, _ in plan.variables} | {s for s, _ in plan.constants}
+    loaded = (set(plan.variables) | set(plan.constants)
               | {f.slot for f in plan.feeds} | set(plan.static))
     frees = {}
     for s, index in last_uses(plan).items():

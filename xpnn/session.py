@@ -364,7 +364,7 @@ class Session:
                 values[feed.slot] = value = self._feed_value(feed.placeholder, value)
                 self._accept_shape(plan, feed.placeholder, tuple(value.shape))
         state = self._values
-        for s, variable in plan.variables:
+        for s, variable in plan.variables.items():
             value = state.get(variable)
             values[s] = value if value is not None else self._leaf_value(variable)
         try:
@@ -398,7 +398,7 @@ class Session:
             for node in feed_dict:
                 self._check_feed_key(node)
             plan = compile_plan(self, nodes, rebuild, feed_dict)
-            for s, constant in plan.constants:
+            for s, constant in plan.constants.items():
                 plan.template[s] = self._leaf_value(constant)
             self._plans[key] = plan
         return plan

@@ -35,10 +35,10 @@ class Facts:
         self.aliased = {s for step in values if type(step.op) not in kernels.FRESH
                         for k, s in enumerate(step.inputs) if k not in step.op.shape_only}
         self.described = {s.out for s in plan.steps if s.kind != "value"} | set(plan.static)
-        self.constants = {s for s, _ in plan.constants}
+        self.constants = set(plan.constants)
         self.kept = {}  # slot -> its shape-only input positions (shape_folding)
         self.pending_operands = set()  # read by a deferred weight gradient (deferred)
-        self.live = self.with_views({s for s, _ in plan.variables})
+        self.live = self.with_views(set(plan.variables))
 
     def with_views(self, slots) -> set:
         """``slots`` plus every value an op that may return (a view of) its input makes
