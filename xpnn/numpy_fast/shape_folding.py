@@ -39,9 +39,17 @@ def wrap(plan, facts) -> None:
 def _memoized_by_shape(fn, described):
     """fn(*inputs), computed once per shapes and dtypes at positions ``described``."""
     kept = {}
+    if len(described) == 1:  # the usual case, keyed without building tuples
+        (k,) = described
+
+        def key_of(inputs):
+            return inputs[k].shape, inputs[k].dtype
+    else:
+        def key_of(inputs):
+            return tuple((tuple(inputs[k].shape), inputs[k].dtype) for k in described)
 
     def memoized(*inputs):
-        key = tuple((tuple(inputs[k].shape), inputs[k].dtype) for k in described)
+        key = key_of(inputs)
         value = kept.get(key)
         if value is None:
             if len(kept) >= _KEEP:

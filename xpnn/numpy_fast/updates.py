@@ -77,16 +77,23 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
     overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
     there is no kernel for this optimizer."""
-    fn = UPDATES.get(type(step.optimizer))
-    if fn is None:
+    if type(step.optimizer) not in UPDATES:
         return False
-    optimizer = step.optimizer
+    pending = pending or (False,) * len(step.pairs)
+    _apply(step.optimizer, values, [
+        (pair.gradient, pair.variable, pair.slots, own, late)
+        for pair, own, late in zip(step.pairs, owned, pending)])
+    return True
+
+
+def _apply(optimizer, values, pairs) -> None:
+    """The update of each (gradient, variable, slots, owned, pending) position group."""
+    fn = UPDATES[type(optimizer)]
     # Newest gradients first: the plan computed them last, so they are still in cache.
-    for i in reversed(range(len(step.pairs))):
-        pair = step.pairs[i]
-        grad, param, own = values[pair.gradient], values[pair.variable], owned[i]
-        slots = [values[k] for k in pair.slots]
-        if pending and pending[i]:
+    for g, p, slot_positions, own, late in reversed(pairs):
+        grad, param = values[g], values[p]
+        slots = [values[k] for k in slot_positions] if slot_positions else ()
+        if late:
             if deferred.apply(optimizer, param, grad, slots):
                 continue
             grad, own = deferred.materialize(grad), True
@@ -97,7 +104,6 @@ def update_inplace(step, values, owned, pending=()) -> bool:
                 buffer[...] = new
             continue
         fn(optimizer, param, grad, *slots, own)
-    return True
 
 
 def in_place_possible(plan, facts, session) -> bool:
@@ -113,12 +119,16 @@ def commit_in_place(plan, facts, pending) -> None:
     """Give the plan a commit that applies every update in place."""
     calls = []
     for update in plan.updates:
-        grads = [update.inputs[pair.gradient] for pair in update.op.pairs]
-        owned = tuple(facts.sole_owner(s) and s not in facts.pending_operands for s in grads)
-        calls.append((update, owned, tuple(s in pending for s in grads)))
+        groups = []
+        for pair in update.op.pairs:
+            g = update.inputs[pair.gradient]
+            own = facts.sole_owner(g) and g not in facts.pending_operands
+            groups.append((g, update.inputs[pair.variable],
+                           tuple(update.inputs[k] for k in pair.slots), own, g in pending))
+        calls.append((update.op.optimizer, groups))
 
     def commit(values):
-        for update, owned, is_pending in calls:
-            update_inplace(update.op, update.gather(values), owned, is_pending)
+        for optimizer, groups in calls:
+            _apply(optimizer, values, groups)
 
     plan.commit = commit
