@@ -9,11 +9,13 @@ nox.options.sessions = ["tests", "lint"]
 
 
 @nox.session
-@nox.parametrize("backend", ["numpy", "array_api_strict", "torch"])
+@nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax"])
 def tests(session, backend):
     session.install("-e", ".[test]")
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
+    if backend == "jax":
+        session.install("jax")  # the tests switch on its x64 mode (tests/conftest.py)
     session.run("pytest", "-q", f"--xp={backend}", *session.posargs)
 
 

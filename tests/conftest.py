@@ -1,8 +1,11 @@
 """Run each backend-generic test on every selected array namespace.
 
-Select with ``pytest --xp numpy,torch`` or ``XPNN_XP=...``; ``all`` means every importable
-one. The default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stand-in
-for a GPU: any array created on the wrong device fails there).
+Select with ``pytest --xp numpy,torch`` or ``XPNN_XP=...``; ``all`` means every one in
+``DEVICES``, each not installed here (or CuPy without a GPU) skipped with the reason. The
+default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stand-in for a
+GPU: any array created on the wrong device fails there). JAX runs in its x64 mode.
+
+``@pytest.mark.backends("jax")`` runs a ``dev`` test only on those of the selected backends.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ DEVICES = {
     "numpy": "cpu",
     "array_api_strict": "device1",
     "torch": "cpu",
+    "jax": "cpu",
     "cupy": "cuda",
 }
 DEFAULT = "numpy,array_api_strict"
@@ -41,6 +45,19 @@ def _selected(config) -> list[str]:
     if unknown:
         raise pytest.UsageError(f"--xp: unknown backend(s) {unknown}; choose from {list(DEVICES)}")
     return names
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends(*names): run this dev test only on these of the selected backends"
+    )
+    # float64 on JAX needs its x64 mode, switched on before any JAX array exists (SciPy does
+    # the same for its JAX tests); without it xpnn refuses float64, which
+    # test_jax_x64.py checks in a fresh interpreter.
+    if "jax" in _selected(config) and _unavailable("jax") is None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
 
 
 def _unavailable(name: str) -> str | None:
@@ -66,6 +83,19 @@ def _unavailable(name: str) -> str | None:
 def pytest_generate_tests(metafunc):
     if "dev" in metafunc.fixturenames:
         names = _selected(metafunc.config)
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:
+            wanted = "/".join(only.args)
+            if set(only.args) - set(DEVICES):
+                raise pytest.UsageError(
+                    f"{metafunc.function.__name__}: @pytest.mark.backends({wanted}) names an "
+                    f"unknown backend; choose from {list(DEVICES)}"
+                )
+            names = [n for n in names if n in only.args]
+            if not names:
+                skip = pytest.mark.skip(reason=f"runs on {wanted} only: add it to --xp")
+                metafunc.parametrize("dev", [pytest.param(None, marks=skip)], ids=["none"])
+                return
         metafunc.parametrize("dev", names, indirect=True, ids=names)
 
 

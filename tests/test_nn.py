@@ -544,7 +544,8 @@ def test_trained_model_scores_on_moons(dev):
     assert model.score(Xt, yt) == np.mean(labels == yt)
     # Device input, small batches: same answers.
     np.testing.assert_array_equal(model.predict(dev.from_host(Xt), batch_size=5), labels)
-    np.testing.assert_allclose(model.predict_proba(Xt, batch_size=7), proba, rtol=1e-6)
+    # Another batch size may pick another matmul kernel (XLA does): float32 rounding differs.
+    np.testing.assert_allclose(model.predict_proba(Xt, batch_size=7), proba, rtol=1e-5)
 
 
 def test_untrained_score_is_in_range(dev):

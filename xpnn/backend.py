@@ -10,6 +10,7 @@ namespace plus a native device, and moves arrays between the host and that devic
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ def set_default_device(device: str | None) -> None:
     'cpu'
     """
     global _default_device
+    if device is not None:
+        _parse(device)  # a misspelling fails here, not at the first Session
     _default_device = device
 
 
@@ -60,7 +63,10 @@ class Device:
         """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
         if not isinstance(name, str):
             name = dtype_name(name)
-        return getattr(self.xp, name)
+        try:
+            return getattr(self.xp, name)
+        except AttributeError:
+            raise TypeError(f"backend {self.backend!r} has no dtype {name!r}") from None
 
     def from_host(self, value, dtype=None, copy=False):
         """Move host data (NumPy array, list, scalar) to this device. ``copy=True`` makes
@@ -178,6 +184,8 @@ def to_numpy(array) -> np.ndarray:
         host = array.detach().cpu()
         # On the CPU .numpy() shares the tensor's memory: copy, as for every other backend.
         return host.numpy().copy() if host.data_ptr() == array.data_ptr() else host.numpy()
+    if array_api_compat.is_jax_array(array):
+        return np.array(array)  # np.asarray would be a read-only view of JAX's buffer
     if type(array).__module__.startswith("array_api_strict"):
         import array_api_strict
 
@@ -186,26 +194,84 @@ def to_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
 
+class _JaxDevice(Device):
+    """JAX turns every float64 request into float32 unless its x64 mode is on: refuse instead
+    of computing in a precision nobody asked for. (Turning x64 on here would change JAX's
+    defaults for the user's whole program.)"""
+
+    def dtype(self, name) -> Any:
+        dtype = super().dtype(name)
+        self._check(dtype)
+        return dtype
+
+    def from_host(self, value, dtype=None, copy=False):
+        host = np.asarray(value, dtype=None if dtype is None else dtype_name(dtype))
+        self._check(host.dtype)
+        # Always a copy: an immutable JAX array must not see later writes to the host array.
+        return self.xp.asarray(host, device=self.device, copy=True)
+
+    @staticmethod
+    def _check(dtype) -> None:
+        if dtype_name(dtype) != "float64":
+            return
+        import jax
+
+        if jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+            raise RuntimeError(
+                "float64 asked for on JAX, but JAX is in its default 32-bit mode and would "
+                "compute in float32: set JAX_ENABLE_X64=1 in the environment, or call "
+                'jax.config.update("jax_enable_x64", True) before any JAX array is made '
+                "(or ask for float32)"
+            )
+
+
+# The package each backend needs and how to get it (a bare `pip install torch` pulls
+# multi-GB CUDA wheels; 2.13.0 from PyPI is the CPU build).
+_INSTALL = {
+    "torch": ("PyTorch", "pip install torch==2.13.0 (the CPU build; for a GPU see pytorch.org)"),
+    "jax": ("JAX", "pip install jax"),
+    "array_api_strict": ("array-api-strict", "pip install 'array-api-strict>=2.6.1'"),
+    "cupy": ("CuPy", "pip install 'xpnn[cuda]' (cupy-cuda12x)"),
+}
+
+
+def _import(backend: str, device: str):
+    try:
+        return importlib.import_module(backend)
+    except ImportError as exc:
+        package, how = _INSTALL[backend]
+        raise RuntimeError(
+            f"device {device!r} with backend {backend!r} needs {package}, which is not "
+            f"installed ({exc}): {how}"
+        ) from exc
+
+
 def _parse(device: str) -> tuple[str, str | None]:
-    kind, _, index = device.partition(":")
+    """``"cuda:1"`` -> ``("cuda", "1")``; every device string is checked here, once."""
+    if not isinstance(device, str):
+        raise TypeError(f"a device is a string such as 'cpu' or 'cuda:1', not {device!r}")
+    kind, colon, index = device.partition(":")
+    known = kind in ("cpu", "cuda", "gpu") or kind.startswith("device") or kind == "CPU_DEVICE"
+    if not known or (colon and not index.isdigit()):
+        raise ValueError(
+            f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...), or "
+            "array_api_strict's 'device1' or 'device2'"
+        )
     return kind, (index or None)
+
+
+def _default_backend(kind: str) -> str:
+    if kind == "cpu":
+        return "numpy"
+    if kind in ("cuda", "gpu"):
+        return "cupy"
+    return "array_api_strict"
 
 
 @functools.cache
 def _resolve(device: str, backend: str | None) -> Device:
     kind, index = _parse(device)
-    if backend is None:
-        if kind == "cpu":
-            backend = "numpy"
-        elif kind in ("cuda", "gpu"):
-            backend = "cupy"
-        elif kind.startswith("device") or kind == "CPU_DEVICE":
-            backend = "array_api_strict"
-        else:
-            raise ValueError(
-                f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N', or name a "
-                f"backend={BACKENDS}"
-            )
+    backend = backend or _default_backend(kind)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
 
@@ -215,8 +281,7 @@ def _resolve(device: str, backend: str | None) -> Device:
         return Device("numpy", "cpu", array_api_compat.array_namespace(np.empty(0)), "cpu")
 
     if backend == "array_api_strict":
-        import array_api_strict as strict
-
+        strict = _import("array_api_strict", device)
         strict.set_array_api_strict_flags(api_version="2024.12")
         name = "CPU_DEVICE" if kind == "cpu" else device
         try:
@@ -228,11 +293,10 @@ def _resolve(device: str, backend: str | None) -> Device:
         return Device("array_api_strict", device, strict, native)
 
     if backend == "torch":
-        import torch
-
-        xp = array_api_compat.array_namespace(torch.empty(0))
         if kind not in ("cpu", "cuda"):
             raise ValueError(f"backend 'torch' takes device 'cpu' or 'cuda[:N]', not {device!r}")
+        torch = _import("torch", device)
+        xp = array_api_compat.array_namespace(torch.empty(0))
         if kind == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
         native = torch.device(device)
@@ -241,12 +305,7 @@ def _resolve(device: str, backend: str | None) -> Device:
     if backend == "cupy":
         if kind not in ("cuda", "gpu"):
             raise ValueError(f"backend 'cupy' runs on 'cuda' or 'cuda:N', not {device!r}")
-        try:
-            import cupy
-        except ImportError as exc:
-            raise RuntimeError(
-                "device 'cuda' needs CuPy: pip install 'xpnn[cuda]' (cupy-cuda12x)"
-            ) from exc
+        cupy = _import("cupy", device)
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # CUDARuntimeError when no driver is present
@@ -258,19 +317,27 @@ def _resolve(device: str, backend: str | None) -> Device:
         return Device("cupy", f"cuda:{idx}", xp, cupy.cuda.Device(idx))
 
     # jax
-    import jax
-
+    if kind not in ("cpu", "cuda", "gpu"):
+        raise ValueError(f"backend 'jax' takes device 'cpu' or 'cuda[:N]', not {device!r}")
+    jax = _import("jax", device)
+    platform = "cpu" if kind == "cpu" else "gpu"
+    try:
+        found = jax.devices(platform)
+    except RuntimeError as exc:  # no GPU backend in this jax install
+        raise RuntimeError(f"device {device!r}: JAX sees no {platform} device ({exc})") from exc
+    idx = int(index or 0)
+    if idx >= len(found):
+        raise ValueError(f"device {device!r}: JAX sees only {len(found)} {platform} device(s)")
     xp = array_api_compat.array_namespace(jax.numpy.empty(0))
-    platform = "gpu" if kind == "cuda" else "cpu"
-    native = jax.devices(platform)[int(index or 0)]
-    return Device("jax", device, xp, native)
+    return _JaxDevice("jax", device, xp, found[idx])
 
 
 def resolve(device: str | Device | None = None, backend: str | None = None) -> Device:
     """Turn a device string (and optional backend name) into a :class:`Device`.
 
     ``"cpu"`` -> NumPy, ``"cuda"``/``"cuda:N"`` -> CuPy; ``backend=`` picks another namespace
-    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``).
+    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``). JAX holds
+    float64 only in its x64 mode (``JAX_ENABLE_X64=1``); without it a float64 request raises.
 
     >>> import xpnn as xn
     >>> xn.backend.resolve("device1", backend="array_api_strict").backend

@@ -57,6 +57,8 @@ class Session:
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
         self.dtype = None if dtype is None else devices.dtype_name(dtype)
+        if self.dtype is not None:
+            self.device.dtype(self.dtype)  # fails now if the backend cannot hold it (JAX x64)
         self._values: dict[Variable, object] = {}
         self._constants: dict[Constant, object] = {}
         self._plans: dict[tuple, Plan] = {}
