@@ -44,20 +44,20 @@ def get_default_device() -> str:
 
 @dataclass(frozen=True, eq=False)
 class Device:
-    """An array namespace bound to one device, with host <-> device transfer."""
+    """An array namespace bound to one device, with host <-> device transfer. One small
+    subclass per backend says where that backend differs; nothing else in xpnn asks which
+    backend it runs on."""
 
-    backend: str
     name: str
     xp: Any
     device: Any
+    backend = ""  # the backend's name, for messages
+    host_native = False  # host NumPy arrays are this device's own (fed as they are)
+    reads_without_sync = False  # bool(xp.all(...)) costs no device synchronisation
+    context = None  # a context manager making this the current device, where one is needed
 
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
-
-    @property
-    def context(self):
-        """A context manager that makes this the current device (CuPy), else None."""
-        return self.device if self.backend == "cupy" else None
 
     def dtype(self, name) -> Any:
         """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
@@ -71,21 +71,7 @@ class Device:
     def from_host(self, value, dtype=None, copy=False):
         """Move host data (NumPy array, list, scalar) to this device. ``copy=True`` makes
         sure the result shares no memory with ``value`` (on the host too)."""
-        if dtype is not None:
-            host = np.asarray(value, dtype=dtype_name(dtype))
-        else:
-            host = np.asarray(value)
-        if self.backend == "numpy":
-            return np.array(host, copy=True) if copy else host
-        if self.backend == "array_api_strict":
-            return self.xp.asarray(host, device=self.device, copy=True)
-        if self.backend == "torch":
-            return self.xp.asarray(np.asarray(host, order="C"), device=self.device, copy=True)
-        if self.backend == "cupy":
-            # CuPy ignores device= outside asarray; entering the device covers both.
-            with self.device:
-                return self.xp.asarray(host)
-        return self.xp.asarray(host, device=self.device)
+        return self.xp.asarray(_host(value, dtype), device=self.device, copy=True)
 
     def to_host(self, array) -> np.ndarray:
         """Bring an array of this namespace back to the host as a NumPy array."""
@@ -106,47 +92,87 @@ class Device:
         return describe(array)
 
     def adopt(self, array):
-        """An array of this device as a Session keeps it: torch tensors detached from
-        autograd, so that Variables never carry gradient history from run to run."""
-        if self.backend == "torch" and array.requires_grad:
-            return array.detach()
+        """An array of this device, fed by the user, as a Session uses it."""
         return array
 
-    @property
-    def host_native(self) -> bool:
-        """Whether host NumPy arrays are this device's own arrays (fed as they are)."""
-        return self.backend == "numpy"
-
     def hand_out(self, value):
-        """A Variable's value as given to the user: NumPy Sessions update Variables in
-        place, so they hand out a copy, never the live buffer."""
-        return value.copy() if self.backend == "numpy" else value
+        """A Variable's value as given to the user."""
+        return value
 
     def keep(self, value, inputs):
-        """A new Variable value as the Session stores it (NumPy: one it may write in place
-        later, see ``numpy_fast.ownership.own``)."""
-        if self.backend != "numpy":
-            return value
-        from .numpy_fast import ownership  # numpy_fast builds on plan and ops, above us
-
-        return ownership.own(value, inputs)
+        """A new Variable value (computed from ``inputs``) as the Session stores it."""
+        return value
 
     def rewrite(self, plan, session) -> None:
-        """This device's passes over a freshly compiled plan (NumPy's: ``numpy_fast``)."""
-        if self.backend == "numpy":
-            from . import numpy_fast  # numpy_fast builds on plan and ops, above us
+        """This device's passes over a freshly compiled plan (none by default)."""
 
-            numpy_fast.rewrite(plan, session)
+
+def _host(value, dtype):
+    return np.asarray(value, dtype=None if dtype is None else dtype_name(dtype))
+
+
+class NumpyDevice(Device):
+    """The CPU with NumPy. Its Sessions update Variables in place and run the plan passes
+    of ``numpy_fast``, which builds on plan and ops (modules above this one) and registers
+    itself here when xpnn is imported."""
+
+    backend = "numpy"
+    host_native = True
+    reads_without_sync = True
+    passes = None  # numpy_fast.rewrite
+    own = None  # numpy_fast.ownership.own
+
+    @classmethod
+    def register(cls, passes, own) -> None:
+        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
+
+    def from_host(self, value, dtype=None, copy=False):
+        host = _host(value, dtype)
+        return np.array(host, copy=True) if copy else host
+
+    def hand_out(self, value):
+        return value.copy()  # never the live buffer, which later runs overwrite
+
+    def keep(self, value, inputs):
+        return self.own(value, inputs)
+
+    def rewrite(self, plan, session) -> None:
+        self.passes(plan, session)
+
+
+class StrictDevice(Device):
+    """array-api-strict: the stand-in for a GPU in the tests."""
+
+    backend = "array_api_strict"
+    reads_without_sync = True
+
+
+class TorchDevice(Device):
+    backend = "torch"
 
     @property
     def reads_without_sync(self) -> bool:
-        """Whether reading a value of this device's arrays (``bool(xp.all(...))``) costs no
-        device synchronisation: NumPy, array-api-strict and CPU torch or JAX."""
-        if self.backend in ("numpy", "array_api_strict"):
-            return True
-        if self.backend == "torch":
-            return self.device.type == "cpu"
-        return self.backend == "jax" and self.device.platform == "cpu"
+        return self.device.type == "cpu"
+
+    def from_host(self, value, dtype=None, copy=False):
+        host = np.asarray(_host(value, dtype), order="C")
+        return self.xp.asarray(host, device=self.device, copy=True)
+
+    def adopt(self, array):
+        # Detached from autograd: Variables never carry gradient history from run to run.
+        return array.detach() if array.requires_grad else array
+
+
+class CupyDevice(Device):
+    backend = "cupy"
+
+    @property
+    def context(self):  # new CuPy arrays go to the current GPU
+        return self.device
+
+    def from_host(self, value, dtype=None, copy=False):
+        with self.device:  # CuPy ignores device= outside asarray; this covers both
+            return self.xp.asarray(_host(value, dtype))
 
 
 def _same_device(a, b) -> bool:
@@ -194,10 +220,16 @@ def to_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
 
-class _JaxDevice(Device):
+class JaxDevice(Device):
     """JAX turns every float64 request into float32 unless its x64 mode is on: refuse instead
     of computing in a precision nobody asked for. (Turning x64 on here would change JAX's
     defaults for the user's whole program.)"""
+
+    backend = "jax"
+
+    @property
+    def reads_without_sync(self) -> bool:
+        return self.device.platform == "cpu"
 
     def dtype(self, name) -> Any:
         dtype = super().dtype(name)
@@ -205,7 +237,7 @@ class _JaxDevice(Device):
         return dtype
 
     def from_host(self, value, dtype=None, copy=False):
-        host = np.asarray(value, dtype=None if dtype is None else dtype_name(dtype))
+        host = _host(value, dtype)
         self._check(host.dtype)
         # Always a copy: an immutable JAX array must not see later writes to the host array.
         return self.xp.asarray(host, device=self.device, copy=True)
@@ -268,55 +300,50 @@ def _default_backend(kind: str) -> str:
     return "array_api_strict"
 
 
-@functools.cache
-def _resolve(device: str, backend: str | None) -> Device:
-    kind, index = _parse(device)
-    backend = backend or _default_backend(kind)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
+def _open_numpy(device, kind, index):
+    if kind != "cpu":
+        raise ValueError(f"backend 'numpy' runs on device 'cpu' only, not {device!r}")
+    return NumpyDevice("cpu", array_api_compat.array_namespace(np.empty(0)), "cpu")
 
-    if backend == "numpy":
-        if kind != "cpu":
-            raise ValueError(f"backend 'numpy' runs on device 'cpu' only, not {device!r}")
-        return Device("numpy", "cpu", array_api_compat.array_namespace(np.empty(0)), "cpu")
 
-    if backend == "array_api_strict":
-        strict = _import("array_api_strict", device)
-        strict.set_array_api_strict_flags(api_version="2024.12")
-        name = "CPU_DEVICE" if kind == "cpu" else device
-        try:
-            native = strict.Device(name)
-        except ValueError as exc:
-            raise ValueError(
-                f"array_api_strict has no device {device!r}: use 'cpu', 'device1' or 'device2'"
-            ) from exc
-        return Device("array_api_strict", device, strict, native)
+def _open_strict(device, kind, index):
+    strict = _import("array_api_strict", device)
+    strict.set_array_api_strict_flags(api_version="2024.12")
+    try:
+        native = strict.Device("CPU_DEVICE" if kind == "cpu" else device)
+    except ValueError as exc:
+        raise ValueError(
+            f"array_api_strict has no device {device!r}: use 'cpu', 'device1' or 'device2'"
+        ) from exc
+    return StrictDevice(device, strict, native)
 
-    if backend == "torch":
-        if kind not in ("cpu", "cuda"):
-            raise ValueError(f"backend 'torch' takes device 'cpu' or 'cuda[:N]', not {device!r}")
-        torch = _import("torch", device)
-        xp = array_api_compat.array_namespace(torch.empty(0))
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
-        native = torch.device(device)
-        return Device("torch", device, xp, native)
 
-    if backend == "cupy":
-        if kind not in ("cuda", "gpu"):
-            raise ValueError(f"backend 'cupy' runs on 'cuda' or 'cuda:N', not {device!r}")
-        cupy = _import("cupy", device)
-        try:
-            count = cupy.cuda.runtime.getDeviceCount()
-        except Exception as exc:  # CUDARuntimeError when no driver is present
-            raise RuntimeError(f"device {device!r}: no CUDA device is available ({exc})") from exc
-        idx = int(index or 0)
-        if idx >= count:
-            raise ValueError(f"device {device!r}: only {count} CUDA device(s) present")
-        xp = array_api_compat.array_namespace(cupy.empty(0))
-        return Device("cupy", f"cuda:{idx}", xp, cupy.cuda.Device(idx))
+def _open_torch(device, kind, index):
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"backend 'torch' takes device 'cpu' or 'cuda[:N]', not {device!r}")
+    torch = _import("torch", device)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
+    xp = array_api_compat.array_namespace(torch.empty(0))
+    return TorchDevice(device, xp, torch.device(device))
 
-    # jax
+
+def _open_cupy(device, kind, index):
+    if kind not in ("cuda", "gpu"):
+        raise ValueError(f"backend 'cupy' runs on 'cuda' or 'cuda:N', not {device!r}")
+    cupy = _import("cupy", device)
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when no driver is present
+        raise RuntimeError(f"device {device!r}: no CUDA device is available ({exc})") from exc
+    idx = int(index or 0)
+    if idx >= count:
+        raise ValueError(f"device {device!r}: only {count} CUDA device(s) present")
+    xp = array_api_compat.array_namespace(cupy.empty(0))
+    return CupyDevice(f"cuda:{idx}", xp, cupy.cuda.Device(idx))
+
+
+def _open_jax(device, kind, index):
     if kind not in ("cpu", "cuda", "gpu"):
         raise ValueError(f"backend 'jax' takes device 'cpu' or 'cuda[:N]', not {device!r}")
     jax = _import("jax", device)
@@ -329,7 +356,20 @@ def _resolve(device: str, backend: str | None) -> Device:
     if idx >= len(found):
         raise ValueError(f"device {device!r}: JAX sees only {len(found)} {platform} device(s)")
     xp = array_api_compat.array_namespace(jax.numpy.empty(0))
-    return _JaxDevice("jax", device, xp, found[idx])
+    return JaxDevice(device, xp, found[idx])
+
+
+_OPEN = {"numpy": _open_numpy, "array_api_strict": _open_strict, "torch": _open_torch,
+         "cupy": _open_cupy, "jax": _open_jax}
+
+
+@functools.cache
+def _resolve(device: str, backend: str | None) -> Device:
+    kind, index = _parse(device)
+    backend = backend or _default_backend(kind)
+    if backend not in _OPEN:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
+    return _OPEN[backend](device, kind, index)
 
 
 def resolve(device: str | Device | None = None, backend: str | None = None) -> Device:

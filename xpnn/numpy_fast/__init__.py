@@ -21,6 +21,7 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 
 from __future__ import annotations
 
+from ..backend import NumpyDevice
 from . import deferred, kernels, ownership, shape_folding, updates
 
 
@@ -35,3 +36,6 @@ def rewrite(plan, session) -> None:
         updates.commit_in_place(plan, facts, pending)
     kernels.swap_in(plan, facts, skip=pending)
     shape_folding.wrap(plan, facts)
+
+
+NumpyDevice.register(rewrite, ownership.own)
