@@ -15,7 +15,7 @@ def tests(session, backend):
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
     if backend == "jax":
-        session.install("jax")  # the tests switch on its x64 mode (tests/conftest.py)
+        session.install("jax==0.10.2")  # the tests switch on its x64 mode (tests/conftest.py)
     session.run("pytest", "-q", f"--xp={backend}", *session.posargs)
 
 
