@@ -450,8 +450,8 @@ def test_update_inplace_matches_portable_step(make, dtype, owned, grad_dtype):
         given = [_copy(g) for g in grads]
         assert updates.update_inplace(step, given + fast_state, [owned] * n) is True
         assert all(a is b for a, b in zip(fast_state, buffers))  # written in place
-        for fast, port in zip(fast_state, port_state):
-            assert_same(fast, port, exact=True)
+        for fast, port in zip(fast_state, port_state):  # BLAS may fuse the multiply-adds
+            assert_same(fast, port, exact=False)
         if not owned:
             for g, before in zip(given, grads):
                 np.testing.assert_array_equal(g, before, strict=True)

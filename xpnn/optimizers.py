@@ -171,7 +171,8 @@ class MomentumOptimizer(Optimizer):
 
 
 class AdamOptimizer(Optimizer):
-    """Adam (Kingma & Ba) with bias correction; defaults as TensorFlow and PyTorch."""
+    """Adam (Kingma & Ba) with bias correction, in PyTorch's form; defaults as TensorFlow and
+    PyTorch. The bias corrections fold into two scalars (``adam_scalars``)."""
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
@@ -187,8 +188,15 @@ class AdamOptimizer(Optimizer):
 
     def update(self, xp, param, grad, m, v, t):
         t = t + 1.0
+        step, eps = adam_scalars(self, t)
         m = self.beta1 * m + (1.0 - self.beta1) * grad
         v = self.beta2 * v + (1.0 - self.beta2) * (grad * grad)
-        m_hat = m / (1.0 - self.beta1**t)
-        v_hat = v / (1.0 - self.beta2**t)
-        return param - self.learning_rate * m_hat / (xp.sqrt(v_hat) + self.epsilon), m, v, t
+        return param - step * (m / (xp.sqrt(v) + eps)), m, v, t
+
+
+def adam_scalars(opt, t):
+    """(step size, epsilon) for step ``t``: ``lr m_hat / (sqrt(v_hat) + epsilon)`` equals
+    ``step m / (sqrt(v) + eps)`` with ``step = lr sqrt(1 - beta2^t) / (1 - beta1^t)`` and
+    ``eps = epsilon sqrt(1 - beta2^t)``, which spares two passes over the moments."""
+    root = (1.0 - opt.beta2**t) ** 0.5
+    return opt.learning_rate * root / (1.0 - opt.beta1**t), opt.epsilon * root

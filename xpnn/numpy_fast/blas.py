@@ -36,6 +36,7 @@ _NAMINGS = [
     ("cblas_{}gemm", ctypes.c_int),
 ]
 _gemm: dict = {}  # dtype -> the ctypes function (empty when unavailable)
+_axpby: dict = {}  # dtype -> y = alpha x + beta y (level 1, on BLAS's threads)
 
 
 def _numpy_openblas() -> list[str]:
@@ -69,7 +70,21 @@ def _load() -> None:
                 found[np.dtype(dtype)] = fn
             if len(found) == 2:
                 _gemm.update(found)
+                _load_axpby(library, naming.replace("gemm", "axpby"), integer)
                 return
+
+
+def _load_axpby(library, naming, integer) -> None:
+    for dtype, letter, scalar in ((np.float32, "s", ctypes.c_float),
+                                  (np.float64, "d", ctypes.c_double)):
+        fn = getattr(library, naming.format(letter), None)
+        if fn is None:
+            _axpby.clear()
+            return
+        fn.argtypes = [integer, scalar, ctypes.c_void_p, integer, scalar, ctypes.c_void_p,
+                       integer]
+        fn.restype = None
+        _axpby[np.dtype(dtype)] = fn
 
 
 def available() -> bool:
@@ -113,6 +128,33 @@ def accumulate_product(c, a, b, alpha: float, beta: float = 1.0) -> None:
         beta = 1.0
     fn(_ROW_MAJOR, layout_a[0], layout_b[0], m, n, k, alpha, _address(a), layout_a[1],
        _address(b), layout_b[1], beta, _address(c), max(1, n))
+
+
+def scale_add(y, x, alpha: float, beta: float = 1.0) -> None:
+    """``y = alpha * x + beta * y`` in place, for NumPy arrays of one floating dtype and
+    shape laid out alike. BLAS (axpby) runs it in one pass on its threads, which are awake
+    after a GEMM anyway; it may fuse the multiply-add, so results agree with NumPy's to
+    rounding."""
+    fn = _axpby.get(y.dtype)
+    usable = (fn is not None and type(x) is type(y) is np.ndarray and x.dtype == y.dtype
+              and x.shape == y.shape and y.flags.writeable and y.flags.aligned
+              and x.flags.aligned and _same_layout(x, y) and not np.may_share_memory(x, y))
+    if not usable:
+        if beta != 1.0:
+            y *= beta
+        y += np.multiply(x, alpha, dtype=y.dtype, casting="unsafe")
+        return
+    if beta == 0.0:  # BLAS may then ignore y; NumPy's 0 * inf = nan must still show
+        y *= beta
+        beta = 1.0
+    if y.size:
+        fn(y.size, float(alpha), _address(x), 1, float(beta), _address(y), 1)
+
+
+def _same_layout(x, y) -> bool:
+    """Both C- or both F-contiguous: their memory holds the elements in one order."""
+    return ((x.flags.c_contiguous and y.flags.c_contiguous)
+            or (x.flags.f_contiguous and y.flags.f_contiguous))
 
 
 def _address(array) -> int:

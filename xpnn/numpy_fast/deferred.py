@@ -80,8 +80,7 @@ def apply(optimizer, param, grad, slots) -> bool:
         if type(optimizer) is optimizers.MomentumOptimizer:  # v = m v + x^T g, w -= lr v
             (velocity,) = slots
             blas.accumulate_product(velocity, grad.a, grad.b, 1.0, beta=optimizer.momentum)
-            np.subtract(param, np.multiply(velocity, optimizer.learning_rate), out=param,
-                        casting="unsafe")
+            blas.scale_add(param, velocity, -optimizer.learning_rate)
         else:  # SGD: w -= lr x^T g in one GEMM
             blas.accumulate_product(param, grad.a, grad.b, -optimizer.learning_rate)
         return True

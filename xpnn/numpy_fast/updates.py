@@ -1,8 +1,9 @@
 """Optimizer updates written into the Session's own buffers. Each kernel is the rule of
-``optimizers.py`` with its arithmetic in the same order (``tests/test_fastpath.py`` checks
-them bit for bit), writing param and slots in place; ``grad`` may be overwritten only when
-the plan owns it (``grad_owned``). Hyper-parameters are read at every run, so a schedule
-that changes them between runs is followed.
+``optimizers.py`` with its arithmetic in the same order, the multiply-adds done by BLAS
+(``blas.scale_add``: one pass on BLAS's threads, and fused, so ``tests/test_fastpath.py``
+checks them against the portable rule to rounding), writing param and slots in place;
+``grad`` may be overwritten only when the plan owns it (``grad_owned``). Hyper-parameters
+are read at every run, so a schedule that changes them between runs is followed.
 
 >>> import xpnn as xn
 >>> from xpnn.numpy_fast import updates
@@ -15,49 +16,36 @@ from __future__ import annotations
 import numpy as np
 
 from .. import optimizers
-from . import deferred
-
-
-def _scaled(grad, factor, grad_owned):
-    if grad_owned and type(grad) is np.ndarray:
-        return np.multiply(grad, factor, out=grad)
-    return np.multiply(grad, factor)
+from . import blas, deferred
 
 
 def _sgd(opt, param, grad, grad_owned):
-    param -= _scaled(grad, opt.learning_rate, grad_owned)
+    blas.scale_add(param, grad, -opt.learning_rate)
 
 
 def _momentum(opt, param, grad, velocity, grad_owned):
-    velocity *= opt.momentum
-    velocity += grad
+    blas.scale_add(velocity, grad, 1.0, beta=opt.momentum)
     if opt.use_nesterov:
         step = np.multiply(velocity, opt.momentum)
         np.add(grad, step, out=step)
-        step *= opt.learning_rate
+        blas.scale_add(param, step, -opt.learning_rate)
     else:
-        step = np.multiply(velocity, opt.learning_rate)
-    param -= step
+        blas.scale_add(param, velocity, -opt.learning_rate)
 
 
 def _adam(opt, param, grad, m, v, t, grad_owned):
-    # Two full-size buffers: one scratch, and the gradient's own once it is no longer read.
+    # Seven passes over the arrays, two in NumPy buffers: the scratch, and the gradient's own
+    # once it is no longer read.
     t += 1.0
-    scratch = np.multiply(grad, 1.0 - opt.beta1)
-    m *= opt.beta1
-    m += scratch
-    np.multiply(grad, grad, out=scratch)
-    scratch *= 1.0 - opt.beta2
-    v *= opt.beta2
-    v += scratch
-    v_hat = np.divide(v, 1.0 - opt.beta2**t, out=scratch)
-    np.sqrt(v_hat, out=v_hat)
-    v_hat += opt.epsilon
+    step, eps = optimizers.adam_scalars(opt, t)
+    blas.scale_add(m, grad, 1.0 - opt.beta1, beta=opt.beta1)
+    scratch = np.multiply(grad, grad)
+    blas.scale_add(v, scratch, 1.0 - opt.beta2, beta=opt.beta2)
+    np.sqrt(v, out=scratch)
+    scratch += eps
     spare = grad if grad_owned and type(grad) is np.ndarray and grad.shape == m.shape else None
-    m_hat = np.divide(m, 1.0 - opt.beta1**t, out=spare)
-    m_hat *= opt.learning_rate
-    m_hat /= v_hat
-    param -= m_hat
+    ratio = np.divide(m, scratch, out=spare)
+    blas.scale_add(param, ratio, -step)
 
 
 UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
