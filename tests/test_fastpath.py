@@ -131,6 +131,15 @@ for _s in [(3, 4), (7,), (), "scalar", (2, 3, 4)]:
 case("Sigmoid-large", ops.Sigmoid,
      lambda rng, dt: [np.array([-1e4, -90.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 90.0, 1e4], dt)])
 # The layouts a plan hands ReLU: F-ordered (a transposed product), C-ordered, strided views.
+for _alpha in (0.2, 1.0, 0.0, 1.5):
+    case(f"LeakyRelu-{_alpha}", lambda x, a=_alpha: ops.LeakyRelu(x, a), lambda rng, dt: [
+        np.array([[-2.0, -0.0, 0.0, 3.0], [np.inf, -np.inf, np.nan, -1e-30]], dt)])
+    case(f"LeakyReluGrad-{_alpha}", lambda g, x, a=_alpha: ops.LeakyReluGrad(g, x, a),
+         lambda rng, dt: [_normal(rng, dt, (2, 4)), np.array(
+             [[-2.0, -0.0, 0.0, 3.0], [np.inf, -np.inf, np.nan, 1e-30]], dt)])
+case("LeakyRelu-F", ops.LeakyRelu, lambda rng, dt: [np.asfortranarray(_normal(rng, dt, (6, 5)))])
+case("LeakyReluGrad-bias", lambda g, x: ops.LeakyReluGrad(g, x, 0.2),
+     lambda rng, dt: [_normal(rng, dt, (3, 4)), _normal(rng, dt, (4,))])
 case("Relu-F", ops.Relu, lambda rng, dt: [np.asfortranarray(_normal(rng, dt, (6, 5)))])
 case("Relu-F-3d", ops.Relu, lambda rng, dt: [np.asfortranarray(_normal(rng, dt, (2, 3, 4)))])
 case("Relu-strided", ops.Relu, lambda rng, dt: [_normal(rng, dt, (6, 8))[:, ::2]])

@@ -133,6 +133,9 @@ CASES = [
     case("clip-high-only", lambda x: xn.clip(x, None, 0.5), lambda x: np.minimum(x, 0.5),
          around_clip(4, 5)),
     case("relu", xn.relu, lambda x: np.maximum(x, 0.0), nonzero(4, 5)),
+    case("leaky_relu", xn.ops.leaky_relu, lambda x: np.where(x > 0, x, 0.2 * x), nonzero(4, 5)),
+    case("leaky_relu-steep", lambda x: xn.ops.leaky_relu(x, alpha=1.5),
+         lambda x: np.where(x > 0, x, 1.5 * x), nonzero(4, 5)),
     case("sigmoid", xn.sigmoid, np_sigmoid, normal(3, 4)),
     case("tanh", xn.tanh, np.tanh, normal(3, 4)),
     # softmax family
@@ -403,3 +406,20 @@ def test_static_shape_inference():
             xn.reshape(w, (-1, 5))
         with pytest.raises(ValueError, match="rank >= 1"):
             xn.matmul(xn.constant(1.0), w)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.01, 1.5])
+def test_leaky_relu_gradient_matches_pytorch(dev, alpha):
+    torch = pytest.importorskip("torch", reason="torch is not installed: no reference")
+    x0 = np.array([[-2.0, -0.5, 0.0, 0.5], [3.0, -1e-3, 1e-3, -7.0]])
+    w0 = np.linspace(-1.0, 1.0, 8).reshape(2, 4)
+    with xn.Graph().as_default():
+        x = xn.Variable(x0, dtype="float64", name="x")
+        y = xn.reduce_sum(xn.ops.leaky_relu(x, alpha) * w0)
+        (g,) = xn.gradients(y, [x])
+        got_y, got_g = xn.Session(device=dev).run([y, g], to_numpy=True)
+    tx = torch.tensor(x0, requires_grad=True)
+    ty = (torch.nn.functional.leaky_relu(tx, alpha) * torch.tensor(w0)).sum()
+    ty.backward()
+    np.testing.assert_allclose(got_y, ty.item(), rtol=1e-12)
+    np.testing.assert_allclose(got_g, tx.grad.numpy(), rtol=1e-12)  # slope alpha at 0 too

@@ -288,6 +288,34 @@ class ReluGrad(Elementwise):
         return [ReluGrad(grad, self.inputs[1]), None]
 
 
+class LeakyRelu(Unary):
+    """x where x > 0, else alpha x (TF1's leaky_relu)."""
+
+    def __init__(self, x, alpha=0.2, name=None):
+        self.alpha = float(alpha)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        return xp.where(x > 0, x, self.alpha * x)
+
+    def backward(self, grad):
+        return [LeakyReluGrad(grad, self.inputs[0], self.alpha)]
+
+
+class LeakyReluGrad(Elementwise):
+    """grad where x > 0, else alpha grad (TF1's: at 0 the slope is alpha)."""
+
+    def __init__(self, grad, x, alpha, name=None):
+        self.alpha = alpha
+        super().__init__(grad, x, name=name)
+
+    def forward(self, xp, grad, x):
+        return xp.where(x > 0, grad, self.alpha * grad)
+
+    def backward(self, grad):
+        return [LeakyReluGrad(grad, self.inputs[1], self.alpha), None]
+
+
 class Sigmoid(Unary):
     def forward(self, xp, x):
         # exp(x - log(1 + e^x)): logaddexp never overflows and keeps precision on both sides
@@ -982,6 +1010,16 @@ def check_numerics(x, message, name=None):
 def relu(x, name=None):
     """max(x, 0)."""
     return Relu(x, name=name)
+
+
+def leaky_relu(x, alpha=0.2, name=None):
+    """x where x > 0, else ``alpha`` x (TF1's ``tf.nn.leaky_relu``, same default).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.ops.leaky_relu([-1.0, 2.0], alpha=0.1)).tolist()
+    [-0.10000000149011612, 2.0]
+    """
+    return LeakyRelu(x, alpha, name=name)
 
 
 def sigmoid(x, name=None):

@@ -171,6 +171,29 @@ def _relu_grad_inplace(op, portable):
     return forward
 
 
+@fast(ops.LeakyRelu)
+def _leaky_relu(op, portable):
+    def forward(x):  # max(x, alpha x) is the portable select for 0 < alpha <= 1, bit for bit
+        if not 0.0 < op.alpha <= 1.0 or type(x) is not np.ndarray or x.dtype.kind != "f":
+            return portable(x)
+        t = np.multiply(x, op.alpha)
+        return np.maximum(x, t, out=t)
+
+    return forward
+
+
+@fast(ops.LeakyReluGrad)
+def _leaky_relu_grad(op, portable):
+    def forward(g, x):
+        if type(g) is not np.ndarray or g.shape != x.shape or g.dtype.kind != "f":
+            return portable(g, x)
+        t = np.multiply(g, op.alpha)
+        np.copyto(t, g, where=x > 0)
+        return t
+
+    return forward
+
+
 @fast(ops.Sigmoid)
 def _sigmoid(op, portable):
     def forward(x):  # the portable formula, computed in one buffer
