@@ -37,6 +37,7 @@ from .ops import (
     divide,
     equal,
     exp,
+    leaky_relu,
     log,
     log_softmax,
     logsumexp,

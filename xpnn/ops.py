@@ -1016,7 +1016,7 @@ def leaky_relu(x, alpha=0.2, name=None):
     """x where x > 0, else ``alpha`` x (TF1's ``tf.nn.leaky_relu``, same default).
 
     >>> import xpnn as xn
-    >>> xn.Session().run(xn.ops.leaky_relu([-1.0, 2.0], alpha=0.1)).tolist()
+    >>> xn.Session().run(xn.leaky_relu([-1.0, 2.0], alpha=0.1)).tolist()
     [-0.10000000149011612, 2.0]
     """
     return LeakyRelu(x, alpha, name=name)
