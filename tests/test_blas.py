@@ -132,35 +132,38 @@ def test_beta_zero_keeps_ieee_arithmetic():
     assert c[0, 1] == 0.0 and c[1, 1] == 1.0
 
 
+@pytest.mark.parametrize("shape", [(70, 64), (7, 5)], ids=["blas-size", "numpy-size"])
 @pytest.mark.parametrize("layout", ["C", "F", "mixed", "strided"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("beta", [1.0, 0.9, 0.0])
-def test_scale_add_matches_numpy(layout, dtype, beta):
-    x = RNG.standard_normal((7, 5)).astype(dtype)
-    y = RNG.standard_normal((7, 5)).astype(dtype)
+def test_scale_add_matches_numpy(shape, layout, dtype, beta):
+    x = RNG.standard_normal(shape).astype(dtype)
+    y = RNG.standard_normal(shape).astype(dtype)
     if layout == "F":
         x, y = np.asfortranarray(x), np.asfortranarray(y)
     elif layout == "mixed":  # memory orders differ: NumPy does it
         x = np.asfortranarray(x)
     elif layout == "strided":
-        x = RNG.standard_normal((7, 10)).astype(dtype)[:, ::2]
+        x = RNG.standard_normal((shape[0], 2 * shape[1])).astype(dtype)[:, ::2]
     want = (beta * y.astype(np.float64) + -0.3 * x.astype(np.float64))
     blas.scale_add(y, x, -0.3, beta=beta)
     np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == np.float32 else 1e-14,
                                atol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-def test_scale_add_with_beta_zero_keeps_ieee_arithmetic():
-    y = np.array([np.inf, np.nan, 1.0], dtype=np.float32)
+@pytest.mark.parametrize("size", [5000, 3], ids=["blas-size", "numpy-size"])
+def test_scale_add_with_beta_zero_keeps_ieee_arithmetic(size):
+    y = np.ones(size, dtype=np.float32)
+    y[:2] = [np.inf, np.nan]
     with np.errstate(invalid="ignore"):
-        blas.scale_add(y, np.ones(3, np.float32), 2.0, beta=0.0)
-    np.testing.assert_array_equal(np.isnan(y), [True, True, False])
-    assert y[2] == 2.0
+        blas.scale_add(y, np.ones(size, np.float32), 2.0, beta=0.0)
+    np.testing.assert_array_equal(np.isnan(y[:3]), [True, True, False])
+    assert (y[2:] == 2.0).all()
 
 
 def test_scale_add_without_blas_is_numpy(monkeypatch):
-    x = RNG.standard_normal(5).astype(np.float32)
-    y0 = RNG.standard_normal(5).astype(np.float32)
+    x = RNG.standard_normal(5000).astype(np.float32)
+    y0 = RNG.standard_normal(5000).astype(np.float32)
     with_blas = y0.copy()
     blas.scale_add(with_blas, x, 0.5, beta=0.25)
     monkeypatch.setattr(blas, "_axpby", {})
@@ -168,3 +171,19 @@ def test_scale_add_without_blas_is_numpy(monkeypatch):
     blas.scale_add(without, x, 0.5, beta=0.25)
     np.testing.assert_array_equal(without, y0 * np.float32(0.25) + x * np.float32(0.5))
     np.testing.assert_allclose(with_blas, without, rtol=1e-6, atol=1e-7)
+
+
+def test_scale_add_calls_blas_for_large_arrays_laid_out_alike(monkeypatch):
+    if not blas._axpby:
+        pytest.skip("NumPy's OpenBLAS has no axpby here: NumPy arithmetic is used")
+    calls = []
+    real = dict(blas._axpby)
+    monkeypatch.setattr(blas, "_axpby", {
+        dtype: (lambda *args, fn=fn: calls.append(args[0]) or fn(*args))
+        for dtype, fn in real.items()})
+    big = np.ones((70, 64), np.float32)
+    blas.scale_add(big, np.ones((70, 64), np.float32), 1.0)
+    blas.scale_add(np.ones(7, np.float32), np.ones(7, np.float32), 1.0)  # small: NumPy
+    blas.scale_add(big, np.asfortranarray(np.ones((70, 64), np.float32)), 1.0)  # mixed
+    assert calls == [70 * 64]
+    assert (big == 3.0).all()
