@@ -34,18 +34,18 @@ def _momentum(opt, param, grad, velocity, grad_owned):
 
 
 def _adam(opt, param, grad, m, v, t, grad_owned):
-    # Seven passes over the arrays, two in NumPy buffers: the scratch, and the gradient's own
-    # once it is no longer read.
+    # Seven passes over the arrays, in one NumPy buffer: the gradient's own where the plan
+    # owns it (it is read for the last time by the first two), else a scratch one.
     t += 1.0
     step, eps = optimizers.adam_scalars(opt, t)
     blas.scale_add(m, grad, 1.0 - opt.beta1, beta=opt.beta1)
-    scratch = np.multiply(grad, grad)
+    own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
+    scratch = np.multiply(grad, grad, out=grad if own else None)
     blas.scale_add(v, scratch, 1.0 - opt.beta2, beta=opt.beta2)
     np.sqrt(v, out=scratch)
     scratch += eps
-    spare = grad if grad_owned and type(grad) is np.ndarray and grad.shape == m.shape else None
-    ratio = np.divide(m, scratch, out=spare)
-    blas.scale_add(param, ratio, -step)
+    np.divide(m, scratch, out=scratch)
+    blas.scale_add(param, scratch, -step)
 
 
 UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
