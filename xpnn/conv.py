@@ -384,15 +384,19 @@ class Conv2D(_ConvOp):
                 self._same(Conv2DBackpropFilter, x, w, grad)]
 
 
-class Conv2DBackpropInput(_ConvOp):
-    """The gradient of Conv2D with respect to its input: (input (its shape only), filters,
-    out_backprop), TF1's order."""
-
-    shape_only = (0,)
+class _ConvGrad(_ConvOp):
+    """A gradient of Conv2D, (input, filters, out_backprop) in TF1's order, shaped like the
+    one of the first two it reads for its shape only."""
 
     def infer_shape(self, x, w, g):
         _check_grad(self.label, g, self._output_shape(x, w))
-        return x
+        return (x, w)[self.shape_only[0]]
+
+
+class Conv2DBackpropInput(_ConvGrad):
+    """The gradient of Conv2D with respect to its input."""
+
+    shape_only = (0,)
 
     def forward(self, xp, x, w, g):
         self.infer_shape(tuple(x.shape), tuple(w.shape), tuple(g.shape))
@@ -405,15 +409,10 @@ class Conv2DBackpropInput(_ConvOp):
         return [None, self._same(Conv2DBackpropFilter, grad, w, g), self._same(Conv2D, grad, w)]
 
 
-class Conv2DBackpropFilter(_ConvOp):
-    """The gradient of Conv2D with respect to its filters: (input, filters (their shape
-    only), out_backprop), TF1's order."""
+class Conv2DBackpropFilter(_ConvGrad):
+    """The gradient of Conv2D with respect to its filters."""
 
     shape_only = (1,)
-
-    def infer_shape(self, x, w, g):
-        _check_grad(self.label, g, self._output_shape(x, w))
-        return w
 
     def forward(self, xp, x, w, g):
         self.infer_shape(tuple(x.shape), tuple(w.shape), tuple(g.shape))
@@ -445,8 +444,10 @@ class _PoolGrad(_PoolOp):
         return x
 
 
-class MaxPool(_PoolOp):
-    """The max of each window; SAME padding counts as -inf."""
+class _Pool(_PoolOp):
+    """A pooling: ``_combine`` of the window's patches, padded with ``pad_value``."""
+
+    pad_value = 0.0
 
     def infer_shape(self, x):
         return self._output_shape(x)
@@ -455,8 +456,17 @@ class MaxPool(_PoolOp):
         self.infer_shape(tuple(x.shape))
         x = self._in(xp, x)
         pads, out_hw = _geometry(x.shape, self.ksize, self.window)
-        patches = _patches(_pad(xp, x, pads, -math.inf), self.ksize, self.window, out_hw)
-        return self._out(xp, functools.reduce(xp.maximum, patches))
+        patches = _patches(_pad(xp, x, pads, self.pad_value), self.ksize, self.window, out_hw)
+        return self._out(xp, self._combine(xp, patches, x))
+
+
+class MaxPool(_Pool):
+    """The max of each window; SAME padding counts as -inf."""
+
+    pad_value = -math.inf
+
+    def _combine(self, xp, patches, x):
+        return functools.reduce(xp.maximum, patches)
 
     def backward(self, grad):
         return [self._same(MaxPoolGrad, self.inputs[0], grad)]
@@ -499,19 +509,12 @@ class MaxPoolGradGrad(_PoolOp):
         return [None, self._same(MaxPoolGrad, self.inputs[0], grad)]
 
 
-class AvgPool(_PoolOp):
+class AvgPool(_Pool):
     """The mean of each window over its real entries (SAME padding is not counted)."""
 
-    def infer_shape(self, x):
-        return self._output_shape(x)
-
-    def forward(self, xp, x):
-        self.infer_shape(tuple(x.shape))
-        x = self._in(xp, x)
-        pads, out_hw = _geometry(x.shape, self.ksize, self.window)
-        total = functools.reduce(xp.add, _patches(_pad(xp, x, pads), self.ksize,
-                                                  self.window, out_hw))
-        return self._out(xp, total / _counts(xp, x.shape, self.ksize, self.window, x))
+    def _combine(self, xp, patches, x):
+        total = functools.reduce(xp.add, patches)
+        return total / _counts(xp, x.shape, self.ksize, self.window, x)
 
     def backward(self, grad):
         return [self._same(AvgPoolGrad, self.inputs[0], grad)]
