@@ -135,9 +135,8 @@ _MIN_AXPBY = 4096  # below this, the foreign call and its checks cost more than 
 
 def scale_add(y, x, alpha: float, beta: float = 1.0) -> None:
     """``y = alpha * x + beta * y`` in place, for NumPy arrays of one floating dtype and
-    shape laid out alike. BLAS (axpby) runs it in one pass on its threads, which are awake
-    after a GEMM anyway; it may fuse the multiply-add, so results agree with NumPy's to
-    rounding."""
+    shape laid out alike. BLAS (axpby) runs it in one pass where NumPy needs two or three;
+    it may fuse the multiply-add, so results agree with NumPy's to rounding."""
     fn = _axpby.get(y.dtype) if y.size >= _MIN_AXPBY else None
     usable = (fn is not None and type(x) is type(y) is np.ndarray and x.dtype == y.dtype
               and x.shape == y.shape and y.flags.writeable and y.flags.aligned
@@ -145,7 +144,8 @@ def scale_add(y, x, alpha: float, beta: float = 1.0) -> None:
     if not usable:
         if beta != 1.0:
             y *= beta
-        y += np.multiply(x, alpha, dtype=y.dtype, casting="unsafe")
+        y += x * alpha if x.dtype == y.dtype else np.multiply(x, alpha, dtype=y.dtype,
+                                                             casting="unsafe")
         return
     if beta == 0.0:  # BLAS may then ignore y; NumPy's 0 * inf = nan must still show
         y *= beta
