@@ -36,6 +36,7 @@ from .ops import (
     check_numerics,
     clip,
     divide,
+    dropout,
     equal,
     exp,
     leaky_relu,

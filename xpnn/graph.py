@@ -208,6 +208,9 @@ class Operation(Node):
     # Positions of inputs read only for .shape/.ndim/.dtype: the plan passes a description
     # instead, so the array itself can be freed (or overwritten) early.
     shape_only: tuple = ()
+    # A random op's forward also takes ``uniform=``, the Session's ``uniform(shape, dtype)``:
+    # a new draw every run, never folded or kept between runs.
+    random = False
 
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)

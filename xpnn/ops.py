@@ -15,7 +15,7 @@ import math
 
 import array_api_compat
 
-from .graph import Node, Operation, as_node
+from .graph import Constant, Node, Operation, as_node
 
 # --------------------------------------------------------------------------- shapes
 
@@ -314,6 +314,38 @@ class LeakyReluGrad(Elementwise):
 
     def backward(self, grad):
         return [LeakyReluGrad(grad, self.inputs[1], self.alpha), None]
+
+
+class DropoutMask(Operation):
+    """1 / (1 - rate) where a uniform draw is >= rate, else 0 (shaped like x, in its dtype);
+    all ones where ``training`` is false. A random op: a new mask every run."""
+
+    random = True
+    shape_only = (0,)
+
+    def __init__(self, x, training, rate, name=None):
+        self.rate = float(rate)
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"dropout: rate must lie in [0, 1), got {rate}")
+        super().__init__(x, training, name=name)
+
+    def forward(self, xp, x, training, uniform):
+        dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        u = uniform(x.shape, dtype)
+        keep = xp.astype(u >= self.rate, dtype) / (1.0 - self.rate)
+        if training.ndim != 0:
+            raise ValueError(f"{self.label}: training must be a scalar boolean, got shape "
+                             f"{tuple(training.shape)}")
+        return xp.where(training, keep, xp.ones_like(keep))
+
+    def infer_shape(self, x, training):
+        return x
+
+    def infer_dtype(self, x, training):
+        return x
+
+    def backward(self, grad):
+        return [None, None]
 
 
 class Sigmoid(Unary):
@@ -1020,6 +1052,29 @@ def leaky_relu(x, alpha=0.2, name=None):
     [-0.10000000149011612, 2.0]
     """
     return LeakyRelu(x, alpha, name=name)
+
+
+def dropout(x, rate, training=True, name=None):
+    """x with each entry zeroed with probability ``rate`` and the rest scaled by
+    1 / (1 - rate), as TF1's ``tf.nn.dropout(x, rate=...)``; ``x`` itself where ``training`` is
+    false. ``training`` may be a bool or a scalar bool placeholder, so one graph serves both.
+    The mask is drawn anew every run from the Session's generator (``Session(seed=...)``):
+    the same seed gives the same masks on every backend.
+
+    >>> import xpnn as xn
+    >>> with xn.Graph().as_default():
+    ...     y = xn.dropout(xn.constant([1.0, 1.0, 1.0, 1.0]), rate=0.5)
+    ...     sorted(set(xn.Session(seed=0).run(y).tolist()) - {0.0})
+    [2.0]
+    """
+    if training is False:
+        return as_node(x)
+    if not isinstance(training, Node) and training is not True:
+        raise TypeError(f"dropout: training must be a bool or a bool placeholder, got "
+                        f"{training!r}")
+    node = as_node(x)
+    flag = training if isinstance(training, Node) else Constant(True, graph=node.graph)
+    return multiply(node, DropoutMask(node, flag, rate), name=name)
 
 
 def sigmoid(x, name=None):

@@ -277,10 +277,13 @@ def _shapes_match(update) -> bool:
     return True
 
 
-def _bind(plan, device) -> None:
+def _bind(plan, session) -> None:
     """Each step's portable function."""
+    device = session.device
     for step in plan.steps:
         forward = functools.partial(step.op.forward, device.xp) if step.op else None
+        if step.op is not None and step.op.random:
+            forward = functools.partial(forward, uniform=session.uniform)
         if step.kind == "describe":
             step.fn = Description.of
         elif step.kind == "infer":
@@ -356,7 +359,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     """The plan for one (fetches, fed placeholders) pair of ``session``: order, slots,
     portable step functions, the device's rewrite, frees. Run by ``Session.run`` once."""
     plan = _lay_out(_order(nodes, fed), nodes, rebuild, session)
-    _bind(plan, session.device)
+    _bind(plan, session)
     session.device.rewrite(plan, session)
     if session.check_numerics:
         for step in plan.steps:

@@ -40,6 +40,8 @@ class Session:
     """Runs a graph on one device. ``device="cpu"`` (NumPy), ``"cuda"``/``"cuda:N"`` (CuPy);
     ``backend=`` picks another namespace ("array_api_strict", "torch", "jax").
     ``dtype="float64"`` runs every floating value in that dtype (gradient checks use it).
+    ``seed`` seeds the generator random ops (dropout) draw from; ``check_numerics`` checks
+    every value a run makes (see the property).
 
     >>> import xpnn as xn
     >>> with xn.Graph().as_default():
@@ -52,7 +54,7 @@ class Session:
     """
 
     def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None,
-                 check_numerics=False):
+                 check_numerics=False, seed=None):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
@@ -64,6 +66,14 @@ class Session:
         self._plans: dict[tuple, Plan] = {}
         self._closed = False
         self.check_numerics = check_numerics
+        self._random = np.random.Generator(np.random.PCG64(seed))
+
+    def uniform(self, shape, dtype):
+        """Uniform [0, 1) values on this Session's device (what random ops such as dropout
+        draw from). They are drawn on the host from the Session's generator, seeded by
+        ``Session(seed=...)``: the same seed gives the same draws on every backend."""
+        host = self._random.random(tuple(shape), dtype=np.float64)
+        return self.device.from_host(host, self.device.dtype(dtype))
 
     @property
     def check_numerics(self) -> bool:

@@ -24,7 +24,8 @@ def find(plan, facts) -> None:
     """Mark the steps whose value depends on shapes alone (``facts.kept``)."""
     for step in plan.steps:
         ins = step.inputs
-        if (step.kind == "value" and ins and kernels.has_fast_forward(type(step.op))
+        if (step.kind == "value" and ins and not step.op.random
+                and kernels.has_fast_forward(type(step.op))
                 and all(s in facts.constants or s in facts.described for s in ins)):
             facts.kept[step.out] = tuple(k for k, s in enumerate(ins) if s in facts.described)
 
