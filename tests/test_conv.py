@@ -497,3 +497,40 @@ def test_a_gradient_of_the_wrong_shape_is_refused():
                                              r"\(1, 3, 3, 5\) but the forward op's output has "
                                              r"shape \(1, 3, 3, 4\)"):
             xn.conv.Conv2DBackpropInput(x, w, g, window=xn.conv.Window())
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def test_conv_layers_in_a_sequential_learn_on_every_backend(dev):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 8, 8, 1)).astype(np.float32)
+    y = (X[:, :4].sum(axis=(1, 2, 3)) > X[:, 4:].sum(axis=(1, 2, 3))).astype(np.int64)
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 8, 8, 1), name="x")
+        t = xn.placeholder("int64", (None,), name="t")
+        training = xn.placeholder("bool", (), name="training")
+        net = xn.nn.Sequential(
+            xn.nn.Conv2D(1, 4, 3, padding="SAME", seed=0), xn.nn.ReLU(), xn.nn.MaxPool2D(2),
+            xn.nn.Conv2D(4, 4, 3, seed=1), xn.nn.AvgPool2D(3, padding="SAME"),
+            xn.nn.Flatten(), xn.nn.Dropout(0.1), xn.nn.Linear(4, 2, seed=2))
+        logits = net(x, training)
+        assert logits.shape == (None, 2)
+        loss = xn.losses.sparse_softmax_cross_entropy(t, logits)
+        step = xn.train.AdamOptimizer(0.02).minimize(loss)
+        sess = xn.Session(device=dev, seed=0)
+        feed = {x: X, t: y}
+        first = float(xn.to_numpy(sess.run(loss, {**feed, training: False})))
+        for _ in range(30):
+            sess.run(step, {**feed, training: True})
+        last = float(xn.to_numpy(sess.run(loss, {**feed, training: False})))
+    assert last < first / 2
+    assert repr(net[0]) == "Conv2D(1, 4, (3, 3), padding='SAME')"
+
+
+def test_conv_layer_weights_are_he_initialised_over_the_window():
+    conv = xn.nn.Conv2D(16, 64, 3, seed=0)
+    W = conv.weight.initial_value
+    assert W.shape == (3, 3, 16, 64) and W.dtype == np.float32
+    np.testing.assert_allclose(W.std(), np.sqrt(2.0 / (3 * 3 * 16)), rtol=0.03)
+    np.testing.assert_array_equal(W, xn.nn.Conv2D(16, 64, 3, seed=0).weight.initial_value)

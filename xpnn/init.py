@@ -19,11 +19,14 @@ def generator(seed=None) -> np.random.Generator:
 
 
 def _fans(shape):
+    """(fan_in, fan_out): a matrix's (in, out); convolution filters (kh, kw, in, out), HWIO,
+    count every input and output of one window (kh kw in, kh kw out), as TF and Keras."""
     if len(shape) < 1:
         raise ValueError(f"initialisers need a shape with at least one axis, got {shape}")
-    fan_in = shape[0]
-    fan_out = shape[1] if len(shape) > 1 else shape[0]
-    return fan_in, fan_out
+    if len(shape) <= 2:
+        return shape[0], (shape[1] if len(shape) > 1 else shape[0])
+    window = int(np.prod(shape[:-2]))
+    return shape[-2] * window, shape[-1] * window
 
 
 def he_normal(shape, seed=None, dtype="float32") -> np.ndarray:

@@ -23,17 +23,19 @@ from . import data, io, losses, ops, optimizers
 from . import init as initializers
 from .autodiff import gradients
 from .backend import dtype_name, to_numpy
+from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from .graph import Graph, Node, Variable, placeholder
 from .session import NumericsError, Session
 
 
 class Layer:
     """Callable on a graph node. Parameters are Variables; when the layer belongs to a
-    model, ``layer.W`` / ``layer.b`` read and write their values in the model's Session."""
+    model, ``layer.W`` / ``layer.b`` read and write their values in the model's Session.
+    ``training`` (a bool or a bool placeholder) switches layers such as Dropout."""
 
     session: Session | None = None
 
-    def __call__(self, x: Node) -> Node:
+    def __call__(self, x: Node, training=None) -> Node:
         raise NotImplementedError
 
     def parameters(self) -> list[Variable]:
@@ -57,7 +59,7 @@ class Linear(Layer):
         self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
         self.dW = self.db = None
 
-    def __call__(self, x: Node) -> Node:
+    def __call__(self, x: Node, training=None) -> Node:
         return ops.add(ops.matmul(x, self.weight), self.bias)
 
     def parameters(self):
@@ -85,7 +87,7 @@ class Linear(Layer):
 class _Activation(Layer):
     op = None
 
-    def __call__(self, x):
+    def __call__(self, x, training=None):
         return type(self).op(x)
 
     def __repr__(self) -> str:
@@ -111,6 +113,82 @@ class Softmax(_Activation):
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
+class Conv2D(Layer):
+    """conv2d with HWIO filters of shape (kernel, kernel, in_channels, filters), then the
+    bias: NHWC in, NHWC out (TF1's layout). He-initialised from the host RNG.
+
+    >>> import xpnn as xn
+    >>> conv = xn.nn.Conv2D(1, 8, 3, padding="SAME", seed=0)
+    >>> conv.weight.shape, conv.bias.shape
+    ((3, 3, 1, 8), (8,))
+    """
+
+    def __init__(self, in_channels, filters, kernel_size, strides=1, padding="VALID",
+                 init="he_normal", seed=None, dtype="float32", name="conv"):
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        self.strides, self.padding = strides, padding
+        shape = (int(kh), int(kw), int(in_channels), int(filters))
+        rng = initializers.generator(seed)
+        self.weight = Variable(initializers.get(init)(shape, rng, dtype), name=f"{name}/W")
+        self.bias = Variable(np.zeros(shape[-1], dtype=dtype), name=f"{name}/b")
+
+    def __call__(self, x, training=None):
+        y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
+        return bias_add(y, self.bias)
+
+    def parameters(self):
+        return [self.weight, self.bias]
+
+    def __repr__(self) -> str:
+        kh, kw, c, f = self.weight.shape
+        return f"Conv2D({c}, {f}, ({kh}, {kw}), padding={self.padding!r})"
+
+
+class MaxPool2D(Layer):
+    """max_pool2d over ``pool_size`` windows (strides default to the window)."""
+
+    op = staticmethod(max_pool2d)
+
+    def __init__(self, pool_size=2, strides=None, padding="VALID"):
+        self.pool_size, self.padding = pool_size, padding
+        self.strides = pool_size if strides is None else strides
+
+    def __call__(self, x, training=None):
+        return type(self).op(x, self.pool_size, self.strides, self.padding)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.pool_size})"
+
+
+class AvgPool2D(MaxPool2D):
+    """avg_pool2d over ``pool_size`` windows (strides default to the window)."""
+
+    op = staticmethod(avg_pool2d)
+
+
+class Flatten(Layer):
+    """(N, ...) -> (N, everything else)."""
+
+    def __call__(self, x, training=None):
+        return flatten(x)
+
+    def __repr__(self) -> str:
+        return "Flatten()"
+
+
+class Dropout(Layer):
+    """dropout with ``rate`` while ``training`` (the model's flag), the identity otherwise."""
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+
+    def __call__(self, x, training=None):
+        return ops.dropout(x, self.rate, True if training is None else training)
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.rate})"
+
+
 class Sequential(Layer):
     """Layers applied in order."""
 
@@ -118,9 +196,9 @@ class Sequential(Layer):
         self.layers = list(layers[0] if len(layers) == 1 and isinstance(layers[0], list)
                            else layers)
 
-    def __call__(self, x):
+    def __call__(self, x, training=None):
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, training)
         return x
 
     def parameters(self):
