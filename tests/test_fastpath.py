@@ -265,6 +265,126 @@ case("BCEGrad-hard-labels", ops.BinaryCrossEntropyGrad, lambda rng, dt: [
     np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0], dt)])
 
 
+# --------------------------------------------------------------------------- conv and pooling
+# Shapes given NHWC; NCHW cases hold the same images transposed. The kernels make the
+# portable GEMM calls on equal operands (bitwise equal today), so exact=False only leaves
+# room for BLAS blocking: about an ulp of the largest output, fine for these few terms.
+
+CONV_SETUPS = [  # name, x (NHWC), filters (HWIO), strides, dilations, padding
+    ("same", (2, 5, 5, 3), (3, 3, 3, 4), (1, 1), (1, 1), "SAME"),
+    ("valid-s2", (2, 7, 6, 2), (3, 2, 2, 3), (2, 2), (1, 1), "VALID"),
+    ("same-s23", (1, 6, 7, 2), (2, 3, 2, 2), (2, 3), (1, 1), "SAME"),
+    ("dilated", (2, 7, 7, 2), (3, 3, 2, 3), (1, 1), (2, 2), "SAME"),
+    ("dilated-s2-valid", (1, 9, 8, 1), (2, 3, 1, 2), (2, 1), (3, 2), "VALID"),
+    ("explicit", (1, 5, 4, 2), (2, 2, 2, 2), (1, 2), (1, 1), ((1, 2), (0, 3))),
+    ("1x1", (2, 3, 3, 4), (1, 1, 4, 5), (1, 1), (1, 1), "VALID"),
+]
+POOL_SETUPS = [  # name, x (NHWC), ksize, strides, padding
+    ("2x2", (2, 6, 6, 3), (2, 2), (2, 2), "VALID"),
+    ("3x3-s2-same", (2, 7, 5, 2), (3, 3), (2, 2), "SAME"),
+    ("3x3-s1-same", (1, 5, 5, 2), (3, 3), (1, 1), "SAME"),
+    ("2x3-s12", (1, 5, 6, 2), (2, 3), (1, 2), "VALID"),
+    ("1x1", (1, 3, 3, 2), (1, 1), (1, 1), "VALID"),
+    ("skipping", (1, 7, 7, 1), (2, 2), (3, 3), "VALID"),
+]
+
+
+def _layout(a, fmt):
+    return a if fmt == "NHWC" else np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+def _images(rng, dt, shape, fmt, kind="normal"):
+    if kind == "ties":  # few distinct values: windows with several maxima
+        x = rng.integers(0, 3, shape).astype(dt)
+    else:
+        x = _normal(rng, dt, shape)
+    if kind == "nonfinite":
+        flat = x.reshape(-1)
+        flat[[1, 4, 9]] = [np.nan, np.inf, -np.inf]
+        x[:, :2, :2, :] = -np.inf  # whole windows of -inf, some with padding in them
+    return _layout(x, fmt)
+
+
+def _conv_case(name, fmt, x_shape, w_shape, window, kind="normal"):
+    y_shape = xn.conv.conv_output_shape("case", "NHWC", x_shape, w_shape, window)
+
+    def forward(rng, dt):
+        return [_images(rng, dt, x_shape, fmt, kind), _normal(rng, dt, w_shape)]
+
+    def grads(rng, dt):
+        return forward(rng, dt) + [_images(rng, dt, y_shape, fmt)]
+
+    def build(cls):
+        return lambda *v: cls(*v, window=window, data_format=fmt)
+
+    case(f"Conv2D-{name}-{fmt}", build(xn.conv.Conv2D), forward, exact=False)
+    for cls in (xn.conv.Conv2DBackpropInput, xn.conv.Conv2DBackpropFilter):
+        case(f"{cls.__name__}-{name}-{fmt}", build(cls), grads, exact=False)
+
+
+def _pool_case(name, fmt, x_shape, ksize, window, kind="normal"):
+    y_shape = xn.conv.pool_output_shape("case", "NHWC", x_shape, ksize, window)
+
+    def forward(rng, dt):
+        return [_images(rng, dt, x_shape, fmt, kind)]
+
+    def grads(rng, dt):
+        return forward(rng, dt) + [_images(rng, dt, y_shape, fmt)]
+
+    def build(cls):
+        return lambda *v: cls(*v, ksize=ksize, window=window, data_format=fmt)
+
+    c = xn.conv
+    # The pools take the portable path's steps in its order; col2im may differ in zero signs.
+    for cls, gen, exact in [(c.MaxPool, forward, True), (c.MaxPoolGrad, grads, False),
+                            (c.AvgPool, forward, True), (c.AvgPoolGrad, grads, False)]:
+        case(f"{cls.__name__}-{name}-{kind}-{fmt}", build(cls), gen, exact)
+
+
+for _fmt in ("NHWC", "NCHW"):
+    for _name, _x, _w, _s, _d, _p in CONV_SETUPS:
+        _conv_case(_name, _fmt, _x, _w, xn.conv.Window(_s, _d, _p))
+    _conv_case("nonfinite", _fmt, (2, 5, 5, 2), (3, 3, 2, 3), xn.conv.Window(padding="SAME"),
+               kind="nonfinite")
+    for _name, _x, _k, _s, _p in POOL_SETUPS:
+        for _kind in ("normal", "ties"):
+            _pool_case(_name, _fmt, _x, _k, xn.conv.Window(_s, (1, 1), _p), _kind)
+    _pool_case("nonfinite", _fmt, (2, 6, 6, 2), (3, 3), xn.conv.Window((2, 2), (1, 1), "SAME"),
+               kind="nonfinite")
+
+
+def _conv_fallback(name, build, gen):
+    """Cases the conv kernels hand to the portable path: whatever dt the test asks for."""
+    case(f"fallback-{name}", build, gen, exact=False)
+
+
+_W = xn.conv.Window(padding="SAME")
+_conv_fallback("Conv2D-int", lambda x, w: xn.conv.Conv2D(x, w, window=_W), lambda rng, dt: [
+    rng.integers(-3, 3, (1, 4, 4, 2)), rng.integers(-3, 3, (3, 3, 2, 2))])
+_conv_fallback("Conv2D-mixed", lambda x, w: xn.conv.Conv2D(x, w, window=_W), lambda rng, dt: [
+    _normal(rng, F32, (1, 4, 4, 2)), _normal(rng, F64, (3, 3, 2, 2))])
+_conv_fallback("Conv2D-batch0", lambda x, w: xn.conv.Conv2D(x, w, window=_W), lambda rng, dt: [
+    _normal(rng, dt, (0, 4, 4, 2)), _normal(rng, dt, (3, 3, 2, 2))])
+_conv_fallback("Conv2DBackpropInput-batch0",
+               lambda *v: xn.conv.Conv2DBackpropInput(*v, window=_W), lambda rng, dt: [
+                   _normal(rng, dt, (0, 4, 4, 2)), _normal(rng, dt, (3, 3, 2, 2)),
+                   _normal(rng, dt, (0, 4, 4, 2))])
+_conv_fallback("Conv2DBackpropFilter-mixed",
+               lambda *v: xn.conv.Conv2DBackpropFilter(*v, window=_W), lambda rng, dt: [
+                   _normal(rng, F32, (1, 4, 4, 2)), _normal(rng, F32, (3, 3, 2, 2)),
+                   _normal(rng, F64, (1, 4, 4, 2))])
+_conv_fallback("MaxPool-int", lambda x: xn.conv.MaxPool(x, ksize=(2, 2), window=_W),
+               lambda rng, dt: [rng.integers(-3, 3, (1, 4, 4, 2))])
+_conv_fallback("MaxPoolGrad-mixed",
+               lambda *v: xn.conv.MaxPoolGrad(*v, ksize=(2, 2), window=_W), lambda rng, dt: [
+                   _normal(rng, F64, (1, 4, 4, 2)), _normal(rng, F32, (1, 4, 4, 2))])
+_conv_fallback("AvgPool-batch0", lambda x: xn.conv.AvgPool(x, ksize=(2, 2), window=_W),
+               lambda rng, dt: [_normal(rng, dt, (0, 4, 4, 2))])
+_conv_fallback("AvgPoolGrad-mixed",
+               lambda *v: xn.conv.AvgPoolGrad(*v, ksize=(2, 2), window=_W), lambda rng, dt: [
+                   _normal(rng, F64, (1, 4, 4, 2)), _normal(rng, F32, (1, 4, 4, 2))])
+
+
 def _build(build, values):
     with xn.Graph().as_default():
         return build(*[xn.placeholder() for _ in values])

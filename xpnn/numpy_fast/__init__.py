@@ -22,6 +22,7 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 from __future__ import annotations
 
 from ..backend import NumpyDevice
+from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 from . import deferred, kernels, ownership, shape_folding, updates
 
 
