@@ -188,35 +188,30 @@ def _reduce_slices(ufunc, padded, fmt, k, window, out_hw):
     return out
 
 
-@fast(conv.MaxPool)
-def _max_pool(op, portable):
-    pad = _padder(-math.inf)
+def _pool(ufunc, fill, finish=None):
+    """The kernel maker of a pooling: ``ufunc`` folded over the window's slices of the input
+    padded with ``fill``, then ``finish(op, x, total)``."""
 
-    def forward(x):
-        op.infer_shape(x.shape)
-        if not _floats(x):
-            return portable(x)
-        pads, out_hw, hw = _pool_setup(op, x)
-        padded = pad(x, op.data_format, pads, hw)
-        return _reduce_slices(np.maximum, padded, op.data_format, op.ksize, op.window, out_hw)
+    def make(op, portable):
+        pad = _padder(fill)
 
-    return forward
+        def forward(x):
+            op.infer_shape(x.shape)
+            if not _floats(x):
+                return portable(x)
+            pads, out_hw, hw = _pool_setup(op, x)
+            padded = pad(x, op.data_format, pads, hw)
+            total = _reduce_slices(ufunc, padded, op.data_format, op.ksize, op.window, out_hw)
+            return total if finish is None else finish(op, x, total)
+
+        return forward
+
+    return make
 
 
-@fast(conv.AvgPool)
-def _avg_pool(op, portable):
-    pad = _padder(0.0)
-
-    def forward(x):
-        op.infer_shape(x.shape)
-        if not _floats(x):
-            return portable(x)
-        pads, out_hw, hw = _pool_setup(op, x)
-        padded = pad(x, op.data_format, pads, hw)
-        total = _reduce_slices(np.add, padded, op.data_format, op.ksize, op.window, out_hw)
-        return np.divide(total, _counts(op, x, x), out=total)
-
-    return forward
+fast(conv.MaxPool)(_pool(np.maximum, -math.inf))
+fast(conv.AvgPool)(_pool(np.add, 0.0, lambda op, x, total: np.divide(
+    total, _counts(op, x, x), out=total)))
 
 
 def _counts(op, x, like):
