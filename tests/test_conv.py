@@ -534,3 +534,58 @@ def test_conv_layer_weights_are_he_initialised_over_the_window():
     assert W.shape == (3, 3, 16, 64) and W.dtype == np.float32
     np.testing.assert_allclose(W.std(), np.sqrt(2.0 / (3 * 3 * 16)), rtol=0.03)
     np.testing.assert_array_equal(W, xn.nn.Conv2D(16, 64, 3, seed=0).weight.initial_value)
+
+
+def _cnn(seed=0, rate=0.25):
+    return [xn.nn.Conv2D(1, 4, 3, padding="SAME", seed=seed), xn.nn.ReLU(),
+            xn.nn.MaxPool2D(2), xn.nn.Flatten(), xn.nn.Dropout(rate),
+            xn.nn.Linear(4 * 4 * 4, 2, seed=seed + 1)]
+
+
+def _images(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 8, 8, 1)).astype(np.float32)
+    return X, (X[:, :4].mean(axis=(1, 2, 3)) > X[:, 4:].mean(axis=(1, 2, 3))).astype(np.int64)
+
+
+def test_nnclassifier_takes_a_layer_stack(dev, tmp_path):
+    X, y = _images()
+    model = xn.nn.NNClassifier(_cnn(), input_shape=(8, 8, 1), device=dev, seed=0)
+    before = model.evaluate(X, y)[0]
+    history = model.fit(X, y, epochs=15, batch_size=16, optimizer="adam", learning_rate=0.02,
+                        verbose=0)
+    assert history["loss"][-1] < history["loss"][0] and model.evaluate(X, y)[0] < before / 2
+    assert model.score(X, y) > 0.85
+    # inference runs dropout as the identity: the same answer twice
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "Linear"]
+    assert model.layers[0].W.shape == (3, 3, 1, 4)
+    path = tmp_path / "cnn.npz"
+    model.save(path)
+    other = xn.nn.NNClassifier(xn.nn.Sequential(_cnn(seed=5)), input_shape=(8, 8, 1),
+                               device=dev)
+    other.load_weights(path)
+    np.testing.assert_allclose(other.predict_proba(X), model.predict_proba(X), rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="no MLP architecture stored"):
+        xn.nn.NNClassifier.load(path)
+
+
+def test_dropout_is_on_in_fit_only():
+    X, y = _images(16)
+    on = xn.nn.NNClassifier(_cnn(rate=0.5), input_shape=(8, 8, 1), seed=0)
+    off = xn.nn.NNClassifier(_cnn(rate=0.0), input_shape=(8, 8, 1), seed=0)
+    np.testing.assert_array_equal(on.predict_proba(X), off.predict_proba(X))
+    on.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    off.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    assert not np.allclose(on.layers[1].W, off.layers[1].W)  # the masks changed the step
+
+
+def test_a_layer_stack_needs_its_input_shape_and_a_class_axis():
+    with pytest.raises(ValueError, match="a model of layers needs input_shape="):
+        xn.nn.NNClassifier(_cnn())
+    with pytest.raises(ValueError, match=r"output must have shape \(n_samples, n_classes\)"):
+        xn.nn.NNClassifier([xn.nn.Conv2D(1, 2, 3)], input_shape=(8, 8, 1))
+    model = xn.nn.NNClassifier(_cnn(), input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match=r"X must have shape \(n_samples, 8, 8, 1\)"):
+        model.predict(np.zeros((2, 8, 8, 3), np.float32))

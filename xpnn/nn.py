@@ -42,25 +42,9 @@ class Layer:
         return []
 
 
-class Linear(Layer):
-    """y = x @ W + b with W of shape (n_in, n_out): rows are samples.
-
-    >>> import xpnn as xn
-    >>> layer = xn.nn.Linear(3, 2, seed=0)
-    >>> layer.weight.shape, layer.bias.shape
-    ((3, 2), (2,))
-    """
-
-    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name="linear"):
-        rng = initializers.generator(seed)
-        make = initializers.get(init)
-        self.n_in, self.n_out = int(n_in), int(n_out)
-        self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
-        self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
-        self.dW = self.db = None
-
-    def __call__(self, x: Node, training=None) -> Node:
-        return ops.add(ops.matmul(x, self.weight), self.bias)
+class _Weighted(Layer):
+    """A layer with a ``weight`` and a ``bias`` Variable; in a model, ``W`` and ``b`` are
+    their values in the model's Session."""
 
     def parameters(self):
         return [self.weight, self.bias]
@@ -79,6 +63,27 @@ class Linear(Layer):
     b = property(lambda self: self._session().get_value(self.bias),
                  lambda self, value: self._session().set_value(self.bias, value),
                  doc="The bias's value in the model's Session.")
+
+
+class Linear(_Weighted):
+    """y = x @ W + b with W of shape (n_in, n_out): rows are samples.
+
+    >>> import xpnn as xn
+    >>> layer = xn.nn.Linear(3, 2, seed=0)
+    >>> layer.weight.shape, layer.bias.shape
+    ((3, 2), (2,))
+    """
+
+    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name="linear"):
+        rng = initializers.generator(seed)
+        make = initializers.get(init)
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
+        self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
+        self.dW = self.db = None
+
+    def __call__(self, x: Node, training=None) -> Node:
+        return ops.add(ops.matmul(x, self.weight), self.bias)
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out})"
@@ -113,7 +118,7 @@ class Softmax(_Activation):
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
-class Conv2D(Layer):
+class Conv2D(_Weighted):
     """conv2d with HWIO filters of shape (kernel, kernel, in_channels, filters), then the
     bias: NHWC in, NHWC out (TF1's layout). He-initialised from the host RNG.
 
@@ -135,9 +140,6 @@ class Conv2D(Layer):
     def __call__(self, x, training=None):
         y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
         return bias_add(y, self.bias)
-
-    def parameters(self):
-        return [self.weight, self.bias]
 
     def __repr__(self) -> str:
         kh, kw, c, f = self.weight.shape
@@ -237,6 +239,28 @@ class MLP(Sequential):
         super().__init__(layers)
 
 
+def _network(units, input_shape):
+    """(the layer stack given, or None for an MLP; the MLP's sizes or None; the shape of one
+    sample)."""
+    if isinstance(units, Sequential) or (
+            isinstance(units, (list, tuple)) and units and isinstance(units[0], Layer)):
+        if input_shape is None:
+            raise ValueError("a model of layers needs input_shape=, the shape of one sample "
+                             "(e.g. (28, 28, 1))")
+        net = units if isinstance(units, Sequential) else Sequential(list(units))
+        return net, None, tuple(int(d) for d in input_shape)
+    sizes = _check_units(units)
+    return None, sizes, (sizes[0],)
+
+
+def _classes(logits) -> int:
+    shape = logits.shape
+    if shape is None or len(shape) != 2 or shape[1] is None:
+        raise ValueError(f"the model's output must have shape (n_samples, n_classes), got "
+                         f"{shape}: end the layers with a Linear layer")
+    return shape[1]
+
+
 def _check_units(units) -> list[int]:
     """Layer sizes as ints: at least an input and an output size, each a whole number >= 1."""
     try:
@@ -271,7 +295,10 @@ class History(dict):
 
 
 class NNClassifier:
-    """A softmax MLP classifier on its own graph and Session.
+    """A softmax classifier on its own graph and Session: an MLP of layer sizes ``units``, or
+    any stack of layers (a ``Sequential`` or a list, e.g. Conv2D, MaxPool2D, Flatten,
+    Dropout, Linear) with ``input_shape``, the shape of one sample. ``fit`` runs Dropout in
+    training mode, everything else in inference mode.
 
     The series' loop: ``loss(X, t)``, ``backward()``, ``SGD(model, lr).step()``, and
     ``forward_probs(X)``; or the scikit-learn way: ``fit``, ``predict``, ``score``.
@@ -288,38 +315,50 @@ class NNClassifier:
     """
 
     def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
-                 dtype="float32"):
-        self.units, self.activation = _check_units(units), activation
-        self.dtype = dtype_name(dtype)
-        self.graph = Graph()
+                 dtype="float32", input_shape=None):
+        self.activation, self.dtype = activation, dtype_name(dtype)
+        self.net, self.units, self.input_shape = _network(units, input_shape)
+        # Given layers, the model lives in their Variables' graph; an MLP gets its own.
+        params = self.net.parameters() if self.net is not None else []
+        self.graph = params[0].graph if params else Graph()
         with self.graph.as_default():
-            self.inputs = placeholder(self.dtype, (None, self.units[0]), name="X")
+            if self.net is None:
+                self.net = MLP(self.units, activation, seed=seed, dtype=self.dtype)
+            self.inputs = placeholder(self.dtype, (None, *self.input_shape), name="X")
             self.labels = placeholder("int64", (None,), name="t")
-            self.mlp = MLP(self.units, activation, seed=seed, dtype=self.dtype)
-            self.logits = self.mlp(self.inputs)
+            self.training = placeholder("bool", (), name="training")
+            self.logits = self.net(self.inputs, self.training)
+            self.n_classes = _classes(self.logits)
             self.probs = ops.softmax(self.logits)
             self.loss_node = losses.sparse_softmax_cross_entropy(self.labels, self.logits)
             # fit fetches this: a non-finite loss fails the step before it writes any weight.
             self._checked_loss = ops.check_numerics(self.loss_node, "the training loss")
             self.n_correct = ops.reduce_sum(ops.equal(ops.argmax(self.logits), self.labels))
-            self.params = self.mlp.parameters()
+            self.params = self.net.parameters()
             self.grad_nodes = gradients(self.loss_node, self.params)
-        self.session = Session(self.graph, device=device, backend=backend)
+        self.session = Session(self.graph, device=device, backend=backend, seed=seed)
         for layer in self.layers:
             layer.session = self.session
         self._last_feed = None
         self._train_steps = {}
 
     @property
+    def mlp(self):
+        return self.net
+
+    @property
     def layers(self):
-        """The Linear layers (``layers[i].W`` / ``.b`` are arrays on the model's device)."""
-        return [layer for layer in self.mlp.layers if isinstance(layer, Linear)]
+        """The layers with weights, Linear and Conv2D (``layers[i].W`` / ``.b`` are arrays
+        on the model's device)."""
+        return [layer for layer in self.net.layers if isinstance(layer, (Linear, Conv2D))]
 
     @property
     def device(self):
         return self.session.device
 
     def __repr__(self) -> str:
+        if self.units is None:
+            return f"NNClassifier({self.net!r}, device={self.device})"
         return f"NNClassifier({self.units}, activation={self.activation!r}, device={self.device})"
 
     # ------------------------------------------------------------------ checks
@@ -329,9 +368,10 @@ class NNClassifier:
         if not array_api_compat.is_array_api_obj(X):
             X = np.asarray(X)
         shape = tuple(X.shape)
-        if len(shape) != 2 or shape[1] != self.units[0]:
+        if shape[1:] != self.input_shape:
             raise ValueError(
-                f"X must have shape (n_samples, {self.units[0]}), got {shape}"
+                f"X must have shape (n_samples, {', '.join(map(str, self.input_shape))}), "
+                f"got {shape}"
             )
         if shape[0] == 0:
             raise ValueError("X has no samples: pass at least one row")
@@ -347,10 +387,10 @@ class NNClassifier:
             else:
                 bad = host[host != np.round(host)] if host.dtype.kind == "f" else host
                 raise ValueError(
-                    f"labels must be integers in [0, {self.units[-1]}), got "
+                    f"labels must be integers in [0, {self.n_classes}), got "
                     f"{bad[0] if bad.size else 'no value'} (dtype {host.dtype})"
                 )
-        k = self.units[-1]
+        k = self.n_classes
         bad = (host < 0) | (host >= k)
         if bad.any():
             raise ValueError(
@@ -360,7 +400,7 @@ class NNClassifier:
 
     def _feed(self, X, t=None):
         X = self._features(X)
-        feed = {self.inputs: X}
+        feed = {self.inputs: X, self.training: False}
         if t is not None:
             feed[self.labels] = self._targets(t, X.shape[0])
         return feed
@@ -447,7 +487,8 @@ class NNClassifier:
             for batch, (Xb, yb) in enumerate(
                     _progress(batch_iter, n_batches, epoch, epochs, verbose)):
                 try:
-                    _, loss, hits = self.session.run(fetches, {self.inputs: Xb, self.labels: yb})
+                    _, loss, hits = self.session.run(
+                        fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
                 except NumericsError:
                     history.stopped = (
                         f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
@@ -477,7 +518,8 @@ class NNClassifier:
         total = correct = 0.0
         for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
             loss, hits = self.session.run([self.loss_node, self.n_correct],
-                                          {self.inputs: Xb, self.labels: yb}, to_numpy=True)
+                                          {self.inputs: Xb, self.labels: yb,
+                                           self.training: False}, to_numpy=True)
             total += float(loss) * Xb.shape[0]
             correct += float(hits)
         return total / X.shape[0], correct / X.shape[0]
@@ -485,9 +527,10 @@ class NNClassifier:
     def predict_proba(self, X, batch_size=4096) -> np.ndarray:
         """Class probabilities as a host NumPy array."""
         X = self._features(X)
-        parts = [self.session.run(self.probs, {self.inputs: Xb}, to_numpy=True)
+        parts = [self.session.run(self.probs, {self.inputs: Xb, self.training: False},
+                                  to_numpy=True)
                  for Xb, _ in data.batches(X, None, batch_size, shuffle=False)]
-        return np.concatenate(parts) if parts else np.empty((0, self.units[-1]), self.dtype)
+        return np.concatenate(parts) if parts else np.empty((0, self.n_classes), self.dtype)
 
     def predict(self, X, batch_size=4096) -> np.ndarray:
         """Predicted class labels (int64, host)."""
@@ -504,11 +547,14 @@ class NNClassifier:
                 for k, v in (("W", layer.weight), ("b", layer.bias))}
 
     def save(self, path) -> None:
-        """Write the architecture and weights to ``path`` (.npz, no pickle, atomic)."""
+        """Write the weights, and an MLP's architecture, to ``path`` (.npz, no pickle,
+        atomic). A model of other layers is rebuilt by the code that made it, then
+        ``load_weights``."""
         arrays = {name: to_numpy(self.session.get_value(v))
                   for name, v in self._param_names().items()}
-        arrays["__units__"] = np.asarray(self.units, dtype=np.int64)
-        arrays["__activation__"] = np.asarray(self.activation)
+        if self.units is not None:
+            arrays["__units__"] = np.asarray(self.units, dtype=np.int64)
+            arrays["__activation__"] = np.asarray(self.activation)
         io.save_arrays(path, arrays)
 
     def load_weights(self, path) -> None:
@@ -557,7 +603,9 @@ class NNClassifier:
     @staticmethod
     def _stored_architecture(arrays, path):
         if "__units__" not in arrays:
-            raise ValueError(f"{path}: no architecture stored (not written by NNClassifier.save)")
+            raise ValueError(f"{path}: no MLP architecture stored (a model of other layers, or "
+                             "not written by NNClassifier.save): build the model with the "
+                             "same layers and call load_weights")
         units, activation = arrays["__units__"], arrays.get("__activation__")
         if units.ndim != 1 or units.size < 2 or units.dtype.kind not in "iu" or (units < 1).any():
             raise ValueError(f"{path}: __units__ must list two or more positive integer layer "
