@@ -4,6 +4,7 @@ with small settings; the numbers they return are checked."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def load(name):
+    if str(EXAMPLES) not in sys.path:  # examples import each other, as scripts run from there
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -102,4 +105,12 @@ def test_mnist_mlp_synthetic(dev):
                                      "--units", "64", "--quiet", *device_args(dev)])
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert len(result["history"]["loss"]) == 3
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+def test_mnist_cnn_synthetic(dev):
+    result = load("mnist_cnn").main(["--synthetic", "--limit", "256", "--epochs", "2",
+                                     "--quiet", *device_args(dev)])
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert len(result["history"]["loss"]) == 2
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
