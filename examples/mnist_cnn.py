@@ -3,7 +3,7 @@ flatten, dropout 0.5, dense 10, trained with Adam (lr 1e-3, batch 128) on MNIST 
 (28, 28, 1) NHWC arrays.
 
     python examples/mnist_cnn.py --device cpu [--backend numpy|array_api_strict|torch|cupy]
-        [--data ../shared/datasets/mnist] [--epochs 12] [--quiet]
+        [--data ../shared/datasets/mnist] [--epochs 15] [--quiet]
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
 of MNIST's shape (no files needed).
@@ -32,7 +32,7 @@ def main(argv=None):
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $XPNN_DATA/mnist or "
                              "~/.cache/xpnn/mnist, downloaded when missing)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
