@@ -28,6 +28,7 @@ from .graph import (
     placeholder,
     reset_default_graph,
 )
+from .normalization import batch_normalization, moments
 from .ops import (
     abs,
     add,
