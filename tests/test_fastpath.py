@@ -1159,3 +1159,50 @@ def test_shape_only_loss_still_checks_its_inputs_every_run():
         np.testing.assert_array_equal(layer.W, W)
     run(step, {model.inputs: X, model.labels: y})
     assert not np.array_equal(model.layers[0].W, before[0])
+
+
+class _Count(xn.Update):
+    """A user's update beside the optimizer's: counter <- counter + 1 (fails on demand)."""
+
+    fail = False
+
+    def forward(self, xp, counter, w):
+        if _Count.fail:
+            raise RuntimeError("the count failed")
+        return [counter + 1.0]
+
+
+def test_an_optimizer_step_in_place_beside_a_portable_update():
+    """NumPy applies the optimizer in place and the user's update portably, in one commit;
+    a failure of either leaves every Variable as it was."""
+    def build():
+        x = xn.placeholder(shape=(None, 4), name="x")
+        w = xn.Variable(np.linspace(-1, 1, 12).reshape(4, 3).astype(F32), name="w")
+        counter = xn.Variable(0.0, name="counter", trainable=False)
+        step = xn.train.MomentumOptimizer(0.1).minimize(xn.reduce_mean(xn.square(x @ w)))
+        return x, w, counter, [step, _Count([counter], counter, w)]
+
+    X = np.random.default_rng(1).standard_normal((6, 4)).astype(F32)
+    results = []
+    for make in (numpy_session, strict_session):
+        with xn.Graph().as_default():
+            x, w, counter, fetches = build()
+            sess = make()
+            for _ in range(3):
+                sess.run(fetches, {x: X})
+            results.append([sess.run(v, to_numpy=True) for v in (w, counter)])
+            if make is numpy_session:
+                plan = next(p for p in sess._plans.values() if p.updates)
+                assert plan.commit is not None
+                assert [u.in_place for u in plan.updates] == [True, False]
+            before = [sess.run(v, to_numpy=True).copy() for v in (w, counter)]
+            _Count.fail = True
+            try:
+                with pytest.raises(xn.OpError, match="the count failed"):
+                    sess.run(fetches, {x: X})
+            finally:
+                _Count.fail = False
+            for v, old in zip((w, counter), before):
+                np.testing.assert_array_equal(sess.run(v, to_numpy=True), old)
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    assert results[0][1] == results[1][1] == 3.0

@@ -52,6 +52,7 @@ class UpdateStep:
     op: Update
     inputs: tuple[int, ...]
     check_shapes: bool = True  # False when the static shapes already prove them right
+    in_place: bool = False  # applied by the device's own ``Plan.commit`` (NumPy)
 
     def gather(self, values) -> list:
         return [values[s] for s in self.inputs]
@@ -79,7 +80,7 @@ class Plan:
     n_slots: int = 0
     late_reads: set = field(default_factory=set)  # slots read after the last step
     copies: frozenset = frozenset()  # fetched slots a device hands out as copies
-    commit: Callable | None = None  # a device's own commit(values), in place (NumPy)
+    commit: Callable | None = None  # a device's commit(values) of the in_place updates
     accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape accepted
     template: list = field(default_factory=list)  # constants, static descriptions
     program: Callable | None = None  # what ``run`` executes (see ``_straight_line``)

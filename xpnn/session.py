@@ -423,11 +423,10 @@ class Session:
             problem = check(update.gather(values)) if check is not None else None
             if problem:
                 raise self._op_error(update, values, ValueError(problem))
-        if plan.commit is not None:  # the device's own, in place
-            plan.commit(values)
-            return
         new = []
         for update in plan.updates:
+            if update.in_place:  # the device's own commit below writes it
+                continue
             args = update.gather(values)
             try:
                 result = update.op.forward(self.xp, *args)
@@ -437,6 +436,8 @@ class Session:
             if self.check_numerics:
                 self._check_new_values(update, values, result)
             new.extend(zip(update.op.targets, result))
+        if plan.commit is not None:  # NumPy: the optimizer steps, in place
+            plan.commit(values)
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
 

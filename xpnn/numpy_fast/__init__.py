@@ -32,9 +32,10 @@ def rewrite(plan, session) -> None:
     shape_folding.find(plan, facts)
     plan.copies = facts.copies()
     pending = set()
-    if updates.in_place_possible(plan, facts, session):
-        pending = deferred.defer(plan, facts, session.xp)
-        updates.commit_in_place(plan, facts, pending)
+    chosen = updates.in_place(plan, facts, session)
+    if chosen:
+        pending = deferred.defer(plan, facts, chosen, session.xp)
+        updates.commit_in_place(plan, facts, chosen, pending)
     kernels.swap_in(plan, facts, skip=pending)
     shape_folding.wrap(plan, facts)
 

@@ -90,14 +90,14 @@ def apply(optimizer, param, grad, slots) -> bool:
     return False
 
 
-def defer(plan, facts, xp) -> set:
-    """Give each weight gradient that only an update reads, and that the update may own,
-    the forward of ``weight_gradient``; its operands then live until the commit. The
-    gradients' slots."""
+def defer(plan, facts, chosen, xp) -> set:
+    """Give each weight gradient that only one of the ``chosen`` (in-place) updates reads,
+    and that it may own, the forward of ``weight_gradient``; its operands then live until
+    the commit. The gradients' slots."""
     read_by_steps = {s for step in plan.steps for s in step.inputs}
     steps = {step.out: step for step in plan.steps if step.kind == "value"}
     pending = set()
-    for update in plan.updates:
+    for update in chosen:
         for pair in update.op.pairs:
             s = update.inputs[pair.gradient]
             if (not facts.sole_owner(s) or s in read_by_steps

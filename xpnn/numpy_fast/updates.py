@@ -94,19 +94,22 @@ def _apply(optimizer, values, pairs) -> None:
         fn(optimizer, param, grad, *slots, own)
 
 
-def in_place_possible(plan, facts, session) -> bool:
-    """Every update has a kernel, no gradient is (a view of) a Variable being written, and
-    new values need no check before they are written (``Session.check_numerics``)."""
-    return (bool(plan.updates) and not session.check_numerics
-            and all(has_fast_update(update.op) for update in plan.updates)
-            and not any(update.inputs[pair.gradient] in facts.live
-                        for update in plan.updates for pair in update.op.pairs))
+def in_place(plan, facts, session) -> list:
+    """The updates that may write the Variables' buffers in place: optimizer steps with a
+    kernel here whose gradients are no (view of a) Variable. None when new values must be
+    checked before they are written (``Session.check_numerics``)."""
+    if session.check_numerics:
+        return []
+    return [update for update in plan.updates if has_fast_update(update.op)
+            and not any(update.inputs[pair.gradient] in facts.live for pair in update.op.pairs)]
 
 
-def commit_in_place(plan, facts, pending) -> None:
-    """Give the plan a commit that applies every update in place."""
+def commit_in_place(plan, facts, chosen, pending) -> None:
+    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
+    computes the others first, then calls it, then writes theirs)."""
     calls = []
-    for update in plan.updates:
+    for update in chosen:
+        update.in_place = True
         groups = []
         for pair in update.op.pairs:
             g = update.inputs[pair.gradient]
