@@ -24,7 +24,8 @@ from . import init as initializers
 from .autodiff import gradients
 from .backend import dtype_name, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
-from .graph import Graph, Node, Variable, placeholder
+from .graph import Constant, Graph, Node, Update, Variable, placeholder
+from .normalization import batch_normalization, moments
 from .session import NumericsError, Session
 
 
@@ -41,6 +42,14 @@ class Layer:
     def parameters(self) -> list[Variable]:
         return []
 
+    def state(self) -> dict:
+        """The Variables a checkpoint holds, by name (trainable or not)."""
+        return {}
+
+    def updates(self) -> list:
+        """Update nodes to run with a training step (BatchNorm's moving statistics)."""
+        return []
+
 
 class _Weighted(Layer):
     """A layer with a ``weight`` and a ``bias`` Variable; in a model, ``W`` and ``b`` are
@@ -48,6 +57,9 @@ class _Weighted(Layer):
 
     def parameters(self):
         return [self.weight, self.bias]
+
+    def state(self):
+        return {"W": self.weight, "b": self.bias}
 
     def _session(self) -> Session:
         if self.session is None:
@@ -178,6 +190,77 @@ class Flatten(Layer):
         return "Flatten()"
 
 
+class BatchNorm(Layer):
+    """Batch normalisation over every axis but the last (channels, NHWC), as Keras's
+    BatchNormalization: while training, the batch's moments, and the moving mean and
+    variance move towards them (``m <- momentum m + (1 - momentum) batch``, run with the
+    training step); in inference, the moving statistics.
+
+    >>> import xpnn as xn
+    >>> bn = xn.nn.BatchNorm(3)
+    >>> sorted(bn.state())
+    ['beta', 'gamma', 'moving_mean', 'moving_variance']
+    """
+
+    def __init__(self, channels, momentum=0.99, epsilon=1e-3, dtype="float32",
+                 name="batch_norm"):
+        if not 0.0 <= momentum < 1.0 or not epsilon >= 0:
+            raise ValueError(f"BatchNorm: momentum must lie in [0, 1) and epsilon be >= 0, "
+                             f"got {momentum} and {epsilon}")
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        n = int(channels)
+        self.gamma = Variable(np.ones(n, dtype), name=f"{name}/gamma")
+        self.beta = Variable(np.zeros(n, dtype), name=f"{name}/beta")
+        self.moving_mean = Variable(np.zeros(n, dtype), name=f"{name}/moving_mean",
+                                    trainable=False)
+        self.moving_variance = Variable(np.ones(n, dtype), name=f"{name}/moving_variance",
+                                        trainable=False)
+        self._updates = []
+
+    def __call__(self, x, training=None):
+        if x.shape is None:
+            raise ValueError(f"BatchNorm needs an input of known rank, got {x.label}")
+        training = True if training is None else training
+        mean, variance = moments(x, axes=list(range(len(x.shape) - 1)))
+        if training is not True:  # a placeholder (or False): blend by the flag
+            on = ops.equal(training, True)
+            off = ops.subtract(1.0, on)
+            mean = ops.add(ops.multiply(on, mean), ops.multiply(off, self.moving_mean))
+            variance = ops.add(ops.multiply(on, variance),
+                               ops.multiply(off, self.moving_variance))
+        if training is not False:
+            self._updates.append(_MovingAverages(self, mean, variance, training))
+        return batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def state(self):
+        return {"gamma": self.gamma, "beta": self.beta, "moving_mean": self.moving_mean,
+                "moving_variance": self.moving_variance}
+
+    def updates(self):
+        return list(self._updates)
+
+    def __repr__(self) -> str:
+        return f"BatchNorm({self.gamma.shape[0]})"
+
+
+class _MovingAverages(Update):
+    """BatchNorm's moving mean and variance moved towards the batch's (where training)."""
+
+    def __init__(self, layer, mean, variance, training):
+        self.momentum = layer.momentum
+        flag = training if isinstance(training, Node) else Constant(bool(training))
+        super().__init__([layer.moving_mean, layer.moving_variance], mean, variance,
+                         layer.moving_mean, layer.moving_variance, flag)
+
+    def forward(self, xp, mean, variance, moving_mean, moving_variance, training):
+        m = self.momentum
+        new = [m * moving_mean + (1.0 - m) * mean, m * moving_variance + (1.0 - m) * variance]
+        return [xp.where(training, n, old) for n, old in zip(new, (moving_mean, moving_variance))]
+
+
 class Dropout(Layer):
     """dropout with ``rate`` while ``training`` (the model's flag), the identity otherwise."""
 
@@ -205,6 +288,9 @@ class Sequential(Layer):
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def updates(self):
+        return [u for layer in self.layers for u in layer.updates()]
 
     def __getitem__(self, i):
         return self.layers[i]
@@ -425,8 +511,9 @@ class NNClassifier:
         if self._last_feed is None:
             raise RuntimeError("call loss(X, t) before backward()")
         grads = self.session.run(self.grad_nodes, self._last_feed)
-        for i, layer in enumerate(self.layers):
-            layer.dW, layer.db = grads[2 * i], grads[2 * i + 1]
+        of = dict(zip(self.params, grads))
+        for layer in self.layers:
+            layer.dW, layer.db = of[layer.weight], of[layer.bias]
         return grads
 
     # ------------------------------------------------------------------ scikit-learn way
@@ -475,7 +562,8 @@ class NNClassifier:
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, learning_rate)
-        fetches = [step, self._checked_loss, self.n_correct]
+        # The layers' own updates (BatchNorm's moving statistics) run with the step.
+        fetches = [step, self._checked_loss, self.n_correct, *self.net.updates()]
         rng = initializers.generator(seed)
         history = History(loss=[], accuracy=[])
         n = X.shape[0]
@@ -487,7 +575,7 @@ class NNClassifier:
             for batch, (Xb, yb) in enumerate(
                     _progress(batch_iter, n_batches, epoch, epochs, verbose)):
                 try:
-                    _, loss, hits = self.session.run(
+                    _, loss, hits, *_ = self.session.run(
                         fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
                 except NumericsError:
                     history.stopped = (
@@ -543,8 +631,11 @@ class NNClassifier:
     # ------------------------------------------------------------------ save / load
 
     def _param_names(self):
-        return {f"layers.{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in (("W", layer.weight), ("b", layer.bias))}
+        """File names of the Variables to save: ``layers.<i>.<name>``, numbering the layers
+        that hold state (Linear, Conv2D, BatchNorm) in order."""
+        stateful = [layer for layer in self.net.layers if layer.state()]
+        return {f"layers.{i}.{k}": v for i, layer in enumerate(stateful)
+                for k, v in layer.state().items()}
 
     def save(self, path) -> None:
         """Write the weights, and an MLP's architecture, to ``path`` (.npz, no pickle,
