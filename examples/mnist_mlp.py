@@ -3,6 +3,7 @@ on MNIST (the lesson reached 92.37% test accuracy with plain SGD; these defaults
 
     python examples/mnist_mlp.py --device cpu [--backend numpy|array_api_strict|torch|cupy]
         [--data ../shared/datasets/mnist] [--epochs 10] [--optimizer momentum] [--lr 0.05]
+        [--dropout 0.2]
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
 of MNIST's shape (no files needed).
@@ -42,6 +43,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--units", type=int, nargs="+", default=[512, 256],
                         help="hidden layer sizes")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout rate after each hidden layer (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
     parser.add_argument("--synthetic", action="store_true", help="random data, no files")
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
@@ -59,8 +62,20 @@ def main(argv=None):
         X_test, y_test = X_test[: args.limit], y_test[: args.limit]
     print(f"train {X.shape}, test {X_test.shape}")
 
-    model = xn.nn.NNClassifier([784, *args.units, 10], device=args.device, backend=args.backend,
-                               seed=args.seed)
+    units = [784, *args.units, 10]
+    if args.dropout:  # the MLP's layers with Dropout after each hidden one
+        with xn.Graph().as_default():
+            rng = xn.init.generator(args.seed)
+            layers = []
+            for n_in, n_out in zip(units[:-2], units[1:-1]):
+                layers += [xn.nn.Linear(n_in, n_out, seed=rng), xn.nn.ReLU(),
+                           xn.nn.Dropout(args.dropout)]
+            layers.append(xn.nn.Linear(units[-2], units[-1], seed=rng))
+            model = xn.nn.NNClassifier(layers, input_shape=(784,), device=args.device,
+                                       backend=args.backend, seed=args.seed)
+    else:
+        model = xn.nn.NNClassifier(units, device=args.device, backend=args.backend,
+                                   seed=args.seed)
     print(model)
     started = time.perf_counter()
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,

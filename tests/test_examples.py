@@ -114,3 +114,10 @@ def test_mnist_cnn_synthetic(dev):
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert len(result["history"]["loss"]) == 2
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+def test_mnist_mlp_with_dropout_synthetic(dev):
+    result = load("mnist_mlp").main(["--synthetic", "--limit", "600", "--epochs", "3",
+                                     "--units", "64", "--dropout", "0.2", "--quiet",
+                                     *device_args(dev)])
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
