@@ -1,0 +1,135 @@
+"""The "simple MNIST convnet" (conv 32 3x3 ReLU, max-pool 2, conv 64 3x3 ReLU, max-pool 2,
+flatten, dropout 0.5, dense 10; Adam 1e-3, batch 128) in xpnn and in PyTorch CPU eager: same
+initial weights and batches, interleaved in chunks, seconds per epoch and test accuracy of
+each, and the ratio. (Dropout masks differ: each library draws its own.)
+
+    python benchmarks/cnn_mnist.py --data ../shared/datasets/mnist --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import xpnn as xn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from mnist_cnn import convnet  # noqa: E402  (the example's layers, the same weights)
+
+
+def load(args):
+    if args.data:
+        (X, y), (Xt, yt) = xn.data.load_mnist(root=args.data, download=False)
+    else:
+        rng = np.random.default_rng(0)
+        X, y = rng.random((60_000, 784), dtype=np.float32), rng.integers(0, 10, 60_000)
+        Xt, yt = X[:10_000], y[:10_000]
+    n = args.limit or len(X)
+    return X[:n].reshape(-1, 28, 28, 1), y[:n], Xt.reshape(-1, 28, 28, 1), yt
+
+
+def make_xpnn(device):
+    with xn.Graph().as_default():
+        model = xn.nn.NNClassifier(convnet(0), input_shape=(28, 28, 1), device=device, seed=0)
+    step = model._train_step(xn.train.AdamOptimizer(1e-3), None)
+    fetches = [step, *model.net.updates()]
+
+    def run(X, y, order, batch_size):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            model.session.run(fetches, {model.inputs: X[idx], model.labels: y[idx],
+                                        model.training: True})
+        xn.to_numpy(model.layers[0].b)  # wait for the device
+
+    return model, run
+
+
+def make_torch(model, device):
+    import torch
+
+    convs = [layer for layer in model.layers if isinstance(layer, xn.nn.Conv2D)]
+    dense = model.layers[-1]
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(1600, 10))
+    with torch.no_grad():  # HWIO -> OIHW; NHWC flatten order -> NCHW's
+        for layer, conv in zip((net[0], net[3]), convs):
+            layer.weight.copy_(torch.from_numpy(xn.to_numpy(conv.W).transpose(3, 2, 0, 1)))
+            layer.bias.copy_(torch.from_numpy(xn.to_numpy(conv.b)))
+        W = xn.to_numpy(dense.W).reshape(5, 5, 64, 10).transpose(2, 0, 1, 3).reshape(1600, 10)
+        net[8].weight.copy_(torch.from_numpy(W.T.copy()))
+        net[8].bias.copy_(torch.from_numpy(xn.to_numpy(dense.b)))
+    net = net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def run(X, y, order, batch_size):
+        net.train()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            xb = torch.from_numpy(X[idx].transpose(0, 3, 1, 2).copy()).to(device)
+            yb = torch.from_numpy(y[idx]).to(device)
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+
+    def accuracy(Xt, yt):
+        net.eval()
+        with torch.no_grad():
+            logits = net(torch.from_numpy(Xt.transpose(0, 3, 1, 2).copy()).to(device))
+        return float((logits.argmax(1).cpu().numpy() == yt).mean())
+
+    return run, accuracy
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--limit", type=int, default=None, help="train on the first N samples")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--chunk", type=int, default=50, help="steps per interleaved chunk")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+
+    X, y, Xt, yt = load(args)
+    model, run_xpnn = make_xpnn(args.device)
+    runners = {"xpnn": (run_xpnn, lambda: model.score(Xt, yt))}
+    try:
+        import torch
+    except ImportError:
+        print("torch not importable: xpnn alone")
+    else:
+        tdev = "cuda" if args.device.startswith("cuda") else "cpu"
+        run_torch, torch_accuracy = make_torch(model, tdev)
+        runners["torch"] = (run_torch, lambda: torch_accuracy(Xt, yt))
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rng = np.random.default_rng(1)
+    times = {name: [] for name in runners}
+    chunk = args.chunk * args.batch_size
+    for epoch in range(args.epochs):
+        order, spent = rng.permutation(len(X)), dict.fromkeys(runners, 0.0)
+        for start in range(0, len(order), chunk):
+            for name, (run, _) in runners.items():
+                t0 = time.perf_counter()
+                run(X, y, order[start : start + chunk], args.batch_size)
+                spent[name] += time.perf_counter() - t0
+        for name in runners:
+            times[name].append(spent[name])
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{n} {t[-1]:.1f}s" for n, t in times.items()),
+              flush=True)
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    for name, (_, accuracy) in runners.items():
+        print(f"  {name:6s} {medians[name]:.1f} s/epoch   test accuracy {accuracy():.4f}")
+    if "torch" in medians:
+        print(f"  xpnn / torch: {medians['xpnn'] / medians['torch']:.2f}")
+    return medians
+
+
+if __name__ == "__main__":
+    main()
