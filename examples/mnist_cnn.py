@@ -9,10 +9,7 @@ flatten, dropout 0.5, dense 10, trained with Adam (lr 1e-3, batch 128) on MNIST 
 of MNIST's shape (no files needed).
 """
 
-import argparse
-import time
-
-from mnist_mlp import synthetic_mnist
+from mnist_mlp import mnist_arguments, mnist_data, train_and_test
 
 import xpnn as xn
 
@@ -26,46 +23,15 @@ def convnet(seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="The simple MNIST convnet")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--data", default=None,
-                        help="folder with the MNIST IDX files (default: $XPNN_DATA/mnist or "
-                             "~/.cache/xpnn/mnist, downloaded when missing)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
-    parser.add_argument("--synthetic", action="store_true", help="random data, no files")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    args = parser.parse_args(argv)
-
-    if args.synthetic:
-        n_train, n_test = (args.limit, args.limit) if args.limit else (60000, 10000)
-        (X, y), (X_test, y_test) = synthetic_mnist(n_train, n_test, seed=args.seed)
-    else:
-        (X, y), (X_test, y_test) = xn.data.load_mnist(root=args.data)
-    if args.limit:
-        X, y = X[: args.limit], y[: args.limit]
-        X_test, y_test = X_test[: args.limit], y_test[: args.limit]
+    args = mnist_arguments("The simple MNIST convnet", epochs=15, optimizer="adam",
+                           lr=1e-3).parse_args(argv)
+    (X, y), (X_test, y_test) = mnist_data(args)
     X, X_test = X.reshape(-1, 28, 28, 1), X_test.reshape(-1, 28, 28, 1)
     print(f"train {X.shape}, test {X_test.shape}")
-
     with xn.Graph().as_default():
         model = xn.nn.NNClassifier(convnet(args.seed), input_shape=(28, 28, 1),
                                    device=args.device, backend=args.backend, seed=args.seed)
-    print(model)
-    started = time.perf_counter()
-    history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer="adam", learning_rate=args.lr, seed=args.seed,
-                        verbose=2 if args.quiet else 1)
-    seconds = time.perf_counter() - started
-    test_loss, test_accuracy = model.evaluate(X_test, y_test)
-    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "
-          f"training took {seconds:.1f} s")
-    return {"test_accuracy": test_accuracy, "test_loss": test_loss, "seconds": seconds,
-            "history": dict(history)}
+    return train_and_test(model, X, y, X_test, y_test, args)
 
 
 if __name__ == "__main__":

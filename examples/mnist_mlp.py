@@ -30,28 +30,28 @@ def synthetic_mnist(n_train=60000, n_test=10000, seed=0):
     return split(n_train), split(n_test)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Lesson 4: MLP on MNIST")
+def mnist_arguments(description, epochs, optimizer, lr):
+    """The options the MNIST examples share (mnist_cnn.py uses them too)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $XPNN_DATA/mnist or "
                              "~/.cache/xpnn/mnist, downloaded when missing)")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="momentum")
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--units", type=int, nargs="+", default=[512, 256],
-                        help="hidden layer sizes")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="dropout rate after each hidden layer (0: none)")
+    parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=optimizer)
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
     parser.add_argument("--synthetic", action="store_true", help="random data, no files")
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def mnist_data(args):
+    """((X, y), (X_test, y_test)): MNIST (or --synthetic), the first --limit samples."""
     if args.synthetic:
         n_train, n_test = (args.limit, args.limit) if args.limit else (60000, 10000)
         (X, y), (X_test, y_test) = synthetic_mnist(n_train, n_test, seed=args.seed)
@@ -60,6 +60,33 @@ def main(argv=None):
     if args.limit:
         X, y = X[: args.limit], y[: args.limit]
         X_test, y_test = X_test[: args.limit], y_test[: args.limit]
+    return (X, y), (X_test, y_test)
+
+
+def train_and_test(model, X, y, X_test, y_test, args):
+    """fit with the options, then the test accuracy and the time training took."""
+    print(model)
+    started = time.perf_counter()
+    history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
+                        validation_data=(X_test, y_test) if args.validate else None,
+                        verbose=2 if args.quiet else 1)
+    seconds = time.perf_counter() - started
+    test_loss, test_accuracy = model.evaluate(X_test, y_test)
+    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "
+          f"training took {seconds:.1f} s")
+    return {"test_accuracy": test_accuracy, "test_loss": test_loss, "seconds": seconds,
+            "history": dict(history)}
+
+
+def main(argv=None):
+    parser = mnist_arguments("Lesson 4: MLP on MNIST", epochs=10, optimizer="momentum", lr=0.05)
+    parser.add_argument("--units", type=int, nargs="+", default=[512, 256],
+                        help="hidden layer sizes")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout rate after each hidden layer (0: none)")
+    args = parser.parse_args(argv)
+    (X, y), (X_test, y_test) = mnist_data(args)
     print(f"train {X.shape}, test {X_test.shape}")
 
     units = [784, *args.units, 10]
@@ -76,18 +103,7 @@ def main(argv=None):
     else:
         model = xn.nn.NNClassifier(units, device=args.device, backend=args.backend,
                                    seed=args.seed)
-    print(model)
-    started = time.perf_counter()
-    history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
-                        validation_data=(X_test, y_test) if args.validate else None,
-                        verbose=2 if args.quiet else 1)
-    seconds = time.perf_counter() - started
-    test_loss, test_accuracy = model.evaluate(X_test, y_test)
-    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "
-          f"training took {seconds:.1f} s")
-    return {"test_accuracy": test_accuracy, "test_loss": test_loss, "seconds": seconds,
-            "history": dict(history)}
+    return train_and_test(model, X, y, X_test, y_test, args)
 
 
 if __name__ == "__main__":
