@@ -351,6 +351,20 @@ for _fmt in ("NHWC", "NCHW"):
             _pool_case(_name, _fmt, _x, _k, xn.conv.Window(_s, (1, 1), _p), _kind)
     _pool_case("nonfinite", _fmt, (2, 6, 6, 2), (3, 3), xn.conv.Window((2, 2), (1, 1), "SAME"),
                kind="nonfinite")
+    # Windows that tile the input (MaxPoolGrad's written-not-added kernel), with rows and
+    # columns no window reaches, and with NaN and infinities (back to the general kernel).
+    _pool_case("tiled-uncovered", _fmt, (2, 7, 9, 3), (2, 2), xn.conv.Window((2, 2)))
+    _pool_case("tiled-3x2", _fmt, (2, 6, 4, 2), (3, 2), xn.conv.Window((3, 2)), "ties")
+    _pool_case("tiled-nonfinite", _fmt, (2, 6, 6, 2), (2, 2), xn.conv.Window((2, 2)),
+               kind="nonfinite")
+    case(f"BiasAdd-{_fmt}", lambda v, b, f=_fmt: xn.conv.BiasAdd(v, b, data_format=f),
+         lambda rng, dt, f=_fmt: [_images(rng, dt, (2, 3, 4, 5), f), _normal(rng, dt, (5,))])
+    case(f"BiasAddGrad-{_fmt}", lambda g, f=_fmt: xn.conv.BiasAddGrad(g, data_format=f),
+         lambda rng, dt, f=_fmt: [_images(rng, dt, (3, 4, 5, 6), f)], exact=False)
+case("BiasAdd-2d", lambda v, b: xn.conv.BiasAdd(v, b),
+     lambda rng, dt: [_normal(rng, dt, (4, 3)), _normal(rng, dt, (3,))])
+case("BiasAddGrad-2d", lambda g: xn.conv.BiasAddGrad(g),
+     lambda rng, dt: [_normal(rng, dt, (70, 3))], exact=False)
 
 
 def _conv_fallback(name, build, gen):

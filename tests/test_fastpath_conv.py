@@ -62,21 +62,24 @@ def _images(n=16, seed=0):
 
 
 CONV_OPS = [xn.conv.Conv2D, xn.conv.Conv2DBackpropInput, xn.conv.Conv2DBackpropFilter,
-            xn.conv.MaxPool, xn.conv.MaxPoolGrad, xn.conv.AvgPool, xn.conv.AvgPoolGrad]
+            xn.conv.MaxPool, xn.conv.MaxPoolGrad, xn.conv.AvgPool, xn.conv.AvgPoolGrad,
+            xn.conv.BiasAdd, xn.conv.BiasAddGrad]
 
 
 def _count_kernel_runs(monkeypatch):
     runs = []
 
     def counting(cls, make):
-        def counted(op, portable):
-            fn = make(op, portable)
+        def counted(op, portable, **handoff):
+            fn = make(op, portable, **handoff)
             return lambda *v: runs.append(cls) or fn(*v)
 
         return counted
 
     for cls in CONV_OPS:
-        monkeypatch.setitem(kernels.FORWARD, cls, counting(cls, kernels.FORWARD[cls]))
+        for table in (kernels.FORWARD, kernels.INPLACE):
+            if cls in table:
+                monkeypatch.setitem(table, cls, counting(cls, table[cls]))
     return runs
 
 
@@ -116,3 +119,76 @@ def test_conv_net_training_matches_strict(data_format, monkeypatch):
     np.testing.assert_allclose(fast_b, portable_b, rtol=1e-4, atol=1e-6)
     assert fast[-1] < fast[0]
     assert set(runs) == set(CONV_OPS)  # each kernel ran in the NumPy session's steps
+
+
+def test_filter_gradient_shares_the_forward_patches_within_a_run(monkeypatch):
+    """A Conv2D and its filter gradient in one plan gather the patches once; a plan with the
+    gradient alone, run after the input changed, gathers them anew (nothing stale)."""
+    from xpnn.numpy_fast import conv as conv_kernels
+
+    gathered = []
+    real = conv_kernels.as_strided
+    monkeypatch.setattr(conv_kernels, "as_strided", lambda *a, **k: gathered.append(1) or
+                        real(*a, **k))
+    rng = np.random.default_rng(3)
+    x0, x1 = (rng.standard_normal((2, 6, 6, 3)).astype(F32) for _ in range(2))
+    w0 = rng.standard_normal((3, 3, 3, 4)).astype(F32)
+
+    def build():
+        x, w = xn.Variable(x0, name="x"), xn.Variable(w0, name="w")
+        loss = xn.reduce_sum(xn.square(xn.conv2d(x, w, padding="SAME")))
+        return x, loss, xn.gradients(loss, [w])[0]
+
+    def run(sess, nodes):
+        x, loss, dw = nodes
+        both = xn.to_numpy(sess.run([loss, dw])[1])
+        sess.set_value(x, x1)
+        return both, xn.to_numpy(sess.run(dw)), xn.to_numpy(sess.run([loss, dw])[1])
+
+    fast, portable = _both(build, run)
+    for got, expected in zip(fast, portable):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fast[0], fast[1])  # the input did change
+    assert len(gathered) == 3  # once per plan run: shared in the two-fetch plan
+
+
+@pytest.mark.parametrize("setting, applied", [("", "True"), ("system", "False")])
+def test_allocator_settings_are_applied_once_unless_refused(setting, applied):
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        applied = "False"
+    code = ("import xpnn as xn; from xpnn.numpy_fast import allocator\n"
+            "with xn.Graph().as_default():\n"
+            "    x = xn.placeholder(); xn.Session(device='cpu').run(x * 2.0, {x: 1.0})\n"
+            "print(allocator.tune.cache_info().currsize, allocator.tune())")
+    env = {**__import__("os").environ, "XPNN_MALLOC": setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["1", applied]  # tuned at the first plan, by the time it ran
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_pool_kernels_split_over_threads_match_portable(data_format):
+    """Arrays big enough for ``threads.over_batch`` to split: the same values as the
+    portable ops, ties (ReLU's zeros) included."""
+    from xpnn.numpy_fast import threads
+
+    rng = np.random.default_rng(7)
+    shape = (5, 64, 66, 16) if data_format == "NHWC" else (5, 16, 64, 66)
+    x = np.maximum(rng.standard_normal(shape), 0).astype(F32)  # many tied zero windows
+    assert x.size >= threads.MIN_ELEMENTS
+    window = xn.conv.Window((2, 2))
+    with xn.Graph().as_default():
+        pool = xn.conv.MaxPool(xn.placeholder(), ksize=(2, 2), window=window,
+                               data_format=data_format)
+        y = pool.forward(XP, x)
+        g = rng.standard_normal(y.shape).astype(F32)
+        grad = xn.conv.MaxPoolGrad(xn.placeholder(), xn.placeholder(), ksize=(2, 2),
+                                   window=window, data_format=data_format)
+        fast_y = kernels.forward_fn(pool, False, None)(x)
+        fast_dx = kernels.forward_fn(grad, False, None)(x, g)
+        np.testing.assert_array_equal(fast_y, y)
+        np.testing.assert_array_equal(fast_dx, grad.forward(XP, x, g))

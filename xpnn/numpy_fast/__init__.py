@@ -6,7 +6,9 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 - ``shape_folding``: values that depend on shapes alone, kept between runs;
 - ``deferred``: weight gradients left to the SGD or momentum update (one BLAS GEMM);
 - ``updates``: optimizer updates written into the Variables' own buffers;
-- ``kernels``: NumPy kernels for ops, writing into a dead input where allowed.
+- ``kernels``: NumPy kernels for ops, writing into a dead input where allowed;
+- ``pairs``: a forward kernel's work handed to its gradient's kernel (conv patches);
+- ``allocator``: the C heap kept for large temporaries (glibc), set at the first plan.
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():
@@ -22,12 +24,13 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 from __future__ import annotations
 
 from ..backend import NumpyDevice
+from . import allocator, deferred, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
-from . import deferred, kernels, ownership, shape_folding, updates
 
 
 def rewrite(plan, session) -> None:
     """Run the passes on ``plan`` (compiled for ``session``), in order."""
+    allocator.tune()
     facts = ownership.Facts(plan)
     shape_folding.find(plan, facts)
     plan.copies = facts.copies()
@@ -36,7 +39,8 @@ def rewrite(plan, session) -> None:
     if chosen:
         pending = deferred.defer(plan, facts, chosen, session.xp)
         updates.commit_in_place(plan, facts, chosen, pending)
-    kernels.swap_in(plan, facts, skip=pending)
+    paired = pairs.pair(plan, skip=pending)
+    kernels.swap_in(plan, facts, skip=pending | paired)
     shape_folding.wrap(plan, facts)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import conv
+from . import threads
 from .kernels import _Kept, fast
 
 _NO_PADS = ((0, 0), (0, 0))
@@ -97,6 +98,11 @@ def _im2col(op, pad, kept):
         pads, (oh, ow) = conv._geometry(x.shape, k, op.window)
         padded = pad(x, "NHWC", pads, x.shape[1:3])
         n, _, _, c = x.shape
+        if c == 1:  # offset-major rows: each a copy of whole image rows, not of 1 value
+            cols_t = kept.get(((k[0] * k[1], n, oh, ow), x.dtype))
+            for i, j, index in _offsets("NHWC", k, op.window, (oh, ow)):
+                np.copyto(cols_t[i * k[1] + j], padded[index][..., 0])
+            return cols_t.reshape(k[0] * k[1], n * oh * ow).T
         (sh, sw), (dh, dw) = op.window.strides, op.window.dilations
         s_n, s_h, s_w, s_c = padded.strides
         shape = (n, oh, ow, k[0], k[1], c)
@@ -113,17 +119,38 @@ def _im2col_for(op):
     return _im2col(op, _padder(0.0), _Kept(lambda key: np.empty(key[0], key[1])))
 
 
+class Handoff:
+    """What a forward kernel leaves for its gradient's kernel in the same run (``pairs``):
+    Conv2D's patch matrix, MaxPool's maxima. Taken once, and only for the very input array
+    it was made from."""
+
+    def __init__(self):
+        self.source = self.cols = None
+
+    def leave(self, source, cols):
+        self.source, self.cols = source, cols
+
+    def take(self, source):
+        cols = self.cols if source is self.source and source is not None else None
+        self.source = self.cols = None
+        return cols
+
+
 @fast(conv.Conv2D)
-def _conv2d(op, portable):
+def _conv2d(op, portable, handoff=None):
     columns = _im2col_for(op)
 
     def forward(x, w):
         op.infer_shape(x.shape, w.shape)
+        if handoff is not None:
+            handoff.leave(None, None)
         if not _floats(x, w):
             return portable(x, w)
         kh, kw, c, o = w.shape
-        x = op._in(np, x)
+        source, x = x, op._in(np, x)
         cols = columns(x, (kh, kw))
+        if handoff is not None:
+            handoff.leave(source, cols)
         y = np.matmul(cols, w.reshape(kh * kw * c, o))
         _, (oh, ow) = conv._geometry(x.shape, (kh, kw), op.window)
         return op._out(np, y.reshape(x.shape[0], oh, ow, o))
@@ -132,15 +159,17 @@ def _conv2d(op, portable):
 
 
 @fast(conv.Conv2DBackpropFilter)
-def _conv2d_backprop_filter(op, portable):
+def _conv2d_backprop_filter(op, portable, handoff=None):
     columns = _im2col_for(op)
 
     def forward(x, w, g):  # w: its description only
         op.infer_shape(x.shape, w.shape, g.shape)
+        cols = None if handoff is None else handoff.take(x)
         if not _floats(x, g) or w.dtype != x.dtype or not math.prod(w.shape):
             return portable(x, w, g)
         kh, kw, c, o = w.shape
-        cols = columns(op._in(np, x), (kh, kw))
+        if cols is None:
+            cols = columns(op._in(np, x), (kh, kw))
         dw = np.matmul(cols.T, op._in(np, g).reshape(cols.shape[0], o))
         return dw.reshape(kh, kw, c, o)
 
@@ -149,6 +178,8 @@ def _conv2d_backprop_filter(op, portable):
 
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
+    pieces = _Kept(lambda key: np.empty(key[0], key[1]))
+
     def forward(x, w, g):  # x: its description (shape and dtype) only
         op.infer_shape(x.shape, w.shape, g.shape)
         if not _floats(w, g) or x.dtype != w.dtype or not math.prod(x.shape):
@@ -156,11 +187,14 @@ def _conv2d_backprop_input(op, portable):
         kh, kw, c, o = w.shape
         nhwc, pads, out_hw = _geometry(op, x.shape, (kh, kw))
         g = op._in(np, g)
-        cols = np.matmul(g.reshape(-1, o), w.reshape(kh * kw * c, o).T)
-        cols = cols.reshape(g.shape[:3] + (kh, kw, c))
+        rows = g.reshape(-1, o)
+        # Offset by offset, the portable GEMM's columns for that offset: a product that
+        # stays in cache instead of one (N*oh*ow, kh*kw*C) matrix.
+        piece = pieces.get(((rows.shape[0], c), w.dtype))
         dx = np.zeros(_padded_shape("NHWC", nhwc, pads), w.dtype)
         for i, j, index in _offsets("NHWC", (kh, kw), op.window, out_hw):
-            dx[index] += cols[:, :, :, i, j, :]
+            np.matmul(rows, w[i, j].T, out=piece)
+            dx[index] += piece.reshape(g.shape[:3] + (c,))
         return op._out(np, dx[_inner("NHWC", pads, nhwc[1:3])])
 
     return forward
@@ -179,29 +213,44 @@ def _pool_setup(op, x):
 def _reduce_slices(ufunc, padded, fmt, k, window, out_hw):
     """ufunc folded over each offset's slice, left to right (the portable order), into a
     fresh array."""
-    slices = [padded[index] for _, _, index in _offsets(fmt, k, window, out_hw)]
-    if len(slices) == 1:
-        return slices[0].copy()
-    out = ufunc(slices[0], slices[1])
-    for piece in slices[2:]:
-        ufunc(out, piece, out=out)
+    offsets = [index for _, _, index in _offsets(fmt, k, window, out_hw)]
+    if len(offsets) == 1:
+        return padded[offsets[0]].copy()
+    out = np.empty(padded[offsets[0]].shape, padded.dtype)
+
+    def rows(a, b):
+        part = padded[a:b]
+        ufunc(part[offsets[0]], part[offsets[1]], out=out[a:b])
+        for index in offsets[2:]:
+            ufunc(out[a:b], part[index], out=out[a:b])
+
+    threads.over_batch(rows, padded.shape[0], padded.size)
     return out
 
 
 def _pool(ufunc, fill, finish=None):
     """The kernel maker of a pooling: ``ufunc`` folded over the window's slices of the input
-    padded with ``fill``, then ``finish(op, x, total)``."""
+    padded with ``fill``, then ``finish(op, x, total)``. Given a ``Handoff`` (``pairs``), it
+    also leaves a copy of the result for the gradient's kernel (the result itself may be
+    overwritten downstream)."""
 
-    def make(op, portable):
+    def make(op, portable, handoff=None):
         pad = _padder(fill)
+        copies = _Kept(lambda key: np.empty(key[0], key[1]))
 
         def forward(x):
             op.infer_shape(x.shape)
+            if handoff is not None:
+                handoff.leave(None, None)
             if not _floats(x):
                 return portable(x)
             pads, out_hw, hw = _pool_setup(op, x)
             padded = pad(x, op.data_format, pads, hw)
             total = _reduce_slices(ufunc, padded, op.data_format, op.ksize, op.window, out_hw)
+            if handoff is not None:
+                kept = copies.get((total.shape, total.dtype))
+                np.copyto(kept, total)
+                handoff.leave(x, kept)
             return total if finish is None else finish(op, x, total)
 
         return forward
@@ -241,17 +290,24 @@ def _avg_pool_grad(op, portable):
 
 
 @fast(conv.MaxPoolGrad)
-def _max_pool_grad(op, portable):
+def _max_pool_grad(op, portable, handoff=None):
     pad = _padder(-math.inf)
 
     def forward(x, g):
         op.infer_shape(x.shape, g.shape)
+        top = None if handoff is None else handoff.take(x)  # MaxPool's result, if paired
         if not _floats(x, g):
             return portable(x, g)
         pads, out_hw, hw = _pool_setup(op, x)
         fmt = op.data_format
+        if top is None:
+            top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
+                                 out_hw)
+        if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
+            dx = _max_pool_grad_tiled(op, x, g, top, out_hw)
+            if dx is not None:
+                return dx
         padded = pad(x, fmt, pads, hw)
-        top = _reduce_slices(np.maximum, padded, fmt, op.ksize, op.window, out_hw)
         dx = np.zeros(padded.shape, g.dtype)
         taken = np.zeros(top.shape, bool)
         for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw):
@@ -262,5 +318,84 @@ def _max_pool_grad(op, portable):
             taken |= hit
             dx[index] += np.multiply(hit, g)  # 0 * inf is NaN there too
         return dx[_inner(fmt, pads, hw)]
+
+    return forward
+
+
+def _max_pool_grad_tiled(op, x, g, top, out_hw):
+    """MaxPoolGrad where the windows tile the input without overlap or padding (the usual
+    2x2, stride 2): each entry is in one window at most, so each offset's share is written,
+    not added, and the first-maximum bookkeeping needs no NaN test once the maxima hold no
+    NaN. None when they do (the general kernel then handles it)."""
+    fmt = op.data_format
+    with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
+        maybe_nan = np.isnan(np.add.reduce(top, axis=None))
+    if maybe_nan and np.isnan(top).any():
+        return None
+    h, w, _ = conv.FORMATS[fmt]
+    covered = (out_hw[0] * op.ksize[0], out_hw[1] * op.ksize[1])
+    dx = np.empty(x.shape, g.dtype)
+    if covered != (x.shape[h], x.shape[w]):  # the rows and columns no window reaches
+        dx[_region(fmt, slice(covered[0], None), slice(None))] = 0
+        dx[_region(fmt, slice(None), slice(covered[1], None))] = 0
+    offsets = [index for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw)]
+
+    def rows(a, b):  # images a..b: each part its own buffers
+        part = slice(a, b)
+        t, gp, hit, taken = top[part], g[part], np.empty(top[part].shape, bool), None
+        for n, index in enumerate(offsets):
+            np.equal(x[part][index], t, out=hit)
+            if taken is None:
+                taken = hit.copy()
+            else:
+                np.greater(hit, taken, out=hit)  # a maximum, and none before it
+                if n < len(offsets) - 1:
+                    np.logical_or(taken, hit, out=taken)
+            np.multiply(hit, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+
+    threads.over_batch(rows, x.shape[0], x.size)
+    return dx
+
+
+# ----------------------------------------------------------------------------- bias
+
+
+def _bias_shape(op, v, b):
+    return b if op.data_format == "NHWC" else b.reshape((b.shape[0],) + (1,) * (v.ndim - 2))
+
+
+@fast(conv.BiasAdd)
+def _bias_add(op, portable):
+    def forward(v, b):
+        op.infer_shape(v.shape, b.shape)
+        if not _floats(v, b):
+            return portable(v, b)
+        return np.add(v, _bias_shape(op, v, b))
+
+    return forward
+
+
+@fast(conv.BiasAdd, inplace=True)
+def _bias_add_inplace(op, portable):
+    def forward(v, b):
+        op.infer_shape(v.shape, b.shape)
+        if not _floats(v, b):
+            return portable(v, b)
+        return np.add(v, _bias_shape(op, v, b), out=v)
+
+    return forward
+
+
+@fast(conv.BiasAddGrad)
+def _bias_add_grad(op, portable):
+    ones = _Kept(lambda key: np.ones(key[0], key[1]))
+
+    def forward(g):
+        if not _floats(g) or g.ndim < 2 or op.data_format != "NHWC" or not g.flags.c_contiguous:
+            return portable(g)
+        # The channel sums as ones @ g, a BLAS matrix-vector product (BLAS's order of
+        # additions): add.reduce walks the rows with an inner loop of one row.
+        rows = g.reshape(-1, g.shape[-1])
+        return np.matmul(ones.get(((rows.shape[0],), g.dtype)), rows)
 
     return forward
