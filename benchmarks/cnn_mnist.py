@@ -1,7 +1,9 @@
 """The "simple MNIST convnet" (conv 32 3x3 ReLU, max-pool 2, conv 64 3x3 ReLU, max-pool 2,
 flatten, dropout 0.5, dense 10; Adam 1e-3, batch 128) in xpnn and in PyTorch CPU eager: same
 initial weights and batches, interleaved in chunks, seconds per epoch and test accuracy of
-each, and the ratio. (Dropout masks differ: each library draws its own.)
+each, and the ratio. (Dropout masks differ: each library draws its own.) Then the peak memory
+of training of each, measured alike in a fresh process per library: the resident set's
+high-water mark during ten steps above the resident set before them (Linux).
 
     python benchmarks/cnn_mnist.py --data ../shared/datasets/mnist --epochs 1
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -87,6 +90,41 @@ def make_torch(model, device):
     return run, accuracy
 
 
+def _resident_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def step_peak_mib(name, args, steps=10):
+    """In this process: the RSS high-water mark of ``steps`` training steps of ``name`` (the
+    first one making plans, optimizer slots and caches) above the RSS before them, with the
+    data, the library and the model's weights already in memory."""
+    n = args.batch_size
+    rng = np.random.default_rng(0)
+    X = rng.random((steps * n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, len(X))
+    model, run = make_xpnn(args.device)
+    if name == "torch":
+        run, _ = make_torch(model, "cuda" if args.device.startswith("cuda") else "cpu")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _resident_kib("VmRSS")
+    run(X, y, np.arange(len(X)), n)
+    return (_resident_kib("VmHWM") - before) / 1024
+
+
+def peak_memory(names, args):
+    """Each library's step peak, from a fresh interpreter (one process's heap would blur both)."""
+    peaks = {}
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--memory-of", name, "--device",
+                              args.device, "--batch-size", str(args.batch_size)],
+                             capture_output=True, text=True, check=True)
+        peaks[name] = float(out.stdout.split()[-1])
+    return peaks
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
@@ -95,7 +133,12 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--chunk", type=int, default=50, help="steps per interleaved chunk")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--memory-of", choices=["xpnn", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.memory_of:
+        print(f"{step_peak_mib(args.memory_of, args):.1f}")
+        return None
 
     X, y, Xt, yt = load(args)
     model, run_xpnn = make_xpnn(args.device)
@@ -128,6 +171,12 @@ def main(argv=None):
         print(f"  {name:6s} {medians[name]:.1f} s/epoch   test accuracy {accuracy():.4f}")
     if "torch" in medians:
         print(f"  xpnn / torch: {medians['xpnn'] / medians['torch']:.2f}")
+    if not args.no_memory:
+        peaks = peak_memory(runners, args)
+        print(f"  peak memory of 10 steps (RSS above the resident set before, batch "
+              f"{args.batch_size}): " + ", ".join(f"{n} {m:.1f} MiB" for n, m in peaks.items()))
+        if "torch" in peaks:
+            print(f"  xpnn / torch memory: {peaks['xpnn'] / peaks['torch']:.2f}")
     return medians
 
 
