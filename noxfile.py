@@ -1,5 +1,5 @@
 """One test session per backend (`nox -s "tests(backend='numpy')"`), a gpu-tagged
-`tests_cupy`, and `lint`."""
+`tests_cupy`, `tests_tf1` (TensorFlow 1 as the oracle) and `lint`."""
 
 import shutil
 
@@ -17,6 +17,13 @@ def tests(session, backend):
     if backend == "jax":
         session.install("jax==0.10.2")  # the tests switch on its x64 mode (tests/conftest.py)
     session.run("pytest", "-q", f"--xp={backend}", *session.posargs)
+
+
+@nox.session
+def tests_tf1(session):
+    """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle (tests/test_tf1_oracle.py)."""
+    session.install("-e", ".[test]", "tensorflow-cpu")
+    session.run("pytest", "-q", "tests/test_tf1_oracle.py", *session.posargs)
 
 
 @nox.session(tags=["gpu"])

@@ -86,13 +86,16 @@ def numpy_momentum(w, steps, lr, m, nesterov=False):
 
 
 def numpy_adam(w, steps, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """TF1's form (training_ops.cc ApplyAdam): epsilon added to sqrt(v), not sqrt(v_hat)."""
     m, v = np.zeros_like(w), np.zeros_like(w)
-    for t in range(1, steps + 1):
+    b1_power, b2_power = b1, b2
+    for _ in range(steps):
         g = quadratic_grad(w)
+        lr_t = lr * np.sqrt(1 - b2_power) / (1 - b1_power)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
-        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        w = w - lr_t * m / (np.sqrt(v) + eps)
+        b1_power, b2_power = b1_power * b1, b2_power * b2
     return w
 
 

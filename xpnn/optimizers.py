@@ -14,13 +14,14 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .autodiff import gradients
-from .backend import is_floating
+from .backend import dtype_name, is_floating
 from .graph import Node, Update, Variable
 
 
@@ -171,32 +172,52 @@ class MomentumOptimizer(Optimizer):
 
 
 class AdamOptimizer(Optimizer):
-    """Adam (Kingma & Ba) with bias correction, in PyTorch's form; defaults as TensorFlow and
-    PyTorch. The bias corrections fold into two scalars (``adam_scalars``)."""
+    """Adam (Kingma & Ba) as TensorFlow 1 computes it, with its defaults:
+    ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, ``w <- w - lr_t m / (sqrt(v) + epsilon)``,
+    the powers kept as accumulators in the Variable's dtype (TF1's ``beta1_power``).
+
+    PyTorch's ``Adam`` adds epsilon to the bias-corrected ``sqrt(v_hat)`` instead, so the two
+    differ where gradients are as small as ``epsilon / sqrt(1 - beta2^t)``: xpnn's Adam with
+    ``epsilon = e`` is PyTorch's with ``eps = e / sqrt(1 - beta2^t)`` at step ``t``.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([1.0, 1.0], dtype="float32")
+    >>> step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(w * [1e-6, 1.0]))
+    >>> sess = xn.Session(); _ = sess.run(step)
+    >>> [f"{x:.7f}" for x in sess.run(w).tolist()]  # as TF1: [0.9240254, 0.90000004]
+    ['0.9240254', '0.9000000']
+    """
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
         super().__init__(learning_rate)
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _slots(self, variable):
-        step = Variable(
-            np.zeros((), dtype=variable.dtype),
-            name=variable.graph.unique_name(f"{variable.label}/adam_t"),
-            trainable=False, graph=variable.graph,
-        )
-        return [self._zeros(variable, "adam_m"), self._zeros(variable, "adam_v"), step]
+        powers = [Variable(np.asarray(beta, dtype=variable.dtype),
+                           name=variable.graph.unique_name(f"{variable.label}/{name}"),
+                           trainable=False, graph=variable.graph)
+                  for beta, name in ((self.beta1, "adam_beta1_power"),
+                                     (self.beta2, "adam_beta2_power"))]
+        return [self._zeros(variable, "adam_m"), self._zeros(variable, "adam_v"), *powers]
 
-    def update(self, xp, param, grad, m, v, t):
-        t = t + 1.0
-        step, eps = adam_scalars(self, t)
-        m = self.beta1 * m + (1.0 - self.beta1) * grad
-        v = self.beta2 * v + (1.0 - self.beta2) * (grad * grad)
-        return param - step * (m / (xp.sqrt(v) + eps)), m, v, t
+    def update(self, xp, param, grad, m, v, beta1_power, beta2_power):
+        b1, c1, b2, c2 = beta_coefficients(self.beta1, self.beta2, dtype_name(param.dtype))
+        step = adam_step_size(self, xp, beta1_power, beta2_power)
+        m = b1 * m + c1 * grad
+        v = b2 * v + c2 * (grad * grad)
+        new = param - step * (m / (xp.sqrt(v) + self.epsilon))
+        return new, m, v, beta1_power * b1, beta2_power * b2
 
 
-def adam_scalars(opt, t):
-    """(step size, epsilon) for step ``t``: ``lr m_hat / (sqrt(v_hat) + epsilon)`` equals
-    ``step m / (sqrt(v) + eps)`` with ``step = lr sqrt(1 - beta2^t) / (1 - beta1^t)`` and
-    ``eps = epsilon sqrt(1 - beta2^t)``, which spares two passes over the moments."""
-    root = (1.0 - opt.beta2**t) ** 0.5
-    return opt.learning_rate * root / (1.0 - opt.beta1**t), opt.epsilon * root
+def adam_step_size(opt, xp, beta1_power, beta2_power):
+    """TF1's ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, in the powers' dtype."""
+    return opt.learning_rate * xp.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+
+
+@functools.cache
+def beta_coefficients(beta1, beta2, dtype) -> tuple[float, float, float, float]:
+    """``beta1, 1 - beta1, beta2, 1 - beta2`` computed in ``dtype``, as TF1's kernel does:
+    float32's ``1 - 0.999`` is 0.00099998713, and ``v`` and ``1 - beta2^t`` must round alike
+    for the bias correction to cancel as it does in TensorFlow."""
+    one, b1, b2 = (np.asarray(x, dtype=dtype) for x in (1.0, beta1, beta2))
+    return float(b1), float(one - b1), float(b2), float(one - b2)

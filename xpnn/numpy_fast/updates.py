@@ -33,19 +33,21 @@ def _momentum(opt, param, grad, velocity, grad_owned):
         blas.scale_add(param, velocity, -opt.learning_rate)
 
 
-def _adam(opt, param, grad, m, v, t, grad_owned):
+def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     # Seven passes over the arrays, in one NumPy buffer: the gradient's own where the plan
     # owns it (it is read for the last time by the first two), else a scratch one.
-    t += 1.0
-    step, eps = optimizers.adam_scalars(opt, t)
-    blas.scale_add(m, grad, 1.0 - opt.beta1, beta=opt.beta1)
+    b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
+    step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
+    blas.scale_add(m, grad, c1, beta=b1)
     own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
     scratch = np.multiply(grad, grad, out=grad if own else None)
-    blas.scale_add(v, scratch, 1.0 - opt.beta2, beta=opt.beta2)
+    blas.scale_add(v, scratch, c2, beta=b2)
     np.sqrt(v, out=scratch)
-    scratch += eps
+    scratch += opt.epsilon
     np.divide(m, scratch, out=scratch)
     blas.scale_add(param, scratch, -step)
+    beta1_power *= b1
+    beta2_power *= b2
 
 
 UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
