@@ -19,7 +19,7 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from . import data, io, losses, ops, optimizers
+from . import architecture, data, io, losses, ops, optimizers
 from . import init as initializers
 from .autodiff import gradients
 from .backend import dtype_name, to_numpy
@@ -49,6 +49,27 @@ class Layer:
     def updates(self) -> list:
         """Update nodes to run with a training step (BatchNorm's moving statistics)."""
         return []
+
+    def config(self) -> dict:
+        """The constructor's settings that rebuild this layer (JSON data), as Keras's
+        ``get_config``; ``NNClassifier.save`` stores them.
+
+        >>> import xpnn as xn
+        >>> xn.nn.MaxPool2D(2).config()
+        {'pool_size': 2, 'strides': 2, 'padding': 'VALID'}
+        """
+        return {}
+
+    @classmethod
+    def state_shapes(cls, **config) -> dict:
+        """The shapes :meth:`state` has for a layer built with ``config``, known before it
+        is built (``NNClassifier.load`` checks a file's weights against them).
+
+        >>> import xpnn as xn
+        >>> xn.nn.Linear.state_shapes(**xn.nn.Linear(4, 2).config())
+        {'W': (4, 2), 'b': (2,)}
+        """
+        return {}
 
 
 class _Weighted(Layer):
@@ -89,13 +110,21 @@ class Linear(_Weighted):
     def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name="linear"):
         rng = initializers.generator(seed)
         make = initializers.get(init)
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in, self.n_out, self.name = int(n_in), int(n_out), name
         self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
         self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
         self.dW = self.db = None
 
     def __call__(self, x: Node, training=None) -> Node:
         return ops.add(ops.matmul(x, self.weight), self.bias)
+
+    def config(self):
+        return {"n_in": self.n_in, "n_out": self.n_out, "dtype": self.weight.dtype,
+                "name": self.name}
+
+    @classmethod
+    def state_shapes(cls, n_in, n_out, **_):
+        return {"W": (n_in, n_out), "b": (n_out,)}
 
     def __repr__(self) -> str:
         return f"Linear({self.n_in}, {self.n_out})"
@@ -143,7 +172,7 @@ class Conv2D(_Weighted):
     def __init__(self, in_channels, filters, kernel_size, strides=1, padding="VALID",
                  init="he_normal", seed=None, dtype="float32", name="conv"):
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        self.strides, self.padding = strides, padding
+        self.strides, self.padding, self.name = strides, padding, name
         shape = (int(kh), int(kw), int(in_channels), int(filters))
         rng = initializers.generator(seed)
         self.weight = Variable(initializers.get(init)(shape, rng, dtype), name=f"{name}/W")
@@ -152,6 +181,17 @@ class Conv2D(_Weighted):
     def __call__(self, x, training=None):
         y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
         return bias_add(y, self.bias)
+
+    def config(self):
+        kh, kw, c, f = self.weight.shape
+        return {"in_channels": c, "filters": f, "kernel_size": [kh, kw],
+                "strides": self.strides, "padding": self.padding, "dtype": self.weight.dtype,
+                "name": self.name}
+
+    @classmethod
+    def state_shapes(cls, in_channels, filters, kernel_size, **_):
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        return {"W": (kh, kw, in_channels, filters), "b": (filters,)}
 
     def __repr__(self) -> str:
         kh, kw, c, f = self.weight.shape
@@ -169,6 +209,9 @@ class MaxPool2D(Layer):
 
     def __call__(self, x, training=None):
         return type(self).op(x, self.pool_size, self.strides, self.padding)
+
+    def config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.pool_size})"
@@ -207,7 +250,7 @@ class BatchNorm(Layer):
         if not 0.0 <= momentum < 1.0 or not epsilon >= 0:
             raise ValueError(f"BatchNorm: momentum must lie in [0, 1) and epsilon be >= 0, "
                              f"got {momentum} and {epsilon}")
-        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.momentum, self.epsilon, self.name = float(momentum), float(epsilon), name
         n = int(channels)
         self.gamma = Variable(np.ones(n, dtype), name=f"{name}/gamma")
         self.beta = Variable(np.zeros(n, dtype), name=f"{name}/beta")
@@ -242,6 +285,14 @@ class BatchNorm(Layer):
     def updates(self):
         return list(self._updates)
 
+    def config(self):
+        return {"channels": self.gamma.shape[0], "momentum": self.momentum,
+                "epsilon": self.epsilon, "dtype": self.gamma.dtype, "name": self.name}
+
+    @classmethod
+    def state_shapes(cls, channels, **_):
+        return dict.fromkeys(("gamma", "beta", "moving_mean", "moving_variance"), (channels,))
+
     def __repr__(self) -> str:
         return f"BatchNorm({self.gamma.shape[0]})"
 
@@ -270,8 +321,16 @@ class Dropout(Layer):
     def __call__(self, x, training=None):
         return ops.dropout(x, self.rate, True if training is None else training)
 
+    def config(self):
+        return {"rate": self.rate}
+
     def __repr__(self) -> str:
         return f"Dropout({self.rate})"
+
+
+# The layers NNClassifier.load rebuilds from a file's record (a user's own layers it does not).
+architecture.register(Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D,
+                      Flatten, BatchNorm, Dropout)
 
 
 class Sequential(Layer):

@@ -1,0 +1,253 @@
+"""A model's layer stack as data, as Keras's ``get_config``: each layer's class and the
+constructor settings that rebuild it (``layer.config()``), as JSON. ``NNClassifier.save``
+writes it beside the weights; ``NNClassifier.load`` checks it, and checks it against the
+stored weights, before it builds anything. No pickle: classes come from a fixed registry
+of xpnn's own layers, so loading never runs code named by the file.
+
+>>> import numpy as np, xpnn as xn
+>>> from xpnn import architecture
+>>> members = architecture.describe([xn.nn.Linear(4, 3), xn.nn.ReLU()], (4,), "float32")
+>>> members["__layers__"][:51]
+'[{"class": "Linear", "module": "xpnn.nn", "config":'
+>>> stack = architecture.read({k: np.asarray(v) for k, v in members.items()}, "m.npz")
+>>> stack.state_shapes()
+{'layers.0.W': (4, 3), 'layers.0.b': (3,)}
+>>> stack.build()
+[Linear(4, 3), ReLU()]
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import numbers
+import operator
+from dataclasses import dataclass
+
+from . import io
+from .graph import Graph
+
+# class name -> layer class: the only classes load builds (nn.py registers its layers)
+LAYERS: dict[str, type] = {}
+FLOATS = ("float16", "float32", "float64")
+MAX_COUNT = 2**31 - 1  # a layer size (the stored weights bound the real ones)
+MAX_SAMPLE = 2**31  # elements in one sample
+MAX_LAYERS = 10_000
+
+
+def register(*classes) -> None:
+    """Let :func:`read` rebuild these layer classes: each has ``config()``, the constructor
+    settings that rebuild it, and ``state_shapes(**config)``, its state's shapes."""
+    LAYERS.update({cls.__name__: cls for cls in classes})
+
+
+def numbered(states) -> dict:
+    """``{"layers.<i>.<name>": value}`` from each layer's state dict, numbering only the
+    layers that hold state (a checkpoint's names, the same for a model and its record)."""
+    stateful = [state for state in states if state]
+    return {f"layers.{i}.{k}": v for i, state in enumerate(stateful) for k, v in state.items()}
+
+
+def describe(layers, input_shape, dtype) -> dict:
+    """The members that record a model: ``__layers__`` (JSON: per layer its class, module
+    and config), ``__input_shape__`` and ``__dtype__``. A layer that is not one of xpnn's
+    (a user's own) is written by name and module only: :func:`read` then says to rebuild
+    the model and load its weights."""
+    records = []
+    for layer in layers:
+        cls = type(layer)
+        record = {"class": cls.__name__, "module": cls.__module__}
+        if LAYERS.get(cls.__name__) is cls:
+            record["config"] = layer.config()
+        records.append(record)
+    return {"__layers__": json.dumps(records, default=_plain),
+            "__input_shape__": [int(d) for d in input_shape], "__dtype__": str(dtype)}
+
+
+def _plain(value):
+    """JSON for the NumPy numbers a user may pass a layer (``Conv2D(1, np.int64(8), 3)``)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        if isinstance(value, numbers.Real):
+            return float(value)
+    raise TypeError(f"a layer setting {value!r} ({type(value).__name__}) is not JSON data")
+
+
+@dataclass
+class Stack:
+    """A checked record: ``specs`` (layer class, config) in order, the sample's shape and
+    the model's dtype."""
+
+    specs: list
+    input_shape: tuple
+    dtype: str
+    where: str
+
+    def state_shapes(self) -> dict:
+        """The stored weights' names and the shapes these layers give them."""
+        return numbered(cls.state_shapes(**config) for cls, config in self.specs)
+
+    def check_weights(self, arrays) -> None:
+        """Raise unless ``arrays`` holds exactly these layers' state, each of its shape and
+        its layer's dtype; nothing has been built yet."""
+        where = f"load({self.where})"
+        try:
+            io.check_shapes(self.state_shapes(), arrays, where)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: the file's architecture and weights disagree, so it is "
+                             f"corrupt; save the model again or use another copy") from None
+        dtypes = numbered({k: _dtype(cls, config) for k in cls.state_shapes(**config)}
+                          for cls, config in self.specs)
+        for name, dtype in dtypes.items():
+            if arrays[name].dtype.name != dtype:
+                raise ValueError(f"{where}: parameter {name!r} is {arrays[name].dtype} in the "
+                                 f"file but its layer says {dtype}: the file is corrupt")
+
+    def build(self) -> list:
+        """The layers, in a graph of their own (the default graph is left alone)."""
+        with Graph().as_default():
+            return [cls(**config) for cls, config in self.specs]
+
+
+def _dtype(cls, config) -> str:
+    return config.get("dtype", inspect.signature(cls).parameters["dtype"].default)
+
+
+def read(arrays, where) -> Stack:
+    """The record :func:`describe` wrote, from a file's arrays, checked: JSON, known
+    classes, every setting's type and range (windows and pads at most the largest input
+    dimension). Raises ValueError naming ``where`` and what to do."""
+    input_shape = _input_shape(arrays.get("__input_shape__"), where)
+    dtype = _text(arrays, "__dtype__", where)
+    if dtype not in FLOATS:
+        raise _corrupt(where, f"__dtype__ must be one of {FLOATS}, got {dtype!r}")
+    try:
+        layers = json.loads(_text(arrays, "__layers__", where))
+    except (ValueError, RecursionError) as exc:
+        raise _corrupt(where, f"__layers__ is not JSON ({exc})") from None
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        raise _corrupt(where, f"__layers__ must be a list of 1 to {MAX_LAYERS} layers, got "
+                              f"{_short(layers)}")
+    limit = max(input_shape)
+    specs = [_layer(i, item, where, limit) for i, item in enumerate(layers)]
+    return Stack(specs, input_shape, dtype, str(where))
+
+
+def _corrupt(where, what) -> ValueError:
+    return ValueError(f"{where}: {what}: the file is corrupt or not written by "
+                      f"NNClassifier.save; save the model again or use another copy")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(arrays, key, where) -> str:
+    value = arrays.get(key)
+    if value is None or value.shape != () or value.dtype.kind != "U":
+        got = "nothing" if value is None else f"{value.dtype} of shape {value.shape}"
+        raise _corrupt(where, f"{key} must be text, got {got}")
+    return str(value)
+
+
+def _input_shape(value, where) -> tuple:
+    ok = (value is not None and value.ndim == 1 and value.size >= 1
+          and value.dtype.kind in "iu")
+    dims = value.tolist() if ok else []
+    if not ok or min(dims) < 1 or math.prod(dims) > MAX_SAMPLE:
+        got = "nothing" if value is None else f"{value.dtype} {_short(value.tolist())}"
+        raise _corrupt(where, f"__input_shape__ must list positive sizes of at most "
+                              f"{MAX_SAMPLE} elements in all, got {got}")
+    return tuple(dims)
+
+
+def _layer(i, item, where, limit):
+    """(class, config) of the ``i``-th record, checked."""
+    if not isinstance(item, dict) or not isinstance(item.get("class"), str):
+        raise _corrupt(where, f"layer {i} is {_short(item)}, not {{'class': ..., 'config': ...}}")
+    name, module = item["class"], item.get("module")
+    cls = LAYERS.get(name)
+    if cls is None or module != cls.__module__:
+        raise ValueError(
+            f"{where}: layer {i} is {name!r} from module {module!r}, which load cannot rebuild "
+            f"(it rebuilds xpnn's own layers: {', '.join(sorted(LAYERS))}): build the model "
+            f"with the code that made it and call model.load_weights({str(where)!r})")
+    config = item.get("config")
+    if not isinstance(config, dict):
+        raise _corrupt(where, f"layer {i} ({name}) has config {_short(config)}, not a dict")
+    for key, value in config.items():
+        check = _CHECKS.get(key)
+        problem = "is not a setting of an xpnn layer" if check is None else check(value, limit)
+        if problem:
+            raise _corrupt(where, f"layer {i} ({name}): {key}={_short(value)} {problem}")
+    try:
+        inspect.signature(cls).bind(**config)
+    except TypeError as exc:
+        raise _corrupt(where, f"layer {i} ({name}): {exc}") from None
+    return cls, config
+
+
+# Each setting's check: None when ``value`` is fine, else what is wrong with it.
+
+def _whole(value, low, high) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _count(value, limit):
+    if not _whole(value, 1, MAX_COUNT):
+        return f"must be a whole number from 1 to {MAX_COUNT}"
+
+
+def _window(value, limit):
+    items = value if isinstance(value, list) else [value]
+    if len(items) not in (1, 2, 4) or not all(_whole(v, 1, limit) for v in items):
+        return (f"must be a whole number from 1 to {limit} (the largest input dimension) or "
+                f"a list of 2 (or TF1's 4) of them")
+
+
+def _kernel(value, limit):
+    items = value if isinstance(value, list) else [value, value]
+    if len(items) != 2 or not all(_whole(v, 1, limit) for v in items):
+        return (f"must be a whole number from 1 to {limit} (the largest input dimension) or "
+                f"a list of 2 of them")
+
+
+def _padding(value, limit):
+    if isinstance(value, str):
+        ok = value.upper() in ("SAME", "VALID")
+    else:
+        ok = isinstance(value, list) and len(value) in (2, 4) and all(
+            isinstance(row, list) and len(row) == 2 and all(_whole(v, 0, limit) for v in row)
+            for row in value)
+    if not ok:
+        return f"must be 'SAME', 'VALID' or pairs of pads from 0 to {limit}"
+
+
+def _number(low, high, closed_high):
+    def check(value, limit):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            low <= value <= high if closed_high else low <= value < high)
+        if not ok:
+            return f"must be a number in [{low}, {high}{']' if closed_high else ')'}"
+    return check
+
+
+def _dtype_check(value, limit):
+    if value not in FLOATS:
+        return f"must be one of {FLOATS}"
+
+
+def _name(value, limit):
+    if not isinstance(value, str):
+        return "must be text"
+
+
+_CHECKS = {
+    "n_in": _count, "n_out": _count, "in_channels": _count, "filters": _count,
+    "channels": _count, "kernel_size": _kernel, "pool_size": _window, "strides": _window,
+    "padding": _padding, "rate": _number(0.0, 1.0, False), "momentum": _number(0.0, 1.0, False),
+    "epsilon": _number(0.0, 1e3, True), "dtype": _dtype_check, "name": _name,
+}
