@@ -567,8 +567,8 @@ def test_nnclassifier_takes_a_layer_stack(dev, tmp_path):
     other.load_weights(path)
     np.testing.assert_allclose(other.predict_proba(X), model.predict_proba(X), rtol=1e-5,
                                atol=1e-6)
-    with pytest.raises(ValueError, match="no MLP architecture stored"):
-        xn.nn.NNClassifier.load(path)
+    loaded = xn.nn.NNClassifier.load(path, device=dev)  # the layers are stored too
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
 def test_dropout_is_on_in_fit_only():

@@ -308,7 +308,7 @@ def test_file_with_a_wrong_shape_for_one_parameter(tmp_path, dev):
 
 def test_load_needs_an_architecture(tmp_path):
     io.save_arrays(tmp_path / "bare.npz", {"layers.0.W": np.zeros((2, 2), np.float32)})
-    with pytest.raises(ValueError, match="no MLP architecture stored"):
+    with pytest.raises(ValueError, match="no architecture stored"):
         xn.nn.NNClassifier.load(tmp_path / "bare.npz")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from . import architecture, data, io, losses, ops, optimizers
 from . import init as initializers
 from .autodiff import gradients
-from .backend import dtype_name, to_numpy
+from .backend import dtype_name, resolve, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from .graph import Constant, Graph, Node, Update, Variable, placeholder
 from .normalization import batch_normalization, moments
@@ -692,19 +692,22 @@ class NNClassifier:
     def _param_names(self):
         """File names of the Variables to save: ``layers.<i>.<name>``, numbering the layers
         that hold state (Linear, Conv2D, BatchNorm) in order."""
-        stateful = [layer for layer in self.net.layers if layer.state()]
-        return {f"layers.{i}.{k}": v for i, layer in enumerate(stateful)
-                for k, v in layer.state().items()}
+        return architecture.numbered(layer.state() for layer in self.net.layers)
 
     def save(self, path) -> None:
-        """Write the weights, and an MLP's architecture, to ``path`` (.npz, no pickle,
-        atomic). A model of other layers is rebuilt by the code that made it, then
-        ``load_weights``."""
+        """Write the weights (BatchNorm's moving statistics too) and the architecture to
+        ``path`` (.npz, no pickle, atomic), as Keras's ``model.save``: an MLP's sizes
+        (``__units__``), or a stack's layers as JSON (``__layers__``: each one's class and
+        ``config()``) with ``__input_shape__`` and ``__dtype__``. :meth:`load` rebuilds the
+        model from it; a stack holding a layer of your own is rebuilt by your code, then
+        :meth:`load_weights`."""
         arrays = {name: to_numpy(self.session.get_value(v))
                   for name, v in self._param_names().items()}
         if self.units is not None:
             arrays["__units__"] = np.asarray(self.units, dtype=np.int64)
             arrays["__activation__"] = np.asarray(self.activation)
+        else:
+            arrays.update(architecture.describe(self.net.layers, self.input_shape, self.dtype))
         io.save_arrays(path, arrays)
 
     def load_weights(self, path) -> None:
@@ -725,17 +728,27 @@ class NNClassifier:
 
     @classmethod
     def load(cls, path, device=None, backend=None) -> NNClassifier:
-        """A new model from a file written by :meth:`save`, on ``device``/``backend``. The
-        stored architecture is checked against the stored weights before anything is built,
-        so a corrupt file raises ``ValueError`` naming it instead of allocating a huge model.
+        """A new model from a file written by :meth:`save`, on ``device``/``backend``, as
+        Keras's ``load_model``: an MLP, or a stack of xpnn's layers with its weights and
+        BatchNorm's moving statistics (which its inference uses). The stored architecture
+        is checked, and checked against the stored weights, before anything is built, so a
+        corrupt file raises ``ValueError`` naming it instead of allocating a huge model. A
+        stack with a layer of your own: build it with your code and call load_weights.
 
         >>> import xpnn as xn, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
         >>> xn.nn.NNClassifier([2, 3, 2], activation="tanh").save(path)
         >>> xn.nn.NNClassifier.load(path)
         NNClassifier([2, 3, 2], activation='tanh', device=Device(numpy:cpu))
+        >>> layers = [xn.nn.Conv2D(1, 2, 3), xn.nn.BatchNorm(2), xn.nn.Flatten(),
+        ...           xn.nn.Linear(8, 3)]
+        >>> xn.nn.NNClassifier(layers, input_shape=(4, 4, 1)).save(path)
+        >>> xn.nn.NNClassifier.load(path).net
+        Sequential(Conv2D(1, 2, (3, 3), padding='VALID'), BatchNorm(2), Flatten(), Linear(8, 3))
         """
         arrays = io.load_arrays(path)
+        if "__layers__" in arrays:
+            return cls._load_stack(arrays, path, device, backend)
         units, activation = cls._stored_architecture(arrays, path)
         shapes = {}
         for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
@@ -750,12 +763,32 @@ class NNClassifier:
             model.session.set_value(variable, arrays[name])
         return model
 
+    @classmethod
+    def _load_stack(cls, arrays, path, device, backend) -> NNClassifier:
+        """A stack's model from its checked record: weights checked before the layers are
+        built, the device's dtypes before the Session, nothing global touched."""
+        stack = architecture.read(arrays, path)
+        stack.check_weights(arrays)
+        device = resolve(device, backend)
+        for dtype in {stack.dtype, *(arrays[name].dtype.name for name in stack.state_shapes())}:
+            device.dtype(dtype)  # fails now if the backend cannot hold it (JAX without x64)
+        try:
+            model = cls(stack.build(), input_shape=stack.input_shape, dtype=stack.dtype,
+                        device=device)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: the stored layers do not fit inputs of shape "
+                             f"{stack.input_shape} ({exc}): the file is corrupt; save the "
+                             f"model again or use another copy") from exc
+        for name, variable in model._param_names().items():
+            model.session.set_value(variable, arrays[name])
+        return model
+
     @staticmethod
     def _stored_architecture(arrays, path):
         if "__units__" not in arrays:
-            raise ValueError(f"{path}: no MLP architecture stored (a model of other layers, or "
-                             "not written by NNClassifier.save): build the model with the "
-                             "same layers and call load_weights")
+            raise ValueError(f"{path}: no architecture stored (neither __layers__ nor "
+                             "__units__: not written by NNClassifier.save): build the model "
+                             "with the same layers and call load_weights")
         units, activation = arrays["__units__"], arrays.get("__activation__")
         if units.ndim != 1 or units.size < 2 or units.dtype.kind not in "iu" or (units < 1).any():
             raise ValueError(f"{path}: __units__ must list two or more positive integer layer "
