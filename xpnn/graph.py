@@ -211,6 +211,10 @@ class Operation(Node):
     # A random op's forward also takes ``uniform=``, the Session's ``uniform(shape, dtype)``:
     # a new draw every run, never folded or kept between runs.
     random = False
+    # An op whose forward checks its inputs' values (label ranges) sets ``reads_values``: its
+    # forward then also takes ``host_reads=``, the device's ``reads_without_sync``. Where
+    # that is False a read would stall the device, and the op must read nothing.
+    reads_values = False
 
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)

@@ -11,9 +11,8 @@ finite for any logits. Every loss takes ``reduction="mean" | "sum" | "none"``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import ops
+from .backend import to_numpy
 from .graph import Constant, Node
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -57,10 +56,16 @@ def softmax_cross_entropy(labels, logits, reduction="mean"):
 
 
 def sparse_softmax_cross_entropy(labels, logits, reduction="mean"):
-    """Cross-entropy of softmax(logits) against integer class ``labels`` (shape (n,)).
-    Labels must lie in [0, n_classes): validate them on the host (``xn.data.one_hot`` does)."""
+    """Cross-entropy of softmax(logits) against integer class ``labels`` (shape (n,)): a
+    placeholder, or a list or array of any backend (made a constant, kept as integers).
+
+    Labels must lie in [0, n_classes). Where the Session can read them without stalling its
+    device (NumPy, array-api-strict, and PyTorch or JAX on the CPU) a label outside raises
+    ValueError. Elsewhere (CuPy, CUDA tensors) they are not read: a row with a bad label
+    gets a NaN loss and a NaN gradient row, so a mean over the batch is NaN too. Validate
+    labels on the host to get the error there (``xn.data.one_hot`` does)."""
     if not isinstance(labels, Node):
-        labels = Constant(np.asarray(labels))  # keep the integer dtype
+        labels = Constant(to_numpy(labels))  # the backend's own transfer; keeps integers
     return _reduce(ops.SparseSoftmaxCrossEntropy(labels, logits), reduction)
 
 

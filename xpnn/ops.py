@@ -736,18 +736,11 @@ def check_labels(labels, logits) -> None:
         )
 
 
-def _on_host(xp, array) -> bool:
-    """Whether reading a value of ``array`` needs no device synchronisation."""
-    if array_api_compat.is_numpy_array(array) or array_api_compat.is_array_api_strict_namespace(xp):
-        return True
-    return array_api_compat.is_torch_array(array) and array.device.type == "cpu"
-
-
 def check_label_values(xp, labels, classes: int) -> None:
-    """Class indices must lie in [0, classes): NumPy, array-api-strict and PyTorch gather a
-    negative index from the end instead of failing. Checked where the labels are on the host;
-    on a GPU the check would stall the step, and is left out."""
-    if not _on_host(xp, labels) or 0 in labels.shape:
+    """Class indices must lie in [0, classes): NumPy, array-api-strict and PyTorch would
+    gather a negative index from the end instead of failing. Called only where reading the
+    labels costs no device synchronisation (``host_reads``)."""
+    if 0 in labels.shape:
         return
     low, high = xp.min(labels), xp.max(labels)
     if bool(low < 0) or bool(high >= classes):
@@ -758,12 +751,30 @@ def check_label_values(xp, labels, classes: int) -> None:
         )
 
 
+def _valid_labels(xp, labels, classes: int):
+    """The mask of labels in [0, classes), made on the device without reading it: where the
+    labels cannot be checked on the host, a row with a bad label gets a NaN loss and a NaN
+    gradient (CuPy's gather would wrap the index, PyTorch's on CUDA would abort)."""
+    return xp.logical_and(labels >= 0, labels < classes)
+
+
 class SparseSoftmaxCrossEntropy(Operation):
     """Per-row logsumexp(logits) - logits[label]."""
 
-    def forward(self, xp, labels, logits):
+    reads_values = True
+
+    def forward(self, xp, labels, logits, host_reads=True):
         check_labels(labels.shape, logits.shape)
-        check_label_values(xp, labels, logits.shape[-1])
+        k = logits.shape[-1]
+        if host_reads:
+            check_label_values(xp, labels, k)
+            return self._loss(xp, labels, logits)
+        valid = _valid_labels(xp, labels, k)
+        # Gather at label 0 for the bad rows, never out of bounds; their loss is NaN.
+        return xp.where(valid, self._loss(xp, xp.where(valid, labels, 0), logits), math.nan)
+
+    @staticmethod
+    def _loss(xp, labels, logits):
         picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return (_logsumexp(xp, logits) - picked)[..., 0]
 
@@ -780,19 +791,23 @@ class SparseSoftmaxCrossEntropy(Operation):
 
 
 class SparseSoftmaxCrossEntropyGrad(Operation):
-    """grad[:, None] * (softmax(logits) - one_hot(labels)), fused."""
+    """grad[:, None] * (softmax(logits) - one_hot(labels)), fused; NaN rows for bad labels
+    where they are not checked (see SparseSoftmaxCrossEntropy)."""
 
-    def forward(self, xp, grad, labels, logits):
+    reads_values = True
+
+    def forward(self, xp, grad, labels, logits, host_reads=True):
         check_labels(labels.shape, logits.shape)
-        check_label_values(xp, labels, logits.shape[-1])
-        # The gather fails on out-of-range labels where the backend checks indices, as the
-        # loss's forward does: a training step skips that forward (it needs only its shape).
-        xp.take_along_axis(logits, labels[..., None], axis=-1)
-        probs = xp.exp(_log_softmax(xp, logits))
         k = logits.shape[-1]
+        if host_reads:  # a training step skips the loss's forward: check here too
+            check_label_values(xp, labels, k)
+        probs = xp.exp(_log_softmax(xp, logits))
         classes = xp.arange(k, dtype=labels.dtype, device=array_api_compat.device(labels))
         hot = xp.astype(labels[..., None] == classes, probs.dtype)
-        return grad[..., None] * (probs - hot)
+        d_logits = grad[..., None] * (probs - hot)
+        if host_reads:
+            return d_logits
+        return xp.where(_valid_labels(xp, labels, k)[..., None], d_logits, math.nan)
 
     def infer_shape(self, grad, labels, logits):
         return logits

@@ -285,6 +285,8 @@ def _bind(plan, session) -> None:
         forward = functools.partial(step.op.forward, device.xp) if step.op else None
         if step.op is not None and step.op.random:
             forward = functools.partial(forward, uniform=session.uniform)
+        if step.op is not None and step.op.reads_values:
+            forward = functools.partial(forward, host_reads=device.reads_without_sync)
         if step.kind == "describe":
             step.fn = Description.of
         elif step.kind == "infer":

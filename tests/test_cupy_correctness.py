@@ -1,0 +1,92 @@
+"""Issue 13's "CuPy: correct before it is fast" list: each fix with a test that catches it on
+a GPU machine (``pytest --xp cupy``, run by benchmarks/gpu_check.sh) and, where a stand-in
+exists, here: the backend fixture's array-api-strict on Device("device1") or PyTorch's
+mutable tensors, a monkeypatched device that skips the label check, a fake CuPy under
+unified memory. The tests that need CuPy itself (no host synchronisation in a training
+step, a second GPU, unified memory) skip with the reason elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn import ops
+
+F32 = np.float32
+LOGITS = np.array([[2.0, -1.0, 0.5], [0.3, 0.1, -2.0], [-1.0, 1.5, 1.0]], F32)
+
+
+def _log_softmax(z):
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+# --------------------------------------------------------------------------- 1. device labels
+
+
+def test_sparse_ce_takes_labels_of_any_backend(dev):
+    """labels given as an array of the Session's backend (a CuPy array on a GPU) become an
+    integer constant through the backend's own host transfer: np.asarray refuses CuPy
+    arrays (and array-api-strict's on device1)."""
+    labels = np.array([0, 2, 1])
+    with xn.Graph().as_default():
+        loss = xn.losses.sparse_softmax_cross_entropy(dev.from_host(labels, "int64"),
+                                                      LOGITS, "none")
+        got = xn.Session(device=dev).run(loss, to_numpy=True)
+    expected = -_log_softmax(LOGITS.astype(np.float64))[np.arange(3), labels]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------- 2. out-of-range labels, NaN
+
+
+def _ce_graph():
+    y = xn.placeholder("int64", shape=(None,), name="y")
+    z = xn.Variable(LOGITS, name="z")
+    per_row = xn.losses.sparse_softmax_cross_entropy(y, z, "none")
+    (grad,) = xn.gradients(xn.reduce_sum(per_row), [z])
+    return y, z, per_row, grad
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 7])
+def test_unchecked_out_of_range_label_gives_nan_loss_and_gradient(dev, monkeypatch, bad):
+    """Where reading labels would synchronise the device (CuPy, CUDA tensors) they are not
+    checked; CuPy's gather wraps the index, so the loss would pick logits[bad % 3] while the
+    gradient's one-hot row is zero. Instead that row's loss and gradient are NaN, and the
+    good rows are untouched. Here every backend is made to skip the check."""
+    monkeypatch.setattr(type(dev), "reads_without_sync", False)
+
+    def read(*args):
+        raise AssertionError("the labels were read on the host")
+
+    monkeypatch.setattr(ops, "check_label_values", read)
+    with xn.Graph().as_default():
+        y, _, per_row, grad = _ce_graph()
+        sess = xn.Session(device=dev)
+        labels = dev.from_host(np.array([0, bad, 1]), "int64")
+        loss, g = sess.run([per_row, grad], {y: labels}, to_numpy=True)
+        g_alone = sess.run(grad, {y: labels}, to_numpy=True)  # a training step's plan
+    p = np.exp(_log_softmax(LOGITS.astype(np.float64)))
+    good = [0, 2]
+    assert np.isnan(loss[1]) and np.all(np.isnan(g[1])) and np.all(np.isnan(g_alone[1]))
+    np.testing.assert_allclose(loss[good], -np.log(p[good, [0, 1]]), rtol=1e-5)
+    expected = p[good] - np.eye(3)[[0, 1]]
+    np.testing.assert_allclose(g[good], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_alone[good], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_checked_out_of_range_label_still_raises(dev, bad):
+    """Where the labels read for free (every backend here, on the CPU or device1) a bad
+    label keeps its clear error, for the loss and for a training step."""
+    with xn.Graph().as_default():
+        y, z, per_row, _ = _ce_graph()
+        step = xn.train.GradientDescentOptimizer(0.1).minimize(xn.reduce_mean(per_row))
+        sess = xn.Session(device=dev)
+        for fetch in (per_row, step):
+            with pytest.raises(ValueError, match=rf"class indices in \[0, 3\), got {bad}"):
+                sess.run(fetch, {y: dev.from_host(np.array([0, bad, 1]), "int64")})
+        np.testing.assert_array_equal(sess.run(z, to_numpy=True), LOGITS)
+
+
