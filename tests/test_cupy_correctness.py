@@ -90,3 +90,33 @@ def test_checked_out_of_range_label_still_raises(dev, bad):
         np.testing.assert_array_equal(sess.run(z, to_numpy=True), LOGITS)
 
 
+# ------------------------------------------------------------------- 7. host syncs in a step
+
+
+def test_clip_and_bce_use_maximum_and_minimum(dev, monkeypatch):
+    """array-api-compat's clip selects with boolean masks on CuPy (each one a GPU sync):
+    xpnn clips with maximum/minimum. Same values, NaN kept."""
+
+    def refuse(*args, **kw):
+        raise AssertionError("xp.clip called")
+
+    monkeypatch.setattr(dev.xp, "clip", refuse)
+    x0 = np.array([-2.0, 0.25, 3.0, np.nan], F32)
+    p0 = np.array([0.0, 0.3, 1.0], F32)
+    y0 = np.array([1.0, 0.0, 0.0], F32)
+    with xn.Graph().as_default():
+        x, p = xn.Variable(x0, name="x"), xn.Variable(p0, name="p")
+        clipped = xn.clip(x, -1.0, 1.0)
+        bce = xn.losses.binary_cross_entropy(p, y0, "none")
+        gx, gp = xn.gradients([xn.reduce_sum(clipped), xn.reduce_sum(bce)], [x, p])
+        values = xn.Session(device=dev).run([clipped, xn.clip(x, None, 0.0), bce, gx, gp],
+                                            to_numpy=True)
+    c, low_only, loss, dx, dp = values
+    np.testing.assert_array_equal(c[:3], [-1.0, 0.25, 1.0])
+    np.testing.assert_array_equal(low_only[:3], [-2.0, 0.0, 0.0])
+    assert np.isnan(c[3]) and np.isnan(low_only[3])
+    np.testing.assert_allclose(loss, [100.0, -np.log(0.7), 100.0], rtol=1e-5)
+    np.testing.assert_array_equal(dx[:3], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(dp, (p0 - y0) / np.maximum(p0 * (1 - p0), 1e-12), rtol=1e-5)
+
+

@@ -242,15 +242,26 @@ class Sign(Flat):
     function = "sign"
 
 
+def _clip(xp, x, low, high):
+    """x limited to [low, high] (Python floats, or None for no bound) by maximum and minimum:
+    array-api-compat's clip selects with boolean masks on CuPy, and each one synchronises
+    the GPU. NaN stays NaN, as with clip."""
+    if low is None and high is None:
+        return xp.asarray(x, copy=True)
+    if low is not None:
+        x = xp.maximum(x, low)
+    return x if high is None else xp.minimum(x, high)
+
+
 class Clip(Unary):
     def __init__(self, x, low, high, name=None):
-        # Python floats: the standard's clip takes scalars, not NumPy ones.
+        # Python floats: the standard's functions take scalars, not NumPy ones.
         self.low = None if low is None else float(low)
         self.high = None if high is None else float(high)
         super().__init__(x, name=name)
 
     def forward(self, xp, x):
-        return xp.clip(x, self.low, self.high)
+        return _clip(xp, x, self.low, self.high)
 
     def backward(self, grad):
         return [multiply(grad, InRange(self.inputs[0], self.low, self.high))]
@@ -826,8 +837,8 @@ class BinaryCrossEntropy(Operation):
     """-(y log p + (1-y) log(1-p)) with each log floored at -100, as PyTorch's BCELoss."""
 
     def forward(self, xp, p, y):
-        log_p = xp.clip(xp.log(p), BCE_LOG_FLOOR, None)
-        log_q = xp.clip(xp.log(1.0 - p), BCE_LOG_FLOOR, None)
+        log_p = xp.maximum(xp.log(p), BCE_LOG_FLOOR)
+        log_q = xp.maximum(xp.log(1.0 - p), BCE_LOG_FLOOR)
         return -(y * log_p + (1.0 - y) * log_q)
 
     def infer_shape(self, p, y):
@@ -842,7 +853,7 @@ class BinaryCrossEntropyGrad(Operation):
     """grad * (p - y) / max(p (1 - p), 1e-12): PyTorch's finite gradient at p = 0 or 1."""
 
     def forward(self, xp, grad, p, y):
-        return grad * (p - y) / xp.clip(p * (1.0 - p), 1e-12, None)
+        return grad * (p - y) / xp.maximum(p * (1.0 - p), 1e-12)
 
     def infer_shape(self, grad, p, y):
         return broadcast_shapes(self, grad, p, y)
