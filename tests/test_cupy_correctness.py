@@ -12,6 +12,8 @@ import pytest
 
 import xpnn as xn
 from xpnn import ops
+from xpnn import plan as plans
+from xpnn.backend import to_numpy
 
 F32 = np.float32
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.3, 0.1, -2.0], [-1.0, 1.5, 1.0]], F32)
@@ -88,6 +90,49 @@ def test_checked_out_of_range_label_still_raises(dev, bad):
             with pytest.raises(ValueError, match=rf"class indices in \[0, 3\), got {bad}"):
                 sess.run(fetch, {y: dev.from_host(np.array([0, bad, 1]), "int64")})
         np.testing.assert_array_equal(sess.run(z, to_numpy=True), LOGITS)
+
+
+# ------------------------------------------------------------- 3. no live buffer handed out
+
+
+def test_fetched_constants_and_variables_are_never_live(dev):
+    """A fetched constant, Variable, or view of one is the caller's own array: writing into
+    it changes no later run, and a training step changes no array fetched before it. The
+    NumPy session copied such fetches; CuPy and PyTorch returned the cached constant and
+    the live Variable (array-api-strict arrays are mutable too). On JAX ``+=`` rebinds."""
+    with xn.Graph().as_default():
+        c = xn.constant(np.arange(3, dtype=F32))
+        w = xn.Variable(np.ones((2, 3), F32), name="w")
+        view = ops.Reshape(w, (6,))
+        step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * c))
+        sess = xn.Session(device=dev)
+        first_c, first_w, first_view = sess.run([c, w, view])
+        got = sess.get_value(w)
+        for fetched in (first_c, first_w, first_view, got):
+            fetched += 10.0
+        np.testing.assert_array_equal(sess.run(c, to_numpy=True), np.arange(3))
+        np.testing.assert_array_equal(sess.run(w, to_numpy=True), np.ones((2, 3)))
+        before, before_view = sess.run(w), sess.run(view)
+        sess.run(step)
+        np.testing.assert_array_equal(to_numpy(before), np.ones((2, 3)))
+        np.testing.assert_array_equal(to_numpy(before_view), np.ones(6))
+        np.testing.assert_array_equal(sess.run(w, to_numpy=True),
+                                      np.ones((2, 3)) - 0.5 * np.arange(3))
+
+
+def test_only_results_that_may_share_a_kept_buffer_are_copied(dev):
+    """The copies cost nothing for an op's fresh result (a loss, logits): only a fetch that
+    is (a view of) a Variable or a constant is copied on a device with mutable arrays."""
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 3), name="x")
+        w = xn.Variable(np.ones((3, 2), F32), name="w")
+        logits = xn.matmul(x, w)
+        sess = xn.Session(device=dev)
+        sess.run([logits, w, ops.Transpose(w)], {x: np.ones((1, 3), F32)})
+        plan = next(iter(sess._plans.values()))
+    assert plans.shared_fetches(plan) == set(plan.fetch_slots[1:])
+    assert plan.fetch_slots[0] not in plan.copies
+    assert set(plan.fetch_slots[1:]) <= plan.copies if dev.mutable else not plan.copies
 
 
 # ------------------------------------------------------------------- 7. host syncs in a step

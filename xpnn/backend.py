@@ -55,6 +55,9 @@ class Device:
     host_native = False  # host NumPy arrays are this device's own (fed as they are)
     reads_without_sync = False  # bool(xp.all(...)) costs no device synchronisation
     context = None  # a context manager making this the current device, where one is needed
+    # Arrays can be written in place (NumPy, CuPy, PyTorch, array-api-strict): a buffer the
+    # Session keeps (a constant, a Variable) is handed out as a copy, never live.
+    mutable = False
 
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
@@ -95,9 +98,14 @@ class Device:
         """An array of this device, fed by the user, as a Session uses it."""
         return array
 
+    def copy(self, array):
+        """A new array, on this device, equal to ``array`` and sharing no memory with it."""
+        return self.xp.asarray(array, copy=True)
+
     def hand_out(self, value):
-        """A Variable's value as given to the user."""
-        return value
+        """A Variable's value as given to the user: never the live buffer where arrays are
+        mutable (a later run would overwrite it, or the user's write change the Variable)."""
+        return self.copy(value) if self.mutable else value
 
     def keep(self, value, inputs):
         """A new Variable value (computed from ``inputs``) as the Session stores it."""
@@ -119,6 +127,7 @@ class NumpyDevice(Device):
     backend = "numpy"
     host_native = True
     reads_without_sync = True
+    mutable = True
     passes = None  # numpy_fast.rewrite
     own = None  # numpy_fast.ownership.own
 
@@ -130,8 +139,8 @@ class NumpyDevice(Device):
         host = _host(value, dtype)
         return np.array(host, copy=True) if copy else host
 
-    def hand_out(self, value):
-        return value.copy()  # never the live buffer, which later runs overwrite
+    def copy(self, array):
+        return array.copy()
 
     def keep(self, value, inputs):
         return self.own(value, inputs)
@@ -145,10 +154,12 @@ class StrictDevice(Device):
 
     backend = "array_api_strict"
     reads_without_sync = True
+    mutable = True
 
 
 class TorchDevice(Device):
     backend = "torch"
+    mutable = True
 
     @property
     def reads_without_sync(self) -> bool:
@@ -165,6 +176,7 @@ class TorchDevice(Device):
 
 class CupyDevice(Device):
     backend = "cupy"
+    mutable = True
 
     @property
     def context(self):  # new CuPy arrays go to the current GPU
@@ -173,6 +185,10 @@ class CupyDevice(Device):
     def from_host(self, value, dtype=None, copy=False):
         with self.device:  # CuPy ignores device= outside asarray; this covers both
             return self.xp.asarray(_host(value, dtype))
+
+    def copy(self, array):
+        with self.device:  # ndarray.copy() allocates on the current GPU
+            return array.copy()
 
 
 def _same_device(a, b) -> bool:

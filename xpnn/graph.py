@@ -215,6 +215,10 @@ class Operation(Node):
     # forward then also takes ``host_reads=``, the device's ``reads_without_sync``. Where
     # that is False a read would stall the device, and the op must read nothing.
     reads_values = False
+    # Whether forward always returns a new array, never an input or a view of one. Where it
+    # may not, a fetched result computed from a Variable or a constant is handed out as a
+    # copy on a device with mutable arrays (``plan.shared_fetches``).
+    fresh = False
 
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)

@@ -68,6 +68,8 @@ def sum_to(grad: Node, like: Node) -> Node:
 
 
 class Elementwise(Operation):
+    fresh = True
+
     def infer_shape(self, *shapes):
         return broadcast_shapes(self, *shapes)
 
@@ -192,12 +194,15 @@ class Unary(Operation):
 class Flat(Unary):
     """A unary function whose gradient is zero wherever it has one (sign, ones_like)."""
 
+    fresh = True
+
     def backward(self, grad):
         return [None]
 
 
 class Negative(Unary):
     function = "negative"
+    fresh = True
 
     def backward(self, grad):
         return [negative(grad)]
@@ -205,6 +210,7 @@ class Negative(Unary):
 
 class Exp(Unary):
     function = "exp"
+    fresh = True
 
     def backward(self, grad):
         return [multiply(grad, self)]
@@ -212,6 +218,7 @@ class Exp(Unary):
 
 class Log(Unary):
     function = "log"
+    fresh = True
 
     def backward(self, grad):
         return [divide(grad, self.inputs[0])]
@@ -219,6 +226,7 @@ class Log(Unary):
 
 class Sqrt(Unary):
     function = "sqrt"
+    fresh = True
 
     def backward(self, grad):
         return [divide(grad, multiply(2.0, self))]
@@ -226,6 +234,7 @@ class Sqrt(Unary):
 
 class Square(Unary):
     function = "square"
+    fresh = True
 
     def backward(self, grad):
         return [multiply(grad, multiply(2.0, self.inputs[0]))]
@@ -233,6 +242,7 @@ class Square(Unary):
 
 class Abs(Unary):
     function = "abs"
+    fresh = True
 
     def backward(self, grad):
         return [multiply(grad, Sign(self.inputs[0]))]
@@ -254,6 +264,8 @@ def _clip(xp, x, low, high):
 
 
 class Clip(Unary):
+    fresh = True
+
     def __init__(self, x, low, high, name=None):
         # Python floats: the standard's functions take scalars, not NumPy ones.
         self.low = None if low is None else float(low)
@@ -281,6 +293,8 @@ class InRange(Clip):
 
 
 class Relu(Unary):
+    fresh = True
+
     def forward(self, xp, x):
         return xp.maximum(x, 0.0)
 
@@ -301,6 +315,8 @@ class ReluGrad(Elementwise):
 
 class LeakyRelu(Unary):
     """x where x > 0, else alpha x (TF1's leaky_relu)."""
+
+    fresh = True
 
     def __init__(self, x, alpha=0.2, name=None):
         self.alpha = float(alpha)
@@ -333,6 +349,7 @@ class DropoutMask(Operation):
 
     random = True
     shape_only = (0,)
+    fresh = True
 
     def __init__(self, x, training, rate, name=None):
         self.rate = float(rate)
@@ -360,6 +377,8 @@ class DropoutMask(Operation):
 
 
 class Sigmoid(Unary):
+    fresh = True
+
     def forward(self, xp, x):
         # exp(x - log(1 + e^x)): logaddexp never overflows and keeps precision on both sides
         # (a few ulp), so sigmoid(-1e4) is exactly 0 and sigmoid(1e4) exactly 1.
@@ -383,6 +402,7 @@ class SigmoidGrad(Elementwise):
 
 class Tanh(Unary):
     function = "tanh"
+    fresh = True
 
     def backward(self, grad):
         return [multiply(grad, subtract(1.0, square(self)))]
@@ -422,6 +442,8 @@ class CheckNumerics(Unary):
 
 class MatMul(Operation):
     """NumPy's matmul: 1-D operands are promoted and the added axis removed."""
+
+    fresh = True
 
     def forward(self, xp, a, b):
         return xp.matmul(a, b)
@@ -473,6 +495,7 @@ class MatMulGradA(Operation):
     """d(a @ b)/da applied to grad: grad @ b^T, reduced to a's shape (a: shape only)."""
 
     shape_only = (1,)
+    fresh = True
 
     def forward(self, xp, g, a, b):
         if a.ndim == 2 and b.ndim == 2:
@@ -496,6 +519,7 @@ class MatMulGradB(Operation):
     """d(a @ b)/db applied to grad: a^T @ grad, reduced to b's shape (b: shape only)."""
 
     shape_only = (2,)
+    fresh = True
 
     def forward(self, xp, g, a, b):
         if a.ndim == 2 and b.ndim == 2:
@@ -519,6 +543,8 @@ class MatMulGradB(Operation):
 
 
 class Reduction(Operation):
+    fresh = True
+
     def __init__(self, x, axis=None, keepdims=False, name=None):
         self.axis, self.keepdims = _normalize_axis(axis), keepdims
         super().__init__(x, name=name)
@@ -650,6 +676,8 @@ class ArgMax(Reduction):
 
 
 class Softmax(Unary):
+    fresh = True
+
     def __init__(self, x, axis=-1, name=None):
         self.axis = axis
         super().__init__(x, name=name)
@@ -712,6 +740,8 @@ BCE_LOG_FLOOR = -100.0  # PyTorch's BCELoss clamps each log at -100
 class SoftmaxCrossEntropy(Operation):
     """Per-row -sum(labels * log_softmax(logits)) via log-sum-exp."""
 
+    fresh = True
+
     def forward(self, xp, labels, logits):
         if labels.dtype != logits.dtype:
             labels, logits = _match(xp, labels, logits)
@@ -772,6 +802,7 @@ def _valid_labels(xp, labels, classes: int):
 class SparseSoftmaxCrossEntropy(Operation):
     """Per-row logsumexp(logits) - logits[label]."""
 
+    fresh = True
     reads_values = True
 
     def forward(self, xp, labels, logits, host_reads=True):
@@ -805,6 +836,7 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
     """grad[:, None] * (softmax(logits) - one_hot(labels)), fused; NaN rows for bad labels
     where they are not checked (see SparseSoftmaxCrossEntropy)."""
 
+    fresh = True
     reads_values = True
 
     def forward(self, xp, grad, labels, logits, host_reads=True):
@@ -836,6 +868,8 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
 class BinaryCrossEntropy(Operation):
     """-(y log p + (1-y) log(1-p)) with each log floored at -100, as PyTorch's BCELoss."""
 
+    fresh = True
+
     def forward(self, xp, p, y):
         log_p = xp.maximum(xp.log(p), BCE_LOG_FLOOR)
         log_q = xp.maximum(xp.log(1.0 - p), BCE_LOG_FLOOR)
@@ -852,6 +886,8 @@ class BinaryCrossEntropy(Operation):
 class BinaryCrossEntropyGrad(Operation):
     """grad * (p - y) / max(p (1 - p), 1e-12): PyTorch's finite gradient at p = 0 or 1."""
 
+    fresh = True
+
     def forward(self, xp, grad, p, y):
         return grad * (p - y) / xp.maximum(p * (1.0 - p), 1e-12)
 
@@ -861,6 +897,8 @@ class BinaryCrossEntropyGrad(Operation):
 
 class SigmoidBinaryCrossEntropy(Operation):
     """BCE of sigmoid(logits): max(x, 0) - x y + log(1 + exp(-|x|)), finite for any x."""
+
+    fresh = True
 
     def forward(self, xp, x, y):
         return xp.maximum(x, 0.0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))

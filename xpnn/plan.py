@@ -310,6 +310,19 @@ def _checked(fn, xp):
     return checked
 
 
+def shared_fetches(plan) -> frozenset:
+    """Fetched slots whose value may be a buffer the Session keeps between runs (a
+    Variable's or a constant's) or a view of one. A device with mutable arrays hands these
+    out as copies: writing into a fetched array then changes no later run, and no later run
+    changes a fetched array. An op's result is its own buffer only where the op says so
+    (``Operation.fresh``); any other result of a kept value counts as shared."""
+    shared = set(plan.variables) | set(plan.constants)
+    for step in plan.steps:
+        if step.kind == "value" and not step.op.fresh and not shared.isdisjoint(step.inputs):
+            shared.add(step.out)
+    return frozenset(s for s in plan.fetch_slots if s in shared)
+
+
 def last_uses(plan) -> dict:
     """slot -> the index of the last step that reads it (len(steps): read at the commit)."""
     last = {}
@@ -363,6 +376,8 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     portable step functions, the device's rewrite, frees. Run by ``Session.run`` once."""
     plan = _lay_out(_order(nodes, fed), nodes, rebuild, session)
     _bind(plan, session)
+    if session.device.mutable:  # the device's passes may prove fewer copies needed
+        plan.copies = shared_fetches(plan)
     session.device.rewrite(plan, session)
     if session.check_numerics:
         for step in plan.steps:

@@ -384,8 +384,9 @@ class Session:
         except StepFailed as failure:
             raise self._op_error(failure.step, values, failure.error) from failure.error
         out = [None if s is None else values[s] for s in plan.fetch_slots]
-        if plan.copies:  # fetched before an in-place update, and not live after it
-            out = [v.copy() if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
+        if plan.copies:  # kept between runs (or updated in place): never handed out live
+            copy = self.device.copy
+            out = [copy(v) if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
         if plan.updates:
             self._commit(plan, values)
         return out
