@@ -6,6 +6,8 @@ default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stan
 GPU: any array created on the wrong device fails there). JAX runs in its x64 mode.
 
 ``@pytest.mark.backends("jax")`` runs a ``dev`` test only on those of the selected backends.
+With ``XPNN_REQUIRE_CUPY=1`` (benchmarks/gpu_check.sh sets it) a CuPy test that cannot run
+fails instead of skipping, so a GPU check cannot pass by running nothing.
 """
 
 from __future__ import annotations
@@ -105,8 +107,15 @@ def dev(request):
     name = request.param
     reason = _unavailable(name)
     if reason:
-        pytest.skip(f"{name}: {reason}")
+        skip_or_fail(f"{name}: {reason}", cupy=name == "cupy")
     return backend.resolve(DEVICES[name], backend=name)
+
+
+def skip_or_fail(reason: str, cupy: bool) -> None:
+    """Skip, or fail for CuPy where ``XPNN_REQUIRE_CUPY`` says it must run."""
+    if cupy and os.environ.get("XPNN_REQUIRE_CUPY"):
+        pytest.fail(f"{reason}, but XPNN_REQUIRE_CUPY is set", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -7,16 +7,38 @@ step, a second GPU, unified memory) skip with the reason elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import ops
+from xpnn import backend, ops
 from xpnn import plan as plans
 from xpnn.backend import to_numpy
 
 F32 = np.float32
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.3, 0.1, -2.0], [-1.0, 1.5, 1.0]], F32)
+
+
+def _cupy(gpus=1):
+    """CuPy, or a skip saying why it cannot run here (a failure with XPNN_REQUIRE_CUPY=1,
+    except for want of a second GPU)."""
+    reason = _unavailable("cupy")
+    if reason:
+        skip_or_fail(f"cupy: {reason}", cupy=True)
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    if count < gpus:
+        pytest.skip(f"needs {gpus} CUDA devices, this machine has {count}")
+    return cupy
 
 
 def _log_softmax(z):
@@ -133,6 +155,59 @@ def test_only_results_that_may_share_a_kept_buffer_are_copied(dev):
     assert plans.shared_fetches(plan) == set(plan.fetch_slots[1:])
     assert plan.fetch_slots[0] not in plan.copies
     assert set(plan.fetch_slots[1:]) <= plan.copies if dev.mutable else not plan.copies
+
+
+# ------------------------------------------------------------ 5. from_host(copy=True) copies
+
+
+class _MappedHost:
+    """A fake CuPy namespace under unified memory (CUPY_ENABLE_UMP=1): asarray maps the
+    host array itself, as CuPy's zero-copy path does even for cupy.array(copy=True)."""
+
+    @staticmethod
+    def asarray(host):
+        return np.asarray(host)
+
+
+def test_cupy_from_host_copy_shares_no_memory_under_unified_memory():
+    device = backend.CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
+    host = np.arange(4, dtype=F32)
+    kept = device.from_host(host, "float32", copy=True)
+    assert not np.shares_memory(kept, host)
+    host += 1.0
+    np.testing.assert_array_equal(kept, np.arange(4))
+
+
+def test_from_host_copy_shares_no_memory(dev):
+    host = np.arange(4, dtype=F32)
+    kept = dev.from_host(host, "float32", copy=True)
+    host += 1.0
+    np.testing.assert_array_equal(to_numpy(kept), np.arange(4))
+
+
+def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_path):
+    """The real thing, in a fresh interpreter with CUPY_ENABLE_UMP=1 (CuPy reads it at
+    import): a Variable and set_value never see later writes to the user's array."""
+    _cupy()
+    script = textwrap.dedent("""
+        import numpy as np, xpnn as xn
+        host = np.arange(4, dtype=np.float32)
+        with xn.Graph().as_default():
+            w = xn.Variable(host, name="w")
+            sess = xn.Session(device="cuda")
+            sess.run(w)
+            fed = np.full(4, 5.0, np.float32)
+            v = xn.Variable(np.zeros(4, np.float32), name="v")
+            sess.set_value(v, fed)
+            host += 1.0; fed += 1.0
+            assert sess.run(w, to_numpy=True).tolist() == [0, 1, 2, 3]
+            assert sess.run(v, to_numpy=True).tolist() == [5] * 4
+    """)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "CUPY_ENABLE_UMP": "1", "PYTHONPATH": root}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
 
 
 # ------------------------------------------------------------------- 7. host syncs in a step

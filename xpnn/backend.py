@@ -183,8 +183,11 @@ class CupyDevice(Device):
         return self.device
 
     def from_host(self, value, dtype=None, copy=False):
+        host = _host(value, dtype)
+        if copy:  # with unified memory (CUPY_ENABLE_UMP=1) CuPy may map the host array itself
+            host = np.array(host, copy=True)
         with self.device:  # CuPy ignores device= outside asarray; this covers both
-            return self.xp.asarray(_host(value, dtype))
+            return self.xp.asarray(host)
 
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
