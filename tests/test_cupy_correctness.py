@@ -19,7 +19,7 @@ import pytest
 from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import backend, ops
+from xpnn import backend, io, ops
 from xpnn import plan as plans
 from xpnn.backend import to_numpy
 
@@ -208,6 +208,17 @@ def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_pa
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+# ---------------------------------------------------------------- 6. saving device arrays
+
+
+def test_save_arrays_takes_arrays_of_any_backend(dev, tmp_path):
+    w = np.arange(6, dtype=F32).reshape(2, 3)
+    io.save_arrays(tmp_path / "w.npz", {"w": dev.from_host(w), "n": dev.from_host(np.int64(3))})
+    loaded = io.load_arrays(tmp_path / "w.npz")
+    np.testing.assert_array_equal(loaded["w"], w)
+    assert loaded["w"].dtype == F32 and loaded["n"].tolist() == 3
 
 
 # ------------------------------------------------------------------- 7. host syncs in a step

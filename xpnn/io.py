@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
+from .backend import to_numpy
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock
@@ -30,12 +32,13 @@ except ImportError:  # Windows: no flock
 
 
 def save_arrays(path, arrays: dict) -> None:
-    """Write ``{name: NumPy array}`` to ``path`` atomically."""
+    """Write ``{name: array}`` to ``path`` atomically. Arrays of any backend (CuPy, PyTorch,
+    ...) come to the host through its own transfer (``xpnn.to_numpy``)."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")  # np.savez would add it to the temp name
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    write_atomic(path, lambda f: np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()}))
 
 
 # Where file locks exist (POSIX), a writer holds one on its temporary while it writes, so
