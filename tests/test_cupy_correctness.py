@@ -19,7 +19,7 @@ import pytest
 from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import backend, io, ops
+from xpnn import backend, data, io, ops
 from xpnn import plan as plans
 from xpnn.backend import to_numpy
 
@@ -155,6 +155,64 @@ def test_only_results_that_may_share_a_kept_buffer_are_copied(dev):
     assert plans.shared_fetches(plan) == set(plan.fetch_slots[1:])
     assert plan.fetch_slots[0] not in plan.copies
     assert set(plan.fetch_slots[1:]) <= plan.copies if dev.mutable else not plan.copies
+
+
+# ------------------------------------------------------------- 4. batches on the array's GPU
+
+
+def test_batches_and_one_hot_run_under_the_arrays_device_context(dev, monkeypatch):
+    """CuPy makes new arrays and runs kernels on the current GPU, whatever device the
+    inputs live on: data.batches and one_hot enter the array's device (context_of) for
+    their take and arange. Stand-in: a recording context and a take/arange that checks."""
+    inside = []
+
+    class Recording:  # reusable, as CuPy's Device and nullcontext are
+        def __enter__(self):
+            inside.append(True)
+
+        def __exit__(self, *exc):
+            inside.pop()
+
+    monkeypatch.setattr(data, "context_of", lambda array: Recording())
+    calls = []
+    for name in ("take", "arange"):
+        original = getattr(dev.xp, name)
+
+        def checked(*args, _original=original, _name=name, **kw):
+            calls.append((_name, bool(inside)))
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(dev.xp, name, checked)
+    X = dev.from_host(np.arange(12, dtype=F32).reshape(6, 2))
+    y = dev.from_host(np.arange(6) % 3, "int64")
+    got = [(to_numpy(a), to_numpy(b)) for a, b in data.batches(X, y, 4, seed=0)]
+    hot = to_numpy(data.one_hot(y, 3))
+    order = np.random.default_rng(0).permutation(6)
+    np.testing.assert_array_equal(np.concatenate([a for a, _ in got]),
+                                  np.arange(12).reshape(6, 2)[order])
+    np.testing.assert_array_equal(hot, np.eye(3)[np.arange(6) % 3])
+    assert "take" in {name for name, _ in calls}  # arange too, where y is not NumPy's
+    assert all(ok for _, ok in calls), calls
+
+
+def test_batches_one_hot_and_training_on_a_second_gpu():
+    """cuda:1 beside a current cuda:0: every batch and one-hot stays on device 1, and a
+    model trained there keeps its Variables there."""
+    cupy = _cupy(gpus=2)
+    X, y = xn.data.make_blobs(n_per_class=40, seed=0)
+    with cupy.cuda.Device(1):
+        Xd, yd = cupy.asarray(X), cupy.asarray(y)
+    with cupy.cuda.Device(0):
+        batches = list(data.batches(Xd, yd, 16, seed=0))
+        hot = data.one_hot(yd, 2)
+        assert all(a.device.id == 1 and b.device.id == 1 for a, b in batches)
+        assert hot.device.id == 1
+        order = np.random.default_rng(0).permutation(len(X))
+        np.testing.assert_array_equal(np.concatenate([a.get() for a, _ in batches]), X[order])
+        model = xn.nn.NNClassifier([2, 8, 2], device="cuda:1", seed=0)
+        history = model.fit(Xd, yd, epochs=5, batch_size=16, learning_rate=0.3, verbose=0)
+        assert history["accuracy"][-1] > 0.9
+        assert all(layer.W.device.id == 1 for layer in model.layers)
 
 
 # ------------------------------------------------------------ 5. from_host(copy=True) copies

@@ -9,6 +9,7 @@ namespace plus a native device, and moves arrays between the host and that devic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -192,6 +193,20 @@ class CupyDevice(Device):
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
             return array.copy()
+
+
+def context_of(array):
+    """A context manager under which new arrays and kernels go to ``array``'s device: CuPy
+    makes them on the current GPU, whatever device its arguments live on (array-api-compat
+    ignores ``device=`` there). A no-op for every other array.
+
+    >>> import numpy as np, xpnn as xn
+    >>> with xn.backend.context_of(np.ones(2)):
+    ...     pass
+    """
+    if array_api_compat.is_cupy_array(array):
+        return resolve(f"cuda:{array.device.id}").context
+    return contextlib.nullcontext()
 
 
 def _same_device(a, b) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 import array_api_compat
 import numpy as np
 
-from xpnn.backend import dtype_name, to_numpy
+from xpnn.backend import context_of, dtype_name, to_numpy
 from xpnn.io import write_atomic
 
 __all__ = [
@@ -95,8 +95,9 @@ def one_hot(labels, n_classes: int, dtype="float32"):
         return (host[:, None] == np.arange(n_classes, dtype=host.dtype)).astype(dtype_name(dtype))
     xp = array_api_compat.array_namespace(labels)
     device = array_api_compat.device(labels)
-    classes = xp.arange(n_classes, dtype=labels.dtype, device=device)
-    return xp.astype(labels[:, None] == classes[None, :], getattr(xp, dtype_name(dtype)))
+    with context_of(labels):  # CuPy makes arange on the current GPU, not labels' one
+        classes = xp.arange(n_classes, dtype=labels.dtype, device=device)
+        return xp.astype(labels[:, None] == classes[None, :], getattr(xp, dtype_name(dtype)))
 
 
 def batches(X, y, batch_size: int, shuffle: bool = True, seed=None, drop_last: bool = False):
@@ -143,9 +144,17 @@ def _row_taker(a, order):
     if order is None:
         return lambda start, end: a[start:end, ...]
     xp = array_api_compat.array_namespace(a)
-    # The permutation moves to a's device once per epoch; each batch slices it.
-    index = xp.asarray(order, device=array_api_compat.device(a))
-    return lambda start, end: xp.take(a, index[start:end], axis=0)
+    # The permutation moves to a's device once per epoch; each batch slices it. CuPy runs
+    # both on the current GPU, whatever a's: make a's current (cuda:1 next to cuda:0).
+    context = context_of(a)
+    with context:
+        index = xp.asarray(order, device=array_api_compat.device(a))
+
+    def take(start, end):
+        with context:
+            return xp.take(a, index[start:end], axis=0)
+
+    return take
 
 
 # --------------------------------------------------------------------------------------------
