@@ -8,6 +8,7 @@ step, a second GPU, unified memory) skip with the reason elsewhere."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import backend, data, io, ops
+from xpnn import backend, data, io, nn, ops
 from xpnn import plan as plans
 from xpnn.backend import to_numpy
 
@@ -307,5 +308,34 @@ def test_clip_and_bce_use_maximum_and_minimum(dev, monkeypatch):
     np.testing.assert_allclose(loss, [100.0, -np.log(0.7), 100.0], rtol=1e-5)
     np.testing.assert_array_equal(dx[:3], [0.0, 1.0, 0.0])
     np.testing.assert_allclose(dp, (p0 - y0) / np.maximum(p0 * (1 - p0), 1e-12), rtol=1e-5)
+
+
+def test_epoch_sums_match_the_per_batch_sums(dev):
+    """fit's epoch totals, stacked on the device and brought over once, equal the sums of
+    the per-batch host values they replace."""
+    rng = np.random.default_rng(0)
+    values, counts = rng.random(5).astype(F32), rng.integers(0, 32, 5).astype(F32)
+    sizes = [32, 32, 32, 32, 7]
+    losses = [(dev.from_host(v), m) for v, m in zip(values, sizes)]
+    correct = [dev.from_host(c) for c in counts]
+    sess = xn.Session(device=dev)
+    total, hits = nn._epoch_sums(sess, losses, correct)
+    assert total == sum(float(v) * m for v, m in zip(values, sizes))
+    assert hits == sum(float(c) for c in counts)
+    assert nn._epoch_sums(sess, [], []) == (0.0, 0.0)
+
+
+def test_fit_brings_epoch_values_to_the_host_once_per_epoch(dev, monkeypatch):
+    calls = []
+    to_host = type(dev).to_host
+    monkeypatch.setattr(type(dev), "to_host", lambda self, a: calls.append(1) or to_host(self, a))
+    monkeypatch.setattr(nn, "to_numpy", lambda a: calls.append(1) or to_numpy(a))
+    X, y = xn.data.make_blobs(n_per_class=32, seed=0)
+    model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    calls.clear()
+    history = model.fit(X, y, epochs=3, batch_size=8, learning_rate=0.3, verbose=0)
+    assert len(calls) <= 1 + 3, f"{len(calls)} host transfers for 3 epochs of 8 batches"
+    assert len(history["loss"]) == 3 and all(math.isfinite(v) for v in history["loss"])
+    assert history["accuracy"][-1] > 0.9
 
 

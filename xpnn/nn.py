@@ -22,7 +22,7 @@ import numpy as np
 from . import architecture, data, io, losses, ops, optimizers
 from . import init as initializers
 from .autodiff import gradients
-from .backend import dtype_name, resolve, to_numpy
+from .backend import context_of, dtype_name, resolve, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from .graph import Constant, Graph, Node, Update, Variable, placeholder
 from .normalization import batch_normalization, moments
@@ -645,10 +645,9 @@ class NNClassifier:
                     return history
                 losses_.append((loss, Xb.shape[0]))
                 correct.append(hits)
-            # One host sync per epoch, not per step.
-            total = sum(float(to_numpy(loss)) * m for loss, m in losses_)
+            total, hits = _epoch_sums(self.session, losses_, correct)
             history["loss"].append(total / n)
-            history["accuracy"].append(sum(float(to_numpy(c)) for c in correct) / n)
+            history["accuracy"].append(hits / n)
             if validation_data is not None:
                 val_loss, val_acc = self.evaluate(*validation_data,
                                                   batch_size=max(batch_size, 1024))
@@ -820,6 +819,21 @@ class SGD:
                 raise RuntimeError("call model.backward() before SGD.step()")
             grads += [layer.dW, layer.db]
         self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
+
+
+def _epoch_sums(session, losses, correct) -> tuple[float, float]:
+    """(sum of loss * batch size, sum of correct counts) over an epoch's ``(loss, size)``
+    pairs and counts, each still on the device: stacked there and brought to the host in
+    one transfer, not one (and one GPU synchronisation) per batch."""
+    if not losses:
+        return 0.0, 0.0
+    xp = session.xp
+    with context_of(correct[0]):  # CuPy stacks on the current GPU: make it the values' one
+        loss, hits = xp.stack([loss for loss, _ in losses]), xp.stack(correct)
+        dtype = xp.result_type(loss.dtype, hits.dtype)
+        both = xp.stack([xp.astype(loss, dtype), xp.astype(hits, dtype)])
+    loss, hits = session.device.to_host(both).tolist()
+    return sum(v * m for v, (_, m) in zip(loss, losses)), sum(hits)
 
 
 def _progress(iterable, total, epoch, epochs, verbose):
