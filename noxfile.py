@@ -1,6 +1,19 @@
 """One test session per backend (`nox -s "tests(backend='numpy')"`), a gpu-tagged
-`tests_cupy`, `tests_tf1` (TensorFlow 1 as the oracle) and `lint`."""
+`tests_cupy`, `tests_tf1` (TensorFlow 1 as the oracle) and `lint`.
 
+`tests_cupy` works offline too, as on the GPU machines lent here (no network): carry the
+folder of wheels that benchmarks/gpu_check.sh uses, made where PyPI is reachable,
+
+    pip download --no-deps -d .whl array-api-compat==1.16.0 array-api-strict==2.6.1 \
+        hypothesis sortedcontainers
+
+and run `XPNN_WHEELS=.whl nox -s tests_cupy`: pip then installs from that folder alone
+(`--no-index --find-links`), and CuPy, NumPy and pytest come from the machine's own
+site-packages, which the session's virtualenv sees (add wheels for any it lacks). The suite
+runs from the checkout (pytest's `pythonpath`), so xpnn itself needs no install there.
+"""
+
+import os
 import shutil
 
 import nox
@@ -26,12 +39,24 @@ def tests_tf1(session):
     session.run("pytest", "-q", "tests/test_tf1_oracle.py", *session.posargs)
 
 
-@nox.session(tags=["gpu"])
+# Offline, the test dependencies come from $XPNN_WHEELS; CuPy and NumPy from the machine.
+OFFLINE_TEST_PACKAGES = ["array-api-compat>=1.16", "array-api-strict>=2.6.1", "pytest>=8",
+                         "hypothesis>=6"]
+
+
+@nox.session(tags=["gpu"], venv_params=["--system-site-packages"])
 def tests_cupy(session):
     if shutil.which("nvidia-smi") is None:
         session.skip("no NVIDIA driver (nvidia-smi not found)")
-    session.install("-e", ".[test,cuda]")
-    session.run("pytest", "-q", "--xp=cupy", *session.posargs)
+    wheels = os.environ.get("XPNN_WHEELS")
+    if wheels:
+        session.install("--no-index", "--find-links", wheels, *OFFLINE_TEST_PACKAGES)
+    else:
+        session.install("-e", ".[test,cuda]")
+    # The venv's python, which sees the machine's packages too (a bare `pytest` could be the
+    # machine's own, outside the venv). A CuPy test that cannot run fails, not skips.
+    session.run("python", "-m", "pytest", "-q", "--xp=cupy", *session.posargs,
+                env={"XPNN_REQUIRE_CUPY": "1"})
 
 
 @nox.session

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,53 @@ def test_fit_brings_epoch_values_to_the_host_once_per_epoch(dev, monkeypatch):
     assert history["accuracy"][-1] > 0.9
 
 
+# ------------------------------------------------ 8. on a GPU: no host sync in a training step
+
+
+@contextlib.contextmanager
+def _no_host_syncs(cupy):
+    """A block in which reading a CuPy array on the host fails: cupyx.allow_synchronize
+    where CuPy still has it (deprecated since v10), and the host reads by name."""
+
+    def refuse(*args, **kw):
+        raise AssertionError("a host synchronisation in a training step")
+
+    import cupyx
+
+    allow = getattr(cupyx, "allow_synchronize", None)
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        for name in ("get", "item", "tolist", "__bool__", "__float__", "__int__",
+                     "__index__", "__array__"):
+            with contextlib.suppress(AttributeError, TypeError):  # a C type's slot
+                mp.setattr(cupy.ndarray, name, refuse)
+        mp.setattr(cupy, "asnumpy", refuse)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with allow(False) if allow is not None else contextlib.nullcontext():
+            yield
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_training_step_makes_no_host_synchronisation(optimizer):
+    """An MLP step with sparse cross-entropy, a clipped BCE and dropout: no value is read
+    on the host (no label check, no clip by boolean masks, no Python scalar)."""
+    cupy = _cupy()
+    rng = np.random.default_rng(0)
+    with xn.Graph().as_default():
+        x = xn.placeholder("float32", (None, 4), name="x")
+        t = xn.placeholder("int64", (None,), name="t")
+        w = xn.Variable(rng.standard_normal((4, 3)).astype(F32), name="w")
+        h = xn.dropout(xn.relu(xn.matmul(x, w)), 0.2, True)
+        loss = (xn.losses.sparse_softmax_cross_entropy(t, h)
+                + xn.losses.binary_cross_entropy(xn.clip(xn.sigmoid(h), 0.0, 1.0), 0.5))
+        opt = {"sgd": xn.train.GradientDescentOptimizer(0.1),
+               "momentum": xn.train.MomentumOptimizer(0.1, 0.9),
+               "adam": xn.train.AdamOptimizer(0.01)}[optimizer]
+        step = opt.minimize(loss)
+        sess = xn.Session(device="cuda", seed=0)
+        feed = {x: cupy.asarray(rng.standard_normal((8, 4)).astype(F32)),
+                t: cupy.asarray(rng.integers(0, 3, 8))}
+        sess.run([step, loss], feed)  # compiles the plan, makes the Variables
+        with _no_host_syncs(cupy):
+            for _ in range(3):
+                _, value = sess.run([step, loss], feed)
+        assert math.isfinite(float(value))
