@@ -192,3 +192,59 @@ def test_pool_kernels_split_over_threads_match_portable(data_format):
         fast_dx = kernels.forward_fn(grad, False, None)(x, g)
         np.testing.assert_array_equal(fast_y, y)
         np.testing.assert_array_equal(fast_dx, grad.forward(XP, x, g))
+
+
+def _count_relu_grad_kernels(monkeypatch):
+    runs = []
+    for table in (kernels.FORWARD, kernels.INPLACE):
+        make = table[xn.ops.ReluGrad]
+
+        def counted(op, portable, make=make, **options):
+            fn = make(op, portable, **options)
+            return lambda *v: runs.append(1) or fn(*v)
+
+        monkeypatch.setitem(table, xn.ops.ReluGrad, counted)
+    return runs
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("ksize, strides, padding", [(2, 2, "VALID"), (3, 2, "SAME"),
+                                                     ((2, 3), 1, "VALID")],
+                         ids=["tiled", "overlapping", "stride1"])
+@pytest.mark.parametrize("also_fetched", [False, True], ids=["fused", "dx-fetched"])
+def test_relu_grad_folded_into_max_pool_grad_matches_portable(data_format, ksize, strides,
+                                                                padding, also_fetched,
+                                                                monkeypatch):
+    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``numpy_fast.fusion``): equal to
+    the portable ops (zeros of either sign), with tied zero windows, all-negative windows, NaN,
+    infinite and negative gradients; not fused where the pool's gradient is also fetched."""
+    runs = _count_relu_grad_kernels(monkeypatch)
+    rng = np.random.default_rng(11)
+    shape = (3, 8, 10, 4) if data_format == "NHWC" else (3, 4, 8, 10)
+    x0 = rng.standard_normal(shape).astype(F32)
+    x0[0] = -np.abs(x0[0])  # an image of zero ReLU outputs only: every window tied
+    x0[1, :4] = 0.0
+
+    def build():
+        x = xn.placeholder(shape=shape, name="x")
+        y = xn.max_pool2d(xn.relu(x), ksize, strides, padding, data_format=data_format)
+        g = xn.placeholder(shape=y.shape, name="g")
+        dx = xn.gradients(xn.reduce_sum(y * g), [x])[0]
+        assert isinstance(dx, xn.ops.ReluGrad)
+        assert isinstance(dx.inputs[0], xn.conv.MaxPoolGrad)
+        return x, g, y, [dx, dx.inputs[0]] if also_fetched else [dx]
+
+    def run(sess, nodes):
+        x, g, y, fetches = nodes
+        gy = np.random.default_rng(12).standard_normal(y.shape).astype(F32)
+        gy.flat[::7] = -np.inf
+        gy.flat[3::11] = np.nan
+        gy.flat[5::13] = np.inf
+        with np.errstate(invalid="ignore"):
+            return [xn.to_numpy(v) for v in sess.run(fetches, {x: x0, g: gy})]
+
+    fast, portable = _both(build, run)  # NumPy first: its kernels alone are counted
+    for got, want in zip(fast, portable):
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(fast[0]).any() and (fast[0] == 0).any() and (fast[0] != 0).any()
+    assert len(runs) == (1 if also_fetched else 0)  # fused: no ReluGrad kernel ran

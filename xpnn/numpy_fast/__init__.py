@@ -8,6 +8,7 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 - ``updates``: optimizer updates written into the Variables' own buffers;
 - ``kernels``: NumPy kernels for ops, writing into a dead input where allowed;
 - ``pairs``: a forward kernel's work handed to its gradient's kernel (conv patches);
+- ``fusion``: a ReLU's gradient folded into the max-pool gradient after it;
 - ``allocator``: the C heap kept for large temporaries (glibc), set at the first plan.
 
 >>> import xpnn as xn
@@ -24,7 +25,7 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 from __future__ import annotations
 
 from ..backend import NumpyDevice
-from . import allocator, deferred, kernels, ownership, pairs, shape_folding, updates
+from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 
 
@@ -39,8 +40,9 @@ def rewrite(plan, session) -> None:
     if chosen:
         pending = deferred.defer(plan, facts, chosen, session.xp)
         updates.commit_in_place(plan, facts, chosen, pending)
-    paired = pairs.pair(plan, skip=pending)
-    kernels.swap_in(plan, facts, skip=pending | paired)
+    options, fused = fusion.relu_into_pool_grad(plan, facts, skip=pending)
+    paired = pairs.pair(plan, skip=pending, options=options)
+    kernels.swap_in(plan, facts, skip=pending | paired | fused, options=options)
     shape_folding.wrap(plan, facts)
 
 

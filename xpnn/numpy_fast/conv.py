@@ -290,21 +290,27 @@ def _avg_pool_grad(op, portable):
 
 
 @fast(conv.MaxPoolGrad)
-def _max_pool_grad(op, portable, handoff=None):
+def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
+    """Given ``relu_grad`` (the portable ReluGrad, ``fusion``), the result is also multiplied
+    by the mask (x > 0) of the pool's input, as ReluGrad(MaxPoolGrad(x, g), x) is: only a
+    window's maximum gets a share, and there x equals the maximum, so the mask is the
+    maxima's (t > 0), applied to the pooled shares instead of to the whole input."""
     pad = _padder(-math.inf)
 
     def forward(x, g):
         op.infer_shape(x.shape, g.shape)
         top = None if handoff is None else handoff.take(x)  # MaxPool's result, if paired
         if not _floats(x, g):
-            return portable(x, g)
+            dx = portable(x, g)
+            return dx if relu_grad is None else relu_grad(dx, x)
         pads, out_hw, hw = _pool_setup(op, x)
         fmt = op.data_format
         if top is None:
             top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
                                  out_hw)
+        positive = None if relu_grad is None else top > 0
         if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
-            dx = _max_pool_grad_tiled(op, x, g, top, out_hw)
+            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, positive)
             if dx is not None:
                 return dx
         padded = pad(x, fmt, pads, hw)
@@ -316,17 +322,20 @@ def _max_pool_grad(op, portable, handoff=None):
             hit = np.equal(piece, top) | np.isnan(piece)
             hit &= ~taken
             taken |= hit
+            if positive is not None:
+                hit &= positive
             dx[index] += np.multiply(hit, g)  # 0 * inf is NaN there too
         return dx[_inner(fmt, pads, hw)]
 
     return forward
 
 
-def _max_pool_grad_tiled(op, x, g, top, out_hw):
+def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
     """MaxPoolGrad where the windows tile the input without overlap or padding (the usual
     2x2, stride 2): each entry is in one window at most, so each offset's share is written,
     not added, and the first-maximum bookkeeping needs no NaN test once the maxima hold no
-    NaN. None when they do (the general kernel then handles it)."""
+    NaN. None when they do (the general kernel then handles it). ``positive``: the maxima's
+    ReLU mask, or None."""
     fmt = op.data_format
     with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
         maybe_nan = np.isnan(np.add.reduce(top, axis=None))
@@ -343,6 +352,7 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw):
     def rows(a, b):  # images a..b: each part its own buffers
         part = slice(a, b)
         t, gp, hit, taken = top[part], g[part], np.empty(top[part].shape, bool), None
+        share = hit if positive is None else np.empty(hit.shape, bool)
         for n, index in enumerate(offsets):
             np.equal(x[part][index], t, out=hit)
             if taken is None:
@@ -351,7 +361,9 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw):
                 np.greater(hit, taken, out=hit)  # a maximum, and none before it
                 if n < len(offsets) - 1:
                     np.logical_or(taken, hit, out=taken)
-            np.multiply(hit, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+            if positive is not None:
+                np.logical_and(hit, positive[part], out=share)
+            np.multiply(share, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
 
     threads.over_batch(rows, x.shape[0], x.size)
     return dx

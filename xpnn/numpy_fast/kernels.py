@@ -29,22 +29,24 @@ def has_fast_forward(op_class) -> bool:
     return op_class in FORWARD
 
 
-def forward_fn(op, donate: bool, portable):
+def forward_fn(op, donate: bool, portable, **options):
     """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
-    table = INPLACE if donate and type(op) in INPLACE else FORWARD
+    table = INPLACE if donate and type(op) in INPLACE and not options else FORWARD
     make = table.get(type(op))
-    return portable if make is None else make(op, portable)
+    return portable if make is None else make(op, portable, **options)
 
 
-def swap_in(plan, facts, skip=()) -> None:
+def swap_in(plan, facts, skip=(), options=None) -> None:
     """Give each value step its NumPy kernel, one that writes into its first input where
-    that input dies here and the plan owns it (``facts.owned``)."""
+    that input dies here and the plan owns it (``facts.owned``); ``options``: more keyword
+    arguments of a slot's kernel maker."""
+    options = options or {}
     for index, step in enumerate(plan.steps):
         if step.kind != "value" or step.out in skip:
             continue
         ins = step.inputs
         donate = bool(ins) and ins.count(ins[0]) == 1 and facts.owned(ins[0], index)
-        step.fn = forward_fn(step.op, donate, step.fn)
+        step.fn = forward_fn(step.op, donate, step.fn, **options.get(step.out, {}))
 
 
 def fast(*classes, inplace=False, fresh=True):

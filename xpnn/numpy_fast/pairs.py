@@ -24,10 +24,11 @@ from .kernels import FORWARD
 GRADIENTS = {conv.Conv2DBackpropFilter: conv.Conv2D, conv.MaxPoolGrad: conv.MaxPool}
 
 
-def pair(plan, skip=()) -> set:
+def pair(plan, skip=(), options=None) -> set:
     """Give each forward step whose gradient (``GRADIENTS``) runs later in ``plan`` kernels
-    that share their work (steps whose slot is in ``skip`` keep theirs); the slots of the
-    steps given kernels here."""
+    that share their work (steps whose slot is in ``skip`` keep theirs; ``options``: more
+    keyword arguments of a slot's kernel maker); the slots of the steps given kernels here."""
+    options = options or {}
     forwards, paired = {}, set()
     for step in plan.steps:
         if step.kind != "value" or step.out in skip:
@@ -41,7 +42,8 @@ def pair(plan, skip=()) -> set:
                 continue
             handoff = conv_kernels.Handoff()
             forward.fn = FORWARD[type(forward.op)](forward.op, forward.fn, handoff=handoff)
-            step.fn = FORWARD[type(op)](op, step.fn, handoff=handoff)
+            step.fn = FORWARD[type(op)](op, step.fn, handoff=handoff,
+                                        **options.get(step.out, {}))
             paired |= {forward.out, step.out}
     return paired
 
