@@ -42,6 +42,8 @@ def mnist_arguments(description, epochs, optimizer, lr):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=optimizer)
     parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--lr-drop", type=int, nargs="*", default=[], metavar="EPOCH",
+                        help="divide the learning rate by 10 from each of these epochs on")
     parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
     parser.add_argument("--synthetic", action="store_true", help="random data, no files")
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
@@ -63,6 +65,14 @@ def mnist_data(args):
     return (X, y), (X_test, y_test)
 
 
+def step_decay(drops):
+    """A ``fit(lr_schedule=)`` dividing the rate by 10 at each epoch in ``drops`` (counted
+    from 1, as printed); None for no drops."""
+    if not drops:
+        return None
+    return lambda epoch, lr: lr / 10 if epoch + 1 in drops else lr
+
+
 def train_and_test(model, X, y, X_test, y_test, args):
     """fit with the options, then the test accuracy and the time training took."""
     print(model)
@@ -70,7 +80,7 @@ def train_and_test(model, X, y, X_test, y_test, args):
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
                         validation_data=(X_test, y_test) if args.validate else None,
-                        verbose=2 if args.quiet else 1)
+                        verbose=2 if args.quiet else 1, lr_schedule=step_decay(args.lr_drop))
     seconds = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
     print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "

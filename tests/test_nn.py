@@ -579,6 +579,42 @@ def test_fit_takes_an_optimizer_object_as_keras_does(dev, optimizer):
         by_name.fit(X, y, epochs=1, lr=0.01, learning_rate=0.01, verbose=0)
 
 
+def test_fit_lr_schedule_sets_each_epochs_rate_as_keras_does(dev):
+    """lr_schedule(epoch, lr) gives each epoch's rate: three epochs with a drop at the third
+    train exactly as two fits at the first rate and one at the tenth (same batches)."""
+    X, y = _moons(48)
+    calls = []
+
+    def schedule(epoch, lr):
+        calls.append((epoch, lr))
+        return lr if epoch < 2 else lr / 10
+
+    fit = dict(batch_size=16, optimizer="momentum", shuffle=False, verbose=0)
+    scheduled = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    history = scheduled.fit(X, y, epochs=3, learning_rate=0.2, lr_schedule=schedule, **fit)
+    assert calls == [(0, 0.2), (1, 0.2), (2, 0.2)]
+    assert history["learning_rate"] == [0.2, 0.2, 0.2 / 10]
+    by_hand = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    by_hand.fit(X, y, epochs=2, learning_rate=0.2, **fit)
+    by_hand.fit(X, y, epochs=1, learning_rate=0.02, **fit)
+    for a, b in zip(scheduled.layers, by_hand.layers):
+        np.testing.assert_allclose(to_numpy(a.W), to_numpy(b.W), rtol=1e-6, atol=1e-7)
+    untouched = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    untouched.fit(X, y, epochs=3, learning_rate=0.2, **fit)
+    assert not np.allclose(to_numpy(untouched.layers[0].W), to_numpy(by_hand.layers[0].W))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), "fast"])
+def test_fit_lr_schedule_giving_a_bad_rate_names_it_and_trains_nothing(dev, bad):
+    X, y = _moons(16)
+    model = xn.nn.NNClassifier([2, 3, 2], device=dev, seed=0)
+    before = [to_numpy(layer.W).copy() for layer in model.layers]
+    with pytest.raises(ValueError, match=r"lr_schedule\(0, 0.1\) gave"):
+        model.fit(X, y, epochs=2, learning_rate=0.1, lr_schedule=lambda e, lr: bad, verbose=0)
+    for layer, w in zip(model.layers, before):
+        np.testing.assert_array_equal(to_numpy(layer.W), w)
+
+
 def test_fit_rejects_an_unknown_optimizer(dev):
     X, y = _moons(8)
     model = xn.nn.NNClassifier([2, 3, 2], device=dev, seed=0)

@@ -600,7 +600,8 @@ class NNClassifier:
         return step
 
     def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
-            validation_data=None, verbose=1, seed=0, shuffle=True, lr=None) -> History:
+            validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
+            lr_schedule=None) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
         ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
@@ -611,7 +612,20 @@ class NNClassifier:
         A step whose loss is NaN or infinite stops training, as Keras's TerminateOnNaN: that
         step writes nothing, so the weights are those after the last finite step; a
         RuntimeWarning says where it stopped, and ``history.stopped`` too (None otherwise).
-        The history holds the epochs completed before it."""
+        The history holds the epochs completed before it.
+
+        ``lr_schedule(epoch, lr)``, as Keras's LearningRateScheduler, gives the rate for each
+        epoch (counted from 0) from the current one; the history then records
+        ``learning_rate`` per epoch.
+
+        >>> import xpnn as xn
+        >>> X, y = xn.data.make_moons(64, noise=0.1, seed=0)
+        >>> model = xn.nn.NNClassifier([2, 8, 2], seed=0)
+        >>> h = model.fit(X, y, epochs=3, optimizer="momentum", learning_rate=0.1, verbose=0,
+        ...               lr_schedule=lambda epoch, lr: lr if epoch < 2 else lr / 10)
+        >>> [round(r, 4) for r in h["learning_rate"]]
+        [0.1, 0.1, 0.01]
+        """
         if lr is not None:
             if learning_rate is not None:
                 raise TypeError("fit: give learning_rate= only (lr= is its old spelling)")
@@ -628,6 +642,8 @@ class NNClassifier:
         n = X.shape[0]
         for epoch in range(epochs):
             started = time.perf_counter()
+            if lr_schedule is not None:
+                _schedule(step.optimizer, lr_schedule, epoch, history)
             losses_, correct = [], []
             batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
             n_batches = -(-n // batch_size)
@@ -821,6 +837,17 @@ class SGD:
         self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
 
 
+def _schedule(optimizer, lr_schedule, epoch, history) -> None:
+    """Set this epoch's learning rate from ``lr_schedule(epoch, lr)`` and record it."""
+    rate = lr_schedule(epoch, optimizer.learning_rate)
+    try:
+        optimizer.learning_rate = rate
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"fit: lr_schedule({epoch}, {optimizer.learning_rate}) gave "
+                         f"{rate!r}: {exc}") from None
+    history.setdefault("learning_rate", []).append(optimizer.learning_rate)
+
+
 def _epoch_sums(session, losses, correct) -> tuple[float, float]:
     """(sum of loss * batch size, sum of correct counts) over an epoch's ``(loss, size)``
     pairs and counts, each still on the device: stacked there and brought to the host in
@@ -849,5 +876,6 @@ def _progress(iterable, total, epoch, epochs, verbose):
 
 def _report(epoch, epochs, history, seconds):
     parts = [f"epoch {epoch + 1}/{epochs}", f"{seconds:.2f}s"]
-    parts += [f"{k} {v[-1]:.4f}" for k, v in history.items()]
+    parts += [f"{k} {v[-1]:.4g}" if k == "learning_rate" else f"{k} {v[-1]:.4f}"
+              for k, v in history.items()]
     print(" - ".join(parts), flush=True)
