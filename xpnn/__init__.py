@@ -25,6 +25,7 @@ from .graph import (
     Variable,
     constant,
     get_default_graph,
+    name_scope,
     placeholder,
     reset_default_graph,
 )

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 import array_api_compat
 import numpy as np
 
@@ -25,9 +28,67 @@ class Graph:
     def __init__(self):
         self.nodes: list[Node] = []
         self.variables: list[Variable] = []
+        self._name_stack = ""  # the open name scope, "a/b" (no trailing "/"), "" at the top
+        self._names_in_use: dict[str, int] = {}  # lowercased, as TF1's (file-system safe)
 
     def as_default(self) -> _DefaultGraph:
         return _DefaultGraph(self)
+
+    @contextlib.contextmanager
+    def name_scope(self, name):
+        """A ``with`` block whose new nodes are named ``scope/name`` (unnamed ones
+        ``scope/<Type>``), as TF1's ``Graph.name_scope``: it yields the scope with its
+        trailing "/"; nested scopes join with "/"; a name already used at this level becomes
+        ``name_1``, ``name_2``...; a name ending in "/" re-enters that scope exactly; None or
+        "" returns to the top level for the block.
+
+        >>> import xpnn as xn
+        >>> g = xn.Graph()
+        >>> with g.name_scope("layer") as outer, g.name_scope("dense") as inner:
+        ...     w = xn.Variable([1.0], name="w", graph=g)
+        >>> with g.name_scope("layer") as again:
+        ...     pass
+        >>> outer, inner, w.name, again
+        ('layer/', 'layer/dense/', 'layer/dense/w', 'layer_1/')
+        """
+        _check_scope_name(name, nested=bool(self._name_stack))
+        previous = self._name_stack
+        if not name:
+            self._name_stack, scope = "", ""
+        elif name.endswith("/"):
+            self._name_stack, scope = name[:-1], name
+        else:
+            self._name_stack = self._unique(self._prefixed(name))
+            scope = self._name_stack + "/"
+        try:
+            yield scope
+        finally:
+            self._name_stack = previous
+
+    def _prefixed(self, name: str) -> str:
+        return f"{self._name_stack}/{name}" if self._name_stack else name
+
+    def _unique(self, name: str) -> str:
+        """TF1's ``unique_name``: ``name``, else ``name_<k>`` for the first free k."""
+        key = name.lower()
+        k = self._names_in_use.get(key, 0)
+        self._names_in_use[key] = k + 1
+        if k == 0:
+            return name
+        while f"{key}_{k}" in self._names_in_use:
+            k += 1
+        self._names_in_use[f"{key}_{k}"] = 1
+        return f"{name}_{k}"
+
+    def _node_name(self, name: str | None, type_name: str) -> str | None:
+        """A new node's name: outside every scope the name given, unchanged (None stays
+        None), only noted so that a scope does not reuse it; inside one, the scope's prefix
+        on the name or on ``type_name``, made unique."""
+        if self._name_stack:
+            return self._unique(self._prefixed(name or type_name))
+        if name is not None:
+            self._names_in_use.setdefault(name.lower(), 1)
+        return name
 
     def unique_name(self, base: str) -> str:
         """``base``, or ``base_1``, ``base_2``... if a Variable already has that name."""
@@ -65,6 +126,40 @@ class _DefaultGraph:
 
 _default_graph = Graph()
 
+# TF1's rules: a top-level scope starts with a letter, digit or "."; inner ones may start with
+# "_", "-", ">" too; "/" separates levels and a trailing "/" names an existing scope.
+_TOP_SCOPE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+_INNER_SCOPE = re.compile(r"[A-Za-z0-9_.\\/>-]*")
+
+
+def _check_scope_name(name, nested: bool) -> None:
+    if name is None or name == "":
+        return
+    if not isinstance(name, str):
+        raise TypeError(f"name_scope takes a string or None, got {type(name).__name__}")
+    if not (_INNER_SCOPE if nested else _TOP_SCOPE).fullmatch(name):
+        raise ValueError(
+            f"name_scope({name!r}): a scope name is letters, digits and any of _ . - > / \\ "
+            "(at the top level it starts with a letter, a digit or '.'); rename it"
+        )
+
+
+def name_scope(name, default_name=None, values=None):
+    """TF1's ``tf.name_scope``: :meth:`Graph.name_scope` on the graph of ``values`` (nodes),
+    else the default graph; ``default_name`` is used when ``name`` is None.
+
+    >>> import xpnn as xn
+    >>> with xn.Graph().as_default():
+    ...     with xn.name_scope("layer1") as scope:
+    ...         x = xn.placeholder(name="x")
+    ...         y = x * 2.0
+    >>> scope, x.name, y.name, y.scope
+    ('layer1/', 'layer1/x', 'layer1/Multiply', 'layer1')
+    """
+    graph = next((v.graph for v in values or () if isinstance(v, Node)), None)
+    graph = graph if graph is not None else get_default_graph()
+    return graph.name_scope(default_name if name is None else name)
+
 
 def get_default_graph() -> Graph:
     """The graph new nodes go into when none of their inputs names one."""
@@ -86,7 +181,8 @@ class Node:
     def __init__(self, graph: Graph | None = None, name=None, shape=None, dtype=None):
         self.graph = graph if graph is not None else get_default_graph()
         self.index = self.graph._add(self)
-        self.name = name
+        self.name = self.graph._node_name(name, type(self).__name__)
+        self.scope = self.graph._name_stack  # the name scope it was made in ("" for none)
         self.inputs: tuple[Node, ...] = ()
         self.shape = None if shape is None else tuple(shape)
         self.dtype = None if dtype is None else dtype_name(dtype)

@@ -71,7 +71,10 @@ class Optimizer:
         """One node that, when run, updates every Variable from its gradient."""
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         variables = [v for _, v in pairs]
-        slots = [self._slots(v) for v in variables]
+        slots = []
+        for v in variables:  # named after their Variable, whatever name scope is open here
+            with v.graph.name_scope(None):
+                slots.append(self._slots(v))
         return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name)
 
     def minimize(self, loss: Node, var_list=None, name=None) -> Update:
