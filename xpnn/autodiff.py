@@ -77,7 +77,8 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
     """A list of nodes: d(sum of ys)/dx for each x in ``xs`` (None where x does not affect ys).
 
     ``ys`` and ``xs`` may be single nodes or lists; ``grad_ys`` seeds the backward pass
-    (default: ones, as TensorFlow does for a non-scalar y).
+    (default: ones, as TensorFlow does for a non-scalar y). Every node it adds has
+    ``gradient_of`` set to the forward node whose gradient it computes.
     """
     ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
     xs = list(xs) if isinstance(xs, (list, tuple)) else [xs]
@@ -104,25 +105,36 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
         if node in targets or any(i in needed for i in node.inputs):
             needed.add(node)
 
+    graph = ys[0].graph
     contributions: dict[Node, list[Node]] = {}
     for y, g in zip(ys, grad_ys):
+        start = len(graph.nodes)
         if g is None and y.shape == ():  # a scalar loss: the seed is a constant 1
             seed = Constant(np.ones((), dtype=y.dtype or "float32"), graph=y.graph)
         elif g is None:
             seed = ops.ones_like(y)
         else:
             seed = ops.as_node(g, y.graph)
+        _mark(graph, start, y)
         contributions.setdefault(y, []).append(seed)
 
     total: dict[Node, Node] = {}
     for node in reversed(order):
         if node not in needed or node not in contributions:
             continue
+        start = len(graph.nodes)
         grad = total[node] = ops.add_n(contributions.pop(node))
-        if not isinstance(node, Operation) or all(i not in needed for i in node.inputs):
-            continue
-        for inp, g in zip(node.inputs, _input_gradients(node, grad)):
-            if g is not None and inp in needed:
-                contributions.setdefault(inp, []).append(g)
+        if isinstance(node, Operation) and any(i in needed for i in node.inputs):
+            for inp, g in zip(node.inputs, _input_gradients(node, grad)):
+                if g is not None and inp in needed:
+                    contributions.setdefault(inp, []).append(g)
+        _mark(graph, start, node)
 
     return [total.get(x) for x in xs]
+
+
+def _mark(graph, start: int, forward: Node) -> None:
+    """Tag the nodes made since ``start`` as gradient nodes of ``forward`` (for pictures and
+    messages); nodes a gradient function reuses keep their own tag."""
+    for node in graph.nodes[start:]:
+        node.gradient_of = forward

@@ -177,6 +177,8 @@ class Node:
     """A value in the graph. Supports ``+ - * / @``, unary ``-`` and ``**2``."""
 
     kind = "node"
+    # The forward node whose gradient autodiff built this node for (None: not a gradient).
+    gradient_of: Node | None = None
 
     def __init__(self, graph: Graph | None = None, name=None, shape=None, dtype=None):
         self.graph = graph if graph is not None else get_default_graph()
