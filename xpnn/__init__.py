@@ -14,6 +14,7 @@ from . import backend, data, init, io, losses, metrics, nn, numpy_fast, train
 from .autodiff import RegisterGradient, gradients
 from .backend import get_default_device, set_default_device, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
+from .drawing import GraphvizNotFoundError, draw_graph, to_dot
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .graph import (
     Constant,
