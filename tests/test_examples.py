@@ -4,6 +4,7 @@ with small settings; the numbers they return are checked."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,11 +27,27 @@ def device_args(dev):
     return ["--device", dev.name, "--backend", dev.backend]
 
 
-def test_perceptron_learns(dev, capsys):
-    result = load("perceptron").main(["--steps", "30", *device_args(dev)])
+def test_perceptron_learns(dev, tmp_path, capsys):
+    result = load("perceptron").main(["--steps", "30", "--out", str(tmp_path), *device_args(dev)])
     assert result["loss_after"] < result["loss_before"] / 10
     assert result["misclassification_after"] <= 0.02
-    assert "misclassification" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "misclassification" in out
+    assert result["graph"] == tmp_path / ("graph.svg" if shutil.which("dot") else "graph.dot")
+    assert f"graph: {result['graph']}" in out
+    picture = result["graph"].read_text()
+    assert "cluster_perceptron" in picture and "perceptron/W" in picture
+    assert "grad of perceptron/MatMul" in picture and "GradientDescentOptimizer step" in picture
+
+
+def test_perceptron_without_dot_writes_dot_text_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    args = ["--steps", "1", "--out", str(tmp_path)]
+    result = load("perceptron").main(args)
+    assert result["graph"] == tmp_path / "graph.dot"
+    assert "apt install graphviz" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["graph.dot"]
+    assert load("perceptron").main([*args, "--no-graph"])["graph"] is None
 
 
 # ------------------------------------------------------------------------------ lesson 5
