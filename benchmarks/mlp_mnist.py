@@ -1,6 +1,7 @@
 """MLP 784-512-256-10 (ReLU, batch 128) on MNIST: xpnn vs a hand-written NumPy loop vs
 PyTorch, same initial weights, batches and optimizer (``--optimizer sgd`` lr 0.1,
-``momentum`` 0.9 with lr 0.05, ``adam`` lr 1e-3), interleaved epochs, medians.
+``momentum`` 0.9 with lr 0.05, ``adam`` lr 1e-3), interleaved epochs, medians. (xpnn's Adam
+is TF1's, epsilon added to sqrt(v); PyTorch's adds it to sqrt(v_hat): the same work per step.)
 
     python benchmarks/mlp_mnist.py --data ../shared/datasets/mnist --epochs 5
     python benchmarks/mlp_mnist.py --optimizer adam --epochs 3
