@@ -84,6 +84,9 @@ class Plan:
     accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape accepted
     template: list = field(default_factory=list)  # constants, static descriptions
     program: Callable | None = None  # what ``run`` executes (see ``_straight_line``)
+    compiler: Callable | None = None  # a device's program -> program over the whole plan (JAX)
+    host_feeds: bool = False  # host NumPy feeds of the placeholder's dtype are passed as they
+    # are (a device that moves them itself, in its compiled program)
 
     def run(self, values) -> None:
         """Run every step on ``values``; a failure raises StepFailed naming its step."""
@@ -280,20 +283,28 @@ def _shapes_match(update) -> bool:
 
 def _bind(plan, session) -> None:
     """Each step's portable function."""
-    device = session.device
     for step in plan.steps:
-        forward = functools.partial(step.op.forward, device.xp) if step.op else None
-        if step.op is not None and step.op.random:
-            forward = functools.partial(forward, uniform=session.uniform)
-        if step.op is not None and step.op.reads_values:
-            forward = functools.partial(forward, host_reads=device.reads_without_sync)
-        if step.kind == "describe":
-            step.fn = Description.of
-        elif step.kind == "infer":
-            dtype = device.dtype(step.op.dtype) if step.op.dtype else None
-            step.fn = _inferred_description(step.op, forward, dtype)
-        else:
-            step.fn = forward
+        bind(step, session.device, session.uniform)
+
+
+def bind(step, device, uniform, host_reads=None) -> None:
+    """Give ``step`` its portable function; a random op draws from ``uniform`` (the
+    Session's, or what a device's compiled program passes instead); an op that reads its
+    inputs' values (label checks) does so where ``host_reads`` (default: where the device
+    reads without a sync)."""
+    forward = functools.partial(step.op.forward, device.xp) if step.op else None
+    if step.op is not None and step.op.random:
+        forward = functools.partial(forward, uniform=uniform)
+    if step.op is not None and step.op.reads_values:
+        reads = device.reads_without_sync if host_reads is None else host_reads
+        forward = functools.partial(forward, host_reads=reads)
+    if step.kind == "describe":
+        step.fn = Description.of
+    elif step.kind == "infer":
+        dtype = device.dtype(step.op.dtype) if step.op.dtype else None
+        step.fn = _inferred_description(step.op, forward, dtype)
+    else:
+        step.fn = forward
 
 
 def _checked(fn, xp):
@@ -348,6 +359,8 @@ def finish(plan) -> None:
         if s not in keep and s not in loaded and index < len(plan.steps):
             frees.setdefault(index, []).append(s)
     plan.program = _straight_line(plan.steps, frees)
+    if plan.compiler is not None:
+        plan.program = plan.compiler(plan.program)
     plan.template = [None] * plan.n_slots
     for s, description in plan.static.items():
         plan.template[s] = description

@@ -11,6 +11,8 @@ there, and runs cached plans.
 
 from __future__ import annotations
 
+import os
+
 import array_api_compat
 import numpy as np
 
@@ -41,7 +43,9 @@ class Session:
     ``backend=`` picks another namespace ("array_api_strict", "torch", "jax").
     ``dtype="float64"`` runs every floating value in that dtype (gradient checks use it).
     ``seed`` seeds the generator random ops (dropout) draw from; ``check_numerics`` checks
-    every value a run makes (see the property).
+    every value a run makes (see the property). ``jit=False`` (or ``$XPNN_JIT=0``) keeps a
+    device from compiling whole plans (JAX's ``jax.jit``): every op then runs eagerly, the
+    portable reference path.
 
     >>> import xpnn as xn
     >>> with xn.Graph().as_default():
@@ -54,7 +58,7 @@ class Session:
     """
 
     def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None,
-                 check_numerics=False, seed=None):
+                 check_numerics=False, seed=None, jit=None):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
@@ -67,12 +71,16 @@ class Session:
         self._closed = False
         self.check_numerics = check_numerics
         self._random = np.random.Generator(np.random.PCG64(seed))
+        self.jit = os.environ.get("XPNN_JIT", "1") != "0" if jit is None else bool(jit)
 
-    def uniform(self, shape, dtype):
+    def uniform(self, shape, dtype, on_host=False):
         """Uniform [0, 1) values on this Session's device (what random ops such as dropout
         draw from). They are drawn on the host from the Session's generator, seeded by
-        ``Session(seed=...)``: the same seed gives the same draws on every backend."""
+        ``Session(seed=...)``: the same seed gives the same draws on every backend.
+        ``on_host=True`` leaves them there, cast to ``dtype`` (a compiled plan's argument)."""
         host = self._random.random(tuple(shape), dtype=np.float64)
+        if on_host:
+            return host.astype(devices.dtype_name(dtype))
         return self.device.from_host(host, self.device.dtype(dtype))
 
     @property
@@ -363,7 +371,7 @@ class Session:
     def _execute(self, plan: Plan, feed_dict) -> list:
         """Feed, run every step, commit the updates; the fetched values in order."""
         values = plan.template.copy()
-        host_native = self.device.host_native
+        host_native = self.device.host_native or plan.host_feeds
         accepted = plan.accepted_shapes
         for feed in plan.feeds:
             value = feed_dict[feed.placeholder]
@@ -437,8 +445,8 @@ class Session:
             if self.check_numerics:
                 self._check_new_values(update, values, result)
             new.extend(zip(update.op.targets, result))
-        if plan.commit is not None:  # NumPy: the optimizer steps, in place
-            plan.commit(values)
+        if plan.commit is not None:  # NumPy: the optimizer steps, in place; JAX: new values
+            new.extend(plan.commit(values) or ())
         for variable, value in new:  # all computed: now write
             self._values[variable] = value
 
