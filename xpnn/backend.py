@@ -257,9 +257,17 @@ def to_numpy(array) -> np.ndarray:
 class JaxDevice(Device):
     """JAX turns every float64 request into float32 unless its x64 mode is on: refuse instead
     of computing in a precision nobody asked for. (Turning x64 on here would change JAX's
-    defaults for the user's whole program.)"""
+    defaults for the user's whole program.) Its Sessions compile each plan into one
+    ``jax.jit`` function (``jax_fast``, which registers itself here when xpnn is imported)
+    that donates the Variables' buffers: so the Session hands out copies of the values it
+    keeps, and keeps no array that someone else holds."""
 
     backend = "jax"
+    passes = None  # jax_fast.rewrite
+
+    @classmethod
+    def register(cls, passes) -> None:
+        cls.passes = staticmethod(passes)
 
     @property
     def reads_without_sync(self) -> bool:
@@ -273,8 +281,24 @@ class JaxDevice(Device):
     def from_host(self, value, dtype=None, copy=False):
         host = _host(value, dtype)
         self._check(host.dtype)
-        # Always a copy: an immutable JAX array must not see later writes to the host array.
-        return self.xp.asarray(host, device=self.device, copy=True)
+        # Always a copy: jax.device_put may alias the host array on the CPU, and an immutable
+        # JAX array must not see later writes to it. (device_put: jnp.asarray(x, device=) is
+        # several times slower.)
+        import jax
+
+        return jax.device_put(np.array(host, copy=True), self.device)
+
+    def hand_out(self, value):
+        return value.copy()  # the live buffer may be donated to a later step
+
+    def keep(self, value, inputs):
+        # A new value that is one of the update's inputs (an assign step) would be shared
+        # with another Variable or a feed: a later step donating one would delete both.
+        return value.copy() if any(value is i for i in inputs) else value
+
+    def rewrite(self, plan, session) -> None:
+        if self.passes is not None and session.jit:
+            self.passes(plan, session)
 
     @staticmethod
     def _check(dtype) -> None:
