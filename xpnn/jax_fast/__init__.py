@@ -1,0 +1,55 @@
+"""The JAX device's pass over a compiled plan (``Device.rewrite``): the whole plan becomes
+one ``jax.jit`` function, so a training step (forward, backward, every optimizer update)
+is one XLA call. One concept a file:
+
+- ``layout``: which slots go in (feeds; Variables, donated or kept) and come out;
+- ``body``: the function that is traced: the plan's portable steps, then its updates;
+- ``draws``: random ops' host draws made per run and passed in (the portable masks);
+- ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
+- ``runner``: the cache per feed shapes, the call, the fall-back to the portable program.
+
+``Session(jit=False)`` (or ``$XPNN_JIT=0``) keeps the portable eager path, the reference
+``tests/test_jax_jit.py`` compares this pass with.
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     w = xn.Variable([1.0, 2.0])
+...     step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
+...     sess = xn.Session(backend="jax")
+...     sess.run(step)
+...     plan = next(iter(sess._plans.values()))
+>>> plan.program.eager, sess.run(w).tolist()
+(False, [0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+from ..backend import JaxDevice
+from ..plan import bind
+from .layout import Layout
+from .runner import Runner
+
+
+def rewrite(plan, session) -> None:
+    """Compile ``plan`` (for ``session``) into one ``jax.jit`` call, where it computes
+    anything; a ``check_numerics`` Session runs the portable program (its checks read each
+    value on the host), through a runner all the same (it hands out copies of Variables,
+    whose buffers another plan may donate)."""
+    layout = Layout(plan)
+    compiled = not session.check_numerics and bool(layout.computed or plan.updates)
+    runner = Runner(plan, session, layout, compiled)
+    plan.compiler = runner.compile
+    if not compiled:
+        return
+    plan.host_feeds = True
+    layout.new_slot = plan.n_slots
+    plan.n_slots += 1
+    for update in plan.updates:  # written from the compiled call's results (runner.commit)
+        update.in_place, update.check_shapes = True, False
+    plan.commit = runner.commit
+    for step in plan.steps:
+        if step.op is not None and step.op.random:
+            bind(step, session.device, runner.draws.uniform)
+
+
+JaxDevice.register(rewrite)

@@ -1,0 +1,49 @@
+"""The function ``jax.jit`` compiles for a plan: the plan's own straight-line program (the
+portable step functions, traced with JAX tracers in place of arrays), then every update's
+portable rule. Fed values and Variable values in; the fetched values it computes and the
+Variables' new values out.
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     x = xn.placeholder(name="x")
+...     w = xn.Variable([2.0], name="w")
+...     sess = xn.Session(backend="jax")
+...     sess.run(x * w, {x: [3.0]}).tolist()
+[6.0]
+"""
+
+from __future__ import annotations
+
+
+def make_body(plan, layout, program, draws, hyper, xp, checks, counter):
+    """``body(feeds, donated, kept, hyper values, draws, hyper key)``. ``checks[i]``: whether
+    update i's gradients' shapes must be checked (the plan's own ``check_shapes``). The
+    constants in ``plan.template`` are read while tracing (the Session sets them after
+    compiling the plan)."""
+    updates = plan.updates
+
+    def body(feeds, donated, kept, traced_hyper, traced_draws, static_hyper):
+        counter[0] += 1  # a trace (tests count them)
+        values = list(plan.template)
+        for slots, group in ((layout.feeds, feeds), (layout.donated, donated),
+                             (layout.kept, kept)):
+            for s, value in zip(slots, group):
+                values[s] = value
+        with hyper.bound(traced_hyper), draws.tracing(traced_draws):
+            program(values)
+            new = _new_values(updates, checks, values, xp)
+        return tuple(values[s] for s in layout.computed), new
+
+    return body
+
+
+def _new_values(updates, checks, values, xp) -> tuple:
+    """Every update's new values, in order; all shapes checked before the first update, as
+    the Session's commit does."""
+    args = [update.gather(values) for update in updates]
+    for update, check, a in zip(updates, checks, args):
+        shape_problem = getattr(update.op, "shape_problem", None) if check else None
+        problem = shape_problem(a) if shape_problem is not None else None
+        if problem:
+            raise ValueError(problem)
+    return tuple(v for update, a in zip(updates, args) for v in update.op.forward(xp, *a))

@@ -1,0 +1,68 @@
+"""Optimizer hyper-parameters in a compiled plan. The portable path reads them at every run
+(a schedule may change the learning rate between runs). In a compiled function, what is
+read while tracing is frozen: so the built-in optimizers' float hyper-parameters become
+arguments of the compiled function (a new learning rate needs no new compilation), and
+every other simple attribute of an optimizer (Nesterov's flag, a user's optimizer's
+numbers, which its update may branch on) keys the compilation cache instead.
+
+>>> import xpnn as xn
+>>> from xpnn.jax_fast.hyper import Hyper
+>>> step = xn.train.MomentumOptimizer(0.1, 0.9).minimize(xn.Variable(1.0) ** 2)
+>>> hyper = Hyper([step])
+>>> hyper.values(), hyper.key()
+((0.1, 0.9), (False,))
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .. import optimizers
+
+# Built-in optimizers whose update is plain arithmetic on these attributes (no branching).
+TRACED = {
+    optimizers.GradientDescentOptimizer: ("_learning_rate",),
+    optimizers.MomentumOptimizer: ("_learning_rate", "momentum"),
+    optimizers.AdamOptimizer: ("_learning_rate", "beta1", "beta2", "epsilon"),
+}
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+class Hyper:
+    """The hyper-parameters of the optimizers that ``updates`` (Update ops) belong to."""
+
+    def __init__(self, updates):
+        found = []
+        for op in updates:
+            opt = getattr(op, "optimizer", None)
+            if opt is not None and all(opt is not o for o in found):
+                found.append(opt)
+        self.traced, self.static = [], []
+        for opt in found:
+            names = [n for n in TRACED.get(type(opt), ()) if type(vars(opt).get(n)) is float]
+            self.traced.append((opt, names))
+            self.static.append((opt, [n for n, v in vars(opt).items()
+                                      if n not in names and isinstance(v, _SIMPLE)]))
+
+    def values(self) -> tuple:
+        """The traced hyper-parameters' current values (Python floats)."""
+        return tuple(vars(opt)[n] for opt, names in self.traced for n in names)
+
+    def key(self) -> tuple:
+        """The other attributes' current values: a change compiles anew."""
+        return tuple(getattr(opt, n, None) for opt, names in self.static for n in names)
+
+    @contextlib.contextmanager
+    def bound(self, traced):
+        """While tracing: the optimizers read ``traced`` (tracers) for their floats."""
+        saved = []
+        values = iter(traced)
+        try:
+            for opt, names in self.traced:
+                for n in names:
+                    saved.append((opt, n, vars(opt)[n]))
+                    vars(opt)[n] = next(values)
+            yield
+        finally:
+            for opt, n, value in saved:
+                vars(opt)[n] = value

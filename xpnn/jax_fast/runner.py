@@ -1,0 +1,140 @@
+"""A plan run as one ``jax.jit`` call: what ``Plan.run`` executes on a JAX Session.
+
+Per run: the feeds' shapes and dtypes (and the optimizers' untraced attributes) pick a cache
+entry; the host feeds are copied (a compiled call reads them after it returns, and the
+caller may reuse its array), the entry's random draws are made, and one call computes the
+fetched values and the updated Variables' new values, the old ones' buffers donated. The
+Session checked the feeds' shapes and values before the run, and writes the new values at
+its commit, when nothing can fail any more.
+
+A new entry is traced first (``jax.jit(...).trace``), before anything is drawn or donated.
+When that trace fails, the portable program runs on the same values: it raises the portable
+path's error naming the op, or, when it succeeds, some op cannot be traced (it reads a value
+on the host: ``check_numerics``, a data-dependent shape) and the plan falls back to its
+portable (eager) program for good (``reason`` says why).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .body import make_body
+from .draws import Draws
+from .hyper import Hyper
+
+# Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
+# value has another dtype), or where the platform does not implement donation: the call is
+# then right, only without the reuse.
+_DONATION_WARNINGS = ("Some donated buffers were not usable", "Donation is not implemented")
+
+
+class Entry:
+    """A traced (feed shapes, hyper-parameter key): the random draws that trace asked for."""
+
+    __slots__ = ("draws", "compiled")
+
+    def __init__(self, draws):
+        self.draws, self.compiled = tuple(draws), False
+
+
+class Runner:
+    """``program -> runner`` as ``Plan.compiler``; ``compiled=False`` runs the portable
+    program (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
+
+    def __init__(self, plan, session, layout, compiled):
+        self.plan, self.device, self.layout = plan, session.device, layout
+        self.draws = Draws(session.uniform)
+        self.hyper = Hyper([u.op for u in plan.updates])
+        self.checks = [u.check_shapes for u in plan.updates]
+        self.eager = not compiled
+        self.reason = None if compiled else "not compiled"
+        self.entries = {}
+        self.traces = [0]
+        self.program = self.jitted = None
+
+    def compile(self, program):
+        """``Plan.compiler``: keep the portable ``program``; run this instead."""
+        import jax
+
+        self.program = program
+        if not self.eager:
+            body = make_body(self.plan, self.layout, program, self.draws, self.hyper,
+                             self.device.xp, self.checks, self.traces)
+            self.jitted = jax.jit(body, donate_argnums=(1,), static_argnums=(5,))
+        return self
+
+    def __call__(self, values) -> None:
+        if self.eager:
+            self.program(values)
+            self._hand_out(values)
+            return
+        feeds = [values[s] for s in self.layout.feeds]
+        key = (tuple((v.shape, v.dtype) for v in feeds), self.hyper.key())
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self._trace(key, values, feeds)
+            if entry is None:  # ran on the portable program
+                return
+        self._call(entry, values, feeds, key[1])
+
+    def _arguments(self, values, feeds, draws, static):
+        return (tuple(feeds), tuple(values[s] for s in self.layout.donated),
+                tuple(values[s] for s in self.layout.kept), self.hyper.values(), draws, static)
+
+    def _trace(self, key, values, feeds):
+        """The new entry for ``key``, or None after running the portable program instead."""
+        failure = None
+        try:
+            self.jitted.trace(*self._arguments(values, feeds, (), key[1]))
+        except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
+            failure = exc
+        if failure is None:
+            entry = self.entries[key] = Entry(self.draws.recorded)
+            return entry
+        for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
+            if type(values[s]) is np.ndarray:
+                values[s] = self.device.from_host(values[s])
+        self.program(values)  # raises the portable error (naming the op) where there is one
+        self._fall_back(failure)
+        self._hand_out(values)
+        return None
+
+    def _call(self, entry, values, feeds, static) -> None:
+        feeds = [np.array(v) if type(v) is np.ndarray else v for v in feeds]
+        args = self._arguments(values, feeds, self.draws.make(entry.draws), static)
+        if entry.compiled:
+            fetched, new = self.jitted(*args)
+        else:  # the first call compiles
+            with warnings.catch_warnings():
+                for message in _DONATION_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
+                fetched, new = self.jitted(*args)
+            entry.compiled = True
+        for s, value in zip(self.layout.computed, fetched):
+            values[s] = value
+        values[self.layout.new_slot] = new
+        self._hand_out(values)
+
+    def _hand_out(self, values) -> None:
+        """Fetched placeholders as device arrays, fetched Variables as copies."""
+        for s in self.layout.fetched_feeds:
+            if type(values[s]) is np.ndarray:
+                values[s] = self.device.from_host(values[s])
+        for s in self.layout.fetched_variables:
+            values[s] = values[s].copy()
+
+    def commit(self, values):
+        """``Plan.commit``: the (Variable, new value) pairs the Session writes."""
+        return zip(self.layout.targets, values[self.layout.new_slot])
+
+    def _fall_back(self, failure) -> None:
+        """Make the plan the portable one again, for good: its runs are eager from now on
+        (this one's commit too)."""
+        plan = self.plan
+        for update, check in zip(plan.updates, self.checks):
+            update.in_place, update.check_shapes = False, check
+        plan.commit, plan.host_feeds = None, False
+        self.eager, self.jitted = True, None
+        self.reason = f"{type(failure).__name__}: {failure}"
