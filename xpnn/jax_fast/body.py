@@ -37,6 +37,15 @@ def make_body(plan, layout, program, draws, hyper, xp, checks, counter):
     return body
 
 
+class UpdateShapeError(Exception):
+    """An update's gradient does not fit its Variable (found while tracing): the run fails
+    as the Session's commit would fail it, and the plan stays compiled."""
+
+    def __init__(self, update, problem):
+        super().__init__(problem)
+        self.update, self.problem = update, problem
+
+
 def _new_values(updates, checks, values, xp) -> tuple:
     """Every update's new values, in order; all shapes checked before the first update, as
     the Session's commit does."""
@@ -45,5 +54,5 @@ def _new_values(updates, checks, values, xp) -> tuple:
         shape_problem = getattr(update.op, "shape_problem", None) if check else None
         problem = shape_problem(a) if shape_problem is not None else None
         if problem:
-            raise ValueError(problem)
+            raise UpdateShapeError(update, problem)
     return tuple(v for update, a in zip(updates, args) for v in update.op.forward(xp, *a))

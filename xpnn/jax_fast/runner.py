@@ -9,8 +9,9 @@ its commit, when nothing can fail any more.
 
 A new entry is traced first (``jax.jit(...).trace``), before anything is drawn or donated.
 When that trace fails, the portable program runs on the same values: it raises the portable
-path's error naming the op, or, when it succeeds, some op cannot be traced (it reads a value
-on the host: ``check_numerics``, a data-dependent shape) and the plan falls back to its
+path's error naming the op (an update's gradient of the wrong shape fails after it, as at
+the Session's commit), or, when it succeeds, some op cannot be traced (it reads a value on
+the host: ``check_numerics``, a data-dependent shape) and the plan falls back to its
 portable (eager) program for good (``reason`` says why).
 """
 
@@ -20,7 +21,8 @@ import warnings
 
 import numpy as np
 
-from .body import make_body
+from ..plan import StepFailed
+from .body import UpdateShapeError, make_body
 from .draws import Draws
 from .hyper import Hyper
 
@@ -97,6 +99,8 @@ class Runner:
             if type(values[s]) is np.ndarray:
                 values[s] = self.device.from_host(values[s])
         self.program(values)  # raises the portable error (naming the op) where there is one
+        if isinstance(failure, UpdateShapeError):  # refused as the Session's commit does
+            raise StepFailed(failure.update, ValueError(failure.problem))
         self._fall_back(failure)
         self._hand_out(values)
         return None
