@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from test_fastpath import numpy_session, strict_session
@@ -975,12 +976,13 @@ def _apply_change(change, built):
     return seed % len(built.variables)
 
 
-def check_program(prog):
-    """Run ``prog`` on NumPy and on array-api-strict and compare after every run."""
+def check_program(prog, makers=(numpy_session, strict_session)):
+    """Run ``prog`` in two Sessions (the fast path's, the portable path's: by default NumPy's
+    and array-api-strict's) and compare after every run."""
     kw = {"dtype": prog.dtype} if prog.dtype else {}
     f64 = prog.dtype == "float64"
     sides = []
-    for make in (numpy_session, strict_session):
+    for make in makers:
         with xn.Graph().as_default():
             built = _build(prog)
             sides.append((built, make(**kw)))
@@ -1032,12 +1034,17 @@ def check_program(prog):
         for vf, vp in zip(built_f.variables, built_p.variables):
             value = sess_f.get_value(vf)
             _assert_close(value, sess_p.get_value(vp), f64, f"run {r}: Variable {vf.label}")
-            if run.scribble:  # get_value hands out a copy too, 0-d ones included
-                value[...] = -7.0
-        for array, value, what in handed:
-            np.testing.assert_array_equal(array, value, err_msg=f"after run {r}: {what} changed")
+            if run.scribble and isinstance(value, np.ndarray):  # get_value hands out a copy
+                value[...] = -7.0  # too, 0-d ones included
+            elif not isinstance(value, np.ndarray):  # immutable (JAX): it must stay valid
+                handed.append((value, xn.to_numpy(value), f"run {r}: {vf.label} got"))
+        for array, value, what in handed:  # (a JAX array a later step donated: deleted)
+            np.testing.assert_array_equal(xn.to_numpy(array), value,
+                                          err_msg=f"after run {r}: {what} changed")
         fed = [np.asarray(v) for v in host.values()]
         for k, f in enumerate(fast):
+            if f is not None and not isinstance(f, np.ndarray):
+                handed.append((f, xn.to_numpy(f), f"run {r}: fetch {k}"))
             if not isinstance(f, np.ndarray) or any(np.shares_memory(f, v) for v in fed):
                 continue
             if run.scribble and f.flags.writeable:
@@ -1065,6 +1072,50 @@ def _seeded(test):
 @given(programs())
 def test_random_program_matches_strict(prog):
     check_program(prog)
+
+
+# --------------------------------------------------------------------------- the JAX pass
+# The same programs on JAX, compiled (one jax.jit call a run) against JAX's eager portable
+# path: each run of a new shape compiles, so fewer of them (XPNN_RANDOM_JAX_EXAMPLES). The
+# reference is JAX's own eager path, not array-api-strict: on JAX a label out of range is
+# not checked (a device array) and gives NaN, on both of JAX's paths alike.
+JAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_JAX_EXAMPLES", "30"))
+
+
+def _no_jax_x64():
+    try:
+        import jax
+    except ImportError:
+        return "jax is not installed"
+    if not jax.config.jax_enable_x64:
+        return "JAX's x64 mode is off: run with --xp jax (which turns it on) to test the JAX pass"
+    return None
+
+
+def jax_jit_session(**kw):
+    return xn.Session(backend="jax", **kw)
+
+
+def jax_eager_session(**kw):
+    return xn.Session(backend="jax", jit=False, **kw)
+
+
+@pytest.mark.skipif(_no_jax_x64() is not None, reason=str(_no_jax_x64()))
+@_seeded
+@settings(
+    derandomize=SEED is None,
+    deadline=None,
+    max_examples=JAX_EXAMPLES,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+@given(programs())
+def test_random_program_on_jax_compiled_matches_jax_eager(prog):
+    check_program(prog, (jax_jit_session, jax_eager_session))
 
 
 # --------------------------------------------------------------------------- regressions
