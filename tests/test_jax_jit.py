@@ -359,22 +359,50 @@ def test_an_update_of_the_wrong_shape_fails_as_eager_does():
     assert "has shape (4,) but the Variable has shape (3,)" in messages[0]
 
 
+class _PositivePart(xn.Operation):
+    """x's positive entries: a shape that depends on the values, which no trace knows."""
+
+    def forward(self, xp, x):
+        return x[x > 0]
+
+
 def test_a_plan_that_cannot_be_traced_falls_back_to_the_eager_program():
-    # check_numerics reads its value on the host: no trace; the plan runs eagerly for good.
     with xn.Graph().as_default():
         x = xn.placeholder(name="x")
         w = xn.Variable([1.0, 2.0], name="w")
-        loss = xn.reduce_sum(xn.check_numerics(xn.log(x) * w, "bad loss"))
+        loss = xn.reduce_sum(w * xn.reduce_sum(_PositivePart(x)))
         step = xn.train.GradientDescentOptimizer(0.1).minimize(loss)
         sess, eager = xn.Session(backend="jax"), xn.Session(backend="jax", jit=False)
-        for s in (sess, eager):
-            s.run(step, {x: [1.0, 2.0]})
-            s.run(step, {x: [3.0, 2.0]})
-            with pytest.raises(xn.NumericsError, match="bad loss"):
-                s.run(step, {x: [-1.0, 2.0]})
-        runner = _runner(sess)
-        assert runner.eager and "Tracer" in runner.reason
+        for feed in ([1.0, -2.0, 3.0], [-1.0, 2.0]):
+            _close(sess.run([step, loss], {x: feed})[1], eager.run([step, loss], {x: feed})[1])
+        runner = _runner(sess, [step, loss])
+        assert runner.eager and "NonConcreteBooleanIndexError" in runner.reason
         _close(sess.run(w), eager.run(w))
+
+
+def test_check_numerics_ops_are_compiled_and_fail_as_eager_does():
+    messages, values = [], []
+    with xn.Graph().as_default():
+        x = xn.placeholder(name="x")
+        w = xn.Variable([1.0, 2.0], name="w")
+        checked = xn.check_numerics(xn.log(x) * w, "bad loss")
+        step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(checked))
+        for jit in (True, False):
+            sess = xn.Session(backend="jax", jit=jit)
+            sess.run(step, {x: [1.0, 2.0]})
+            before = [xn.to_numpy(sess.get_value(v)) for v in w.graph.variables]
+            with pytest.raises(xn.NumericsError) as info:
+                sess.run([step, checked], {x: [-1.0, 0.0]})
+            messages.append(str(info.value))
+            for v, value in zip(w.graph.variables, before):  # Adam's slots too
+                np.testing.assert_array_equal(xn.to_numpy(sess.get_value(v)), value)
+            sess.run(step, {x: [3.0, 2.0]})
+            values.append(xn.to_numpy(sess.run(w)))
+            if jit:
+                assert not _runner(sess, step).eager
+    assert messages[0] == messages[1]
+    assert "bad loss: 1 NaN and 1 inf in float32 shape (2,)" in messages[0]
+    _close(values[0], values[1])
 
 
 def test_a_check_numerics_session_runs_the_portable_program():

@@ -6,6 +6,7 @@ is one XLA call. One concept a file:
 - ``body``: the function that is traced: the plan's portable steps, then its updates;
 - ``draws``: random ops' host draws made per run and passed in (the portable masks);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
+- ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
 - ``runner``: the cache per feed shapes, the call, the fall-back to the portable program.
 
 ``Session(jit=False)`` (or ``$XPNN_JIT=0``) keeps the portable eager path, the reference
@@ -26,21 +27,27 @@ from __future__ import annotations
 
 from ..backend import JaxDevice
 from ..plan import bind
+from .checks import Checks
 from .layout import Layout
 from .runner import Runner
 
 
 def rewrite(plan, session) -> None:
     """Compile ``plan`` (for ``session``) into one ``jax.jit`` call, where it computes
-    anything; a ``check_numerics`` Session runs the portable program (its checks read each
-    value on the host), through a runner all the same (it hands out copies of Variables,
-    whose buffers another plan may donate)."""
-    layout = Layout(plan)
-    compiled = not session.check_numerics and bool(layout.computed or plan.updates)
-    runner = Runner(plan, session, layout, compiled)
-    plan.compiler = runner.compile
-    if not compiled:
+    anything. A ``check_numerics`` Session runs the portable program (its checks read every
+    value on the host), through a runner all the same: it hands out copies of Variables,
+    whose buffers another plan may donate."""
+    if session.check_numerics:
+        runner = Runner(plan, session, Layout(plan))
+        plan.compiler = runner.compile
         return
+    checks = Checks(plan, session.xp)
+    layout = Layout(plan, donate=not checks.steps)  # checks: a failed run keeps every buffer
+    if not (layout.computed or plan.updates):  # nothing to compute: no call
+        plan.compiler = Runner(plan, session, layout).compile
+        return
+    runner = Runner(plan, session, layout, checks)
+    plan.compiler = runner.compile
     plan.host_feeds = True
     layout.new_slot = plan.n_slots
     plan.n_slots += 1

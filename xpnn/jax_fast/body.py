@@ -15,11 +15,12 @@ Variables' new values out.
 from __future__ import annotations
 
 
-def make_body(plan, layout, program, draws, hyper, xp, checks, counter):
-    """``body(feeds, donated, kept, hyper values, draws, hyper key)``. ``checks[i]``: whether
-    update i's gradients' shapes must be checked (the plan's own ``check_shapes``). The
-    constants in ``plan.template`` are read while tracing (the Session sets them after
-    compiling the plan)."""
+def make_body(plan, layout, program, parts, xp, check_shapes, counter):
+    """``body(feeds, donated, kept, hyper values, draws, hyper key)`` -> (the computed
+    fetches, the new Variable values, the check_numerics counts). ``parts``: the runner's
+    draws, hyper-parameters and checks. ``check_shapes[i]``: whether update i's gradients'
+    shapes must be checked (the plan's own flag). The constants in ``plan.template`` are
+    read while tracing (the Session sets them after compiling the plan)."""
     updates = plan.updates
 
     def body(feeds, donated, kept, traced_hyper, traced_draws, static_hyper):
@@ -29,10 +30,12 @@ def make_body(plan, layout, program, draws, hyper, xp, checks, counter):
                              (layout.kept, kept)):
             for s, value in zip(slots, group):
                 values[s] = value
-        with hyper.bound(traced_hyper), draws.tracing(traced_draws):
+        with (parts.hyper.bound(traced_hyper), parts.draws.tracing(traced_draws),
+              parts.checks.tracing()):
             program(values)
-            new = _new_values(updates, checks, values, xp)
-        return tuple(values[s] for s in layout.computed), new
+            new = _new_values(updates, check_shapes, values, xp)
+            counts = parts.checks.counts()
+        return tuple(values[s] for s in layout.computed), new, counts
 
     return body
 

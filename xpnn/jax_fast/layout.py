@@ -21,7 +21,7 @@ from __future__ import annotations
 class Layout:
     """Slots of one plan, sorted by how the compiled function treats them."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, donate=True):
         fetched = {s for s in plan.fetch_slots if s is not None}
         self.targets = [v for update in plan.updates for v in update.op.targets]
         written = set(self.targets)
@@ -29,7 +29,7 @@ class Layout:
         # A Variable the run updates gives its buffer to its new value, unless the run also
         # hands the old value out (fetched).
         self.donated = tuple(s for s, v in plan.variables.items()
-                             if v in written and s not in fetched)
+                             if donate and v in written and s not in fetched)
         self.kept = tuple(s for s in plan.variables if s not in self.donated)
         leaves = set(plan.variables) | set(plan.constants) | set(self.feeds)
         self.computed = tuple(s for s in dict.fromkeys(plan.fetch_slots)

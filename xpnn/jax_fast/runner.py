@@ -33,23 +33,25 @@ _DONATION_WARNINGS = ("Some donated buffers were not usable", "Donation is not i
 
 
 class Entry:
-    """A traced (feed shapes, hyper-parameter key): the random draws that trace asked for."""
+    """A traced (feed shapes, hyper-parameter key): the random draws that trace asked for,
+    and the values it checks for NaN and infinity."""
 
-    __slots__ = ("draws", "compiled")
+    __slots__ = ("draws", "checks", "compiled")
 
-    def __init__(self, draws):
-        self.draws, self.compiled = tuple(draws), False
+    def __init__(self, draws, checks):
+        self.draws, self.checks, self.compiled = tuple(draws), list(checks), False
 
 
 class Runner:
-    """``program -> runner`` as ``Plan.compiler``; ``compiled=False`` runs the portable
-    program (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
+    """``program -> runner`` as ``Plan.compiler``; ``checks`` None runs the portable program
+    (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
 
-    def __init__(self, plan, session, layout, compiled):
-        self.plan, self.device, self.layout = plan, session.device, layout
+    def __init__(self, plan, session, layout, checks=None):
+        compiled = checks is not None
+        self.plan, self.device, self.layout, self.checks = plan, session.device, layout, checks
         self.draws = Draws(session.uniform)
         self.hyper = Hyper([u.op for u in plan.updates])
-        self.checks = [u.check_shapes for u in plan.updates]
+        self.check_shapes = [u.check_shapes for u in plan.updates]
         self.eager = not compiled
         self.reason = None if compiled else "not compiled"
         self.entries = {}
@@ -62,8 +64,8 @@ class Runner:
 
         self.program = program
         if not self.eager:
-            body = make_body(self.plan, self.layout, program, self.draws, self.hyper,
-                             self.device.xp, self.checks, self.traces)
+            body = make_body(self.plan, self.layout, program, self, self.device.xp,
+                             self.check_shapes, self.traces)
             self.jitted = jax.jit(body, donate_argnums=(1,), static_argnums=(5,))
         return self
 
@@ -93,7 +95,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
-            entry = self.entries[key] = Entry(self.draws.recorded)
+            entry = self.entries[key] = Entry(self.draws.recorded, self.checks.recorded)
             return entry
         for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
             if type(values[s]) is np.ndarray:
@@ -109,13 +111,15 @@ class Runner:
         feeds = [np.array(v) if type(v) is np.ndarray else v for v in feeds]
         args = self._arguments(values, feeds, self.draws.make(entry.draws), static)
         if entry.compiled:
-            fetched, new = self.jitted(*args)
+            fetched, new, counts = self.jitted(*args)
         else:  # the first call compiles
             with warnings.catch_warnings():
                 for message in _DONATION_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
-                fetched, new = self.jitted(*args)
+                fetched, new, counts = self.jitted(*args)
             entry.compiled = True
+        if entry.checks:  # a NaN or infinity fails the run here, before any value is kept
+            self.checks.raise_found(entry.checks, counts, values)
         for s, value in zip(self.layout.computed, fetched):
             values[s] = value
         values[self.layout.new_slot] = new
@@ -137,7 +141,7 @@ class Runner:
         """Make the plan the portable one again, for good: its runs are eager from now on
         (this one's commit too)."""
         plan = self.plan
-        for update, check in zip(plan.updates, self.checks):
+        for update, check in zip(plan.updates, self.check_shapes):
             update.in_place, update.check_shapes = False, check
         plan.commit, plan.host_feeds = None, False
         self.eager, self.jitted = True, None
