@@ -7,7 +7,9 @@ computed at all when its op can tell its output shape from its inputs'.
 
 This is the portable compiler. A device may then rewrite the plan (``Device.rewrite``): the
 NumPy device's passes in ``numpy_fast/`` swap in kernels that reuse buffers, fold values
-that depend on shapes alone, and apply optimizer updates in place.
+that depend on shapes alone, and apply optimizer updates in place; the JAX device's
+(``jax_fast/``) gives the plan a ``compiler`` that turns the finished program, updates
+included, into one ``jax.jit`` call.
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():
@@ -80,7 +82,8 @@ class Plan:
     n_slots: int = 0
     late_reads: set = field(default_factory=set)  # slots read after the last step
     copies: frozenset = frozenset()  # fetched slots a device hands out as copies
-    commit: Callable | None = None  # a device's commit(values) of the in_place updates
+    commit: Callable | None = None  # a device's commit(values) of the in_place updates; may
+    # return (Variable, new value) pairs for the Session to write (JAX)
     accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape accepted
     template: list = field(default_factory=list)  # constants, static descriptions
     program: Callable | None = None  # what ``run`` executes (see ``_straight_line``)

@@ -9,8 +9,8 @@ numbers, which its update may branch on) keys the compilation cache instead.
 >>> from xpnn.jax_fast.hyper import Hyper
 >>> step = xn.train.MomentumOptimizer(0.1, 0.9).minimize(xn.Variable(1.0) ** 2)
 >>> hyper = Hyper([step])
->>> hyper.values(), hyper.key()
-((0.1, 0.9), (False,))
+>>> [round(float(v), 6) for v in hyper.values()], hyper.key()
+([0.1, 0.9], (False,))
 """
 
 from __future__ import annotations
@@ -44,13 +44,26 @@ class Hyper:
             self.static.append((opt, [n for n, v in vars(opt).items()
                                       if n not in names and isinstance(v, _SIMPLE)]))
 
+        self._traced = [(vars(opt), n) for opt, names in self.traced for n in names]
+        self._static = [(opt, n) for opt, names in self.static for n in names]
+        self._last = self._arrays = None
+
     def values(self) -> tuple:
-        """The traced hyper-parameters' current values (Python floats)."""
-        return tuple(vars(opt)[n] for opt, names in self.traced for n in names)
+        """The traced hyper-parameters' current values, as JAX scalars made when they
+        change (weakly typed, as Python floats are: a float32 update stays float32; a
+        Python float would cost a conversion at every call)."""
+        current = tuple([attributes[n] for attributes, n in self._traced])
+        if current != self._last:
+            import jax.numpy as jnp
+
+            self._last, self._arrays = current, tuple(jnp.asarray(v) for v in current)
+        return self._arrays
 
     def key(self) -> tuple:
         """The other attributes' current values: a change compiles anew."""
-        return tuple(getattr(opt, n, None) for opt, names in self.static for n in names)
+        if not self._static:
+            return ()
+        return tuple([getattr(opt, n, None) for opt, n in self._static])
 
     @contextlib.contextmanager
     def bound(self, traced):

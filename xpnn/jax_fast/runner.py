@@ -74,8 +74,8 @@ class Runner:
             self.program(values)
             self._hand_out(values)
             return
-        feeds = [values[s] for s in self.layout.feeds]
-        key = (tuple((v.shape, v.dtype) for v in feeds), self.hyper.key())
+        feeds = self.layout.take_feeds(values)
+        key = (tuple([(v.shape, v.dtype) for v in feeds]), self.hyper.key())
         entry = self.entries.get(key)
         if entry is None:
             entry = self._trace(key, values, feeds)
@@ -84,8 +84,9 @@ class Runner:
         self._call(entry, values, feeds, key[1])
 
     def _arguments(self, values, feeds, draws, static):
-        return (tuple(feeds), tuple(values[s] for s in self.layout.donated),
-                tuple(values[s] for s in self.layout.kept), self.hyper.values(), draws, static)
+        layout = self.layout
+        return (feeds, layout.take_donated(values), layout.take_kept(values),
+                self.hyper.values(), draws, static)
 
     def _trace(self, key, values, feeds):
         """The new entry for ``key``, or None after running the portable program instead."""
@@ -108,8 +109,9 @@ class Runner:
         return None
 
     def _call(self, entry, values, feeds, static) -> None:
-        feeds = [np.array(v) if type(v) is np.ndarray else v for v in feeds]
-        args = self._arguments(values, feeds, self.draws.make(entry.draws), static)
+        feeds = tuple([np.array(v) if type(v) is np.ndarray else v for v in feeds])
+        draws = self.draws.make(entry.draws) if entry.draws else ()
+        args = self._arguments(values, feeds, draws, static)
         if entry.compiled:
             fetched, new, counts = self.jitted(*args)
         else:  # the first call compiles
@@ -123,7 +125,8 @@ class Runner:
         for s, value in zip(self.layout.computed, fetched):
             values[s] = value
         values[self.layout.new_slot] = new
-        self._hand_out(values)
+        if self.layout.hands_out:
+            self._hand_out(values)
 
     def _hand_out(self, values) -> None:
         """Fetched placeholders as device arrays, fetched Variables as copies."""
