@@ -431,3 +431,40 @@ def test_jit_false_and_xpnn_jit_0_keep_the_portable_path(monkeypatch):
             sess.run(step)
         assert not hasattr(_runner(off), "eager") and not hasattr(_runner(env), "eager")
         assert not _runner(on).eager
+
+
+def test_host_labels_out_of_range_fail_before_the_call_as_eager_does():
+    """Traced ops cannot read labels: fed host labels are checked on the host before the
+    compiled call, with the eager path's error; the plan stays compiled."""
+    X, y = _data()
+    errors = []
+    for model in _pair("adam"):
+        model.sess.run(model.step, model.feed(X[:8], y[:8]))
+        before = model.state()
+        bad = y[:8].copy()
+        bad[3] = 3
+        with pytest.raises(xn.OpError) as info:
+            model.sess.run([model.step, model.loss], model.feed(X[:8], bad))
+        errors.append(str(info.value))
+        after = model.state()
+        for name, value in before.items():
+            np.testing.assert_array_equal(after[name], value, err_msg=name)
+    # The same error; what it lists of the inputs differs (compiled, the logits are not kept).
+    assert errors[0].splitlines()[0] == errors[1].splitlines()[0]
+    assert "labels must be class indices in [0, 3), got 3" in errors[0]
+    jit = _pair("adam")[0]
+    jit.sess.run(jit.step, jit.feed(X[:8], y[:8]))
+    assert not _runner(jit.sess).eager
+
+
+def test_labels_computed_in_the_graph_are_not_read_by_the_compiled_call():
+    """Labels that are no host feed (a constant here) are not checked in a compiled plan:
+    a bad one gives its row a NaN loss, as on a device that cannot read them."""
+    with xn.Graph().as_default():
+        logits = xn.Variable(np.zeros((3, 4), np.float32))
+        per_row = xn.losses.sparse_softmax_cross_entropy(np.array([0, 7, 2]), logits,
+                                                         reduction="none")
+        sess = xn.Session(backend="jax")
+        got = xn.to_numpy(sess.run(per_row))
+    assert np.isnan(got[1]) and np.allclose(got[[0, 2]], np.log(4.0))
+    assert not _runner(sess).eager

@@ -804,6 +804,7 @@ class SparseSoftmaxCrossEntropy(Operation):
 
     fresh = True
     reads_values = True
+    labels_input = 0  # the labels' position among the inputs; the logits' is the next
 
     def forward(self, xp, labels, logits, host_reads=True):
         check_labels(labels.shape, logits.shape)
@@ -838,6 +839,7 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
 
     fresh = True
     reads_values = True
+    labels_input = 1
 
     def forward(self, xp, grad, labels, logits, host_reads=True):
         check_labels(labels.shape, logits.shape)

@@ -7,6 +7,7 @@ is one XLA call. One concept a file:
 - ``draws``: random ops' host draws made per run and passed in (the portable masks);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
 - ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
+- ``labels``: label ranges of host-fed labels checked on the host, before the call;
 - ``runner``: the cache per feed shapes, the call, the fall-back to the portable program.
 
 ``Session(jit=False)`` (or ``$XPNN_JIT=0``) keeps the portable eager path, the reference
@@ -28,6 +29,7 @@ from __future__ import annotations
 from ..backend import JaxDevice
 from ..plan import bind
 from .checks import Checks
+from .labels import LabelChecks
 from .layout import Layout
 from .runner import Runner
 
@@ -46,7 +48,7 @@ def rewrite(plan, session) -> None:
     if not (layout.computed or plan.updates):  # nothing to compute: no call
         plan.compiler = Runner(plan, session, layout).compile
         return
-    runner = Runner(plan, session, layout, checks)
+    runner = Runner(plan, session, layout, checks, LabelChecks(plan, session))
     plan.compiler = runner.compile
     plan.host_feeds = True
     layout.new_slot = plan.n_slots

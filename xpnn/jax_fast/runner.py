@@ -46,9 +46,10 @@ class Runner:
     """``program -> runner`` as ``Plan.compiler``; ``checks`` None runs the portable program
     (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
 
-    def __init__(self, plan, session, layout, checks=None):
+    def __init__(self, plan, session, layout, checks=None, labels=None):
         compiled = checks is not None
         self.plan, self.device, self.layout, self.checks = plan, session.device, layout, checks
+        self.labels = labels
         self.draws = Draws(session.uniform)
         self.hyper = Hyper([u.op for u in plan.updates])
         self.check_shapes = [u.check_shapes for u in plan.updates]
@@ -74,6 +75,8 @@ class Runner:
             self.program(values)
             self._hand_out(values)
             return
+        if self.labels is not None:
+            self.labels.run(values)
         feeds = self.layout.take_feeds(values)
         key = (tuple([(v.shape, v.dtype) for v in feeds]), self.hyper.key())
         entry = self.entries.get(key)
