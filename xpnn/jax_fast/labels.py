@@ -1,7 +1,9 @@
 """Label range checks in a compiled plan. The portable sparse cross-entropy reads its labels
 where that costs no device synchronisation (``host_reads``), which a traced function cannot:
-traced, the ops read nothing (a bad label gives a NaN row), and labels fed from the host are
-checked here, on the host, before the call, with the portable error naming the op.
+traced, the ops read nothing (a bad label gives a NaN row), and fed labels are checked here,
+before the call, with the portable error naming the op: host arrays, and JAX arrays where
+the device reads them for free (on the CPU). The class count is the logits' last dimension
+as the trace saw it (static for each cache entry).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
@@ -24,28 +26,43 @@ from ..plan import StepFailed, bind
 
 
 class LabelChecks:
-    """The (step, labels' feed slot, class count) of each op that reads its labels."""
+    """The steps of ops that read their labels, and where their fed labels sit."""
 
     def __init__(self, plan, session):
         feeds = {feed.slot for feed in plan.feeds}
-        self.checks = []
+        self.xp = session.xp if session.device.reads_without_sync else None
+        self.checks, self.seen = [], {}
         for step in plan.steps:
             op = step.op  # a step that only infers the op's shape runs it too
             if op is None or not op.reads_values:
                 continue
             bind(step, session.device, session.uniform, host_reads=False)
+            step.fn = self._recording(step, step.fn)
             labels = step.inputs[op.labels_input]
-            logits = op.inputs[op.labels_input + 1]
-            classes = logits.shape[-1] if logits.shape else None
-            if labels in feeds and isinstance(classes, int):
-                self.checks.append((step, labels, classes))
+            if labels in feeds:
+                self.checks.append((step, labels))
 
-    def run(self, values) -> None:
-        """Raise the portable error for a fed host array holding a label out of range."""
-        for step, slot, classes in self.checks:
+    def _recording(self, step, fn):
+        position = step.op.labels_input + 1
+
+        def forward(*inputs):  # while tracing: the class count of this entry
+            self.seen[step] = inputs[position].shape[-1]
+            return fn(*inputs)
+
+        return forward
+
+    def recorded(self) -> dict:
+        """step -> class count, as the last trace saw them."""
+        return dict(self.seen)
+
+    def run(self, values, classes) -> None:
+        """Raise the portable error for fed labels out of range, where they can be read;
+        ``classes``: an entry's ``recorded()``."""
+        for step, slot in self.checks:
             labels = values[slot]
-            if type(labels) is np.ndarray:
+            xp = np if type(labels) is np.ndarray else self.xp
+            if xp is not None and step in classes:
                 try:
-                    ops.check_label_values(np, labels, classes)
+                    ops.check_label_values(xp, labels, classes[step])
                 except ValueError as exc:
                     raise StepFailed(step, exc) from None

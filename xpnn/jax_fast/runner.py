@@ -36,10 +36,11 @@ class Entry:
     """A traced (feed shapes, hyper-parameter key): the random draws that trace asked for,
     and the values it checks for NaN and infinity."""
 
-    __slots__ = ("draws", "checks", "compiled")
+    __slots__ = ("draws", "checks", "labels", "compiled")
 
-    def __init__(self, draws, checks):
+    def __init__(self, draws, checks, labels):
         self.draws, self.checks, self.compiled = tuple(draws), list(checks), False
+        self.labels = labels  # step -> class count, for the host label checks
 
 
 class Runner:
@@ -75,8 +76,6 @@ class Runner:
             self.program(values)
             self._hand_out(values)
             return
-        if self.labels is not None:
-            self.labels.run(values)
         feeds = self.layout.take_feeds(values)
         key = (tuple([(v.shape, v.dtype) for v in feeds]), self.hyper.key())
         entry = self.entries.get(key)
@@ -84,6 +83,8 @@ class Runner:
             entry = self._trace(key, values, feeds)
             if entry is None:  # ran on the portable program
                 return
+        if self.labels is not None:  # before anything is drawn or donated
+            self.labels.run(values, entry.labels)
         self._call(entry, values, feeds, key[1])
 
     def _arguments(self, values, feeds, draws, static):
@@ -99,7 +100,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
-            entry = self.entries[key] = Entry(self.draws.recorded, self.checks.recorded)
+            labels = self.labels.recorded() if self.labels is not None else {}
+            entry = self.entries[key] = Entry(self.draws.recorded, self.checks.recorded, labels)
             return entry
         for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
             if type(values[s]) is np.ndarray:
