@@ -10,7 +10,7 @@ array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyT
 [[5.0]]
 """
 
-from . import backend, data, init, io, jax_fast, losses, metrics, nn, numpy_fast, train
+from . import backend, data, distributed, init, io, jax_fast, losses, metrics, nn, numpy_fast, train
 from .autodiff import RegisterGradient, gradients
 from .backend import get_default_device, set_default_device, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d

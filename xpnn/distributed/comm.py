@@ -1,0 +1,127 @@
+"""The communicator: ``init()`` wraps an mpi4py communicator (``MPI.COMM_WORLD`` by default)
+as one object that knows its rank, its size and its rank on this node, and broadcasts a
+Session's Variables. mpi4py is imported here, on first use, never when xpnn is imported.
+
+Run under ``mpiexec -n 2 python script.py``; alone (``python script.py``) it is one rank of
+one, and everything below works unchanged::
+
+    import xpnn as xn
+    comm = xn.distributed.init()
+    print(comm.rank, comm.size, comm.local_rank)   # pick device=f"cuda:{comm.local_rank}"
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..backend import to_numpy
+from .agreement import agree, describe_variables
+
+INSTALL = "pip install 'xpnn[mpi]' (mpi4py and the mpich wheel, which brings mpiexec)"
+
+
+def mpi():
+    """mpi4py's MPI module, or an ImportError saying how to get it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"xpnn.distributed needs mpi4py, which is not installed ({exc}): "
+                          f"{INSTALL}") from exc
+    return MPI
+
+
+def init(comm=None, abort_on_error=True) -> Communicator:
+    """A :class:`Communicator` over ``comm`` (an mpi4py communicator; ``MPI.COMM_WORLD`` when
+    None). With ``abort_on_error`` and more than one rank, an exception that nothing catches
+    prints its traceback, naming the rank, then aborts every rank (``MPI_Abort``), as
+    ChainerMN's global except hook: the others would otherwise wait in the next allreduce
+    for ever.
+
+    >>> import xpnn as xn  # doctest: +SKIP
+    >>> comm = xn.distributed.init()  # doctest: +SKIP
+    >>> comm.rank, comm.size  # doctest: +SKIP
+    (0, 1)
+    """
+    communicator = Communicator(mpi().COMM_WORLD if comm is None else comm)
+    if abort_on_error and communicator.size > 1:
+        install_except_hook(communicator.rank, communicator.size)
+    return communicator
+
+
+class Communicator:
+    """An mpi4py communicator (``.mpi``) with ``rank``, ``size``, ``local_rank`` and
+    ``local_size`` (the ranks sharing this node's memory, ``MPI.COMM_TYPE_SHARED``: use
+    ``cuda:<local_rank>``), ``barrier()``, ``sum()`` and ``broadcast_variables()``."""
+
+    def __init__(self, comm):
+        MPI = mpi()
+        self.mpi = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+        node.Free()
+        self.transports = {}  # (kind, device) -> the Transport an Allreduce chose (transport.py)
+
+    def __repr__(self) -> str:
+        return (f"<Communicator rank {self.rank} of {self.size} (local rank {self.local_rank} "
+                f"of {self.local_size})>")
+
+    def barrier(self) -> None:
+        """Wait until every rank has called it."""
+        self.mpi.Barrier()
+
+    def sum(self, values) -> list[float]:
+        """The sums over every rank of a few numbers (float64, one message): metrics."""
+        buffer = np.asarray(values, dtype=np.float64).copy()
+        self.mpi.Allreduce(mpi().IN_PLACE, buffer, op=mpi().SUM)
+        return buffer.tolist()
+
+    def broadcast_variables(self, session, root=0) -> None:
+        """Give every rank's ``session`` rank ``root``'s values of all the graph's Variables
+        (weights and optimizer slots), as TF1 Horovod's ``broadcast_global_variables``: one
+        message per dtype. The ranks' Variables are compared first; where they differ (names,
+        shapes, dtypes, count) every rank raises :class:`GraphMismatchError` naming them."""
+        if not 0 <= root < self.size:
+            raise ValueError(f"broadcast_variables: root must be a rank in [0, {self.size}), "
+                             f"got {root}")
+        variables = list(session.graph.variables)
+        hosts = [np.asarray(to_numpy(session.get_value(v))) for v in variables]
+        agree(self, "broadcast_variables", describe_variables(variables, hosts))
+        for dtype in dict.fromkeys(h.dtype for h in hosts):
+            members = [i for i, h in enumerate(hosts) if h.dtype == dtype]
+            buffer = np.concatenate([hosts[i].reshape(-1) for i in members])
+            self.mpi.Bcast(buffer, root=root)
+            if self.rank == root:
+                continue
+            start = 0
+            for i in members:
+                stop = start + hosts[i].size
+                session.set_value(variables[i], buffer[start:stop].reshape(hosts[i].shape))
+                start = stop
+
+
+_installed = False
+
+
+def install_except_hook(rank, size) -> None:
+    """Make an uncaught exception print its traceback under a line naming ``rank``, then
+    abort every rank (once per process; the previous hook prints the traceback)."""
+    global _installed
+    if _installed:
+        return
+    previous = sys.excepthook
+
+    def abort_all(kind, value, traceback):
+        try:
+            sys.stderr.write(f"\nxpnn.distributed: uncaught {kind.__name__} on rank {rank} of "
+                             f"{size}; aborting every rank (MPI_Abort)\n")
+            previous(kind, value, traceback)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            mpi().COMM_WORLD.Abort(1)
+
+    sys.excepthook = abort_all
+    _installed = True

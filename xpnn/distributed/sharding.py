@@ -1,0 +1,103 @@
+"""Each rank's part of the data: a fixed shard (``shard``), or its rows of every global
+batch under one permutation that all ranks share (``batches``), so that ``size`` ranks with
+batch ``b`` see exactly the batches one process with batch ``size * b`` would.
+
+>>> import numpy as np
+>>> from xpnn.distributed.sharding import split
+>>> split(10, 4), split(3, 4)
+([3, 3, 2, 2], [1, 1, 1, 0])
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ..data import _n_rows, _row_taker
+
+
+def split(n, size) -> list[int]:
+    """``n`` rows over ``size`` ranks as evenly as they go, the first ranks one more."""
+    base, extra = divmod(n, size)
+    return [base + (rank < extra) for rank in range(size)]
+
+
+def shard(X, y, comm, even=True):
+    """This rank's contiguous block of ``X`` and ``y`` (``y`` may be None), as ChainerMN's
+    ``scatter_dataset`` without the scatter: every rank holds the data and keeps its part.
+    With ``even`` every block has ``n // size`` rows (the last ``n % size`` rows are left
+    out), so that batches of one size give every rank the same number of steps; without,
+    the first ``n % size`` ranks get one row more.
+
+    >>> import numpy as np
+    >>> class Rank1of2: rank, size = 1, 2
+    >>> [a.tolist() for a in shard(np.arange(5), np.arange(5) * 10, Rank1of2())]
+    [[2, 3], [20, 30]]
+    """
+    n = _n_rows(X)
+    if y is not None and _n_rows(y) != n:
+        raise ValueError(f"X and y differ in length: len(X) = {n}, len(y) = {_n_rows(y)}")
+    counts = [n // comm.size] * comm.size if even else split(n, comm.size)
+    start = sum(counts[:comm.rank])
+    stop = start + counts[comm.rank]
+    return X[start:stop, ...], (None if y is None else y[start:stop, ...])
+
+
+def batches(X, y, batch_size, comm, shuffle=True, seed=None, drop_last=False, shares=False):
+    """This rank's rows of each global batch of ``batch_size * comm.size`` rows, as pairs
+    ``(X_part, y_part)`` (triples with this rank's ``share`` too, see below). Every rank
+    passes the same ``X`` and ``y``; the permutation comes from ``seed`` as in
+    ``xn.data.batches`` (an int or a Generator in the same state on every rank; None: rank
+    0 draws one and sends it), so one process with batch ``batch_size * size`` and the same
+    seed sees the same global batches. A last global batch that does not split evenly is
+    split as evenly as it goes; one with fewer rows than ranks is left out. The ranks'
+    row counts and permutations are compared first (one small message): a rank with other
+    data raises on every rank instead of leaving them in different steps.
+
+    ``share`` is ``rows here * size / rows in the global batch``, 1 for an even split: the
+    weight ``Allreduce.scale`` gives this rank's gradients to average to the global mean.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = _n_rows(X)
+    if y is not None and _n_rows(y) != n:
+        raise ValueError(f"X and y differ in length: len(X) = {n}, len(y) = {_n_rows(y)}")
+    if shuffle and seed is None:
+        seed = comm.mpi.bcast(np.random.SeedSequence().entropy if comm.rank == 0 else None)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else None
+    _check_same_data(comm, n, order)
+    parts = _parts(n, int(batch_size), comm, drop_last)
+    take_X, take_y = _row_taker(X, order), _row_taker(y, order)
+    return ((take_X(a, b), take_y(a, b), share) if shares else (take_X(a, b), take_y(a, b))
+            for a, b, share in parts)
+
+
+def _parts(n, batch_size, comm, drop_last) -> list[tuple[int, int, float]]:
+    """(start, stop, share) of this rank's rows in each global batch, in permuted order."""
+    step = batch_size * comm.size
+    stop = n - n % step if drop_last else n
+    parts = []
+    for start in range(0, stop, step):
+        m = min(step, n - start)
+        if m < comm.size:
+            break
+        counts = split(m, comm.size)
+        first = start + sum(counts[:comm.rank])
+        parts.append((first, first + counts[comm.rank], counts[comm.rank] * comm.size / m))
+    return parts
+
+
+def _check_same_data(comm, n, order) -> None:
+    mine = (n, None if order is None else zlib.crc32(order.tobytes()))
+    everyone = comm.mpi.allgather(mine)
+    for rank, (count, digest) in enumerate(everyone):
+        if count != everyone[0][0]:
+            raise ValueError(f"distributed batches: rank 0 has {everyone[0][0]} rows, rank "
+                             f"{rank} has {count}: pass the same X and y on every rank")
+        if digest != everyone[0][1]:
+            raise ValueError(f"distributed batches: rank {rank} drew another permutation than "
+                             "rank 0: pass the same seed (or a Generator in the same state) "
+                             "on every rank")
