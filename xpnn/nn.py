@@ -19,7 +19,7 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from . import architecture, data, io, losses, ops, optimizers
+from . import architecture, data, distributed, io, losses, ops, optimizers
 from . import init as initializers
 from .autodiff import gradients
 from .backend import context_of, dtype_name, resolve, to_numpy
@@ -577,11 +577,13 @@ class NNClassifier:
 
     # ------------------------------------------------------------------ scikit-learn way
 
-    def _train_step(self, optimizer, learning_rate):
+    def _train_step(self, optimizer, learning_rate, comm=None):
         """The training step of this optimizer (a name, or an ``xn.train`` optimizer), made
         once: a later ``fit`` with another learning rate changes its rate and keeps its state
-        (momentum, Adam's moments)."""
-        step = self._train_steps.get(optimizer)
+        (momentum, Adam's moments). With ``comm`` its gradients are averaged over the ranks
+        (``DistributedOptimizer``); a non-finite average stops every rank alike."""
+        key = optimizer if comm is None else (optimizer, comm)
+        step = self._train_steps.get(key)
         if step is None:
             if isinstance(optimizer, optimizers.Optimizer):
                 opt = optimizer
@@ -592,8 +594,10 @@ class NNClassifier:
                     f"optimizer must be one of {sorted(OPTIMIZERS)} or an xn.train optimizer "
                     f"(e.g. xn.train.AdamOptimizer(1e-3)), got {optimizer!r}"
                 )
+            if comm is not None and not isinstance(opt, distributed.DistributedOptimizer):
+                opt = distributed.DistributedOptimizer(opt, comm, check_finite=True)
             with self.graph.as_default():
-                step = self._train_steps[optimizer] = opt.apply_gradients(
+                step = self._train_steps[key] = opt.apply_gradients(
                     zip(self.grad_nodes, self.params))
         if learning_rate is not None:
             step.optimizer.learning_rate = learning_rate
@@ -601,7 +605,7 @@ class NNClassifier:
 
     def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
             validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
-            lr_schedule=None) -> History:
+            lr_schedule=None, comm=None) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
         ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
@@ -617,6 +621,14 @@ class NNClassifier:
         ``lr_schedule(epoch, lr)``, as Keras's LearningRateScheduler, gives the rate for each
         epoch (counted from 0) from the current one; the history then records
         ``learning_rate`` per epoch.
+
+        ``comm`` (``xn.distributed.init()``) trains data-parallel, one process per rank: every
+        rank passes the same ``X, y``; the ranks start from rank 0's weights (broadcast here),
+        each step rank r trains on its ``batch_size`` rows of a global batch of
+        ``batch_size * size`` (``xn.distributed.batches``), the gradients are averaged over
+        the ranks before the update, the metrics (and validation, each rank its shard) are
+        over every rank's rows, and only rank 0 prints. It trains as one process would with
+        batch ``batch_size * size``, to rounding.
 
         >>> import xpnn as xn
         >>> X, y = xn.data.make_moons(64, noise=0.1, seed=0)
@@ -634,21 +646,30 @@ class NNClassifier:
             learning_rate = lr
         X = self._features(X)
         y = self._targets(y, X.shape[0])
-        step = self._train_step(optimizer, learning_rate)
-        # The layers' own updates (BatchNorm's moving statistics) run with the step.
-        fetches = [step, self._checked_loss, self.n_correct, *self.net.updates()]
+        step = self._train_step(optimizer, learning_rate, comm)
+        if comm is not None:
+            comm.broadcast_variables(self.session)
+            verbose = verbose if comm.rank == 0 else 0
+        # The layers' own updates (BatchNorm's moving statistics) run with the step. Across
+        # ranks the step's own check of the averaged gradients stands in for the loss's:
+        # a check on one rank alone would stop it and leave the others in the allreduce.
+        loss_node = self._checked_loss if comm is None else self.loss_node
+        fetches = [step, loss_node, self.n_correct, *self.net.updates()]
+        allreduces = distributed.allreduces(step)  # their weights follow uneven last batches
+        for allreduce in allreduces:
+            allreduce.check_finite = True
         rng = initializers.generator(seed)
         history = History(loss=[], accuracy=[])
-        n = X.shape[0]
         for epoch in range(epochs):
             started = time.perf_counter()
             if lr_schedule is not None:
                 _schedule(step.optimizer, lr_schedule, epoch, history)
             losses_, correct = [], []
-            batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
-            n_batches = -(-n // batch_size)
-            for batch, (Xb, yb) in enumerate(
+            batch_iter, n_batches = _fit_batches(X, y, batch_size, shuffle, rng, comm)
+            for batch, (Xb, yb, share) in enumerate(
                     _progress(batch_iter, n_batches, epoch, epochs, verbose)):
+                for allreduce in allreduces:
+                    allreduce.scale = share
                 try:
                     _, loss, hits, *_ = self.session.run(
                         fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
@@ -661,22 +682,26 @@ class NNClassifier:
                     return history
                 losses_.append((loss, Xb.shape[0]))
                 correct.append(hits)
-            total, hits = _epoch_sums(self.session, losses_, correct)
+            total, hits, n = _epoch_sums(self.session, losses_, correct, comm)
             history["loss"].append(total / n)
             history["accuracy"].append(hits / n)
             if validation_data is not None:
                 val_loss, val_acc = self.evaluate(*validation_data,
-                                                  batch_size=max(batch_size, 1024))
+                                                  batch_size=max(batch_size, 1024), comm=comm)
                 history.setdefault("val_loss", []).append(val_loss)
                 history.setdefault("val_accuracy", []).append(val_acc)
             if verbose:
                 _report(epoch, epochs, history, time.perf_counter() - started)
         return history
 
-    def evaluate(self, X, y, batch_size=1024) -> tuple[float, float]:
-        """(mean loss, accuracy) over ``X, y``."""
+    def evaluate(self, X, y, batch_size=1024, comm=None) -> tuple[float, float]:
+        """(mean loss, accuracy) over ``X, y``; with ``comm`` (every rank passing the same
+        data) each rank evaluates its shard and the sums are taken over the ranks."""
         X = self._features(X)
         y = self._targets(y, X.shape[0])
+        n = X.shape[0]
+        if comm is not None:
+            X, y = distributed.shard(X, y, comm, even=False)
         total = correct = 0.0
         for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
             loss, hits = self.session.run([self.loss_node, self.n_correct],
@@ -684,7 +709,9 @@ class NNClassifier:
                                            self.training: False}, to_numpy=True)
             total += float(loss) * Xb.shape[0]
             correct += float(hits)
-        return total / X.shape[0], correct / X.shape[0]
+        if comm is not None:
+            total, correct = comm.sum([total, correct])
+        return total / n, correct / n
 
     def predict_proba(self, X, batch_size=4096) -> np.ndarray:
         """Class probabilities as a host NumPy array."""
@@ -848,10 +875,31 @@ def _schedule(optimizer, lr_schedule, epoch, history) -> None:
     history.setdefault("learning_rate", []).append(optimizer.learning_rate)
 
 
-def _epoch_sums(session, losses, correct) -> tuple[float, float]:
-    """(sum of loss * batch size, sum of correct counts) over an epoch's ``(loss, size)``
-    pairs and counts, each still on the device: stacked there and brought to the host in
-    one transfer, not one (and one GPU synchronisation) per batch."""
+def _fit_batches(X, y, batch_size, shuffle, rng, comm):
+    """(iterator of (X_batch, y_batch, share), number of batches) for one epoch of fit:
+    with ``comm`` this rank's part of each global batch (``distributed.batches``)."""
+    if comm is None:
+        batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
+        return ((Xb, yb, 1.0) for Xb, yb in batch_iter), -(-X.shape[0] // batch_size)
+    batch_iter = distributed.batches(X, y, batch_size, comm, shuffle=shuffle, seed=rng,
+                                     shares=True)
+    return batch_iter, -(-X.shape[0] // (batch_size * comm.size))
+
+
+def _epoch_sums(session, losses, correct, comm=None) -> tuple[float, float, int]:
+    """(sum of loss * batch size, sum of correct counts, rows) over an epoch's ``(loss,
+    size)`` pairs and counts, each still on the device: stacked there and brought to the
+    host in one transfer, not one (and one GPU synchronisation) per batch; with ``comm``
+    summed over the ranks too (one message)."""
+    rows = sum(m for _, m in losses)
+    total, hits = _device_sums(session, losses, correct)
+    if comm is None:
+        return total, hits, rows
+    total, hits, rows = comm.sum([total, hits, rows])
+    return total, hits, int(rows)
+
+
+def _device_sums(session, losses, correct) -> tuple[float, float]:
     if not losses:
         return 0.0, 0.0
     xp = session.xp
