@@ -1,0 +1,210 @@
+"""What ``tests/test_distributed.py`` runs under ``mpiexec -n 2``: ``python
+distributed_worker.py CASE OUTDIR``. Each case writes what the test compares (rank r's
+arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it checks.
+Importing it runs nothing and does not import mpi4py.
+
+>>> sorted(CASES)
+['cupy', 'fault', 'fit', 'graph', 'mismatch']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import xpnn as xn
+
+OPTIMIZERS = {"sgd": 0.2, "momentum": 0.05, "adam": 0.01}
+BACKENDS = {"numpy": "cpu", "array_api_strict": "device1"}
+PER_RANK_BATCH, EPOCHS = 8, 3
+
+
+def data(n=101, features=6, classes=3):
+    """Blobs whose last global batch of 16 splits unevenly over two ranks (5 rows: 3 + 2)."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, classes, n)
+    X = (rng.standard_normal((n, features)) + y[:, None]).astype(np.float32)
+    return X, y
+
+
+def weights(model):
+    return [xn.to_numpy(model.session.get_value(v)) for v in model.params]
+
+
+def fit_case(comm, out):
+    """Every optimizer on every backend: initial weights differ by rank (seed = rank); fit
+    broadcasts rank 0's, trains, and each rank saves what it ended with."""
+    X, y = data()
+    arrays, notes = {}, {}
+    for backend, device in BACKENDS.items():
+        for name, lr in OPTIMIZERS.items():
+            model = xn.nn.NNClassifier([6, 16, 3], seed=comm.rank, device=device,
+                                       backend=backend)
+            for i, w in enumerate(weights(model)):
+                arrays[f"{backend}/{name}/initial{i}"] = w
+            verbose = 2 if (backend, name) == ("numpy", "sgd") else 0
+            history = model.fit(X, y, epochs=EPOCHS, batch_size=PER_RANK_BATCH, optimizer=name,
+                                learning_rate=lr, comm=comm, verbose=verbose,
+                                validation_data=(X, y))
+            for i, w in enumerate(weights(model)):
+                arrays[f"{backend}/{name}/final{i}"] = w
+            notes[f"{backend}/{name}"] = dict(history)
+    np.savez(out / f"fit_rank{comm.rank}.npz", **arrays)
+    (out / f"fit_rank{comm.rank}.json").write_text(json.dumps(notes))
+
+
+class Counting:
+    """An mpi4py communicator that records each call it forwards (name, buffer size)."""
+
+    def __init__(self, comm):
+        self._comm, self.calls = comm, []
+
+    def __getattr__(self, name):
+        attr = getattr(self._comm, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kwargs):
+            sizes = [getattr(a, "size", None) for a in args]
+            self.calls.append((name, max((s for s in sizes if isinstance(s, int)), default=0)))
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def graph_case(comm_world, out):
+    """DistributedOptimizer on a graph of its own: messages counted per step, the NumPy
+    update kernel's calls counted, weights saved for the single-process comparison."""
+    from xpnn.numpy_fast import updates
+
+    counting = Counting(comm_world)
+    comm = xn.distributed.init(counting)
+    kernel_calls = []
+    momentum = updates.UPDATES[xn.train.MomentumOptimizer]
+    updates.UPDATES[xn.train.MomentumOptimizer] = (
+        lambda *args: (kernel_calls.append(1), momentum(*args))[1])
+    X, y = data()
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(seed=comm.rank)
+        opt = xn.distributed.DistributedOptimizer(xn.train.MomentumOptimizer(0.1, 0.9), comm)
+        step = opt.minimize(loss)
+        sess = xn.Session()
+        before = [xn.to_numpy(sess.run(p)) for p in params]
+        comm.broadcast_variables(sess)
+        broadcast = [xn.to_numpy(sess.run(p)) for p in params]
+        per_step = []
+        (allreduce,) = xn.distributed.allreduces(step)
+        for epoch in range(2):  # the last batch splits 3 + 2: weighted by the shares
+            for Xb, yb, share in xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=epoch,
+                                                        shares=True):
+                allreduce.scale = share
+                start = len(counting.calls)
+                sess.run(step, {x: Xb, t: yb})
+                per_step.append(counting.calls[start:])
+        plan = next(p for p in sess._plans.values() if p.updates)
+        notes = {"per_step": per_step, "n_params": int(sum(p.initial_value.size for p in params)),
+                 "kernel_calls": len(kernel_calls), "in_place": [u.in_place for u in plan.updates],
+                 "commit": plan.commit is not None,
+                 "steps": [s.op.type for s in plan.steps if s.op is not None]}
+        arrays = {f"before{i}": a for i, a in enumerate(before)}
+        arrays.update({f"broadcast{i}": a for i, a in enumerate(broadcast)})
+        arrays.update({f"final{i}": xn.to_numpy(sess.run(p)) for i, p in enumerate(params)})
+    np.savez(out / f"graph_rank{comm.rank}.npz", **arrays)
+    (out / f"graph_rank{comm.rank}.json").write_text(json.dumps(notes))
+
+
+def small_model(seed, hidden=5, extra=False, dtype="float32"):
+    """x (n, 6) -> ReLU(hidden) -> 3 logits, sparse softmax cross-entropy: x, t, params, loss."""
+    rng = xn.init.generator(seed)
+    x = xn.placeholder("float32", (None, 6), name="x")
+    t = xn.placeholder("int64", (None,), name="t")
+    W1 = xn.Variable(xn.init.he_normal((6, hidden), rng), name="W1", dtype=dtype)
+    b1 = xn.Variable(np.zeros(hidden, np.float32), name="b1")
+    W2 = xn.Variable(xn.init.he_normal((hidden, 3), rng), name="W2")
+    params = [W1, b1, W2]
+    logits = xn.relu(x @ W1 + b1) @ W2
+    if extra:
+        params.append(xn.Variable(np.zeros(3, np.float32), name="b2"))
+        logits = logits + params[-1]
+    return x, t, params, xn.losses.sparse_softmax_cross_entropy(t, logits)
+
+
+def mismatch_case(comm, out):
+    """Rank 1 builds another graph: the first step fails on both ranks, naming the
+    Variables; then fit with other layer sizes fails in its broadcast alike."""
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(0, hidden=5 if comm.rank == 0 else 4,
+                                         extra=comm.rank == 1)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
+        X, y = data()
+        try:
+            xn.Session().run(step, {x: X[:4], t: y[:4]})
+        except ValueError as exc:
+            print(f"STEP ERROR on rank {comm.rank}: {type(exc).__name__}: {exc}", flush=True)
+    model = xn.nn.NNClassifier([6, 16 if comm.rank == 0 else 8, 3])
+    try:
+        model.fit(X, y, epochs=1, comm=comm, verbose=0)
+    except xn.distributed.GraphMismatchError as exc:
+        print(f"FIT ERROR on rank {comm.rank}: {exc}", flush=True)
+    comm.barrier()
+    print(f"rank {comm.rank} finished", flush=True)
+
+
+def fault_case(comm, out):
+    """Rank 1 raises at its fourth step while rank 0 trains on (and waits in the allreduce)."""
+    X, y = data()
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
+        sess = xn.Session()
+        for i in range(10_000):
+            if comm.rank == 1 and i == 3:
+                raise RuntimeError("rank 1 failed at step 3 on purpose")
+            sess.run(step, {x: X[:8], t: y[:8]})
+    print(f"rank {comm.rank} was not stopped", flush=True)
+
+
+def cupy_case(comm, out):
+    """graph_case's training on CuPy, a GPU per local rank where there are enough: the
+    route the gradients took and the weights."""
+    import cupy
+
+    device = f"cuda:{comm.local_rank % cupy.cuda.runtime.getDeviceCount()}"
+    X, y = data()
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(seed=0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.MomentumOptimizer(0.1, 0.9), comm).minimize(loss)
+        (allreduce,) = xn.distributed.allreduces(step)
+        sess = xn.Session(device=device)
+        for epoch in range(2):
+            for Xb, yb, share in xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=epoch,
+                                                        shares=True):
+                allreduce.scale = share
+                sess.run(step, {x: Xb, t: yb})
+        route = xn.distributed.transport.kind_of(sess.run(params[0]))
+        arrays = {f"final{i}": xn.to_numpy(sess.run(p)) for i, p in enumerate(params)}
+    np.savez(out / f"cupy_rank{comm.rank}.npz", **arrays)
+    (out / f"cupy_rank{comm.rank}.json").write_text(json.dumps({"route": route}))
+
+
+CASES = {"cupy": cupy_case, "fit": fit_case, "graph": graph_case, "mismatch": mismatch_case,
+         "fault": fault_case}
+
+
+def main(argv):
+    case, out = argv[0], Path(argv[1])
+    if case == "graph":  # it wraps COMM_WORLD in a counting proxy itself
+        from mpi4py import MPI
+
+        return graph_case(MPI.COMM_WORLD, out)
+    return CASES[case](xn.distributed.init(), out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,242 @@
+"""xpnn.distributed under a real MPI: each test starts ``mpiexec -n 2`` on
+``tests/distributed_worker.py`` (with a time bound) and compares what the two ranks did with
+one process computed here, in the same run. Skips where mpi4py or mpiexec is missing
+(``pip install 'xpnn[mpi]'``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("distributed_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+import distributed_worker as worker  # noqa: E402
+
+TIME_BOUND = 120  # seconds for one mpiexec run: none takes more than a few
+
+
+def _mpiexec() -> str | None:
+    beside = Path(sys.executable).with_name("mpiexec")  # the mpich wheel puts it in the venv
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+def _why_not() -> str | None:
+    if importlib.util.find_spec("mpi4py") is None:
+        return "mpi4py is not installed: pip install 'xpnn[mpi]'"
+    if _mpiexec() is None:
+        return "no mpiexec found (beside this Python or on PATH): pip install 'xpnn[mpi]'"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+
+
+def run_mpi(case, out, timeout=TIME_BOUND, n=2, env=None):
+    """``mpiexec -n 2 python distributed_worker.py case out``: (return code, output,
+    seconds). On timeout the whole process group is killed and the test fails."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", XPNN_THREADS="1",
+        **(env or {}))
+    started = time.monotonic()
+    process = subprocess.Popen([_mpiexec(), "-n", str(n), sys.executable, str(WORKER), case,
+                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"mpiexec -n 2 ({case}) did not end within {timeout} s:\n{output}")
+    return process.returncode, output, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def fit_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit")
+    code, output, _ = run_mpi("fit", out)
+    assert code == 0, output
+    ranks = [dict(np.load(out / f"fit_rank{r}.npz")) for r in range(2)]
+    notes = [json.loads((out / f"fit_rank{r}.json").read_text()) for r in range(2)]
+    return ranks, notes, output
+
+
+@pytest.fixture(scope="module")
+def graph_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("graph")
+    code, output, _ = run_mpi("graph", out)
+    assert code == 0, output
+    ranks = [dict(np.load(out / f"graph_rank{r}.npz")) for r in range(2)]
+    return ranks, json.loads((out / "graph_rank0.json").read_text())
+
+
+def one_process_fit(backend, optimizer):
+    """One process, batch 2b, rank 0's initial weights (seed 0): what the two ranks must
+    reach."""
+    X, y = worker.data()
+    model = xn.nn.NNClassifier([6, 16, 3], seed=0, device=worker.BACKENDS[backend],
+                               backend=backend)
+    history = model.fit(X, y, epochs=worker.EPOCHS, batch_size=2 * worker.PER_RANK_BATCH,
+                        optimizer=optimizer, learning_rate=worker.OPTIMIZERS[optimizer],
+                        verbose=0, validation_data=(X, y))
+    return worker.weights(model), history
+
+
+def assert_float32_close(actual, expected, what):
+    np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=1e-6, err_msg=what)
+
+
+@pytest.mark.parametrize("backend", sorted(worker.BACKENDS))
+@pytest.mark.parametrize("optimizer", sorted(worker.OPTIMIZERS))
+def test_two_ranks_train_as_one_process_with_twice_the_batch(fit_run, backend, optimizer):
+    ranks, notes, _ = fit_run
+    expected, history = one_process_fit(backend, optimizer)
+    for rank, arrays in enumerate(ranks):
+        for i, w in enumerate(expected):
+            assert_float32_close(arrays[f"{backend}/{optimizer}/final{i}"], w,
+                                 f"rank {rank}, weight {i}, {optimizer} on {backend}")
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # over both ranks' rows
+            assert_float32_close(notes[rank][f"{backend}/{optimizer}"][key], history[key],
+                                 f"rank {rank}: history {key}")
+    for i in range(len(expected)):  # the ranks apply the same averages: no drift at all
+        key = f"{backend}/{optimizer}/final{i}"
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+    moved = ranks[0][f"{backend}/{optimizer}/final0"] - ranks[0][f"{backend}/{optimizer}/initial0"]
+    assert np.abs(moved).max() > 1e-2  # it trained
+
+
+def test_fit_starts_every_rank_from_rank_0s_weights(fit_run):
+    ranks, _, _ = fit_run
+    initial = [ranks[r]["numpy/sgd/initial0"] for r in range(2)]
+    assert np.abs(initial[0] - initial[1]).max() > 0.1  # seeds 0 and 1 differ
+    expected, _ = one_process_fit("numpy", "sgd")  # starts from seed 0's, as rank 0
+    assert_float32_close(ranks[1]["numpy/sgd/final0"], expected[0], "rank 1 after fit")
+
+
+def test_only_rank_0_prints_progress(fit_run):
+    *_, output = fit_run
+    for epoch in range(1, worker.EPOCHS + 1):
+        assert output.count(f"epoch {epoch}/{worker.EPOCHS} - ") == 1, output
+
+
+def test_broadcast_variables_makes_initial_weights_equal(graph_run):
+    ranks, _ = graph_run
+    for i in range(3):
+        assert np.abs(ranks[0][f"before{i}"] - ranks[1][f"before{i}"]).max() > 0 or i == 1
+        for r in range(2):
+            np.testing.assert_array_equal(ranks[r][f"broadcast{i}"], ranks[0][f"before{i}"])
+
+
+def one_process_graph(n_ranks=2):
+    """worker.small_model trained by one process on the global batches of ``n_ranks``."""
+    X, y = worker.data()
+    with xn.Graph().as_default():
+        x, t, params, loss = worker.small_model(seed=0)
+        step = xn.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
+        sess = xn.Session()
+        for epoch in range(2):
+            for Xb, yb in xn.data.batches(X, y, n_ranks * worker.PER_RANK_BATCH, seed=epoch):
+                sess.run(step, {x: Xb, t: yb})
+        return [xn.to_numpy(sess.run(p)) for p in params]
+
+
+def test_graph_api_trains_as_one_process(graph_run):
+    ranks, _ = graph_run
+    expected = one_process_graph()
+    for r in range(2):
+        for i, w in enumerate(expected):
+            assert_float32_close(ranks[r][f"final{i}"], w, f"rank {r}, weight {i}")
+
+
+def test_one_fused_allreduce_per_step(graph_run):
+    _, notes = graph_run
+    steps = notes["per_step"]
+    assert len(steps) == 2 * 7  # 101 rows, global batch 16: 7 steps an epoch
+    # The first step also compares the ranks' Variables: one allgather, once.
+    assert steps[0] == [["allgather", 0], ["Allreduce", notes["n_params"]]]
+    assert all(calls == [["Allreduce", notes["n_params"]]] for calls in steps[1:]), steps
+
+
+def test_numpy_update_kernels_still_apply_the_averages(graph_run):
+    _, notes = graph_run
+    assert notes["commit"] and notes["in_place"] == [True]
+    assert notes["kernel_calls"] == 3 * len(notes["per_step"])  # each Variable, every step
+    assert notes["steps"].count("Allreduce") == 1 and notes["steps"].count("Unpack") == 3
+
+
+def test_mismatched_graphs_fail_on_every_rank_naming_the_variables(tmp_path):
+    code, output, _ = run_mpi("mismatch", tmp_path)
+    assert code == 0, output  # every rank raised alike, none waits for the other
+    for rank in range(2):
+        assert f"STEP ERROR on rank {rank}: OpError" in output
+        assert f"FIT ERROR on rank {rank}: broadcast_variables: the ranks' graphs differ" in output
+        assert f"rank {rank} finished" in output
+    assert "rank 0 has 3 Variables, rank 1 has 4" in output
+    assert "Variable 'W1': shape (6, 5) float32 on rank 0, shape (6, 4) float32 on rank 1" in output
+    assert "Variable 'b2': missing on rank 0, shape (3,) float32 on rank 1" in output
+    assert ("Variable 'layers.0/W': shape (6, 16) float32 on rank 0, shape (6, 8) float32 on "
+            "rank 1") in output
+
+
+def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
+    code, output, seconds = run_mpi("fault", tmp_path, timeout=60)
+    assert code != 0
+    assert seconds < 60
+    assert "uncaught RuntimeError on rank 1 of 2; aborting every rank" in output
+    assert "Traceback (most recent call last)" in output
+    assert "RuntimeError: rank 1 failed at step 3 on purpose" in output
+    assert "was not stopped" not in output
+
+
+def _why_no_gpu() -> str | None:
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install 'xpnn[cuda]')"
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError without a driver
+        return f"no CUDA device ({exc})"
+    return None if count else "no CUDA device"
+
+
+@pytest.mark.parametrize("route", ["auto", "host"])
+def test_cupy_gradients_average_on_the_gpu(tmp_path, route):
+    """CuPy's routes: NCCL (or a CUDA-aware MPI) where present, else the host; on one GPU
+    the default route runs one rank (NCCL refuses two ranks on one device), the host route
+    two ranks sharing it."""
+    why = _why_no_gpu()
+    if why is not None:
+        if os.environ.get("XPNN_REQUIRE_CUPY") == "1":
+            pytest.fail(f"XPNN_REQUIRE_CUPY=1 but {why}")
+        pytest.skip(why)
+    import cupy
+
+    n = 2 if route == "host" or cupy.cuda.runtime.getDeviceCount() > 1 else 1
+    env = {} if route == "auto" else {"XPNN_ALLREDUCE": route}
+    code, output, _ = run_mpi("cupy", tmp_path, n=n, env=env)
+    assert code == 0, output
+    notes = json.loads((tmp_path / "cupy_rank0.json").read_text())
+    if route == "host":
+        assert notes["route"] == "host"
+    else:  # NCCL where CuPy has it; else a CUDA-aware MPI, else the host
+        from xpnn.distributed.transport import nccl_available
+
+        assert notes["route"] == "nccl" if nccl_available() else notes["route"] in ("mpi", "host")
+    expected = one_process_graph(n_ranks=n)
+    for r in range(n):
+        arrays = np.load(tmp_path / f"cupy_rank{r}.npz")
+        for i, w in enumerate(expected):
+            np.testing.assert_allclose(arrays[f"final{i}"], w, rtol=1e-4, atol=1e-5)
