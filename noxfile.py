@@ -24,7 +24,8 @@ nox.options.sessions = ["tests", "lint"]
 @nox.session
 @nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax"])
 def tests(session, backend):
-    session.install("-e", ".[test]")
+    # The MPI tests (tests/test_distributed.py) run in one session; elsewhere they skip.
+    session.install("-e", ".[test,mpi]" if backend == "numpy" else ".[test]")
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
     if backend == "jax":
