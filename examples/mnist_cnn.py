@@ -6,10 +6,10 @@ flatten, dropout 0.5, dense 10, trained with Adam (lr 1e-3, batch 128) on MNIST 
         [--data ../shared/datasets/mnist] [--epochs 15] [--quiet]
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
-of MNIST's shape (no files needed).
+of MNIST's shape (no files needed); ``--distributed`` as in mnist_mlp.py.
 """
 
-from mnist_mlp import mnist_arguments, mnist_data, train_and_test
+from mnist_mlp import distributed, mnist_arguments, mnist_data, train_and_test
 
 import xpnn as xn
 
@@ -23,14 +23,15 @@ def convnet(seed=0):
 
 
 def main(argv=None):
-    args = mnist_arguments("The simple MNIST convnet", epochs=15, optimizer="adam",
-                           lr=1e-3).parse_args(argv)
+    args = distributed(mnist_arguments("The simple MNIST convnet", epochs=15, optimizer="adam",
+                                       lr=1e-3).parse_args(argv))
     (X, y), (X_test, y_test) = mnist_data(args)
     X, X_test = X.reshape(-1, 28, 28, 1), X_test.reshape(-1, 28, 28, 1)
-    print(f"train {X.shape}, test {X_test.shape}")
-    with xn.Graph().as_default():
+    args.say(f"train {X.shape}, test {X_test.shape}")
+    seed = args.seed if args.comm is None else args.seed + args.comm.rank  # dropout masks
+    with xn.Graph().as_default():  # with --distributed, fit broadcasts rank 0's weights
         model = xn.nn.NNClassifier(convnet(args.seed), input_shape=(28, 28, 1),
-                                   device=args.device, backend=args.backend, seed=args.seed)
+                                   device=args.device, backend=args.backend, seed=seed)
     return train_and_test(model, X, y, X_test, y_test, args)
 
 

@@ -7,6 +7,12 @@ on MNIST (the lesson reached 92.37% test accuracy with plain SGD; these defaults
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
 of MNIST's shape (no files needed).
+
+``--distributed`` trains data-parallel over MPI, one process per rank (``pip install
+'xpnn[mpi]'``); ``--batch-size`` is then each rank's, so two ranks with 64 train as one
+process with 128, and ``--device cuda`` gives rank r the GPU ``cuda:<local rank>``::
+
+    mpiexec -n 2 python examples/mnist_mlp.py --distributed --batch-size 64
 """
 
 import argparse
@@ -49,7 +55,20 @@ def mnist_arguments(description, epochs, optimizer, lr):
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over MPI (run under mpiexec); --batch-size per rank")
     return parser
+
+
+def distributed(args):
+    """For --distributed: the communicator in ``args.comm``, rank r on ``cuda:<local rank>``
+    when ``--device cuda``; ``args.say`` prints on rank 0 only (plain print without it)."""
+    args.comm = xn.distributed.init() if args.distributed else None
+    rank = 0 if args.comm is None else args.comm.rank
+    if args.comm is not None and args.device == "cuda":
+        args.device = f"cuda:{args.comm.local_rank}"
+    args.say = print if rank == 0 else (lambda *text, **options: None)
+    return args
 
 
 def mnist_data(args):
@@ -74,19 +93,23 @@ def step_decay(drops):
 
 
 def train_and_test(model, X, y, X_test, y_test, args):
-    """fit with the options, then the test accuracy and the time training took."""
-    print(model)
+    """fit with the options (over ``args.comm``'s ranks with --distributed), then the test
+    accuracy and the time training took."""
+    comm = args.comm
+    args.say(model if comm is None else f"{model} on {comm.size} ranks, batch "
+             f"{args.batch_size} each ({args.batch_size * comm.size} a step)")
     started = time.perf_counter()
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
                         validation_data=(X_test, y_test) if args.validate else None,
-                        verbose=2 if args.quiet else 1, lr_schedule=step_decay(args.lr_drop))
+                        verbose=2 if args.quiet else 1, lr_schedule=step_decay(args.lr_drop),
+                        comm=comm)
     seconds = time.perf_counter() - started
-    test_loss, test_accuracy = model.evaluate(X_test, y_test)
-    print(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} epochs; "
-          f"training took {seconds:.1f} s")
+    test_loss, test_accuracy = model.evaluate(X_test, y_test, comm=comm)
+    args.say(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} "
+             f"epochs; training took {seconds:.1f} s")
     return {"test_accuracy": test_accuracy, "test_loss": test_loss, "seconds": seconds,
-            "history": dict(history)}
+            "history": dict(history), "ranks": 1 if comm is None else comm.size}
 
 
 def main(argv=None):
@@ -95,9 +118,10 @@ def main(argv=None):
                         help="hidden layer sizes")
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="dropout rate after each hidden layer (0: none)")
-    args = parser.parse_args(argv)
+    args = distributed(parser.parse_args(argv))
     (X, y), (X_test, y_test) = mnist_data(args)
-    print(f"train {X.shape}, test {X_test.shape}")
+    args.say(f"train {X.shape}, test {X_test.shape}")
+    seed = args.seed if args.comm is None else args.seed + args.comm.rank  # dropout masks
 
     units = [784, *args.units, 10]
     if args.dropout:  # the MLP's layers with Dropout after each hidden one
@@ -109,10 +133,9 @@ def main(argv=None):
                            xn.nn.Dropout(args.dropout)]
             layers.append(xn.nn.Linear(units[-2], units[-1], seed=rng))
             model = xn.nn.NNClassifier(layers, input_shape=(784,), device=args.device,
-                                       backend=args.backend, seed=args.seed)
-    else:
-        model = xn.nn.NNClassifier(units, device=args.device, backend=args.backend,
-                                   seed=args.seed)
+                                       backend=args.backend, seed=seed)
+    else:  # with --distributed, fit starts every rank from rank 0's weights
+        model = xn.nn.NNClassifier(units, device=args.device, backend=args.backend, seed=seed)
     return train_and_test(model, X, y, X_test, y_test, args)
 
 
