@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,20 +47,26 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
 
 def run_mpi(case, out, timeout=TIME_BOUND, n=2, env=None):
     """``mpiexec -n 2 python distributed_worker.py case out``: (return code, output,
-    seconds). On timeout the whole process group is killed and the test fails."""
+    seconds)."""
+    return mpiexec([str(WORKER), case, str(out)], timeout, n, env)
+
+
+def mpiexec(argv, timeout=TIME_BOUND, n=2, env=None):
+    """``mpiexec -n n python *argv``: (return code, output, seconds). On timeout the whole
+    process group is killed and the test fails."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get(
         "PYTHONPATH", "")]), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", XPNN_THREADS="1",
         **(env or {}))
     started = time.monotonic()
-    process = subprocess.Popen([_mpiexec(), "-n", str(n), sys.executable, str(WORKER), case,
-                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env, start_new_session=True)
+    process = subprocess.Popen([_mpiexec(), "-n", str(n), sys.executable, *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, start_new_session=True, cwd=ROOT)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        pytest.fail(f"mpiexec -n 2 ({case}) did not end within {timeout} s:\n{output}")
+        pytest.fail(f"mpiexec -n {n} {' '.join(argv)} did not end within {timeout} s:\n{output}")
     return process.returncode, output, time.monotonic() - started
 
 
@@ -198,6 +205,21 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     assert "Traceback (most recent call last)" in output
     assert "RuntimeError: rank 1 failed at step 3 on purpose" in output
     assert "was not stopped" not in output
+
+
+def test_mnist_example_distributed_matches_one_process():
+    argv = ["--synthetic", "--limit", "600", "--epochs", "2", "--quiet"]
+    code, output, _ = mpiexec(["examples/mnist_mlp.py", "--distributed", "--batch-size", "32",
+                               *argv])
+    assert code == 0, output
+    assert output.count("test accuracy") == 1 and "on 2 ranks, batch 32 each (64 a step)" in output
+    loss = float(re.search(r"test accuracy [0-9.]+% \(loss ([0-9.]+)\)", output).group(1))
+    sys.path.insert(0, str(ROOT / "examples"))
+    spec = importlib.util.spec_from_file_location("mnist_mlp", ROOT / "examples" / "mnist_mlp.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    one = example.main([*argv, "--batch-size", "64"])
+    assert loss == pytest.approx(one["test_loss"], abs=2e-4)
 
 
 def _why_no_gpu() -> str | None:
