@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,8 @@ def small_model(seed, hidden=5, extra=False, dtype="float32"):
 
 def mismatch_case(comm, out):
     """Rank 1 builds another graph: the first step fails on both ranks, naming the
-    Variables; then fit with other layer sizes fails in its broadcast alike."""
+    Variables; then fit with other layer sizes fails in its broadcast alike; then rank 1
+    alone meets a NaN (non_finite_case)."""
     with xn.Graph().as_default():
         x, t, params, loss = small_model(0, hidden=5 if comm.rank == 0 else 4,
                                          extra=comm.rank == 1)
@@ -144,14 +146,38 @@ def mismatch_case(comm, out):
         try:
             xn.Session().run(step, {x: X[:4], t: y[:4]})
         except ValueError as exc:
-            print(f"STEP ERROR on rank {comm.rank}: {type(exc).__name__}: {exc}", flush=True)
+            note(out, comm, f"STEP ERROR on rank {comm.rank}: {type(exc).__name__}: {exc}")
     model = xn.nn.NNClassifier([6, 16 if comm.rank == 0 else 8, 3])
     try:
         model.fit(X, y, epochs=1, comm=comm, verbose=0)
     except xn.distributed.GraphMismatchError as exc:
-        print(f"FIT ERROR on rank {comm.rank}: {exc}", flush=True)
+        note(out, comm, f"FIT ERROR on rank {comm.rank}: {exc}")
+    non_finite_case(comm, out)
     comm.barrier()
-    print(f"rank {comm.rank} finished", flush=True)
+    note(out, comm, f"rank {comm.rank} finished")
+
+
+def note(out, comm, text):
+    """Append a line to this rank's notes (files: ranks' output lines interleave)."""
+    with open(out / f"notes_rank{comm.rank}.txt", "a") as f:
+        f.write(text + "\n")
+
+
+def non_finite_case(comm, out):
+    """Rank 1's rows hold a NaN from the second batch on: every rank's fit stops at that
+    step, writing nothing, instead of rank 1 stopping alone."""
+    X, y = data()
+    X = X.copy()
+    if comm.rank == 1:
+        X[2 * 2 * PER_RANK_BATCH:] = np.nan  # global batch 2 onwards reaches rank 1 with NaN
+    model = xn.nn.NNClassifier([6, 16, 3])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        history = model.fit(X, y, epochs=1, batch_size=PER_RANK_BATCH, comm=comm, verbose=0,
+                            shuffle=False)
+    finite = all(np.isfinite(w).all() for w in weights(model))
+    note(out, comm, f"NON-FINITE on rank {comm.rank}: {history.stopped}; weights finite: "
+                    f"{finite}")
 
 
 def fault_case(comm, out):

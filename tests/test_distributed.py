@@ -183,9 +183,17 @@ def test_numpy_update_kernels_still_apply_the_averages(graph_run):
     assert notes["steps"].count("Allreduce") == 1 and notes["steps"].count("Unpack") == 3
 
 
-def test_mismatched_graphs_fail_on_every_rank_naming_the_variables(tmp_path):
-    code, output, _ = run_mpi("mismatch", tmp_path)
+@pytest.fixture(scope="module")
+def caught_run(tmp_path_factory):
+    """The errors every rank raises alike and catches: (return code, both ranks' notes)."""
+    out = tmp_path_factory.mktemp("mismatch")
+    code, output, _ = run_mpi("mismatch", out)
     assert code == 0, output  # every rank raised alike, none waits for the other
+    return code, "".join((out / f"notes_rank{r}.txt").read_text() for r in range(2))
+
+
+def test_mismatched_graphs_fail_on_every_rank_naming_the_variables(caught_run):
+    code, output = caught_run
     for rank in range(2):
         assert f"STEP ERROR on rank {rank}: OpError" in output
         assert f"FIT ERROR on rank {rank}: broadcast_variables: the ranks' graphs differ" in output
@@ -195,6 +203,16 @@ def test_mismatched_graphs_fail_on_every_rank_naming_the_variables(tmp_path):
     assert "Variable 'b2': missing on rank 0, shape (3,) float32 on rank 1" in output
     assert ("Variable 'layers.0/W': shape (6, 16) float32 on rank 0, shape (6, 8) float32 on "
             "rank 1") in output
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_that_step(caught_run):
+    code, output = caught_run
+    assert code == 0, output
+    for rank in range(2):
+        assert (f"NON-FINITE on rank {rank}: fit stopped at epoch 1, batch 3: the loss is not "
+                "finite") in output, output
+        assert f"NON-FINITE on rank {rank}: " in output and "weights finite: True" in output
+    assert "weights finite: False" not in output
 
 
 def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
