@@ -320,10 +320,10 @@ def test_epoch_sums_match_the_per_batch_sums(dev):
     losses = [(dev.from_host(v), m) for v, m in zip(values, sizes)]
     correct = [dev.from_host(c) for c in counts]
     sess = xn.Session(device=dev)
-    total, hits = nn._epoch_sums(sess, losses, correct)
+    total, hits, rows = nn._epoch_sums(sess, losses, correct)
     assert total == sum(float(v) * m for v, m in zip(values, sizes))
-    assert hits == sum(float(c) for c in counts)
-    assert nn._epoch_sums(sess, [], []) == (0.0, 0.0)
+    assert hits == sum(float(c) for c in counts) and rows == sum(sizes)
+    assert nn._epoch_sums(sess, [], []) == (0.0, 0.0, 0)
 
 
 def test_fit_brings_epoch_values_to_the_host_once_per_epoch(dev, monkeypatch):
