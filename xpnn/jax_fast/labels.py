@@ -19,6 +19,8 @@ True
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import ops
@@ -45,6 +47,7 @@ class LabelChecks:
     def _recording(self, step, fn):
         position = step.op.labels_input + 1
 
+        @functools.wraps(fn)  # still says what it wraps (a shape-only step's describe)
         def forward(*inputs):  # while tracing: the class count of this entry
             self.seen[step] = inputs[position].shape[-1]
             return fn(*inputs)
