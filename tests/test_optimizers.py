@@ -99,6 +99,27 @@ def numpy_adam(w, steps, lr, b1=0.9, b2=0.999, eps=1e-8):
     return w
 
 
+def numpy_rmsprop(w, steps, lr, decay=0.9, momentum=0.0, eps=1e-10, centered=False):
+    """TF1's ApplyRMSProp: the mean square starts at 1."""
+    ms, mom, mg = np.ones_like(w), np.zeros_like(w), np.zeros_like(w)
+    for _ in range(steps):
+        g = quadratic_grad(w)
+        ms = ms + (g * g - ms) * (1 - decay)
+        mg = mg + (g - mg) * (1 - decay)
+        mom = momentum * mom + lr * g / np.sqrt(ms - (mg * mg if centered else 0) + eps)
+        w = w - mom
+    return w
+
+
+def numpy_adagrad(w, steps, lr, initial=0.1):
+    acc = np.full_like(w, initial)
+    for _ in range(steps):
+        g = quadratic_grad(w)
+        acc = acc + g * g
+        w = w - lr * g / np.sqrt(acc)
+    return w
+
+
 OPTIMIZERS = {
     "sgd": (lambda: xn.train.GradientDescentOptimizer(0.05),
             lambda w, n: numpy_sgd(w, n, 0.05)),
@@ -109,6 +130,13 @@ OPTIMIZERS = {
     "adam": (lambda: xn.train.AdamOptimizer(0.1), lambda w, n: numpy_adam(w, n, 0.1)),
     "adam-betas": (lambda: xn.train.AdamOptimizer(0.05, beta1=0.5, beta2=0.9, epsilon=1e-3),
                    lambda w, n: numpy_adam(w, n, 0.05, 0.5, 0.9, 1e-3)),
+    "rmsprop": (lambda: xn.train.RMSPropOptimizer(0.01),
+                lambda w, n: numpy_rmsprop(w, n, 0.01)),
+    "rmsprop-centered": (
+        lambda: xn.train.RMSPropOptimizer(0.01, decay=0.8, momentum=0.5, epsilon=1e-3,
+                                          centered=True),
+        lambda w, n: numpy_rmsprop(w, n, 0.01, 0.8, 0.5, 1e-3, centered=True)),
+    "adagrad": (lambda: xn.train.AdagradOptimizer(0.1), lambda w, n: numpy_adagrad(w, n, 0.1)),
 }
 
 
@@ -226,6 +254,44 @@ def test_compute_and_apply_gradients(dev):
         np.testing.assert_allclose(sess.run(w, to_numpy=True), [0.9 - 0.14, -1.8 + 0.28],
                                    rtol=1e-6)
         np.testing.assert_array_equal(sess.run(u, to_numpy=True), [5.0])
+
+
+RATE_OPTIMIZERS = {
+    "sgd": lambda lr: xn.train.GradientDescentOptimizer(lr),
+    "nesterov": lambda lr: xn.train.MomentumOptimizer(lr, momentum=0.8, use_nesterov=True),
+    "adam": lambda lr: xn.train.AdamOptimizer(lr),
+    "rmsprop": lambda lr: xn.train.RMSPropOptimizer(lr, momentum=0.5),
+    "adagrad": lambda lr: xn.train.AdagradOptimizer(lr),
+}
+
+
+@pytest.mark.parametrize("name", list(RATE_OPTIMIZERS))
+def test_learning_rate_may_be_a_node(dev, name):
+    """A placeholder rate, fed a different value each run, moves the Variables exactly as
+    a number set before each run does (the schedule of TF1's exponential_decay)."""
+    rates = [0.05, 0.02, 0.01]
+    with xn.Graph().as_default():
+        rate = xn.placeholder(dtype="float64", shape=(), name="rate")
+        w, a, loss, step = quadratic_graph(RATE_OPTIMIZERS[name](rate))
+        assert step.rate is not None and step.inputs[step.rate] is rate
+        sess = xn.Session(device=dev)
+        for r in rates:
+            sess.run(step, {a: A, rate: r})
+        by_node = sess.run(w, to_numpy=True)
+    with xn.Graph().as_default():
+        opt = RATE_OPTIMIZERS[name](rates[0])
+        w, a, loss, step = quadratic_graph(opt)
+        sess = xn.Session(device=dev)
+        for r in rates:
+            opt.learning_rate = r
+            sess.run(step, {a: A})
+        np.testing.assert_allclose(by_node, sess.run(w, to_numpy=True), rtol=1e-12)
+    assert not np.allclose(by_node, W_START)
+
+
+def test_learning_rate_node_must_be_a_scalar():
+    with pytest.raises(ValueError, match="learning_rate rates must be a scalar"):
+        xn.train.AdamOptimizer(xn.placeholder(shape=(2,), name="rates"))
 
 
 def test_optimizer_argument_errors():

@@ -32,12 +32,29 @@ class Optimizer:
         self.learning_rate = learning_rate
 
     @property
-    def learning_rate(self) -> float:
-        """Read at every run, so it may be changed between runs (a schedule)."""
+    def learning_rate(self) -> float | Node:
+        """A number, read at every run, so it may be changed between runs (a schedule); or
+        a scalar graph node (a placeholder, ``exponential_decay`` of a step counter), whose
+        value the update step computes in the same run, before any Variable changes. Set
+        it before ``minimize``: the update node reads a node rate as one of its inputs.
+
+        >>> import xpnn as xn
+        >>> rate = xn.placeholder(shape=(), name="rate")
+        >>> w = xn.Variable([1.0])
+        >>> step = xn.train.GradientDescentOptimizer(rate).minimize(xn.reduce_sum(w))
+        >>> sess = xn.Session(); sess.run(step, {rate: 0.25}); sess.run(w).tolist()
+        [0.75]
+        """
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
+    def learning_rate(self, value) -> None:
+        if isinstance(value, Node):
+            if value.shape not in (None, ()):
+                raise ValueError(f"learning_rate {value.label} must be a scalar, got shape "
+                                 f"{value.shape}")
+            self._learning_rate = value
+            return
         value = float(value)
         if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"learning_rate must be a finite number > 0, got {value}")
@@ -75,7 +92,9 @@ class Optimizer:
         for v in variables:  # named after their Variable, whatever name scope is open here
             with v.graph.name_scope(None):
                 slots.append(self._slots(v))
-        return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name)
+        rate = self.learning_rate if isinstance(self.learning_rate, Node) else None
+        return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name,
+                              rate=rate)
 
     def minimize(self, loss: Node, var_list=None, name=None) -> Update:
         """The training step: fetch it with ``Session.run`` to update the Variables."""
@@ -93,9 +112,13 @@ class Optimizer:
             graph=variable.graph,
         )
 
-    def update(self, xp, param, grad, *slots):
-        """New values (param, *slots) for one Variable."""
+    def update(self, xp, param, grad, *slots, lr=None):
+        """New values (param, *slots) for one Variable; ``lr``: the rate's value this run
+        where it is a node (else None: the number ``learning_rate``)."""
         raise NotImplementedError
+
+    def _rate(self, lr):
+        return self.learning_rate if lr is None else lr
 
 
 @dataclass(frozen=True)
@@ -109,9 +132,10 @@ class Pair:
 
 class ApplyGradients(Update):
     """The update node of ``Optimizer.apply_gradients``. Inputs: the gradients, then the
-    Variables, then every Variable's slots (flattened); ``pairs`` says which is whose."""
+    Variables, then every Variable's slots (flattened), then the learning rate where it is
+    a node (``rate``: its position, else None); ``pairs`` says which is whose."""
 
-    def __init__(self, optimizer, grads, variables, slots, name=None):
+    def __init__(self, optimizer, grads, variables, slots, name=None, rate=None):
         self.optimizer = optimizer
         n, flat_slots, pairs = len(variables), [], []
         for i, group in enumerate(slots):
@@ -119,7 +143,10 @@ class ApplyGradients(Update):
             pairs.append(Pair(i, n + i, tuple(range(start, start + len(group)))))
             flat_slots.extend(group)
         self.pairs = pairs
-        super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, name=name)
+        self.rate = None if rate is None else 2 * n + len(flat_slots)
+        extra = () if rate is None else (rate,)
+        super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, *extra,
+                         name=name)
 
     @property
     def type(self) -> str:
@@ -139,11 +166,15 @@ class ApplyGradients(Update):
 
     def forward(self, xp, *values):
         new_params, new_slots = [], []
+        rate = None if self.rate is None else values[self.rate]
         for pair in self.pairs:
             grad, param = values[pair.gradient], values[pair.variable]
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            updated = self.optimizer.update(xp, param, grad, *(values[k] for k in pair.slots))
+            lr = rate if rate is None or rate.dtype == param.dtype else xp.astype(
+                rate, param.dtype)
+            updated = self.optimizer.update(xp, param, grad, *(values[k] for k in pair.slots),
+                                            lr=lr)
             new_params.append(updated[0])
             new_slots.extend(updated[1:])
         return new_params + new_slots
@@ -152,9 +183,8 @@ class ApplyGradients(Update):
 class GradientDescentOptimizer(Optimizer):
     """w <- w - learning_rate * grad."""
 
-    def update(self, xp, param, grad):
-        return (param - self.learning_rate * grad,)
-
+    def update(self, xp, param, grad, lr=None):
+        return (param - self._rate(lr) * grad,)
 
 
 class MomentumOptimizer(Optimizer):
@@ -168,10 +198,10 @@ class MomentumOptimizer(Optimizer):
     def _slots(self, variable):
         return [self._zeros(variable, "momentum")]
 
-    def update(self, xp, param, grad, velocity):
+    def update(self, xp, param, grad, velocity, lr=None):
         velocity = self.momentum * velocity + grad
         step = grad + self.momentum * velocity if self.use_nesterov else velocity
-        return param - self.learning_rate * step, velocity
+        return param - self._rate(lr) * step, velocity
 
 
 class AdamOptimizer(Optimizer):
@@ -203,18 +233,85 @@ class AdamOptimizer(Optimizer):
                                      (self.beta2, "adam_beta2_power"))]
         return [self._zeros(variable, "adam_m"), self._zeros(variable, "adam_v"), *powers]
 
-    def update(self, xp, param, grad, m, v, beta1_power, beta2_power):
+    def update(self, xp, param, grad, m, v, beta1_power, beta2_power, lr=None):
         b1, c1, b2, c2 = beta_coefficients(self.beta1, self.beta2, dtype_name(param.dtype))
-        step = adam_step_size(self, xp, beta1_power, beta2_power)
+        step = adam_step_size(self, xp, beta1_power, beta2_power, lr)
         m = b1 * m + c1 * grad
         v = b2 * v + c2 * (grad * grad)
         new = param - step * (m / (xp.sqrt(v) + self.epsilon))
         return new, m, v, beta1_power * b1, beta2_power * b2
 
 
-def adam_step_size(opt, xp, beta1_power, beta2_power):
+class RMSPropOptimizer(Optimizer):
+    """RMSProp as TensorFlow 1 computes it, with its defaults: the mean square ``ms`` starts
+    at **1**, ``ms <- ms + (g^2 - ms)(1 - decay)``, ``mom <- momentum mom + lr g /
+    sqrt(ms + epsilon)``, ``w <- w - mom``. ``centered=True`` also keeps the mean gradient
+    ``mg`` and divides by ``sqrt(ms - mg^2 + epsilon)``.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([1.0])
+    >>> step = xn.train.RMSPropOptimizer(0.1).minimize(xn.reduce_sum(w * 2.0))
+    >>> sess = xn.Session(); _ = sess.run(step)
+    >>> round(sess.run(w).item(), 6)  # 1 - 0.1 * 2 / sqrt(1 + 0.1 * (4 - 1))
+    0.824588
+    """
+
+    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False):
+        super().__init__(learning_rate)
+        self.decay, self.momentum = float(decay), float(momentum)
+        self.epsilon, self.centered = float(epsilon), bool(centered)
+
+    def _slots(self, variable):
+        ms = Variable(np.ones(variable.shape, dtype=variable.dtype),
+                      name=variable.graph.unique_name(f"{variable.label}/rms"),
+                      trainable=False, graph=variable.graph)
+        slots = [ms, self._zeros(variable, "momentum")]
+        return slots + [self._zeros(variable, "mg")] if self.centered else slots
+
+    def update(self, xp, param, grad, ms, mom, *mg, lr=None):
+        one_minus = beta_coefficients(self.decay, self.decay, dtype_name(param.dtype))[1]
+        ms = ms + (grad * grad - ms) * one_minus
+        if mg:
+            mg = (mg[0] + (grad - mg[0]) * one_minus,)
+            denominator = xp.sqrt(ms - mg[0] * mg[0] + self.epsilon)
+        else:
+            denominator = xp.sqrt(ms + self.epsilon)
+        mom = mom * self.momentum + (grad * self._rate(lr)) / denominator
+        return (param - mom, ms, mom, *mg)
+
+
+class AdagradOptimizer(Optimizer):
+    """Adagrad as TensorFlow 1 computes it: ``acc <- acc + g^2`` (``acc`` starting at
+    ``initial_accumulator_value``), ``w <- w - lr g / sqrt(acc)``.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([1.0])
+    >>> step = xn.train.AdagradOptimizer(0.5).minimize(xn.reduce_sum(w * 2.0))
+    >>> sess = xn.Session(); _ = sess.run(step)
+    >>> round(sess.run(w).item(), 6)  # 1 - 0.5 * 2 / sqrt(0.1 + 4)
+    0.506135
+    """
+
+    def __init__(self, learning_rate, initial_accumulator_value=0.1):
+        super().__init__(learning_rate)
+        if not initial_accumulator_value > 0:
+            raise ValueError(f"initial_accumulator_value must be > 0, got "
+                             f"{initial_accumulator_value}")
+        self.initial_accumulator_value = float(initial_accumulator_value)
+
+    def _slots(self, variable):
+        start = np.full(variable.shape, self.initial_accumulator_value, dtype=variable.dtype)
+        return [Variable(start, name=variable.graph.unique_name(f"{variable.label}/adagrad"),
+                         trainable=False, graph=variable.graph)]
+
+    def update(self, xp, param, grad, acc, lr=None):
+        acc = acc + grad * grad
+        return param - (grad * self._rate(lr)) * (1.0 / xp.sqrt(acc)), acc
+
+
+def adam_step_size(opt, xp, beta1_power, beta2_power, lr=None):
     """TF1's ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, in the powers' dtype."""
-    return opt.learning_rate * xp.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+    return opt._rate(lr) * xp.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
 
 
 @functools.cache

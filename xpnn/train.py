@@ -7,8 +7,10 @@
 """
 
 from .optimizers import (  # noqa: F401
+    AdagradOptimizer,
     AdamOptimizer,
     GradientDescentOptimizer,
     MomentumOptimizer,
     Optimizer,
+    RMSPropOptimizer,
 )

@@ -66,8 +66,10 @@ UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
 
 
 def has_fast_update(step) -> bool:
-    """Whether ``step`` is an optimizer's update with an in-place kernel here."""
-    return isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+    """Whether ``step`` is an optimizer's update with an in-place kernel here (a learning
+    rate that is a graph node takes the portable update)."""
+    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+            and step.rate is None)
 
 
 def update_inplace(step, values, owned, pending=()) -> bool:
@@ -75,7 +77,7 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
     overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
     there is no kernel for this optimizer."""
-    if type(step.optimizer) not in UPDATES:
+    if not has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
     _apply(step.optimizer, values, [
