@@ -10,7 +10,26 @@ array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyT
 [[5.0]]
 """
 
-from . import backend, data, distributed, init, io, jax_fast, losses, metrics, nn, numpy_fast, train
+from . import (
+    activations,
+    assign,
+    backend,
+    data,
+    distributed,
+    init,
+    io,
+    jax_fast,
+    logic,
+    losses,
+    math_ops,
+    metrics,
+    nn,
+    numpy_fast,
+    structure,
+    train,
+)
+from .activations import elu, relu6, softplus
+from .assign import assign_add, assign_sub, group
 from .autodiff import RegisterGradient, gradients
 from .backend import get_default_device, set_default_device, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
@@ -30,6 +49,21 @@ from .graph import (
     placeholder,
     reset_default_graph,
 )
+from .logic import (
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    not_equal,
+    reduce_all,
+    reduce_any,
+    where,
+)
+from .math_ops import argmin, cast, floor, identity, reduce_min, reduce_prod, stop_gradient
 from .normalization import batch_normalization, moments
 from .ops import (
     abs,
@@ -67,5 +101,6 @@ from .ops import (
     zeros_like,
 )
 from .session import NumericsError, OpError, Session
+from .structure import concat, gather, pad, split, squeeze, stack, tile, unstack
 
 __version__ = "0.1.0"

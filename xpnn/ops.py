@@ -1240,11 +1240,21 @@ def add_n(nodes):
 
 
 def _power(x, power):
-    if power == 2:
+    """``x ** power``: squares and square roots by their own ops (exact and cheap), any
+    other exponent by ``math_ops.Pow``."""
+    from .math_ops import Pow  # math_ops builds on this module
+
+    if not isinstance(power, Node) and power == 2:
         return square(x)
-    if power == 0.5:
+    if not isinstance(power, Node) and power == 0.5:
         return sqrt(x)
-    raise ValueError(f"{x.label} ** {power}: only powers 2 and 0.5 are supported")
+    return Pow(x, power)
+
+
+def _reflected_power(x, base):
+    from .math_ops import Pow
+
+    return Pow(as_node(base, x.graph, x.dtype), x)
 
 
 def _attach_operators():
@@ -1256,6 +1266,7 @@ def _attach_operators():
         setattr(Node, f"__r{name}__", lambda self, other, fn=fn: fn(other, self))
     Node.__neg__ = lambda self: negative(self)
     Node.__pow__ = _power
+    Node.__rpow__ = _reflected_power
 
 
 _attach_operators()

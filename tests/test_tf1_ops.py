@@ -1,0 +1,209 @@
+"""The core ops TF1 programs need beyond the series' (math_ops, activations, logic,
+structure, assign): forward values against NumPy (float32) and gradients against central
+finite differences (float64), on every backend; bool and integer results; updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
+
+import xpnn as xn
+from xpnn import activations, assign, logic, math_ops, structure
+
+
+def case(id, build, ref, *makes):
+    return pytest.param(Case(id, build, ref, list(makes)), id=id)
+
+
+def np_softplus(x):
+    return np.log1p(np.exp(x))
+
+
+CASES = [
+    case("pow", math_ops.pow, np.power, positive(3, 4), normal(3, 4)),
+    case("pow-bias", math_ops.pow, np.power, positive(3, 4), normal(4)),
+    case("pow-operator", lambda x: x ** 3.0, lambda x: x ** 3.0, normal(3, 4)),
+    case("rpow-operator", lambda x: 2.0 ** x, lambda x: 2.0 ** x, normal(3, 4)),
+    case("reduce_min", lambda x: math_ops.reduce_min(x, axis=1), lambda x: x.min(axis=1),
+         lambda r: r.permutation(12).reshape(3, 4) * 0.25),
+    case("reduce_prod", lambda x: math_ops.reduce_prod(x, axis=0), lambda x: x.prod(axis=0),
+         nonzero(3, 4)),
+    case("reduce_prod-keepdims", lambda x: math_ops.reduce_prod(x, keepdims=True),
+         lambda x: x.prod(keepdims=True), nonzero(2, 3)),
+    case("identity", math_ops.identity, lambda x: x, normal(3)),
+    case("cast-f64", lambda x: math_ops.cast(x, "float64") * 2.0, lambda x: x * 2.0, normal(3)),
+    case("relu6", activations.relu6, lambda x: np.clip(x, 0, 6),
+         lambda r: r.choice([-1.0, 1.0, 3.0, 7.0], (3, 4)) + r.uniform(-0.3, 0.3, (3, 4))),
+    case("elu", activations.elu, lambda x: np.where(x < 0, np.expm1(x), x), nonzero(3, 4)),
+    case("softplus", activations.softplus, np_softplus, normal(3, 4)),
+    case("where", lambda x, y: logic.where(x > 0.0, x, y), lambda x, y: np.where(x > 0, x, y),
+         nonzero(3, 4), normal(3, 4)),
+    case("where-broadcast", lambda x, y: logic.where(x > 0.0, x, y),
+         lambda x, y: np.where(x > 0, x, y), nonzero(3, 4), normal(4)),
+    case("getitem", lambda x: x[1:, ::2], lambda x: x[1:, ::2], normal(4, 5)),
+    case("getitem-reverse", lambda x: x[::-2, 1], lambda x: x[::-2, 1], normal(5, 3)),
+    case("getitem-ellipsis-newaxis", lambda x: x[..., None, -1],
+         lambda x: x[..., None, -1], normal(2, 3, 4)),
+    case("getitem-empty", lambda x: x[3:1], lambda x: x[3:1], normal(4, 2)),
+    case("concat", lambda a, b: structure.concat([a, b, a], axis=1),
+         lambda a, b: np.concatenate([a, b, a], axis=1), normal(2, 3), normal(2, 1)),
+    case("concat-neg-axis", lambda a, b: structure.concat([a, b], axis=-2),
+         lambda a, b: np.concatenate([a, b], axis=-2), normal(2, 3), normal(1, 3)),
+    case("stack", lambda a, b: structure.stack([a, b], axis=1),
+         lambda a, b: np.stack([a, b], axis=1), normal(2, 3), normal(2, 3)),
+    case("stack-neg-axis", lambda a, b: structure.stack([a, b], axis=-1),
+         lambda a, b: np.stack([a, b], axis=-1), normal(2, 3), normal(2, 3)),
+    case("unstack", lambda x: structure.unstack(x, num=3, axis=1)[2] * 3.0, lambda x: x[:, 2] * 3.0,
+         normal(2, 3)),
+    case("split", lambda x: structure.split(x, [1, -1], axis=1)[1],
+         lambda x: x[:, 1:], normal(2, 4)),
+    case("gather", lambda x: structure.gather(x, [2, 0, 2]), lambda x: x[[2, 0, 2]],
+         normal(3, 4)),
+    case("gather-axis1-2d-indices", lambda x: structure.gather(x, [[1, 0], [1, 1]], axis=1),
+         lambda x: x[:, [[1, 0], [1, 1]]], normal(3, 2)),
+    case("squeeze", lambda x: structure.squeeze(x), lambda x: np.squeeze(x), normal(3, 1, 2, 1)),
+    case("squeeze-axis", lambda x: structure.squeeze(x, [1]), lambda x: np.squeeze(x, 1),
+         normal(3, 1, 1)),
+    case("tile", lambda x: structure.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
+    case("pad", lambda x: structure.pad(x, [[1, 0], [2, 3]]),
+         lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
+]
+
+
+@pytest.mark.parametrize("c", CASES)
+def test_forward_matches_numpy(dev, c):
+    arrays = inputs_for(c)
+    host32 = [a.astype(np.float32) for a in arrays]
+    expected = np.asarray(c.ref(*[a.astype(np.float64) for a in host32]))
+    with xn.Graph().as_default():
+        phs = [xn.placeholder(shape=a.shape, name=f"in{i}") for i, a in enumerate(arrays)]
+        out = c.build(*phs)
+        assert out.shape == expected.shape  # static shape inference
+        result = xn.Session(device=dev).run(out, dict(zip(phs, host32)))
+    assert dev.owns(result)
+    assert tuple(result.shape) == expected.shape
+    np.testing.assert_allclose(xn.to_numpy(result), expected, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("static", [True, False], ids=["static-shapes", "unknown-shapes"])
+@pytest.mark.parametrize("c", CASES)
+def test_gradient_matches_finite_differences(dev, c, static):
+    arrays = inputs_for(c)
+    expected_shape = np.asarray(c.ref(*arrays)).shape
+    if 0 in expected_shape:
+        pytest.skip("an empty result has no gradient to check")
+    with xn.Graph().as_default():
+        phs = [xn.placeholder(shape=a.shape if static else None, name=f"in{i}")
+               for i, a in enumerate(arrays)]
+        loss = projected_loss(c.build(*phs), expected_shape)
+        report = xn.gradcheck(loss, phs, dict(zip(phs, arrays)), device=dev)
+    assert report.ok and report.max_error < 1e-5
+
+
+def test_empty_slice_has_a_zero_gradient(dev):
+    with xn.Graph().as_default():
+        x = xn.Variable(np.ones((4, 2)))
+        g = xn.gradients(xn.reduce_sum(x[3:1]) + xn.reduce_sum(x[:1]), [x])[0]
+        np.testing.assert_array_equal(xn.Session(device=dev).run(g, to_numpy=True),
+                                      [[1, 1], [0, 0], [0, 0], [0, 0]])
+
+
+def test_gradients_at_kinks_are_tf1s(dev):
+    """relu6: 0 at both bounds; reduce_prod: the product of the others where one is 0, none
+    where two are; pow's exponent: 0 where the base is not positive."""
+    with xn.Graph().as_default():
+        x = xn.Variable([0.0, 3.0, 6.0])
+        p = xn.Variable([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]])
+        base = xn.Variable([0.0, -2.0, 2.0])
+        e = xn.Variable([2.0, 2.0, 2.0])
+        grads = xn.gradients(xn.reduce_sum(activations.relu6(x)), [x]) + xn.gradients(
+            xn.reduce_sum(math_ops.reduce_prod(p, axis=1)), [p]) + xn.gradients(
+            xn.reduce_sum(base ** e), [e])
+        out = xn.Session(device=dev).run(grads, to_numpy=True)
+    np.testing.assert_array_equal(out[0], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(out[1], [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(out[2], [0.0, 0.0, 4.0 * np.log(2.0)], rtol=1e-6)
+
+
+def test_comparisons_and_logic_are_bool(dev):
+    with xn.Graph().as_default():
+        a = xn.constant([1.0, 2.0, 3.0])
+        b = xn.constant([3.0, 2.0, 1.0])
+        nodes = [a < b, a <= b, a > b, a >= b, logic.equal(a, b), logic.not_equal(a, b),
+                 (a < b) & (a > 0.0), (a < b) | (a > b), (a < b) ^ (a <= b), ~(a < b),
+                 logic.reduce_any(a > b), logic.reduce_all(a > 0.0, axis=0), 2.0 < a]
+        assert {n.dtype for n in nodes} == {"bool"}
+        out = xn.Session(device=dev).run(nodes, to_numpy=True)
+    assert all(o.dtype == np.bool_ for o in out)
+    assert [o.tolist() for o in out] == [
+        [True, False, False], [True, True, False], [False, False, True], [False, True, True],
+        [False, True, False], [True, False, True], [True, False, False], [True, False, True],
+        [False, True, False], [False, True, True], True, True, [False, False, True]]
+
+
+def test_integer_and_index_results(dev):
+    with xn.Graph().as_default():
+        x = xn.constant([[3.0, 1.0], [0.0, 5.0]])
+        out = xn.Session(device=dev).run(
+            [math_ops.argmin(x, axis=0), math_ops.cast(xn.constant([1.7, -1.7]), "int32"),
+             structure.shape(x), structure.one_hot([2, -1, 0], 3),
+             structure.one_hot([1], 2, on_value=5.0, off_value=-1.0, axis=0),
+             math_ops.floor(xn.constant([1.5, -1.5]))], to_numpy=True)
+    assert out[0].tolist() == [1, 0] and out[0].dtype == np.int64
+    assert out[1].tolist() == [1, -1] and out[1].dtype == np.int32
+    assert out[2].tolist() == [2, 2] and out[2].dtype == np.int32
+    assert out[3].tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    assert out[4].tolist() == [[-1.0], [5.0]]
+    assert out[5].tolist() == [1.0, -2.0]
+
+
+def test_stop_gradient_blocks_and_identity_passes(dev):
+    with xn.Graph().as_default():
+        w = xn.Variable(3.0)
+        y = w * math_ops.stop_gradient(w) + math_ops.identity(w)
+        assert xn.Session(device=dev).run(xn.gradients(y, [w])[0], to_numpy=True) == 4.0
+
+
+def test_slicing_errors():
+    x = xn.placeholder(shape=(2, 3), name="x")
+    with pytest.raises(TypeError, match="gather"):
+        x[xn.placeholder(name="i")]
+    with pytest.raises(TypeError, match="Python ints, slices"):
+        x[[0, 1]]
+    with pytest.raises(IndexError, match="out of bounds"):
+        x[2]
+    with pytest.raises(IndexError, match="too many indices"):
+        x[0, 0, 0]
+    with pytest.raises(TypeError, match="not a sequence"):
+        list(x)
+    with pytest.raises(ValueError, match="does not split"):
+        structure.split(x, 2, axis=1)
+    with pytest.raises(ValueError, match="cannot squeeze axis 1 of size 3"):
+        structure.squeeze(x, 1)
+
+
+def test_assign_and_group_write_after_the_run(dev):
+    with xn.Graph().as_default():
+        v = xn.Variable([1.0, 2.0], name="v")
+        n = xn.Variable(np.int64(0), name="n")
+        inc = assign.assign_add(n, 1)
+        both = assign.group(assign.assign(v, v * 10.0), inc, name="both")
+        sess = xn.Session(device=dev)
+        _, before, new_n = sess.run([both, v, inc.value], to_numpy=True)
+        assert before.tolist() == [1.0, 2.0] and new_n == 1  # values from before the writes
+        np.testing.assert_array_equal(sess.run(v, to_numpy=True), [10.0, 20.0])
+        assert sess.run(n, to_numpy=True) == 1 and n.dtype == "int64"
+        sess.run(assign.assign_sub(v, [1.0, 1.0]))
+        np.testing.assert_array_equal(sess.run(v, to_numpy=True), [9.0, 19.0])
+        sess.run(assign.initializer([v, n]))
+        assert sess.run([v, n], to_numpy=True)[0].tolist() == [1.0, 2.0]
+        with pytest.raises(ValueError, match="shape"):
+            assign.assign(v, [1.0, 2.0, 3.0])
+        with pytest.raises(TypeError, match="not a Variable"):
+            assign.assign(v * 2.0, [1.0, 2.0])
+        fed = xn.placeholder(name="fed")
+        bad = assign.assign(v, fed)
+        with pytest.raises(xn.OpError, match=r"has shape \(3,\) but the Variable has shape"):
+            sess.run(bad, {fed: [1.0, 2.0, 3.0]})
+        np.testing.assert_array_equal(sess.run(v, to_numpy=True), [1.0, 2.0])

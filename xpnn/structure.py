@@ -1,0 +1,611 @@
+"""Ops that arrange values, TensorFlow 1's: ``concat``, ``stack``, ``unstack``, ``split``,
+``gather``, ``one_hot``, ``squeeze``, ``tile``, ``pad``, ``shape`` and slicing ``x[...]``
+(ints, slices with any step, ``None`` and ``...``). Each gradient is portable: no scatter,
+no in-place write, pieces are spread, padded and summed as the convolutions' are.
+
+>>> import xpnn as xn
+>>> from xpnn import structure
+>>> x = xn.Variable([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+>>> y = structure.concat([x[:, ::-1], x[:1]], axis=0)
+>>> xn.Session().run(y).tolist()
+[[3.0, 2.0, 1.0], [6.0, 5.0, 4.0], [1.0, 2.0, 3.0]]
+>>> xn.Session().run(xn.gradients(y, [x])[0]).tolist()
+[[2.0, 2.0, 2.0], [1.0, 1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np  # host index lists only (``_as_indices``)
+
+from .backend import dtype_name
+from .conv import _pad_axis, _spread
+from .graph import Node, Operation
+from .math_ops import xp_dtype
+from .ops import ReshapeLike, Unary, as_node
+
+
+def _axis(axis, ndim):
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for rank {ndim}")
+    return axis % ndim
+
+
+# --------------------------------------------------------------------------- slicing
+
+
+def _check_key(key):
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if isinstance(k, Node):
+            raise TypeError(f"x[{k.label}]: index nodes with a graph value by gather(x, "
+                            "indices); slicing takes Python ints, slices, None and ...")
+        if isinstance(k, bool) or not (k is None or k is Ellipsis or isinstance(k, (int, slice))):
+            raise TypeError(f"x[{k!r}]: slicing takes Python ints, slices, None and ...")
+        if isinstance(k, slice) and any(
+                not (v is None or isinstance(v, int)) for v in (k.start, k.stop, k.step)):
+            raise TypeError(f"x[{k!r}]: slice bounds must be Python ints")
+        if isinstance(k, slice) and k.step == 0:
+            raise ValueError("slice step cannot be zero")
+    if sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    return key
+
+
+def _expand(key, ndim):
+    """The key with ``...`` expanded: one int or slice per input axis, plus the Nones."""
+    real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if real > ndim:
+        raise IndexError(f"too many indices: {real} for rank {ndim}")
+    fill = (slice(None),) * (ndim - real)
+    if any(k is Ellipsis for k in key):
+        at = next(i for i, k in enumerate(key) if k is Ellipsis)
+        return key[:at] + fill + key[at + 1 :]
+    return key + fill
+
+
+def _selected(k, n):
+    """(start, step, count) of the entries an int or slice picks from an axis of n."""
+    if isinstance(k, int):
+        if not -n <= k < n:
+            raise IndexError(f"index {k} is out of bounds for an axis of size {n}")
+        return k % n, 1, 1
+    start, stop, step = k.indices(n)
+    return start, step, len(range(start, stop, step))
+
+
+def _sliced_shape(key, shape):
+    out = []
+    entries = iter(shape)
+    for k in key:
+        if k is None:
+            out.append(1)
+            continue
+        n = next(entries)
+        if isinstance(k, int):
+            if n is not None:
+                _selected(k, n)
+            continue
+        out.append(None if n is None else _selected(k, n)[2])
+    return tuple(out)
+
+
+class GetItem(Unary):
+    """``x[key]``, NumPy's basic indexing; a negative step flips the axis first (PyTorch
+    slices only forward)."""
+
+    def __init__(self, x, key, name=None):
+        self.key = _check_key(key)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        key, axis = [], 0
+        for k in _expand(self.key, x.ndim):
+            if k is None:
+                key.append(None)
+                continue
+            n = x.shape[axis]
+            if isinstance(k, slice):
+                start, step, count = _selected(k, n)
+                if step < 0 and count:
+                    x = xp.flip(x, axis=axis)
+                    first = n - 1 - start
+                    k = slice(first, first + (count - 1) * -step + 1, -step)
+                elif not count:
+                    k = slice(0, 0)
+            else:
+                _selected(k, n)
+            key.append(k)
+            axis += 1
+        return x[tuple(key)]
+
+    def infer_shape(self, shape):
+        return None if shape is None else _sliced_shape(_expand(self.key, len(shape)), shape)
+
+    def backward(self, grad):
+        return [GetItemGrad(grad, self.inputs[0], self.key)]
+
+
+class GetItemGrad(Operation):
+    """The gradient of ``x[key]``: grad placed where the entries came from, zeros elsewhere
+    (x: shape only)."""
+
+    shape_only = (1,)
+    fresh = True
+
+    def __init__(self, grad, x, key):
+        self.key = key
+        super().__init__(grad, x)
+
+    def forward(self, xp, grad, x):
+        picks = [_selected(k, n) for k, n in zip(
+            (k for k in _expand(self.key, x.ndim) if k is not None), x.shape)]
+        if any(count == 0 for _, _, count in picks):
+            return xp.zeros(x.shape, dtype=grad.dtype, device=array_api_compat.device(grad))
+        g = xp.reshape(grad, tuple(count for _, _, count in picks))
+        for axis, ((start, step, count), n) in enumerate(zip(picks, x.shape)):
+            low = start + (count - 1) * step if step < 0 else start
+            if step < 0:
+                g = xp.flip(g, axis=axis)
+            g = _spread(xp, g, axis, abs(step))
+            g = _pad_axis(xp, g, axis, low, n - low - (count - 1) * abs(step) - 1, 0.0)
+        return g
+
+    def infer_shape(self, grad, x):
+        return x
+
+    def infer_dtype(self, grad, x):
+        return grad
+
+    def backward(self, grad):
+        return [GetItem(grad, self.key), None]
+
+
+# --------------------------------------------------------------------------- joining
+
+
+class Concat(Operation):
+    """The inputs joined along ``axis``."""
+
+    fresh = True
+
+    def __init__(self, values, axis, name=None):
+        self.axis = int(axis)
+        super().__init__(*values, name=name)
+
+    def forward(self, xp, *values):
+        return xp.concat(values, axis=self.axis)
+
+    def infer_shape(self, *shapes):
+        if any(s is None for s in shapes):
+            return None
+        axis = _axis(self.axis, len(shapes[0]))
+        sizes = [s[axis] for s in shapes]
+        out = list(shapes[0])
+        out[axis] = None if None in sizes else sum(sizes)
+        return tuple(out)
+
+    def backward(self, grad):
+        return [ConcatPart(grad, self.inputs, i, self.axis) for i in range(len(self.inputs))]
+
+
+class ConcatPart(Operation):
+    """Input ``part``'s piece of a concatenation's gradient (the inputs: shape only)."""
+
+    def __init__(self, grad, values, part, axis):
+        self.part, self.axis = part, axis
+        self.shape_only = tuple(range(1, len(values) + 1))
+        super().__init__(grad, *values)
+
+    def forward(self, xp, grad, *values):
+        axis = _axis(self.axis, grad.ndim)
+        start = sum(v.shape[axis] for v in values[: self.part])
+        stop = start + values[self.part].shape[axis]
+        return grad[(slice(None),) * axis + (slice(start, stop), ...)]
+
+    def infer_shape(self, grad, *shapes):
+        return shapes[self.part]
+
+    def infer_dtype(self, grad, *dtypes):
+        return grad
+
+
+class Stack(Operation):
+    """The inputs (of one shape) stacked along a new ``axis``."""
+
+    fresh = True
+
+    def __init__(self, values, axis=0, name=None):
+        self.axis = int(axis)
+        super().__init__(*values, name=name)
+
+    def forward(self, xp, *values):
+        return xp.stack(values, axis=self.axis)
+
+    def infer_shape(self, *shapes):
+        if any(s is None for s in shapes):
+            return None
+        axis = _axis(self.axis, len(shapes[0]) + 1)
+        return tuple(shapes[0][:axis]) + (len(shapes),) + tuple(shapes[0][axis:])
+
+    def backward(self, grad):
+        return [GetItem(grad, _take_key(i, self.axis)) for i in range(len(self.inputs))]
+
+
+def _take_key(index, axis):
+    """The key of entry ``index`` along ``axis`` (negative axes count from the end)."""
+    if axis >= 0:
+        return (slice(None),) * axis + (index,)
+    return (Ellipsis, index) + (slice(None),) * (-axis - 1)
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+class Gather(Operation):
+    """params[..., indices, ...] along ``axis``: indices of any shape (TF1's gather)."""
+
+    fresh = True
+
+    def __init__(self, params, indices, axis=0, name=None):
+        self.axis = int(axis)
+        super().__init__(params, indices, name=name)
+
+    def forward(self, xp, params, indices):
+        axis = _axis(self.axis, params.ndim)
+        taken = xp.take(params, xp.reshape(indices, (-1,)), axis=axis)
+        return xp.reshape(taken, tuple(params.shape[:axis]) + tuple(indices.shape)
+                          + tuple(params.shape[axis + 1 :]))
+
+    def infer_shape(self, params, indices):
+        if params is None or indices is None:
+            return None
+        axis = _axis(self.axis, len(params))
+        return tuple(params[:axis]) + tuple(indices) + tuple(params[axis + 1 :])
+
+    def infer_dtype(self, params, indices):
+        return params
+
+    def backward(self, grad):
+        params, indices = self.inputs
+        return [GatherGrad(grad, indices, params, self.axis), None]
+
+
+class GatherGrad(Operation):
+    """The gradient of gather: each row of grad added to the row it came from, as a product
+    with the indices' one-hot matrix (repeated indices add up)."""
+
+    shape_only = (2,)
+    fresh = True
+
+    def __init__(self, grad, indices, params, axis):
+        self.axis = axis
+        super().__init__(grad, indices, params)
+
+    def forward(self, xp, grad, indices, params):
+        axis = _axis(self.axis, params.ndim)
+        n = params.shape[axis]
+        before, after = math.prod(params.shape[:axis]), math.prod(params.shape[axis + 1 :])
+        flat = xp.reshape(indices, (-1,))
+        classes = xp.arange(n, dtype=flat.dtype, device=array_api_compat.device(flat))
+        hot = xp.astype(flat[:, None] == classes, grad.dtype)  # (k, n)
+        g = xp.reshape(grad, (before, flat.shape[0], after))
+        return xp.reshape(xp.matmul(xp.matrix_transpose(hot), g), params.shape)
+
+    def infer_shape(self, grad, indices, params):
+        return params
+
+    def infer_dtype(self, grad, indices, params):
+        return grad
+
+
+class OneHot(Unary):
+    """``on_value`` where indices == class, ``off_value`` elsewhere: shape indices.shape +
+    (depth,) (the new axis at ``axis``); an index outside [0, depth) gives a row of
+    ``off_value``."""
+
+    fresh = True
+
+    def __init__(self, indices, depth, on_value=1.0, off_value=0.0, axis=-1, dtype="float32",
+                 name=None):
+        self.depth, self.on, self.off = int(depth), on_value, off_value
+        self.axis, self.target = int(axis), dtype_name(dtype)
+        super().__init__(indices, name=name)
+
+    def forward(self, xp, indices):
+        dev = array_api_compat.device(indices)
+        classes = xp.arange(self.depth, dtype=indices.dtype, device=dev)
+        hot = indices[..., None] == classes
+        dtype = xp_dtype(xp, self.target)
+        if (self.on, self.off) == (1, 0):
+            out = xp.astype(hot, dtype)
+        else:
+            out = xp.where(hot, xp.full(hot.shape, self.on, dtype=dtype, device=dev),
+                           xp.full(hot.shape, self.off, dtype=dtype, device=dev))
+        if self.axis in (-1, indices.ndim):
+            return out
+        axes = list(range(indices.ndim))
+        axes.insert(self.axis, indices.ndim)
+        return xp.permute_dims(out, tuple(axes))
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        out = list(shape)
+        out.insert(len(shape) if self.axis == -1 else self.axis, self.depth)
+        return tuple(out)
+
+    def infer_dtype(self, dtype):
+        return self.target
+
+    def backward(self, grad):
+        return [None]
+
+
+# --------------------------------------------------------------------------- reshaping
+
+
+class Squeeze(Unary):
+    """x without its axes of length 1 (only those in ``axis`` when given)."""
+
+    def __init__(self, x, axis=None, name=None):
+        self.axis = None if axis is None else tuple(
+            axis if isinstance(axis, (list, tuple)) else [axis])
+        super().__init__(x, name=name)
+
+    def _axes(self, shape):
+        if self.axis is None:
+            return tuple(i for i, d in enumerate(shape) if d == 1)
+        axes = tuple(_axis(a, len(shape)) for a in self.axis)
+        for a in axes:
+            if shape[a] not in (1, None):
+                raise ValueError(f"{self.label}: cannot squeeze axis {a} of size {shape[a]}")
+        return axes
+
+    def forward(self, xp, x):
+        return xp.squeeze(x, axis=self._axes(tuple(x.shape)))
+
+    def infer_shape(self, shape):
+        if shape is None or (self.axis is None and None in shape):
+            return None
+        axes = self._axes(shape)
+        return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0])]
+
+
+class Tile(Unary):
+    """x repeated ``multiples[i]`` times along each axis i."""
+
+    fresh = True
+
+    def __init__(self, x, multiples, name=None):
+        self.multiples = tuple(int(m) for m in multiples)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        if len(self.multiples) != x.ndim:
+            raise ValueError(f"{self.label}: {len(self.multiples)} multiples for rank {x.ndim}")
+        return xp.tile(x, self.multiples)
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        return tuple(None if d is None else d * m for d, m in zip(shape, self.multiples))
+
+    def backward(self, grad):
+        return [TileGrad(grad, self.inputs[0], self.multiples)]
+
+
+class TileGrad(Operation):
+    """The sum of grad's tiles: grad seen as (m0, d0, m1, d1, ...) summed over the m axes."""
+
+    shape_only = (1,)
+    fresh = True
+
+    def __init__(self, grad, x, multiples):
+        self.multiples = multiples
+        super().__init__(grad, x)
+
+    def forward(self, xp, grad, x):
+        split = tuple(v for pair in zip(self.multiples, x.shape) for v in pair)
+        return xp.sum(xp.reshape(grad, split), axis=tuple(range(0, 2 * x.ndim, 2)))
+
+    def infer_shape(self, grad, x):
+        return x
+
+    def infer_dtype(self, grad, x):
+        return grad
+
+    def backward(self, grad):
+        return [Tile(grad, self.multiples), None]
+
+
+class Pad(Unary):
+    """x with ``paddings[i] = (before, after)`` entries of ``value`` around each axis i."""
+
+    fresh = True
+
+    def __init__(self, x, paddings, value=0.0, name=None):
+        self.paddings = tuple((int(b), int(a)) for b, a in paddings)
+        if any(b < 0 or a < 0 for b, a in self.paddings):
+            raise ValueError(f"pad: paddings must not be negative, got {paddings}")
+        self.value = value
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        if len(self.paddings) != x.ndim:
+            raise ValueError(f"{self.label}: {len(self.paddings)} paddings for rank {x.ndim}")
+        for axis, (before, after) in enumerate(self.paddings):
+            x = _pad_axis(xp, x, axis, before, after, self.value)
+        return x
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        return tuple(None if d is None else d + b + a for d, (b, a) in zip(shape, self.paddings))
+
+    def backward(self, grad):
+        return [GetItem(grad, tuple(slice(b, -a if a else None) for b, a in self.paddings))]
+
+
+class Shape(Unary):
+    """The shape of x as an int32 vector (TF1's ``tf.shape``)."""
+
+    fresh = True
+
+    def forward(self, xp, x):
+        return xp.asarray(list(x.shape), dtype=xp.int32, device=array_api_compat.device(x))
+
+    def infer_shape(self, shape):
+        return None if shape is None else (len(shape),)
+
+    def infer_dtype(self, dtype):
+        return "int32"
+
+    def backward(self, grad):
+        return [None]
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def concat(values, axis, name=None):
+    """The nodes of ``values`` joined along ``axis``.
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> xn.Session().run(structure.concat([[[1.0]], [[2.0]]], axis=1)).tolist()
+    [[1.0, 2.0]]
+    """
+    return Concat(list(values), axis, name=name)
+
+
+def stack(values, axis=0, name=None):
+    """The nodes of ``values`` (one shape) stacked along a new ``axis``."""
+    return Stack(list(values), axis, name=name)
+
+
+def unstack(value, num=None, axis=0, name=None):
+    """The entries of ``value`` along ``axis``, as a list of nodes (``num`` of them: the
+    axis's static size when not given).
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> a, b = structure.unstack(xn.constant([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+    >>> xn.Session().run(b).tolist()
+    [2.0, 4.0]
+    """
+    value = as_node(value)
+    if num is None:
+        if value.shape is None or value.shape[axis] is None:
+            raise ValueError(f"unstack: the size of axis {axis} of {value.label} is not known; "
+                             "pass num=")
+        num = value.shape[axis]
+    return [GetItem(value, _take_key(i, axis), name=None if name is None else f"{name}_{i}")
+            for i in range(num)]
+
+
+def split(value, num_or_size_splits, axis=0, name=None):
+    """``value`` cut along ``axis`` into ``num_or_size_splits`` equal pieces, or pieces of
+    the sizes listed (one of them may be -1: the rest).
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> a, b = structure.split(xn.constant([1.0, 2.0, 3.0]), [1, -1])
+    >>> xn.Session().run(b).tolist()
+    [2.0, 3.0]
+    """
+    value = as_node(value)
+    size = None if value.shape is None else value.shape[axis]
+    if isinstance(num_or_size_splits, int):
+        if size is None or size % num_or_size_splits:
+            raise ValueError(f"split: axis {axis} of {value.label} (size {size}) does not split "
+                             f"into {num_or_size_splits} equal pieces")
+        sizes = [size // num_or_size_splits] * num_or_size_splits
+    else:
+        sizes = [int(s) for s in num_or_size_splits]
+        if -1 in sizes[:-1] or (sizes[-1] == -1 and size is not None):
+            if size is None:
+                raise ValueError(f"split: a size -1 before the last needs the static size of "
+                                 f"axis {axis}")
+            sizes[sizes.index(-1)] = size - (sum(sizes) + 1)
+    key_of = (lambda a, b: (slice(None),) * axis + (slice(a, b),)) if axis >= 0 else (
+        lambda a, b: (Ellipsis, slice(a, b)) + (slice(None),) * (-axis - 1))
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [GetItem(value, key_of(a, None if n == -1 else a + n))  # -1 last: the rest
+            for a, n in zip(starts, sizes)]
+
+
+def gather(params, indices, axis=0, name=None):
+    """The entries of ``params`` at ``indices`` (any shape) along ``axis``.
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> xn.Session().run(structure.gather([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [2, 0])).tolist()
+    [[5.0, 6.0], [1.0, 2.0]]
+    """
+    if not isinstance(indices, Node):
+        indices = as_node(_as_indices(indices))
+    return Gather(params, indices, axis, name=name)
+
+
+def _as_indices(values):
+    """Host indices as an integer array (a constant of Python ints would be float32)."""
+    values = np.asarray(values)
+    return values if values.dtype.kind in "iu" else values.astype(np.int64)
+
+
+def one_hot(indices, depth, on_value=1.0, off_value=0.0, axis=-1, dtype="float32", name=None):
+    """Rows of ``depth`` entries, ``on_value`` at each index and ``off_value`` elsewhere.
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> xn.Session().run(structure.one_hot([2, 0], 3)).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    if not isinstance(indices, Node):
+        indices = as_node(_as_indices(indices))
+    return OneHot(indices, depth, on_value, off_value, axis, dtype, name=name)
+
+
+def squeeze(x, axis=None, name=None):
+    """x without its axes of length 1 (those of ``axis`` only, when given)."""
+    return Squeeze(x, axis, name=name)
+
+
+def tile(x, multiples, name=None):
+    """x repeated ``multiples[i]`` times along axis i."""
+    return Tile(x, multiples, name=name)
+
+
+def pad(x, paddings, constant_values=0.0, name=None):
+    """x with ``paddings[i] = [before, after]`` entries of ``constant_values`` around axis i.
+
+    >>> import xpnn as xn
+    >>> from xpnn import structure
+    >>> xn.Session().run(structure.pad([[1.0, 2.0]], [[1, 0], [0, 1]])).tolist()
+    [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]]
+    """
+    return Pad(x, paddings, constant_values, name=name)
+
+
+def shape(x, name=None):
+    """The run-time shape of ``x`` (int32)."""
+    return Shape(x, name=name)
+
+
+def _not_iterable(self):
+    raise TypeError(f"{self.label} is a graph node, not a sequence: take its entries with "
+                    "unstack(x) or x[i]")
+
+
+Node.__getitem__ = lambda self, key: GetItem(self, key)
+Node.__iter__ = _not_iterable
+
+__all__ = ["concat", "stack", "unstack", "split", "gather", "one_hot", "squeeze", "tile", "pad",
+           "shape", "GetItem", "GetItemGrad", "Concat", "ConcatPart", "Stack", "Gather",
+           "GatherGrad", "OneHot", "Squeeze", "Tile", "TileGrad", "Pad", "Shape"]
