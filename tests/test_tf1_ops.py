@@ -207,3 +207,37 @@ def test_assign_and_group_write_after_the_run(dev):
         with pytest.raises(xn.OpError, match=r"has shape \(3,\) but the Variable has shape"):
             sess.run(bad, {fed: [1.0, 2.0, 3.0]})
         np.testing.assert_array_equal(sess.run(v, to_numpy=True), [1.0, 2.0])
+
+
+def test_dropout_rate_may_be_a_node(dev):
+    with xn.Graph().as_default():
+        rate = xn.placeholder(shape=(), name="rate")
+        y = xn.dropout(xn.constant(np.ones(1000, np.float32)), rate=rate)
+        sess = xn.Session(device=dev, seed=0)
+        kept = sess.run(y, {rate: 0.25}, to_numpy=True)
+        assert set(kept.tolist()) == {0.0, np.float32(1 / 0.75)}
+        assert 0.65 < np.mean(kept > 0) < 0.85
+        np.testing.assert_array_equal(sess.run(y, {rate: 0.0}, to_numpy=True), 1.0)
+        with pytest.raises(xn.OpError, match=r"rate must lie in \[0, 1\), got 1.0"):
+            sess.run(y, {rate: 1.0})
+        assert 0.0 in xn.to_numpy(xn.Session(device=dev, seed=0).run(y, {rate: 0.25}))
+
+
+def test_nodes_by_tf1_tensor_name():
+    g = xn.Graph()
+    with g.as_default():
+        x = xn.placeholder(name="x")
+        with xn.name_scope("layer"):
+            y = x * 2.0
+        xn.constant(1.0, name="twice")
+        xn.constant(2.0, name="twice")
+    assert g.get_tensor_by_name("x:0") is x and g.get_operation_by_name("x") is x
+    assert g.get_tensor_by_name("layer/Multiply:0") is y
+    with pytest.raises(ValueError, match="looks like an .*Operation name, not a Tensor"):
+        g.get_tensor_by_name("x")
+    with pytest.raises(KeyError, match="one output"):
+        g.get_tensor_by_name("x:1")
+    with pytest.raises(KeyError, match="not in the graph"):
+        g.get_tensor_by_name("missing:0")
+    with pytest.raises(ValueError, match="2 nodes are named 'twice'"):
+        g.get_tensor_by_name("twice:0")

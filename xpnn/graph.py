@@ -102,6 +102,39 @@ class Graph:
     def trainable_variables(self) -> list[Variable]:
         return [v for v in self.variables if v.trainable]
 
+    def get_operation_by_name(self, name: str) -> Node:
+        """The node named ``name`` (TF1's op name: ``"layer/w"``); KeyError where none is,
+        ValueError where two are (names outside every scope may repeat: give them one)."""
+        found = [n for n in self.nodes if n.name == name]
+        if not found:
+            raise KeyError(f"The name {name!r} refers to an Operation not in the graph")
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} nodes are named {name!r}; give them distinct names "
+                             "(or build them in name scopes) to look them up by name")
+        return found[0]
+
+    def get_tensor_by_name(self, name: str) -> Node:
+        """The node whose value is TF1's tensor ``name``, ``"<op name>:0"`` (an xpnn node
+        has one output, number 0).
+
+        >>> import xpnn as xn
+        >>> g = xn.Graph()
+        >>> with g.as_default(), g.name_scope("layer"):
+        ...     x = xn.placeholder(name="x")
+        >>> g.get_tensor_by_name("layer/x:0") is x
+        True
+        """
+        op, colon, output = name.rpartition(":") if isinstance(name, str) else ("", "", "")
+        if not colon or not output.isdigit():
+            raise ValueError(f"The name {name!r} looks like an (invalid) Operation name, not a "
+                             "Tensor. Tensor names must be of the form "
+                             "\"<op_name>:<output_index>\".")
+        node = self.get_operation_by_name(op)
+        if output != "0":
+            raise KeyError(f"The name {name!r} refers to a Tensor which does not exist: "
+                           f"{op!r} has one output, {op}:0")
+        return node
+
     def _add(self, node: Node) -> int:
         self.nodes.append(node)
         return len(self.nodes) - 1

@@ -62,6 +62,16 @@ class Floor(Flat):
     function = "floor"
 
 
+class Ceil(Flat):
+    function = "ceil"
+
+
+class Round(Flat):
+    """To the nearest integer, halves to even (TF1's ``round``)."""
+
+    function = "round"
+
+
 class Cast(Unary):
     """x in ``dtype``: floats to integers truncate toward zero, as in TF1; the gradient
     flows between floating dtypes only."""
@@ -193,6 +203,16 @@ def floor(x, name=None):
     return Floor(x, name=name)
 
 
+def ceil(x, name=None):
+    """The smallest integer >= x, elementwise (no gradient)."""
+    return Ceil(x, name=name)
+
+
+def round(x, name=None):  # noqa: A001 - TF1's name
+    """x rounded to the nearest integer, halves to even (no gradient)."""
+    return Round(x, name=name)
+
+
 def cast(x, dtype, name=None):
     """x converted to ``dtype`` (any spelling: "int32", ``numpy.float64``...).
 
@@ -244,6 +264,6 @@ def argmin(x, axis=-1, name=None):
     return ArgMin(x, axis, name=name)
 
 
-__all__ = ["pow", "floor", "cast", "identity", "stop_gradient", "reduce_min", "reduce_prod",
-           "argmin", "Pow", "Floor", "Cast", "Identity", "StopGradient", "ReduceMin",
-           "ReduceProd", "ArgMin", "xp_dtype"]
+__all__ = ["pow", "floor", "ceil", "round", "cast", "identity", "stop_gradient", "reduce_min",
+           "reduce_prod", "argmin", "Pow", "Floor", "Ceil", "Round", "Cast", "Identity",
+           "StopGradient", "ReduceMin", "ReduceProd", "ArgMin", "xp_dtype"]

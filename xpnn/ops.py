@@ -376,6 +376,37 @@ class DropoutMask(Operation):
         return [None, None]
 
 
+class DropoutMaskOf(Operation):
+    """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
+    ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
+    >= rate, else 0. A rate outside [0, 1) fails the run."""
+
+    random = True
+    shape_only = (0,)
+    fresh = True
+    reads_values = True
+
+    def forward(self, xp, x, rate, uniform, host_reads=True):
+        if rate.ndim != 0:
+            raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
+                             f"{tuple(rate.shape)}")
+        if host_reads and not bool(xp.logical_and(rate >= 0, rate < 1)):
+            raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
+                             f"{float(rate)}")
+        dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        rate = xp.astype(rate, dtype)
+        return xp.astype(uniform(x.shape, dtype) >= rate, dtype) / (1.0 - rate)
+
+    def infer_shape(self, x, rate):
+        return x
+
+    def infer_dtype(self, x, rate):
+        return x
+
+    def backward(self, grad):
+        return [None, None]
+
+
 class Sigmoid(Unary):
     fresh = True
 
@@ -1123,9 +1154,10 @@ def leaky_relu(x, alpha=0.2, name=None):
 def dropout(x, rate, training=True, name=None):
     """x with each entry zeroed with probability ``rate`` and the rest scaled by
     1 / (1 - rate), as TF1's ``tf.nn.dropout(x, rate=...)``; ``x`` itself where ``training`` is
-    false. ``training`` may be a bool or a scalar bool placeholder, so one graph serves both.
-    The mask is drawn anew every run from the Session's generator (``Session(seed=...)``):
-    the same seed gives the same masks on every backend.
+    false. ``training`` may be a bool or a scalar bool placeholder, so one graph serves both;
+    ``rate`` may be a scalar node as well (TF1's ``keep_prob`` placeholder), fed 0 to keep
+    every entry. The mask is drawn anew every run from the Session's generator
+    (``Session(seed=...)``): the same seed gives the same masks on every backend.
 
     >>> import xpnn as xn
     >>> with xn.Graph().as_default():
@@ -1139,6 +1171,11 @@ def dropout(x, rate, training=True, name=None):
         raise TypeError(f"dropout: training must be a bool or a bool placeholder, got "
                         f"{training!r}")
     node = as_node(x)
+    if isinstance(rate, Node):  # a rate fed at run time
+        if training is not True:
+            raise TypeError("dropout: a rate node comes with training=True (feed rate 0 "
+                            "to switch dropout off)")
+        return multiply(node, DropoutMaskOf(node, rate), name=name)
     flag = training if isinstance(training, Node) else Constant(True, graph=node.graph)
     return multiply(node, DropoutMask(node, flag, rate), name=name)
 

@@ -171,10 +171,12 @@ class ApplyGradients(Update):
             grad, param = values[pair.gradient], values[pair.variable]
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            lr = rate if rate is None or rate.dtype == param.dtype else xp.astype(
-                rate, param.dtype)
-            updated = self.optimizer.update(xp, param, grad, *(values[k] for k in pair.slots),
-                                            lr=lr)
+            slots = (values[k] for k in pair.slots)
+            if rate is None:  # an optimizer of a user's own may not take lr=
+                updated = self.optimizer.update(xp, param, grad, *slots)
+            else:
+                lr = rate if rate.dtype == param.dtype else xp.astype(rate, param.dtype)
+                updated = self.optimizer.update(xp, param, grad, *slots, lr=lr)
             new_params.append(updated[0])
             new_slots.extend(updated[1:])
         return new_params + new_slots
