@@ -146,6 +146,8 @@ class ReduceMin(Reduction):
 
 class ReduceProd(Reduction):
     def forward(self, xp, x):
+        if xp.isdtype(x.dtype, "integral"):  # in the input's dtype, as the static one says
+            return xp.prod(x, axis=self.axis, keepdims=self.keepdims, dtype=x.dtype)
         return xp.prod(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):

@@ -597,6 +597,8 @@ class Reduction(Operation):
 
 class ReduceSum(Reduction):
     def forward(self, xp, x):
+        if xp.isdtype(x.dtype, "integral"):  # NumPy would widen int32 to int64
+            return xp.sum(x, axis=self.axis, keepdims=self.keepdims, dtype=x.dtype)
         return xp.sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):

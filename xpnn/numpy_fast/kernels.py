@@ -314,7 +314,11 @@ def _broadcast_back(op, portable):
 
 @fast(ops.ReduceSum)
 def _reduce_sum(op, portable):
-    return lambda x: np.add.reduce(x, axis=op.axis, keepdims=op.keepdims)
+    def forward(x):  # integers in their own dtype, as the portable op (int32 stays int32)
+        dtype = x.dtype if x.dtype.kind in "iu" else None
+        return np.add.reduce(x, axis=op.axis, keepdims=op.keepdims, dtype=dtype)
+
+    return forward
 
 
 @fast(ops.OnesLike)
