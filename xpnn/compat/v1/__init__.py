@@ -1,0 +1,252 @@
+"""TensorFlow 1 over xpnn: ``import xpnn.compat.v1 as tf`` runs TF 1.x tutorial programs
+unchanged. A thin layer over xpnn's own graph, ops, autodiff and Session (no second engine):
+TF1's names, argument orders, defaults and dtypes.
+
+>>> import numpy as np
+>>> import xpnn.compat.v1 as tf
+>>> tf.reset_default_graph()
+>>> x = tf.placeholder(tf.float32, [None, 2], name="x")
+>>> W = tf.Variable(tf.zeros([2, 1]), name="W")
+>>> loss = tf.reduce_mean(tf.square(tf.matmul(x, W) - 1.0))
+>>> train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+>>> with tf.Session() as sess:
+...     sess.run(tf.global_variables_initializer())
+...     for _ in [0] * 100:  # (the doctest runs among tf's names: range is tf.range)
+...         _, value = sess.run([train, loss], {x: np.ones((4, 2))})
+...     print("%.6f" % value, sess.run(W).ravel().round(3))
+0.000000 [0.5 0.5]
+
+Where it differs from TF1 (each is said again where it applies):
+
+- Random tensors (``random_normal``...) and random initializers are drawn on the host when
+  the graph is built, from the graph's and the op's seeds: identical on every backend, but
+  other numbers than TF's, and the same draw at every run. Dropout draws anew each run.
+- A Variable's initial value is computed when it is made; ``global_variables_initializer``
+  is a real op that sets every Variable back to it. Fetching a Variable before it runs
+  gives the initial value (TF1 raises FailedPreconditionError).
+- A run computes everything first and writes Variables last: a value fetched in the same
+  run as an update is the value from before it (as TF1 gives for a training step and its
+  loss), also under ``control_dependencies``.
+- A node's ``name`` is its op name (``"x"``, not ``"x:0"``); ``"x:0"`` finds it by
+  ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
+  ``x.get_shape()`` a TensorShape with ``as_list()``.
+- ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
+  xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
+- Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
+  xpnn way (``tf.cond``, ``tf.layers``, ``tf.summary``...).
+
+Every name (tf.nn, tf.losses and tf.train list theirs):
+
+- dtypes: DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
+  int64, uint8, uint16, bool
+- graphs: Graph, Tensor, Operation, TensorShape, get_default_graph, reset_default_graph,
+  name_scope, GraphKeys, get_collection, get_collection_ref, add_to_collection,
+  add_to_collections, control_dependencies, group, no_op, tuple, set_random_seed, newaxis,
+  disable_eager_execution, disable_v2_behavior, enable_resource_variables,
+  executing_eagerly, enable_eager_execution
+- sessions: Session, InteractiveSession, get_default_session, use_device
+- values: constant, convert_to_tensor, zeros, ones, fill, zeros_like, ones_like, range,
+  placeholder, placeholder_with_default, cast, to_float, to_double, to_int32, to_int64,
+  identity, stop_gradient, random_normal, truncated_normal, random_uniform, random_shuffle
+- variables: Variable, global_variables, trainable_variables, local_variables,
+  model_variables, global_variables_initializer, variables_initializer,
+  initialize_all_variables, local_variables_initializer, tables_initializer,
+  is_variable_initialized, assign, assign_add, assign_sub, variable_scope, VariableScope,
+  get_variable, get_variable_scope, AUTO_REUSE
+- initializers: zeros_initializer, ones_initializer, constant_initializer,
+  random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
+  variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer
+- math: add, subtract, multiply, divide, truediv, realdiv, scalar_mul, add_n, matmul, pow,
+  maximum, minimum, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, log,
+  sigmoid, tanh, floor, ceil, round, squared_difference, equal, not_equal, greater,
+  greater_equal, less, less_equal, logical_and, logical_or, logical_xor, logical_not,
+  reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, reduce_all, reduce_any,
+  reduce_logsumexp, argmax, argmin, clip_by_value, clip_by_norm, clip_by_global_norm,
+  global_norm, gradients
+- structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
+  expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
+- modules: nn, losses, train, math
+"""
+
+import sys as _sys
+
+from ...graph import Graph, Node
+from . import losses, math, methods, nn, train
+from .array_ops import (
+    concat,
+    expand_dims,
+    gather,
+    one_hot,
+    pad,
+    rank,
+    reshape,
+    reverse,
+    shape,
+    size,
+    slice,
+    split,
+    squeeze,
+    stack,
+    tile,
+    transpose,
+    unstack,
+    where,
+    where_v2,
+)
+from .dtypes import (
+    DType,
+    as_dtype,
+    bool,
+    double,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    uint16,
+)
+from .graphs import (
+    GraphKeys,
+    add_to_collection,
+    add_to_collections,
+    control_dependencies,
+    disable_eager_execution,
+    disable_v2_behavior,
+    enable_eager_execution,
+    enable_resource_variables,
+    executing_eagerly,
+    get_collection,
+    get_collection_ref,
+    get_default_graph,
+    group,
+    name_scope,
+    no_op,
+    reset_default_graph,
+    set_random_seed,
+)
+from .graphs import tensor_tuple as tuple
+from .initializers import (
+    constant_initializer,
+    glorot_normal_initializer,
+    glorot_uniform_initializer,
+    ones_initializer,
+    random_normal_initializer,
+    random_uniform_initializer,
+    truncated_normal_initializer,
+    variance_scaling_initializer,
+    zeros_initializer,
+)
+from .math import (
+    abs,
+    add,
+    add_n,
+    argmax,
+    argmin,
+    ceil,
+    clip_by_global_norm,
+    clip_by_norm,
+    clip_by_value,
+    divide,
+    equal,
+    exp,
+    floor,
+    global_norm,
+    gradients,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    matmul,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    realdiv,
+    reciprocal,
+    reduce_all,
+    reduce_any,
+    reduce_logsumexp,
+    reduce_max,
+    reduce_mean,
+    reduce_min,
+    reduce_prod,
+    reduce_sum,
+    round,
+    rsqrt,
+    scalar_mul,
+    sigmoid,
+    sign,
+    sqrt,
+    square,
+    squared_difference,
+    subtract,
+    tanh,
+    truediv,
+)
+from .methods import TensorShape
+from .session import InteractiveSession, Session, get_default_session, use_device
+from .tensors import (
+    cast,
+    constant,
+    convert_to_tensor,
+    fill,
+    identity,
+    ones,
+    ones_like,
+    placeholder,
+    placeholder_with_default,
+    random_normal,
+    random_shuffle,
+    random_uniform,
+    range,
+    stop_gradient,
+    to_double,
+    to_float,
+    to_int32,
+    to_int64,
+    truncated_normal,
+    zeros,
+    zeros_like,
+)
+from .unsupported import module_getattr as _module_getattr
+from .variables import (
+    AUTO_REUSE,
+    Variable,
+    VariableScope,
+    assign,
+    assign_add,
+    assign_sub,
+    get_variable,
+    get_variable_scope,
+    global_variables,
+    global_variables_initializer,
+    initialize_all_variables,
+    is_variable_initialized,
+    local_variables,
+    local_variables_initializer,
+    model_variables,
+    tables_initializer,
+    trainable_variables,
+    variable_scope,
+    variables_initializer,
+)
+
+Tensor = Node  # every xpnn node is a tensor (one output) and an operation
+Operation = Node
+newaxis = None
+
+_IMPLEMENTATION = {"array_ops", "dtypes", "graphs", "initializers", "methods", "session",
+                   "tensors", "unsupported", "variables", "Node"}
+__all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
+__getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -1,0 +1,247 @@
+"""Making values, TF1's way: ``constant`` and friends with TF1's dtypes (Python floats are
+float32, Python ints int32, NumPy arrays keep theirs), placeholders (with a default too),
+conversions, and the random tensors.
+
+Random tensors (``random_normal``, ``truncated_normal``, ``random_uniform``) are drawn on the
+host with NumPy when the graph is built, from the graph's and the op's seeds: the same seeds
+give the same values on every backend. Each is then a constant: every run sees the same draw,
+where TF1 draws anew at each run (feed per-run noise through a placeholder).
+
+>>> import xpnn.compat.v1 as tf
+>>> tf.reset_default_graph()
+>>> tf.constant(3).dtype, tf.constant(3.0).dtype, tf.zeros([2, 3], tf.int64).dtype
+('int32', 'float32', 'int64')
+>>> tf.set_random_seed(0)
+>>> w = tf.random_normal([2, 2], seed=1)
+>>> w.shape, w.dtype
+((2, 2), 'float32')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import math_ops, ops
+from ...graph import Constant, Node, Placeholder
+from .dtypes import as_dtype, float32, name_of
+from .graphs import op_name, random_generator
+
+_INT32 = np.iinfo(np.int32)
+
+
+def host_array(value, dtype=None) -> np.ndarray:
+    """A host value with TF1's dtype: the one asked for; else NumPy data's own; else
+    float32 for Python floats, int32 for Python ints (int64 where they do not fit), bool."""
+    if dtype is not None:
+        return np.asarray(value, dtype=as_dtype(dtype).name)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    if array.dtype.kind in "iu":
+        fits = array.size == 0 or (array.min() >= _INT32.min and array.max() <= _INT32.max)
+        return array.astype(np.int32 if fits else np.int64)
+    if array.dtype.kind != "b":
+        raise TypeError(f"cannot make a tensor of {value!r} (dtype {array.dtype}): xpnn holds "
+                        "numbers and bools")
+    return array
+
+
+def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
+    """A constant; ``shape`` broadcasts a scalar (``tf.constant(0.1, shape=[10])``) or
+    reshapes a value of that many entries."""
+    array = host_array(value, dtype)
+    if shape is not None:
+        shape = tuple(int(d) for d in shape)
+        if array.size == 1:
+            array = np.full(shape, array.reshape(()), dtype=array.dtype)
+        elif array.size == int(np.prod(shape)) and not verify_shape:
+            array = array.reshape(shape)
+        else:
+            raise TypeError(f"constant: a value of shape {array.shape} does not fill shape "
+                            f"{shape}")
+    return Constant(array, dtype=array.dtype, name=op_name(name, "Const"))
+
+
+def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
+    """Nodes pass through (cast where ``dtype`` differs); other values become constants."""
+    if isinstance(value, Node):
+        if dtype is not None and value.dtype is not None and name_of(dtype) != value.dtype:
+            raise ValueError(f"convert_to_tensor: {value.label} is {value.dtype}, not "
+                             f"{name_of(dtype)}; cast it with tf.cast")
+        return value
+    return constant(value, dtype or preferred_dtype, name=name or "Const")
+
+
+def as_tensor(value, dtype=None):
+    """A node for ``value``, with TF1's dtypes for plain values."""
+    return value if isinstance(value, Node) else constant(value, dtype)
+
+
+def zeros(shape, dtype=float32, name=None):
+    return constant(np.zeros(_shape(shape), name_of(dtype)), name=name or "zeros")
+
+
+def ones(shape, dtype=float32, name=None):
+    return constant(np.ones(_shape(shape), name_of(dtype)), name=name or "ones")
+
+
+def fill(dims, value, name=None):
+    """``dims``-shaped, every entry ``value`` (its TF1 dtype)."""
+    value = host_array(value)
+    return constant(np.full(_shape(dims), value, value.dtype), name=name or "Fill")
+
+
+def zeros_like(tensor, dtype=None, name=None, optimize=True):
+    return _like(ops.ZerosLike, tensor, dtype, name or "zeros_like")
+
+
+def ones_like(tensor, dtype=None, name=None, optimize=True):
+    return _like(ops.OnesLike, tensor, dtype, name or "ones_like")
+
+
+def _like(cls, tensor, dtype, name):
+    node = as_tensor(tensor)
+    if dtype is not None and name_of(dtype) != node.dtype:
+        node = math_ops.cast(node, name_of(dtype))
+    return cls(node, name=op_name(name, name))
+
+
+def _shape(shape):
+    if isinstance(shape, Node):
+        raise NotImplementedError("a shape given as a tensor: xpnn.compat.v1 takes shapes as "
+                                  "lists of ints (x.get_shape().as_list())")
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
+        int(d) for d in shape)
+
+
+def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001 - TF1's name
+    """TF1's ``tf.range``: int32 for ints, float32 for floats (a constant)."""
+    if limit is None:
+        start, limit = 0, start
+    values = np.arange(start, limit, delta)
+    return constant(values.tolist() if dtype is None else values, dtype, name=name)
+
+
+def placeholder(dtype, shape=None, name=None):
+    """A value fed at run time, of ``dtype`` (fed data is converted to it)."""
+    shape = None if shape is None else tuple(None if d is None or d == -1 else int(d)
+                                             for d in _dims(shape))
+    return Placeholder(None, op_name(name, "Placeholder"), shape, name_of(dtype))
+
+
+def _dims(shape):
+    return [shape] if isinstance(shape, (int, np.integer)) else list(shape)
+
+
+class PlaceholderWithDefault(Placeholder):
+    """A placeholder that takes ``default`` (a host array) in a run that does not feed it:
+    ``tf.Session`` feeds it for you. (A plain ``xn.Session`` asks for a feed.)"""
+
+    def __init__(self, default: np.ndarray, shape, name):
+        super().__init__(None, name, shape, default.dtype)
+        self.default = default
+
+
+def placeholder_with_default(input, shape, name=None):  # noqa: A002 - TF1's name
+    """``input`` unless a run feeds another value (the shape may then differ where
+    ``shape`` has None). ``input`` must be known when the graph is built (a number, an
+    array or a constant)."""
+    if isinstance(input, Node):
+        if not isinstance(input, Constant):
+            raise NotImplementedError(
+                "placeholder_with_default: xpnn.compat.v1 takes a default known when the "
+                f"graph is built (a number, an array or a constant), not {input.label}")
+        default = np.asarray(input.value)
+    else:
+        default = host_array(input)
+    shape = None if shape is None else tuple(None if d is None else int(d) for d in _dims(shape))
+    if shape is not None and (len(shape) != default.ndim or any(
+            d is not None and d != s for d, s in zip(shape, default.shape))):
+        raise ValueError(f"placeholder_with_default: the default has shape {default.shape}, "
+                         f"not {shape}")
+    return PlaceholderWithDefault(default, shape, op_name(name, "PlaceholderWithDefault"))
+
+
+def cast(x, dtype, name=None):
+    """x in ``dtype`` (floats to integers truncate toward zero)."""
+    node = as_tensor(x)
+    return math_ops.cast(node, name_of(dtype), name=op_name(name, "Cast"))
+
+
+def to_float(x, name="ToFloat"):
+    return cast(x, "float32", name)
+
+
+def to_double(x, name="ToDouble"):
+    return cast(x, "float64", name)
+
+
+def to_int32(x, name="ToInt32"):
+    return cast(x, "int32", name)
+
+
+def to_int64(x, name="ToInt64"):
+    return cast(x, "int64", name)
+
+
+def identity(input, name=None):  # noqa: A002 - TF1's name
+    return math_ops.identity(as_tensor(input), name=op_name(name, "Identity"))
+
+
+def stop_gradient(input, name=None):  # noqa: A002 - TF1's name
+    return math_ops.stop_gradient(as_tensor(input), name=op_name(name, "StopGradient"))
+
+
+# --------------------------------------------------------------------------- random
+
+
+def _random(values: np.ndarray, dtype, name):
+    array = values.astype(name_of(dtype))
+    return Constant(array, dtype=array.dtype, name=op_name(name, name))
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    """Normal values, drawn when the graph is built (see the module's note)."""
+    draw = random_generator(seed).standard_normal(_shape(shape))
+    return _random(draw * stddev + mean, dtype, name or "random_normal")
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    """Normal values within two standard deviations of the mean (others redrawn)."""
+    return _random(truncated(random_generator(seed), _shape(shape)) * stddev + mean, dtype,
+                   name or "truncated_normal")
+
+
+def truncated(rng, shape) -> np.ndarray:
+    """Standard normal draws, those outside [-2, 2] drawn again (TF1's truncation)."""
+    values = rng.standard_normal(shape)
+    while True:
+        outside = np.abs(values) > 2.0
+        if not outside.any():
+            return values
+        values[outside] = rng.standard_normal(int(outside.sum()))
+
+
+def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=None):
+    """Uniform values in [minval, maxval) (maxval 1 for floats; needed for integers)."""
+    rng, shape, kind = random_generator(seed), _shape(shape), as_dtype(dtype)
+    if kind.is_integer:
+        if maxval is None:
+            raise ValueError("random_uniform: integer dtypes need maxval")
+        draw = rng.integers(minval, maxval, shape)
+    else:
+        maxval = 1.0 if maxval is None else maxval
+        draw = rng.random(shape) * (maxval - minval) + minval
+    return _random(draw, dtype, name or "random_uniform")
+
+
+def random_shuffle(value, seed=None, name=None):
+    """``value`` with its first axis shuffled once, when the graph is built."""
+    if isinstance(value, Node):
+        raise NotImplementedError("tf.random_shuffle of a tensor: shuffle the data on the host "
+                                  "(numpy.random.Generator.permutation) and feed it")
+    array = host_array(value)
+    return constant(random_generator(seed).permutation(array), name=name or "random_shuffle")
+

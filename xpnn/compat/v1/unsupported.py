@@ -1,0 +1,89 @@
+"""What ``xpnn.compat.v1`` does not have: asking for it raises :class:`TF1NameError`, a
+NotImplementedError naming the TF1 symbol and, where there is one, the xpnn way. It is an
+AttributeError too, so ``hasattr``, ``getattr(tf, name, default)`` and tools that probe
+modules (pytest, doctest, IDEs) work as they do on any module.
+
+>>> import xpnn.compat.v1 as tf
+>>> try:
+...     tf.while_loop
+... except NotImplementedError as error:
+...     print(str(error).split(":")[0])
+tf.while_loop is not in xpnn.compat.v1
+"""
+
+from __future__ import annotations
+
+HINTS = {
+    "tf.cond": "graphs have no control flow; select elementwise with tf.where(c, x, y)",
+    "tf.case": "graphs have no control flow; select elementwise with tf.where(c, x, y)",
+    "tf.while_loop": "graphs have no control flow; unroll the loop in Python",
+    "tf.map_fn": "graphs have no control flow; write the op batched (it broadcasts)",
+    "tf.scan": "graphs have no control flow; unroll the loop in Python",
+    "tf.py_func": "ops are array-API code: subclass xn.Operation with forward(xp, ...)",
+    "tf.numpy_function": "ops are array-API code: subclass xn.Operation",
+    "tf.layers": "xpnn's layers are xn.nn.Dense, xn.nn.Conv2D, xn.nn.Sequential...",
+    "tf.keras": "xpnn's models are xn.nn.Sequential and xn.nn.NNClassifier",
+    "tf.contrib": "tf.contrib is gone from TensorFlow too",
+    "tf.estimator": "train with tf.Session and an optimizer's minimize",
+    "tf.data": "batches come from xn.data.batches, fed through placeholders",
+    "tf.summary": "record values in Python; xn.draw_graph draws the graph (TensorBoard's tab)",
+    "tf.app": "run the program as a script",
+    "tf.flags": "use argparse",
+    "tf.logging": "use print or the logging module",
+    "tf.image": "preprocess images on the host with NumPy",
+    "tf.boolean_mask": "its shape is known only at run time; multiply by the mask instead",
+    "tf.unique": "its shape is known only at run time; do it on the host",
+    "tf.dynamic_partition": "its shape is known only at run time",
+    "tf.sparse_tensor_to_dense": "xpnn has dense arrays only",
+    "tf.SparseTensor": "xpnn has dense arrays only",
+    "tf.string": "xpnn holds numbers and bools",
+    "tf.Print": "fetch the value and print it",
+    "tf.print": "fetch the value and print it",
+    "tf.cumsum": "not implemented in xpnn yet",
+    "tf.einsum": "not implemented in xpnn yet; compose tf.matmul and tf.transpose",
+    "tf.tensordot": "not implemented in xpnn yet; reshape and tf.matmul",
+    "tf.floordiv": "not implemented in xpnn yet; tf.floor(x / y) for floats",
+    "tf.mod": "not implemented in xpnn yet",
+    "tf.log1p": "not implemented in xpnn yet; tf.nn.softplus(x) is log(1 + exp(x))",
+    "tf.sin": "not implemented in xpnn yet",
+    "tf.cos": "not implemented in xpnn yet",
+    "tf.nn.conv2d_transpose": "not implemented in xpnn yet",
+    "tf.nn.top_k": "not implemented in xpnn yet; fetch the values and use numpy.argsort",
+    "tf.nn.in_top_k": "not implemented in xpnn yet; for k=1 compare tf.argmax with the labels",
+    "tf.nn.rnn_cell": "xpnn has no recurrent cells; unroll one in Python from tf.matmul",
+    "tf.nn.dynamic_rnn": "xpnn has no recurrent cells; unroll one in Python from tf.matmul",
+    "tf.nn.weighted_cross_entropy_with_logits": "not implemented in xpnn yet",
+    "tf.nn.ctc_loss": "not implemented in xpnn",
+    "tf.losses.cosine_distance": "not implemented in xpnn yet",
+    "tf.losses.mean_pairwise_squared_error": "not implemented in xpnn yet",
+    "tf.train.Coordinator": "xpnn has no input queues: feed batches through placeholders",
+    "tf.train.start_queue_runners": "xpnn has no input queues: feed through placeholders",
+    "tf.train.MonitoredTrainingSession": "use tf.Session and a Python loop",
+    "tf.train.Supervisor": "use tf.Session and a Python loop",
+    "tf.train.FtrlOptimizer": "not implemented in xpnn yet",
+    "tf.train.AdadeltaOptimizer": "not implemented in xpnn yet",
+    "tf.train.ProximalGradientDescentOptimizer": "not implemented in xpnn yet",
+    "tf.train.SyncReplicasOptimizer": "data parallelism is xpnn.distributed's",
+    "tf.train.import_meta_graph": "rebuild the graph in Python, then tf.train.Saver().restore",
+}
+
+
+class TF1NameError(NotImplementedError, AttributeError):
+    """A TF1 name that xpnn.compat.v1 does not have."""
+
+
+def message(symbol: str) -> str:
+    hint = HINTS.get(symbol, "see help(xpnn.compat.v1) for every name it has")
+    return f"{symbol} is not in xpnn.compat.v1: {hint}"
+
+
+def module_getattr(module, prefix: str):
+    """A module ``__getattr__`` raising TF1NameError for a missing public name (a plain
+    AttributeError for private and dunder names)."""
+
+    def __getattr__(name: str):
+        if name.startswith("_"):
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+        raise TF1NameError(message(f"{prefix}.{name}"))
+
+    return __getattr__
