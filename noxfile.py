@@ -35,9 +35,12 @@ def tests(session, backend):
 
 @nox.session
 def tests_tf1(session):
-    """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle (tests/test_tf1_oracle.py)."""
+    """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle: its optimizers
+    (tests/test_tf1_oracle.py) and xpnn.compat.v1 running TF 1.x programs unchanged
+    (tests/test_compat_v1_oracle.py)."""
     session.install("-e", ".[test]", "tensorflow-cpu")
-    session.run("pytest", "-q", "tests/test_tf1_oracle.py", *session.posargs)
+    session.run("pytest", "-q", "tests/test_tf1_oracle.py", "tests/test_compat_v1_oracle.py",
+                *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 # Offline, the test dependencies come from $XPNN_WHEELS; CuPy and NumPy from the machine.
