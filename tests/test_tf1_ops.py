@@ -241,3 +241,17 @@ def test_nodes_by_tf1_tensor_name():
         g.get_tensor_by_name("missing:0")
     with pytest.raises(ValueError, match="2 nodes are named 'twice'"):
         g.get_tensor_by_name("twice:0")
+
+
+def test_sparse_cross_entropy_takes_int32_labels(dev):
+    """TF1 programs feed int32 labels; PyTorch gathers with int64 indices only."""
+    with xn.Graph().as_default():
+        labels = xn.placeholder(dtype="int32", name="labels")
+        logits = xn.Variable(np.float32([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]]))
+        loss = xn.losses.sparse_softmax_cross_entropy(labels, logits)
+        value, grad = xn.Session(device=dev).run(
+            [loss, xn.gradients(loss, [logits])[0]], {labels: np.int32([1, 2])}, to_numpy=True)
+    z = np.float64([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(value, -(log_p[0, 1] + log_p[1, 2]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(grad, (np.exp(log_p) - np.eye(3)[[1, 2]]) / 2, rtol=1e-5)

@@ -851,6 +851,8 @@ class SparseSoftmaxCrossEntropy(Operation):
 
     @staticmethod
     def _loss(xp, labels, logits):
+        if labels.dtype != xp.int64:  # PyTorch gathers with int64 indices only
+            labels = xp.astype(labels, xp.int64)
         picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return (_logsumexp(xp, logits) - picked)[..., 0]
 
