@@ -71,12 +71,10 @@ class Optimizer:
         if not pairs:
             raise ValueError("No gradients provided for any variable: "
                              f"{[v.name for _, v in grads_and_vars]}")
-        step_name = op_name(name, self._name)
-        update = self.optimizer.apply_gradients(
-            pairs, name=None if global_step is not None else step_name)
         if global_step is None:
-            return update
-        return graphs.group(update, assign_add(global_step, 1), name=step_name)
+            return self.optimizer.apply_gradients(pairs, name=op_name(name, self._name))
+        update = self.optimizer.apply_gradients(pairs)
+        return graphs.group(update, assign_add(global_step, 1), name=name or self._name)
 
     def minimize(self, loss, global_step=None, var_list=None, gate_gradients=1,
                  aggregation_method=None, colocate_gradients_with_ops=False, name=None,
