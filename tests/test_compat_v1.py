@@ -54,7 +54,10 @@ def test_program_runs_alike_on_every_backend(on, name, tmp_path, tmp_path_factor
         pytest.skip("JAX runs these op by op here (5-30 s a program); the other backends "
                     "cover them")
     want = _numpy_records(name, str(tmp_path_factory.mktemp(name)))
+    tf.use_device(on)  # (the NumPy run set it back to the default)
     got = importlib.import_module(f"tests.tf1_programs.{name}").main(tf, str(tmp_path))
+    with tf.Session() as sess:
+        assert sess.device is on
     assert sorted(got) == sorted(want)
     for key, expected in want.items():
         expected, actual = np.asarray(expected), np.asarray(got[key])
@@ -71,6 +74,8 @@ def test_program_runs_alike_on_every_backend(on, name, tmp_path, tmp_path_factor
 def test_dtypes_are_objects_accepted_wherever_a_dtype_is(on):
     assert tf.float32 == "float32" and "int64" == tf.int64 and tf.float32 != tf.float64
     assert tf.as_dtype(np.float64) is tf.float64 and tf.as_dtype("bool") is tf.bool
+    assert tf.as_dtype("float") is tf.float32 and tf.as_dtype("double") is tf.float64
+    assert tf.placeholder("float").dtype == "float32"  # the MNIST tutorial's spelling
     assert tf.float32.as_numpy_dtype is np.float32 and tf.int32.is_integer
     assert tf.double is tf.float64 and tf.half is tf.float16 and tf.float32.max > 3e38
     assert {tf.float32: 1}["float32"] == 1  # equal objects hash alike

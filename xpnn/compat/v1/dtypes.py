@@ -91,8 +91,12 @@ _ALL = {d.name: d for d in (float16, float32, float64, int8, int16, int32, int64
                             bool)}
 
 
+_TF_NAMES = {"float": float32, "double": float64, "half": float16}  # TF1's C names
+
+
 def as_dtype(value) -> DType:
-    """The DType of any spelling: a DType, a name, a NumPy or Python type, a node's dtype.
+    """The DType of any spelling: a DType, a name (TF1's "float" is float32), a NumPy or
+    Python type, a node's dtype.
 
     >>> import xpnn.compat.v1 as tf
     >>> tf.as_dtype(float), tf.as_dtype("float32")
@@ -100,6 +104,8 @@ def as_dtype(value) -> DType:
     """
     if isinstance(value, DType):
         return value
+    if isinstance(value, str) and value in _TF_NAMES:
+        return _TF_NAMES[value]
     try:
         name = dtype_name(value)
     except TypeError:
