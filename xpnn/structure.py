@@ -18,9 +18,8 @@ from __future__ import annotations
 import math
 
 import array_api_compat
-import numpy as np  # host index lists only (``_as_indices``)
 
-from .backend import dtype_name
+from .backend import dtype_name, to_numpy
 from .conv import _pad_axis, _spread
 from .graph import Node, Operation
 from .math_ops import xp_dtype
@@ -554,9 +553,14 @@ def gather(params, indices, axis=0, name=None):
 
 
 def _as_indices(values):
-    """Host indices as an integer array (a constant of Python ints would be float32)."""
-    values = np.asarray(values)
-    return values if values.dtype.kind in "iu" else values.astype(np.int64)
+    """Host (or any backend's) indices as a host integer array: a constant of Python ints
+    would be float32."""
+    values = to_numpy(values)
+    if values.size == 0:
+        return values.astype("int64")
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, got {values.dtype} values")
+    return values
 
 
 def one_hot(indices, depth, on_value=1.0, off_value=0.0, axis=-1, dtype="float32", name=None):
