@@ -104,6 +104,8 @@ def test_values_take_tf1s_dtypes(on):
     assert run(tf.constant([1, 2, 3, 4], shape=[2, 2])).tolist() == [[1, 2], [3, 4]]
     with pytest.raises(TypeError, match="does not fill shape"):
         tf.constant([1, 2, 3], shape=[2, 2])
+    with pytest.raises(TypeError, match=r"join tensors with tf.stack"):
+        tf.constant([tf.constant(1.0), 2.0])
 
 
 def test_random_tensors_are_seeded_and_the_same_on_every_backend(on):

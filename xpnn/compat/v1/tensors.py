@@ -43,8 +43,10 @@ def host_array(value, dtype=None) -> np.ndarray:
         fits = array.size == 0 or (array.min() >= _INT32.min and array.max() <= _INT32.max)
         return array.astype(np.int32 if fits else np.int64)
     if array.dtype.kind != "b":
+        hint = ("; join tensors with tf.stack(values)" if array.dtype == object and any(
+            isinstance(v, Node) for v in array.reshape(-1)) else "")
         raise TypeError(f"cannot make a tensor of {value!r} (dtype {array.dtype}): xpnn holds "
-                        "numbers and bools")
+                        f"numbers and bools{hint}")
     return array
 
 
