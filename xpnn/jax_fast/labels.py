@@ -39,6 +39,8 @@ class LabelChecks:
             if op is None or not op.reads_values:
                 continue
             bind(step, session.device, session.uniform, host_reads=False)
+            if getattr(op, "labels_input", None) is None:  # reads another value: unchecked
+                continue
             step.fn = self._recording(step, step.fn)
             labels = step.inputs[op.labels_input]
             if labels in feeds:
