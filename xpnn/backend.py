@@ -167,7 +167,19 @@ class TorchDevice(Device):
         return self.device.type == "cpu"
 
     def from_host(self, value, dtype=None, copy=False):
-        host = np.asarray(_host(value, dtype), order="C")
+        """On the CPU the tensor shares the host array's memory (``torch.from_numpy``, as
+        NumPy Sessions use fed arrays as they are; no op writes into its inputs) unless
+        ``copy`` is asked for or the array is read-only or not C-ordered."""
+        host = _host(value, dtype)
+        if self.device.type == "cpu":
+            if copy or not (host.flags.writeable and host.flags.c_contiguous
+                            and host.dtype.isnative and min(host.strides, default=0) >= 0):
+                host = np.array(host, order="C", copy=True)
+            try:
+                return self.xp.from_numpy(host)
+            except TypeError:  # a dtype torch has no tensors of: let asarray say so
+                pass
+        host = np.asarray(host, order="C")
         return self.xp.asarray(host, device=self.device, copy=True)
 
     def adopt(self, array):

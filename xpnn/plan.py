@@ -64,7 +64,7 @@ class UpdateStep:
 class Feed:
     slot: int
     placeholder: Placeholder
-    dtype: np.dtype  # host data of this dtype is used as it is (NumPy)
+    dtype: np.dtype  # host data of this dtype is used (NumPy) or moved as it is
 
 
 @dataclass(eq=False)

@@ -375,11 +375,12 @@ class Session:
         accepted = plan.accepted_shapes
         for feed in plan.feeds:
             value = feed_dict[feed.placeholder]
-            if host_native and type(value) is np.ndarray and value.dtype == feed.dtype:
+            if type(value) is np.ndarray and value.dtype == feed.dtype:
+                # Host data of the dtype it runs in: nothing to convert, or check but its shape.
                 if value.shape != accepted.get(feed.slot):  # accepted before: no check
                     self._accept_shape(plan, feed.placeholder, value.shape)
                     accepted[feed.slot] = value.shape
-                values[feed.slot] = value
+                values[feed.slot] = value if host_native else self.device.from_host(value)
             else:
                 values[feed.slot] = value = self._feed_value(feed.placeholder, value)
                 self._accept_shape(plan, feed.placeholder, tuple(value.shape))
