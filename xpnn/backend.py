@@ -159,8 +159,18 @@ class StrictDevice(Device):
 
 
 class TorchDevice(Device):
+    """PyTorch on the CPU or a CUDA GPU. Its Sessions run the plan passes of ``torch_fast``
+    (which registers itself here when xpnn is imported, and imports torch only when a torch
+    plan is compiled); ``XPNN_TORCH_PASSES=0`` runs the portable plan instead."""
+
     backend = "torch"
     mutable = True
+    passes = None  # torch_fast.rewrite
+    own = None  # torch_fast.own
+
+    @classmethod
+    def register(cls, passes, own) -> None:
+        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
 
     @property
     def reads_without_sync(self) -> bool:
@@ -185,6 +195,12 @@ class TorchDevice(Device):
     def adopt(self, array):
         # Detached from autograd: Variables never carry gradient history from run to run.
         return array.detach() if array.requires_grad else array
+
+    def keep(self, value, inputs):
+        return self.own(value, inputs)
+
+    def rewrite(self, plan, session) -> None:
+        self.passes(plan, session)
 
 
 class CupyDevice(Device):

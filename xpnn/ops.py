@@ -818,11 +818,15 @@ def check_label_values(xp, labels, classes: int) -> None:
         return
     low, high = xp.min(labels), xp.max(labels)
     if bool(low < 0) or bool(high >= classes):
-        bad = int(low) if bool(low < 0) else int(high)
-        raise ValueError(
-            f"sparse_softmax_cross_entropy: labels must be class indices in [0, {classes}), "
-            f"got {bad}"
-        )
+        raise label_range_error(int(low) if bool(low < 0) else int(high), classes)
+
+
+def label_range_error(bad: int, classes: int) -> ValueError:
+    """The error for a class index ``bad`` outside [0, classes)."""
+    return ValueError(
+        f"sparse_softmax_cross_entropy: labels must be class indices in [0, {classes}), "
+        f"got {bad}"
+    )
 
 
 def _valid_labels(xp, labels, classes: int):

@@ -1,0 +1,61 @@
+"""The PyTorch device's passes over a compiled plan (``Device.rewrite``), one a file. Each
+keeps the portable plan's results, tested against it (``tests/test_torch_pass.py``, and
+``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
+
+- ``addmm``: a matrix product plus a bias as one ``torch.addmm``;
+- ``deferred``: weight gradients left to the SGD or momentum update (one ``addmm_``);
+- ``updates``: optimizer updates written into the Session's own tensors, under
+  ``torch.no_grad()``, with ``torch._foreach_*`` over all Variables of a step;
+- ``kernels``: torch kernels for ops, called without array-api-compat's wrappers, their
+  constants made once per plan on its device, masks kept boolean, label checks only where
+  the labels are on the host;
+- ``ownership``: new Variable values that would share memory with something else are
+  copied, so that writing them in place changes nothing else.
+
+No pass reads a device value on the host: on CUDA a training step makes no host
+synchronisation. ``XPNN_TORCH_PASSES=0`` in the environment (read when a plan is compiled)
+leaves the portable plan as it is, for debugging and as the reference.
+
+torch is imported here only when a torch plan is compiled: importing xpnn stays cheap.
+
+>>> from xpnn import torch_fast
+>>> torch_fast.enabled()  # XPNN_TORCH_PASSES is not set to 0 here
+True
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..backend import TorchDevice
+
+
+def enabled() -> bool:
+    """Whether the passes run (``XPNN_TORCH_PASSES`` is not "0")."""
+    return os.environ.get("XPNN_TORCH_PASSES", "1").strip() != "0"
+
+
+def rewrite(plan, session) -> None:
+    """Run the passes on ``plan`` (compiled for ``session``), in order."""
+    if not enabled():
+        return
+    from . import addmm, deferred, kernels, ownership, updates
+
+    live = ownership.live_slots(plan)
+    pending = set()
+    chosen = updates.in_place(plan, live, session)
+    if chosen:
+        pending = deferred.defer(plan, live, chosen, session.device)
+        updates.commit_in_place(plan, chosen, session.device)
+    fused = addmm.fuse(plan, session) if not session.check_numerics else set()
+    kernels.swap_in(plan, session.device, skip=pending | fused)
+
+
+def own(value, inputs):
+    """``ownership.own``: a new Variable value the Session may write in place."""
+    from . import ownership
+
+    return ownership.own(value, inputs)
+
+
+TorchDevice.register(rewrite, own)

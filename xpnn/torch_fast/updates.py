@@ -1,0 +1,132 @@
+"""Optimizer updates written into the Session's own tensors, under ``torch.no_grad()``. Each
+is the rule of ``optimizers.py`` with its arithmetic in the same order, applied to all of a
+step's Variables of one dtype at once with ``torch._foreach_*`` (one call per operation,
+not one per Variable). Where torch fuses a multiply-add (``add_`` with ``alpha``,
+``addcmul_``) results agree with the portable rule to rounding. Hyper-parameters are read
+at every run, so a schedule that changes them between runs is followed; Adam's step size
+stays a tensor on the device, so nothing is read on the host.
+
+They run after the Session has checked every update's shapes, and compute nothing that can
+fail once the first Variable is written: a failed step changes no Variable. Under
+``Session(check_numerics=True)`` new values must be checked before they are written, so
+updates stay portable there.
+
+>>> import xpnn as xn
+>>> from xpnn.torch_fast import updates
+>>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import optimizers
+from ..backend import dtype_name
+from . import deferred, kernels
+from .addmm import PendingProduct, materialize
+
+
+def _sgd(opt, params, grads, slots, const):
+    torch._foreach_add_(params, grads, alpha=-opt.learning_rate)
+
+
+def _momentum(opt, params, grads, slots, const):
+    (velocities,) = slots
+    torch._foreach_mul_(velocities, const(opt.momentum))
+    torch._foreach_add_(velocities, grads)
+    steps = velocities
+    if opt.use_nesterov:
+        steps = torch._foreach_add(grads, velocities, alpha=opt.momentum)
+    torch._foreach_add_(params, steps, alpha=-opt.learning_rate)
+
+
+def _adam(opt, params, grads, slots, const):
+    m, v, beta1_power, beta2_power = slots
+    b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2,
+                                                  dtype_name(params[0].dtype))
+    ones, epsilons = [const(1.0)] * len(params), [const(opt.epsilon)] * len(params)
+    step = torch._foreach_sub(ones, beta2_power)  # lr sqrt(1 - beta2^t) / (1 - beta1^t)
+    torch._foreach_sqrt_(step)
+    torch._foreach_mul_(step, const(opt.learning_rate))
+    torch._foreach_div_(step, torch._foreach_sub(ones, beta1_power))
+    torch._foreach_mul_(m, const(b1))
+    torch._foreach_add_(m, grads, alpha=c1)
+    torch._foreach_mul_(v, const(b2))
+    torch._foreach_addcmul_(v, grads, grads, value=c2)
+    ratio = torch._foreach_sqrt(v)
+    torch._foreach_add_(ratio, epsilons)
+    ratio = torch._foreach_div(m, ratio)
+    torch._foreach_mul_(ratio, step)
+    torch._foreach_sub_(params, ratio)
+    torch._foreach_mul_(beta1_power, const(b1))
+    torch._foreach_mul_(beta2_power, const(b2))
+
+
+# optimizer class -> fn(optimizer, params, grads, slots: a list per slot, const), const(x) a
+# 0-d tensor of the params' dtype: arithmetic with a Python number would make one per call.
+UPDATES = {
+    optimizers.GradientDescentOptimizer: _sgd,
+    optimizers.MomentumOptimizer: _momentum,
+    optimizers.AdamOptimizer: _adam,
+}
+
+
+def has_fast_update(step) -> bool:
+    """Whether ``step`` is an optimizer's update with an in-place kernel here."""
+    return isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+
+
+def in_place(plan, live, session) -> list:
+    """The updates that may write the Variables' tensors in place: optimizer steps with a
+    kernel here whose gradients are no (view of a) Variable (``live``), which an update
+    applied before could change."""
+    if session.check_numerics:
+        return []
+    return [update for update in plan.updates if has_fast_update(update.op)
+            and not any(update.inputs[pair.gradient] in live for pair in update.op.pairs)]
+
+
+def commit_in_place(plan, chosen, device) -> None:
+    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
+    computes the others first, then calls it, then writes theirs)."""
+    calls = []
+    for update in chosen:
+        update.in_place = True
+        groups = [(update.inputs[pair.gradient], update.inputs[pair.variable],
+                   tuple(update.inputs[k] for k in pair.slots)) for pair in update.op.pairs]
+        calls.append((update.op.optimizer, groups))
+
+    constants = kernels.Constants(device.device)
+
+    def commit(values):
+        with torch.no_grad():
+            for optimizer, groups in calls:
+                _apply(optimizer, values, groups, constants)
+
+    plan.commit = commit
+
+
+def _apply(optimizer, values, groups, constants) -> None:
+    """The update of each (gradient, variable, slots) slot group, in one call of the
+    optimizer's kernel per dtype of the Variables; a ``deferred`` gradient accumulated
+    where it can be."""
+    by_dtype = {}
+    for g, p, slot_positions in groups:
+        grad, param = values[g], values[p]
+        slots = [values[k] for k in slot_positions]
+        if type(grad) is PendingProduct:
+            if deferred.apply(optimizer, param, grad, slots):
+                continue
+            grad = materialize(grad)
+        if grad.dtype != param.dtype:
+            grad = grad.to(param.dtype)
+        params, grads, columns = by_dtype.setdefault(
+            param.dtype, ([], [], [[] for _ in slot_positions]))
+        params.append(param)
+        grads.append(grad)
+        for column, slot in zip(columns, slots):
+            column.append(slot)
+    fn = UPDATES[type(optimizer)]
+    for dtype, (params, grads, columns) in by_dtype.items():
+        fn(optimizer, params, grads, columns, lambda x, d=dtype: constants.get(x, (), d))
