@@ -21,8 +21,11 @@ the two backends (shape, dtype, values to float32 / float64 tolerance); arrays h
 earlier must not have changed since; fed arrays must never change; and results the test
 scribbles over (fetched values, get_value copies) must not leak into later runs.
 
+A third as many programs run the same way through PyTorch with its plan passes
+(``xpnn/torch_fast``) against array-api-strict.
+
 CI runs a fixed sequence (derandomized). To explore: ``XPNN_RANDOM_EXAMPLES=3000`` for a longer
-run, ``XPNN_RANDOM_SEED=<n>`` for other programs.
+run (a third of it through PyTorch), ``XPNN_RANDOM_SEED=<n>`` for other programs.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
+import array_api_compat
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
@@ -41,6 +45,7 @@ from test_fastpath import numpy_session, strict_session
 import xpnn as xn
 
 MAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_EXAMPLES", "300"))
+TORCH_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the torch passes against strict
 SEED = os.environ.get("XPNN_RANDOM_SEED")  # set: other programs than CI's fixed sequence
 MAX_VARIABLES, MAX_PLACEHOLDERS = 4, 3
 
@@ -976,6 +981,20 @@ def _apply_change(change, built):
     return seed % len(built.variables)
 
 
+def torch_session(**kw):
+    return xn.Session(backend="torch", device="cpu", **kw)
+
+
+def _writable(value):
+    """A NumPy array through which ``value`` (a fetched array) can be read and written: itself,
+    or a CPU tensor's NumPy view; None for anything else."""
+    if isinstance(value, np.ndarray):
+        return value
+    if array_api_compat.is_torch_array(value) and value.device.type == "cpu":
+        return value.numpy()
+    return None
+
+
 def check_program(prog, makers=(numpy_session, strict_session)):
     """Run ``prog`` in two Sessions (the fast path's, the portable path's: by default NumPy's
     and array-api-strict's) and compare after every run."""
@@ -1043,14 +1062,24 @@ def check_program(prog, makers=(numpy_session, strict_session)):
                                           err_msg=f"after run {r}: {what} changed")
         fed = [np.asarray(v) for v in host.values()]
         for k, f in enumerate(fast):
-            if f is not None and not isinstance(f, np.ndarray):
+            w = _writable(f)
+            if f is not None and w is None:  # immutable (JAX): it must stay valid
                 handed.append((f, xn.to_numpy(f), f"run {r}: fetch {k}"))
-            if not isinstance(f, np.ndarray) or any(np.shares_memory(f, v) for v in fed):
+            if w is None or any(np.shares_memory(w, v) for v in fed):
                 continue
+            f = w
             if run.scribble and f.flags.writeable:
                 f[...] = -7.0  # the caller owns it: nothing the session keeps may change
             else:
                 handed.append((f, f.copy(), f"run {r}: fetch {k}"))
+
+
+def _torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _seeded(test):
@@ -1116,6 +1145,24 @@ def jax_eager_session(**kw):
 @given(programs())
 def test_random_program_on_jax_compiled_matches_jax_eager(prog):
     check_program(prog, (jax_jit_session, jax_eager_session))
+
+
+@pytest.mark.skipif(not _torch_installed(), reason="torch is not installed")
+@_seeded
+@settings(
+    derandomize=SEED is None,
+    deadline=None,
+    max_examples=TORCH_EXAMPLES,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+@given(programs())
+def test_random_program_through_the_torch_passes_matches_strict(prog):
+    check_program(prog, (torch_session, strict_session))
 
 
 # --------------------------------------------------------------------------- regressions
