@@ -305,6 +305,23 @@ def test_updates_match_portable_in_place(name, dtype):
     assert fast.plans()[0].commit is not None and len(held) == len(sides[0][0][2].targets)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_updates_whose_gradients_are_variables_read_the_values_before_the_run(name):
+    def build():
+        w1, w2 = xn.Variable([1.0, 2.0]), xn.Variable([10.0, 20.0])
+        return w1, w2, OPTIMIZERS[name]().apply_gradients([(w2, w1), (w1, w2)])
+
+    results = []
+    for (w1, w2, step), side in both(build):
+        side.run(step)
+        side.run(step)
+        results.append(side.values([w1, w2]))
+    for got, want in zip(*results):
+        assert_same(got, want, exact=False)
+    if name == "sgd":  # w1 = [1, 2] - 0.1 [10, 20] = 0, w2 = [9.9, 19.8]; then w1 = -0.1 w2
+        np.testing.assert_allclose(results[0][0], [-0.99, -1.98], rtol=1e-6)
+
+
 def test_momentum_zero_keeps_nan_of_an_infinite_velocity():
     """addmm_ ignores its input at beta 0; the portable 0 * inf is NaN and must stay so."""
     def build():
