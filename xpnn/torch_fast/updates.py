@@ -2,9 +2,10 @@
 is the rule of ``optimizers.py`` with its arithmetic in the same order, applied to all of a
 step's Variables of one dtype at once with ``torch._foreach_*`` (one call per operation,
 not one per Variable). Where torch fuses a multiply-add (``add_`` with ``alpha``,
-``addcmul_``) results agree with the portable rule to rounding. Hyper-parameters are read
-at every run, so a schedule that changes them between runs is followed; Adam's step size
-stays a tensor on the device, so nothing is read on the host.
+``addcmul_``, ``addcdiv_``) results agree with the portable rule to rounding.
+Hyper-parameters are read at every run, so a schedule that changes them between runs is
+followed. Adam's step sizes are read as numbers only where that costs no synchronisation
+(the CPU), for one fused last pass; on CUDA they stay on the device.
 
 They run after the Session has checked every update's shapes, and compute nothing that can
 fail once the first Variable is written: a failed step changes no Variable. Under
@@ -27,11 +28,11 @@ from . import deferred, kernels
 from .addmm import PendingProduct, materialize
 
 
-def _sgd(opt, params, grads, slots, const):
+def _sgd(opt, params, grads, slots, const, host_reads):
     torch._foreach_add_(params, grads, alpha=-opt.learning_rate)
 
 
-def _momentum(opt, params, grads, slots, const):
+def _momentum(opt, params, grads, slots, const, host_reads):
     (velocities,) = slots
     torch._foreach_mul_(velocities, const(opt.momentum))
     torch._foreach_add_(velocities, grads)
@@ -41,30 +42,38 @@ def _momentum(opt, params, grads, slots, const):
     torch._foreach_add_(params, steps, alpha=-opt.learning_rate)
 
 
-def _adam(opt, params, grads, slots, const):
+def _adam(opt, params, grads, slots, const, host_reads):
     m, v, beta1_power, beta2_power = slots
     b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2,
                                                   dtype_name(params[0].dtype))
-    ones, epsilons = [const(1.0)] * len(params), [const(opt.epsilon)] * len(params)
-    step = torch._foreach_sub(ones, beta2_power)  # lr sqrt(1 - beta2^t) / (1 - beta1^t)
-    torch._foreach_sqrt_(step)
-    torch._foreach_mul_(step, const(opt.learning_rate))
-    torch._foreach_div_(step, torch._foreach_sub(ones, beta1_power))
+    step = _adam_step_sizes(opt, beta1_power, beta2_power, const)
     torch._foreach_mul_(m, const(b1))
     torch._foreach_add_(m, grads, alpha=c1)
     torch._foreach_mul_(v, const(b2))
     torch._foreach_addcmul_(v, grads, grads, value=c2)
-    ratio = torch._foreach_sqrt(v)
-    torch._foreach_add_(ratio, epsilons)
-    ratio = torch._foreach_div(m, ratio)
-    torch._foreach_mul_(ratio, step)
-    torch._foreach_sub_(params, ratio)
+    denominator = torch._foreach_sqrt(v)
+    torch._foreach_add_(denominator, [const(opt.epsilon)] * len(params))
+    if host_reads:  # the step sizes read as numbers (no sync on the CPU): one fused pass
+        torch._foreach_addcdiv_(params, m, denominator, [-s for s in step.tolist()])
+    else:  # each step size stays on the device and scales its Variable's ratio there
+        ratio = torch._foreach_div(m, denominator)
+        torch._foreach_mul_(ratio, step.unbind())
+        torch._foreach_sub_(params, ratio)
     torch._foreach_mul_(beta1_power, const(b1))
     torch._foreach_mul_(beta2_power, const(b2))
 
 
-# optimizer class -> fn(optimizer, params, grads, slots: a list per slot, const), const(x) a
-# 0-d tensor of the params' dtype: arithmetic with a Python number would make one per call.
+def _adam_step_sizes(opt, beta1_power, beta2_power, const):
+    """TF1's ``lr sqrt(1 - beta2^t) / (1 - beta1^t)`` of each Variable (its own powers), in
+    the powers' dtype, as one vector: a few operations for all of them."""
+    one = const(1.0)
+    step = torch.sub(one, torch.stack(beta2_power)).sqrt_().mul_(const(opt.learning_rate))
+    return step.div_(torch.sub(one, torch.stack(beta1_power)))
+
+
+# optimizer class -> fn(optimizer, params, grads, slots: a list per slot, const, host_reads):
+# const(x) is a 0-d tensor of the params' dtype (arithmetic with a Python number would make
+# one per call), host_reads whether device values are read without a synchronisation.
 UPDATES = {
     optimizers.GradientDescentOptimizer: _sgd,
     optimizers.MomentumOptimizer: _momentum,
@@ -98,16 +107,17 @@ def commit_in_place(plan, chosen, device) -> None:
         calls.append((update.op.optimizer, groups))
 
     constants = kernels.Constants(device.device)
+    host_reads = device.reads_without_sync
 
     def commit(values):
         with torch.no_grad():
             for optimizer, groups in calls:
-                _apply(optimizer, values, groups, constants)
+                _apply(optimizer, values, groups, constants, host_reads)
 
     plan.commit = commit
 
 
-def _apply(optimizer, values, groups, constants) -> None:
+def _apply(optimizer, values, groups, constants, host_reads) -> None:
     """The update of each (gradient, variable, slots) slot group, in one call of the
     optimizer's kernel per dtype of the Variables; a ``deferred`` gradient accumulated
     where it can be."""
@@ -129,4 +139,5 @@ def _apply(optimizer, values, groups, constants) -> None:
             column.append(slot)
     fn = UPDATES[type(optimizer)]
     for dtype, (params, grads, columns) in by_dtype.items():
-        fn(optimizer, params, grads, columns, lambda x, d=dtype: constants.get(x, (), d))
+        fn(optimizer, params, grads, columns, lambda x, d=dtype: constants.get(x, (), d),
+           host_reads)
