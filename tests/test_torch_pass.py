@@ -304,8 +304,8 @@ def test_updates_match_portable_in_place(name, dtype):
         held = held or dict(fast.sess._values)
         assert all(fast.sess._values[v] is t for v, t in held.items())  # written in place
         got, want = (side.values(nodes[2].targets) for nodes, side in sides)
-        for g, w in zip(got, want):
-            assert_same(g, w, exact=False, rtol=1e-6 if dtype == "float32" else 1e-12)
+        for g, w in zip(got, want):  # SGD and momentum round as the rule does; Adam fuses
+            assert_same(g, w, exact=name != "adam", rtol=1e-6 if dtype == "float32" else 1e-12)
     assert fast.plans()[0].commit is not None and len(held) == len(sides[0][0][2].targets)
 
 

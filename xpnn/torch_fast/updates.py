@@ -1,8 +1,9 @@
 """Optimizer updates written into the Session's own tensors, under ``torch.no_grad()``. Each
 is the rule of ``optimizers.py`` with its arithmetic in the same order, applied to all of a
 step's Variables of one dtype at once with ``torch._foreach_*`` (one call per operation,
-not one per Variable). Where torch fuses a multiply-add (``add_`` with ``alpha``,
-``addcmul_``, ``addcdiv_``) results agree with the portable rule to rounding.
+not one per Variable). SGD and momentum round as the rule does (to the bit); Adam's
+multiply-adds are fused (``add_`` with ``alpha``, ``addcmul_``, ``addcdiv_``), so it agrees
+with the rule to rounding, as do the ``deferred`` products.
 Hyper-parameters are read at every run, so a schedule that changes them between runs is
 followed. Adam's step sizes are read as numbers only where that costs no synchronisation
 (the CPU), for one fused last pass; on CUDA they stay on the device.
@@ -29,7 +30,8 @@ from .addmm import PendingProduct, materialize
 
 
 def _sgd(opt, params, grads, slots, const, host_reads):
-    torch._foreach_add_(params, grads, alpha=-opt.learning_rate)
+    # param - lr * grad as the rule writes it: add_(alpha=) would fuse it into one rounding
+    torch._foreach_sub_(params, torch._foreach_mul(grads, const(opt.learning_rate)))
 
 
 def _momentum(opt, params, grads, slots, const, host_reads):
@@ -38,8 +40,8 @@ def _momentum(opt, params, grads, slots, const, host_reads):
     torch._foreach_add_(velocities, grads)
     steps = velocities
     if opt.use_nesterov:
-        steps = torch._foreach_add(grads, velocities, alpha=opt.momentum)
-    torch._foreach_add_(params, steps, alpha=-opt.learning_rate)
+        steps = torch._foreach_add(grads, torch._foreach_mul(velocities, const(opt.momentum)))
+    torch._foreach_sub_(params, torch._foreach_mul(steps, const(opt.learning_rate)))
 
 
 def _adam(opt, params, grads, slots, const, host_reads):
