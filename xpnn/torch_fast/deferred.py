@@ -14,6 +14,8 @@ False
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .. import ops, optimizers
 from . import kernels
 from .addmm import PendingProduct
@@ -60,8 +62,8 @@ def defer(plan, live, chosen, device) -> set:
     """Give each weight gradient that only one of the ``chosen`` (in-place) updates reads the
     forward of ``weight_gradient``; keep its operands until the commit. The gradients'
     slots."""
-    read = [s for step in plan.steps for s in step.inputs]
-    read += [s for update in plan.updates for s in update.inputs]
+    reads = Counter(s for step in plan.steps for s in step.inputs)
+    reads.update(s for update in plan.updates for s in update.inputs)
     fetched = {s for s in plan.fetch_slots if s is not None}
     steps = {step.out: step for step in plan.steps if step.kind == "value"}
     pending = set()
@@ -71,7 +73,7 @@ def defer(plan, live, chosen, device) -> set:
         for pair in update.op.pairs:
             s = update.inputs[pair.gradient]
             step = steps.get(s)
-            if (step is None or type(step.op) is not ops.MatMulGradB or read.count(s) != 1
+            if (step is None or type(step.op) is not ops.MatMulGradB or reads[s] != 1
                     or s in fetched or s in plan.late_reads
                     or live.intersection(step.inputs[:2])):
                 continue

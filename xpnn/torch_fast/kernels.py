@@ -86,7 +86,7 @@ def _binary(op, portable, device):
 
 @fast(ops.Relu)
 def _relu(op, portable, device):
-    # relu is maximum(x, 0) to the bit: NaN stays NaN, -0.0 stays -0.0
+    # relu is maximum(x, 0) to the value: NaN stays NaN
     return lambda x: torch.relu(x) if x.is_floating_point() else portable(x)
 
 

@@ -3,10 +3,10 @@ is the rule of ``optimizers.py`` with its arithmetic in the same order, applied 
 step's Variables of one dtype at once with ``torch._foreach_*`` (one call per operation,
 not one per Variable). SGD and momentum round as the rule does (to the bit); Adam's
 multiply-adds are fused (``add_`` with ``alpha``, ``addcmul_``, ``addcdiv_``), so it agrees
-with the rule to rounding, as do the ``deferred`` products.
-Hyper-parameters are read at every run, so a schedule that changes them between runs is
-followed. Adam's step sizes are read as numbers only where that costs no synchronisation
-(the CPU), for one fused last pass; on CUDA they stay on the device.
+with the rule to rounding, as do the ``deferred`` products. Hyper-parameters are read at
+every run, so a schedule that changes them between runs is followed. Adam's step sizes are
+read as numbers only where that costs no synchronisation (the CPU), for one fused last
+pass; on CUDA they stay on the device.
 
 They run after the Session has checked every update's shapes, and compute nothing that can
 fail once the first Variable is written: a failed step changes no Variable. Under

@@ -1,0 +1,164 @@
+"""xpnn on PyTorch with its plan passes (``xpnn/torch_fast``) against a hand-written PyTorch
+eager loop doing the same work, and against xpnn's portable plan on PyTorch
+(``XPNN_TORCH_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum
+and Adam, same initial weights and batches, and the tiny step (the lesson-5 3->4 net, one
+sample at a time, ``small_step.py``). Runs are interleaved in short chunks, in a rotating
+order; it prints each runner's median and best time, the median over chunks of xpnn's
+time over eager's on the same batches a moment apart, and each runner's test accuracy (or
+final loss) so that nothing wins by computing less. With one thread (the default) the time
+is this process's CPU time: on a machine shared with other work, waiting for a core is then
+not counted (``--clock wall`` counts it).
+
+    python benchmarks/torch_pass.py                       # random data of MNIST's shape
+    python benchmarks/torch_pass.py --data ../shared/datasets/mnist --optimizer adam
+    python benchmarks/torch_pass.py --threads 2 --chunks 20 --tiny-steps 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's xpnn
+
+import numpy as np  # noqa: E402
+from mlp_mnist import (  # noqa: E402
+    initial_weights,
+    load,
+    make_torch,
+    make_xpnn,
+    run_torch_epoch,
+    run_xpnn_epoch,
+    torch_accuracy,
+)
+from small_step import torch_loop, xpnn_loop  # noqa: E402
+
+import xpnn as xn  # noqa: E402
+
+LEARNING_RATES = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3}
+
+
+def _portable(make):
+    """``make()`` with the torch passes off for the plans it compiles."""
+    os.environ["XPNN_TORCH_PASSES"] = "0"
+    try:
+        return make()
+    finally:
+        del os.environ["XPNN_TORCH_PASSES"]
+
+
+def mlp_runners(args, X, y, Xt, yt, optimizer):
+    """name -> (run(order), accuracy()) for one optimizer, each from the same weights."""
+    lr = LEARNING_RATES[optimizer]
+    device = xn.backend.resolve(args.device, backend="torch")
+    runners = {}
+    for name, wrap in (("xpnn", lambda f: f()), ("portable", _portable)):
+        model, step = make_xpnn(initial_weights(), lr, device, optimizer)
+        wrap(lambda m=model, s=step: run_xpnn_epoch(m, s, X, y, np.arange(256), 128))
+        runners[name] = (lambda o, m=model, s=step: run_xpnn_epoch(m, s, X, y, o, 128),
+                         lambda m=model: m.score(Xt, yt))
+    tdev = "cuda" if args.device.startswith("cuda") else "cpu"
+    model, opt = make_torch(initial_weights(), lr, tdev, optimizer)
+    runners["eager"] = (lambda o: run_torch_epoch(model, opt, X, y, o, 128, tdev),
+                        lambda: torch_accuracy(model, Xt, yt, tdev))
+    return runners
+
+
+def interleaved(runners, orders, clock):
+    """Each runner's seconds per chunk, chunks run in a rotating order."""
+    names, times = list(runners), {name: [] for name in runners}
+    for k, order in enumerate(orders):
+        for name in names[k % len(names):] + names[: k % len(names)]:
+            time.sleep(0.05)
+            start = clock()
+            runners[name](order)
+            times[name].append(clock() - start)
+    return times
+
+
+def report(title, times, per, unit, scores):
+    print(title)
+    for name, spent in times.items():
+        values = [t / per for t in spent]
+        print(f"  {name:8s} median {statistics.median(values) * unit:9.1f}  best "
+              f"{min(values) * unit:9.1f}   {scores[name]}")
+    eager = times["eager"]
+    for name in times:
+        if name != "eager":
+            paired = [a / b for a, b in zip(times[name], eager)]
+            print(f"  {name} / eager: median per chunk {statistics.median(paired):.3f} "
+                  f"(quartiles {_quartiles(paired)}), best {min(times[name]) / min(eager):.3f}")
+
+
+def _quartiles(values):
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return f"{q1:.3f}-{q3:.3f}"
+
+
+def run_mlp(args, optimizer):
+    X, y, Xt, yt, what = load(args)
+    runners = mlp_runners(args, X, y, Xt, yt, optimizer)
+    rng = np.random.default_rng(1)
+    steps = args.chunk_steps * 128
+    orders = [rng.permutation(len(X))[:steps] for _ in range(args.chunks)]
+    times = interleaved({n: r[0] for n, r in runners.items()}, orders, args.clock)
+    scores = {n: f"test accuracy {r[1]():.4f}" for n, r in runners.items()}
+    report(f"MLP 784-512-256-10, batch 128, {optimizer} lr {LEARNING_RATES[optimizer]}, {what}"
+           f" ({args.chunks} chunks of {args.chunk_steps} steps), ms/step:", times,
+           args.chunk_steps, 1e3, scores)
+
+
+def run_tiny(args):
+    loops = {"xpnn": lambda n: xpnn_loop(n, backend="torch"),
+             "portable": lambda n: _portable(lambda: xpnn_loop(n, backend="torch")),
+             "eager": torch_loop}
+    losses = {}
+
+    def chunk(name):
+        def run(steps):
+            losses[name] = f"final loss {loops[name](steps):.7f}"
+        return run
+
+    for loop in loops.values():
+        loop(50)  # warm up
+    times = interleaved({n: chunk(n) for n in loops}, [args.tiny_steps] * args.chunks,
+                        args.clock)
+    report(f"tiny step (lesson 5, 3->4 linear + sigmoid + BCE, one sample, SGD), "
+           f"{args.tiny_steps} steps a chunk, us/step:", times, args.tiny_steps, 1e6, losses)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--optimizer", choices=[*LEARNING_RATES, "all"], default="all")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (both runners)")
+    p.add_argument("--chunks", type=int, default=12)
+    p.add_argument("--chunk-steps", type=int, default=20)
+    p.add_argument("--tiny-steps", type=int, default=2000)
+    p.add_argument("--no-tiny", action="store_true")
+    p.add_argument("--clock", choices=["cpu", "wall"], default=None,
+                   help="default: cpu with one thread, else wall")
+    args = p.parse_args(argv)
+    if args.clock is None:
+        args.clock = "cpu" if args.threads == 1 else "wall"
+    clock_name, args.clock = args.clock, (time.process_time if args.clock == "cpu"
+                                          else time.perf_counter)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+          f"{clock_name} time")
+    for optimizer in LEARNING_RATES if args.optimizer == "all" else [args.optimizer]:
+        run_mlp(args, optimizer)
+    if not args.no_tiny:
+        run_tiny(args)
+
+
+if __name__ == "__main__":
+    main()
