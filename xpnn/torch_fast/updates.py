@@ -85,7 +85,8 @@ UPDATES = {
 
 def has_fast_update(step) -> bool:
     """Whether ``step`` is an optimizer's update with an in-place kernel here."""
-    return isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+            and step.rate is None)  # a learning rate that is a graph node: portable
 
 
 def in_place(plan, live, session) -> list:
