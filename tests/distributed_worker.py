@@ -4,7 +4,7 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['cupy', 'fault', 'fit', 'graph', 'mismatch']
+['cnn', 'cupy', 'fault', 'fit', 'graph', 'mismatch']
 """
 
 from __future__ import annotations
@@ -55,6 +55,40 @@ def fit_case(comm, out):
             notes[f"{backend}/{name}"] = dict(history)
     np.savez(out / f"fit_rank{comm.rank}.npz", **arrays)
     (out / f"fit_rank{comm.rank}.json").write_text(json.dumps(notes))
+
+
+def images(n=45, side=6, classes=3):
+    """Small one-channel images whose class shifts their mean (uneven last batch too)."""
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, classes, n)
+    X = (rng.standard_normal((n, side, side, 1)) + y[:, None, None, None]).astype(np.float32)
+    return X, y
+
+
+def convnet(seed):
+    """A conv stack as the conv issue's classifier has it, small: conv, ReLU, max-pool,
+    dense (no Dropout: its masks are drawn per process, so no two runs could agree)."""
+    nn = xn.nn
+    return [nn.Conv2D(1, 4, 3, seed=seed), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(),
+            nn.Linear(2 * 2 * 4, 3, seed=seed + 1)]
+
+
+def cnn_classifier(seed):
+    return xn.nn.NNClassifier(convnet(seed), input_shape=(6, 6, 1))
+
+
+def cnn_case(comm, out):
+    """The conv stack through ``fit(comm=)`` with Adam: rank-dependent initial weights, the
+    final weights and history of each rank."""
+    X, y = images()
+    model = cnn_classifier(seed=comm.rank)
+    initial = weights(model)
+    history = model.fit(X, y, epochs=EPOCHS, batch_size=PER_RANK_BATCH, optimizer="adam",
+                        learning_rate=0.01, comm=comm, verbose=0)
+    arrays = {f"initial{i}": w for i, w in enumerate(initial)}
+    arrays.update({f"final{i}": w for i, w in enumerate(weights(model))})
+    np.savez(out / f"cnn_rank{comm.rank}.npz", **arrays)
+    (out / f"cnn_rank{comm.rank}.json").write_text(json.dumps(dict(history)))
 
 
 class Counting:
@@ -219,8 +253,8 @@ def cupy_case(comm, out):
     (out / f"cupy_rank{comm.rank}.json").write_text(json.dumps({"route": route}))
 
 
-CASES = {"cupy": cupy_case, "fit": fit_case, "graph": graph_case, "mismatch": mismatch_case,
-         "fault": fault_case}
+CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
+         "mismatch": mismatch_case, "fault": fault_case}
 
 
 def main(argv):

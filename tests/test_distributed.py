@@ -124,6 +124,24 @@ def test_two_ranks_train_as_one_process_with_twice_the_batch(fit_run, backend, o
     assert np.abs(moved).max() > 1e-2  # it trained
 
 
+def test_a_conv_stack_trains_on_two_ranks_as_one_process(tmp_path):
+    code, output, _ = run_mpi("cnn", tmp_path)
+    assert code == 0, output
+    ranks = [dict(np.load(tmp_path / f"cnn_rank{r}.npz")) for r in range(2)]
+    notes = [json.loads((tmp_path / f"cnn_rank{r}.json").read_text()) for r in range(2)]
+    X, y = worker.images()
+    model = worker.cnn_classifier(seed=0)
+    history = model.fit(X, y, epochs=worker.EPOCHS, batch_size=2 * worker.PER_RANK_BATCH,
+                        optimizer="adam", learning_rate=0.01, verbose=0)
+    expected = worker.weights(model)
+    assert np.abs(ranks[0]["initial0"] - ranks[1]["initial0"]).max() > 0.1  # seeds differ
+    for rank in range(2):
+        for i, w in enumerate(expected):
+            assert_float32_close(ranks[rank][f"final{i}"], w, f"rank {rank}, conv weight {i}")
+        assert_float32_close(notes[rank]["loss"], history["loss"], f"rank {rank}: loss")
+    assert np.abs(expected[0] - ranks[0]["initial0"]).max() > 1e-2  # it trained
+
+
 def test_fit_starts_every_rank_from_rank_0s_weights(fit_run):
     ranks, _, _ = fit_run
     initial = [ranks[r]["numpy/sgd/initial0"] for r in range(2)]
