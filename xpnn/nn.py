@@ -439,6 +439,16 @@ class History(dict):
         return self
 
 
+def _renamed_lr(lr, learning_rate):
+    """``fit``'s rate: ``learning_rate``, or ``lr``, its old spelling, with a warning."""
+    if lr is None:
+        return learning_rate
+    if learning_rate is not None:
+        raise TypeError("fit: give learning_rate= only (lr= is its old spelling)")
+    warnings.warn("fit(lr=...) is now fit(learning_rate=...)", DeprecationWarning, stacklevel=3)
+    return lr
+
+
 class NNClassifier:
     """A softmax classifier on its own graph and Session: an MLP of layer sizes ``units``, or
     any stack of layers (a ``Sequential`` or a list, e.g. Conv2D, MaxPool2D, Flatten,
@@ -638,51 +648,28 @@ class NNClassifier:
         >>> [round(r, 4) for r in h["learning_rate"]]
         [0.1, 0.1, 0.01]
         """
-        if lr is not None:
-            if learning_rate is not None:
-                raise TypeError("fit: give learning_rate= only (lr= is its old spelling)")
-            warnings.warn("fit(lr=...) is now fit(learning_rate=...)", DeprecationWarning,
-                          stacklevel=2)
-            learning_rate = lr
+        learning_rate = _renamed_lr(lr, learning_rate)
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, learning_rate, comm)
         if comm is not None:
             comm.broadcast_variables(self.session)
             verbose = verbose if comm.rank == 0 else 0
-        # The layers' own updates (BatchNorm's moving statistics) run with the step. Across
-        # ranks the step's own check of the averaged gradients stands in for the loss's:
-        # a check on one rank alone would stop it and leave the others in the allreduce.
-        loss_node = self._checked_loss if comm is None else self.loss_node
-        fetches = [step, loss_node, self.n_correct, *self.net.updates()]
-        allreduces = distributed.allreduces(step)  # their weights follow uneven last batches
-        for allreduce in allreduces:
-            allreduce.check_finite = True
+        fetches, allreduces = self._fit_fetches(step, comm)
         rng = initializers.generator(seed)
         history = History(loss=[], accuracy=[])
         for epoch in range(epochs):
             started = time.perf_counter()
             if lr_schedule is not None:
                 _schedule(step.optimizer, lr_schedule, epoch, history)
-            losses_, correct = [], []
             batch_iter, n_batches = _fit_batches(X, y, batch_size, shuffle, rng, comm)
-            for batch, (Xb, yb, share) in enumerate(
-                    _progress(batch_iter, n_batches, epoch, epochs, verbose)):
-                for allreduce in allreduces:
-                    allreduce.scale = share
-                try:
-                    _, loss, hits, *_ = self.session.run(
-                        fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
-                except NumericsError:
-                    history.stopped = (
-                        f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
-                        "finite (NaN or inf); the weights are those after the last finite "
-                        "step. Lower the learning rate, or look for NaN/inf in the data")
-                    warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
-                    return history
-                losses_.append((loss, Xb.shape[0]))
-                correct.append(hits)
-            total, hits, n = _epoch_sums(self.session, losses_, correct, comm)
+            sums = self._train_epoch(fetches, allreduces, _progress(
+                batch_iter, n_batches, epoch, epochs, verbose), epoch, comm)
+            if isinstance(sums, str):
+                history.stopped = sums
+                warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
+                return history
+            total, hits, n = sums
             history["loss"].append(total / n)
             history["accuracy"].append(hits / n)
             if validation_data is not None:
@@ -693,6 +680,36 @@ class NNClassifier:
             if verbose:
                 _report(epoch, epochs, history, time.perf_counter() - started)
         return history
+
+    def _fit_fetches(self, step, comm):
+        """What each training run fetches, and the step's allreduces (with ``comm``)."""
+        # The layers' own updates (BatchNorm's moving statistics) run with the step. Across
+        # ranks the step's own check of the averaged gradients stands in for the loss's:
+        # a check on one rank alone would stop it and leave the others in the allreduce.
+        loss_node = self._checked_loss if comm is None else self.loss_node
+        fetches = [step, loss_node, self.n_correct, *self.net.updates()]
+        allreduces = distributed.allreduces(step)  # their weights follow uneven last batches
+        for allreduce in allreduces:
+            allreduce.check_finite = True
+        return fetches, allreduces
+
+    def _train_epoch(self, fetches, allreduces, batches, epoch, comm):
+        """Run the training step over ``batches``: the epoch's (loss sum, hits, rows), or
+        the message saying where it stopped when a step's loss was not finite."""
+        losses, correct = [], []
+        for batch, (Xb, yb, share) in enumerate(batches):
+            for allreduce in allreduces:
+                allreduce.scale = share
+            try:
+                _, loss, hits, *_ = self.session.run(
+                    fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
+            except NumericsError:
+                return (f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
+                        "finite (NaN or inf); the weights are those after the last finite "
+                        "step. Lower the learning rate, or look for NaN/inf in the data")
+            losses.append((loss, Xb.shape[0]))
+            correct.append(hits)
+        return _epoch_sums(self.session, losses, correct, comm)
 
     def evaluate(self, X, y, batch_size=1024, comm=None) -> tuple[float, float]:
         """(mean loss, accuracy) over ``X, y``; with ``comm`` (every rank passing the same

@@ -1,0 +1,114 @@
+"""The engine's house rules (the second draft's promises), checked on the source itself:
+no function in ``xpnn/`` longer than 60 lines of code (its docstring not counted), no
+backend name compared outside ``backend.py``, and no import circle between xpnn's modules
+at import time."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xpnn"
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+COMPARISON = re.compile(r"backend\w*\s*(==|!=|\bin\b|\bnot in\b)|(==|!=)\s*\S*backend\b")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def code_lines(fn: ast.FunctionDef) -> int:
+    lines = fn.end_lineno - fn.lineno + 1
+    body = fn.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        lines -= body[0].end_lineno - body[0].lineno + 1
+    return lines
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    code_lines(node) > 60:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} "
+                            f"({code_lines(node)} lines)")
+    assert not long, "split these functions: " + ", ".join(long)
+
+
+def test_backend_names_are_compared_in_backend_py_only():
+    found = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+             for path in SOURCES if path.name != "backend.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if COMPARISON.search(line) and not line.lstrip().startswith("#")]
+    assert not found, "ask the Device instead: " + "; ".join(found)
+
+
+def module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The xpnn modules ``path`` imports when it is imported (top level and ``if`` blocks;
+    imports inside functions run later and cannot make a circle at import time)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    tree = ast.parse(path.read_text())
+    statements = [s for node in tree.body
+                  for s in (node.body + node.orelse if isinstance(node, ast.If) else [node])]
+    for node in statements:
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            for target in [base, *(f"{base}.{alias.name}" for alias in node.names)]:
+                found.add(target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    # A package importing its own submodules is how packages are made, not a circle.
+    return {m for m in found & modules if m != name and not m.startswith(name + ".")}
+
+
+def test_no_import_circle():
+    modules = {module_name(p): p for p in SOURCES}
+    graph = {m: module_imports(p, set(modules)) for m, p in modules.items()}
+    state: dict[str, str] = {}
+
+    def visit(module, trail):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                pytest.fail("import circle: " + " -> ".join([*trail, module, target]))
+            if target not in state:
+                visit(target, [*trail, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_the_checks_can_fail(tmp_path):
+    """The rules above would see a breach: a long function, a name comparison, a circle."""
+    assert COMPARISON.search('if device.backend == "numpy":')
+    assert COMPARISON.search('if "cupy" != self.backend_name:')
+    assert not COMPARISON.search('if os.environ.get("XPNN_BLAS") == "numpy":')
+    long = ast.parse("def f():\n" + "    x = 1\n" * 61).body[0]
+    assert code_lines(long) == 62
+    documented = ast.parse('def f():\n    """doc\n    more"""\n    return 1\n').body[0]
+    assert code_lines(documented) == 2
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("from . import b\n")
+    (package / "b.py").write_text("if True:\n    from .a import thing\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, package
+    try:
+        modules = {"pkg.a", "pkg.b"}
+        assert module_imports(package / "a.py", modules) == {"pkg.b"}
+        assert module_imports(package / "b.py", modules) == {"pkg.a"}
+    finally:
+        PACKAGE = saved
