@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "xpnn"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
-COMPARISON = re.compile(r"backend\w*\s*(==|!=|\bin\b|\bnot in\b)|(==|!=)\s*\S*backend\b")
+COMPARISON = re.compile(r"backend\w*\s*(==|!=|\bin\b|\bnot in\b)|(==|!=)\s*\S*backend")
 
 
 def module_name(path: Path) -> str:
