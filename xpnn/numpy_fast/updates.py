@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import optimizers
-from . import blas, deferred, threads
+from . import blas, deferred
 
 
 def _sgd(opt, param, grad, grad_owned):
@@ -36,23 +36,19 @@ def _momentum(opt, param, grad, velocity, grad_owned):
 def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     # Seven passes over the arrays, in one NumPy buffer: the gradient's own where the plan
     # owns it (it is read for the last time by the first two), else a scratch one. BLAS runs
-    # the multiply-adds on every core; the other passes are split over the rows (threads).
+    # the multiply-adds. One thread: right after the backward's GEMMs BLAS's threads still
+    # hold the other cores (they spin before they sleep), so a second thread of ours only
+    # waits for one, and splitting these passes over threads made the step slower.
     b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
     step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
     blas.scale_add(m, grad, c1, beta=b1)
     own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
     scratch = grad if own else np.empty_like(m)
-    threads.over_batch(lambda a, b: np.multiply(grad[a:b], grad[a:b], out=scratch[a:b]),
-                       m.shape[0], m.size)
+    np.multiply(grad, grad, out=scratch)
     blas.scale_add(v, scratch, c2, beta=b2)
-
-    def ratio(a, b):  # scratch = m / (sqrt(v) + epsilon)
-        part = scratch[a:b]
-        np.sqrt(v[a:b], out=part)
-        part += opt.epsilon
-        np.divide(m[a:b], part, out=part)
-
-    threads.over_batch(ratio, m.shape[0], m.size)
+    np.sqrt(v, out=scratch)
+    scratch += opt.epsilon
+    np.divide(m, scratch, out=scratch)
     blas.scale_add(param, scratch, -step)
     beta1_power *= b1
     beta2_power *= b2
