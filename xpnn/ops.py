@@ -855,8 +855,9 @@ class SparseSoftmaxCrossEntropy(Operation):
 
     @staticmethod
     def _loss(xp, labels, logits):
-        if labels.dtype != xp.int64:  # PyTorch gathers with int64 indices only
-            labels = xp.astype(labels, xp.int64)
+        index = _index_dtype(xp)  # PyTorch gathers with int64 only; 32-bit JAX has no int64
+        if labels.dtype != index:
+            labels = xp.astype(labels, index)
         picked = xp.take_along_axis(logits, labels[..., None], axis=-1)
         return (_logsumexp(xp, logits) - picked)[..., 0]
 
@@ -1315,5 +1316,16 @@ def _attach_operators():
 
 
 _attach_operators()
+
+_INDEX_DTYPES: dict = {}
+
+
+def _index_dtype(xp):
+    """The namespace's default integer type for indices (int32 on JAX without x64)."""
+    dtype = _INDEX_DTYPES.get(xp)
+    if dtype is None:
+        dtype = _INDEX_DTYPES[xp] = xp.__array_namespace_info__().default_dtypes()["indexing"]
+    return dtype
+
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["as_node"]
