@@ -339,9 +339,12 @@ class Operation(Node):
     # Positions of inputs read only for .shape/.ndim/.dtype: the plan passes a description
     # instead, so the array itself can be freed (or overwritten) early.
     shape_only: tuple = ()
-    # A random op's forward also takes ``uniform=``, the Session's ``uniform(shape, dtype)``:
-    # a new draw every run, never folded or kept between runs.
+    # A random op's forward also takes ``draw=``, the Session's ``draw(op, shape, dtype)``:
+    # ``op.sample(generator, shape)`` made on the host from the Session's generator, or from
+    # the op's own stream where its ``seed`` is set; a new draw every run, never folded or
+    # kept between runs.
     random = False
+    seed = None
     # An op whose forward checks its inputs' values (label ranges) sets ``reads_values``: its
     # forward then also takes ``host_reads=``, the device's ``reads_without_sync``. Where
     # that is False a read would stall the device, and the op must read nothing.

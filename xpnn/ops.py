@@ -357,9 +357,12 @@ class DropoutMask(Operation):
             raise ValueError(f"dropout: rate must lie in [0, 1), got {rate}")
         super().__init__(x, training, name=name)
 
-    def forward(self, xp, x, training, uniform):
+    def sample(self, generator, shape):
+        return generator.random(shape)
+
+    def forward(self, xp, x, training, draw):
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
-        u = uniform(x.shape, dtype)
+        u = draw(self, x.shape, dtype)
         keep = xp.astype(u >= self.rate, dtype) / (1.0 - self.rate)
         if training.ndim != 0:
             raise ValueError(f"{self.label}: training must be a scalar boolean, got shape "
@@ -386,7 +389,9 @@ class DropoutMaskOf(Operation):
     fresh = True
     reads_values = True
 
-    def forward(self, xp, x, rate, uniform, host_reads=True):
+    sample = DropoutMask.sample
+
+    def forward(self, xp, x, rate, draw, host_reads=True):
         if rate.ndim != 0:
             raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
                              f"{tuple(rate.shape)}")
@@ -395,7 +400,7 @@ class DropoutMaskOf(Operation):
                              f"{float(rate)}")
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
         rate = xp.astype(rate, dtype)
-        return xp.astype(uniform(x.shape, dtype) >= rate, dtype) / (1.0 - rate)
+        return xp.astype(draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
 
     def infer_shape(self, x, rate):
         return x

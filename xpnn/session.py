@@ -42,10 +42,10 @@ class Session:
     """Runs a graph on one device. ``device="cpu"`` (NumPy), ``"cuda"``/``"cuda:N"`` (CuPy);
     ``backend=`` picks another namespace ("array_api_strict", "torch", "jax").
     ``dtype="float64"`` runs every floating value in that dtype (gradient checks use it).
-    ``seed`` seeds the generator random ops (dropout) draw from; ``check_numerics`` checks
-    every value a run makes (see the property). ``jit=False`` (or ``$XPNN_JIT=0``) keeps a
-    device from compiling whole plans (JAX's ``jax.jit``): every op then runs eagerly, the
-    portable reference path.
+    ``seed`` seeds the generator that random ops without a seed of their own (dropout)
+    draw from; ``check_numerics`` checks every value a run makes (see the property).
+    ``jit=False`` (or ``$XPNN_JIT=0``) keeps a device from compiling whole plans (JAX's
+    ``jax.jit``): every op then runs eagerly, the portable reference path.
 
     >>> import xpnn as xn
     >>> with xn.Graph().as_default():
@@ -71,17 +71,24 @@ class Session:
         self._closed = False
         self.check_numerics = check_numerics
         self._random = np.random.Generator(np.random.PCG64(seed))
+        self._streams: dict = {}  # a seeded random op -> its generator in this Session
         self.jit = os.environ.get("XPNN_JIT", "1") != "0" if jit is None else bool(jit)
 
-    def uniform(self, shape, dtype, on_host=False):
-        """Uniform [0, 1) values on this Session's device (what random ops such as dropout
-        draw from). They are drawn on the host from the Session's generator, seeded by
-        ``Session(seed=...)``: the same seed gives the same draws on every backend.
-        ``on_host=True`` leaves them there, cast to ``dtype`` (a compiled plan's argument)."""
-        host = self._random.random(tuple(shape), dtype=np.float64)
+    def draw(self, op, shape, dtype, on_host=False):
+        """A random op's values for this run (a dropout mask, ``xn.random_normal``...):
+        ``op.sample(generator, shape)`` drawn on the host, from the Session's generator
+        (seeded by ``Session(seed=...)``), or from the op's own stream where it has a
+        ``seed``, which each Session starts anew; cast to ``dtype`` and moved to the device.
+        So the same seeds give the same draws on every backend. ``on_host=True`` leaves
+        them on the host (a compiled plan's argument)."""
+        generator = self._random if op.seed is None else self._streams.get(op)
+        if generator is None:
+            generator = self._streams[op] = np.random.Generator(np.random.PCG64(op.seed))
+        host = op.sample(generator, tuple(shape))
+        dtype = self.device.dtype(dtype)  # refused here where the device cannot hold it
         if on_host:
-            return host.astype(devices.dtype_name(dtype))
-        return self.device.from_host(host, self.device.dtype(dtype))
+            return host.astype(devices.dtype_name(dtype), copy=False)
+        return self.device.from_host(host, dtype)
 
     @property
     def check_numerics(self) -> bool:

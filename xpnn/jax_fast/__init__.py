@@ -4,7 +4,7 @@ is one XLA call. One concept a file:
 
 - ``layout``: which slots go in (feeds; Variables, donated or kept) and come out;
 - ``body``: the function that is traced: the plan's portable steps, then its updates;
-- ``draws``: random ops' host draws made per run and passed in (the portable masks);
+- ``draws``: random ops' host draws made per run and passed in (the portable values);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
 - ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
 - ``labels``: label ranges of host-fed labels checked on the host, before the call;
@@ -58,7 +58,7 @@ def rewrite(plan, session) -> None:
     plan.commit = runner.commit
     for step in plan.steps:
         if step.op is not None and step.op.random:
-            bind(step, session.device, runner.draws.uniform)
+            bind(step, session.device, runner.draws.draw)
 
 
 JaxDevice.register(rewrite)

@@ -1,12 +1,14 @@
-"""Random draws in a compiled plan. A random op (dropout) calls ``uniform(shape, dtype)``,
-which on the portable path draws on the host from the Session's generator. A compiled
-function cannot draw at run time, so the plan's first trace records the draws it asks for,
-and each run makes exactly those, in the same order, from the same generator, and passes
-them in: the masks are the portable path's, bit for bit.
+"""Random draws in a compiled plan. A random op (dropout, ``xn.random_normal``...) calls
+``draw(op, shape, dtype)``, which on the portable path draws on the host from the Session's
+generator or the op's own stream (``Session.draw``). A compiled function cannot draw at run
+time, and a draw made while tracing would be baked into it as a constant, so the plan's
+first trace records the draws it asks for, and each run makes exactly those, in the same
+order, from the same generators, and passes them in: the values are the portable path's,
+bit for bit, and new at every run.
 
 >>> from xpnn.jax_fast.draws import Draws
->>> draws = Draws(lambda shape, dtype, on_host=False: ("drawn", shape))
->>> draws.uniform((2,), "float32")  # outside a trace: the Session's own draw
+>>> draws = Draws(lambda op, shape, dtype, on_host=False: ("drawn", shape))
+>>> draws.draw(None, (2,), "float32")  # outside a trace: the Session's own draw
 ('drawn', (2,))
 """
 
@@ -16,22 +18,22 @@ import contextlib
 
 
 class Draws:
-    """The ``uniform`` that a compiled plan's random steps are bound to."""
+    """The ``draw`` that a compiled plan's random steps are bound to."""
 
-    def __init__(self, session_uniform):
-        self._session_uniform = session_uniform
+    def __init__(self, session_draw):
+        self._session_draw = session_draw
         self._replay = None  # an iterator over the traced draws passed in
-        self._record = None  # a list of (shape, dtype) being recorded
+        self._record = None  # a list of (op, shape, dtype) being recorded
         self.recorded = []  # what the last trace recorded
 
-    def uniform(self, shape, dtype):
+    def draw(self, op, shape, dtype):
         if self._replay is not None:
             return next(self._replay)
         if self._record is None:  # an eager run (a plan that fell back): draw as always
-            return self._session_uniform(shape, dtype)
+            return self._session_draw(op, shape, dtype)
         import jax.numpy as jnp
 
-        self._record.append((tuple(shape), dtype))
+        self._record.append((op, tuple(shape), dtype))
         return jnp.zeros(tuple(shape), dtype=dtype)  # a stand-in while recording
 
     @contextlib.contextmanager
@@ -50,4 +52,5 @@ class Draws:
 
     def make(self, specs) -> tuple:
         """This run's draws for ``specs`` (recorded by ``tracing``), on the host."""
-        return tuple(self._session_uniform(shape, dtype, on_host=True) for shape, dtype in specs)
+        return tuple(self._session_draw(op, shape, dtype, on_host=True)
+                     for op, shape, dtype in specs)

@@ -38,7 +38,7 @@ class LabelChecks:
             op = step.op  # a step that only infers the op's shape runs it too
             if op is None or not op.reads_values:
                 continue
-            bind(step, session.device, session.uniform, host_reads=False)
+            bind(step, session.device, session.draw, host_reads=False)
             if getattr(op, "labels_input", None) is None:  # reads another value: unchecked
                 continue
             step.fn = self._recording(step, step.fn)

@@ -51,7 +51,7 @@ class Runner:
         compiled = checks is not None
         self.plan, self.device, self.layout, self.checks = plan, session.device, layout, checks
         self.labels = labels
-        self.draws = Draws(session.uniform)
+        self.draws = Draws(session.draw)
         self.hyper = Hyper([u.op for u in plan.updates])
         self.check_shapes = [u.check_shapes for u in plan.updates]
         self.eager = not compiled
