@@ -25,6 +25,7 @@ from . import (
     metrics,
     nn,
     numpy_fast,
+    random,
     structure,
     torch_fast,
     train,
@@ -99,6 +100,7 @@ from .ops import (
     transpose,
     zeros_like,
 )
+from .random import random_normal, random_shuffle, random_uniform, truncated_normal
 from .session import NumericsError, OpError, Session
 from .structure import concat, gather, pad, split, squeeze, stack, tile, unstack
 

@@ -1,0 +1,191 @@
+"""Random tensors drawn anew at every run: normal, truncated normal and uniform values (floats
+or integers), and a tensor with its first axis shuffled. Each is an op with no gradient (a
+constant to autodiff, as in TF1) whose values are drawn on the host with NumPy
+(``Session.draw``) and moved to the device, as dropout's masks are: the same seeds give the
+same values on every backend, under every device's passes (the JAX pass hands each run's
+draws to its compiled call; none is ever compiled in as a constant).
+
+An op given a ``seed`` (an int, or a tuple of ints such as TF1's graph and op seeds) draws
+from a stream of its own that every Session starts anew: two Sessions give the same
+sequence of values, each run the next ones. Without one it draws from the Session's
+generator (``Session(seed=...)``).
+
+>>> import xpnn as xn
+>>> with xn.Graph().as_default():
+...     noise = xn.random_normal((2, 3), stddev=0.1, seed=0)
+...     sess = xn.Session()
+...     first, second, other = sess.run(noise), sess.run(noise), xn.Session().run(noise)
+>>> first.shape, bool((first == second).all()), bool((first == other).all())
+((2, 3), False, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import dtype_name
+from .graph import Operation
+
+
+def stream_seed(seed) -> tuple | None:
+    """``seed`` as the tuple of non-negative ints a stream is seeded with (None: none)."""
+    if seed is None:
+        return None
+    parts = tuple(seed) if isinstance(seed, (tuple, list)) else (seed,)
+    return tuple(int(s) % 2**64 for s in parts)  # TF1 seeds may be negative
+
+
+def truncated(generator, shape) -> np.ndarray:
+    """Standard normal draws, those outside [-2, 2] drawn again (TF1's truncation)."""
+    values = generator.standard_normal(shape)
+    while True:
+        outside = np.abs(values) > 2.0
+        if not outside.any():
+            return values
+        values[outside] = generator.standard_normal(int(outside.sum()))
+
+
+class RandomDraw(Operation):
+    """Base of the ops with no input that draw a ``shape``d value in ``dtype`` every run:
+    ``sample(generator, shape)`` gives it on the host."""
+
+    random = True
+    fresh = True
+
+    def __init__(self, shape, dtype="float32", seed=None, name=None):
+        self.drawn_shape = tuple(int(d) for d in shape)
+        self.drawn_dtype = dtype_name(dtype)
+        self.seed = stream_seed(seed)
+        super().__init__(name=name)
+
+    def sample(self, generator, shape) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, xp, draw):
+        return draw(self, self.drawn_shape, self.drawn_dtype)
+
+    def infer_shape(self):
+        return self.drawn_shape
+
+    def infer_dtype(self):
+        return self.drawn_dtype
+
+    def backward(self, grad):
+        return []
+
+
+class RandomNormal(RandomDraw):
+    """``mean + stddev * z``, z standard normal."""
+
+    def __init__(self, shape, mean=0.0, stddev=1.0, dtype="float32", seed=None, name=None):
+        self.mean, self.stddev = float(mean), float(stddev)
+        super().__init__(shape, dtype, seed, name)
+
+    def sample(self, generator, shape):
+        return generator.standard_normal(shape) * self.stddev + self.mean
+
+
+class TruncatedNormal(RandomNormal):
+    """``mean + stddev * z``, z standard normal redrawn until within [-2, 2]."""
+
+    def sample(self, generator, shape):
+        return truncated(generator, shape) * self.stddev + self.mean
+
+
+class RandomUniform(RandomDraw):
+    """Uniform in [minval, maxval): floats, or integers for an integer dtype."""
+
+    def __init__(self, shape, minval=0.0, maxval=1.0, dtype="float32", seed=None, name=None):
+        kind = np.dtype(dtype_name(dtype)).kind
+        if kind not in "fiu":
+            raise TypeError(f"random_uniform: dtype {dtype_name(dtype)} is not a number type")
+        cast = float if kind == "f" else int
+        self.minval, self.maxval = cast(minval), cast(maxval)
+        if not self.minval < self.maxval:
+            raise ValueError(f"random_uniform: minval {minval} must be below maxval {maxval}")
+        super().__init__(shape, dtype, seed, name)
+
+    def sample(self, generator, shape):
+        if isinstance(self.minval, int):
+            return generator.integers(self.minval, self.maxval, shape)
+        span = self.maxval - self.minval
+        values = (generator.random(shape) * span + self.minval).astype(self.drawn_dtype)
+        # rounding to float32 can reach maxval, which the interval leaves out
+        top = np.nextafter(values.dtype.type(self.maxval), values.dtype.type(self.minval))
+        return np.minimum(values, top)
+
+
+class RandomShuffle(Operation):
+    """x with its first axis in a new random order every run (no gradient, as TF1's)."""
+
+    random = True
+    fresh = True
+
+    def __init__(self, x, seed=None, name=None):
+        self.seed = stream_seed(seed)
+        super().__init__(x, name=name)
+        if self.shape is not None and len(self.shape) == 0:
+            raise ValueError(f"random_shuffle: {self.inputs[0].label} is a scalar; shuffle "
+                             "a tensor of at least one axis")
+
+    def sample(self, generator, shape):
+        return generator.permutation(shape[0])
+
+    def forward(self, xp, x, draw):
+        order = draw(self, (x.shape[0],), "int32")  # int32: JAX without x64 holds it too
+        return xp.take(x, order, axis=0)
+
+    def infer_shape(self, x):
+        return x
+
+    def infer_dtype(self, x):
+        return x
+
+    def backward(self, grad):
+        return [None]
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None, name=None):
+    """Normal values with ``mean`` and ``stddev``, drawn anew every run.
+
+    >>> import xpnn as xn
+    >>> sample = xn.Session(seed=0).run(xn.random_normal((10000,), mean=5.0, stddev=2.0))
+    >>> round(float(sample.mean())), round(float(sample.std()))
+    (5, 2)
+    """
+    return RandomNormal(shape, mean, stddev, dtype, seed, name=name)
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None, name=None):
+    """Normal values within two ``stddev`` of ``mean`` (those beyond are drawn again), drawn
+    anew every run.
+
+    >>> import xpnn as xn
+    >>> sample = xn.Session(seed=0).run(xn.truncated_normal((10000,), stddev=0.5))
+    >>> bool(abs(sample).max() <= 1.0)
+    True
+    """
+    return TruncatedNormal(shape, mean, stddev, dtype, seed, name=name)
+
+
+def random_uniform(shape, minval=0.0, maxval=1.0, dtype="float32", seed=None, name=None):
+    """Uniform values in [minval, maxval), drawn anew every run: integers where ``dtype``
+    is an integer type.
+
+    >>> import xpnn as xn
+    >>> dice = xn.Session(seed=0).run(xn.random_uniform((1000,), 1, 7, dtype="int32"))
+    >>> sorted(set(dice.tolist())), dice.dtype
+    ([1, 2, 3, 4, 5, 6], dtype('int32'))
+    """
+    return RandomUniform(shape, minval, maxval, dtype, seed, name=name)
+
+
+def random_shuffle(x, seed=None, name=None):
+    """``x`` with its first axis shuffled, in a new order every run.
+
+    >>> import xpnn as xn
+    >>> rows = xn.Session(seed=0).run(xn.random_shuffle(xn.constant([1.0, 2.0, 3.0, 4.0])))
+    >>> sorted(rows.tolist())
+    [1.0, 2.0, 3.0, 4.0]
+    """
+    return RandomShuffle(x, seed, name=name)
