@@ -18,12 +18,18 @@ TF1's names, argument orders, defaults and dtypes.
 
 Where it differs from TF1 (each is said again where it applies):
 
-- Random tensors (``random_normal``...) and random initializers are drawn on the host when
-  the graph is built, from the graph's and the op's seeds: identical on every backend, but
-  other numbers than TF's, and the same draw at every run. Dropout draws anew each run.
+- Random tensors (``random_normal``, ``truncated_normal``, ``random_uniform``,
+  ``random_shuffle``) and random initializers are ops that draw anew at every run, as TF1's,
+  and as TF1 the graph's and the op's seeds fix the sequence each Session starts: two
+  Sessions give the same draws. They are drawn on the host with NumPy's PCG64, not TF's
+  Philox: identical on every backend (and compiled or not), other numbers than TF's. Where
+  neither seed is set they draw from the Session's generator. Dropout masks come from the
+  Session's generator, seeded by the graph's seed; ``tf.nn.dropout(seed=)`` is not used.
 - A Variable's initial value is computed when it is made; ``global_variables_initializer``
-  is a real op that sets every Variable back to it. Fetching a Variable before it runs
-  gives the initial value (TF1 raises FailedPreconditionError).
+  is a real op that sets every Variable back to it: a random initial value (one that reads
+  no other Variable) is drawn anew at each run of it, the first run in a Session giving the
+  values it was made with where a seed is set. Fetching a Variable before it runs gives the
+  initial value (TF1 raises FailedPreconditionError).
 - A run computes everything first and writes Variables last: a value fetched in the same
   run as an update is the value from before it (as TF1 gives for a training step and its
   loss), also under ``control_dependencies``.

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ... import assign as _assign
 from ... import graph as _graph
 from ...autodiff import topological_order
@@ -119,19 +117,22 @@ def add_to_collections(names, value) -> None:
 
 def set_random_seed(seed) -> None:
     """The default graph's seed: random ops and initializers without a seed of their own
-    then draw the same values every time the program runs, on every backend."""
+    then draw the same sequence every time the program runs, in every Session, on every
+    backend."""
     state().seed = None if seed is None else int(seed)
 
 
-def random_generator(op_seed=None):
-    """The host generator a random op draws from, seeded as TF1 combines the graph's and
-    the op's seeds; fresh entropy where neither is set."""
+def op_seeds(op_seed=None) -> tuple | None:
+    """The (graph seed, op seed) pair a new random op or initializer draws from, as TF1
+    combines them: TF1's default graph seed where only the op's is set, an op seed from a
+    count of the graph's random ops where only the graph's is; None where neither is set
+    (the op then draws from the Session's generator: other values in every Session)."""
     st = state()
     if st.seed is None and op_seed is None:
-        return np.random.default_rng()
+        return None
     st.random_ops += 1
     graph_seed = DEFAULT_GRAPH_SEED if st.seed is None else st.seed
-    return np.random.default_rng([graph_seed, st.random_ops if op_seed is None else int(op_seed)])
+    return graph_seed, st.random_ops if op_seed is None else int(op_seed)
 
 
 def flatten(values) -> list:

@@ -1,12 +1,15 @@
 """TF1's initializers (``tf.zeros_initializer()``, ``tf.glorot_uniform_initializer()``...):
-called with a shape they give a constant node, as TF1's give a tensor; ``get_variable``
-takes their host values. Random ones draw on the host from the graph's and their own seeds
-(TF1's numbers come from another generator: equal seeds give other values than TF's).
+called with a shape they give a tensor, as TF1's. Constant ones give a constant; random ones
+a random op (``xpnn.random``) that draws anew at every run from the graph's and their own
+seeds, so that each run of ``global_variables_initializer`` draws new initial values, as in
+TF1 (TF's numbers come from another generator: equal seeds give other values than TF's).
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
 >>> tf.constant_initializer(0.5)([2]).value.tolist()
 [0.5, 0.5]
+>>> tf.random_normal_initializer(seed=1)([2, 3]).type
+'InitialDraw'
 """
 
 from __future__ import annotations
@@ -16,25 +19,47 @@ import math
 import numpy as np
 
 from ...graph import Constant
+from ...random import RandomDraw, truncated
 from .dtypes import float32, name_of
-from .graphs import op_name, random_generator
-from .tensors import truncated
+from .graphs import op_name, op_seeds
 
 
 class Initializer:
-    """Base: ``host(shape, dtype)`` draws the values; calling gives them as a constant."""
+    """Base: ``draw(shape)`` gives the values on the host; calling gives them as a constant."""
 
     dtype = float32
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        values = self.host(tuple(int(d) for d in shape), dtype)
+        values = self.draw(tuple(int(d) for d in shape)).astype(name_of(dtype or self.dtype))
         return Constant(values, dtype=values.dtype, name=op_name(None, type(self).__name__))
-
-    def host(self, shape, dtype=None) -> np.ndarray:
-        return self.draw(shape).astype(name_of(dtype or self.dtype))
 
     def draw(self, shape) -> np.ndarray:
         raise NotImplementedError
+
+
+class RandomInitializer(Initializer):
+    """Base of the random ones: ``sample(generator, shape)`` draws the values; calling
+    gives the op that draws them at every run."""
+
+    seed = None
+
+    def __call__(self, shape, dtype=None, partition_info=None):
+        return InitialDraw(self, tuple(int(d) for d in shape), name_of(dtype or self.dtype),
+                           op_seeds(self.seed), name=op_name(None, type(self).__name__))
+
+    def sample(self, generator, shape) -> np.ndarray:
+        raise NotImplementedError
+
+
+class InitialDraw(RandomDraw):
+    """A random initializer's values, drawn anew at every run."""
+
+    def __init__(self, initializer, shape, dtype, seed, name=None):
+        self.initializer = initializer
+        super().__init__(shape, dtype, seed, name)
+
+    def sample(self, generator, shape):
+        return self.initializer.sample(generator, shape)
 
 
 class zeros_initializer(Initializer):  # noqa: N801 - TF1's names
@@ -64,26 +89,26 @@ class constant_initializer(Initializer):  # noqa: N801
         return self.value.reshape(shape)
 
 
-class random_normal_initializer(Initializer):  # noqa: N801
+class random_normal_initializer(RandomInitializer):  # noqa: N801
     def __init__(self, mean=0.0, stddev=1.0, seed=None, dtype=float32):
         self.mean, self.stddev, self.seed, self.dtype = mean, stddev, seed, dtype
 
-    def draw(self, shape):
-        return random_generator(self.seed).standard_normal(shape) * self.stddev + self.mean
+    def sample(self, generator, shape):
+        return generator.standard_normal(shape) * self.stddev + self.mean
 
 
 class truncated_normal_initializer(random_normal_initializer):  # noqa: N801
-    def draw(self, shape):
-        return truncated(random_generator(self.seed), shape) * self.stddev + self.mean
+    def sample(self, generator, shape):
+        return truncated(generator, shape) * self.stddev + self.mean
 
 
-class random_uniform_initializer(Initializer):  # noqa: N801
+class random_uniform_initializer(RandomInitializer):  # noqa: N801
     def __init__(self, minval=0.0, maxval=None, seed=None, dtype=float32):
         self.minval, self.maxval = minval, 1.0 if maxval is None else maxval
         self.seed, self.dtype = seed, dtype
 
-    def draw(self, shape):
-        return random_generator(self.seed).uniform(self.minval, self.maxval, shape)
+    def sample(self, generator, shape):
+        return generator.uniform(self.minval, self.maxval, shape)
 
 
 def fans(shape) -> tuple[float, float]:
@@ -96,7 +121,7 @@ def fans(shape) -> tuple[float, float]:
     return float(shape[-2] * receptive), float(shape[-1] * receptive)
 
 
-class variance_scaling_initializer(Initializer):  # noqa: N801
+class variance_scaling_initializer(RandomInitializer):  # noqa: N801
     """TF1's: ``scale / fan`` as the variance, truncated normal (corrected for the
     truncation), untruncated normal, or uniform."""
 
@@ -111,17 +136,16 @@ class variance_scaling_initializer(Initializer):  # noqa: N801
         self.scale, self.mode, self.distribution = scale, mode, distribution
         self.seed, self.dtype = seed, dtype
 
-    def draw(self, shape):
+    def sample(self, generator, shape):
         fan_in, fan_out = fans(shape)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         variance = self.scale / max(1.0, fan)
-        rng = random_generator(self.seed)
         if self.distribution == "truncated_normal":
-            return truncated(rng, shape) * (math.sqrt(variance) / 0.87962566103423978)
+            return truncated(generator, shape) * (math.sqrt(variance) / 0.87962566103423978)
         if self.distribution == "untruncated_normal":
-            return rng.standard_normal(shape) * math.sqrt(variance)
+            return generator.standard_normal(shape) * math.sqrt(variance)
         limit = math.sqrt(3.0 * variance)
-        return rng.uniform(-limit, limit, shape)
+        return generator.uniform(-limit, limit, shape)
 
 
 def glorot_uniform_initializer(seed=None, dtype=float32):

@@ -2,10 +2,11 @@
 float32, Python ints int32, NumPy arrays keep theirs), placeholders (with a default too),
 conversions, and the random tensors.
 
-Random tensors (``random_normal``, ``truncated_normal``, ``random_uniform``) are drawn on the
-host with NumPy when the graph is built, from the graph's and the op's seeds: the same seeds
-give the same values on every backend. Each is then a constant: every run sees the same draw,
-where TF1 draws anew at each run (feed per-run noise through a placeholder).
+Random tensors (``random_normal``, ``truncated_normal``, ``random_uniform``,
+``random_shuffle``) are ops that draw anew at every run, as TF1's: the graph's and the op's
+seeds start each Session's sequence of draws over, so two Sessions give the same values,
+and the same on every backend (drawn on the host with NumPy, ``xpnn.random``), though not
+TF's numbers (TF uses another generator, Philox).
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -13,8 +14,10 @@ where TF1 draws anew at each run (feed per-run noise through a placeholder).
 ('int32', 'float32', 'int64')
 >>> tf.set_random_seed(0)
 >>> w = tf.random_normal([2, 2], seed=1)
->>> w.shape, w.dtype
-((2, 2), 'float32')
+>>> sess = tf.Session()
+>>> first, second = sess.run(w), sess.run(w)
+>>> w.shape, w.dtype, bool((first == second).all()), bool((tf.Session().run(w) == first).all())
+((2, 2), 'float32', False, True)
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from ... import math_ops, ops
+from ... import random as _random
 from ...graph import Constant, Node, Placeholder
 from .dtypes import as_dtype, float32, name_of
-from .graphs import op_name, random_generator
+from .graphs import op_name, op_seeds
 
 _INT32 = np.iinfo(np.int32)
 
@@ -199,51 +203,49 @@ def stop_gradient(input, name=None):  # noqa: A002 - TF1's name
 # --------------------------------------------------------------------------- random
 
 
-def _random(values: np.ndarray, dtype, name):
-    array = values.astype(name_of(dtype))
-    return Constant(array, dtype=array.dtype, name=op_name(name, name))
+def _floating(dtype, what):
+    if not as_dtype(dtype).is_floating:
+        raise TypeError(f"{what}: dtype {name_of(dtype)} is not a floating type")
+    return name_of(dtype)
+
+
+def _number(value, what):
+    if isinstance(value, Node):
+        raise NotImplementedError(f"tf.{what} with a tensor as a parameter: xpnn.compat.v1 "
+                                  "takes numbers (scale and shift the draw with tf ops)")
+    return value
 
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
-    """Normal values, drawn when the graph is built (see the module's note)."""
-    draw = random_generator(seed).standard_normal(_shape(shape))
-    return _random(draw * stddev + mean, dtype, name or "random_normal")
+    """Normal values, drawn anew at every run (see the module's note)."""
+    return _random.random_normal(_shape(shape), _number(mean, "random_normal"),
+                                 _number(stddev, "random_normal"),
+                                 _floating(dtype, "random_normal"), op_seeds(seed),
+                                 name=op_name(name, "random_normal"))
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
-    """Normal values within two standard deviations of the mean (others redrawn)."""
-    return _random(truncated(random_generator(seed), _shape(shape)) * stddev + mean, dtype,
-                   name or "truncated_normal")
-
-
-def truncated(rng, shape) -> np.ndarray:
-    """Standard normal draws, those outside [-2, 2] drawn again (TF1's truncation)."""
-    values = rng.standard_normal(shape)
-    while True:
-        outside = np.abs(values) > 2.0
-        if not outside.any():
-            return values
-        values[outside] = rng.standard_normal(int(outside.sum()))
+    """Normal values within two standard deviations of the mean (others redrawn), drawn
+    anew at every run."""
+    return _random.truncated_normal(_shape(shape), _number(mean, "truncated_normal"),
+                                    _number(stddev, "truncated_normal"),
+                                    _floating(dtype, "truncated_normal"), op_seeds(seed),
+                                    name=op_name(name, "truncated_normal"))
 
 
 def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=None):
-    """Uniform values in [minval, maxval) (maxval 1 for floats; needed for integers)."""
-    rng, shape, kind = random_generator(seed), _shape(shape), as_dtype(dtype)
-    if kind.is_integer:
-        if maxval is None:
+    """Uniform values in [minval, maxval) (maxval 1 for floats; needed for integers), drawn
+    anew at every run."""
+    if maxval is None:
+        if as_dtype(dtype).is_integer:
             raise ValueError("random_uniform: integer dtypes need maxval")
-        draw = rng.integers(minval, maxval, shape)
-    else:
-        maxval = 1.0 if maxval is None else maxval
-        draw = rng.random(shape) * (maxval - minval) + minval
-    return _random(draw, dtype, name or "random_uniform")
+        maxval = 1.0
+    return _random.random_uniform(_shape(shape), _number(minval, "random_uniform"),
+                                  _number(maxval, "random_uniform"), name_of(dtype),
+                                  op_seeds(seed), name=op_name(name, "random_uniform"))
 
 
 def random_shuffle(value, seed=None, name=None):
-    """``value`` with its first axis shuffled once, when the graph is built."""
-    if isinstance(value, Node):
-        raise NotImplementedError("tf.random_shuffle of a tensor: shuffle the data on the host "
-                                  "(numpy.random.Generator.permutation) and feed it")
-    array = host_array(value)
-    return constant(random_generator(seed).permutation(array), name=name or "random_shuffle")
-
+    """``value`` with its first axis shuffled, in a new order at every run."""
+    return _random.random_shuffle(as_tensor(value), op_seeds(seed),
+                                  name=op_name(name, "random_shuffle"))

@@ -4,7 +4,9 @@ initializers as real update ops, ``assign``/``assign_add``/``assign_sub``, and
 
 An initial value is known when the Variable is made: a tensor given as one (a constant,
 ``tf.random_normal(...)``, ``tf.zeros(...)``, or an expression of them and of other
-Variables' initial values) is computed then, on the host.
+Variables' initial values) is computed then, on the host. A random one that reads no
+Variable is also what the initializer computes: each run of it draws anew (as TF1's), the
+first run in a Session the values the Variable was made with where a seed is set.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -22,6 +24,7 @@ import numpy as np
 
 from ... import assign as _assign
 from ... import graph as _graph
+from ...autodiff import topological_order
 from ...graph import Node
 from ...session import Session as _CoreSession
 from .dtypes import as_dtype, float32, name_of
@@ -46,10 +49,8 @@ def host_value_of(node: Node) -> np.ndarray:
 
 
 def initial_host(value, dtype=None) -> np.ndarray:
-    if callable(value) and not isinstance(value, Node):
-        value = value()
     if isinstance(value, Node):
-        array = host_value_of(value)
+        array = value.value if type(value) is _graph.Constant else host_value_of(value)
         return array if dtype is None else array.astype(name_of(dtype))
     return host_array(value, dtype)
 
@@ -64,16 +65,19 @@ class Variable(_graph.Variable):
                  use_resource=None, synchronization=None, aggregation=None, shape=None):
         if initial_value is None:
             raise ValueError("tf.Variable: initial_value must be given")
+        if callable(initial_value) and not isinstance(initial_value, Node):
+            initial_value = initial_value()
         value = initial_host(initial_value, dtype)
         super().__init__(value, name=op_name(name, "Variable"), dtype=value.dtype,
                          trainable=True if trainable is None else bool(trainable))
         self._initializer = None
+        self.initial_draw = drawn_anew(initial_value)
 
     @property
     def initializer(self):
         """The op that sets this Variable to its initial value."""
         if self._initializer is None:
-            self._initializer = _assign.initializer([self], name=op_name(None, "Assign"))
+            self._initializer = initializer_of([self], name=op_name(None, "Assign"))
         return self._initializer
 
     def initialized_value(self):
@@ -98,6 +102,31 @@ class Variable(_graph.Variable):
         from .session import get_default_session
 
         (session or get_default_session()).set_value(self, value)
+
+
+def drawn_anew(value):
+    """``value`` where the initializer computes it at each run: a tensor that draws random
+    values and reads no Variable and no placeholder (one that does keeps the value computed
+    when the Variable was made)."""
+    if not isinstance(value, Node):
+        return None
+    order = topological_order([value])
+    if any(isinstance(n, (_graph.Variable, _graph.Placeholder)) for n in order):
+        return None
+    return value if any(getattr(n, "random", False) for n in order) else None
+
+
+def initializer_of(variables, name):
+    """The op that sets each of ``variables`` to its initial value: the random ones drawn
+    anew, the others as they were made."""
+    drawn = [v for v in variables if getattr(v, "initial_draw", None) is not None]
+    if not drawn:
+        return _assign.initializer(variables, name=name)
+    resets = [_assign.Assign(v, v.initial_draw) for v in drawn]
+    kept = [v for v in variables if getattr(v, "initial_draw", None) is None]
+    if kept:
+        resets.append(_assign.initializer(kept))
+    return _assign.Group([], *resets, name=name)
 
 
 def initial_tensor(variable):
@@ -156,7 +185,7 @@ def _scoped(variables, scope):
 
 def variables_initializer(var_list, name="init"):
     """The op that sets each Variable of ``var_list`` to its initial value."""
-    return _assign.initializer(list(var_list), name=op_name(name, "init"))
+    return initializer_of(list(var_list), name=op_name(name, "init"))
 
 
 def global_variables_initializer():
@@ -289,10 +318,12 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
     if scope.reuse is True:
         raise ValueError(f"Variable {full} does not exist, or was not created with "
                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
-    value = _first_value(full, shape, dtype or scope.dtype, initializer or scope.initializer)
+    initial, value = _first_value(full, shape, dtype or scope.dtype,
+                                  initializer or scope.initializer)
     graph = _graph.get_default_graph()
     with graph.name_scope(None):  # a variable scope names it, not the name scope
         variable = Variable(value, name=full, dtype=value.dtype, trainable=trainable)
+    variable.initial_draw = drawn_anew(initial)
     store[full] = variable
     regularizer = regularizer or scope.regularizer
     if regularizer is not None:
@@ -302,7 +333,8 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
     return variable
 
 
-def _first_value(full, shape, dtype, initializer) -> np.ndarray:
+def _first_value(full, shape, dtype, initializer) -> tuple:
+    """(the initial value as given: a tensor or a value, its host value)."""
     dtype = as_dtype(dtype or float32)
     if initializer is None:
         initializer = glorot_uniform_initializer() if dtype.is_floating else zeros_initializer()
@@ -311,11 +343,11 @@ def _first_value(full, shape, dtype, initializer) -> np.ndarray:
     if isinstance(initializer, Initializer):
         if shape is None:
             raise ValueError(f"get_variable {full}: the shape must be given for an initializer")
-        return initializer.host(tuple(int(d) for d in shape), dtype)
-    if callable(initializer) and not isinstance(initializer, Node):
+        initializer = initializer(tuple(int(d) for d in shape), dtype)
+    elif callable(initializer) and not isinstance(initializer, Node):
         initializer = initializer(shape, dtype=dtype)
     value = initial_host(initializer, dtype)
     if shape is not None and tuple(shape) != value.shape:
         raise ValueError(f"get_variable {full}: the initial value has shape {value.shape}, "
                          f"not {tuple(shape)}")
-    return value
+    return initializer, value
