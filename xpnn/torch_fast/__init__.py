@@ -9,6 +9,7 @@ keeps the portable plan's results, tested against it (``tests/test_torch_pass.py
 - ``kernels``: torch kernels for ops, called without array-api-compat's wrappers, their
   constants made once per plan on its device, masks kept boolean, label checks only where
   the labels are on the host;
+- ``conv``: ATen's convolution, its backward and pooling for ``xpnn.conv``'s ops;
 - ``ownership``: new Variable values that would share memory with something else are
   copied, so that writing them in place changes nothing else.
 
@@ -40,6 +41,7 @@ def rewrite(plan, session) -> None:
     if not enabled():
         return
     from . import addmm, deferred, kernels, ownership, updates
+    from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 
     live = ownership.live_slots(plan)
     pending = set()
