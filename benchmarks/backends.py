@@ -6,13 +6,20 @@ hand-written ``jax.jit`` training step, same initial weights, batches and optimi
   median epoch, the ratio, and the test accuracy of each so that nothing wins by computing
   less;
 - the tiny step: lesson 5's 3->4 linear + sigmoid + BCE net, one sample a step
-  (``small_step.py``): microseconds per step (best of interleaved repeats), final losses.
+  (``small_step.py``): microseconds per step (best of interleaved repeats), final losses;
+- the simple MNIST convnet of ``cnn_mnist.py`` (conv 32, pool, conv 64, pool, dropout 0.5,
+  dense 10; Adam 1e-3, batch 128) against a jitted step of ``lax.conv_general_dilated``
+  and ``lax.reduce_window`` differentiated by ``jax.grad``: interleaved chunks, the median
+  chunk, the ratio, test accuracies. (Dropout masks differ: xpnn draws them on the host,
+  the hand-written step with ``jax.random`` inside the call.)
 
-Targets (issue 13): MLP <= 1.1x the hand-written step, tiny step <= 3x.
+Targets (issue 13): MLP <= 1.1x the hand-written step, tiny step <= 3x; the CNN has none.
 
     python benchmarks/backends.py                                   # one epoch of each
     python benchmarks/backends.py --data ../shared/datasets/mnist --epochs 2
     python benchmarks/backends.py --steps 150 --tiny-steps 2000     # a short look
+    python benchmarks/backends.py --data ../shared/datasets/mnist --skip mlp,tiny \
+        --cnn-steps 469                                             # a convnet epoch
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import statistics
 import time
 
 import numpy as np
+from cnn_mnist import make_xpnn as make_xpnn_cnn
 from mlp_mnist import (
     BETA1,
     BETA2,
@@ -79,14 +87,10 @@ def _logits(params, x):
     return x
 
 
-def _jax_step(lr, optimizer):
-    import jax
+def _jax_update(lr, optimizer):
+    """update(p, g, s1, s2, t) -> (p, s1, s2): one parameter's step (Adam as the paper and
+    PyTorch write it: epsilon added to sqrt(v_hat); xpnn's is TF1's, the same work)."""
     import jax.numpy as jnp
-
-    def loss(params, x, y):
-        z = _logits(params, x)
-        picked = jnp.take_along_axis(z, y[:, None], axis=1)[:, 0]
-        return jnp.mean(jax.nn.logsumexp(z, axis=1) - picked)
 
     def update(p, g, s1, s2, t):
         if optimizer == "sgd":
@@ -98,6 +102,25 @@ def _jax_step(lr, optimizer):
         v = BETA2 * s2 + (1 - BETA2) * g * g
         m_hat, v_hat = m / (1 - BETA1**t), v / (1 - BETA2**t)
         return p - lr * m_hat / (jnp.sqrt(v_hat) + EPSILON), m, v
+
+    return update
+
+
+def _cross_entropy(z, y):
+    import jax
+    import jax.numpy as jnp
+
+    picked = jnp.take_along_axis(z, y[:, None], axis=1)[:, 0]
+    return jnp.mean(jax.nn.logsumexp(z, axis=1) - picked)
+
+
+def _jax_step(lr, optimizer):
+    import jax
+
+    update = _jax_update(lr, optimizer)
+
+    def loss(params, x, y):
+        return _cross_entropy(_logits(params, x), y)
 
     def step(params, slots, t, x, y):
         grads = jax.grad(loss)(params, x, y)
@@ -256,6 +279,122 @@ def compare_tiny(args):
     return ratio
 
 
+# ----------------------------------------------------------------------------- CNN
+
+
+class JaxCNN:
+    """The convnet a careful JAX user writes: ``lax.conv_general_dilated`` and
+    ``lax.reduce_window`` in NHWC with HWIO filters (xpnn's layout: the same weights as they
+    are), gradients by ``jax.grad``, dropout from ``jax.random`` inside the step, Adam as
+    ``JaxMLP``'s; one jitted step, parameters, slots and key donated."""
+
+    def __init__(self, model, lr=1e-3):
+        import jax
+        import jax.numpy as jnp
+
+        layers = [layer for layer in model.layers if hasattr(layer, "W")]
+        self.params = [jnp.asarray(xn.to_numpy(getattr(layer, name)))
+                       for layer in layers for name in ("W", "b")]
+        self.slots = [(jnp.zeros_like(p), jnp.zeros_like(p)) for p in self.params]
+        self.t, self.key = jnp.zeros((), jnp.float32), jax.random.PRNGKey(0)
+        self.logits = jax.jit(_cnn_logits)
+        self.step = jax.jit(_jax_cnn_step(lr), donate_argnums=(0, 1, 2, 3))
+
+    def run(self, X, y, order, batch_size):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            self.params, self.slots, self.t, self.key = self.step(
+                self.params, self.slots, self.t, self.key, X[idx], y[idx])
+        self.t.block_until_ready()
+
+    def accuracy(self, X, y, batch_size=1000):
+        hits = 0
+        for i in range(0, len(X), batch_size):
+            logits = np.asarray(self.logits(self.params, X[i : i + batch_size], None))
+            hits += int(np.sum(np.argmax(logits, 1) == y[i : i + batch_size]))
+        return hits / len(X)
+
+
+def _cnn_logits(params, x, keep):
+    """The convnet's logits; ``keep`` the dropout mask (already scaled), None to test."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def conv_relu_pool(x, w, b):
+        z = lax.conv_general_dilated(x, w, (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        z = jax.nn.relu(z + b)
+        return lax.reduce_window(z, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    w1, b1, w2, b2, w3, b3 = params
+    h = conv_relu_pool(conv_relu_pool(x, w1, b1), w2, b2)
+    h = h.reshape(h.shape[0], -1)
+    return (h if keep is None else h * keep) @ w3 + b3
+
+
+def _jax_cnn_step(lr):
+    import jax
+
+    update = _jax_update(lr, "adam")
+
+    def loss(params, x, y, keep):
+        return _cross_entropy(_cnn_logits(params, x, keep), y)
+
+    def step(params, slots, t, key, x, y):
+        key, draw = jax.random.split(key)
+        keep = jax.random.bernoulli(draw, 0.5, (x.shape[0], 1600)).astype(x.dtype) * 2.0
+        grads = jax.grad(loss)(params, x, y, keep)
+        t = t + 1.0
+        new = [update(p, g, m, v, t) for p, g, (m, v) in zip(params, grads, slots)]
+        return [n[0] for n in new], [(n[1], n[2]) for n in new], t, key
+
+    return step
+
+
+class XpnnCNN:
+    def __init__(self):
+        self.model, self._run = make_xpnn_cnn("cpu", backend="jax")
+
+    def run(self, X, y, order, batch_size):
+        self._run(X, y, order, batch_size)
+
+    def accuracy(self, X, y):
+        return self.model.score(X, y)
+
+
+def compare_cnn(args, data):
+    X, y, Xt, yt = (a.reshape(-1, 28, 28, 1) if a.ndim == 2 else a for a in data)
+    xpnn_cnn = XpnnCNN()
+    runners = {"xpnn-jax": xpnn_cnn, "jax.jit": JaxCNN(xpnn_cnn.model)}
+    rng = np.random.default_rng(2)
+    order = np.concatenate([rng.permutation(len(X))
+                            for _ in range(-(-args.cnn_steps * args.batch_size // len(X)))])
+    order = order[: args.cnn_steps * args.batch_size]
+    for runner in runners.values():  # compile: both train on these two batches
+        runner.run(X, y, order[: 2 * args.batch_size], args.batch_size)
+    chunk = args.cnn_chunk * args.batch_size
+    times = {name: [] for name in runners}
+    names = list(runners)
+    for k, start in enumerate(range(0, len(order), chunk)):
+        for name in names[k % 2:] + names[: k % 2]:
+            time.sleep(0.05)
+            t0 = time.perf_counter()
+            runners[name].run(X, y, order[start : start + chunk], args.batch_size)
+            times[name].append((time.perf_counter() - t0) / args.cnn_chunk)
+    print(f"\nCNN (the simple MNIST convnet), adam lr 1e-3, batch {args.batch_size}, "
+          f"{len(times['jax.jit'])} chunks of {args.cnn_chunk} steps:")
+    for name, runner in runners.items():
+        print(f"  {name:9s} {statistics.median(times[name]) * 1e3:7.2f} ms/step (median chunk)"
+              f"   test accuracy {runner.accuracy(Xt, yt):.4f}")
+    paired = [a / b for a, b in zip(times["xpnn-jax"], times["jax.jit"])]
+    q1, q2, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
+    ratio = statistics.median(times["xpnn-jax"]) / statistics.median(times["jax.jit"])
+    print(f"  xpnn-jax / jax.jit: {ratio:.3f} (no target); per chunk: median {q2:.3f}, "
+          f"quartiles {q1:.3f}-{q3:.3f}")
+    return ratio
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
@@ -266,8 +405,11 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=50, help="steps per interleaved chunk")
     p.add_argument("--tiny-steps", type=int, default=5000)
     p.add_argument("--repeat", type=int, default=4, help="interleaved tiny-step repeats")
-    p.add_argument("--skip", choices=["mlp", "tiny"], default=None)
+    p.add_argument("--cnn-steps", type=int, default=40, help="convnet steps (0: none)")
+    p.add_argument("--cnn-chunk", type=int, default=5, help="convnet steps a chunk")
+    p.add_argument("--skip", default="", help="comma-separated: mlp, tiny, cnn")
     args = p.parse_args(argv)
+    skip = set(args.skip.split(",")) - {""}
 
     import jax
 
@@ -275,13 +417,16 @@ def main(argv=None):
     print(f"xpnn from {xn.__file__}; jax {jax.__version__} on {jax.devices()[0].platform}; "
           "xpnn-jax is Session(backend='jax'), each plan one jax.jit call")
     ratios = {}
-    if args.skip != "mlp":
+    if not {"mlp", "cnn"} <= skip:
         X, y, Xt, yt, what = load(args)
         print(f"data: {what}")
+    if "mlp" not in skip:
         for optimizer in args.optimizers.split(","):
             ratios[optimizer] = compare_mlp(args, (X, y, Xt, yt), optimizer)
-    if args.skip != "tiny":
+    if "tiny" not in skip:
         ratios["tiny"] = compare_tiny(args)
+    if "cnn" not in skip and args.cnn_steps:
+        ratios["cnn"] = compare_cnn(args, (X, y, Xt, yt))
     print("\nratios xpnn-jax / jax.jit: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     return ratios
 

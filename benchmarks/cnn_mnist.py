@@ -36,9 +36,10 @@ def load(args):
     return X[:n].reshape(-1, 28, 28, 1), y[:n], Xt.reshape(-1, 28, 28, 1), yt
 
 
-def make_xpnn(device):
+def make_xpnn(device, backend=None):
     with xn.Graph().as_default():
-        model = xn.nn.NNClassifier(convnet(0), input_shape=(28, 28, 1), device=device, seed=0)
+        model = xn.nn.NNClassifier(convnet(0), input_shape=(28, 28, 1), device=device,
+                                   backend=backend, seed=0)
     step = model._train_step(xn.train.AdamOptimizer(1e-3), None)
     fetches = [step, *model.net.updates()]
 
@@ -81,11 +82,16 @@ def make_torch(model, device):
             torch.nn.functional.cross_entropy(net(xb), yb).backward()
             opt.step()
 
-    def accuracy(Xt, yt):
+    def accuracy(Xt, yt, batch_size=1000):
         net.eval()
+        hits = 0
         with torch.no_grad():
-            logits = net(torch.from_numpy(Xt.transpose(0, 3, 1, 2).copy()).to(device))
-        return float((logits.argmax(1).cpu().numpy() == yt).mean())
+            for start in range(0, len(Xt), batch_size):
+                xb = Xt[start : start + batch_size].transpose(0, 3, 1, 2).copy()
+                logits = net(torch.from_numpy(xb).to(device))
+                hits += int((logits.argmax(1).cpu().numpy() == yt[start : start + batch_size])
+                            .sum())
+        return hits / len(Xt)
 
     return run, accuracy
 

@@ -1,8 +1,12 @@
 """xpnn on PyTorch with its plan passes (``xpnn/torch_fast``) against a hand-written PyTorch
 eager loop doing the same work, and against xpnn's portable plan on PyTorch
 (``XPNN_TORCH_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum
-and Adam, same initial weights and batches, and the tiny step (the lesson-5 3->4 net, one
-sample at a time, ``small_step.py``). Runs are interleaved in short chunks, in a rotating
+and Adam, same initial weights and batches, the tiny step (the lesson-5 3->4 net, one
+sample at a time, ``small_step.py``), and the simple MNIST convnet of ``cnn_mnist.py``
+(conv 32, pool, conv 64, pool, dropout 0.5, dense 10; Adam 1e-3, batch 128) against the
+same net written with ``torch.nn.Conv2d`` (NCHW) and ``torch.optim.Adam`` (xpnn's Adam is
+TF1's, epsilon added to sqrt(v), PyTorch's to sqrt(v_hat): the same work a step; dropout
+masks differ, each library draws its own). Runs are interleaved in short chunks, in a rotating
 order; it prints each runner's median and best time, the median over chunks of xpnn's
 time over eager's on the same batches a moment apart, and each runner's test accuracy (or
 final loss) so that nothing wins by computing less. With one thread (the default) the time
@@ -12,6 +16,8 @@ not counted (``--clock wall`` counts it).
     python benchmarks/torch_pass.py                       # random data of MNIST's shape
     python benchmarks/torch_pass.py --data ../shared/datasets/mnist --optimizer adam
     python benchmarks/torch_pass.py --threads 2 --chunks 20 --tiny-steps 5000
+    python benchmarks/torch_pass.py --data ../shared/datasets/mnist --no-mlp --no-tiny \
+        --cnn-steps 469                                 # one MNIST epoch of the convnet
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's xpnn
 
+import cnn_mnist  # noqa: E402
 import numpy as np  # noqa: E402
 from mlp_mnist import (  # noqa: E402
     initial_weights,
@@ -131,6 +138,36 @@ def run_tiny(args):
            f"{args.tiny_steps} steps a chunk, us/step:", times, args.tiny_steps, 1e6, losses)
 
 
+def cnn_runners(args, X, y, Xt, yt):
+    """name -> (run(order), accuracy()) for the convnet, the eager net from xpnn's weights."""
+    model, run_xpnn = cnn_mnist.make_xpnn(args.device, backend="torch")
+    tdev = "cuda" if args.device.startswith("cuda") else "cpu"
+    run_eager, eager_accuracy = cnn_mnist.make_torch(model, tdev)
+    return {"xpnn": (lambda o: run_xpnn(X, y, o, 128), lambda: model.score(Xt, yt)),
+            "eager": (lambda o: run_eager(X, y, o, 128), lambda: eager_accuracy(Xt, yt))}
+
+
+def cnn_orders(n, steps, chunk, seed=2):
+    """``steps`` batches of 128 from epochs of shuffled indices, in chunks of ``chunk``."""
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(n) for _ in range(-(-steps * 128 // n))])
+    order = order[: steps * 128]
+    return [order[i : i + chunk * 128] for i in range(0, len(order), chunk * 128)]
+
+
+def run_cnn(args):
+    X, y, Xt, yt, what = load(args)
+    X, Xt = X.reshape(-1, 28, 28, 1), Xt.reshape(-1, 28, 28, 1)
+    runners = cnn_runners(args, X, y, Xt, yt)
+    for run, _ in runners.values():  # the first plan; both train on these two batches
+        run(np.arange(256))
+    orders = cnn_orders(len(X), args.cnn_steps, args.cnn_chunk)
+    times = interleaved({n: r[0] for n, r in runners.items()}, orders, args.clock)
+    scores = {n: f"test accuracy {r[1]():.4f}" for n, r in runners.items()}
+    report(f"CNN (the simple MNIST convnet), batch 128, adam lr 1e-3, {what} ({len(orders)} "
+           f"chunks of {args.cnn_chunk} steps), ms/step:", times, args.cnn_chunk, 1e3, scores)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
@@ -141,6 +178,9 @@ def main(argv=None):
     p.add_argument("--chunk-steps", type=int, default=20)
     p.add_argument("--tiny-steps", type=int, default=2000)
     p.add_argument("--no-tiny", action="store_true")
+    p.add_argument("--no-mlp", action="store_true")
+    p.add_argument("--cnn-steps", type=int, default=40, help="convnet steps (0: none)")
+    p.add_argument("--cnn-chunk", type=int, default=5, help="convnet steps a chunk")
     p.add_argument("--clock", choices=["cpu", "wall"], default=None,
                    help="default: cpu with one thread, else wall")
     args = p.parse_args(argv)
@@ -154,10 +194,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
           f"{clock_name} time")
-    for optimizer in LEARNING_RATES if args.optimizer == "all" else [args.optimizer]:
+    for optimizer in [] if args.no_mlp else (
+            LEARNING_RATES if args.optimizer == "all" else [args.optimizer]):
         run_mlp(args, optimizer)
     if not args.no_tiny:
         run_tiny(args)
+    if args.cnn_steps:
+        run_cnn(args)
 
 
 if __name__ == "__main__":
