@@ -4,6 +4,8 @@ is one XLA call. One concept a file:
 
 - ``layout``: which slots go in (feeds; Variables, donated or kept) and come out;
 - ``body``: the function that is traced: the plan's portable steps, then its updates;
+- ``kernels``: what is traced in place of some ops' portable forward (``conv``: the
+  max-pool gradient over tiling windows, by reshapes);
 - ``draws``: random ops' host draws made per run and passed in (the portable values);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
 - ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from ..backend import JaxDevice
 from ..plan import bind
+from . import kernels
 from .checks import Checks
 from .labels import LabelChecks
 from .layout import Layout
@@ -43,6 +46,9 @@ def rewrite(plan, session) -> None:
         runner = Runner(plan, session, Layout(plan))
         plan.compiler = runner.compile
         return
+    from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
+
+    kernels.swap_in(plan)
     checks = Checks(plan, session.xp)
     layout = Layout(plan, donate=not checks.steps)  # checks: a failed run keeps every buffer
     if not (layout.computed or plan.updates):  # nothing to compute: no call
