@@ -380,8 +380,9 @@ def compare_cnn(args, data):
         for name in names[k % 2:] + names[: k % 2]:
             time.sleep(0.05)
             t0 = time.perf_counter()
-            runners[name].run(X, y, order[start : start + chunk], args.batch_size)
-            times[name].append((time.perf_counter() - t0) / args.cnn_chunk)
+            part = order[start : start + chunk]
+            runners[name].run(X, y, part, args.batch_size)
+            times[name].append((time.perf_counter() - t0) / -(-len(part) // args.batch_size))
     print(f"\nCNN (the simple MNIST convnet), adam lr 1e-3, batch {args.batch_size}, "
           f"{len(times['jax.jit'])} chunks of {args.cnn_chunk} steps:")
     for name, runner in runners.items():
