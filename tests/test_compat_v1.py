@@ -322,12 +322,16 @@ def test_group_no_op_and_control_dependencies(on):
     both = tf.group(tf.assign_add(a, 1.0), [tf.assign_sub(b, 1.0)], name="both")
     nothing = tf.no_op()
     counter = tf.Variable(0)
+    fed = tf.placeholder(tf.int32, [])
     with tf.control_dependencies([tf.assign_add(counter, 1)]):
         watched = tf.identity(a * 2.0)
         with tf.control_dependencies([tf.assign_add(b, 100.0)]):
             inner = tf.identity(a)
+    with tf.control_dependencies([tf.assign_add(counter, fed)]):
+        made_here = tf.Variable(5.0)  # TF1 lifts Variables out: initialising it runs nothing
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
+        assert sess.run(made_here) == 5.0
         assert sess.run(both) is None and sess.run(nothing) is None
         assert (sess.run(a), sess.run(b)) == (1.0, 9.0)
         assert sess.run(watched) == 2.0  # read before the run's writes

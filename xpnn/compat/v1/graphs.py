@@ -163,7 +163,10 @@ def control_dependencies(control_inputs):
         yield
     finally:
         for node in graph.nodes[start:]:
-            node._tf1_control = getattr(node, "_tf1_control", ()) + deps
+            # Variables made here (an optimizer's slots) are not: TF1 lifts them and their
+            # initializers out (init_scope), so the initializer runs without the deps.
+            if not isinstance(node, _graph.Variable):
+                node._tf1_control = getattr(node, "_tf1_control", ()) + deps
 
 
 def control_closure(nodes) -> list:
