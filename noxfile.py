@@ -37,8 +37,8 @@ def tests(session, backend):
 def tests_tf1(session):
     """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle: its optimizers
     (tests/test_tf1_oracle.py) and xpnn.compat.v1 running TF 1.x programs unchanged
-    (tests/test_compat_v1_oracle.py)."""
-    session.install("-e", ".[test]", "tensorflow-cpu")
+    (tests/test_compat_v1_oracle.py); tf_keras for tf.layers under Keras 3."""
+    session.install("-e", ".[test]", "tensorflow-cpu", "tf_keras")
     session.run("pytest", "-q", "tests/test_tf1_oracle.py", "tests/test_compat_v1_oracle.py",
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 

@@ -6,12 +6,15 @@ Snippets check single names the same way.
 
 TensorFlow is not a dependency: ``pip install tensorflow-cpu`` (or ``nox -s tests_tf1``);
 without it these tests skip. They run on NumPy: the other backends are held to NumPy by
-tests/test_compat_v1.py.
+tests/test_compat_v1.py. Since TF 2.16 (Keras 3) ``tf.compat.v1.layers`` needs the
+``tf_keras`` package and ``TF_USE_LEGACY_KERAS=1`` (set here); without tf_keras the programs
+that use tf.layers skip.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ import pytest
 import xpnn.compat.v1 as xtf
 from tests.tf1_programs import PROGRAMS
 
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # read when tf.layers is first used
 tf = pytest.importorskip(
     "tensorflow.compat.v1",
     reason="TensorFlow is not installed (pip install tensorflow-cpu): no TF1 oracle")
@@ -45,9 +49,20 @@ def assert_same_records(want: dict, got: dict, where: str) -> None:
             np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
+def _tf_layers_missing() -> str | None:
+    try:
+        tf.layers.dense  # noqa: B018 - Keras 3 without tf_keras raises here
+    except (AttributeError, ImportError) as error:
+        return f"TensorFlow's tf.layers is not usable here ({error}): pip install tf_keras"
+    return None
+
+
 @pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.filterwarnings("ignore:`tf.layers.:UserWarning")  # TF's deprecation notes
 def test_program_matches_tensorflow(name, tmp_path):
     program = importlib.import_module(f"tests.tf1_programs.{name}")
+    if getattr(program, "USES_TF_LAYERS", False) and (why := _tf_layers_missing()):
+        pytest.skip(why)
     (tmp_path / "tf").mkdir()
     (tmp_path / "xpnn").mkdir()
     want = program.main(tf, str(tmp_path / "tf"))

@@ -22,4 +22,6 @@ PROGRAMS = [
     "saver_round_trip",
     "losses_and_clipping",
     "rmsprop_adagrad",
+    "layers_cnn",
+    "layers_batch_norm",
 ]

@@ -39,9 +39,9 @@ Where it differs from TF1 (each is said again where it applies):
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.cond``, ``tf.layers``, ``tf.summary``...).
+  xpnn way (``tf.cond``, ``tf.keras``, ``tf.summary``...).
 
-Every name (tf.nn, tf.losses and tf.train list theirs):
+Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
 - dtypes: DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
   int64, uint8, uint16, bool
@@ -71,13 +71,13 @@ Every name (tf.nn, tf.losses and tf.train list theirs):
   global_norm, gradients
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
-- modules: nn, losses, train, math
+- modules: nn, losses, train, layers, math
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node
-from . import losses, math, methods, nn, train
+from . import layers, losses, math, methods, nn, train
 from .array_ops import (
     concat,
     expand_dims,
