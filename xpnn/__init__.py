@@ -14,6 +14,7 @@ from . import (
     activations,
     assign,
     backend,
+    cupy_fast,
     data,
     distributed,
     init,

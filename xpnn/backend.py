@@ -204,8 +204,18 @@ class TorchDevice(Device):
 
 
 class CupyDevice(Device):
+    """CuPy on a CUDA GPU. Its Sessions run the plan passes of ``cupy_fast`` (which
+    registers itself here when xpnn is imported, and imports cupy only at its first
+    kernel); ``XPNN_CUPY_PASSES=0`` runs the portable plan instead."""
+
     backend = "cupy"
     mutable = True
+    passes = None  # cupy_fast.rewrite
+    own = None  # cupy_fast.ownership.own
+
+    @classmethod
+    def register(cls, passes, own) -> None:
+        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
 
     @property
     def context(self):  # new CuPy arrays go to the current GPU
@@ -221,6 +231,12 @@ class CupyDevice(Device):
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
             return array.copy()
+
+    def keep(self, value, inputs):
+        return self.own(value, inputs)
+
+    def rewrite(self, plan, session) -> None:
+        self.passes(plan, session)
 
 
 def context_of(array):

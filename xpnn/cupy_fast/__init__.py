@@ -1,0 +1,54 @@
+"""The CuPy device's passes over a compiled plan (``Device.rewrite``), one concept a file:
+
+- ``formulas``: every kernel's arithmetic, written once as a plain elementwise function;
+- ``source``: a formula traced on symbols and printed as CUDA C (with a NumPy model of it);
+- ``cuda``: the CUDA fuser, ``cupy.ElementwiseKernel`` / ``ReductionKernel`` from the source;
+- ``reference``: its stand-in, running the same traced statements on NumPy;
+- ``chains``: elementwise steps composed into one kernel (bias add + ReLU, the ReLU, sigmoid
+  and tanh gradients, softmax into the dense cross-entropy's gradient);
+- ``softmax``: softmax rows and the dense and sparse cross-entropies, forward and backward;
+- ``updates``: SGD, momentum (Nesterov too) and Adam, one kernel per Variable, in place;
+- ``ownership``: which arrays may be written in place; ``kernels``: the single-op table;
+- ``standin``: a device that runs this pass with NumPy, where no GPU is.
+
+No kernel reads a device value on the host: a training step makes no host
+synchronisation. ``XPNN_CUPY_PASSES=0`` in the environment (read when a plan is compiled)
+leaves the portable plan as it is, the reference the pass is tested against
+(``tests/test_cupy_pass.py``; ``tests/test_fastpath_random.py`` on random programs). No
+CUDA graphs are captured. cupy is imported at the first kernel compiled, not with xpnn.
+Written without a GPU: the stand-in runs every test here; the CUDA kernels themselves have
+not run yet (``benchmarks/gpu_check.sh`` runs the tests on one).
+
+>>> from xpnn import cupy_fast
+>>> cupy_fast.enabled()  # XPNN_CUPY_PASSES is not set to 0 here
+True
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..backend import CupyDevice
+from . import chains, cuda, kernels, ownership, updates
+from . import softmax as _softmax  # noqa: F401  (registers the cross-entropy kernels)
+
+
+def enabled() -> bool:
+    """Whether the passes run (``XPNN_CUPY_PASSES`` is not "0")."""
+    return os.environ.get("XPNN_CUPY_PASSES", "1").strip() != "0"
+
+
+def rewrite(plan, session, fuser=None) -> None:
+    """Run the passes on ``plan`` (compiled for ``session``), with ``fuser`` (by default
+    the CUDA one)."""
+    if not enabled():
+        return
+    fuser = fuser if fuser is not None else cuda.fuser()
+    chosen = updates.in_place(plan, ownership.live_slots(plan), session)
+    if chosen:
+        updates.commit_in_place(plan, chosen, session.xp, fuser)
+    fused = chains.fuse(plan, session.device, fuser, defer=not session.check_numerics)
+    kernels.swap_in(plan, session.device, fuser, skip=fused)
+
+
+CupyDevice.register(rewrite, ownership.own)
