@@ -51,8 +51,9 @@ class CheckingStandInDevice(StandInDevice):
     reads_without_sync = True
 
 
-def stand_in(reads_labels=False) -> StandInDevice:
-    """A new stand-in device (with its own fuser); Session(device=stand_in())."""
+def stand_in(reads_labels=False, fuser=None) -> StandInDevice:
+    """A new stand-in device, with ``fuser`` (by default a new ReferenceFuser);
+    ``Session(device=stand_in())``."""
     xp = array_api_compat.array_namespace(np.empty(0))
     kind = CheckingStandInDevice if reads_labels else StandInDevice
-    return kind("stand-in", xp, "cpu", ReferenceFuser(xp))
+    return kind("stand-in", xp, "cpu", fuser if fuser is not None else ReferenceFuser(xp))
