@@ -22,7 +22,10 @@ earlier must not have changed since; fed arrays must never change; and results t
 scribbles over (fetched values, get_value copies) must not leak into later runs.
 
 A third as many programs run the same way through PyTorch with its plan passes
-(``xpnn/torch_fast``) against array-api-strict.
+(``xpnn/torch_fast``) against array-api-strict, and as many through the CuPy pass
+(``xpnn/cupy_fast``) on its NumPy stand-in against array-api-strict. On a machine with a
+GPU and CuPy the CuPy pass also runs them on the GPU against CuPy's portable plan (the
+pass off): there a label out of range gives NaN on both instead of an error.
 
 CI runs a fixed sequence (derandomized). To explore: ``XPNN_RANDOM_EXAMPLES=3000`` for a longer
 run (a third of it through PyTorch), ``XPNN_RANDOM_SEED=<n>`` for other programs.
@@ -38,14 +41,17 @@ from dataclasses import dataclass
 import array_api_compat
 import numpy as np
 import pytest
+from conftest import _unavailable, skip_or_fail
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from test_fastpath import numpy_session, strict_session
 
 import xpnn as xn
+from xpnn.cupy_fast.standin import stand_in
 
 MAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_EXAMPLES", "300"))
 TORCH_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the torch passes against strict
+CUPY_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the CuPy pass (stand-in, or GPU) against a reference
 SEED = os.environ.get("XPNN_RANDOM_SEED")  # set: other programs than CI's fixed sequence
 MAX_VARIABLES, MAX_PLACEHOLDERS = 4, 3
 
@@ -1163,6 +1169,63 @@ def test_random_program_on_jax_compiled_matches_jax_eager(prog):
 @given(programs())
 def test_random_program_through_the_torch_passes_matches_strict(prog):
     check_program(prog, (torch_session, strict_session))
+
+
+# --------------------------------------------------------------------------- the CuPy pass
+# On the stand-in (NumPy arrays, the kernels' traced statements run by the reference fuser)
+# against strict; the stand-in reads labels on the host, so a bad label raises on both.
+
+
+def cupy_stand_in_session(**kw):
+    return xn.Session(device=stand_in(reads_labels=True), **kw)
+
+
+_CUPY_SETTINGS = settings(
+    derandomize=SEED is None,
+    deadline=None,
+    max_examples=CUPY_EXAMPLES,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+
+
+@_seeded
+@_CUPY_SETTINGS
+@given(programs())
+def test_random_program_through_the_cupy_pass_stand_in_matches_strict(prog):
+    check_program(prog, (cupy_stand_in_session, strict_session))
+
+
+def _cupy_sessions():
+    """(a Session with the CuPy pass, one on the same GPU with the portable plan)."""
+    from xpnn import backend
+
+    class Portable(backend.CupyDevice):
+        def rewrite(self, plan, session) -> None:
+            pass
+
+    gpu = backend.resolve("cuda")
+    portable = Portable(gpu.name, gpu.xp, gpu.device)
+    return (lambda **kw: xn.Session(device=gpu, **kw),
+            lambda **kw: xn.Session(device=portable, **kw))
+
+
+@_seeded
+@_CUPY_SETTINGS
+@given(programs())
+def _cupy_pass_matches_cupy_portable(prog):
+    check_program(prog, _cupy_sessions())
+
+
+def test_random_program_through_the_cupy_pass_on_a_gpu_matches_cupy_portable():
+    reason = _unavailable("cupy")
+    if reason:
+        skip_or_fail(f"cupy: {reason}", cupy=True)
+    _cupy_pass_matches_cupy_portable()
 
 
 # --------------------------------------------------------------------------- regressions
