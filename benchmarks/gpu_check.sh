@@ -11,8 +11,11 @@
 #   mkdir -p .gpu && cp ../shared/datasets/mnist/*.gz .gpu/     # optional: real MNIST
 #
 # then run `bash benchmarks/gpu_check.sh` there, carrying .whl and .gpu (both git-ignored).
-# The checks: the whole suite with --xp=cupy (every backend-generic test on CuPy, the rest
-# as usual; a missing CuPy fails rather than skips), then the MLP benchmark (after a
+# The checks: the CuPy pass's tests (tests/test_cupy_pass.py on the GPU, random programs
+# through the pass against CuPy's portable plan) and benchmarks/cupy_pass.py (the pass
+# against XPNN_CUPY_PASSES=0: ms/step, and a failure where their weights or accuracies
+# disagree); the whole suite with --xp=cupy (every backend-generic test on CuPy, the rest
+# as usual; a missing CuPy fails rather than skips); then the MLP benchmark (after a
 # warm-up epoch that fills CuPy's kernel cache, so no timed epoch compiles kernels) and the
 # MNIST example, each with its printed test accuracies checked.
 set -euo pipefail
@@ -76,7 +79,11 @@ if [ ${#failed[@]} -gt 0 ]; then
   exit 1
 fi
 
-check tests_cupy 600 $PY -m pytest -q -ra -p no:cacheprovider --xp=cupy
+check cupy_pass_tests 420 $PY -m pytest -q -ra -p no:cacheprovider tests/test_cupy_pass.py \
+  tests/test_fastpath_random.py -k "cupy_pass" --xp=cupy
+check cupy_pass_vs_portable 300 $PY benchmarks/cupy_pass.py --device cuda "${data[@]}"
+check tests_cupy 600 $PY -m pytest -q -ra -p no:cacheprovider --xp=cupy \
+  --ignore=tests/test_cupy_pass.py -k "not cupy_pass_on_a_gpu"
 
 # CuPy against PyTorch CUDA: a warm-up epoch compiles CuPy's kernels (cached in
 # $CUPY_CACHE_DIR) and starts cuBLAS for both, then the timed run. Real MNIST reaches 0.97

@@ -25,7 +25,8 @@ A third as many programs run the same way through PyTorch with its plan passes
 (``xpnn/torch_fast``) against array-api-strict, and as many through the CuPy pass
 (``xpnn/cupy_fast``) on its NumPy stand-in against array-api-strict. On a machine with a
 GPU and CuPy the CuPy pass also runs them on the GPU against CuPy's portable plan (the
-pass off): there a label out of range gives NaN on both instead of an error.
+pass off; ``XPNN_RANDOM_CUPY_EXAMPLES``, default 30): there a label out of range gives NaN
+on both instead of an error.
 
 CI runs a fixed sequence (derandomized). To explore: ``XPNN_RANDOM_EXAMPLES=3000`` for a longer
 run (a third of it through PyTorch), ``XPNN_RANDOM_SEED=<n>`` for other programs.
@@ -51,7 +52,9 @@ from xpnn.cupy_fast.standin import stand_in
 
 MAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_EXAMPLES", "300"))
 TORCH_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the torch passes against strict
-CUPY_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the CuPy pass (stand-in, or GPU) against a reference
+CUPY_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the CuPy pass on its stand-in against strict
+# on a GPU (each new kernel compiles, a few tenths of a second)
+CUPY_GPU_EXAMPLES = int(os.environ.get("XPNN_RANDOM_CUPY_EXAMPLES", "30"))
 SEED = os.environ.get("XPNN_RANDOM_SEED")  # set: other programs than CI's fixed sequence
 MAX_VARIABLES, MAX_PLACEHOLDERS = 4, 3
 
@@ -1215,7 +1218,7 @@ def _cupy_sessions():
 
 
 @_seeded
-@_CUPY_SETTINGS
+@settings(_CUPY_SETTINGS, max_examples=CUPY_GPU_EXAMPLES)
 @given(programs())
 def _cupy_pass_matches_cupy_portable(prog):
     check_program(prog, _cupy_sessions())
