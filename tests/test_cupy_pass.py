@@ -497,6 +497,31 @@ def test_dense_cross_entropy_forward_and_gradient_are_fused(target):
         _check(sides, target, fetched)
 
 
+def test_a_small_cnn_matches_portable_its_bias_add_and_relu_one_kernel(target):
+    def build():
+        x = xn.placeholder("float32", (None, 6, 6, 1), name="x")
+        labels = xn.placeholder("int64", (None,), name="labels")
+        net = xn.nn.Sequential(xn.nn.Conv2D(1, 3, 3, padding="SAME", seed=1), xn.nn.ReLU(),
+                               xn.nn.MaxPool2D(2), xn.nn.Flatten(), xn.nn.Linear(27, 4, seed=2))
+        loss = xn.losses.sparse_softmax_cross_entropy(labels, net(x))
+        return {"x": x, "labels": labels, "loss": loss,
+                "step": xn.train.AdamOptimizer(0.01).minimize(loss, net.parameters())}
+
+    sides = both(target, build)
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        X, y = rng.standard_normal((5, 6, 6, 1)).astype(F32), rng.integers(0, 4, 5)
+        fetched = []
+        for nodes, side in sides:
+            target.launched()
+            fetched.append(side.run([nodes["loss"], nodes["step"]],
+                                    {nodes["x"]: X, nodes["labels"]: y})[:1])
+            if side.on:
+                launched = target.launched()
+                assert launched["xpnn_add_relu"] == 1 and launched["xpnn_adam"] == 4
+        _check(sides, target, fetched)
+
+
 def test_fetched_intermediates_are_arrays_and_not_chained(target):
     sides = both(target, _mlp, reads_labels=target.exact)
     fetched = []
