@@ -56,18 +56,43 @@ class LabelChecks:
 
         return forward
 
-    def recorded(self) -> dict:
-        """step -> class count, as the last trace saw them."""
-        return dict(self.seen)
-
-    def run(self, values, classes) -> None:
-        """Raise the portable error for fed labels out of range, where they can be read;
-        ``classes``: an entry's ``recorded()``."""
+    def recorded(self) -> tuple:
+        """What a run checks, as the last trace saw it: (step, fed labels' slot, class
+        count), once per slot and class count (the loss and its gradient read the same
+        labels)."""
+        found = {}
         for step, slot in self.checks:
+            if step in self.seen:
+                found.setdefault((slot, self.seen[step]), step)
+        return tuple((step, slot, classes) for (slot, classes), step in found.items())
+
+    def run(self, values, checks) -> None:
+        """Raise the portable error for fed labels out of range, where they can be read;
+        ``checks``: an entry's ``recorded()``."""
+        for step, slot, classes in checks:
             labels = values[slot]
-            xp = np if type(labels) is np.ndarray else self.xp
-            if xp is not None and step in classes:
-                try:
-                    ops.check_label_values(xp, labels, classes[step])
-                except ValueError as exc:
-                    raise StepFailed(step, exc) from None
+            try:
+                if type(labels) is np.ndarray:
+                    check_host_labels(labels, classes)
+                elif self.xp is not None:
+                    ops.check_label_values(self.xp, labels, classes)
+            except ValueError as exc:
+                raise StepFailed(step, exc) from None
+
+
+def check_host_labels(labels, classes: int) -> None:
+    """``ops.check_label_values`` on a NumPy array in one pass over it where the labels are
+    integers: read as unsigned, a negative label is larger than any class count.
+
+    >>> check_host_labels(np.array([0, 2]), 3)
+    >>> check_host_labels(np.array([0, -1]), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: sparse_softmax_cross_entropy: labels must be class indices in [0, 3), got -1
+    """
+    kind = labels.dtype.kind
+    if kind in "iu" and labels.size:
+        as_unsigned = labels.view(f"u{labels.dtype.itemsize}") if kind == "i" else labels
+        if as_unsigned.max() < classes:
+            return
+    ops.check_label_values(np, labels, classes)  # raises the error naming the bad label

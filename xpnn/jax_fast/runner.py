@@ -40,7 +40,7 @@ class Entry:
 
     def __init__(self, draws, checks, labels):
         self.draws, self.checks, self.compiled = tuple(draws), list(checks), False
-        self.labels = labels  # step -> class count, for the host label checks
+        self.labels = labels  # (step, slot, class count): the host label checks
 
 
 class Runner:
@@ -100,7 +100,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
-            labels = self.labels.recorded() if self.labels is not None else {}
+            labels = self.labels.recorded() if self.labels is not None else ()
             entry = self.entries[key] = Entry(self.draws.recorded, self.checks.recorded, labels)
             return entry
         for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
