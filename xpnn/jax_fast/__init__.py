@@ -5,7 +5,8 @@ is one XLA call. One concept a file:
 - ``layout``: which slots go in (feeds; Variables, donated or kept) and come out;
 - ``body``: the function that is traced: the plan's portable steps, then its updates;
 - ``kernels``: what is traced in place of some ops' portable forward (``conv``: the
-  max-pool gradient over tiling windows, by reshapes);
+  max-pool gradient over tiling windows, by reshapes; ``cross_entropy``: the sparse
+  cross-entropy's gradient by a scatter);
 - ``draws``: random ops' host draws made per run and passed in (the portable values);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
 - ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
@@ -47,14 +48,17 @@ def rewrite(plan, session) -> None:
         plan.compiler = runner.compile
         return
     from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
+    from . import cross_entropy as _cross_entropy  # noqa: F401  (registers its kernel)
 
-    kernels.swap_in(plan)
     checks = Checks(plan, session.xp)
     layout = Layout(plan, donate=not checks.steps)  # checks: a failed run keeps every buffer
     if not (layout.computed or plan.updates):  # nothing to compute: no call
         plan.compiler = Runner(plan, session, layout).compile
         return
-    runner = Runner(plan, session, layout, checks, LabelChecks(plan, session))
+    labels = LabelChecks(plan, session)  # ops that read labels read nothing once traced
+    kernels.swap_in(plan)
+    labels.record()
+    runner = Runner(plan, session, layout, checks, labels)
     plan.compiler = runner.compile
     plan.host_feeds = True
     layout.new_slot = plan.n_slots

@@ -33,7 +33,7 @@ class LabelChecks:
     def __init__(self, plan, session):
         feeds = {feed.slot for feed in plan.feeds}
         self.xp = session.xp if session.device.reads_without_sync else None
-        self.checks, self.seen = [], {}
+        self.steps, self.checks, self.seen = [], [], {}
         for step in plan.steps:
             op = step.op  # a step that only infers the op's shape runs it too
             if op is None or not op.reads_values:
@@ -41,10 +41,16 @@ class LabelChecks:
             bind(step, session.device, session.draw, host_reads=False)
             if getattr(op, "labels_input", None) is None:  # reads another value: unchecked
                 continue
-            step.fn = self._recording(step, step.fn)
+            self.steps.append(step)
             labels = step.inputs[op.labels_input]
             if labels in feeds:
                 self.checks.append((step, labels))
+
+    def record(self) -> None:
+        """Make the steps note their class counts while tracing: after the kernels are
+        swapped in (``kernels.swap_in``), which take the functions bound here."""
+        for step in self.steps:
+            step.fn = self._recording(step, step.fn)
 
     def _recording(self, step, fn):
         position = step.op.labels_input + 1
