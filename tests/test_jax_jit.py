@@ -291,6 +291,21 @@ def test_values_handed_out_survive_the_donation_of_the_buffers():
     assert not np.array_equal(xn.to_numpy(sess.get_value(w)), old_value)
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_each_variable_keeps_its_own_buffer_from_step_to_step(optimizer):
+    # A weight and its optimizer slot have one shape: donated out of order, jax.jit would
+    # give each one's new value the other's buffer, and XLA would copy both every step.
+    X, y = _data()
+    model = MLP(optimizer, True)
+    sess, feed = model.sess, model.feed(X[:8], y[:8])
+    sess.run(model.step, feed)  # compiles
+    arrays = [v for v in model.graph.variables if sess._values[v].ndim]  # the stored values
+    assert len(arrays) >= 2 * 6  # the weights and biases, and their slots
+    before = [sess._values[v].unsafe_buffer_pointer() for v in arrays]
+    sess.run(model.step, feed)
+    assert [sess._values[v].unsafe_buffer_pointer() for v in arrays] == before
+
+
 def test_fed_arrays_can_be_changed_as_soon_as_run_returns():
     # A compiled call may run after it returns, reading a host array JAX did not copy.
     rng = np.random.default_rng(0)

@@ -29,9 +29,12 @@ class Layout:
         written = set(self.targets)
         self.feeds = tuple(feed.slot for feed in plan.feeds)
         # A Variable the run updates gives its buffer to its new value, unless the run also
-        # hands the old value out (fetched).
-        self.donated = tuple(s for s, v in plan.variables.items()
-                             if donate and v in written and s not in fetched)
+        # hands the old value out (fetched). In the order of the new values: jax.jit gives
+        # each result the first donated buffer of its shape and dtype, so a weight and its
+        # optimizer slot, out of order, would swap buffers, and XLA copy both every step.
+        slot_of = {v: s for s, v in plan.variables.items()}
+        self.donated = tuple(slot_of[v] for v in dict.fromkeys(self.targets)
+                             if donate and v in slot_of and slot_of[v] not in fetched)
         self.kept = tuple(s for s in plan.variables if s not in self.donated)
         leaves = set(plan.variables) | set(plan.constants) | set(self.feeds)
         self.computed = tuple(s for s in dict.fromkeys(plan.fetch_slots)
