@@ -34,44 +34,24 @@ def _momentum(opt, param, grad, velocity, grad_owned):
 
 
 def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
-    # Seven passes over the arrays, run block by block so that a block's four arrays and the
-    # scratch stay in the core's cache from the first pass to the last. BLAS runs the
-    # multiply-adds. One thread: right after the backward's GEMMs BLAS's threads still hold
-    # the other cores (they spin before they sleep), so a second thread of ours only waits
-    # for one, and splitting these passes over threads made the step slower.
+    # Seven passes over the arrays, in one NumPy buffer: the gradient's own where the plan
+    # owns it (it is read for the last time by the first two), else a scratch one. BLAS runs
+    # the multiply-adds. One thread: right after the backward's GEMMs BLAS's threads still
+    # hold the other cores (they spin before they sleep), so a second thread of ours only
+    # waits for one, and splitting these passes over threads made the step slower.
     b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
     step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
-    arrays = (param, grad, m, v)
-    own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
-    if m.size <= ADAM_BLOCK or not all(type(a) is np.ndarray and a.shape == m.shape
-                                       and a.flags.c_contiguous for a in arrays):
-        scratch = grad if own else np.empty_like(m)
-        _adam_block(param, grad, m, v, scratch, b1, c1, b2, c2, opt.epsilon, step)
-    else:
-        p, g, m_flat, v_flat = (a.reshape(-1) for a in arrays)  # views: contiguous
-        scratch = None if own else np.empty(ADAM_BLOCK, m.dtype)
-        for start in range(0, m.size, ADAM_BLOCK):
-            block = slice(start, start + ADAM_BLOCK)
-            own_scratch = g[block] if own else scratch[: min(ADAM_BLOCK, m.size - start)]
-            _adam_block(p[block], g[block], m_flat[block], v_flat[block], own_scratch,
-                        b1, c1, b2, c2, opt.epsilon, step)
-    beta1_power *= b1
-    beta2_power *= b2
-
-
-ADAM_BLOCK = 65536  # elements: four arrays' blocks and a scratch fit in a core's L2 cache
-
-
-def _adam_block(param, grad, m, v, scratch, b1, c1, b2, c2, epsilon, step):
-    """TF1's Adam on one block; ``scratch`` may be ``grad`` itself (read last by the second
-    pass)."""
     blas.scale_add(m, grad, c1, beta=b1)
+    own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
+    scratch = grad if own else np.empty_like(m)
     np.multiply(grad, grad, out=scratch)
     blas.scale_add(v, scratch, c2, beta=b2)
     np.sqrt(v, out=scratch)
-    scratch += epsilon
+    scratch += opt.epsilon
     np.divide(m, scratch, out=scratch)
     blas.scale_add(param, scratch, -step)
+    beta1_power *= b1
+    beta2_power *= b2
 
 
 UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
