@@ -59,6 +59,21 @@ class UpdateStep:
     def gather(self, values) -> list:
         return [values[s] for s in self.inputs]
 
+    def groups(self) -> list[SlotGroup]:
+        """Each Variable's slots in an optimizer's update (``ApplyGradients.pairs``, read
+        through ``inputs``): what a device's in-place update writes and reads."""
+        return [SlotGroup(self.inputs[pair.gradient], self.inputs[pair.variable],
+                          tuple(self.inputs[k] for k in pair.slots)) for pair in self.op.pairs]
+
+
+@dataclass(frozen=True)
+class SlotGroup:
+    """The slots of one Variable's gradient, value and optimizer slots in an update."""
+
+    gradient: int
+    variable: int
+    slots: tuple[int, ...]
+
 
 @dataclass(eq=False)
 class Feed:
@@ -102,6 +117,15 @@ class Plan:
             if tb is None:  # not raised by a step
                 raise
             raise StepFailed(self.steps[tb.tb_lineno - 2], exc) from exc
+
+    def with_views(self, slots) -> set:
+        """``slots`` plus the value of every op that may return (a view of) one of them
+        (``Operation.fresh`` false), in step order."""
+        slots = set(slots)
+        for step in self.steps:
+            if step.kind == "value" and not step.op.fresh and not slots.isdisjoint(step.inputs):
+                slots.add(step.out)
+        return slots
 
 
 class StepFailed(Exception):
@@ -330,10 +354,7 @@ def shared_fetches(plan) -> frozenset:
     out as copies: writing into a fetched array then changes no later run, and no later run
     changes a fetched array. An op's result is its own buffer only where the op says so
     (``Operation.fresh``); any other result of a kept value counts as shared."""
-    shared = set(plan.variables) | set(plan.constants)
-    for step in plan.steps:
-        if step.kind == "value" and not step.op.fresh and not shared.isdisjoint(step.inputs):
-            shared.add(step.out)
+    shared = plan.with_views(set(plan.variables) | set(plan.constants))
     return frozenset(s for s in plan.fetch_slots if s in shared)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 
+from .. import passes
 from ..backend import CupyDevice
 from . import chains, cuda, kernels, ownership, updates
 from . import softmax as _softmax  # noqa: F401  (registers the cross-entropy kernels)
@@ -44,7 +45,7 @@ def rewrite(plan, session, fuser=None) -> None:
     if not enabled():
         return
     fuser = fuser if fuser is not None else cuda.fuser()
-    chosen = updates.in_place(plan, ownership.live_slots(plan), session)
+    chosen = passes.in_place(plan, updates.has_fast_update, passes.live_slots(plan), session)
     if chosen:
         updates.commit_in_place(plan, chosen, session.xp, fuser)
     fused = chains.fuse(plan, session.device, fuser, defer=not session.check_numerics)

@@ -4,7 +4,7 @@ The updates write Variables (and optimizer slots) in place, so a Variable's arra
 share memory with nothing else: a new value that a portable update made as (a view of) one
 of its inputs (a fed array, a constant, another Variable) is copied before the Session
 keeps it (``own``). An in-place update must not read what another one writes: gradients
-that are (views of) Variables are told apart by ``live_slots``.
+that are (views of) Variables are told apart by ``passes.live_slots``.
 
 >>> import numpy as np
 >>> from xpnn.cupy_fast import ownership
@@ -14,16 +14,6 @@ that are (views of) Variables are told apart by ``live_slots``.
 """
 
 from __future__ import annotations
-
-
-def live_slots(plan) -> set:
-    """The plan's Variable slots and the values of ops that may return (a view of) one of
-    them (``Operation.fresh`` false), in step order."""
-    live = set(plan.variables)
-    for step in plan.steps:
-        if step.kind == "value" and not step.op.fresh and live.intersection(step.inputs):
-            live.add(step.out)
-    return live
 
 
 def own(value, inputs):

@@ -7,11 +7,11 @@ does, rounding for rounding. Hyper-parameters are passed at every run (a schedul
 changes them between runs is followed); the Adam step size is computed on the device from
 the powers, and nothing is read back: no host synchronisation.
 
-Only the updates the plan allows go in place (``in_place``, the torch and NumPy passes'
-rule): optimizer steps with a kernel here, whose gradients are no (view of a) Variable,
-whose learning rate is a number (a rate that is a graph node takes the portable update),
-and none under ``Session(check_numerics=True)``, whose new values must be checked before
-any is written. Variables of another dtype than float32 or float64 are updated by the
+Only the updates the plan allows go in place (``passes.in_place``, as in the torch and
+NumPy passes): optimizer steps with a kernel here, whose gradients are no (view of a)
+Variable, whose learning rate is a number (a rate that is a graph node takes the portable
+update), and none under ``Session(check_numerics=True)``, whose new values must be checked
+before any is written. Variables of another dtype than float32 or float64 are updated by the
 portable rule, written into their arrays.
 
 >>> import xpnn as xn
@@ -59,30 +59,20 @@ def has_fast_update(step) -> bool:
             and step.rate is None)
 
 
-def in_place(plan, live, session) -> list:
-    """The updates that may write the Variables' arrays in place."""
-    if session.check_numerics:
-        return []
-    return [update for update in plan.updates if has_fast_update(update.op)
-            and not any(update.inputs[pair.gradient] in live for pair in update.op.pairs)]
-
-
 def commit_in_place(plan, chosen, xp, fuser) -> None:
     """Give the plan a commit that applies the ``chosen`` updates in place (the Session
     computes the others first, then calls it, then writes theirs)."""
     calls = []
     for update in chosen:
         update.in_place = True
-        groups = [(update.inputs[pair.gradient], update.inputs[pair.variable],
-                   tuple(update.inputs[k] for k in pair.slots)) for pair in update.op.pairs]
-        calls.append((update.op.optimizer, groups))
+        calls.append((update.op.optimizer, update.groups()))
 
     def commit(values):
         for optimizer, groups in calls:
             fn = UPDATES[type(optimizer)]
-            for g, p, slot_positions in groups:
-                grad, param = values[g], values[p]
-                slots = [values[k] for k in slot_positions]
+            for group in groups:
+                grad, param = values[group.gradient], values[group.variable]
+                slots = [values[k] for k in group.slots]
                 if grad.dtype != param.dtype:
                     grad = xp.astype(grad, param.dtype)
                 if floating(param):

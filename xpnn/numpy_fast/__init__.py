@@ -24,6 +24,7 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 
 from __future__ import annotations
 
+from .. import passes
 from ..backend import NumpyDevice
 from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
@@ -36,7 +37,7 @@ def rewrite(plan, session) -> None:
     shape_folding.find(plan, facts)
     plan.copies = facts.copies()
     pending = set()
-    chosen = updates.in_place(plan, facts, session)
+    chosen = passes.in_place(plan, updates.has_fast_update, facts.live, session)
     if chosen:
         pending = deferred.defer(plan, facts, chosen, session.xp)
         updates.commit_in_place(plan, facts, chosen, pending)

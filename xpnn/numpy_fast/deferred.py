@@ -98,8 +98,8 @@ def defer(plan, facts, chosen, xp) -> set:
     steps = {step.out: step for step in plan.steps if step.kind == "value"}
     pending = set()
     for update in chosen:
-        for pair in update.op.pairs:
-            s = update.inputs[pair.gradient]
+        for group in update.groups():
+            s = group.gradient
             if (not facts.sole_owner(s) or s in read_by_steps
                     or facts.live.intersection(facts.inputs_of[s])):
                 continue

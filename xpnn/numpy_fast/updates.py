@@ -76,19 +76,19 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     if not has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
-    _apply(step.optimizer, values, [
-        (pair.gradient, pair.variable, pair.slots, own, late)
-        for pair, own, late in zip(step.pairs, owned, pending)])
+    _apply(step.optimizer, values, list(zip(step.pairs, owned, pending)))
     return True
 
 
-def _apply(optimizer, values, pairs) -> None:
-    """The update of each (gradient, variable, slots, owned, pending) position group."""
+def _apply(optimizer, values, groups) -> None:
+    """The update of each (group, owned, pending): a group says where one Variable's
+    gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
+    ``plan.SlotGroup`` of the plan's slots)."""
     fn = UPDATES[type(optimizer)]
     # Newest gradients first: the plan computed them last, so they are still in cache.
-    for g, p, slot_positions, own, late in reversed(pairs):
-        grad, param = values[g], values[p]
-        slots = [values[k] for k in slot_positions] if slot_positions else ()
+    for group, own, late in reversed(groups):
+        grad, param = values[group.gradient], values[group.variable]
+        slots = [values[k] for k in group.slots] if group.slots else ()
         if late:
             if deferred.apply(optimizer, param, grad, slots):
                 continue
@@ -102,16 +102,6 @@ def _apply(optimizer, values, pairs) -> None:
         fn(optimizer, param, grad, *slots, own)
 
 
-def in_place(plan, facts, session) -> list:
-    """The updates that may write the Variables' buffers in place: optimizer steps with a
-    kernel here whose gradients are no (view of a) Variable. None when new values must be
-    checked before they are written (``Session.check_numerics``)."""
-    if session.check_numerics:
-        return []
-    return [update for update in plan.updates if has_fast_update(update.op)
-            and not any(update.inputs[pair.gradient] in facts.live for pair in update.op.pairs)]
-
-
 def commit_in_place(plan, facts, chosen, pending) -> None:
     """Give the plan a commit that applies the ``chosen`` updates in place (the Session
     computes the others first, then calls it, then writes theirs)."""
@@ -119,11 +109,10 @@ def commit_in_place(plan, facts, chosen, pending) -> None:
     for update in chosen:
         update.in_place = True
         groups = []
-        for pair in update.op.pairs:
-            g = update.inputs[pair.gradient]
+        for group in update.groups():
+            g = group.gradient
             own = facts.sole_owner(g) and g not in facts.pending_operands
-            groups.append((g, update.inputs[pair.variable],
-                           tuple(update.inputs[k] for k in pair.slots), own, g in pending))
+            groups.append((group, own, g in pending))
         calls.append((update.op.optimizer, groups))
 
     def commit(values):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 
+from .. import passes
 from ..backend import TorchDevice
 
 
@@ -40,12 +41,12 @@ def rewrite(plan, session) -> None:
     """Run the passes on ``plan`` (compiled for ``session``), in order."""
     if not enabled():
         return
-    from . import addmm, deferred, kernels, ownership, updates
+    from . import addmm, deferred, kernels, updates
     from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 
-    live = ownership.live_slots(plan)
+    live = passes.live_slots(plan)
     pending = set()
-    chosen = updates.in_place(plan, live, session)
+    chosen = passes.in_place(plan, updates.has_fast_update, live, session)
     if chosen:
         pending = deferred.defer(plan, live, chosen, session.device)
         updates.commit_in_place(plan, chosen, session.device)

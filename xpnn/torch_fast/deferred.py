@@ -70,8 +70,8 @@ def defer(plan, live, chosen, device) -> set:
     for update in chosen:
         if not defers(update.op.optimizer):
             continue
-        for pair in update.op.pairs:
-            s = update.inputs[pair.gradient]
+        for group in update.groups():
+            s = group.gradient
             step = steps.get(s)
             if (step is None or type(step.op) is not ops.MatMulGradB or reads[s] != 1
                     or s in fetched or s in plan.late_reads

@@ -89,25 +89,13 @@ def has_fast_update(step) -> bool:
             and step.rate is None)  # a learning rate that is a graph node: portable
 
 
-def in_place(plan, live, session) -> list:
-    """The updates that may write the Variables' tensors in place: optimizer steps with a
-    kernel here whose gradients are no (view of a) Variable (``live``), which an update
-    applied before could change."""
-    if session.check_numerics:
-        return []
-    return [update for update in plan.updates if has_fast_update(update.op)
-            and not any(update.inputs[pair.gradient] in live for pair in update.op.pairs)]
-
-
 def commit_in_place(plan, chosen, device) -> None:
     """Give the plan a commit that applies the ``chosen`` updates in place (the Session
     computes the others first, then calls it, then writes theirs)."""
     calls = []
     for update in chosen:
         update.in_place = True
-        groups = [(update.inputs[pair.gradient], update.inputs[pair.variable],
-                   tuple(update.inputs[k] for k in pair.slots)) for pair in update.op.pairs]
-        calls.append((update.op.optimizer, groups))
+        calls.append((update.op.optimizer, update.groups()))
 
     constants = kernels.Constants(device.device)
     host_reads = device.reads_without_sync
@@ -121,13 +109,12 @@ def commit_in_place(plan, chosen, device) -> None:
 
 
 def _apply(optimizer, values, groups, constants, host_reads) -> None:
-    """The update of each (gradient, variable, slots) slot group, in one call of the
-    optimizer's kernel per dtype of the Variables; a ``deferred`` gradient accumulated
-    where it can be."""
+    """The update of each ``SlotGroup``, in one call of the optimizer's kernel per dtype of
+    the Variables; a ``deferred`` gradient accumulated where it can be."""
     by_dtype = {}
-    for g, p, slot_positions in groups:
-        grad, param = values[g], values[p]
-        slots = [values[k] for k in slot_positions]
+    for group in groups:
+        grad, param = values[group.gradient], values[group.variable]
+        slots = [values[k] for k in group.slots]
         if type(grad) is PendingProduct:
             if deferred.apply(optimizer, param, grad, slots):
                 continue
@@ -135,7 +122,7 @@ def _apply(optimizer, values, groups, constants, host_reads) -> None:
         if grad.dtype != param.dtype:
             grad = grad.to(param.dtype)
         params, grads, columns = by_dtype.setdefault(
-            param.dtype, ([], [], [[] for _ in slot_positions]))
+            param.dtype, ([], [], [[] for _ in group.slots]))
         params.append(param)
         grads.append(grad)
         for column, slot in zip(columns, slots):
