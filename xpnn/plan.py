@@ -127,6 +127,20 @@ class Plan:
                 slots.add(step.out)
         return slots
 
+    def readers(self) -> dict:
+        """slot -> the steps that read it, each once, in step order."""
+        readers = {}
+        for step in self.steps:
+            for s in set(step.inputs):
+                readers.setdefault(s, []).append(step)
+        return readers
+
+    def held_slots(self) -> set:
+        """Slots read after the last step: fetched, read late (``late_reads``) or read by
+        an update. A pass may not hand their steps' results on in another form."""
+        held = {s for s in self.fetch_slots if s is not None} | set(self.late_reads)
+        return held | {s for update in self.updates for s in update.inputs}
+
 
 class StepFailed(Exception):
     """A step raised ``error``; the Session turns this into an OpError naming the op."""

@@ -178,12 +178,7 @@ def _defers(step, readers, specs, held, size) -> bool:
 def fuse(plan, device, fuser, defer=True) -> set:
     """Give the plan's elementwise steps their chain functions (without ``defer``, each a
     kernel of its own: ``check_numerics`` reads every result); the slots given one."""
-    readers = {}
-    for step in plan.steps:
-        for s in set(step.inputs):
-            readers.setdefault(s, []).append(step)
-    held = {s for s in plan.fetch_slots if s is not None} | set(plan.late_reads)
-    held |= {s for update in plan.updates for s in update.inputs}
+    readers, held = plan.readers(), plan.held_slots()
     specs = {step.out: spec_of(step.op) for step in plan.steps if step.kind == "value"}
     specs = {s: spec for s, spec in specs.items() if spec is not None}
     sizes, deferred, given = {}, set(), set()

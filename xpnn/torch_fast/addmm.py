@@ -41,12 +41,7 @@ def materialize(value):
 def fuse(plan, session) -> set:
     """Fuse each MatMul whose only value reader is an Add into that Add; the slots of the
     steps given new functions."""
-    readers = {}
-    for step in plan.steps:
-        for s in set(step.inputs):
-            readers.setdefault(s, []).append(step)
-    held = {s for s in plan.fetch_slots if s is not None} | set(plan.late_reads)
-    held |= {s for update in plan.updates for s in update.inputs}
+    readers, held = plan.readers(), plan.held_slots()
     products = {step.out: step for step in plan.steps
                 if step.kind == "value" and type(step.op) is ops.MatMul}
     fused = set()
