@@ -1,5 +1,6 @@
-"""What every device's plan passes share (``numpy_fast``, ``torch_fast``, ``cupy_fast``):
-which optimizer updates may be applied in place.
+"""What every device's plan passes share (``numpy_fast``, ``torch_fast``, ``cupy_fast``,
+``jax_fast``): which optimizer updates may be applied in place, and a table of kernels by
+op class (``KernelTable``).
 
 >>> import xpnn as xn
 >>> from xpnn import passes
@@ -14,6 +15,40 @@ which optimizer updates may be applied in place.
 """
 
 from __future__ import annotations
+
+
+class KernelTable(dict):
+    """op class -> ``make(op, portable, *context)``, which returns the ``fn(*values)`` a
+    plan runs instead of the op's ``portable`` forward (the fallback for inputs outside
+    the kernel's case, so errors stay the op's own); ``context``: what else a device's
+    makers take (its Device, a fuser).
+
+    >>> import xpnn as xn
+    >>> table = KernelTable()
+    >>> @table.fast(xn.ops.Relu)
+    ... def _relu(op, portable):
+    ...     return lambda x: max(x, 0.0)
+    >>> with xn.Graph().as_default():
+    ...     x = xn.placeholder()
+    ...     relu, negative = xn.relu(x), xn.negative(x)
+    >>> table.kernel(relu, abs)(-2.0), table.kernel(negative, abs)(-2.0)
+    (0.0, 2.0)
+    """
+
+    def fast(self, *classes):
+        """A decorator entering its kernel maker for each of ``classes``."""
+
+        def register(make):
+            for cls in classes:
+                self[cls] = make
+            return make
+
+        return register
+
+    def kernel(self, op, portable, *context):
+        """The callable a plan runs for ``op``: its kernel, else ``portable``."""
+        make = self.get(type(op))
+        return portable if make is None else make(op, portable, *context)
 
 
 def live_slots(plan) -> set:

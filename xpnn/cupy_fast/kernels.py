@@ -11,16 +11,10 @@ the kernel's case, so errors stay the op's own), the device and the fuser.
 
 from __future__ import annotations
 
-FORWARD: dict = {}  # op class -> make(op, portable, device, fuser) -> fn(*values)
+from ..passes import KernelTable
 
-
-def fast(*classes):
-    def register(make):
-        for cls in classes:
-            FORWARD[cls] = make
-        return make
-
-    return register
+FORWARD = KernelTable()  # op class -> make(op, portable, device, fuser) -> fn(*values)
+fast = FORWARD.fast
 
 
 def has_kernel(op_class) -> bool:
@@ -30,6 +24,5 @@ def has_kernel(op_class) -> bool:
 def swap_in(plan, device, fuser, skip=()) -> None:
     """Give each value step (not in ``skip``) with a kernel here that kernel."""
     for step in plan.steps:
-        make = FORWARD.get(type(step.op)) if step.kind == "value" else None
-        if make is not None and step.out not in skip:
-            step.fn = make(step.op, step.fn, device, fuser)
+        if step.kind == "value" and step.out not in skip:
+            step.fn = FORWARD.kernel(step.op, step.fn, device, fuser)

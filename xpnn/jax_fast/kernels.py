@@ -13,7 +13,10 @@ the portable forward.
 
 from __future__ import annotations
 
-FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
+from ..passes import KernelTable
+
+FORWARD = KernelTable()  # op class -> make(op, portable) -> fn(*values)
+fast = FORWARD.fast
 
 
 def has_kernel(op_class) -> bool:
@@ -22,8 +25,7 @@ def has_kernel(op_class) -> bool:
 
 def kernel(op, portable):
     """The callable a compiled plan traces for ``op``; ``portable``: the fallback."""
-    make = FORWARD.get(type(op))
-    return portable if make is None else make(op, portable)
+    return FORWARD.kernel(op, portable)
 
 
 def swap_in(plan) -> None:
@@ -31,12 +33,3 @@ def swap_in(plan) -> None:
     for step in plan.steps:
         if step.kind == "value":
             step.fn = kernel(step.op, step.fn)
-
-
-def fast(*classes):
-    def register(make):
-        for cls in classes:
-            FORWARD[cls] = make
-        return make
-
-    return register

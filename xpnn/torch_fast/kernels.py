@@ -20,8 +20,10 @@ import math
 import torch
 
 from .. import ops
+from ..passes import KernelTable
 
-FORWARD: dict = {}  # op class -> make(op, portable, device) -> fn(*values)
+FORWARD = KernelTable()  # op class -> make(op, portable, device) -> fn(*values)
+fast = FORWARD.fast
 
 
 def has_kernel(op_class) -> bool:
@@ -30,8 +32,7 @@ def has_kernel(op_class) -> bool:
 
 def kernel(op, portable, device):
     """The callable a torch plan runs for ``op``; ``portable`` is the ``fn(*values)`` fallback."""
-    make = FORWARD.get(type(op))
-    return portable if make is None else make(op, portable, device)
+    return FORWARD.kernel(op, portable, device)
 
 
 def swap_in(plan, device, skip=()) -> None:
@@ -39,15 +40,6 @@ def swap_in(plan, device, skip=()) -> None:
     for step in plan.steps:
         if step.kind == "value" and step.out not in skip:
             step.fn = kernel(step.op, step.fn, device)
-
-
-def fast(*classes):
-    def register(make):
-        for cls in classes:
-            FORWARD[cls] = make
-        return make
-
-    return register
 
 
 def _floats(a, b) -> bool:
