@@ -120,7 +120,27 @@ def _host(value, dtype):
     return np.asarray(value, dtype=None if dtype is None else dtype_name(dtype))
 
 
-class NumpyDevice(Device):
+class _Registered:
+    """A device whose plan passes and whose rule for keeping a new Variable value
+    (``own``) are a package of their own (``numpy_fast``, ``torch_fast``, ``cupy_fast``),
+    which builds on plan and ops (modules above this one) and registers them here when
+    xpnn is imported."""
+
+    passes = None  # the package's rewrite(plan, session)
+    own = None  # the package's own(value, inputs)
+
+    @classmethod
+    def register(cls, passes, own) -> None:
+        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
+
+    def keep(self, value, inputs):
+        return self.own(value, inputs)
+
+    def rewrite(self, plan, session) -> None:
+        self.passes(plan, session)
+
+
+class NumpyDevice(_Registered, Device):
     """The CPU with NumPy. Its Sessions update Variables in place and run the plan passes
     of ``numpy_fast``, which builds on plan and ops (modules above this one) and registers
     itself here when xpnn is imported."""
@@ -132,22 +152,12 @@ class NumpyDevice(Device):
     passes = None  # numpy_fast.rewrite
     own = None  # numpy_fast.ownership.own
 
-    @classmethod
-    def register(cls, passes, own) -> None:
-        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
-
     def from_host(self, value, dtype=None, copy=False):
         host = _host(value, dtype)
         return np.array(host, copy=True) if copy else host
 
     def copy(self, array):
         return array.copy()
-
-    def keep(self, value, inputs):
-        return self.own(value, inputs)
-
-    def rewrite(self, plan, session) -> None:
-        self.passes(plan, session)
 
 
 class StrictDevice(Device):
@@ -158,7 +168,7 @@ class StrictDevice(Device):
     mutable = True
 
 
-class TorchDevice(Device):
+class TorchDevice(_Registered, Device):
     """PyTorch on the CPU or a CUDA GPU. Its Sessions run the plan passes of ``torch_fast``
     (which registers itself here when xpnn is imported, and imports torch only when a torch
     plan is compiled); ``XPNN_TORCH_PASSES=0`` runs the portable plan instead."""
@@ -167,10 +177,6 @@ class TorchDevice(Device):
     mutable = True
     passes = None  # torch_fast.rewrite
     own = None  # torch_fast.own
-
-    @classmethod
-    def register(cls, passes, own) -> None:
-        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
 
     @property
     def reads_without_sync(self) -> bool:
@@ -196,14 +202,8 @@ class TorchDevice(Device):
         # Detached from autograd: Variables never carry gradient history from run to run.
         return array.detach() if array.requires_grad else array
 
-    def keep(self, value, inputs):
-        return self.own(value, inputs)
 
-    def rewrite(self, plan, session) -> None:
-        self.passes(plan, session)
-
-
-class CupyDevice(Device):
+class CupyDevice(_Registered, Device):
     """CuPy on a CUDA GPU. Its Sessions run the plan passes of ``cupy_fast`` (which
     registers itself here when xpnn is imported, and imports cupy only at its first
     kernel); ``XPNN_CUPY_PASSES=0`` runs the portable plan instead."""
@@ -212,10 +212,6 @@ class CupyDevice(Device):
     mutable = True
     passes = None  # cupy_fast.rewrite
     own = None  # cupy_fast.ownership.own
-
-    @classmethod
-    def register(cls, passes, own) -> None:
-        cls.passes, cls.own = staticmethod(passes), staticmethod(own)
 
     @property
     def context(self):  # new CuPy arrays go to the current GPU
@@ -231,12 +227,6 @@ class CupyDevice(Device):
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
             return array.copy()
-
-    def keep(self, value, inputs):
-        return self.own(value, inputs)
-
-    def rewrite(self, plan, session) -> None:
-        self.passes(plan, session)
 
 
 def context_of(array):
