@@ -4,14 +4,15 @@ op class (``KernelTable``).
 
 >>> import xpnn as xn
 >>> from xpnn import passes
->>> with xn.Graph().as_default():
-...     w = xn.Variable([1.0, 2.0])
-...     step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
-...     sess = xn.Session(device="cpu")
-...     sess.run(step)
-...     plan = next(iter(sess._plans.values()))
->>> [update.in_place for update in plan.updates], len(passes.live_slots(plan))
-([True], 1)
+>>> g = xn.Graph()
+>>> with g.as_default():
+...     w = xn.Variable([3.0])
+...     sess = xn.Session(device="cpu", graph=g)
+...     sess.run(xn.train.AdamOptimizer().minimize(xn.square(w)))
+>>> plan, = sess._plans.values()
+>>> live = passes.live_slots(plan)
+>>> live == set(plan.variables), len(passes.in_place(plan, lambda op: True, live, sess))
+(True, 1)
 """
 
 from __future__ import annotations
