@@ -39,6 +39,23 @@ def _case(*tensors) -> bool:
             and dtype.is_floating_point)
 
 
+def _in_case(op, portable):
+    """A decorator: the kernel for inputs in its case (``_case``) whose shapes the op
+    accepts (``infer_shape`` raises the op's own error where they clash); the portable
+    forward for any others."""
+
+    def wrap(kernel):
+        def forward(*values):
+            if not _case(*values):
+                return portable(*values)
+            op.infer_shape(*(tuple(v.shape) for v in values))
+            return kernel(*values)
+
+        return forward
+
+    return wrap
+
+
 def _nchw(op, x):
     return x if op.data_format == "NCHW" else x.permute(0, 3, 1, 2)
 
@@ -98,16 +115,19 @@ def _conv_args(op, padding):
     return list(w.strides), list(padding), list(w.dilations)
 
 
+def _conv_input(op, x, k):
+    """(x as NCHW, padded with zeros where TF1 pads it unevenly; ATen's padding for a
+    window of size ``k``)."""
+    padding, extra = _padding(op, x.shape, k)
+    x = _nchw(op, x)
+    return (x if extra is None else F.pad(x, extra)), padding
+
+
 @fast(conv.Conv2D)
 def _conv2d(op, portable, device):
+    @_in_case(op, portable)
     def forward(x, w):
-        if not _case(x, w):
-            return portable(x, w)
-        op.infer_shape(tuple(x.shape), tuple(w.shape))  # the op's own error where they clash
-        padding, extra = _padding(op, x.shape, w.shape[:2])
-        x = _nchw(op, x)
-        if extra is not None:
-            x = F.pad(x, extra)
+        x, padding = _conv_input(op, x, w.shape[:2])
         strides, padding, dilations = _conv_args(op, padding)
         return _out(op, F.conv2d(x, w.permute(3, 2, 0, 1), None, strides, padding, dilations))
 
@@ -116,10 +136,8 @@ def _conv2d(op, portable, device):
 
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable, device):
+    @_in_case(op, portable)
     def forward(x, w, g):  # x: its description
-        if not _case(x, w, g):
-            return portable(x, w, g)
-        op.infer_shape(tuple(x.shape), tuple(w.shape), tuple(g.shape))
         padding, extra = _padding(op, x.shape, w.shape[:2])
         shape = _nchw_shape(op, x.shape)
         if extra is not None:
@@ -135,15 +153,11 @@ def _conv2d_backprop_input(op, portable, device):
 
 @fast(conv.Conv2DBackpropFilter)
 def _conv2d_backprop_filter(op, portable, device):
+    @_in_case(op, portable)
     def forward(x, w, g):  # w: its description
-        if not _case(x, w, g):
-            return portable(x, w, g)
-        op.infer_shape(tuple(x.shape), tuple(w.shape), tuple(g.shape))
         kh, kw, c, o = w.shape
-        padding, extra = _padding(op, x.shape, (kh, kw))
-        x, g = _nchw(op, x), _nchw(op, g)
-        if extra is not None:
-            x = F.pad(x, extra)
+        x, padding = _conv_input(op, x, (kh, kw))
+        g = _nchw(op, g)
         dw = _aten.convolution_backward(g, x, g.new_empty(1).expand(o, c, kh, kw), None,
                                         *_conv_args(op, padding), False, [0, 0], 1,
                                         (False, True, False))[1]
@@ -171,10 +185,8 @@ def _max_pool(op, x):
 
 @fast(conv.MaxPool)
 def _max_pool2d(op, portable, device):
+    @_in_case(op, portable)
     def forward(x):
-        if not _case(x):
-            return portable(x)
-        op.infer_shape(tuple(x.shape))
         x, _ = _pool_input(op, x, -math.inf)
         return _out(op, F.max_pool2d(x, op.ksize, op.window.strides))
 
@@ -205,10 +217,8 @@ def _max_pool_grad(op, portable, device):
     host_reads = device.reads_without_sync
     nans = Constants(device.device)
 
+    @_in_case(op, portable)
     def forward(x, g):
-        if not _case(x, g):
-            return portable(x, g)
-        op.infer_shape(tuple(x.shape), tuple(g.shape))
         x_in, g_in = x, g
         x, extra, top, indices = _max_pool(op, x)
         g = _nchw(op, g)
@@ -242,10 +252,8 @@ def _divisors(op, shape, like, kept):
 def _avg_pool2d(op, portable, device):
     kept = {}
 
+    @_in_case(op, portable)
     def forward(x):
-        if not _case(x):
-            return portable(x)
-        op.infer_shape(tuple(x.shape))
         shape, (x, _) = x.shape, _pool_input(op, x, 0.0)
         total = F.avg_pool2d(x, op.ksize, op.window.strides, divisor_override=1)
         return _out(op, torch.div(total, _divisors(op, shape, total, kept)))
@@ -257,10 +265,8 @@ def _avg_pool2d(op, portable, device):
 def _avg_pool_grad(op, portable, device):
     kept = {}
 
+    @_in_case(op, portable)
     def forward(x, g):  # x: its description
-        if not _case(x, g):
-            return portable(x, g)
-        op.infer_shape(tuple(x.shape), tuple(g.shape))
         extra = _extra(op, x.shape, op.ksize)
         shape = _nchw_shape(op, x.shape)
         g = _nchw(op, g)
