@@ -170,34 +170,32 @@ def _matmul(op, portable, device):
     return lambda a, b: torch.matmul(a, b) if _floats(a, b) else portable(a, b)
 
 
-@fast(ops.MatMulGradA)
-def _matmul_grad_a(op, portable, device):
-    def forward(g, a, b):  # a: its description
-        if not _floats(g, b):
+# The gradient products by the operands' ndim: of a (from g and b), of b (from g and a).
+_GRAD_A = {
+    (2, 2): lambda g, b: torch.matmul(g, b.mT),
+    (2, 1): lambda g, b: torch.outer(g, b),  # W @ x: the gradient of W is outer(g, x)
+    (1, 2): lambda g, b: torch.matmul(g, b.mT),  # x @ W: the gradient of x is g @ W^T
+}
+_GRAD_B = {
+    (2, 2): lambda g, a: torch.matmul(a.mT, g),
+    # W @ x: the gradient of x is W^T g, as a product of matrices (a matrix-vector one
+    # would add in another order)
+    (2, 1): lambda g, a: torch.mm(a.mT, g[:, None])[:, 0],
+    (1, 2): lambda g, a: torch.outer(a, g),  # x @ W: the gradient of W is outer(x, g)
+}
+
+
+@fast(ops.MatMulGradA, ops.MatMulGradB)
+def _matmul_grad(op, portable, device):
+    of_a = type(op) is ops.MatMulGradA
+    products = _GRAD_A if of_a else _GRAD_B
+
+    def forward(g, a, b):  # the differentiated operand: its description
+        other = b if of_a else a
+        product = products.get((a.ndim, b.ndim))
+        if product is None or not _floats(g, other):
             return portable(g, a, b)
-        if a.ndim == 2 and b.ndim == 2:
-            return torch.matmul(g, b.mT)
-        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of W is outer(g, x)
-            return torch.outer(g, b)
-        if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of x is g @ W^T
-            return torch.matmul(g, b.mT)
-        return portable(g, a, b)
-
-    return forward
-
-
-@fast(ops.MatMulGradB)
-def _matmul_grad_b(op, portable, device):
-    def forward(g, a, b):  # b: its description
-        if not _floats(g, a):
-            return portable(g, a, b)
-        if a.ndim == 2 and b.ndim == 2:
-            return torch.matmul(a.mT, g)
-        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g, as a product
-            return torch.mm(a.mT, g[:, None])[:, 0]  # of matrices (a matrix-vector one
-        if a.ndim == 1 and b.ndim == 2:  # would add in another order)
-            return torch.outer(a, g)  # x @ W: the gradient of W is outer(x, g)
-        return portable(g, a, b)
+        return product(g, other)
 
     return forward
 
