@@ -42,42 +42,47 @@ def _unary(fn, default):
     return unary
 
 
-add = _binary(ops.add, "Add")
-subtract = _binary(ops.subtract, "Sub")
-multiply = _binary(ops.multiply, "Mul")
-divide = _binary(ops.divide, "truediv")
-truediv = _binary(ops.divide, "truediv")
-realdiv = _binary(ops.divide, "RealDiv")
-maximum = _binary(ops.maximum, "Maximum")
-minimum = _binary(ops.minimum, "Minimum")
-pow = _binary(math_ops.pow, "Pow")  # noqa: A001 - TF1's name
-equal = _binary(logic.equal, "Equal")
-not_equal = _binary(logic.not_equal, "NotEqual")
-greater = _binary(logic.greater, "Greater")
-greater_equal = _binary(logic.greater_equal, "GreaterEqual")
-less = _binary(logic.less, "Less")
-less_equal = _binary(logic.less_equal, "LessEqual")
-logical_and = _binary(logic.logical_and, "LogicalAnd")
-logical_or = _binary(logic.logical_or, "LogicalOr")
-logical_xor = _binary(logic.logical_xor, "LogicalXor")
-
-negative = _unary(ops.negative, "Neg")
-abs = _unary(ops.abs, "Abs")  # noqa: A001 - TF1's name
-sign = _unary(ops.Sign, "Sign")
-square = _unary(ops.square, "Square")
-sqrt = _unary(ops.sqrt, "Sqrt")
-exp = _unary(ops.exp, "Exp")
-log = _unary(ops.log, "Log")
-sigmoid = _unary(ops.sigmoid, "Sigmoid")
-tanh = _unary(ops.tanh, "Tanh")
-floor = _unary(math_ops.floor, "Floor")
-ceil = _unary(math_ops.ceil, "Ceil")
-round = _unary(math_ops.round, "Round")  # noqa: A001 - TF1's name
-logical_not = _unary(logic.logical_not, "LogicalNot")
-relu = _unary(ops.relu, "Relu")
-relu6 = _unary(activations.relu6, "Relu6")
-elu = _unary(activations.elu, "Elu")
-softplus = _unary(activations.softplus, "Softplus")
+_BINARY = {  # TF1's name -> (xpnn's op, the default op name, as TF1's op type)
+    "add": (ops.add, "Add"),
+    "subtract": (ops.subtract, "Sub"),
+    "multiply": (ops.multiply, "Mul"),
+    "divide": (ops.divide, "truediv"),
+    "truediv": (ops.divide, "truediv"),
+    "realdiv": (ops.divide, "RealDiv"),
+    "maximum": (ops.maximum, "Maximum"),
+    "minimum": (ops.minimum, "Minimum"),
+    "pow": (math_ops.pow, "Pow"),
+    "equal": (logic.equal, "Equal"),
+    "not_equal": (logic.not_equal, "NotEqual"),
+    "greater": (logic.greater, "Greater"),
+    "greater_equal": (logic.greater_equal, "GreaterEqual"),
+    "less": (logic.less, "Less"),
+    "less_equal": (logic.less_equal, "LessEqual"),
+    "logical_and": (logic.logical_and, "LogicalAnd"),
+    "logical_or": (logic.logical_or, "LogicalOr"),
+    "logical_xor": (logic.logical_xor, "LogicalXor"),
+}
+_UNARY = {  # the same, for one operand
+    "negative": (ops.negative, "Neg"),
+    "abs": (ops.abs, "Abs"),
+    "sign": (ops.Sign, "Sign"),
+    "square": (ops.square, "Square"),
+    "sqrt": (ops.sqrt, "Sqrt"),
+    "exp": (ops.exp, "Exp"),
+    "log": (ops.log, "Log"),
+    "sigmoid": (ops.sigmoid, "Sigmoid"),
+    "tanh": (ops.tanh, "Tanh"),
+    "floor": (math_ops.floor, "Floor"),
+    "ceil": (math_ops.ceil, "Ceil"),
+    "round": (math_ops.round, "Round"),
+    "logical_not": (logic.logical_not, "LogicalNot"),
+    "relu": (ops.relu, "Relu"),
+    "relu6": (activations.relu6, "Relu6"),
+    "elu": (activations.elu, "Elu"),
+    "softplus": (activations.softplus, "Softplus"),
+}
+globals().update({name: _binary(fn, default) for name, (fn, default) in _BINARY.items()})
+globals().update({name: _unary(fn, default) for name, (fn, default) in _UNARY.items()})
 
 
 def rsqrt(x, name=None):
