@@ -343,22 +343,36 @@ class LeakyReluGrad(Elementwise):
         return [LeakyReluGrad(grad, self.inputs[1], self.alpha), None]
 
 
-class DropoutMask(Operation):
-    """1 / (1 - rate) where a uniform draw is >= rate, else 0 (shaped like x, in its dtype);
-    all ones where ``training`` is false. A random op: a new mask every run."""
+class _DropoutMask(Operation):
+    """What both dropout masks share: a random op shaped like x, read for its shape only,
+    with no gradient (the mask multiplies x, whose product carries it)."""
 
     random = True
     shape_only = (0,)
     fresh = True
+
+    def sample(self, generator, shape):
+        return generator.random(shape)
+
+    def infer_shape(self, x, rate_or_training):
+        return x
+
+    def infer_dtype(self, x, rate_or_training):
+        return x
+
+    def backward(self, grad):
+        return [None, None]
+
+
+class DropoutMask(_DropoutMask):
+    """1 / (1 - rate) where a uniform draw is >= rate, else 0 (shaped like x, in its dtype);
+    all ones where ``training`` is false. A random op: a new mask every run."""
 
     def __init__(self, x, training, rate, name=None):
         self.rate = float(rate)
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"dropout: rate must lie in [0, 1), got {rate}")
         super().__init__(x, training, name=name)
-
-    def sample(self, generator, shape):
-        return generator.random(shape)
 
     def forward(self, xp, x, training, draw):
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
@@ -369,27 +383,13 @@ class DropoutMask(Operation):
                              f"{tuple(training.shape)}")
         return xp.where(training, keep, xp.ones_like(keep))
 
-    def infer_shape(self, x, training):
-        return x
 
-    def infer_dtype(self, x, training):
-        return x
-
-    def backward(self, grad):
-        return [None, None]
-
-
-class DropoutMaskOf(Operation):
+class DropoutMaskOf(_DropoutMask):
     """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
     ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
     >= rate, else 0. A rate outside [0, 1) fails the run."""
 
-    random = True
-    shape_only = (0,)
-    fresh = True
     reads_values = True
-
-    sample = DropoutMask.sample
 
     def forward(self, xp, x, rate, draw, host_reads=True):
         if rate.ndim != 0:
@@ -401,15 +401,6 @@ class DropoutMaskOf(Operation):
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
         rate = xp.astype(rate, dtype)
         return xp.astype(draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
-
-    def infer_shape(self, x, rate):
-        return x
-
-    def infer_dtype(self, x, rate):
-        return x
-
-    def backward(self, grad):
-        return [None, None]
 
 
 class Sigmoid(Unary):
