@@ -17,14 +17,12 @@ is one XLA call. One concept a file:
 ``tests/test_jax_jit.py`` compares this pass with.
 
 >>> import xpnn as xn
->>> with xn.Graph().as_default():
+>>> sess = xn.Session(backend="jax", graph=xn.Graph())
+>>> with sess.graph.as_default():
 ...     w = xn.Variable([1.0, 2.0])
-...     step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
-...     sess = xn.Session(backend="jax")
-...     sess.run(step)
-...     plan = next(iter(sess._plans.values()))
->>> plan.program.eager, sess.run(w).tolist()
-(False, [0.0, 0.0])
+...     sess.run(xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w)))
+>>> [plan.program.eager for plan in sess._plans.values()], sess.run(w).tolist()
+([False], [0.0, 0.0])
 """
 
 from __future__ import annotations
