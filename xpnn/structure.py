@@ -127,12 +127,23 @@ class GetItem(Unary):
         return [GetItemGrad(grad, self.inputs[0], self.key)]
 
 
-class GetItemGrad(Operation):
-    """The gradient of ``x[key]``: grad placed where the entries came from, zeros elsewhere
-    (x: shape only)."""
+class _GradientLikeInput(Operation):
+    """An op (grad, x) -> the gradient with respect to x: shaped like x (read for its shape
+    only), in grad's dtype."""
 
     shape_only = (1,)
     fresh = True
+
+    def infer_shape(self, grad, x):
+        return x
+
+    def infer_dtype(self, grad, x):
+        return grad
+
+
+class GetItemGrad(_GradientLikeInput):
+    """The gradient of ``x[key]``: grad placed where the entries came from, zeros elsewhere
+    (x: shape only)."""
 
     def __init__(self, grad, x, key):
         self.key = key
@@ -152,12 +163,6 @@ class GetItemGrad(Operation):
             g = _pad_axis(xp, g, axis, low, n - low - (count - 1) * abs(step) - 1, 0.0)
         return g
 
-    def infer_shape(self, grad, x):
-        return x
-
-    def infer_dtype(self, grad, x):
-        return grad
-
     def backward(self, grad):
         return [GetItem(grad, self.key), None]
 
@@ -165,17 +170,23 @@ class GetItemGrad(Operation):
 # --------------------------------------------------------------------------- joining
 
 
-class Concat(Operation):
-    """The inputs joined along ``axis``."""
+class _Joining(Operation):
+    """``xp.<function>(inputs, axis=axis)``: the inputs joined into one array."""
 
     fresh = True
 
-    def __init__(self, values, axis, name=None):
+    def __init__(self, values, axis=0, name=None):
         self.axis = int(axis)
         super().__init__(*values, name=name)
 
     def forward(self, xp, *values):
-        return xp.concat(values, axis=self.axis)
+        return getattr(xp, self.function)(values, axis=self.axis)
+
+
+class Concat(_Joining):
+    """The inputs joined along ``axis``."""
+
+    function = "concat"
 
     def infer_shape(self, *shapes):
         if any(s is None for s in shapes):
@@ -211,17 +222,10 @@ class ConcatPart(Operation):
         return grad
 
 
-class Stack(Operation):
+class Stack(_Joining):
     """The inputs (of one shape) stacked along a new ``axis``."""
 
-    fresh = True
-
-    def __init__(self, values, axis=0, name=None):
-        self.axis = int(axis)
-        super().__init__(*values, name=name)
-
-    def forward(self, xp, *values):
-        return xp.stack(values, axis=self.axis)
+    function = "stack"
 
     def infer_shape(self, *shapes):
         if any(s is None for s in shapes):
@@ -399,11 +403,8 @@ class Tile(Unary):
         return [TileGrad(grad, self.inputs[0], self.multiples)]
 
 
-class TileGrad(Operation):
+class TileGrad(_GradientLikeInput):
     """The sum of grad's tiles: grad seen as (m0, d0, m1, d1, ...) summed over the m axes."""
-
-    shape_only = (1,)
-    fresh = True
 
     def __init__(self, grad, x, multiples):
         self.multiples = multiples
@@ -412,12 +413,6 @@ class TileGrad(Operation):
     def forward(self, xp, grad, x):
         split = tuple(v for pair in zip(self.multiples, x.shape) for v in pair)
         return xp.sum(xp.reshape(grad, split), axis=tuple(range(0, 2 * x.ndim, 2)))
-
-    def infer_shape(self, grad, x):
-        return x
-
-    def infer_dtype(self, grad, x):
-        return grad
 
     def backward(self, grad):
         return [Tile(grad, self.multiples), None]
