@@ -13,6 +13,11 @@ import numpy as np
 from ...backend import dtype_name
 
 
+def _kind_in(kinds: str) -> property:
+    """A DType property: whether its NumPy kind is one of ``kinds``."""
+    return property(lambda self: self.dtype.kind in kinds)
+
+
 class DType:
     """A dtype by TF1's name, with its NumPy twin (``as_numpy_dtype``)."""
 
@@ -32,21 +37,10 @@ class DType:
     def real_dtype(self) -> DType:
         return self
 
-    @property
-    def is_floating(self) -> bool:
-        return self.dtype.kind == "f"
-
-    @property
-    def is_integer(self) -> bool:
-        return self.dtype.kind in "iu"
-
-    @property
-    def is_bool(self) -> bool:
-        return self.dtype.kind == "b"
-
-    @property
-    def is_unsigned(self) -> bool:
-        return self.dtype.kind in "ub"
+    is_floating = _kind_in("f")
+    is_integer = _kind_in("iu")
+    is_bool = _kind_in("b")
+    is_unsigned = _kind_in("ub")  # bool too, as in TF1 (its min is 0)
 
     @property
     def size(self) -> int:
