@@ -123,6 +123,17 @@ def xp(dev):
     return dev.xp
 
 
+@pytest.fixture
+def on(dev):
+    """compat.v1: tf.Session()s run on the backend under test, in a fresh default graph."""
+    import xpnn.compat.v1 as tf
+
+    tf.use_device(dev)
+    tf.reset_default_graph()
+    yield dev
+    tf.use_device()
+
+
 def tolerance(dtype) -> dict:
     """rtol/atol for comparing results computed in ``dtype``."""
     name = backend.dtype_name(dtype)

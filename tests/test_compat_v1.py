@@ -16,22 +16,7 @@ import pytest
 import xpnn as xn
 import xpnn.compat.v1 as tf
 from tests.tf1_programs import PROGRAMS
-
-
-@pytest.fixture
-def on(dev):
-    """tf.Session()s run on the backend under test, in a fresh default graph."""
-    tf.use_device(dev)
-    tf.reset_default_graph()
-    yield dev
-    tf.use_device()
-
-
-def run(fetches, feed_dict=None):
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        return sess.run(fetches, feed_dict)
-
+from tests.tf1_run import run
 
 # --------------------------------------------------------------------------- programs
 

@@ -13,15 +13,6 @@ import xpnn.compat.v1 as tf
 from xpnn.compat.v1.graphs import DEFAULT_GRAPH_SEED
 
 
-@pytest.fixture
-def on(dev):
-    """tf.Session()s run on the backend under test, in a fresh default graph."""
-    tf.use_device(dev)
-    tf.reset_default_graph()
-    yield dev
-    tf.use_device()
-
-
 def host(*seeds):
     return np.random.Generator(np.random.PCG64(seeds))
 
