@@ -12,6 +12,7 @@ fails instead of skipping, so a GPU check cannot pass by running nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -109,6 +110,20 @@ def dev(request):
     if reason:
         skip_or_fail(f"{name}: {reason}", cupy=name == "cupy")
     return backend.resolve(DEVICES[name], backend=name)
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str):
+    """``os.environ[name] = value`` inside the block, the old value (or none) after it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
 
 
 def skip_or_fail(reason: str, cupy: bool) -> None:

@@ -16,14 +16,12 @@ elsewhere, failing instead with ``XPNN_REQUIRE_CUPY=1`` (``benchmarks/gpu_check.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections import Counter
 
 import array_api_compat
 import numpy as np
 import pytest
-from conftest import _unavailable, skip_or_fail
+from conftest import _unavailable, environment, skip_or_fail
 
 import xpnn as xn
 from xpnn import ops
@@ -34,18 +32,9 @@ NP = array_api_compat.array_namespace(np.empty(0))
 F32, F64 = np.float32, np.float64
 
 
-@contextlib.contextmanager
 def passes(on: bool):
     """Plans compiled inside are compiled with the CuPy pass on or off."""
-    old = os.environ.get("XPNN_CUPY_PASSES")
-    os.environ["XPNN_CUPY_PASSES"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["XPNN_CUPY_PASSES"]
-        else:
-            os.environ["XPNN_CUPY_PASSES"] = old
+    return environment("XPNN_CUPY_PASSES", "1" if on else "0")
 
 
 class RecordingCudaFuser(cuda.CudaFuser):

@@ -8,14 +8,14 @@ fires (ATen calls counted with torch.profiler, Variables updated in their own te
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the torch passes need PyTorch (pip install torch)")
+
+from conftest import environment  # noqa: E402
 
 import xpnn as xn  # noqa: E402
 from xpnn import ops  # noqa: E402
@@ -26,18 +26,9 @@ DEV = xn.backend.resolve("cpu", backend="torch")
 F32, F64 = torch.float32, torch.float64
 
 
-@contextlib.contextmanager
 def passes(on: bool):
     """Plans compiled inside are compiled with the torch passes on or off."""
-    old = os.environ.get("XPNN_TORCH_PASSES")
-    os.environ["XPNN_TORCH_PASSES"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["XPNN_TORCH_PASSES"]
-        else:
-            os.environ["XPNN_TORCH_PASSES"] = old
+    return environment("XPNN_TORCH_PASSES", "1" if on else "0")
 
 
 class Side:
