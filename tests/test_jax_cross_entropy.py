@@ -13,6 +13,7 @@ import xpnn as xn
 
 jax = pytest.importorskip("jax", reason="jax is not installed: the JAX kernels are not tested")
 
+from tests.test_jax_kernels import kernel_runs  # noqa: E402
 from xpnn import ops  # noqa: E402
 from xpnn.jax_fast import cross_entropy, kernels  # noqa: E402, F401  (registers the kernel)
 
@@ -93,11 +94,7 @@ def _mlp(jit):
 
 
 def test_training_through_the_kernel_matches_the_eager_path(monkeypatch):
-    runs = []
-    make = kernels.FORWARD[ops.SparseSoftmaxCrossEntropyGrad]
-    monkeypatch.setitem(kernels.FORWARD, ops.SparseSoftmaxCrossEntropyGrad,
-                        lambda op, portable: (lambda *v: runs.append(1) or
-                                              make(op, portable)(*v)))
+    runs = kernel_runs(monkeypatch, ops.SparseSoftmaxCrossEntropyGrad)
     rng = np.random.default_rng(2)
     X, y = rng.standard_normal((12, 4)).astype(np.float32), rng.integers(0, 3, 12)
     results = []

@@ -88,6 +88,16 @@ def test_integer_inputs_take_the_portable_op():
     assert called
 
 
+def kernel_runs(monkeypatch, op_class) -> list:
+    """A list that grows by one each time the JAX kernel of ``op_class`` is traced."""
+    runs = []
+    make = kernels.FORWARD[op_class]
+    monkeypatch.setitem(kernels.FORWARD, op_class,
+                        lambda op, portable: (lambda *v: runs.append(1) or
+                                              make(op, portable)(*v)))
+    return runs
+
+
 def _convnet(fmt, jit, seed=0):
     graph = xn.Graph()
     with graph.as_default():
@@ -109,11 +119,7 @@ def _convnet(fmt, jit, seed=0):
 
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW"])
 def test_conv_net_training_matches_the_eager_path(fmt, monkeypatch):
-    runs = []
-    make = kernels.FORWARD[c.MaxPoolGrad]
-    monkeypatch.setitem(kernels.FORWARD, c.MaxPoolGrad,
-                        lambda op, portable: (lambda *v: runs.append(1) or
-                                              make(op, portable)(*v)))
+    runs = kernel_runs(monkeypatch, c.MaxPoolGrad)
     rng = np.random.default_rng(2)
     X = np.maximum(rng.standard_normal((10, 8, 8, 1)), 0).astype(np.float32)  # tied zeros
     X = X if fmt == "NHWC" else X.transpose(0, 3, 1, 2).copy()
