@@ -882,13 +882,18 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
         k = logits.shape[-1]
         if host_reads:  # a training step skips the loss's forward: check here too
             check_label_values(xp, labels, k)
-        probs = xp.exp(_log_softmax(xp, logits))
+        probs = self.probabilities(xp, logits)
         classes = xp.arange(k, dtype=labels.dtype, device=array_api_compat.device(labels))
         hot = xp.astype(labels[..., None] == classes, probs.dtype)
         d_logits = grad[..., None] * (probs - hot)
         if host_reads:
             return d_logits
         return xp.where(_valid_labels(xp, labels, k)[..., None], d_logits, math.nan)
+
+    @staticmethod
+    def probabilities(xp, logits):
+        """softmax(logits) over the last axis, as the gradient computes it."""
+        return xp.exp(_log_softmax(xp, logits))
 
     def infer_shape(self, grad, labels, logits):
         return logits
