@@ -40,40 +40,44 @@ class Comparison(Binary):
         return [None, None]
 
 
-class IsEqual(Comparison):
-    function = "equal"
+_COMPARISONS = {  # xp's function, also the public function's name -> (op class, docstring)
+    "equal": ("IsEqual", "a == b elementwise, as bool (``xn.equal`` gives float32 instead)."),
+    "not_equal": ("IsNotEqual", "a != b elementwise, as bool."),
+    "greater": ("IsGreater", """a > b elementwise, as bool (also ``a > b`` on nodes).
+
+    >>> import xpnn as xn
+    >>> from xpnn import logic
+    >>> xn.Session().run(logic.greater([1, 3], 2)).tolist()
+    [False, True]
+    """),
+    "greater_equal": ("IsGreaterEqual", "a >= b elementwise, as bool."),
+    "less": ("IsLess", "a < b elementwise, as bool."),
+    "less_equal": ("IsLessEqual", "a <= b elementwise, as bool."),
+    "logical_and": ("LogicalAnd", "a and b elementwise (also ``a & b`` on nodes)."),
+    "logical_or": ("LogicalOr", "a or b elementwise (also ``a | b``)."),
+    "logical_xor": ("LogicalXor", "a xor b elementwise (also ``a ^ b``)."),
+}
 
 
-class IsNotEqual(Comparison):
-    function = "not_equal"
+def _comparison(function: str, class_name: str, doc: str):
+    """The op class ``class_name``, a ``Comparison`` calling ``xp.<function>``, and the
+    public function ``function(a, b, name=None)`` that builds it."""
+    op = type(class_name, (Comparison,), {"function": function, "__module__": __name__,
+                                          "__doc__": f"``xp.{function}(a, b)``, as bool."})
+
+    def compare(a, b, name=None):
+        return op(a, b, name=name)
+
+    compare.__name__ = compare.__qualname__ = function
+    compare.__doc__ = doc
+    return op, compare
 
 
-class IsGreater(Comparison):
-    function = "greater"
-
-
-class IsGreaterEqual(Comparison):
-    function = "greater_equal"
-
-
-class IsLess(Comparison):
-    function = "less"
-
-
-class IsLessEqual(Comparison):
-    function = "less_equal"
-
-
-class LogicalAnd(Comparison):
-    function = "logical_and"
-
-
-class LogicalOr(Comparison):
-    function = "logical_or"
-
-
-class LogicalXor(Comparison):
-    function = "logical_xor"
+OPS = {}  # the public function's name -> its op class
+for _function, (_class_name, _doc) in _COMPARISONS.items():
+    OPS[_function], _public = _comparison(_function, _class_name, _doc)
+    globals()[_class_name], globals()[_function] = OPS[_function], _public
+del _function, _class_name, _doc, _public
 
 
 class LogicalNot(Unary):
@@ -104,6 +108,9 @@ class Where(Elementwise):
 
 
 class ReduceAll(Reduction):
+    """Whether every entry over ``axis`` is true (``reduce_all(x, axis=None, keepdims=False,
+    name=None)``)."""
+
     def forward(self, xp, x):
         return xp.all(x, axis=self.axis, keepdims=self.keepdims)
 
@@ -115,56 +122,10 @@ class ReduceAll(Reduction):
 
 
 class ReduceAny(ReduceAll):
+    """Whether any entry over ``axis`` is true (``reduce_any``)."""
+
     def forward(self, xp, x):
         return xp.any(x, axis=self.axis, keepdims=self.keepdims)
-
-
-def equal(a, b, name=None):
-    """a == b elementwise, as bool (``xn.equal`` gives float32 instead)."""
-    return IsEqual(a, b, name=name)
-
-
-def not_equal(a, b, name=None):
-    """a != b elementwise, as bool."""
-    return IsNotEqual(a, b, name=name)
-
-
-def greater(a, b, name=None):
-    """a > b elementwise, as bool (also ``a > b`` on nodes).
-
-    >>> import xpnn as xn
-    >>> from xpnn import logic
-    >>> xn.Session().run(logic.greater([1, 3], 2)).tolist()
-    [False, True]
-    """
-    return IsGreater(a, b, name=name)
-
-
-def greater_equal(a, b, name=None):
-    """a >= b elementwise, as bool."""
-    return IsGreaterEqual(a, b, name=name)
-
-
-def less(a, b, name=None):
-    """a < b elementwise, as bool."""
-    return IsLess(a, b, name=name)
-
-
-def less_equal(a, b, name=None):
-    """a <= b elementwise, as bool."""
-    return IsLessEqual(a, b, name=name)
-
-
-def logical_and(a, b, name=None):
-    return LogicalAnd(a, b, name=name)
-
-
-def logical_or(a, b, name=None):
-    return LogicalOr(a, b, name=name)
-
-
-def logical_xor(a, b, name=None):
-    return LogicalXor(a, b, name=name)
 
 
 def logical_not(x, name=None):
@@ -182,23 +143,18 @@ def where(condition, x, y, name=None):
     return Where(condition, x, y, name=name)
 
 
-def reduce_all(x, axis=None, keepdims=False, name=None):
-    """Whether every entry over ``axis`` is true."""
-    return ReduceAll(x, axis, keepdims, name=name)
-
-
-def reduce_any(x, axis=None, keepdims=False, name=None):
-    """Whether any entry over ``axis`` is true."""
-    return ReduceAny(x, axis, keepdims, name=name)
+reduce_all = ReduceAll  # TF1's functions are these ops' constructors: (x, axis, keepdims, name)
+reduce_any = ReduceAny
 
 
 def _attach_operators():
     """``a < b`` is ``less(a, b)``, ``a & b`` is ``logical_and(a, b)`` and so on (``==``
     and ``!=`` stay identity comparisons: nodes are dictionary keys)."""
-    for name, cls in [("lt", IsLess), ("le", IsLessEqual), ("gt", IsGreater),
-                      ("ge", IsGreaterEqual)]:
-        setattr(Node, f"__{name}__", lambda self, other, cls=cls: cls(self, other))
-    for name, cls in [("and", LogicalAnd), ("or", LogicalOr), ("xor", LogicalXor)]:
+    for name, function in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
+                           ("ge", "greater_equal")]:
+        setattr(Node, f"__{name}__", lambda self, other, cls=OPS[function]: cls(self, other))
+    for name in ["and", "or", "xor"]:
+        cls = OPS[f"logical_{name}"]
         setattr(Node, f"__{name}__", lambda self, other, cls=cls: cls(self, other))
         setattr(Node, f"__r{name}__",
                 lambda self, other, cls=cls: cls(as_node(other, self.graph), self))
@@ -207,8 +163,6 @@ def _attach_operators():
 
 _attach_operators()
 
-__all__ = ["equal", "not_equal", "greater", "greater_equal", "less", "less_equal",
-           "logical_and", "logical_or", "logical_xor", "logical_not", "where", "reduce_all",
-           "reduce_any", "Comparison", "IsEqual", "IsNotEqual", "IsGreater", "IsGreaterEqual",
-           "IsLess", "IsLessEqual", "LogicalAnd", "LogicalOr", "LogicalXor", "LogicalNot",
-           "Where", "ReduceAll", "ReduceAny"]
+__all__ = [*_COMPARISONS, *(class_name for class_name, _ in _COMPARISONS.values()),
+           "logical_not", "where", "reduce_all", "reduce_any", "Comparison", "LogicalNot",
+           "Where", "ReduceAll", "ReduceAny", "OPS"]
