@@ -194,6 +194,9 @@ def main(argv=None):
                    "1e-3 adam")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--flush-denormals", action="store_true",
+                   help="every runner's main thread flushes subnormals to zero "
+                   "(torch.set_flush_denormal); by default only xpnn's updates do")
     p.add_argument("--chunk", type=int, default=100, help="steps per interleaved chunk")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     args = p.parse_args(argv)
@@ -227,6 +230,8 @@ def main(argv=None):
                 lambda: torch_accuracy(tmodel, Xt, yt, tdev),
             )
             print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            if args.flush_denormals and not torch.set_flush_denormal(True):
+                print("this CPU cannot flush subnormals: --flush-denormals does nothing")
 
     # Interleave in chunks of --chunk steps so that a slow spell of the machine hits every
     # runner alike; an epoch's time is the sum of its chunks. The order rotates and each

@@ -13,10 +13,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import optimizers
-from . import blas, deferred
+from . import blas, deferred, denormals
 
 
 def _sgd(opt, param, grad, grad_owned):
@@ -83,8 +85,14 @@ def update_inplace(step, values, owned, pending=()) -> bool:
 def _apply(optimizer, values, groups) -> None:
     """The update of each (group, owned, pending): a group says where one Variable's
     gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
-    ``plan.SlotGroup`` of the plan's slots)."""
-    fn = UPDATES[type(optimizer)]
+    ``plan.SlotGroup`` of the plan's slots). Slots decay toward zero, so updates that keep
+    them run with subnormals flushed (``denormals``)."""
+    keeps_slots = any(group.slots for group, _, _ in groups)
+    with denormals.flushed() if keeps_slots else contextlib.nullcontext():
+        _apply_each(UPDATES[type(optimizer)], optimizer, values, groups)
+
+
+def _apply_each(fn, optimizer, values, groups) -> None:
     # Newest gradients first: the plan computed them last, so they are still in cache.
     for group, own, late in reversed(groups):
         grad, param = values[group.gradient], values[group.variable]
