@@ -13,8 +13,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from .. import optimizers
@@ -78,21 +76,29 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     if not has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
-    _apply(step.optimizer, values, list(zip(step.pairs, owned, pending)))
+    groups = list(zip(step.pairs, owned, pending))
+    _apply(step.optimizer, values, groups, _keeps_slots(groups))
     return True
 
 
-def _apply(optimizer, values, groups) -> None:
+def _apply(optimizer, values, groups, flush: bool) -> None:
     """The update of each (group, owned, pending): a group says where one Variable's
     gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
     ``plan.SlotGroup`` of the plan's slots). Slots decay toward zero, so updates that keep
-    them run with subnormals flushed (``denormals``)."""
-    keeps_slots = any(group.slots for group, _, _ in groups)
-    with denormals.flushed() if keeps_slots else contextlib.nullcontext():
-        _apply_each(UPDATES[type(optimizer)], optimizer, values, groups)
+    them run with subnormals flushed (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
+    if flush:
+        with denormals.flushed():
+            _apply_each(optimizer, values, groups)
+    else:
+        _apply_each(optimizer, values, groups)
 
 
-def _apply_each(fn, optimizer, values, groups) -> None:
+def _keeps_slots(groups) -> bool:
+    return any(group.slots for group, _, _ in groups)
+
+
+def _apply_each(optimizer, values, groups) -> None:
+    fn = UPDATES[type(optimizer)]
     # Newest gradients first: the plan computed them last, so they are still in cache.
     for group, own, late in reversed(groups):
         grad, param = values[group.gradient], values[group.variable]
@@ -121,10 +127,10 @@ def commit_in_place(plan, facts, chosen, pending) -> None:
             g = group.gradient
             own = facts.sole_owner(g) and g not in facts.pending_operands
             groups.append((group, own, g in pending))
-        calls.append((update.op.optimizer, groups))
+        calls.append((update.op.optimizer, groups, _keeps_slots(groups)))
 
     def commit(values):
-        for optimizer, groups in calls:
-            _apply(optimizer, values, groups)
+        for optimizer, groups, flush in calls:
+            _apply(optimizer, values, groups, flush)
 
     plan.commit = commit
