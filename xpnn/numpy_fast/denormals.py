@@ -8,8 +8,10 @@ still have made are below learning_rate * 1.2e-30.
 
 This sets the FTZ and DAZ bits of the x86-64 SSE control register (MXCSR) through the C
 library's ``fegetenv``/``fesetenv`` for the calling thread only, and puts the thread's
-floating-point environment back afterwards. Elsewhere (another machine, another C
-library), or with ``XPNN_FLUSH_DENORMALS=0``, ``flushed()`` changes nothing.
+floating-point environment back afterwards: BLAS worker threads keep their own, so the
+share of a threaded product that another thread computes is not flushed. Elsewhere
+(another machine, another C library), or with ``XPNN_FLUSH_DENORMALS=0``, ``flushed()``
+changes nothing.
 
 >>> import numpy as np
 >>> from xpnn.numpy_fast import denormals
@@ -45,7 +47,8 @@ def _libm():
     if platform.machine().lower() not in ("x86_64", "amd64") or os.name != "posix":
         return None
     try:
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        name = ctypes.util.find_library("m")  # None where libc holds libm (musl)
+        libm = ctypes.CDLL(name)  # CDLL(None): the symbols already in the process
         libm.fegetenv.argtypes = libm.fesetenv.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
         return None
@@ -66,8 +69,8 @@ def _flushing(libm):
     mxcsr = int.from_bytes(saved.raw[_MXCSR_OFFSET:_MXCSR_OFFSET + 4], "little")
     mxcsr |= _FLUSH_TO_ZERO | _DENORMALS_ARE_ZERO
     ctypes.memmove(ctypes.addressof(flushing) + _MXCSR_OFFSET, mxcsr.to_bytes(4, "little"), 4)
-    libm.fesetenv(flushing)
     try:
+        libm.fesetenv(flushing)
         yield
     finally:
         libm.fesetenv(saved)
