@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from .backend import indicator
 from .ops import Elementwise, Unary
 
 
@@ -28,7 +29,7 @@ class Relu6(Unary):
 
 class Relu6Grad(Elementwise):
     def forward(self, xp, grad, x):
-        return grad * xp.astype(xp.logical_and(x > 0, x < 6), grad.dtype)
+        return grad * indicator(xp, xp.logical_and(x > 0, x < 6), grad.dtype)
 
     def backward(self, grad):
         return [Relu6Grad(grad, self.inputs[1]), None]

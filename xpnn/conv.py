@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import array_api_compat
 
+from .backend import indicator
 from .graph import Operation
 from .ops import ReshapeLike, ZerosLike
 
@@ -317,7 +318,7 @@ def _first_max(xp, x, k, window):
     stacked = xp.stack(_patches(_pad(xp, x, pads, -math.inf), k, window, out_hw), axis=3)
     first = xp.argmax(stacked, axis=3, keepdims=True)
     offsets = xp.arange(k[0] * k[1], dtype=first.dtype, device=array_api_compat.device(x))
-    return xp.astype(first == xp.reshape(offsets, (-1, 1)), x.dtype), pads, out_hw
+    return indicator(xp, first == xp.reshape(offsets, (-1, 1)), x.dtype), pads, out_hw
 
 
 def _counts(xp, x_shape, k, window, like):

@@ -15,6 +15,7 @@ import math
 
 import array_api_compat
 
+from .backend import indicator
 from .graph import Constant, Node, Operation, as_node
 
 # --------------------------------------------------------------------------- shapes
@@ -157,7 +158,7 @@ class GreaterEqual(Binary):
 
     def forward(self, xp, a, b):
         a, b = _match(xp, a, b)
-        return xp.astype(xp.greater_equal(a, b), xp.result_type(a, b))
+        return indicator(xp, xp.greater_equal(a, b), xp.result_type(a, b))
 
     def backward(self, grad):
         return [None, None]
@@ -307,7 +308,7 @@ class ReluGrad(Elementwise):
     it is an order of magnitude faster on NumPy, and a NaN gradient stays NaN."""
 
     def forward(self, xp, grad, y):
-        return grad * xp.astype(y > 0, grad.dtype)
+        return grad * indicator(xp, y > 0, grad.dtype)
 
     def backward(self, grad):
         return [ReluGrad(grad, self.inputs[1]), None]
@@ -377,7 +378,7 @@ class DropoutMask(_DropoutMask):
     def forward(self, xp, x, training, draw):
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
         u = draw(self, x.shape, dtype)
-        keep = xp.astype(u >= self.rate, dtype) / (1.0 - self.rate)
+        keep = indicator(xp, u >= self.rate, dtype) / (1.0 - self.rate)
         if training.ndim != 0:
             raise ValueError(f"{self.label}: training must be a scalar boolean, got shape "
                              f"{tuple(training.shape)}")
@@ -400,7 +401,7 @@ class DropoutMaskOf(_DropoutMask):
                              f"{float(rate)}")
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
         rate = xp.astype(rate, dtype)
-        return xp.astype(draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
+        return indicator(xp, draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
 
 
 class Sigmoid(Unary):

@@ -19,7 +19,7 @@ import math
 
 import array_api_compat
 
-from .backend import dtype_name, to_numpy
+from .backend import dtype_name, indicator, to_numpy
 from .conv import _pad_axis, _spread
 from .graph import Node, Operation
 from .math_ops import xp_dtype
@@ -323,7 +323,7 @@ class OneHot(Unary):
         hot = indices[..., None] == classes
         dtype = xp_dtype(xp, self.target)
         if (self.on, self.off) == (1, 0):
-            out = xp.astype(hot, dtype)
+            out = indicator(xp, hot, dtype)
         else:
             out = xp.where(hot, xp.full(hot.shape, self.on, dtype=dtype, device=dev),
                            xp.full(hot.shape, self.off, dtype=dtype, device=dev))
