@@ -237,6 +237,25 @@ def test_load_weights_into_an_existing_model(tmp_path, dev):
     assert dev.owns(other.layers[0].W)
 
 
+def test_load_weights_reads_a_session_checkpoint(tmp_path, dev):
+    """model.session.save writes every Variable under its own name, Adam's slots too:
+    load_weights takes the model's weights from it and skips the slots."""
+    X, y = _data()
+    model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
+    model.fit(X, y, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.05, verbose=0)
+    model.session.save(tmp_path / "ckpt.npz")
+    assert len(xn.io.load_arrays(tmp_path / "ckpt.npz")) > 4  # the slots are in the file
+    other = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=99)
+    other.load_weights(tmp_path / "ckpt.npz")
+    _assert_same_weights(_weights(other), _weights(model))
+    np.testing.assert_array_equal(other.predict_proba(X), model.predict_proba(X))
+    wider = _trained(units=(2, 10, 2), device=dev, seed=3)
+    before = _weights(wider)
+    with pytest.raises(ValueError, match=r"'layers\.0/W' has shape \(2, 10\) in the model"):
+        wider.load_weights(tmp_path / "ckpt.npz")
+    _assert_same_weights(_weights(wider), before)
+
+
 def test_failing_model_save_keeps_the_old_file(tmp_path, dev, monkeypatch):
     path = tmp_path / "m.npz"
     first = _trained(device=dev)

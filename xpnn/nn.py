@@ -770,8 +770,10 @@ class NNClassifier:
         io.save_arrays(path, arrays)
 
     def load_weights(self, path) -> None:
-        """Load weights saved by :meth:`save`; a file for another architecture, or one that
-        holds something other than numbers, raises and leaves this model unchanged.
+        """Load weights saved by :meth:`save`, or by ``model.session.save`` (a checkpoint of
+        the Variables under their own names, optimizer slots too, which are skipped, as
+        Keras's ``load_weights`` reads a TF checkpoint); a file for another architecture, or
+        one that holds something other than numbers, raises and leaves this model unchanged.
 
         >>> import xpnn as xn, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
@@ -781,7 +783,12 @@ class NNClassifier:
         """
         arrays = io.load_arrays(path)
         names = self._param_names()
-        io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})")
+        checkpoint = {variable.name: variable for variable in names.values()}
+        from_session = not set(names) & set(arrays) and set(checkpoint) <= set(arrays)
+        if from_session:
+            names = checkpoint
+        io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})",
+                        extra_ok=from_session)
         for name, variable in names.items():
             self.session.set_value(variable, arrays[name])
 
