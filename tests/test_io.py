@@ -3,7 +3,9 @@ save / load / load_weights and Session.save / restore, on each backend and acros
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -98,7 +100,7 @@ class Boom(RuntimeError):
     pass
 
 
-def _failing_savez(f, **arrays):
+def _failing_write(f, arrays):
     f.write(b"half a file")
     raise Boom("disk full")
 
@@ -107,7 +109,7 @@ def test_failing_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "w.npz"
     io.save_arrays(path, {"x": np.arange(3.0)})
     before = path.read_bytes()
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom, match="disk full"):
         io.save_arrays(path, {"x": np.zeros(3)})
     assert path.read_bytes() == before
@@ -117,7 +119,7 @@ def test_failing_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_failing_write_of_a_new_file_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         io.save_arrays(tmp_path / "new.npz", {"x": np.zeros(3)})
     assert os.listdir(tmp_path) == []
@@ -261,7 +263,7 @@ def test_failing_model_save_keeps_the_old_file(tmp_path, dev, monkeypatch):
     first = _trained(device=dev)
     first.save(path)
     second = _trained(device=dev, seed=1)
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         second.save(path)
     monkeypatch.undo()
@@ -444,7 +446,7 @@ def test_session_save_failure_keeps_the_old_checkpoint(tmp_path, dev, monkeypatc
     sess.save(tmp_path / "ckpt.npz")
     before = (tmp_path / "ckpt.npz").read_bytes()
     sess.set_value(w, np.zeros((2, 3)))
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         sess.save(tmp_path / "ckpt.npz")
     assert (tmp_path / "ckpt.npz").read_bytes() == before
@@ -677,6 +679,81 @@ def test_load_a_truncated_member_names_the_file(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# Names numpy.savez would misread, and names a .npz cannot hold
+
+
+def test_session_save_keeps_names_that_are_savez_keywords(tmp_path, dev):
+    # np.savez(f, **arrays) took "allow_pickle" as its keyword and choked on "file".
+    g = xn.Graph()
+    with g.as_default():
+        variables = [xn.Variable(np.full(2, i, np.float32), name=name)
+                     for i, name in enumerate(["allow_pickle", "file", "w"])]
+    sess = xn.Session(g, device=dev)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path)
+    assert sorted(io.load_arrays(path)) == ["allow_pickle", "file", "w"]
+    for v in variables:
+        sess.set_value(v, np.full(2, 9.0))
+    sess.restore(path)
+    for i, v in enumerate(variables):
+        np.testing.assert_array_equal(to_numpy(sess.get_value(v)), np.full(2, i, np.float32))
+    with np.load(path, allow_pickle=False) as plain:  # still what numpy reads
+        assert sorted(plain.files) == ["allow_pickle", "file", "w"]
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [(["w\x00one", "w\x00two"], r"named 'w\\x00one' cannot be stored: it holds a NUL"),
+     (["x" * 70_000], r"named 'x{40}'\.\.\. \(70000 characters\) cannot be stored: it is "
+                      r"70000 bytes long in UTF-8; a \.npz holds names of at most 65531 bytes")],
+    ids=["nul", "over-64KB"])
+def test_session_save_refuses_a_name_a_npz_cannot_hold(tmp_path, names, message):
+    g = xn.Graph()
+    with g.as_default():
+        variables = [xn.Variable(np.full(2, float(i)), name=n) for i, n in enumerate(names)]
+    sess = xn.Session(g)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path, var_list={f"v{i}": v for i, v in enumerate(variables)})
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"cannot save {re.escape(str(path))}: the Variable "
+                                         rf"{message}.*rename it, or pass var_list="):
+        sess.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_the_longest_name_a_npz_holds_round_trips(tmp_path):
+    most = 0xFFFF - len(".npy")  # a zip member's name holds 65535 bytes; ".npy" is added
+    longest = "é" * ((most - 1) // 2) + "x"  # 2 bytes each in UTF-8
+    assert len(longest.encode("utf-8")) == most
+    io.save_arrays(tmp_path / "a.npz", {longest: np.arange(3.0), "w": np.ones(1)})
+    back = io.load_arrays(tmp_path / "a.npz")
+    assert list(back) == [longest, "w"]
+    np.testing.assert_array_equal(back[longest], np.arange(3.0))
+    with pytest.raises(ValueError, match=r"named 'éé.*\(32767 characters\).*65532 bytes"):
+        io.save_arrays(tmp_path / "a.npz", {longest + "y": np.ones(1)})
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_old_one(tmp_path, monkeypatch):
+    g, w, b = _two_variables()
+    sess = xn.Session(g)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path)
+    before = path.read_bytes()
+    sess.set_value(w, np.zeros((2, 3)))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(path))}: No space left "
+                                      rf"on device; a file already there is unchanged") as info:
+        sess.save(path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+# --------------------------------------------------------------------------------------------
 # Temporaries of writers that were killed
 
 
@@ -701,13 +778,13 @@ _STALLED_SAVE = textwrap.dedent("""
     import numpy as np
     from xpnn import io
 
-    def stall(f, **arrays):
+    def stall(f, arrays):
         f.write(b"half a file")
         f.flush()
         print("writing", flush=True)
         time.sleep(60)
 
-    np.savez = stall
+    io._write_npz = stall
     io.save_arrays(sys.argv[1], {"x": np.zeros(3)})
 """)
 

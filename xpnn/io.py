@@ -31,14 +31,62 @@ except ImportError:  # Windows: no flock
     fcntl = None
 
 
-def save_arrays(path, arrays: dict) -> None:
-    """Write ``{name: array}`` to ``path`` atomically. Arrays of any backend (CuPy, PyTorch,
-    ...) come to the host through its own transfer (``xpnn.to_numpy``)."""
+def save_arrays(path, arrays: dict, what: str = "array", hint: str = "") -> None:
+    """Write ``{name: array}`` to ``path`` atomically, one ``name.npy`` member per array (the
+    layout ``numpy.savez`` writes, without its keyword arguments: any name is just a name).
+    Arrays of any backend (CuPy, PyTorch, ...) come to the host through its own transfer
+    (``xpnn.to_numpy``). A name a ``.npz`` cannot hold (a NUL character, over 64 KB) raises
+    before anything is written, naming the ``what`` and ending with ``hint``; a failed write
+    (a full disk) raises ``OSError`` naming ``path`` and leaves any file there as it was."""
     path = Path(path)
     if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")  # np.savez would add it to the temp name
+        path = path.with_name(path.name + ".npz")
+    hosts = {}
+    for name, value in arrays.items():
+        problem = _name_problem(name)
+        if problem is None:
+            hosts[name] = to_numpy(value)
+            if hosts[name].dtype.hasobject:
+                problem = "it holds Python objects, which only pickle could store"
+        if problem:
+            raise ValueError(f"cannot save {path}: the {what} named {_short(name)} cannot be "
+                             f"stored: {problem}{hint}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()}))
+    write_atomic(path, lambda f: _write_npz(f, hosts))
+
+
+# A zip member's name is at most 65535 bytes, and each member here is "<name>.npy".
+MAX_NAME_BYTES = 0xFFFF - len(".npy")
+
+
+def _name_problem(name) -> str | None:
+    """Why ``name`` cannot be a member name of a .npz, or None."""
+    if not isinstance(name, str):
+        return f"names must be strings, got {type(name).__name__}"
+    if "\0" in name:  # zipfile cuts a name at its first NUL: two names would become one
+        return "it holds a NUL character ('\\x00'), which ends a name in a .npz (zip) file"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (a lone surrogate), which a .npz cannot store"
+    if size > MAX_NAME_BYTES:
+        return (f"it is {size} bytes long in UTF-8; a .npz holds names of at most "
+                f"{MAX_NAME_BYTES} bytes")
+    return None
+
+
+def _short(name) -> str:
+    if not isinstance(name, str) or len(name) <= 60:
+        return repr(name)
+    return f"{name[:40]!r}... ({len(name)} characters)"
+
+
+def _write_npz(f, arrays: dict) -> None:
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy")  # a fixed date: equal arrays, equal files
+            with archive.open(info, "w", force_zip64=True) as member:
+                npy.write_array(member, array, allow_pickle=False)
 
 
 # Where file locks exist (POSIX), a writer holds one on its temporary while it writes, so
@@ -62,7 +110,10 @@ def write_atomic(path, write) -> None:
     """
     path = Path(path)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _not_written(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             _lock(f.fileno(), blocking=True)  # held until closed: "a writer is at work"
@@ -71,10 +122,18 @@ def write_atomic(path, write) -> None:
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # e.g. a full disk: its message names no file
+            raise _not_written(exc, path) from exc
         raise
+
+
+def _not_written(exc: OSError, path) -> OSError:
+    """``exc`` (same errno, so the same OSError subclass) with a message naming ``path``."""
+    message = f"could not write {path}: {exc.strerror or exc}; a file already there is unchanged"
+    return OSError(exc.errno, message) if exc.errno else OSError(message)
 
 
 def _lock(fd, blocking: bool) -> bool:
