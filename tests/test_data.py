@@ -10,6 +10,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import struct
 import threading
@@ -603,6 +604,43 @@ def test_unverified_download_stops_at_the_size_its_header_declares(tmp_path, tin
                        match=r"more than 1048576 bytes, xpnn\.data\.MAX_IDX_NBYTES"):
         data.load_mnist(root=root, mirrors=["https://m.invalid/"], verify=False)
     assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_read_idx_checks_a_raw_file_size_before_reading_it(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(_idx_header(10) + bytes(10))
+    with open(path, "r+b") as f:
+        f.truncate(6 * 2**30)  # 6 GiB, sparse: no disk used, and never read
+    peak = _peak_memory_of_failure(
+        lambda: data.read_idx(path),
+        rf"labels-idx1-ubyte: header says 10 = 10 bytes of data, found {6 * 2**30 - 8} "
+        rf"\(file truncated or corrupt\)",
+    )
+    assert peak < 1 << 20
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here (Windows)")
+def test_read_idx_refuses_a_fifo_without_opening_it(tmp_path):
+    fifo = tmp_path / "labels-idx1-ubyte"
+    os.mkfifo(fifo)
+    errors = []
+
+    def read():
+        try:
+            data.read_idx(fifo)
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # the old code blocked in open(): a writer releases it
+        os.close(os.open(fifo, os.O_WRONLY))
+        reader.join(5)
+        pytest.fail(f"read_idx blocked on the FIFO {fifo}")
+    assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
+    assert str(errors[0]) == (f"{fifo}: cannot read IDX data: it is a FIFO (named pipe), not a "
+                              f"regular file")
 
 
 def test_read_idx_of_a_local_gzip_bomb_fails_in_bounded_memory(tmp_path):

@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 
 from xpnn.backend import context_of, dtype_name, to_numpy
-from xpnn.io import write_atomic
+from xpnn.io import open_regular, write_atomic
 
 __all__ = [
     "MNIST_MD5",
@@ -242,15 +242,19 @@ _CHUNK = 1 << 20
 
 
 def _read_bytes(path) -> bytearray | bytes:
-    """The file's bytes, gunzipped when it ends in .gz."""
+    """The file's bytes, gunzipped when it ends in .gz; a raw file is read only once its size
+    matches its header's (a FIFO or device, never)."""
     path = Path(path)
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    with open(path, "rb") as f:
-        try:
-            return _gunzip(f, str(path))
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
+    with open_regular(path, lambda why: ValueError(f"{path}: cannot read IDX data: {why}")) as f:
+        if path.suffix == ".gz":
+            try:
+                return _gunzip(f, str(path))
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
+        shape, header = _idx_shape(f.read(16), str(path))
+        _check_idx_size(shape, os.fstat(f.fileno()).st_size - header, str(path))
+        f.seek(0)
+        return f.read()
 
 
 def _gunzip(fileobj, name: str, limit: int | None = None) -> bytearray:
@@ -290,16 +294,19 @@ def _idx_shape(raw, name: str) -> tuple[tuple[int, ...], int]:
     return tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)), header
 
 
-def _parse_idx(raw, name: str) -> np.ndarray:
-    shape, header = _idx_shape(raw, name)
+def _check_idx_size(shape, actual: int, name: str) -> None:
     expected = math.prod(shape)  # Python ints: three 32-bit dims overflow int64
-    actual = len(raw) - header
     if actual != expected:
         dims = "x".join(map(str, shape))
         raise ValueError(
             f"{name}: header says {dims} = {expected} bytes of data, found {actual} "
             f"(file truncated or corrupt)"
         )
+
+
+def _parse_idx(raw, name: str) -> np.ndarray:
+    shape, header = _idx_shape(raw, name)
+    _check_idx_size(shape, len(raw) - header, name)
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
