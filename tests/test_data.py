@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import threading
+import time
 import tracemalloc
 import urllib.error
 import urllib.request
@@ -519,6 +520,52 @@ def test_load_mnist_offline_without_download(tmp_path, tiny):
     message = str(info.value)
     assert "t10k-labels-idx1-ubyte[.gz]" in message
     assert "train-images" not in message  # only what is missing is listed
+
+
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a 4 KB body, sent a byte every 0.1 s (100 bytes at most, so a
+    client that never gives up is done in 10 s)."""
+
+    def do_GET(self):
+        body = gzip.compress(np.random.default_rng(0).bytes(4096))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body[:100]:
+            if self.server.stop.is_set():
+                break
+            try:
+                self.wfile.write(bytes([byte]))
+            except OSError:  # the client gave up
+                break
+            time.sleep(0.1)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle():
+    """The URL of a server on 127.0.0.1 that trickles its answers at 10 bytes/s."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    server.stop = threading.Event()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_load_mnist_timeout_is_a_deadline_for_the_whole_download(tmp_path, tiny, trickle):
+    # Every byte comes well within the socket timeout; only a deadline stops the download.
+    root = tmp_path / "cache"
+    start = time.monotonic()
+    with pytest.raises(data.MNISTNotFoundError,
+                       match=rf"{trickle}train-images-idx3-ubyte\.gz: TimeoutError: the download "
+                             rf"took longer than timeout=1 seconds"):
+        data.load_mnist(root=root, mirrors=[trickle], timeout=1)
+    assert time.monotonic() - start < 5
+    assert not root.exists() or list(root.iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------
