@@ -10,9 +10,11 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import socket
 import struct
 import threading
+import time
 import tracemalloc
 import urllib.error
 import urllib.request
@@ -520,6 +522,52 @@ def test_load_mnist_offline_without_download(tmp_path, tiny):
     assert "train-images" not in message  # only what is missing is listed
 
 
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a 4 KB body, sent a byte every 0.1 s (100 bytes at most, so a
+    client that never gives up is done in 10 s)."""
+
+    def do_GET(self):
+        body = gzip.compress(np.random.default_rng(0).bytes(4096))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body[:100]:
+            if self.server.stop.is_set():
+                break
+            try:
+                self.wfile.write(bytes([byte]))
+            except OSError:  # the client gave up
+                break
+            time.sleep(0.1)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle():
+    """The URL of a server on 127.0.0.1 that trickles its answers at 10 bytes/s."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    server.stop = threading.Event()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_load_mnist_timeout_is_a_deadline_for_the_whole_download(tmp_path, tiny, trickle):
+    # Every byte comes well within the socket timeout; only a deadline stops the download.
+    root = tmp_path / "cache"
+    start = time.monotonic()
+    with pytest.raises(data.MNISTNotFoundError,
+                       match=rf"{trickle}train-images-idx3-ubyte\.gz: TimeoutError: the download "
+                             rf"took longer than timeout=1 seconds"):
+        data.load_mnist(root=root, mirrors=[trickle], timeout=1)
+    assert time.monotonic() - start < 5
+    assert not root.exists() or list(root.iterdir()) == []
+
+
 # --------------------------------------------------------------------------------------------
 # gzip bombs: small files that expand hugely
 
@@ -603,6 +651,43 @@ def test_unverified_download_stops_at_the_size_its_header_declares(tmp_path, tin
                        match=r"more than 1048576 bytes, xpnn\.data\.MAX_IDX_NBYTES"):
         data.load_mnist(root=root, mirrors=["https://m.invalid/"], verify=False)
     assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_read_idx_checks_a_raw_file_size_before_reading_it(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(_idx_header(10) + bytes(10))
+    with open(path, "r+b") as f:
+        f.truncate(6 * 2**30)  # 6 GiB, sparse: no disk used, and never read
+    peak = _peak_memory_of_failure(
+        lambda: data.read_idx(path),
+        rf"labels-idx1-ubyte: header says 10 = 10 bytes of data, found {6 * 2**30 - 8} "
+        rf"\(file truncated or corrupt\)",
+    )
+    assert peak < 1 << 20
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here (Windows)")
+def test_read_idx_refuses_a_fifo_without_opening_it(tmp_path):
+    fifo = tmp_path / "labels-idx1-ubyte"
+    os.mkfifo(fifo)
+    errors = []
+
+    def read():
+        try:
+            data.read_idx(fifo)
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # the old code blocked in open(): a writer releases it
+        os.close(os.open(fifo, os.O_WRONLY))
+        reader.join(5)
+        pytest.fail(f"read_idx blocked on the FIFO {fifo}")
+    assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
+    assert str(errors[0]) == (f"{fifo}: cannot read IDX data: it is a FIFO (named pipe), not a "
+                              f"regular file")
 
 
 def test_read_idx_of_a_local_gzip_bomb_fails_in_bounded_memory(tmp_path):

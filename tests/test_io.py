@@ -3,12 +3,16 @@ save / load / load_weights and Session.save / restore, on each backend and acros
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import tracemalloc
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -79,6 +83,30 @@ def test_save_and_load_arrays_round_trip(tmp_path):
         np.testing.assert_array_equal(plain["w"], arrays["w"])
 
 
+@pytest.mark.parametrize("savez", [np.savez, np.savez_compressed], ids=["savez", "compressed"])
+def test_load_reads_what_numpy_writes(tmp_path, savez):
+    # Checkpoints written before xpnn wrote its own .npz members came from numpy.savez.
+    arrays = {
+        "c": np.arange(12.0).reshape(3, 4),
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+        "big_endian": np.arange(5, dtype=">i4"),
+        "empty": np.zeros((0, 3)),
+        "scalar": np.asarray(2.5),
+        "mask": np.array([True, False]),
+        "text": np.asarray("relu"),
+    }
+    savez(tmp_path / "old.npz", **arrays)
+    back = io.load_arrays(tmp_path / "old.npz")
+    with np.load(tmp_path / "old.npz", allow_pickle=False) as plain:
+        assert list(back) == plain.files
+        for name in plain.files:
+            expected = plain[name]
+            assert back[name].dtype == expected.dtype and back[name].shape == expected.shape
+            assert back[name].flags.f_contiguous == expected.flags.f_contiguous
+            np.testing.assert_array_equal(back[name], expected)
+    back["c"][0, 0] = -1.0  # a normal, writable array
+
+
 def test_npz_suffix_is_added_and_found(tmp_path):
     io.save_arrays(tmp_path / "weights", {"a": np.ones(2)})
     assert os.listdir(tmp_path) == ["weights.npz"]
@@ -98,7 +126,7 @@ class Boom(RuntimeError):
     pass
 
 
-def _failing_savez(f, **arrays):
+def _failing_write(f, arrays):
     f.write(b"half a file")
     raise Boom("disk full")
 
@@ -107,7 +135,7 @@ def test_failing_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "w.npz"
     io.save_arrays(path, {"x": np.arange(3.0)})
     before = path.read_bytes()
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom, match="disk full"):
         io.save_arrays(path, {"x": np.zeros(3)})
     assert path.read_bytes() == before
@@ -117,7 +145,7 @@ def test_failing_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_failing_write_of_a_new_file_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         io.save_arrays(tmp_path / "new.npz", {"x": np.zeros(3)})
     assert os.listdir(tmp_path) == []
@@ -261,7 +289,7 @@ def test_failing_model_save_keeps_the_old_file(tmp_path, dev, monkeypatch):
     first = _trained(device=dev)
     first.save(path)
     second = _trained(device=dev, seed=1)
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         second.save(path)
     monkeypatch.undo()
@@ -444,7 +472,7 @@ def test_session_save_failure_keeps_the_old_checkpoint(tmp_path, dev, monkeypatc
     sess.save(tmp_path / "ckpt.npz")
     before = (tmp_path / "ckpt.npz").read_bytes()
     sess.set_value(w, np.zeros((2, 3)))
-    monkeypatch.setattr(np, "savez", _failing_savez)
+    monkeypatch.setattr(io, "_write_npz", _failing_write)
     with pytest.raises(Boom):
         sess.save(tmp_path / "ckpt.npz")
     assert (tmp_path / "ckpt.npz").read_bytes() == before
@@ -677,6 +705,199 @@ def test_load_a_truncated_member_names_the_file(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# Names numpy.savez would misread, and names a .npz cannot hold
+
+
+def test_session_save_keeps_names_that_are_savez_keywords(tmp_path, dev):
+    # np.savez(f, **arrays) took "allow_pickle" as its keyword and choked on "file".
+    g = xn.Graph()
+    with g.as_default():
+        variables = [xn.Variable(np.full(2, i, np.float32), name=name)
+                     for i, name in enumerate(["allow_pickle", "file", "w"])]
+    sess = xn.Session(g, device=dev)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path)
+    assert sorted(io.load_arrays(path)) == ["allow_pickle", "file", "w"]
+    for v in variables:
+        sess.set_value(v, np.full(2, 9.0))
+    sess.restore(path)
+    for i, v in enumerate(variables):
+        np.testing.assert_array_equal(to_numpy(sess.get_value(v)), np.full(2, i, np.float32))
+    with np.load(path, allow_pickle=False) as plain:  # still what numpy reads
+        assert sorted(plain.files) == ["allow_pickle", "file", "w"]
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [(["w\x00one", "w\x00two"], r"named 'w\\x00one' cannot be stored: it holds a NUL"),
+     (["x" * 70_000], r"named 'x{40}'\.\.\. \(70000 characters\) cannot be stored: it is "
+                      r"70000 bytes long in UTF-8; a \.npz holds names of at most 65531 bytes")],
+    ids=["nul", "over-64KB"])
+def test_session_save_refuses_a_name_a_npz_cannot_hold(tmp_path, names, message):
+    g = xn.Graph()
+    with g.as_default():
+        variables = [xn.Variable(np.full(2, float(i)), name=n) for i, n in enumerate(names)]
+    sess = xn.Session(g)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path, var_list={f"v{i}": v for i, v in enumerate(variables)})
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"cannot save {re.escape(str(path))}: the Variable "
+                                         rf"{message}.*rename it, or pass var_list="):
+        sess.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_the_longest_name_a_npz_holds_round_trips(tmp_path):
+    most = 0xFFFF - len(".npy")  # a zip member's name holds 65535 bytes; ".npy" is added
+    longest = "é" * ((most - 1) // 2) + "x"  # 2 bytes each in UTF-8
+    assert len(longest.encode("utf-8")) == most
+    io.save_arrays(tmp_path / "a.npz", {longest: np.arange(3.0), "w": np.ones(1)})
+    back = io.load_arrays(tmp_path / "a.npz")
+    assert list(back) == [longest, "w"]
+    np.testing.assert_array_equal(back[longest], np.arange(3.0))
+    with pytest.raises(ValueError, match=r"named 'éé.*\(32767 characters\).*65532 bytes"):
+        io.save_arrays(tmp_path / "a.npz", {longest + "y": np.ones(1)})
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_old_one(tmp_path, monkeypatch):
+    g, w, b = _two_variables()
+    sess = xn.Session(g)
+    path = tmp_path / "ckpt.npz"
+    sess.save(path)
+    before = path.read_bytes()
+    sess.set_value(w, np.zeros((2, 3)))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(path))}: No space left "
+                                      rf"on device; a file already there is unchanged") as info:
+        sess.save(path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+# --------------------------------------------------------------------------------------------
+# Tampered .npz files: refused before anything is allocated
+
+
+def _forge_central_directory(path, offset, fmt, value):
+    """Overwrite the field at ``offset`` of the (only) member's central directory entry."""
+    raw = bytearray(path.read_bytes())
+    at = raw.rindex(b"PK\x01\x02") + offset
+    raw[at:at + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # zipfile's, writing the tampered file
+@pytest.mark.parametrize("second", ["w.npy", "w"], ids=["same-member", "same-key"])
+def test_load_refuses_duplicate_members(tmp_path, second):
+    path = tmp_path / "dup.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", _npy_bytes(np.zeros(3)))
+        archive.writestr(second, _npy_bytes(np.ones(3)))
+    with pytest.raises(ValueError, match=rf"dup\.npz: not a plain \.npz of arrays \(members "
+                                         rf"'w\.npy' and '{re.escape(second)}' are both named "
+                                         rf"'w'"):
+        io.load_arrays(path)
+
+
+def _npy_bytes(array) -> bytes:
+    f = BytesIO()
+    np.save(f, array)
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("compression, name", [(zipfile.ZIP_BZIP2, "bzip2"),
+                                               (zipfile.ZIP_LZMA, "lzma")], ids=["bzip2", "lzma"])
+def test_load_refuses_bzip2_and_lzma_members_before_decompressing(tmp_path, compression, name):
+    path = _npz(tmp_path / "bomb.npz", {"w.npy": _npy_bytes(np.zeros(4_000_000))}, compression)
+    assert path.stat().st_size < 8000  # 32 MB of zeros
+    peak = _peak_memory_of_failure(
+        lambda: io.load_arrays(path),
+        rf"bomb\.npz: not a plain \.npz of arrays \(member 'w\.npy' is compressed with {name} "
+        rf"\(method {compression}\); only stored and deflated members are read")
+    assert peak < 1 << 20
+    # Forged sizes (8 TB claimed by the header and the directory alike) raise the same.
+    path = _npz(tmp_path / "forged.npz", {"w.npy": _npy_header((10**6, 10**6))}, compression)
+    _forge_central_directory(path, 24, "<I", 0xFFFFFFFF)
+    with pytest.raises(ValueError, match=rf"forged\.npz: .*compressed with {name}"):
+        io.load_arrays(path)
+
+
+def _peak_memory_of_failure(call, match) -> int:
+    """Peak traced memory (bytes) while ``call()`` raises ValueError matching ``match``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=match):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_load_of_a_member_shorter_than_its_forged_size_allocates_only_what_it_reads(tmp_path):
+    # The header and the directory both say 32 MB; the deflated data holds 64 KB of it.
+    header = _npy_header((4_000_000,))
+    noise = np.random.default_rng(0).bytes(1 << 16)  # incompressible: 64 KB on disk
+    path = _npz(tmp_path / "short.npz", {"w.npy": header + noise}, zipfile.ZIP_DEFLATED)
+    _forge_central_directory(path, 24, "<I", len(header) + 32_000_000)
+    peak = _peak_memory_of_failure(lambda: io.load_arrays(path), r"short\.npz: not a plain")
+    assert peak < 8 << 20
+
+
+def test_load_refuses_an_encrypted_member(tmp_path):
+    path = tmp_path / "locked.npz"
+    io.save_arrays(path, {"w": np.ones(3)})
+    _forge_central_directory(path, 8, "<H", 0x1)  # general purpose flags: encrypted
+    with pytest.raises(ValueError, match=r"locked\.npz: not a plain \.npz of arrays \(member "
+                                         r"'w\.npy' is encrypted"):
+        io.load_arrays(path)
+
+
+def _fails_at_once(call, fifo, match):
+    """``call()`` raises ValueError matching ``match`` within seconds, where the old code
+    blocked opening ``fifo``: a thread that still waits is released by a writer."""
+    errors = []
+
+    def run():
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY))  # a writer that closes at once: EOF
+        thread.join(5)
+        pytest.fail(f"reading the FIFO {fifo} blocked")
+    assert len(errors) == 1 and isinstance(errors[0], ValueError), errors
+    assert re.search(match, str(errors[0])), str(errors[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here (Windows)")
+def test_load_refuses_a_fifo_without_opening_it(tmp_path):
+    fifo = tmp_path / "ckpt.npz"
+    os.mkfifo(fifo)
+    _fails_at_once(lambda: io.load_arrays(fifo), fifo,
+                   r"ckpt\.npz: not a plain \.npz of arrays \(it is a FIFO \(named pipe\), not "
+                   r"a regular file\)")
+    g, _, _ = _two_variables()
+    _fails_at_once(lambda: xn.Session(g).restore(fifo), fifo, r"ckpt\.npz: .*FIFO")
+
+
+def test_load_refuses_a_directory(tmp_path):
+    (tmp_path / "ckpt.npz").mkdir()
+    with pytest.raises(ValueError, match=r"ckpt\.npz: not a plain \.npz of arrays \(it is a "
+                                         r"directory, not a regular file\)"):
+        io.load_arrays(tmp_path / "ckpt.npz")
+
+
+# --------------------------------------------------------------------------------------------
 # Temporaries of writers that were killed
 
 
@@ -701,13 +922,13 @@ _STALLED_SAVE = textwrap.dedent("""
     import numpy as np
     from xpnn import io
 
-    def stall(f, **arrays):
+    def stall(f, arrays):
         f.write(b"half a file")
         f.flush()
         print("writing", flush=True)
         time.sleep(60)
 
-    np.savez = stall
+    io._write_npz = stall
     io.save_arrays(sys.argv[1], {"x": np.zeros(3)})
 """)
 

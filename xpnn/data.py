@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import math
 import os
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -23,7 +24,7 @@ import array_api_compat
 import numpy as np
 
 from xpnn.backend import context_of, dtype_name, to_numpy
-from xpnn.io import write_atomic
+from xpnn.io import open_regular, write_atomic
 
 __all__ = [
     "MNIST_MD5",
@@ -242,15 +243,19 @@ _CHUNK = 1 << 20
 
 
 def _read_bytes(path) -> bytearray | bytes:
-    """The file's bytes, gunzipped when it ends in .gz."""
+    """The file's bytes, gunzipped when it ends in .gz; a raw file is read only once its size
+    matches its header's (a FIFO or device, never)."""
     path = Path(path)
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    with open(path, "rb") as f:
-        try:
-            return _gunzip(f, str(path))
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
+    with open_regular(path, lambda why: ValueError(f"{path}: cannot read IDX data: {why}")) as f:
+        if path.suffix == ".gz":
+            try:
+                return _gunzip(f, str(path))
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(f"{path}: not a valid gzip file ({exc})") from exc
+        shape, header = _idx_shape(f.read(16), str(path))
+        _check_idx_size(shape, os.fstat(f.fileno()).st_size - header, str(path))
+        f.seek(0)
+        return f.read()
 
 
 def _gunzip(fileobj, name: str, limit: int | None = None) -> bytearray:
@@ -290,16 +295,19 @@ def _idx_shape(raw, name: str) -> tuple[tuple[int, ...], int]:
     return tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)), header
 
 
-def _parse_idx(raw, name: str) -> np.ndarray:
-    shape, header = _idx_shape(raw, name)
+def _check_idx_size(shape, actual: int, name: str) -> None:
     expected = math.prod(shape)  # Python ints: three 32-bit dims overflow int64
-    actual = len(raw) - header
     if actual != expected:
         dims = "x".join(map(str, shape))
         raise ValueError(
             f"{name}: header says {dims} = {expected} bytes of data, found {actual} "
             f"(file truncated or corrupt)"
         )
+
+
+def _parse_idx(raw, name: str) -> np.ndarray:
+    shape, header = _idx_shape(raw, name)
+    _check_idx_size(shape, len(raw) - header, name)
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -367,16 +375,19 @@ def mnist_folder(root=None) -> Path:
 
 
 def load_mnist(
-    root=None, download: bool = True, mirrors=None, timeout: float = 30, verify: bool = True
+    root=None, download: bool = True, mirrors=None, timeout: float = 120, verify: bool = True
 ):
     """Load MNIST as ``(X_train, y_train), (X_test, y_test)``: X float32 in [0, 1] with shape
     ``(n, 784)``, y int64.
 
     The four IDX files (raw or ``.gz``) are read from :func:`mnist_folder`. Missing files are
     downloaded (when ``download``) from each of ``mirrors`` in turn, checked, and written
-    atomically into that folder; a failed or corrupt download leaves nothing behind. With
-    ``verify``, downloads must match the official MD5s (``MNIST_MD5``) and so must local files
-    of the official size (smaller files, such as test fixtures, are only parsed strictly).
+    atomically into that folder; a failed or corrupt download leaves nothing behind. Each
+    file's download from one mirror gets ``timeout`` seconds in all, connecting included: a
+    server that stalls or trickles fails there (within one more network wait, itself at most
+    ``timeout``) and the next mirror is tried. With ``verify``, downloads must match the
+    official MD5s (``MNIST_MD5``) and so must local files of the official size (smaller
+    files, such as test fixtures, are only parsed strictly).
     Pass ``verify=False`` for other data in the same format (e.g. Fashion-MNIST mirrors).
     Downloads are decompressed in chunks and refused as soon as they outgrow the official
     size (``MNIST_NBYTES``; without ``verify``, the size their IDX header declares, at most
@@ -444,14 +455,41 @@ def _check_local(raw, path: Path, name: str) -> None:
 _DOWNLOAD_ERRORS = (OSError, EOFError, ValueError, zlib.error, http.client.HTTPException)
 
 
+class _Deadline:
+    """A download's body whose reads raise ``TimeoutError`` once ``deadline`` (a
+    ``time.monotonic()``) has passed: the socket timeout bounds each wait, not a server that
+    trickles a byte at a time. A read gathers what each network wait brings (``read1``)
+    and checks the deadline between them."""
+
+    def __init__(self, response, deadline: float, timeout: float):
+        self.response, self.deadline, self.timeout = response, deadline, timeout
+
+    def read(self, size: int = -1) -> bytes:
+        read1 = getattr(self.response, "read1", self.response.read)
+        parts, got = [], 0
+        # Full reads, as from a file: gzip takes a short read of its header for a broken file.
+        while size is None or size < 0 or got < size:
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"the download took longer than timeout={self.timeout} "
+                                   f"seconds")
+            chunk = read1(_CHUNK if size is None or size < 0 else min(_CHUNK, size - got))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+
 def _download(folder: Path, name: str, mirrors, timeout, verify) -> Path:
     """Fetch ``name``.gz from the first mirror that serves a valid copy; write it atomically."""
     errors = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name + ".gz"
         try:
+            deadline = time.monotonic() + timeout
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                raw = _gunzip(response, url, MNIST_NBYTES.get(name) if verify else None)
+                body = _Deadline(response, deadline, timeout)
+                raw = _gunzip(body, url, MNIST_NBYTES.get(name) if verify else None)
             if verify and _md5(raw) != MNIST_MD5[name]:
                 raise ValueError(f"MD5 mismatch: got {_md5(raw)}, expected {MNIST_MD5[name]}")
             _parse_idx(raw, url)

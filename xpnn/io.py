@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tempfile
 import time
 import zipfile
@@ -31,14 +32,62 @@ except ImportError:  # Windows: no flock
     fcntl = None
 
 
-def save_arrays(path, arrays: dict) -> None:
-    """Write ``{name: array}`` to ``path`` atomically. Arrays of any backend (CuPy, PyTorch,
-    ...) come to the host through its own transfer (``xpnn.to_numpy``)."""
+def save_arrays(path, arrays: dict, what: str = "array", hint: str = "") -> None:
+    """Write ``{name: array}`` to ``path`` atomically, one ``name.npy`` member per array (the
+    layout ``numpy.savez`` writes, without its keyword arguments: any name is just a name).
+    Arrays of any backend (CuPy, PyTorch, ...) come to the host through its own transfer
+    (``xpnn.to_numpy``). A name a ``.npz`` cannot hold (a NUL character, over 64 KB) raises
+    before anything is written, naming the ``what`` and ending with ``hint``; a failed write
+    (a full disk) raises ``OSError`` naming ``path`` and leaves any file there as it was."""
     path = Path(path)
     if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")  # np.savez would add it to the temp name
+        path = path.with_name(path.name + ".npz")
+    hosts = {}
+    for name, value in arrays.items():
+        problem = _name_problem(name)
+        if problem is None:
+            hosts[name] = to_numpy(value)
+            if hosts[name].dtype.hasobject:
+                problem = "it holds Python objects, which only pickle could store"
+        if problem:
+            raise ValueError(f"cannot save {path}: the {what} named {_short(name)} cannot be "
+                             f"stored: {problem}{hint}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()}))
+    write_atomic(path, lambda f: _write_npz(f, hosts))
+
+
+# A zip member's name is at most 65535 bytes, and each member here is "<name>.npy".
+MAX_NAME_BYTES = 0xFFFF - len(".npy")
+
+
+def _name_problem(name) -> str | None:
+    """Why ``name`` cannot be a member name of a .npz, or None."""
+    if not isinstance(name, str):
+        return f"names must be strings, got {type(name).__name__}"
+    if "\0" in name:  # zipfile cuts a name at its first NUL: two names would become one
+        return "it holds a NUL character ('\\x00'), which ends a name in a .npz (zip) file"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (a lone surrogate), which a .npz cannot store"
+    if size > MAX_NAME_BYTES:
+        return (f"it is {size} bytes long in UTF-8; a .npz holds names of at most "
+                f"{MAX_NAME_BYTES} bytes")
+    return None
+
+
+def _short(name) -> str:
+    if not isinstance(name, str) or len(name) <= 60:
+        return repr(name)
+    return f"{name[:40]!r}... ({len(name)} characters)"
+
+
+def _write_npz(f, arrays: dict) -> None:
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy")  # a fixed date: equal arrays, equal files
+            with archive.open(info, "w", force_zip64=True) as member:
+                npy.write_array(member, array, allow_pickle=False)
 
 
 # Where file locks exist (POSIX), a writer holds one on its temporary while it writes, so
@@ -62,7 +111,10 @@ def write_atomic(path, write) -> None:
     """
     path = Path(path)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _not_written(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             _lock(f.fileno(), blocking=True)  # held until closed: "a writer is at work"
@@ -71,10 +123,18 @@ def write_atomic(path, write) -> None:
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # e.g. a full disk: its message names no file
+            raise _not_written(exc, path) from exc
         raise
+
+
+def _not_written(exc: OSError, path) -> OSError:
+    """``exc`` (same errno, so the same OSError subclass) with a message naming ``path``."""
+    message = f"could not write {path}: {exc.strerror or exc}; a file already there is unchanged"
+    return OSError(exc.errno, message) if exc.errno else OSError(message)
 
 
 def _lock(fd, blocking: bool) -> bool:
@@ -152,32 +212,61 @@ class _BadFile(ValueError):
 def load_arrays(path) -> dict:
     """Read a file written by :func:`save_arrays` (or any ``.npz`` without object arrays).
 
-    Every member's ``.npy`` header is checked before its data is read: a shape that needs
-    more bytes than the file can hold (a corrupt or hostile header) is refused before
-    anything is allocated. Every problem with the file raises ``ValueError`` naming it."""
+    The whole zip directory is checked before any data is read, and every member's ``.npy``
+    header before its data: duplicate names, encrypted members, compression other than
+    stored or deflate, and a shape that needs more bytes than the member holds (a corrupt
+    or hostile file) are refused before anything is allocated, as are FIFOs and devices
+    (never opened). Every problem with the file raises ``ValueError`` naming it."""
     path = Path(path)
     if not path.exists() and path.with_name(path.name + ".npz").exists():
         path = path.with_name(path.name + ".npz")
-    with open(path, "rb") as f:  # a missing file stays a FileNotFoundError
-        head = f.read(len(npy.MAGIC_PREFIX))
-        disk_size = os.fstat(f.fileno()).st_size
 
     def bad(reason):
         return _BadFile(f"{path}: not a plain .npz of arrays ({reason})")
 
-    if disk_size == 0:
-        raise bad("the file is empty, 0 bytes: save it again or use another copy")
-    if head == npy.MAGIC_PREFIX:
-        raise bad("it holds a single .npy array, not named arrays: load it with numpy.load")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return {_key(info): _read_member(archive, info, disk_size, bad)
-                    for info in archive.infolist() if not info.is_dir()}
-    except _BadFile:
-        raise
-    except (ValueError, EOFError, OSError, zlib.error, NotImplementedError,
-            zipfile.BadZipFile) as exc:  # numpy's and zipfile's own complaints
-        raise bad(f"{type(exc).__name__}: {exc}") from exc
+    with open_regular(path, bad) as f:  # a missing file stays a FileNotFoundError
+        head = f.read(len(npy.MAGIC_PREFIX))
+        disk_size = os.fstat(f.fileno()).st_size
+        if disk_size == 0:
+            raise bad("the file is empty, 0 bytes: save it again or use another copy")
+        if head == npy.MAGIC_PREFIX:
+            raise bad("it holds a single .npy array, not named arrays: load it with numpy.load")
+        try:
+            with zipfile.ZipFile(f) as archive:
+                members = _check_directory(archive, disk_size, bad)
+                return {key: _read_member(archive, info, bad) for key, info in members.items()}
+        except _BadFile:
+            raise
+        except (ValueError, EOFError, OSError, zlib.error, NotImplementedError,
+                zipfile.BadZipFile) as exc:  # numpy's and zipfile's own complaints
+            raise bad(f"{type(exc).__name__}: {exc}") from exc
+
+
+def open_regular(path, bad):
+    """``path`` opened for reading in binary, or ``bad(reason)`` raised when it is not a
+    regular file: a FIFO would block the read forever, a device read without end."""
+    kind = _kind(os.stat(path).st_mode)  # before opening: opening a FIFO blocks
+    if kind is None:
+        # O_NONBLOCK: should it have become a FIFO since the stat, opening it won't block.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags)
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is None:
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise bad(f"it is {kind}, not a regular file")
+
+
+def _kind(mode) -> str | None:
+    """What a non-regular file is (``st_mode``), or None for a regular one."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
 
 
 def _key(info) -> str:
@@ -185,17 +274,38 @@ def _key(info) -> str:
 
 
 # Deflate expands data at most 1032-fold: a bound even when the directory's size is forged.
+# Other methods (bzip2, LZMA) expand far more from a few bytes; numpy never writes them.
 _MAX_EXPANSION = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 
 
-def _read_member(archive, info, disk_size, bad) -> np.ndarray:
+def _check_directory(archive, disk_size, bad) -> dict:
+    """``{name: ZipInfo}`` of the archive's members, once each directory entry is checked."""
+    members = {}
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        what = f"member {info.filename!r}"
+        key = _key(info)
+        if key in members:
+            raise bad(f"members {members[key].filename!r} and {info.filename!r} are both "
+                      f"named {key!r}: a tampered or broken file")
+        if info.flag_bits & 0x1:
+            raise bad(f"{what} is encrypted; xpnn reads only unencrypted .npz files")
+        if info.compress_type not in _MAX_EXPANSION:
+            method = zipfile.compressor_names.get(info.compress_type, "unknown")
+            raise bad(f"{what} is compressed with {method} (method {info.compress_type}); "
+                      f"only stored and deflated members are read, as numpy.savez and "
+                      f"savez_compressed write them")
+        if info.compress_size > disk_size:
+            raise bad(f"{what} claims {info.compress_size} bytes but the whole file has "
+                      f"{disk_size}: it is truncated")
+        members[key] = info
+    return members
+
+
+def _read_member(archive, info, bad) -> np.ndarray:
     what = f"member {info.filename!r}"
-    if info.compress_size > disk_size:
-        raise bad(f"{what} claims {info.compress_size} bytes but the whole file has "
-                  f"{disk_size}: it is truncated")
-    capacity = info.file_size
-    if info.compress_type in _MAX_EXPANSION:
-        capacity = min(capacity, info.compress_size * _MAX_EXPANSION[info.compress_type])
+    capacity = min(info.file_size, info.compress_size * _MAX_EXPANSION[info.compress_type])
     with archive.open(info) as f:
         try:
             version = npy.read_magic(f)
@@ -204,18 +314,37 @@ def _read_member(archive, info, disk_size, bad) -> np.ndarray:
         if version not in ((1, 0), (2, 0)):
             raise bad(f"{what} is .npy format {version}; only 1.0 and 2.0 are read")
         if version == (1, 0):
-            shape, _, dtype = npy.read_array_header_1_0(f)
+            shape, fortran, dtype = npy.read_array_header_1_0(f)
         else:
-            shape, _, dtype = npy.read_array_header_2_0(f)
+            shape, fortran, dtype = npy.read_array_header_2_0(f)
         if dtype.hasobject:
             raise bad(f"{what} holds Python objects, which only pickle loads; xpnn never "
                       f"unpickles")
-        needed = f.tell() + math.prod(shape) * dtype.itemsize
-        if needed > capacity:
+        count = math.prod(shape)
+        needed = f.tell() + count * dtype.itemsize
+        if needed > capacity or needed != info.file_size:
+            most = "at most " if needed > capacity else ""
             raise bad(f"{what} claims shape {shape} {dtype}, {needed} bytes with its header, "
-                      f"but holds at most {capacity}: the file is corrupt")
-        f.seek(0)
-        return npy.read_array(f, allow_pickle=False)
+                      f"but holds {most}{min(capacity, info.file_size)}: the file is corrupt")
+        data = _read_exactly(f, needed - f.tell())
+    if not data:
+        return np.zeros(shape, dtype)
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+_CHUNK = 1 << 20
+
+
+def _read_exactly(f, nbytes) -> bytearray:
+    """``nbytes`` from ``f``, in chunks: memory grows only as data really arrives."""
+    data = bytearray()
+    while len(data) < nbytes:
+        chunk = f.read(min(_CHUNK, nbytes - len(data)))
+        if not chunk:
+            raise EOFError(f"the data ends after {len(data)} of {nbytes} bytes")
+        data += chunk
+    return data
 
 
 def check_shapes(expected: dict, arrays: dict, where: str, extra_ok: bool = False,

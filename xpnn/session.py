@@ -208,7 +208,9 @@ class Session:
         ['weights']
         """
         io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
-                              for n, v in self._named_variables(var_list, "save").items()})
+                              for n, v in self._named_variables(var_list, "save").items()},
+                       what="Variable", hint="; rename it, or pass var_list={name in the file: "
+                                             "Variable} to save it under another name")
 
     def restore(self, path, var_list=None) -> None:
         """Load Variables saved by :meth:`save`. Every name, shape and dtype is checked
