@@ -50,3 +50,42 @@ def test_a_variable_of_a_graph_node_says_to_assign_it():
         counts = xn.Variable(np.array([1, 2], np.int64), name="counts", trainable=False)
     assert (flags.dtype, counts.dtype) == ("bool", "int64")
 
+
+
+# ------------------------------------------------------------------------- layer names
+
+
+def _stack(seed):
+    return [xn.nn.Conv2D(1, 2, 3, seed=seed), xn.nn.Conv2D(2, 2, 3, seed=seed + 1),
+            xn.nn.Flatten(), xn.nn.Linear(8, 4, seed=seed + 2), xn.nn.ReLU(),
+            xn.nn.Linear(4, 3, seed=seed + 3)]
+
+
+def test_default_layer_names_are_unique_per_graph():
+    with xn.Graph().as_default():
+        layers = _stack(0) + [xn.nn.BatchNorm(3), xn.nn.BatchNorm(3)]
+        with xn.name_scope("head"):
+            scoped = xn.nn.Linear(3, 2)
+        by_hand = xn.nn.Linear(2, 2, name="linear_2")
+        after = xn.nn.Linear(2, 2)
+    names = [la.name for la in layers if hasattr(la, "name")]
+    assert names == ["conv", "conv_1", "linear", "linear_1", "batch_norm", "batch_norm_1"]
+    assert [v.name for v in layers[1].parameters()] == ["conv_1/W", "conv_1/b"]
+    assert scoped.weight.name == "head/linear/W"
+    assert by_hand.weight.name == "linear_2/W" and after.weight.name == "linear_3/W"
+    with xn.Graph().as_default():  # another graph counts afresh
+        assert xn.nn.Linear(2, 2).name == "linear"
+
+
+def test_a_session_checkpoint_of_a_stack_loads_back_into_its_model(tmp_path, dev):
+    X = np.random.default_rng(0).standard_normal((5, 6, 6, 1)).astype(np.float32)
+    with xn.Graph().as_default():
+        model = xn.nn.NNClassifier(_stack(0), input_shape=(6, 6, 1), device=dev)
+    with xn.Graph().as_default():
+        other = xn.nn.NNClassifier(_stack(10), input_shape=(6, 6, 1), device=dev)
+    model.fit(X, [0, 1, 2, 0, 1], epochs=1, batch_size=5, optimizer="adam", verbose=0)
+    model.session.save(tmp_path / "ckpt.npz")  # Variables under their own names
+    assert not np.allclose(other.predict_proba(X), model.predict_proba(X))
+    other.load_weights(tmp_path / "ckpt.npz")
+    np.testing.assert_array_equal(other.predict_proba(X), model.predict_proba(X))
+    model.load_weights(tmp_path / "ckpt.npz")  # the README's route, into the same model

@@ -99,6 +99,22 @@ class Graph:
             name = f"{base}_{k}"
         return name
 
+    def layer_name(self, base: str) -> str:
+        """A new layer's default name, as TF1's and Keras's: ``base``, then ``base_1``,
+        ``base_2``... for later layers of this graph (per name scope); a name that prefixes a
+        Variable's (``base_1/W`` of a layer named so by hand) is skipped.
+
+        >>> import xpnn as xn
+        >>> g = xn.Graph()
+        >>> g.layer_name("linear"), g.layer_name("linear"), g.layer_name("conv")
+        ('linear', 'linear_1', 'conv')
+        """
+        while True:
+            full = self._unique(self._prefixed(base))
+            prefix = full.lower() + "/"
+            if not any(v.name and v.name.lower().startswith(prefix) for v in self.variables):
+                return full[len(self._name_stack) + 1:] if self._name_stack else full
+
     def trainable_variables(self) -> list[Variable]:
         return [v for v in self.variables if v.trainable]
 
