@@ -89,3 +89,24 @@ def test_a_session_checkpoint_of_a_stack_loads_back_into_its_model(tmp_path, dev
     other.load_weights(tmp_path / "ckpt.npz")
     np.testing.assert_array_equal(other.predict_proba(X), model.predict_proba(X))
     model.load_weights(tmp_path / "ckpt.npz")  # the README's route, into the same model
+
+
+# ------------------------------------------------------------------------- xn.assign, xn.group
+
+
+def test_assign_and_group_are_functions_at_the_top_level(dev):
+    with xn.Graph().as_default():
+        w = xn.Variable([1.0, 2.0], name="w")
+        n = xn.Variable(0.0, name="n")
+        x = xn.placeholder("float32", (2,), name="x")
+        step = xn.group([xn.assign(w, x * 2.0)], xn.assign_add(n, 1.0), name="step")
+        nothing = xn.group()
+        sess = xn.Session(device=dev)
+        assert sess.run(step, {x: [3.0, 4.0]}) is None
+        assert sess.run(nothing) is None
+        sess.run(xn.assign_sub(n, 0.5))
+        w_now, n_now = sess.run([w, n], to_numpy=True)
+    assert w_now.tolist() == [6.0, 8.0] and n_now.item() == 0.5
+    assert step.name == "step" and isinstance(step, xn.Update)
+    with pytest.raises(TypeError, match="only Variables can be assigned"):
+        xn.assign(x, [1.0, 2.0])

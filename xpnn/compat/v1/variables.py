@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import assign as _assign
+from ... import assignment as _assign
 from ... import graph as _graph
 from ...autodiff import topological_order
 from ...graph import Node
