@@ -110,3 +110,23 @@ def test_assign_and_group_are_functions_at_the_top_level(dev):
     assert step.name == "step" and isinstance(step, xn.Update)
     with pytest.raises(TypeError, match="only Variables can be assigned"):
         xn.assign(x, [1.0, 2.0])
+
+
+# ------------------------------------------------------------------------- device=0
+
+
+@pytest.mark.parametrize("number, wanted", [(0, "cuda:0"), (1, "cuda:1"),
+                                            (np.int64(2), "cuda:2")])
+def test_a_device_number_is_refused_with_the_string_to_write(number, wanted):
+    default = xn.get_default_device()
+    with xn.Graph().as_default():
+        for make in (lambda: xn.Session(device=number), lambda: xn.backend.resolve(number),
+                     lambda: xn.set_default_device(number),
+                     lambda: xn.nn.NNClassifier([2, 2], device=number)):
+            with pytest.raises(TypeError, match=f"write device='{wanted}', for the CPU "
+                                                "device='cpu'"):
+                make()
+    assert xn.get_default_device() == default
+    for other in (True, False, -1, 0.0):
+        with pytest.raises(TypeError, match="a device is a string"):
+            xn.backend.resolve(other)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -390,7 +391,8 @@ def _import(backend: str, device: str):
 def _parse(device: str) -> tuple[str, str | None]:
     """``"cuda:1"`` -> ``("cuda", "1")``; every device string is checked here, once."""
     if not isinstance(device, str):
-        raise TypeError(f"a device is a string such as 'cpu' or 'cuda:1', not {device!r}")
+        raise TypeError(f"a device is a string such as 'cpu' or 'cuda:1', not {device!r}"
+                        + _device_hint(device))
     kind, colon, index = device.partition(":")
     known = kind in ("cpu", "cuda", "gpu") or kind.startswith("device") or kind == "CPU_DEVICE"
     if not known or (colon and not index.isdigit()):
@@ -399,6 +401,15 @@ def _parse(device: str) -> tuple[str, str | None]:
             "array_api_strict's 'device1' or 'device2'"
         )
     return kind, (index or None)
+
+
+def _device_hint(device) -> str:
+    """What to write for a device given as a number: PyTorch's ``device=0`` means GPU 0."""
+    if isinstance(device, bool) or not isinstance(device, numbers.Integral):
+        return ""
+    if device < 0:
+        return ": for the CPU write device='cpu'"
+    return f": for GPU {device} write device='cuda:{device}', for the CPU device='cpu'"
 
 
 def _default_backend(kind: str) -> str:
@@ -494,6 +505,8 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     """
     if isinstance(device, Device):
         return device
+    if device is not None and not isinstance(device, str):
+        _parse(device)  # refused: device=0 is falsy and would mean the default device
     return _resolve(device or get_default_device(), backend)
 
 
