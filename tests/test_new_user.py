@@ -130,3 +130,34 @@ def test_a_device_number_is_refused_with_the_string_to_write(number, wanted):
     for other in (True, False, -1, 0.0):
         with pytest.raises(TypeError, match="a device is a string"):
             xn.backend.resolve(other)
+
+
+# ------------------------------------------------------------------------- another library's array
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", None), ("device1", "array_api_strict")])
+def test_a_torch_tensor_fed_to_another_backend_says_to_convert_it(device, backend):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    with xn.Graph().as_default():
+        x = xn.placeholder("float32", (2,), name="x")
+        sess = xn.Session(device=device, backend=backend)
+        tensor = torch.ones(2)
+        with pytest.raises(TypeError) as info:
+            sess.run(x * 2.0, {x: tensor})
+        assert sess.run(x * 2.0, {x: tensor.numpy()}, to_numpy=True).tolist() == [2.0, 2.0]
+    message = str(info.value)
+    assert message.startswith("placeholder x was fed a torch tensor on cpu, but this Session "
+                              f"runs on {sess.device.backend} device {device}, which computes")
+    assert "tensor.numpy()" in message and "xn.to_numpy" in message
+    assert f"an array on {device}" not in message  # the old text, wrong for a CPU tensor
+
+
+def test_an_array_on_another_device_of_the_same_library_says_which_device():
+    xps = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
+    with xn.Graph().as_default():
+        x = xn.placeholder("float32", (2,), name="x")
+        sess = xn.Session(device="device1", backend="array_api_strict")
+        with pytest.raises(TypeError, match=r"fed an array_api_strict array on .*device2.*, but "
+                                            "this Session runs on array_api_strict device "
+                                            "device1: feed an array on device1, or NumPy data"):
+            sess.run(x, {x: xps.ones(2, device=xps.Device("device2"))})

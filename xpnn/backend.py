@@ -278,6 +278,27 @@ def describe(array) -> str:
     return f"{module} array on {dev}"
 
 
+# How to bring each library's array to the host, for messages.
+_TO_HOST = {"torch": "tensor.numpy() (tensor.detach().cpu().numpy() for one that requires "
+                     "grad or is on a GPU)", "cupy": "array.get()"}
+
+
+def feed_mismatch(array, device: Device) -> str:
+    """Why a Session on ``device`` cannot take the device array ``array`` fed to it, and what
+    to feed instead: another library's array is to be converted to NumPy, not moved."""
+    xp = array_api_compat.array_namespace(array)
+    library = xp.__name__.removeprefix("array_api_compat.").split(".")[0]
+    article = "an" if library[0] in "aeiou" else "a"
+    noun = "tensor" if library == "torch" else "array"
+    text = (f"{article} {library} {noun} on {array_api_compat.device(array)}, but this Session "
+            f"runs on {device.backend} device {device.name}")
+    if xp is not device.xp:
+        return (f"{text}, which computes with {device.backend} arrays: convert it to NumPy "
+                f"with {_TO_HOST.get(library, 'np.asarray(array)')}, or xn.to_numpy(...), and "
+                f"it is moved for you; or feed a {device.backend} array on {device.name}")
+    return f"{text}: feed an array on {device.name}, or NumPy data (it is moved for you)"
+
+
 def to_numpy(array) -> np.ndarray:
     """Any supported array (NumPy, CuPy, torch, array-api-strict, JAX) as a host NumPy array
     that shares no memory with a device or tensor buffer (NumPy input is returned as is).
