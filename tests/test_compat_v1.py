@@ -233,6 +233,25 @@ def test_variable_scope_and_get_variable(on):
         assert run(tf.get_variable("t", initializer=tf.constant([3.0, 4.0]))).tolist() == [3, 4]
 
 
+def test_get_variable_refuses_to_share_a_variable_of_another_dtype(on):
+    with tf.variable_scope("typed"):
+        w = tf.get_variable("w", [2], dtype=tf.float32)
+        h = tf.get_variable("h", [2], dtype=tf.float64)
+    with tf.variable_scope("typed", reuse=True):
+        with pytest.raises(ValueError, match="Trying to share variable typed/w, but specified "
+                                             "dtype float64 and found dtype float32_ref"):
+            tf.get_variable("w", dtype=tf.float64)
+        # no dtype given: the scope's (float32), as TF1's VariableScope.get_variable
+        with pytest.raises(ValueError, match="specified dtype float32 and found dtype float64"):
+            tf.get_variable("h")
+        assert tf.get_variable("w", [2], dtype=tf.float32) is w
+        assert tf.get_variable("h", dtype=tf.float64) is h
+    with tf.variable_scope("typed", reuse=tf.AUTO_REUSE, dtype=tf.float64):
+        assert tf.get_variable("h") is h
+        with pytest.raises(ValueError, match="specified dtype int32 and found dtype float64"):
+            tf.get_variable("h", dtype=tf.int32)
+
+
 def test_initializers(on):
     tf.set_random_seed(0)
     values = run([tf.truncated_normal_initializer(stddev=0.1)([1000]),

@@ -574,7 +574,7 @@ def test_an_assigned_variable_keeps_its_own_array(target):
         w1 = xn.Variable(np.array([1.0, 2.0], F32), name="w1")
         w2 = xn.Variable(np.zeros(2, F32), name="w2")
         step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w2 * w2), [w2])
-        return {"assign": xn.assign.assign(w2, w1), "step": step, "w1": w1, "w2": w2}
+        return {"assign": xn.assign(w2, w1), "step": step, "w1": w1, "w2": w2}
 
     sides = both(target, build)
     for nodes, side in sides:

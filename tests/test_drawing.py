@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -359,3 +361,84 @@ def test_graphviz_shows_escaped_names_as_typed(tmp_path):
     svg = xn.draw_graph(g, tmp_path / "graph.svg").read_text()
     texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
     assert texts[:2] == NASTY.split("\n")
+
+
+# ------------------------------------------------------------------------- hostile names
+
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def check_dot_limits(text):
+    """What Graphviz's reader needs: UTF-8 text, no control character but line ends, and
+    every quoted string under its 16384-byte limit."""
+    data = text.encode("utf-8")  # a lone surrogate would raise here
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", text)
+    longest = max(len(q.encode("utf-8")) for q in QUOTED.findall(text))
+    assert longest < 16384, longest
+    return data
+
+
+def deep_graph(depth):
+    g = xn.Graph()
+    with g.as_default():
+        x = xn.placeholder(name="x")
+        with contextlib.ExitStack() as scopes:
+            for _ in range(depth):
+                scopes.enter_context(xn.name_scope("s"))
+            y = xn.relu(x, name="deep")
+    return g, x, y
+
+
+def test_scopes_nested_deeper_than_the_recursion_limit_are_drawn():
+    depth = 1200
+    g, x, y = deep_graph(depth)
+    text = xn.to_dot(g)
+    dot = parse(text)
+    assert dot["nodes"][node_id(x)]["cluster"] == ()
+    assert len(dot["nodes"][node_id(y)]["cluster"]) == depth
+    assert set(dot["clusters"].values()) == {"s"} and len(dot["clusters"]) == depth
+    assert label_lines(dot["nodes"][node_id(y)]["label"])[0].endswith("/s/s/deep")
+    check_dot_limits(text)
+
+
+LONG_A, LONG_B = "a" * 50_000 + "A" + "a" * 50_000, "a" * 50_000 + "B" + "a" * 50_000
+ODD = "bell\x07 nul\x00 tab\t del\x7f sep\u2028 surrogate\ud800 end"
+
+
+def hostile_graph():
+    g = xn.Graph()
+    with g.as_default():
+        a = xn.placeholder(name=LONG_A)
+        b = xn.placeholder(name=LONG_B)
+        odd = xn.placeholder(name=ODD)
+        with xn.name_scope("scope" * 20_000):
+            inner = xn.relu(a + b + odd, name="inner")
+    return g, dict(a=a, b=b, odd=odd, inner=inner)
+
+
+def test_long_and_control_character_names_give_valid_dot():
+    g, n = hostile_graph()
+    text = xn.to_dot(g, title=LONG_B)
+    check_dot_limits(text)
+    dot = parse(text)
+    assert len(dot["nodes"]) == len(g.nodes)
+    inputs = {(node_id(i), node_id(node)) for node in g.nodes for i in node.inputs}
+    assert {(a, b) for a, b, _ in dot["edges"]} == inputs  # the ids stay whole and distinct
+    for k in ("a", "b"):  # the labels are cut, showing both ends
+        name = label_lines(dot["nodes"][node_id(n[k])]["label"])[0]
+        assert len(name) <= 80 and "…" in name and name.startswith("aaaa") and name[-4:] == "aaaa"
+    assert label_lines(dot["nodes"][node_id(n["odd"])]["label"])[0] == (
+        "bell\\x07 nul\\x00 tab\\t del\\x7f sep\\u2028 surrogate\\ud800 end")
+    (cluster,) = dot["clusters"]
+    assert "…" in cluster and len(dot["clusters"][cluster]) <= 80
+    assert dot["nodes"][node_id(n["inner"])]["cluster"] == (cluster,)
+
+
+@needs_dot
+def test_graphviz_reads_hostile_and_deep_graphs(tmp_path):
+    for g in (hostile_graph()[0], deep_graph(1200)[0]):
+        result = subprocess.run(["dot", "-Tcanon"], input=xn.to_dot(g).encode("utf-8"),
+                                capture_output=True, check=False)
+        assert result.returncode == 0 and not result.stderr, result.stderr.decode()[:500]
+    svg = xn.draw_graph(hostile_graph()[0], tmp_path / "graph.svg").read_text()
+    assert "surrogate\\ud800" in svg

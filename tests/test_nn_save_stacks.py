@@ -19,7 +19,13 @@ SHAPE = (8, 8, 1)
 
 
 def _cnn(seed=0, dtype="float32"):
-    """Every layer kind: 8x8x1 -> conv 8x8x4 -> max pool 4x4 -> conv -> avg pool 2x2 -> 16."""
+    """Every layer kind: 8x8x1 -> conv 8x8x4 -> max pool 4x4 -> conv -> avg pool 2x2 -> 16,
+    in a graph of their own (so the first Conv2D is named "conv", the second "conv_1")."""
+    with xn.Graph().as_default():
+        return _layers(seed, dtype)
+
+
+def _layers(seed, dtype):
     return [
         xn.nn.Conv2D(1, 4, 3, padding="SAME", seed=seed, dtype=dtype),
         xn.nn.BatchNorm(4, dtype=dtype), xn.nn.ReLU(), xn.nn.MaxPool2D(2),
@@ -234,11 +240,12 @@ def test_a_users_layer_saves_and_load_says_to_rebuild(tmp_path, own):
 def test_load_weights_for_another_stack_changes_nothing(saved, tmp_path):
     _, path = saved
     X, _ = _images()
-    layers = _cnn(seed=3)
-    layers[1] = xn.nn.BatchNorm(4)
-    layers[-2] = xn.nn.BatchNorm(5)
-    layers[-1] = xn.nn.Linear(5, 3)
-    layers[-4] = xn.nn.Linear(16, 5)
+    with xn.Graph().as_default():  # one graph for the model's layers
+        layers = _layers(3, "float32")
+        layers[1] = xn.nn.BatchNorm(4)
+        layers[-2] = xn.nn.BatchNorm(5)
+        layers[-1] = xn.nn.Linear(5, 3)
+        layers[-4] = xn.nn.Linear(16, 5)
     model = xn.nn.NNClassifier(layers, input_shape=SHAPE)
     before, proba = _state(model), model.predict_proba(X)
     with pytest.raises(ValueError, match=r"cnn\.npz.*'layers\.3\.W' has shape \(16, 5\) in "

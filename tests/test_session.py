@@ -508,7 +508,7 @@ def test_feed_from_another_device_is_refused(dev):
     before = snapshot(sess)
     for value in _foreign_arrays(dev):
         with pytest.raises(TypeError, match=(
-            rf"placeholder x was fed a array_api_strict array on "
+            rf"placeholder x was fed an array_api_strict array on "
             rf"{re.escape(str(value.device))}, but this Session runs on {dev.backend} device "
             rf"{dev.name}"
         )):
@@ -530,7 +530,7 @@ def test_torch_tensor_fed_to_a_non_torch_session_is_refused(session_device, sess
     dev = backend.resolve(session_device, backend=session_backend)
     graph, sess, x, step, loss = _trained_graph(dev)
     before = snapshot(sess)
-    with pytest.raises(TypeError, match=r"placeholder x was fed a torch array on cpu, but this "
+    with pytest.raises(TypeError, match=r"placeholder x was fed a torch tensor on cpu, but this "
                                         rf"Session runs on {session_backend} device"):
         sess.run(step, {x: torch.ones((4, 3))})
     assert_unchanged(sess, before)
@@ -544,7 +544,7 @@ def test_foreign_array_fed_to_a_torch_session_is_refused():
     graph, sess, x, step, loss = _trained_graph(dev)
     before = snapshot(sess)
     value = strict.ones((4, 3), dtype=strict.float32, device=strict.Device("device1"))
-    with pytest.raises(TypeError, match=r"placeholder x was fed a array_api_strict array on "
+    with pytest.raises(TypeError, match=r"placeholder x was fed an array_api_strict array on "
                                         r".*device1.*, but this Session runs on torch device cpu"):
         sess.run(step, {x: value})
     assert_unchanged(sess, before)

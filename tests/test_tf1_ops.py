@@ -9,7 +9,7 @@ import pytest
 from test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
 
 import xpnn as xn
-from xpnn import activations, assign, logic, math_ops, structure
+from xpnn import activations, assignment, logic, math_ops, structure
 
 
 def case(id, build, ref, *makes):
@@ -187,23 +187,23 @@ def test_assign_and_group_write_after_the_run(dev):
     with xn.Graph().as_default():
         v = xn.Variable([1.0, 2.0], name="v")
         n = xn.Variable(np.int64(0), name="n")
-        inc = assign.assign_add(n, 1)
-        both = assign.group(assign.assign(v, v * 10.0), inc, name="both")
+        inc = assignment.assign_add(n, 1)
+        both = assignment.group(assignment.assign(v, v * 10.0), inc, name="both")
         sess = xn.Session(device=dev)
         _, before, new_n = sess.run([both, v, inc.value], to_numpy=True)
         assert before.tolist() == [1.0, 2.0] and new_n == 1  # values from before the writes
         np.testing.assert_array_equal(sess.run(v, to_numpy=True), [10.0, 20.0])
         assert sess.run(n, to_numpy=True) == 1 and n.dtype == "int64"
-        sess.run(assign.assign_sub(v, [1.0, 1.0]))
+        sess.run(assignment.assign_sub(v, [1.0, 1.0]))
         np.testing.assert_array_equal(sess.run(v, to_numpy=True), [9.0, 19.0])
-        sess.run(assign.initializer([v, n]))
+        sess.run(assignment.initializer([v, n]))
         assert sess.run([v, n], to_numpy=True)[0].tolist() == [1.0, 2.0]
         with pytest.raises(ValueError, match="shape"):
-            assign.assign(v, [1.0, 2.0, 3.0])
+            assignment.assign(v, [1.0, 2.0, 3.0])
         with pytest.raises(TypeError, match="not a Variable"):
-            assign.assign(v * 2.0, [1.0, 2.0])
+            assignment.assign(v * 2.0, [1.0, 2.0])
         fed = xn.placeholder(name="fed")
-        bad = assign.assign(v, fed)
+        bad = assignment.assign(v, fed)
         with pytest.raises(xn.OpError, match=r"has shape \(3,\) but the Variable has shape"):
             sess.run(bad, {fed: [1.0, 2.0, 3.0]})
         np.testing.assert_array_equal(sess.run(v, to_numpy=True), [1.0, 2.0])

@@ -12,7 +12,7 @@ array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyT
 
 from . import (
     activations,
-    assign,
+    assignment,
     backend,
     cupy_fast,
     data,
@@ -31,6 +31,7 @@ from . import (
     torch_fast,
     train,
 )
+from .assignment import assign, assign_add, assign_sub, group
 from .autodiff import RegisterGradient, gradients
 from .backend import get_default_device, set_default_device, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -277,6 +278,27 @@ def describe(array) -> str:
     return f"{module} array on {dev}"
 
 
+# How to bring each library's array to the host, for messages.
+_TO_HOST = {"torch": "tensor.numpy() (tensor.detach().cpu().numpy() for one that requires "
+                     "grad or is on a GPU)", "cupy": "array.get()"}
+
+
+def feed_mismatch(array, device: Device) -> str:
+    """Why a Session on ``device`` cannot take the device array ``array`` fed to it, and what
+    to feed instead: another library's array is to be converted to NumPy, not moved."""
+    xp = array_api_compat.array_namespace(array)
+    library = xp.__name__.removeprefix("array_api_compat.").split(".")[0]
+    article = "an" if library[0] in "aeiou" else "a"
+    noun = "tensor" if library == "torch" else "array"
+    text = (f"{article} {library} {noun} on {array_api_compat.device(array)}, but this Session "
+            f"runs on {device.backend} device {device.name}")
+    if xp is not device.xp:
+        return (f"{text}, which computes with {device.backend} arrays: convert it to NumPy "
+                f"with {_TO_HOST.get(library, 'np.asarray(array)')}, or xn.to_numpy(...), and "
+                f"it is moved for you; or feed a {device.backend} array on {device.name}")
+    return f"{text}: feed an array on {device.name}, or NumPy data (it is moved for you)"
+
+
 def to_numpy(array) -> np.ndarray:
     """Any supported array (NumPy, CuPy, torch, array-api-strict, JAX) as a host NumPy array
     that shares no memory with a device or tensor buffer (NumPy input is returned as is).
@@ -390,7 +412,8 @@ def _import(backend: str, device: str):
 def _parse(device: str) -> tuple[str, str | None]:
     """``"cuda:1"`` -> ``("cuda", "1")``; every device string is checked here, once."""
     if not isinstance(device, str):
-        raise TypeError(f"a device is a string such as 'cpu' or 'cuda:1', not {device!r}")
+        raise TypeError(f"a device is a string such as 'cpu' or 'cuda:1', not {device!r}"
+                        + _device_hint(device))
     kind, colon, index = device.partition(":")
     known = kind in ("cpu", "cuda", "gpu") or kind.startswith("device") or kind == "CPU_DEVICE"
     if not known or (colon and not index.isdigit()):
@@ -399,6 +422,15 @@ def _parse(device: str) -> tuple[str, str | None]:
             "array_api_strict's 'device1' or 'device2'"
         )
     return kind, (index or None)
+
+
+def _device_hint(device) -> str:
+    """What to write for a device given as a number: PyTorch's ``device=0`` means GPU 0."""
+    if isinstance(device, bool) or not isinstance(device, numbers.Integral):
+        return ""
+    if device < 0:
+        return ": for the CPU write device='cpu'"
+    return f": for GPU {device} write device='cuda:{device}', for the CPU device='cpu'"
 
 
 def _default_backend(kind: str) -> str:
@@ -494,6 +526,8 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     """
     if isinstance(device, Device):
         return device
+    if device is not None and not isinstance(device, str):
+        _parse(device)  # refused: device=0 is falsy and would mean the default device
     return _resolve(device or get_default_device(), backend)
 
 

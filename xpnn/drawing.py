@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +44,9 @@ FILLS = {"placeholder": "#fff2cc", "variable": "#dae8fc", "constant": "#eeeeee",
 GRADIENT_FILL, GRADIENT_LINE, WRITE_LINE = "#f8cecc", "#b85450", "#2e7d32"
 KINDS = ("placeholder", "variable", "constant", "op", "gradient", "update")  # summary order
 RENDERED = ("svg", "png", "pdf")
+# Graphviz reads quoted strings of at most 16384 bytes: each label line is cut to MAX_LABEL
+# characters (escaped, at most 7 bytes each). Clusters indent at most MAX_INDENT levels.
+MAX_LABEL, MAX_INDENT = 80, 16
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -53,7 +57,8 @@ def to_dot(fetches_or_graph=None, *, max_nodes: int = 200, title: str = "xpnn") 
     """DOT text of a graph (default: the default graph), or of only the nodes that fetches (a
     node or a list) depend on, the Variables their updates write included. Beyond
     ``max_nodes`` it draws the first ones (graph order, or inputs before consumers for
-    fetches) and a dashed box counting the rest by kind.
+    fetches) and a dashed box counting the rest by kind. Labels cut names over 80 characters
+    to their two ends joined by "…" and show control characters as escapes.
 
     >>> import xpnn as xn
     >>> with xn.Graph().as_default() as g:
@@ -70,7 +75,7 @@ def to_dot(fetches_or_graph=None, *, max_nodes: int = 200, title: str = "xpnn") 
     nodes = _nodes(fetches_or_graph)
     drawn, left = nodes[:max_nodes], nodes[max_nodes:]
     ids = {node: f"n{node.index}" for node in drawn}
-    lines = [f"digraph {_quote(title)} {{",
+    lines = [f"digraph {_quote(_shorten(title))} {{",
              '  node [fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=9, color="#555555"];']
     lines += _scope_lines(drawn, ids)
@@ -178,12 +183,13 @@ def _node_line(node: Node, ids) -> str:
         attrs += f', fillcolor="{GRADIENT_FILL}", color="{GRADIENT_LINE}"'
     else:
         attrs += f', fillcolor="{FILLS[kind]}"'
-    label = '"' + "\\n".join(_escape(line) for line in lines) + '"'
+    label = '"' + "\\n".join(_escape(_shorten(line)) for line in lines) + '"'
     return f"{ids[node]} [label={label}, {attrs}];"
 
 
 def _scope_lines(drawn, ids) -> list[str]:
-    """Node statements, each inside the clusters of its name scope and the scopes above."""
+    """Node statements, each inside the clusters of its name scope and the scopes above;
+    walked with a stack, not recursion, since scopes may nest thousands deep."""
     members: dict[str, list[Node]] = {}
     for node in drawn:
         members.setdefault(getattr(node, "scope", ""), []).append(node)
@@ -192,20 +198,35 @@ def _scope_lines(drawn, ids) -> list[str]:
         parts = scope.split("/") if scope else []
         scopes.update("/".join(parts[:k]) for k in range(1, len(parts) + 1))
     children: dict[str, list[str]] = {}
-    for scope in sorted(scopes):
+    cluster_ids = {}
+    for number, scope in enumerate(sorted(scopes)):
         children.setdefault(scope.rpartition("/")[0], []).append(scope)
+        cluster_ids[scope] = _cluster_id(scope, number)
 
-    def block(scope: str, indent: str) -> list[str]:  # as deep as scopes nest
-        lines = [indent + _node_line(node, ids) for node in members.get(scope, [])]
-        for child in children.get(scope, []):
-            lines.append(f"{indent}subgraph {_quote('cluster_' + child)} {{")
-            lines.append(f"{indent}  label={_quote(child.rpartition('/')[2])}; "
-                         'style="rounded,dashed"; color="#888888";')
-            lines += block(child, indent + "  ")
-            lines.append(indent + "}")
-        return lines
+    lines = ["  " + _node_line(node, ids) for node in members.get("", [])]
+    stack = [iter(children.get("", []))]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            if stack:  # close the cluster opened at this depth
+                lines.append("  " * min(len(stack), MAX_INDENT) + "}")
+            continue
+        indent = "  " * min(len(stack), MAX_INDENT)  # bounded: deep nests stay linear in size
+        lines.append(f"{indent}subgraph {_quote(cluster_ids[child])} {{")
+        lines.append(f"{indent}  label={_quote(_shorten(child.rpartition('/')[2]))}; "
+                     'style="rounded,dashed"; color="#888888";')
+        lines += [f"{indent}  {_node_line(node, ids)}" for node in members.get(child, [])]
+        stack.append(iter(children.get(child, [])))
+    return lines
 
-    return block("", "  ")
+
+def _cluster_id(scope: str, number: int) -> str:
+    """``cluster_<scope>``; a long scope shortened and numbered, to stay unique (scope names
+    hold no "…", so a shortened id never equals a whole one)."""
+    if len(scope) <= MAX_LABEL:
+        return "cluster_" + scope
+    return f"cluster_{number}_{_shorten(scope)}"
 
 
 def _edge_lines(drawn, ids) -> list[str]:
@@ -221,13 +242,33 @@ def _edge_lines(drawn, ids) -> list[str]:
     return lines
 
 
+def _shorten(text: str) -> str:
+    """At most ``MAX_LABEL`` characters: a longer text keeps its start and its end (where a
+    scoped name differs), joined by an ellipsis."""
+    if len(text) <= MAX_LABEL:
+        return text
+    head = (MAX_LABEL - 1) // 2
+    return text[:head] + "…" + text[len(text) - (MAX_LABEL - 1 - head):]
+
+
+def _visible(char: str) -> str:
+    """A control character, line or paragraph separator or lone surrogate as its Python
+    escape (``\\x07``, ``\\ud800``): Graphviz rejects or mangles them, and a lone surrogate
+    cannot be written as UTF-8."""
+    if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+        return char.encode("unicode_escape").decode("ascii")
+    return char
+
+
 def _escape(text: str) -> str:
-    """Text inside a DOT string: backslashes and quotes escaped; &, < and > as entities,
-    which Graphviz decodes in every label (so a name holding "&lt;" shows as typed); line
-    breaks as DOT's centred ``\\n``."""
-    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    """Text inside a DOT string: backslashes and quotes escaped; &, < and > as
+    entities, which Graphviz decodes in every label (so a name holding "&lt;" shows as typed);
+    line breaks as DOT's centred ``\\n``; other control characters as visible escapes."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = ["".join(_visible(c) for c in line) for line in text.split("\n")]
+    text = "\n".join(lines).replace("\\", "\\\\").replace('"', '\\"')
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return text.replace("\n", "\\n")
 
 
 def _quote(text: str) -> str:

@@ -99,6 +99,22 @@ class Graph:
             name = f"{base}_{k}"
         return name
 
+    def layer_name(self, base: str) -> str:
+        """A new layer's default name, as TF1's and Keras's: ``base``, then ``base_1``,
+        ``base_2``... for later layers of this graph (per name scope); a name that prefixes a
+        Variable's (``base_1/W`` of a layer named so by hand) is skipped.
+
+        >>> import xpnn as xn
+        >>> g = xn.Graph()
+        >>> g.layer_name("linear"), g.layer_name("linear"), g.layer_name("conv")
+        ('linear', 'linear_1', 'conv')
+        """
+        while True:
+            full = self._unique(self._prefixed(base))
+            prefix = full.lower() + "/"
+            if not any(v.name and v.name.lower().startswith(prefix) for v in self.variables):
+                return full[len(self._name_stack) + 1:] if self._name_stack else full
+
     def trainable_variables(self) -> list[Variable]:
         return [v for v in self.variables if v.trainable]
 
@@ -298,12 +314,44 @@ class Variable(Node):
     kind = "variable"
 
     def __init__(self, initial_value, name=None, dtype=None, trainable=True, graph=None):
-        value = host_value(initial_value, dtype)
+        value = _initial_value(initial_value, dtype, name)
         self.exact_value = exact_value(initial_value, dtype)
         super().__init__(graph, name, value.shape, value.dtype)
         self.initial_value = value
         self.trainable = trainable
         self.graph.variables.append(self)
+
+
+def _initial_value(value, dtype, name) -> np.ndarray:
+    """A Variable's host value, checked before the Variable joins the graph: numbers (or
+    bools), else an error naming the Variable."""
+    what = f"Variable {name!r}" if name is not None else "Variable (unnamed)"
+    if value is None:
+        raise ValueError(f"{what}: initial_value is None; give its starting value, an array "
+                         "or a number (np.zeros(shape), xn.init.glorot_uniform(shape))")
+    if isinstance(value, Constant):
+        raise TypeError(f"{what}: initial_value is the constant node {value.label}; give its "
+                        "array instead: xn.Variable(node.value, ...)")
+    if isinstance(value, Node):
+        raise TypeError(
+            f"{what}: initial_value is the graph node {value.label} ({value.kind}), whose "
+            "value exists only in a run; give the starting value as an array (np.zeros(shape), "
+            "xn.init.glorot_uniform(shape)), and set it from the node in a run with "
+            "xn.assign(variable, node)")
+    try:
+        array = host_value(value, dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{what}: initial_value {_short(value)} is not an array of numbers "
+                        f"({exc})") from exc
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"{what}: initial_value {_short(value)} has dtype {array.dtype}, not "
+                        "a number type; give numbers (a float, int or bool array)")
+    return array
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Constant(Node):

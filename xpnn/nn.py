@@ -24,7 +24,7 @@ from . import init as initializers
 from .autodiff import gradients
 from .backend import context_of, dtype_name, resolve, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
-from .graph import Constant, Graph, Node, Update, Variable, placeholder
+from .graph import Constant, Graph, Node, Update, Variable, get_default_graph, placeholder
 from .normalization import batch_normalization, moments
 from .session import NumericsError, Session
 
@@ -107,9 +107,10 @@ class Linear(_Weighted):
     ((3, 2), (2,))
     """
 
-    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name="linear"):
+    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name=None):
         rng = initializers.generator(seed)
         make = initializers.get(init)
+        name = name or get_default_graph().layer_name("linear")
         self.n_in, self.n_out, self.name = int(n_in), int(n_out), name
         self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
         self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
@@ -170,8 +171,9 @@ class Conv2D(_Weighted):
     """
 
     def __init__(self, in_channels, filters, kernel_size, strides=1, padding="VALID",
-                 init="he_normal", seed=None, dtype="float32", name="conv"):
+                 init="he_normal", seed=None, dtype="float32", name=None):
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        name = name or get_default_graph().layer_name("conv")
         self.strides, self.padding, self.name = strides, padding, name
         shape = (int(kh), int(kw), int(in_channels), int(filters))
         rng = initializers.generator(seed)
@@ -246,10 +248,11 @@ class BatchNorm(Layer):
     """
 
     def __init__(self, channels, momentum=0.99, epsilon=1e-3, dtype="float32",
-                 name="batch_norm"):
+                 name=None):
         if not 0.0 <= momentum < 1.0 or not epsilon >= 0:
             raise ValueError(f"BatchNorm: momentum must lie in [0, 1) and epsilon be >= 0, "
                              f"got {momentum} and {epsilon}")
+        name = name or get_default_graph().layer_name("batch_norm")
         self.momentum, self.epsilon, self.name = float(momentum), float(epsilon), name
         n = int(channels)
         self.gamma = Variable(np.ones(n, dtype), name=f"{name}/gamma")

@@ -302,11 +302,8 @@ class Session:
             value, (np.ndarray, np.generic))
         if on_device:
             if not self.device.owns(value):
-                raise TypeError(
-                    f"placeholder {placeholder.label} was fed a {devices.describe(value)}, but "
-                    f"this Session runs on {self.device.backend} device {self.device.name}: feed "
-                    f"NumPy data (it is moved for you) or an array on {self.device.name}"
-                )
+                raise TypeError(f"placeholder {placeholder.label} was fed "
+                                f"{devices.feed_mismatch(value, self.device)}")
             array, xp = self.device.adopt(value), self.xp
         else:
             try:

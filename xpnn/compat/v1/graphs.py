@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from ... import assign as _assign
+from ... import assignment as _assign
 from ... import graph as _graph
 from ...autodiff import topological_order
 from ...graph import Graph, Node

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import assign as _assign
+from ... import assignment as _assign
 from ... import graph as _graph
 from ...autodiff import topological_order
 from ...graph import Node
@@ -310,11 +310,7 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
         if scope.reuse not in (True, AUTO_REUSE):
             raise ValueError(f"Variable {full} already exists, disallowed. Did you mean to set "
                              "reuse=True or reuse=tf.AUTO_REUSE in VarScope?")
-        found = store[full]
-        if shape is not None and tuple(shape) != found.shape:
-            raise ValueError(f"Trying to share variable {full}, but specified shape "
-                             f"{tuple(shape)} and found shape {found.shape}.")
-        return found
+        return _shared(store[full], shape, dtype if dtype is not None else scope.dtype)
     if scope.reuse is True:
         raise ValueError(f"Variable {full} does not exist, or was not created with "
                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
@@ -331,6 +327,18 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
         if loss is not None:
             add_to_collection(GraphKeys.REGULARIZATION_LOSSES, loss)
     return variable
+
+
+def _shared(found, shape, dtype):
+    """The existing Variable ``found``, where ``shape`` and ``dtype`` (the scope's where none
+    is given, as TF1's) agree with it; TF1's ValueError where they do not."""
+    if shape is not None and tuple(shape) != found.shape:
+        raise ValueError(f"Trying to share variable {found.name}, but specified shape "
+                         f"{tuple(shape)} and found shape {found.shape}.")
+    if as_dtype(dtype).name != found.dtype:
+        raise ValueError(f"Trying to share variable {found.name}, but specified dtype "
+                         f"{as_dtype(dtype).name} and found dtype {found.dtype}_ref.")
+    return found
 
 
 def _first_value(full, shape, dtype, initializer) -> tuple:

@@ -4,10 +4,9 @@
 succeeded, so values fetched in the same run are those from before the write.
 
 >>> import xpnn as xn
->>> from xpnn import assign
 >>> with xn.Graph().as_default():
 ...     v = xn.Variable(1.0)
-...     step = assign.group(assign.assign_add(v, 2.0), name="step")
+...     step = xn.group(xn.assign_add(v, 2.0), name="step")
 ...     sess = xn.Session()
 ...     sess.run(step); sess.run(v).item()
 3.0
@@ -70,9 +69,8 @@ def assign(ref, value, name=None):
     """The update ``ref`` <- ``value``.
 
     >>> import xpnn as xn
-    >>> from xpnn import assign
     >>> v = xn.Variable([1.0, 2.0]); sess = xn.Session()
-    >>> sess.run(assign.assign(v, [5.0, 6.0])); sess.run(v).tolist()
+    >>> sess.run(xn.assign(v, [5.0, 6.0])); sess.run(v).tolist()
     [5.0, 6.0]
     """
     return Assign(ref, value, name=name)
@@ -89,11 +87,23 @@ def assign_sub(ref, value, name=None):
 
 
 def group(*inputs, name=None):
-    """One node that runs every input when fetched (fetching it gives None)."""
-    nodes = [as_node(i) for i in inputs]
-    if not nodes:
-        raise ValueError("group needs at least one node to run")
+    """TF1's ``tf.group``: one node that runs every input (nested lists too) when fetched;
+    fetching it gives None. With no input it runs nothing (TF1's ``no_op``).
+
+    >>> import xpnn as xn
+    >>> a, b = xn.Variable(0.0), xn.Variable(0.0); sess = xn.Session()
+    >>> step = xn.group([xn.assign_add(a, 1.0)], xn.assign(b, 2.0))
+    >>> sess.run(step) is None, sess.run([a, b], to_numpy=True)
+    (True, [array(1., dtype=float32), array(2., dtype=float32)])
+    """
+    nodes = [as_node(i) for i in _flat(inputs)]
     return Group([], *nodes, name=name)
+
+
+def _flat(values) -> list:
+    if isinstance(values, (list, tuple)):
+        return [v for item in values for v in _flat(item)]
+    return [] if values is None else [values]
 
 
 def initializer(variables, name=None):
@@ -101,9 +111,9 @@ def initializer(variables, name=None):
     ``variables_initializer``).
 
     >>> import xpnn as xn
-    >>> from xpnn import assign
+    >>> from xpnn import assignment
     >>> v = xn.Variable([1.0]); sess = xn.Session()
-    >>> sess.set_value(v, [7.0]); sess.run(assign.initializer([v])); sess.run(v).tolist()
+    >>> sess.set_value(v, [7.0]); sess.run(assignment.initializer([v])); sess.run(v).tolist()
     [1.0]
     """
     variables = list(variables)
