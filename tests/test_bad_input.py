@@ -212,6 +212,69 @@ def test_ragged_lists_and_out_of_range_integers_name_the_placeholder(dev):
             sess.run(t, {t: np.array([1, 2**63 + 5], np.uint64)})
 
 
+@pytest.mark.parametrize("bad, shown", [(np.inf, "inf"), (-np.inf, "-inf"), (np.nan, "nan")])
+def test_non_finite_floats_fed_to_an_integer_placeholder_are_refused(dev, bad, shown):
+    with xn.Graph().as_default():
+        t = xn.placeholder("int64", name="t")
+        sess = xn.Session(device=dev)
+        message = f"placeholder t holds int64 but was fed {shown} \\(float64\\)"
+        with pytest.raises(ValueError, match=message):  # was INT64_MIN (or 0 on JAX)
+            sess.run(t, {t: [bad, 1.0]})
+        if dev.reads_without_sync:
+            on_device = dev.from_host(np.array([1.0, bad]), "float32")
+            with pytest.raises(ValueError, match="placeholder t holds int64 but was fed"):
+                sess.run(t, {t: on_device})
+
+
+def test_floats_too_large_for_an_integer_placeholder_are_refused(dev):
+    with xn.Graph().as_default():
+        t = xn.placeholder("int32", name="t")
+        sess = xn.Session(device=dev)
+        with pytest.raises(ValueError, match=r"placeholder t holds int32 but was fed the value "
+                                             r"1e\+20, outside \[-2147483648, 2147483647\]"):
+            sess.run(t, {t: np.array([1e20, 0.0])})
+        assert to_numpy(sess.run(t, {t: np.array([-2.0**31, 3.0])})).tolist() == [-2**31, 3]
+
+
+def test_set_value_refuses_what_a_feed_refuses_and_changes_nothing(dev):
+    with xn.Graph().as_default():
+        i = xn.Variable(np.array([1, 2], np.int32), trainable=False, name="i")
+        sess = xn.Session(device=dev)
+        refused = [
+            ([3.7, 1.0], TypeError, "holds int32 but was given fractional float64 data"),
+            (np.array([2**40, 1]), ValueError, "holds int32 but was given the value "
+                                               "1099511627776, outside"),
+            ([np.inf, 1.0], ValueError, "holds int32 but was given inf"),
+        ]
+        for value, error, message in refused:
+            with pytest.raises(error, match="set_value: Variable i " + message):
+                sess.set_value(i, value)
+            assert to_numpy(sess.get_value(i)).tolist() == [1, 2]
+        sess.set_value(i, [3.0, -4.0])  # whole numbers in range: taken
+        assert to_numpy(sess.get_value(i)).tolist() == [3, -4]
+
+
+def test_restore_refuses_a_value_its_variable_cannot_hold_and_changes_nothing(dev, tmp_path):
+    with xn.Graph().as_default() as graph:
+        w = xn.Variable([1.0, 2.0], name="w")
+        i = xn.Variable(np.array([1, 2], np.int32), trainable=False, name="i")
+        sess = xn.Session(device=dev)
+        before = snapshot(sess, graph)
+        path = tmp_path / "bad.npz"
+        for bad, message in [(np.array([3.7, 1.0]), "fractional"),
+                             (np.array([2**40, 1]), "the value 1099511627776")]:
+            xn.io.save_arrays(path, {"w": np.array([5.0, 6.0], np.float32), "i": bad})
+            with pytest.raises((TypeError, ValueError),
+                               match=rf"restore\(.*bad\.npz\): Variable i holds int32 but was "
+                                     rf"given {message}"):
+                sess.restore(path)
+            assert_unchanged(sess, before)  # w, restored before i, too
+        xn.io.save_arrays(path, {"w": np.array([5.0, 6.0], np.float32), "i": np.array([7, 8])})
+        sess.restore(path)
+        assert to_numpy(sess.get_value(i)).tolist() == [7, 8]
+        assert to_numpy(sess.get_value(w)).tolist() == [5.0, 6.0]
+
+
 def test_torch_feeds_carry_no_autograd_history():
     torch = pytest.importorskip("torch", reason="torch is not installed")
     with xn.Graph().as_default():

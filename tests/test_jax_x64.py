@@ -1,6 +1,7 @@
-"""JAX in its default 32-bit mode turns float64 into float32 silently: xpnn must refuse every
-float64 request there instead, saying how to turn x64 on. The test run itself has x64 on
-(conftest), so this runs in a fresh interpreter with JAX_ENABLE_X64=0."""
+"""JAX in its default 32-bit mode turns float64 into float32 and int64 into int32 silently:
+xpnn must refuse every float64 or int64 request there instead, saying how to turn x64 on.
+The test run itself has x64 on (conftest), so this runs in a fresh interpreter with
+JAX_ENABLE_X64=0."""
 
 from __future__ import annotations
 
@@ -42,9 +43,47 @@ SCRIPT = textwrap.dedent(
         with pytest.raises(RuntimeError, match=FIX):
             xn.Session(backend="jax").run(w)
     with xn.Graph().as_default():
-        x = xn.placeholder("float64", (2,))
-        with pytest.raises(RuntimeError, match=FIX):
-            xn.Session(backend="jax").run(x * 2.0, feed_dict={x: [1.0, 2.0]})
+        x = xn.placeholder("float64", (2,), name="x")
+        sess = xn.Session(backend="jax")
+        for fed in ([1.0, 2.0], np.array([1.0, 2.0])):  # an array of its dtype: no cast to check
+            with pytest.raises(RuntimeError, match="placeholder x: .*" + FIX):
+                sess.run(x * 2.0, feed_dict={x: fed})
+
+    # int64 likewise: JAX would make it int32, and 2**40 would become 0.
+    INT = r"int64 asked for on JAX.*would compute in int32.*" + FIX + r".*or ask for int32"
+    with pytest.raises(RuntimeError, match=INT):
+        dev.from_host(np.array([2**40]))
+    with xn.Graph().as_default():
+        i = xn.Variable(np.array([2**40, 1]), dtype="int64", trainable=False, name="i")
+        with pytest.raises(RuntimeError, match="Variable i: " + INT):
+            xn.Session(backend="jax").run(i)
+    with xn.Graph().as_default():
+        t = xn.placeholder("int64", (2,), name="t")
+        sess = xn.Session(backend="jax")
+        for fed in (np.array([2**40, 1]), [2**40, 1], np.array([3, 1], np.int32)):
+            with pytest.raises(RuntimeError, match="placeholder t: " + INT):
+                sess.run(t + 1, feed_dict={t: fed})
+    with xn.Graph().as_default():
+        u = xn.placeholder(name="u")  # untyped: NumPy's int64 data asks for int64
+        with pytest.raises(RuntimeError, match=INT):
+            xn.Session(backend="jax").run(u + 1, feed_dict={u: np.array([2**40, 1])})
+    with xn.Graph().as_default():  # int64 data fed to an int32 placeholder: cast if it fits
+        t = xn.placeholder("int32", (2,), name="t")
+        sess = xn.Session(backend="jax")
+        assert sess.run(t + 1, feed_dict={t: np.array([3, -4])}).tolist() == [4, -3]
+        with pytest.raises(ValueError, match=r"placeholder t holds int32 but was fed the value "
+                                             r"1099511627776"):
+            sess.run(t + 1, feed_dict={t: np.array([2**40, 1])})
+
+    # NNClassifier's labels (int64 from NumPy) run as int32: fit works as with x64.
+    X, y = xn.data.make_moons(64, noise=0.1, seed=0)
+    assert y.dtype == np.int64
+    model = xn.nn.NNClassifier([2, 8, 2], backend="jax", seed=0)
+    history = model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    on_numpy = xn.nn.NNClassifier([2, 8, 2], seed=0)
+    expected = on_numpy.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-4)
+    assert model.evaluate(X, y)[1] == on_numpy.evaluate(X, y)[1]
 
     # float32, the default, is untouched; float64 host data fed to a float32 placeholder too.
     with xn.Graph().as_default():

@@ -377,10 +377,12 @@ def test_setting_W_with_the_wrong_shape_changes_nothing(dev):
         (np.array([0, 1, 2, 1]), r"label 2 is outside \[0, 2\)"),
         (np.array([0, -1, 1, 1]), r"label -1 is outside \[0, 2\)"),
         (np.array([0.0, 0.5, 1.0, 1.0]), r"labels must be integers in \[0, 2\), got 0\.5"),
+        (np.array([0.0, np.inf, 1.0, 1.0]), r"labels must be integers in \[0, 2\), got inf"),
+        (np.array([0.0, np.nan, 1.0, 1.0]), r"labels must be integers in \[0, 2\), got nan"),
         (np.array([0, 1, 1]), r"labels must have shape \(4,\).*got \(3,\)"),
         (np.array([[0, 1, 1, 0]]), r"labels must have shape \(4,\).*got \(1, 4\)"),
     ],
-    ids=["too-big", "negative", "non-integer", "short", "2-d"],
+    ids=["too-big", "negative", "non-integer", "inf", "nan", "short", "2-d"],
 )
 def test_loss_rejects_bad_labels(dev, labels, message):
     X, _ = _moons(4)

@@ -424,3 +424,54 @@ def test_leaky_relu_gradient_matches_pytorch(dev, alpha):
     ty.backward()
     np.testing.assert_allclose(got_y, ty.item(), rtol=1e-12)
     np.testing.assert_allclose(got_g, tx.grad.numpy(), rtol=1e-12)  # slope alpha at 0 too
+
+
+# --------------------------------------------------------------------------- integer means
+
+
+def _truncated_mean(values, axis, keepdims):
+    """TF1's integer mean in Python integers: the exact sum, divided toward zero."""
+    sums = np.sum(values.astype(object), axis=axis, keepdims=keepdims)
+    count = values.size // np.asarray(sums).size
+    return np.vectorize(lambda s: -(-s // count) if s < 0 else s // count, otypes=[object])(sums)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64"])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (1, False), (0, True), ((0, 2), False)])
+def test_reduce_mean_of_integers_is_the_integer_mean_on_every_backend(dev, dtype, axis,
+                                                                      keepdims):
+    info = np.iinfo(dtype)
+    low, high = (-(2**56), 2**56) if dtype == "int64" else (info.min, info.max)  # TF: int64
+    rng = np.random.default_rng(0)  # sums wrap past int64's range; the others' never
+    values = rng.integers(low, high, size=(3, 4, 5), endpoint=True).astype(dtype)
+    values[0, 0, :2] = high  # sums far past int8's and int32's range: no overflow
+    with xn.Graph().as_default():
+        x = xn.placeholder(dtype, (3, 4, 5), name="x")
+        mean = xn.reduce_mean(x, axis=axis, keepdims=keepdims)
+        got = xn.Session(device=dev).run(mean, {x: values})
+    assert mean.dtype == dtype and xn.backend.dtype_name(got.dtype) == dtype
+    expected = _truncated_mean(values, axis, keepdims)
+    assert xn.to_numpy(got).tolist() == expected.tolist()
+
+
+def test_reduce_mean_of_int32_truncates_toward_zero_as_tf1(dev):
+    with xn.Graph().as_default():
+        x = xn.placeholder("int32", (None,), name="x")
+        sess = xn.Session(device=dev)
+        for values in ([1, 2], [-1, -2], [-3, 0], [7, 7, -3]):
+            got = xn.to_numpy(sess.run(xn.reduce_mean(x), {x: np.array(values, np.int32)}))
+            assert got.dtype == np.int32
+            assert got.item() == int(sum(values) / len(values))  # small: exact as a float
+
+
+def test_reduce_mean_refuses_booleans_and_empty_integer_axes(dev):
+    with xn.Graph().as_default():
+        with pytest.raises(TypeError, match=r"reduce_mean of bool values.*xn\.cast"):
+            xn.reduce_mean(xn.placeholder("bool", (2,), name="b"))
+        u = xn.placeholder(name="u")  # untyped: bools arrive at run time
+        sess = xn.Session(device=dev)
+        with pytest.raises(xn.OpError, match=r"reduce_mean of bool values"):
+            sess.run(xn.reduce_mean(u), {u: np.array([True, False])})
+        i = xn.placeholder("int32", (None,), name="i")
+        with pytest.raises(xn.OpError, match=r"int32 values over an empty axis"):
+            sess.run(xn.reduce_mean(i), {i: np.zeros(0, np.int32)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tolerance
 
 import xpnn as xn
 
@@ -326,3 +327,56 @@ def test_one_name_one_thing():
     # xn.nn.SGD(model, lr) is the lesson's model optimizer; xn.train has no second SGD.
     assert not hasattr(xn.train, "SGD")
     assert xn.nn.SGD.__init__.__code__.co_varnames[1] == "model"
+
+
+# --------------------------------------------------------------------------- float16
+
+
+def _train_half_and_single(dev, make, steps=5, rate_node=False):
+    """The same model trained in float16 and in float32: w * x against a target, where x is
+    0 for w[1] (no gradient) and small for w[2]; the Variables after ``steps`` steps."""
+    out = {}
+    for dtype in ("float16", "float32"):
+        with xn.Graph().as_default() as graph:
+            w = xn.Variable(np.array([1.0, 0.5, -2.0], dtype), name="w")
+            x = xn.placeholder(dtype, (3,), name="x")
+            lr = xn.placeholder(dtype, (), name="lr") if rate_node else None
+            loss = xn.reduce_sum(xn.square(w * x - np.array([0.25, 0.0, 0.0], dtype)))
+            optimizer = make()
+            if rate_node:
+                optimizer.learning_rate = lr
+            step = optimizer.minimize(loss)
+            sess = xn.Session(device=dev)
+            feed = {x: np.array([1.0, 0.0, 0.01], dtype)}
+            if rate_node:
+                feed[lr] = np.asarray(0.05, dtype)
+            for _ in range(steps):
+                sess.run(step, feed)
+            out[dtype] = {v.label: sess.run(v, to_numpy=True) for v in graph.variables}
+    return out["float16"], out["float32"]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_float16_variables_train_as_float32_ones_and_stay_finite(dev, name):
+    """In float16 Adam's epsilon 1e-8 is 0: a weight with no gradient became 0/0 = NaN after
+    one step. A float16 Variable's update is computed in float32 (slots in float32)."""
+    if not hasattr(dev.xp, "float16"):
+        pytest.skip(f"{dev.backend} has no float16 (the array API standard has none)")
+    half, single = _train_half_and_single(dev, OPTIMIZERS[name][0])
+    assert half["w"].dtype == np.float16 and np.isfinite(half["w"]).all(), half["w"]
+    assert half["w"][1] == 0.5  # no gradient: unchanged
+    np.testing.assert_allclose(half["w"], single["w"], **tolerance("float16"))
+    for label, value in half.items():  # the slots: float32, as a float32 model's
+        if label != "w":
+            assert value.dtype == np.float32, label
+            np.testing.assert_allclose(value, single[label], **tolerance("float16"))
+
+
+@pytest.mark.parametrize("name", list(RATE_OPTIMIZERS))
+def test_float16_variables_with_a_learning_rate_node(dev, name):
+    if not hasattr(dev.xp, "float16"):
+        pytest.skip(f"{dev.backend} has no float16 (the array API standard has none)")
+    half, single = _train_half_and_single(dev, lambda: RATE_OPTIMIZERS[name](0.05),
+                                          rate_node=True)
+    assert np.isfinite(half["w"]).all() and half["w"][1] == 0.5, half["w"]
+    np.testing.assert_allclose(half["w"], single["w"], **tolerance("float16"))

@@ -328,12 +328,12 @@ def to_numpy(array) -> np.ndarray:
 
 
 class JaxDevice(Device):
-    """JAX turns every float64 request into float32 unless its x64 mode is on: refuse instead
-    of computing in a precision nobody asked for. (Turning x64 on here would change JAX's
-    defaults for the user's whole program.) Its Sessions compile each plan into one
-    ``jax.jit`` function (``jax_fast``, which registers itself here when xpnn is imported)
-    that donates the Variables' buffers: so the Session hands out copies of the values it
-    keeps, and keeps no array that someone else holds."""
+    """JAX turns every float64 request into float32 (and int64 into int32) unless its x64
+    mode is on: refuse instead of computing in a precision nobody asked for. (Turning x64 on
+    here would change JAX's defaults for the user's whole program.) Its Sessions compile
+    each plan into one ``jax.jit`` function (``jax_fast``, which registers itself here when
+    xpnn is imported) that donates the Variables' buffers: so the Session hands out copies
+    of the values it keeps, and keeps no array that someone else holds."""
 
     backend = "jax"
     passes = None  # jax_fast.rewrite
@@ -375,17 +375,24 @@ class JaxDevice(Device):
 
     @staticmethod
     def _check(dtype) -> None:
-        if dtype_name(dtype) != "float64":
+        name = dtype_name(dtype)
+        narrow = _NEEDS_X64.get(name)
+        if narrow is None:
             return
         import jax
 
-        if jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+        if jax.dtypes.canonicalize_dtype(np.dtype(name)) != np.dtype(name):
+            lost = "" if narrow.startswith("float") else " (2**40 would become 0)"
             raise RuntimeError(
-                "float64 asked for on JAX, but JAX is in its default 32-bit mode and would "
-                "compute in float32: set JAX_ENABLE_X64=1 in the environment, or call "
+                f"{name} asked for on JAX, but JAX is in its default 32-bit mode and would "
+                f"compute in {narrow}{lost}: set JAX_ENABLE_X64=1 in the environment, or call "
                 'jax.config.update("jax_enable_x64", True) before any JAX array is made '
-                "(or ask for float32)"
+                f"(or ask for {narrow})"
             )
+
+
+# JAX's 64-bit dtypes, which it turns into their 32-bit ones unless its x64 mode is on.
+_NEEDS_X64 = {"float64": "float32", "int64": "int32", "uint64": "uint32"}
 
 
 # The package each backend needs and how to get it (a bare `pip install torch` pulls
@@ -518,7 +525,8 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
 
     ``"cpu"`` -> NumPy, ``"cuda"``/``"cuda:N"`` -> CuPy; ``backend=`` picks another namespace
     (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``). JAX holds
-    float64 only in its x64 mode (``JAX_ENABLE_X64=1``); without it a float64 request raises.
+    float64 and int64 only in its x64 mode (``JAX_ENABLE_X64=1``); without it a request for
+    either raises.
 
     >>> import xpnn as xn
     >>> xn.backend.resolve("device1", backend="array_api_strict").backend

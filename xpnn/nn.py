@@ -483,7 +483,7 @@ class NNClassifier:
             if self.net is None:
                 self.net = MLP(self.units, activation, seed=seed, dtype=self.dtype)
             self.inputs = placeholder(self.dtype, (None, *self.input_shape), name="X")
-            self.labels = placeholder("int64", (None,), name="t")
+            self.labels = placeholder("int32", (None,), name="t")
             self.training = placeholder("bool", (), name="training")
             self.logits = self.net(self.inputs, self.training)
             self.n_classes = _classes(self.logits)
@@ -536,17 +536,18 @@ class NNClassifier:
         return X
 
     def _targets(self, t, n):
+        """The labels as int32 class indices (which every device holds, JAX without x64
+        too), checked; a bad one is named as given (inf, 0.5), not as a cast made it."""
         host = np.asarray(to_numpy(t))
         if host.ndim != 1 or host.shape[0] != n:
             raise ValueError(f"labels must have shape ({n},) to match X, got {host.shape}")
         if host.dtype.kind not in "iu":
-            if host.dtype.kind == "f" and np.all(host == np.round(host)):
-                host = host.astype(np.int64)
-            else:
-                bad = host[host != np.round(host)] if host.dtype.kind == "f" else host
+            whole = (np.isfinite(host) & (host == np.round(host)) if host.dtype.kind == "f"
+                     else np.zeros(host.shape, bool))
+            if not whole.all():
                 raise ValueError(
                     f"labels must be integers in [0, {self.n_classes}), got "
-                    f"{bad[0] if bad.size else 'no value'} (dtype {host.dtype})"
+                    f"{host[~whole][0]} (dtype {host.dtype})"
                 )
         k = self.n_classes
         bad = (host < 0) | (host >= k)
@@ -554,7 +555,7 @@ class NNClassifier:
             raise ValueError(
                 f"label {host[bad][0]} is outside [0, {k}): this model has {k} classes"
             )
-        return host.astype(np.int64, copy=False)
+        return host.astype(np.int32, copy=False)
 
     def _feed(self, X, t=None):
         X = self._features(X)

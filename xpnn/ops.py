@@ -15,7 +15,7 @@ import math
 
 import array_api_compat
 
-from .backend import indicator
+from .backend import dtype_name, indicator
 from .graph import Constant, Node, Operation, as_node
 
 # --------------------------------------------------------------------------- shapes
@@ -603,7 +603,25 @@ class ReduceSum(Reduction):
 
 
 class ReduceMean(Reduction):
+    """The mean; of integers, TF1's integer mean: summed without overflow (in int64), then
+    divided truncating toward zero, in the input's dtype (``[1, 2]`` -> 1, ``[-1, -2]`` ->
+    -1) on every backend."""
+
+    def infer_dtype(self, dtype):
+        if dtype == "bool":
+            raise TypeError(self._no_bool)
+        return dtype
+
+    @property
+    def _no_bool(self) -> str:
+        return (f"{self.label}: reduce_mean of bool values (TF1 has none either); cast them "
+                "first, e.g. xn.cast(x, 'float32') for the fraction that is True")
+
     def forward(self, xp, x):
+        if x.dtype == xp.bool:  # an untyped placeholder fed bools
+            raise TypeError(self._no_bool)
+        if xp.isdtype(x.dtype, "integral"):
+            return _integer_mean(xp, x, self.axis, self.keepdims)
         return xp.mean(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):
@@ -1322,12 +1340,31 @@ _attach_operators()
 _INDEX_DTYPES: dict = {}
 
 
-def _index_dtype(xp):
-    """The namespace's default integer type for indices (int32 on JAX without x64)."""
-    dtype = _INDEX_DTYPES.get(xp)
+def _index_dtype(xp, kind="indexing"):
+    """The namespace's default integer type for indices (``kind="integral"``: for integers),
+    int32 on JAX without x64."""
+    dtype = _INDEX_DTYPES.get((xp, kind))
     if dtype is None:
-        dtype = _INDEX_DTYPES[xp] = xp.__array_namespace_info__().default_dtypes()["indexing"]
+        dtype = _INDEX_DTYPES[xp, kind] = xp.__array_namespace_info__().default_dtypes()[kind]
     return dtype
+
+
+def _integer_mean(xp, x, axis, keepdims):
+    """TF1's mean of integers (``ReduceMean``), its sum in the namespace's default integer,
+    as TF sums int32 in int64: exact, but for int64 sums past its range (which wrap, as in
+    TF) and, on JAX without x64 (no int64), int32 sums past 2**31."""
+    count = math.prod(x.shape[a] for a in (range(x.ndim) if axis is None else axis))
+    if count == 0:
+        raise ValueError(f"reduce_mean of {dtype_name(x.dtype)} values over an empty axis "
+                         f"(shape {tuple(x.shape)}): an integer mean of nothing has no value")
+    wide = _index_dtype(xp, "integral")
+    if xp.iinfo(x.dtype).bits >= xp.iinfo(wide).bits:
+        wide = x.dtype
+    total = xp.sum(x, axis=axis, keepdims=keepdims, dtype=wide)
+    mean = total // count  # floors; TF (C++) truncates toward zero
+    if xp.isdtype(wide, "signed integer"):
+        mean = xp.where((total < 0) & (mean * count != total), mean + 1, mean)
+    return xp.astype(mean, x.dtype)
 
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["as_node"]

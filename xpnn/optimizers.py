@@ -106,7 +106,7 @@ class Optimizer:
 
     def _zeros(self, variable: Variable, what: str) -> Variable:
         return Variable(
-            np.zeros(variable.shape, dtype=variable.dtype),
+            np.zeros(variable.shape, dtype=slot_dtype(variable.dtype)),
             name=variable.graph.unique_name(f"{variable.label}/{what}"),
             trainable=False,
             graph=variable.graph,
@@ -164,22 +164,52 @@ class ApplyGradients(Update):
                 )
         return None
 
+    def widened(self, session_dtype=None) -> bool:
+        """Whether a Variable of this step is updated in a wider dtype than it holds (float16,
+        see ``slot_dtype``) in a Session of ``session_dtype``: the devices' in-place kernels
+        do not do that, so such a step takes the portable update."""
+        held = [session_dtype if session_dtype and is_floating(v.dtype) else v.dtype
+                for v in self.targets]
+        return any(slot_dtype(d) != dtype_name(d) for d in held)
+
     def forward(self, xp, *values):
         new_params, new_slots = [], []
         rate = None if self.rate is None else values[self.rate]
         for pair in self.pairs:
-            grad, param = values[pair.gradient], values[pair.variable]
-            if grad.dtype != param.dtype:
-                grad = xp.astype(grad, param.dtype)
-            slots = (values[k] for k in pair.slots)
+            param = values[pair.variable]
+            slots = [values[k] for k in pair.slots]
+            work = _work(xp, param.dtype)
+            grad = _cast(xp, values[pair.gradient], work)
+            wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
             if rate is None:  # an optimizer of a user's own may not take lr=
-                updated = self.optimizer.update(xp, param, grad, *slots)
+                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:])
             else:
-                lr = rate if rate.dtype == param.dtype else xp.astype(rate, param.dtype)
-                updated = self.optimizer.update(xp, param, grad, *slots, lr=lr)
-            new_params.append(updated[0])
-            new_slots.extend(updated[1:])
+                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
+                                                lr=_cast(xp, rate, work))
+            new_params.append(_cast(xp, updated[0], param.dtype))
+            new_slots.extend(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))
         return new_params + new_slots
+
+
+def slot_dtype(dtype) -> str:
+    """The dtype an optimizer keeps a Variable's slots in and computes its update in:
+    float32 for a float16 Variable, as mixed-precision training does (in float16 Adam's
+    epsilon 1e-8 is 0, so a weight with no gradient became 0/0 = NaN, and the squares of
+    small gradients vanish); the Variable's own dtype otherwise. Only the new weights are
+    rounded to float16."""
+    name = dtype_name(dtype)
+    return "float32" if name == "float16" else name
+
+
+def _work(xp, dtype):
+    """The namespace's dtype an update of a ``dtype`` value is computed in (``slot_dtype``)."""
+    if xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits < 32:
+        return xp.float32
+    return dtype
+
+
+def _cast(xp, x, dtype):
+    return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
 class GradientDescentOptimizer(Optimizer):
@@ -209,7 +239,9 @@ class MomentumOptimizer(Optimizer):
 class AdamOptimizer(Optimizer):
     """Adam (Kingma & Ba) as TensorFlow 1 computes it, with its defaults:
     ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, ``w <- w - lr_t m / (sqrt(v) + epsilon)``,
-    the powers kept as accumulators in the Variable's dtype (TF1's ``beta1_power``).
+    the powers kept as accumulators in the Variable's dtype (TF1's ``beta1_power``). A
+    float16 Variable's moments and powers are float32 and its update is computed in float32
+    (``slot_dtype``): in float16 epsilon 1e-8 is 0.
 
     PyTorch's ``Adam`` adds epsilon to the bias-corrected ``sqrt(v_hat)`` instead, so the two
     differ where gradients are as small as ``epsilon / sqrt(1 - beta2^t)``: xpnn's Adam with
@@ -228,7 +260,7 @@ class AdamOptimizer(Optimizer):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _slots(self, variable):
-        powers = [Variable(np.asarray(beta, dtype=variable.dtype),
+        powers = [Variable(np.asarray(beta, dtype=slot_dtype(variable.dtype)),
                            name=variable.graph.unique_name(f"{variable.label}/{name}"),
                            trainable=False, graph=variable.graph)
                   for beta, name in ((self.beta1, "adam_beta1_power"),
@@ -264,7 +296,7 @@ class RMSPropOptimizer(Optimizer):
         self.epsilon, self.centered = float(epsilon), bool(centered)
 
     def _slots(self, variable):
-        ms = Variable(np.ones(variable.shape, dtype=variable.dtype),
+        ms = Variable(np.ones(variable.shape, dtype=slot_dtype(variable.dtype)),
                       name=variable.graph.unique_name(f"{variable.label}/rms"),
                       trainable=False, graph=variable.graph)
         slots = [ms, self._zeros(variable, "momentum")]
@@ -302,7 +334,8 @@ class AdagradOptimizer(Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
 
     def _slots(self, variable):
-        start = np.full(variable.shape, self.initial_accumulator_value, dtype=variable.dtype)
+        start = np.full(variable.shape, self.initial_accumulator_value,
+                        dtype=slot_dtype(variable.dtype))
         return [Variable(start, name=variable.graph.unique_name(f"{variable.label}/adagrad"),
                          trainable=False, graph=variable.graph)]
 

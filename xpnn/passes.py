@@ -61,9 +61,11 @@ def live_slots(plan) -> set:
 def in_place(plan, has_fast_update, live, session) -> list:
     """The updates that may write the Variables' arrays in place: optimizer steps with a
     kernel of the device (``has_fast_update``) whose gradients are no (view of a) Variable
-    (``live``), which an update applied before could change. None when new values must be
+    (``live``), which an update applied before could change, and which update no float16
+    Variable (computed in float32: ``ApplyGradients.widened``). None when new values must be
     checked before they are written (``Session(check_numerics=True)``)."""
     if session.check_numerics:
         return []
     return [update for update in plan.updates if has_fast_update(update.op)
+            and not update.op.widened(session.dtype)
             and not any(group.gradient in live for group in update.groups())]

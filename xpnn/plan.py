@@ -296,8 +296,7 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
         elif isinstance(node, Operation):
             plan.steps.append(Step(node, input_slots(node), slot[node]))
         elif isinstance(node, Placeholder):
-            dtype = np.dtype(node.run_dtype(DEFAULT_FLOAT, session.dtype))
-            plan.feeds.append(Feed(slot[node], node, dtype))
+            plan.feeds.append(Feed(slot[node], node, _feed_dtype(node, session)))
         elif isinstance(node, Variable):
             plan.variables[slot[node]] = node
         elif isinstance(node, Constant):
@@ -308,6 +307,18 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
             describe(node, None, (slot[node],), "describe")
     plan.fetch_slots = [None if isinstance(n, Update) else slot[n] for n in nodes]
     return plan
+
+
+def _feed_dtype(placeholder, session) -> np.dtype:
+    """The dtype host data fed to ``placeholder`` runs in (such data is then passed on
+    unchecked), refused here, naming it, where the device cannot hold it (int64 or float64
+    on JAX without x64)."""
+    dtype = placeholder.run_dtype(DEFAULT_FLOAT, session.dtype)
+    try:
+        session.device.dtype(dtype)
+    except (RuntimeError, TypeError) as exc:
+        raise type(exc)(f"placeholder {placeholder.label}: {exc}") from None
+    return np.dtype(dtype)
 
 
 def _shapes_match(update) -> bool:

@@ -11,6 +11,7 @@ there, and runs cached plans.
 
 from __future__ import annotations
 
+import math
 import os
 
 import array_api_compat
@@ -148,10 +149,12 @@ class Session:
         if isinstance(node, Variable):
             value = self._values.get(node)
             if value is None:
-                value = self._values[node] = self.device.from_host(
-                    self._source(node, node.initial_value), self._dtype_for(node.initial_value),
-                    copy=True,
-                )
+                try:
+                    value = self.device.from_host(self._source(node, node.initial_value),
+                                                  self._dtype_for(node.initial_value), copy=True)
+                except RuntimeError as exc:  # a dtype the device cannot hold (JAX x64)
+                    raise RuntimeError(f"Variable {node.label}: {exc}") from None
+                self._values[node] = value
             return value
         value = self._constants.get(node)
         if value is None:
@@ -174,23 +177,31 @@ class Session:
         [1.0, 2.0]
         """
         self._check_open()
-        self._check_graph(variable, "set_value")
+        self._values[variable] = self._new_value(variable, value, "set_value")
+
+    def _new_value(self, variable, value, what):
+        """``value`` as ``variable``'s new array on this device, checked as a feed is (a
+        fraction, a non-finite number or an integer out of range for an integer Variable is
+        refused); ``what`` starts the messages. Changes nothing."""
+        self._check_graph(variable, what)
         if not isinstance(variable, Variable):
-            raise TypeError(f"set_value: {variable.label} is a {variable.kind}, not a Variable")
+            raise TypeError(f"{what}: {variable.label} is a {variable.kind}, not a Variable")
         host = devices.to_numpy(value) if not isinstance(value, np.ndarray) else value
         host = np.asarray(host)
         if host.dtype.kind not in "fiub":
             raise TypeError(
-                f"set_value: Variable {variable.label} ({variable.dtype}) takes numbers, got "
+                f"{what}: Variable {variable.label} ({variable.dtype}) takes numbers, got "
                 f"data of dtype {host.dtype}"
             )
         if tuple(host.shape) != variable.shape:
             raise ValueError(
-                f"set_value: Variable {variable.label} has shape {variable.shape}, "
+                f"{what}: Variable {variable.label} has shape {variable.shape}, "
                 f"the new value has shape {tuple(host.shape)}"
             )
         dtype = self._dtype_for(variable.initial_value)
-        self._values[variable] = self.device.from_host(host, dtype, copy=True)
+        check_values(f"{what}: Variable {variable.label}", _HOST, host, host.dtype.name,
+                     devices.dtype_name(dtype), fed="was given", kind="Variable")
+        return self.device.from_host(host, dtype, copy=True)
 
     def save(self, path, var_list=None) -> None:
         """Write Variables to ``path`` (.npz, atomic): all of the graph's (optimizer state
@@ -242,8 +253,10 @@ class Session:
             "var_list=graph.trainable_variables() to skip the optimizer's slots")
         io.check_shapes({n: v.shape for n, v in named.items()}, arrays, f"restore({path})",
                         extra_ok=var_list is not None, hint=hint)
-        for name, variable in named.items():
-            self.set_value(variable, arrays[name])
+        self._check_open()
+        new = {v: self._new_value(v, arrays[name], f"restore({path})")
+               for name, v in named.items()}
+        self._values.update(new)  # every value checked and made: now write
 
     def _named_variables(self, var_list=None, what="save") -> dict:
         """{name in the file: Variable}: the graph's Variables by label, or ``var_list``."""
@@ -322,7 +335,7 @@ class Session:
             array.dtype, "complex floating") else "complex"
         dtype = placeholder.run_dtype(source, self.dtype)
         if source == "complex" or not on_device or self.device.reads_without_sync:
-            _check_feed_values(placeholder, xp, array, source, dtype)
+            check_values(f"placeholder {placeholder.label}", xp, array, source, dtype)
         if on_device:
             if devices.dtype_name(array.dtype) != dtype:
                 array = self.xp.astype(array, self.device.dtype(dtype))
@@ -498,29 +511,40 @@ class Session:
 _HOST = array_api_compat.array_namespace(np.empty(0))
 
 
-def _check_feed_values(placeholder, xp, array, source, dtype) -> None:
+def check_values(who, xp, array, source, dtype, fed="was fed", kind="placeholder") -> None:
     """Refuse data that would change meaning on the way to ``dtype``: complex into a real
-    placeholder, fractions into an integer one, integers out of its range."""
+    placeholder or Variable (``kind``, named by ``who``); NaN, infinity, fractions or
+    numbers out of range into an integer one (the cast would make them other integers)."""
     if source == "complex":
         raise TypeError(
-            f"placeholder {placeholder.label} ({dtype}) was fed complex data: feed real "
+            f"{who} ({dtype}) {fed} complex data: feed real "
             "numbers (take the real part or the magnitude yourself)"
         )
     if np.dtype(dtype).kind not in "iu" or 0 in tuple(array.shape):
         return
-    if devices.is_floating(source):
+    floating = devices.is_floating(source)
+    if floating:
+        if not bool(xp.all(xp.isfinite(array))):
+            bad = "nan" if bool(xp.any(xp.isnan(array))) else (
+                "inf" if bool(xp.any(array == math.inf)) else "-inf")
+            raise ValueError(
+                f"{who} holds {dtype} but {fed} {bad} ({source}): an integer cannot hold it "
+                "(the cast would make it another number); replace non-finite values first"
+            )
         if not bool(xp.all(array == xp.round(array))):
             raise TypeError(
-                f"placeholder {placeholder.label} holds {dtype} but was fed fractional "
+                f"{who} holds {dtype} but {fed} fractional "
                 f"{source} data: round or cast it yourself"
             )
+    elif np.dtype(source).kind not in "iu":
         return
     info = np.iinfo(dtype)
-    low, high = int(xp.min(array)), int(xp.max(array))
-    if np.dtype(source).kind in "iu" and (low < info.min or high > info.max):
+    number = float if floating else int  # compared exactly with the integer bounds
+    low, high = number(xp.min(array)), number(xp.max(array))
+    if low < info.min or high > info.max:
         bad = low if low < info.min else high
         raise ValueError(
-            f"placeholder {placeholder.label} holds {dtype} but was fed the value {bad}, "
-            f"outside [{info.min}, {info.max}]: feed values that fit, or give the "
-            "placeholder a wider dtype"
+            f"{who} holds {dtype} but {fed} the value {bad}, "
+            f"outside [{info.min}, {info.max}]: give values that fit, or give the "
+            f"{kind} a wider dtype"
         )
