@@ -24,12 +24,17 @@ Y = [[1, 0, 0, 0]] * 3 + [[0, 0, 0, 0]] * 2
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Lesson 5: linear + sigmoid + BCE")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--epochs", type=int, default=2000)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--grad", choices=["lesson", "autodiff"], default="lesson")
+    parser = argparse.ArgumentParser(description="Lesson 5: linear + sigmoid + BCE",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
+    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+                        help="array library; None: the device's own (numpy for cpu, "
+                             "cupy for cuda)")
+    parser.add_argument("--epochs", type=int, default=2000, help="passes over the 5 samples")
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    parser.add_argument("--grad", choices=["lesson", "autodiff"], default="lesson",
+                        help="the lesson's hand-derived gradients, or minimize's")
     parser.add_argument("--every", type=int, default=100, help="print every N epochs")
     args = parser.parse_args(argv)
 

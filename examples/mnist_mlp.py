@@ -12,10 +12,11 @@ of MNIST's shape (no files needed).
 'xpnn[mpi]'``); ``--batch-size`` is then each rank's, so two ranks with 64 train as one
 process with 128, and ``--device cuda`` gives rank r the GPU ``cuda:<local rank>``::
 
-    mpiexec -n 2 python examples/mnist_mlp.py --distributed --batch-size 64
+    .venv/bin/mpiexec -n 2 .venv/bin/python examples/mnist_mlp.py --distributed --batch-size 64
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -38,22 +39,28 @@ def synthetic_mnist(n_train=60000, n_test=10000, seed=0):
 
 def mnist_arguments(description, epochs, optimizer, lr):
     """The options the MNIST examples share (mnist_cnn.py uses them too)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default=None)
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
+    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+                        help="array library; None: the device's own (numpy for cpu, "
+                             "cupy for cuda)")
     parser.add_argument("--data", default=None,
-                        help="folder with the MNIST IDX files (default: $XPNN_DATA/mnist or "
-                             "~/.cache/xpnn/mnist, downloaded when missing)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=optimizer)
-    parser.add_argument("--lr", type=float, default=lr)
+                        help="folder with the four MNIST IDX files; None: $XPNN_DATA/mnist, "
+                             "else ~/.cache/xpnn/mnist (downloaded there when missing)")
+    parser.add_argument("--epochs", type=int, default=epochs, help="passes over the data")
+    parser.add_argument("--batch-size", type=int, default=128, help="rows a step")
+    parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=optimizer,
+                        help="momentum: 0.9; adam: TF1's")
+    parser.add_argument("--lr", type=float, default=lr, help="learning rate")
     parser.add_argument("--lr-drop", type=int, nargs="*", default=[], metavar="EPOCH",
                         help="divide the learning rate by 10 from each of these epochs on")
-    parser.add_argument("--limit", type=int, default=None, help="use the first N samples only")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use the first N samples only; None: all")
     parser.add_argument("--synthetic", action="store_true", help="random data, no files")
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="for the weights, shuffles and masks")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over MPI (run under mpiexec); --batch-size per rank")
@@ -77,11 +84,23 @@ def mnist_data(args):
         n_train, n_test = (args.limit, args.limit) if args.limit else (60000, 10000)
         (X, y), (X_test, y_test) = synthetic_mnist(n_train, n_test, seed=args.seed)
     else:
-        (X, y), (X_test, y_test) = xn.data.load_mnist(root=args.data)
+        (X, y), (X_test, y_test) = load_mnist_or_exit(args.data)
     if args.limit:
         X, y = X[: args.limit], y[: args.limit]
         X_test, y_test = X_test[: args.limit], y_test[: args.limit]
     return (X, y), (X_test, y_test)
+
+
+def load_mnist_or_exit(root):
+    """MNIST from ``root`` (see --data), or one line on stderr and exit status 2, as argparse
+    does for a bad option, when it is neither there nor downloadable."""
+    try:
+        return xn.data.load_mnist(root=root)
+    except xn.data.MNISTNotFoundError:
+        print(f"error: MNIST is not in {xn.data.mnist_folder(root)} and could not be "
+              "downloaded: pass --data DIR, a folder with its four IDX files (raw or .gz), "
+              "or try --synthetic", file=sys.stderr)
+        sys.exit(2)
 
 
 def step_decay(drops):

@@ -15,13 +15,17 @@ import xpnn as xn
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Lesson 6: two moons")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description="Lesson 6: two moons",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
+    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+                        help="array library; None: the device's own (numpy for cpu, "
+                             "cupy for cuda)")
+    parser.add_argument("--samples", type=int, default=200, help="points, both moons")
+    parser.add_argument("--epochs", type=int, default=300, help="full-batch SGD steps")
+    parser.add_argument("--lr", type=float, default=0.5, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="for the data and weights")
     parser.add_argument("--out", default="out", help="folder for loss.png and boundary.png")
     args = parser.parse_args(argv)
 

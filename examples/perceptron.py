@@ -14,12 +14,16 @@ import xpnn as xn
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Lessons 1-3: softmax perceptron")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default=None)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description="Lessons 1-3: softmax perceptron",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
+    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+                        help="array library; None: the device's own (numpy for cpu, "
+                             "cupy for cuda)")
+    parser.add_argument("--steps", type=int, default=100, help="gradient descent steps")
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="for the points and weights")
     parser.add_argument("--out", default="out", help="folder for graph.svg (or graph.dot)")
     parser.add_argument("--no-graph", action="store_true", help="do not draw the graph")
     args = parser.parse_args(argv)

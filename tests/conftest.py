@@ -8,6 +8,8 @@ GPU: any array created on the wrong device fails there). JAX runs in its x64 mod
 ``@pytest.mark.backends("jax")`` runs a ``dev`` test only on those of the selected backends.
 With ``XPNN_REQUIRE_CUPY=1`` (benchmarks/gpu_check.sh sets it) a CuPy test that cannot run
 fails instead of skipping, so a GPU check cannot pass by running nothing.
+The doctests of ``xpnn/torch_fast`` and ``xpnn/jax_fast`` skip, with the reason, where
+their library is not installed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +33,12 @@ DEVICES = {
     "cupy": "cuda",
 }
 DEFAULT = "numpy,array_api_strict"
+# package folder -> (the library its modules or doctests need, how to install it)
+DOCTESTS_NEED = {
+    "torch_fast": ("torch", "pip install torch==2.13.0"),
+    "jax_fast": ("jax", "pip install jax==0.10.2"),
+}
+PACKAGE = Path(__file__).resolve().parents[1] / "xpnn"
 
 
 def pytest_addoption(parser):
@@ -61,6 +70,46 @@ def pytest_configure(config):
         import jax
 
         jax.config.update("jax_enable_x64", True)
+    # A conftest's collection hooks reach only the files under its own folder; a plugin
+    # registered here reaches xpnn/ too, whose doctests --doctest-modules collects.
+    config.pluginmanager.register(OptionalDoctests(), "xpnn-optional-doctests")
+
+
+class OptionalDoctests:
+    """Skip, with the reason, the doctest modules of a backend that is not installed."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collect_file(self, file_path, parent):
+        collectors = yield
+        reason = _doctests_unavailable(Path(file_path))
+        if reason is None or not collectors:
+            return collectors
+        return [SkippedDoctests.from_parent(parent, path=file_path, reason=reason)]
+
+
+def _doctests_unavailable(path: Path) -> str | None:
+    """Why the doctests of ``path`` (an xpnn module) cannot run here, or None."""
+    if path.suffix != ".py" or not path.is_relative_to(PACKAGE):
+        return None
+    folder = path.relative_to(PACKAGE).parts[0]
+    if folder not in DOCTESTS_NEED:
+        return None
+    library, install = DOCTESTS_NEED[folder]
+    if _unavailable(library) is None:
+        return None
+    return f"doctests of xpnn/{folder}/{path.name} need {library}, not installed ({install})"
+
+
+class SkippedDoctests(pytest.File):
+    """Stands in for the doctest module of ``path``: collecting it skips with ``reason``
+    (importing the module itself could fail without its library)."""
+
+    def __init__(self, *, reason, **kwargs):
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def collect(self):
+        pytest.skip(self.reason)
 
 
 def _unavailable(name: str) -> str | None:

@@ -138,3 +138,48 @@ def test_mnist_mlp_with_dropout_synthetic(dev):
                                      "--units", "64", "--dropout", "0.2", "--quiet",
                                      *device_args(dev)])
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+# ------------------------------------------------------------------------------ the command line
+
+SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn"]
+
+
+def help_entries(text):
+    """--help's options, each with its help text: {"--lr LR": "learning rate (default: 0.05)"}."""
+    entries, current = {}, None
+    for line in text.split("options:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            current, _, rest = line.strip().partition("  ")
+            entries[current] = rest.strip()
+        elif current and line.strip():
+            entries[current] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_shows_every_default_and_the_choices(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load(name).main(["--help"])
+    assert exit_.value.code == 0
+    entries = help_entries(capsys.readouterr().out)
+    missing = [option for option, text in entries.items()
+               if not option.startswith("-h") and "(default: " not in text]
+    assert not missing, f"{name} --help shows no default for {missing}"
+    backends = "{numpy,cupy,array_api_strict,torch,jax}"
+    assert f"--backend {backends}" in entries, list(entries)
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp", "mnist_cnn"])
+def test_missing_mnist_is_one_line_saying_pass_data(name, tmp_path, capsys, monkeypatch):
+    import xpnn as xn
+
+    # No network needed: the one mirror is an empty folder, so the download fails at once.
+    monkeypatch.setattr(xn.data, "MNIST_MIRRORS", [tmp_path.as_uri()])
+    with pytest.raises(SystemExit) as exit_:
+        load(name).main(["--data", str(tmp_path / "mnist"), "--epochs", "1"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "--data DIR" in lines[0] and str(tmp_path / "mnist") in lines[0]
