@@ -19,7 +19,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax")
+BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax", "cupy_standin")
 FLOAT_DTYPES = ("float32", "float64", "float16")
 
 _default_device: str | None = None
@@ -468,8 +468,17 @@ def _open_jax(device, kind, index):
     return JaxDevice(device, xp, found[idx])
 
 
+def _open_standin(device, kind, index):
+    if kind != "cpu":
+        raise ValueError(f"backend 'cupy_standin' (NumPy under the CuPy device's rules) runs "
+                         f"on device 'cpu' only, not {device!r}")
+    from .cupy_fast import standin  # the CuPy pass's package, above this module
+
+    return standin.stand_in()
+
+
 _OPEN = {"numpy": _open_numpy, "array_api_strict": _open_strict, "torch": _open_torch,
-         "cupy": _open_cupy, "jax": _open_jax}
+         "cupy": _open_cupy, "jax": _open_jax, "cupy_standin": _open_standin}
 
 
 @functools.cache
@@ -485,7 +494,8 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     """Turn a device string (and optional backend name) into a :class:`Device`.
 
     ``"cpu"`` -> NumPy, ``"cuda"``/``"cuda:N"`` -> CuPy; ``backend=`` picks another namespace
-    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``). JAX holds
+    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``; with "cpu",
+    ``"cupy_standin"``: NumPy under the CuPy device's rules, ``cupy_fast.standin``). JAX holds
     float64 only in its x64 mode (``JAX_ENABLE_X64=1``); without it a float64 request raises.
 
     >>> import xpnn as xn

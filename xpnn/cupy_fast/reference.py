@@ -29,6 +29,8 @@ class ReferenceFuser:
         kernel = self.traced.get(key)
         if kernel is None:
             kernel = self.traced[key] = source.trace(formula, kinds, writes)
+        if len(self.launches) >= 4096:  # a long-lived stand-in: keep the recent ones
+            del self.launches[:2048]
         self.launches.append(kernel.name)
         return kernel
 
