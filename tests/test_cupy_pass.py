@@ -146,13 +146,13 @@ FORMULA_CASES = {
         1 + np.abs(_f(r, (6, 1), d)), _f(r, (6, 1), d, True), _f(r, (6, 1), d)]),
     "sparse_ce_loss_unchecked": (formulas.sparse_ce_loss_unchecked, 0, lambda r, d: [
         1 + np.abs(_f(r, (6, 1), d)), _f(r, (6, 1), d, True), _f(r, (6, 1), d),
-        _labels(r, 6, 4), 4]),
+        _labels(r, 6, 4), 3]),
     "sparse_ce_grad": (formulas.sparse_ce_grad, 0, lambda r, d: [
         _f(r, (6, 1), d), _f(r, (6, 4), d), _f(r, (6, 1), d, True),
         1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :]]),
     "sparse_ce_grad_unchecked": (formulas.sparse_ce_grad_unchecked, 0, lambda r, d: [
         _f(r, (6, 1), d), _f(r, (6, 4), d), _f(r, (6, 1), d, True),
-        1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :], 4]),
+        1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :], 3]),
     "sgd": (formulas.sgd, 1, lambda r, d: [_f(r, (3, 4), d), _f(r, (3, 4), d), 0.1]),
     **{f.__name__: (f, 2, lambda r, d: [_f(r, (3, 4), d), _f(r, (3, 4), d), _f(r, (3, 4), d),
                                         0.05, 0.9])
@@ -238,9 +238,9 @@ def test_printed_kernels():
     assert picked.in_params() == "T z, I label, I column, T c0"
     assert picked.map_expr() == "((label == column) ? z : c0)"
     grad = source.trace(formulas.sparse_ce_grad_unchecked, [F] * 4 + [N, N, ("int", False)])
-    assert "I classes" in grad.in_params() and grad.constants[-1][0] == "c1"
+    assert "I last" in grad.in_params() and grad.constants[-1][0] == "c1"
     assert np.isnan(grad.constants[-1][1])
-    assert grad.arguments(["g", "z", "m", "s", "l", "c", 4])[-2:] == [0.0, grad.constants[-1][1]]
+    assert grad.arguments(["g", "z", "m", "s", "l", "c", 3])[-2:] == [0.0, grad.constants[-1][1]]
 
 
 def test_the_tracer_refuses_what_a_kernel_cannot_do():
@@ -337,6 +337,40 @@ def test_unread_bad_labels_give_nan_rows_without_a_host_read(cls, target, monkey
         want = xn.to_numpy(portable(*values))
     assert np.isnan(got[[1, 3]]).all() and not np.isnan(got[[2, 4, 5]]).any()
     assert_same(got, want, exact=target.exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reads", [True, False], ids=["checked", "unread"])
+@pytest.mark.parametrize("cls", CE[1:], ids=lambda c: c.__name__)
+def test_int8_labels_of_128_classes(cls, reads, target):
+    """The largest class index fits int8, the class count does not: CuPy (>= 13) refuses a
+    scalar argument its I cannot hold, so the kernels take the last class instead."""
+    device = target.device(reads_labels=reads)
+    with xn.Graph().as_default():
+        op = cls(*[P() for _ in range(2 + (cls is ops.SparseSoftmaxCrossEntropyGrad))])
+    rng = np.random.default_rng(4)
+    labels = np.array([127, 0, 5, -1 if not reads else 1], np.int8)
+    values = [rng.uniform(0.1, 1, 4).astype(F32)] if cls is ops.SparseSoftmaxCrossEntropyGrad \
+        else []
+    values = [target.array(v) for v in [*values, labels, _f(rng, (4, 128), F32)]]
+    portable = _portable(op, device, reads)
+    got = xn.to_numpy(kernels.FORWARD[cls](op, portable, device, target.fuser)(*values))
+    assert target.launched()
+    assert_same(got, xn.to_numpy(portable(*values)), exact=target.exact, rtol=1e-5)
+    assert np.isnan(got[3]).all() != reads and np.isfinite(got[:3]).all()
+
+
+def test_the_stand_in_types_numbers_as_cupy_does():
+    """A kernel's integer number argument is taken in its I (the integer arrays' one
+    dtype), as CuPy takes it; CuPy refuses one out of that type's range."""
+    fuser = reference.ReferenceFuser(NP)
+    s, m, z = np.ones((2, 1), F32), np.zeros((2, 1), F32), np.zeros((2, 1), F32)
+    label = np.array([[1], [-1]], np.int8)
+    got = fuser.elementwise(formulas.sparse_ce_loss_unchecked, (s, m, z, label, 127))
+    assert np.isfinite(got[0]).all() and np.isnan(got[1]).all()
+    with pytest.raises(OverflowError):
+        fuser.elementwise(formulas.sparse_ce_loss_unchecked, (s, m, z, label, 128))
+    with pytest.raises(TypeError, match="int arrays must share one dtype"):
+        fuser.elementwise(formulas.picked, (z, label, np.arange(1, dtype=np.int16)[None]))
 
 
 def test_checked_bad_labels_raise_the_portable_error():
