@@ -248,6 +248,18 @@ def test_cupy_from_host_copy_shares_no_memory_under_unified_memory():
     np.testing.assert_array_equal(kept, np.arange(4))
 
 
+def test_cupy_from_host_copies_fed_arrays_under_unified_memory(monkeypatch):
+    """A fed array (``copy=False``) too: CuPy's kernels may still read it after ``run``
+    returns, when the user writes the next batch into it."""
+    device = backend.CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
+    host = np.arange(4, dtype=F32)
+    monkeypatch.setenv("CUPY_ENABLE_UMP", "1")
+    fed = device.from_host(host, "float32")
+    monkeypatch.setenv("CUPY_ENABLE_UMP", "0")
+    assert not np.shares_memory(fed, host)
+    assert np.shares_memory(device.from_host(host, "float32"), host)  # no copy without UMP
+
+
 def test_from_host_copy_shares_no_memory(dev):
     host = np.arange(4, dtype=F32)
     kept = dev.from_host(host, "float32", copy=True)
@@ -272,6 +284,10 @@ def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_pa
             host += 1.0; fed += 1.0
             assert sess.run(w, to_numpy=True).tolist() == [0, 1, 2, 3]
             assert sess.run(v, to_numpy=True).tolist() == [5] * 4
+        batch = np.zeros(3, np.float32)  # a fed array: copied too
+        on_gpu = xn.backend.resolve("cuda").from_host(batch)
+        batch += 1.0
+        assert on_gpu.get().tolist() == [0, 0, 0]
     """)
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "CUPY_ENABLE_UMP": "1", "PYTHONPATH": root}

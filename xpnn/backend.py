@@ -218,8 +218,11 @@ class CupyDevice(_Registered, Device):
         return self.device
 
     def from_host(self, value, dtype=None, copy=False):
+        """With unified memory (``CUPY_ENABLE_UMP=1``) CuPy may map the host array itself:
+        then the array is always copied first, or kernels still queued when ``run`` returns
+        would read the user's later writes to a fed array."""
         host = _host(value, dtype)
-        if copy:  # with unified memory (CUPY_ENABLE_UMP=1) CuPy may map the host array itself
+        if copy or _unified_memory():
             host = np.array(host, copy=True)
         with self.device:  # CuPy ignores device= outside asarray; this covers both
             return self.xp.asarray(host)
@@ -227,6 +230,14 @@ class CupyDevice(_Registered, Device):
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
             return array.copy()
+
+
+def _unified_memory() -> bool:
+    """Whether CuPy maps host memory (``CUPY_ENABLE_UMP``, read as CuPy reads it)."""
+    try:
+        return int(os.environ.get("CUPY_ENABLE_UMP", "0")) != 0
+    except ValueError:
+        return False
 
 
 def context_of(array):
