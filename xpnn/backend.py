@@ -383,7 +383,7 @@ _INSTALL = {
     "torch": ("PyTorch", "pip install torch==2.13.0 (the CPU build; for a GPU see pytorch.org)"),
     "jax": ("JAX", "pip install jax"),
     "array_api_strict": ("array-api-strict", "pip install 'array-api-strict>=2.6.1'"),
-    "cupy": ("CuPy", "pip install 'xpnn[cuda]' (cupy-cuda12x)"),
+    "cupy": ("CuPy", "pip install 'xpnn[cuda]' (cupy-cuda12x[ctk])"),
 }
 
 
