@@ -22,7 +22,7 @@ nox.options.sessions = ["tests", "lint"]
 
 
 @nox.session
-@nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax"])
+@nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax", "cupy_standin"])
 def tests(session, backend):
     # The MPI tests (tests/test_distributed.py) run in one session; elsewhere they skip.
     session.install("-e", ".[test,mpi]" if backend == "numpy" else ".[test]")

@@ -6,7 +6,7 @@ difference between the two sides' weights after training; exits non-zero when th
 disagree (weights beyond float32 drift, or accuracies more than 0.01 apart), so that
 ``benchmarks/gpu_check.sh`` fails on a wrong kernel, not just a slow one.
 
-    python benchmarks/cupy_pass.py                     # on the GPU, random data
+    python benchmarks/cupy_pass.py                     # on the GPU, synthetic data
     python benchmarks/cupy_pass.py --data ../shared/datasets/mnist --optimizer adam
     python benchmarks/cupy_pass.py --device standin    # the pass's NumPy stand-in (no GPU):
                                                        # checks this script, times mean nothing

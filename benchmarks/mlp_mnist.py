@@ -7,7 +7,10 @@ is TF1's, epsilon added to sqrt(v); PyTorch's adds it to sqrt(v_hat): the same w
     python benchmarks/mlp_mnist.py --optimizer adam --epochs 3
     python benchmarks/mlp_mnist.py --device cuda        # CuPy vs PyTorch CUDA on a GPU
 
-Without --data (or when the files are missing) it trains on random data of MNIST's shape.
+Without --data it trains on synthetic data of MNIST's shape, learnable as MNIST is (each
+class a random "stroke" of pixels, a fifth of them drawn, among random noise pixels): every
+runner's test accuracy, on 10,000 held-out samples, is about 0.94 after 2 to 5 epochs of SGD,
+and benchmarks/gpu_check.sh checks it.
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ def load(args):
     if args.data:
         (X, y), (Xt, yt) = xn.data.load_mnist(root=args.data, download=False)
         return X, y, Xt, yt, "MNIST"
-    rng = np.random.default_rng(0)
-    X = rng.random((60_000, 784), dtype=np.float32)
-    y = rng.integers(0, 10, 60_000)
-    return X, y, X[:10_000], y[:10_000], "random data of MNIST's shape"
+    return synthetic()
+
+
+def synthetic(n=70_000, test=10_000, seed=0):
+    """Images of MNIST's shape: class c has 15% of the pixels as its stroke, each drawn with
+    probability 0.2, and every pixel is noise with probability 0.2 (intensities 0.5-1)."""
+    rng = np.random.default_rng(seed)
+    strokes = rng.random((10, 784)) < 0.15
+    y = rng.integers(0, 10, n)
+    on = (strokes[y] & (rng.random((n, 784)) < 0.2)) | (rng.random((n, 784)) < 0.2)
+    X = (on * rng.uniform(0.5, 1.0, (n, 784))).astype(np.float32)
+    return X[test:], y[test:], X[:test], y[:test], "synthetic data of MNIST's shape"
 
 
 def initial_weights(seed=0):

@@ -4,6 +4,9 @@ Select with ``pytest --xp numpy,torch`` or ``XPNN_XP=...``; ``all`` means every 
 ``DEVICES``, each not installed here (or CuPy without a GPU) skipped with the reason. The
 default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stand-in for a
 GPU: any array created on the wrong device fails there). JAX runs in its x64 mode.
+``cupy_standin`` is the CuPy device's rules over NumPy (``xpnn.cupy_fast.standin``: no
+value read on the host, fed data copied, the CuPy pass run by its reference fuser), so CI
+catches without a GPU what would fail on one; a test that needs real CuPy skips saying so.
 
 ``@pytest.mark.backends("jax")`` runs a ``dev`` test only on those of the selected backends.
 With ``XPNN_REQUIRE_CUPY=1`` (benchmarks/gpu_check.sh sets it) a CuPy test that cannot run
@@ -23,6 +26,7 @@ import numpy as np
 import pytest
 
 from xpnn import backend
+from xpnn.cupy_fast.standin import stand_in
 
 # backend name -> the device a Session is opened on for that backend
 DEVICES = {
@@ -31,6 +35,9 @@ DEVICES = {
     "torch": "cpu",
     "jax": "cpu",
     "cupy": "cuda",
+    # The CuPy device's rules over NumPy arrays (xpnn.cupy_fast.standin): no host reads,
+    # fed data copied, the CuPy pass run by its reference fuser. Runs without a GPU.
+    "cupy_standin": "cpu",
 }
 DEFAULT = "numpy,array_api_strict"
 # package folder -> (the library its modules or doctests need, how to install it)
@@ -125,6 +132,8 @@ def _unavailable(name: str) -> str | None:
         except Exception:
             return "no CUDA device" + ("" if shutil.which("nvidia-smi") else " (no nvidia-smi)")
         return None
+    if name == "cupy_standin":
+        return None  # NumPy only
     try:
         __import__(name)
     except ImportError:
@@ -158,6 +167,8 @@ def dev(request):
     reason = _unavailable(name)
     if reason:
         skip_or_fail(f"{name}: {reason}", cupy=name == "cupy")
+    if name == "cupy_standin":  # a new one each test: its fuser lists that test's kernels
+        return stand_in()
     return backend.resolve(DEVICES[name], backend=name)
 
 

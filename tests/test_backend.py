@@ -132,8 +132,21 @@ def test_owns_and_describe(dev):
     assert not dev.owns(other)
     assert backend.describe(other) == "array_api_strict array on " + repr(other.device)
     assert backend.describe(np.ones(1)) == "numpy array on cpu"
-    if dev.backend != "numpy":
+    if not array_api_compat.is_numpy_namespace(dev.xp):  # the CuPy stand-in's are NumPy's
         assert not dev.owns(np.ones(2))
+
+
+def test_the_cupy_standin_backend_opens_by_name():
+    """``backend="cupy_standin"`` on "cpu": the CuPy device's rules over NumPy, one per
+    process, as the examples and any Session opened by name get it."""
+    dev = backend.resolve("cpu", backend="cupy_standin")
+    assert dev.backend == "cupy_standin" and not dev.reads_without_sync
+    assert backend.resolve("cpu", backend="cupy_standin") is dev
+    with xn.Graph().as_default():
+        same = xn.Session(device=dev.name, backend=dev.backend).device
+    assert same is dev
+    with pytest.raises(ValueError, match="'cupy_standin'.* runs on device 'cpu' only"):
+        backend.resolve("device1", backend="cupy_standin")
 
 
 def test_to_numpy_of_every_array_kind():

@@ -16,7 +16,8 @@ def _config(xp):
 
 def test_xp_all_is_every_backend_jax_included():
     assert _selected(_config("all")) == list(DEVICES)
-    assert {"numpy", "array_api_strict", "torch", "jax", "cupy"} <= set(DEVICES)
+    assert {"numpy", "array_api_strict", "torch", "jax", "cupy", "cupy_standin"} <= set(DEVICES)
+    assert _unavailable("cupy_standin") is None  # NumPy only: it runs everywhere
     assert _selected(_config("jax")) == ["jax"]
     assert _selected(_config("numpy, jax")) == ["numpy", "jax"]
 

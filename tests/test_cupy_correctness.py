@@ -104,15 +104,25 @@ def test_unchecked_out_of_range_label_gives_nan_loss_and_gradient(dev, monkeypat
 
 @pytest.mark.parametrize("bad", [-1, 3])
 def test_checked_out_of_range_label_still_raises(dev, bad):
-    """Where the labels read for free (every backend here, on the CPU or device1) a bad
-    label keeps its clear error, for the loss and for a training step."""
+    """Where the labels read for free (on the CPU or device1) a bad label keeps its clear
+    error, for the loss and for a training step. Where they are not read (CuPy, its
+    stand-in) the loss's row is NaN, and the step writes NaN into that row of the logits
+    only: the other rows' gradients do not read it."""
     with xn.Graph().as_default():
         y, z, per_row, _ = _ce_graph()
         step = xn.train.GradientDescentOptimizer(0.1).minimize(xn.reduce_mean(per_row))
         sess = xn.Session(device=dev)
+        feed = {y: dev.from_host(np.array([0, bad, 1]), "int64")}
+        if not dev.reads_without_sync:
+            loss = sess.run(per_row, feed, to_numpy=True)
+            sess.run(step, feed)
+            after = sess.run(z, to_numpy=True)
+            assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+            assert np.isnan(after[1]).all() and np.isfinite(after[[0, 2]]).all()
+            return
         for fetch in (per_row, step):
             with pytest.raises(ValueError, match=rf"class indices in \[0, 3\), got {bad}"):
-                sess.run(fetch, {y: dev.from_host(np.array([0, bad, 1]), "int64")})
+                sess.run(fetch, feed)
         np.testing.assert_array_equal(sess.run(z, to_numpy=True), LOGITS)
 
 
@@ -238,6 +248,18 @@ def test_cupy_from_host_copy_shares_no_memory_under_unified_memory():
     np.testing.assert_array_equal(kept, np.arange(4))
 
 
+def test_cupy_from_host_copies_fed_arrays_under_unified_memory(monkeypatch):
+    """A fed array (``copy=False``) too: CuPy's kernels may still read it after ``run``
+    returns, when the user writes the next batch into it."""
+    device = backend.CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
+    host = np.arange(4, dtype=F32)
+    monkeypatch.setenv("CUPY_ENABLE_UMP", "1")
+    fed = device.from_host(host, "float32")
+    monkeypatch.setenv("CUPY_ENABLE_UMP", "0")
+    assert not np.shares_memory(fed, host)
+    assert np.shares_memory(device.from_host(host, "float32"), host)  # no copy without UMP
+
+
 def test_from_host_copy_shares_no_memory(dev):
     host = np.arange(4, dtype=F32)
     kept = dev.from_host(host, "float32", copy=True)
@@ -262,6 +284,10 @@ def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_pa
             host += 1.0; fed += 1.0
             assert sess.run(w, to_numpy=True).tolist() == [0, 1, 2, 3]
             assert sess.run(v, to_numpy=True).tolist() == [5] * 4
+        batch = np.zeros(3, np.float32)  # a fed array: copied too
+        on_gpu = xn.backend.resolve("cuda").from_host(batch)
+        batch += 1.0
+        assert on_gpu.get().tolist() == [0, 0, 0]
     """)
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "CUPY_ENABLE_UMP": "1", "PYTHONPATH": root}

@@ -146,13 +146,13 @@ FORMULA_CASES = {
         1 + np.abs(_f(r, (6, 1), d)), _f(r, (6, 1), d, True), _f(r, (6, 1), d)]),
     "sparse_ce_loss_unchecked": (formulas.sparse_ce_loss_unchecked, 0, lambda r, d: [
         1 + np.abs(_f(r, (6, 1), d)), _f(r, (6, 1), d, True), _f(r, (6, 1), d),
-        _labels(r, 6, 4), 4]),
+        _labels(r, 6, 4), 3]),
     "sparse_ce_grad": (formulas.sparse_ce_grad, 0, lambda r, d: [
         _f(r, (6, 1), d), _f(r, (6, 4), d), _f(r, (6, 1), d, True),
         1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :]]),
     "sparse_ce_grad_unchecked": (formulas.sparse_ce_grad_unchecked, 0, lambda r, d: [
         _f(r, (6, 1), d), _f(r, (6, 4), d), _f(r, (6, 1), d, True),
-        1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :], 4]),
+        1 + np.abs(_f(r, (6, 1), d)), _labels(r, 6, 4), np.arange(4)[None, :], 3]),
     "sgd": (formulas.sgd, 1, lambda r, d: [_f(r, (3, 4), d), _f(r, (3, 4), d), 0.1]),
     **{f.__name__: (f, 2, lambda r, d: [_f(r, (3, 4), d), _f(r, (3, 4), d), _f(r, (3, 4), d),
                                         0.05, 0.9])
@@ -238,9 +238,9 @@ def test_printed_kernels():
     assert picked.in_params() == "T z, I label, I column, T c0"
     assert picked.map_expr() == "((label == column) ? z : c0)"
     grad = source.trace(formulas.sparse_ce_grad_unchecked, [F] * 4 + [N, N, ("int", False)])
-    assert "I classes" in grad.in_params() and grad.constants[-1][0] == "c1"
+    assert "I last" in grad.in_params() and grad.constants[-1][0] == "c1"
     assert np.isnan(grad.constants[-1][1])
-    assert grad.arguments(["g", "z", "m", "s", "l", "c", 4])[-2:] == [0.0, grad.constants[-1][1]]
+    assert grad.arguments(["g", "z", "m", "s", "l", "c", 3])[-2:] == [0.0, grad.constants[-1][1]]
 
 
 def test_the_tracer_refuses_what_a_kernel_cannot_do():
@@ -339,6 +339,42 @@ def test_unread_bad_labels_give_nan_rows_without_a_host_read(cls, target, monkey
     assert_same(got, want, exact=target.exact, rtol=1e-5)
 
 
+@pytest.mark.parametrize("reads", [True, False], ids=["checked", "unread"])
+@pytest.mark.parametrize("cls", CE[1:], ids=lambda c: c.__name__)
+def test_int8_labels_of_128_classes(cls, reads, target):
+    """The largest class index fits int8, the class count does not: CuPy (>= 13) refuses a
+    scalar argument its I cannot hold, so the kernels take the last class instead."""
+    device = target.device(reads_labels=reads)
+    with xn.Graph().as_default():
+        op = cls(*[P() for _ in range(2 + (cls is ops.SparseSoftmaxCrossEntropyGrad))])
+    rng = np.random.default_rng(4)
+    labels = np.array([127, 0, 5, -1 if not reads else 1], np.int8)
+    host = [rng.uniform(0.1, 1, 4).astype(F32)] if cls is ops.SparseSoftmaxCrossEntropyGrad \
+        else []
+    host += [labels, _f(rng, (4, 128), F32)]
+    portable = _portable(op, device, reads)
+    got = xn.to_numpy(kernels.FORWARD[cls](op, portable, device, target.fuser)(
+        *[target.array(v) for v in host]))
+    assert target.launched()
+    want = _portable(op, stand_in(reads), reads)(*host)  # NumPy's portable forward
+    assert_same(got, want, exact=target.exact, rtol=1e-5)
+    assert np.isnan(got[3]).all() != reads and np.isfinite(got[:3]).all()
+
+
+def test_the_stand_in_types_numbers_as_cupy_does():
+    """A kernel's integer number argument is taken in its I (the integer arrays' one
+    dtype), as CuPy takes it; CuPy refuses one out of that type's range."""
+    fuser = reference.ReferenceFuser(NP)
+    s, m, z = np.ones((2, 1), F32), np.zeros((2, 1), F32), np.zeros((2, 1), F32)
+    label = np.array([[1], [-1]], np.int8)
+    got = fuser.elementwise(formulas.sparse_ce_loss_unchecked, (s, m, z, label, 127))
+    assert np.isfinite(got[0]).all() and np.isnan(got[1]).all()
+    with pytest.raises(OverflowError):
+        fuser.elementwise(formulas.sparse_ce_loss_unchecked, (s, m, z, label, 128))
+    with pytest.raises(TypeError, match="int arrays must share one dtype"):
+        fuser.elementwise(formulas.picked, (z, label, np.arange(1, dtype=np.int16)[None]))
+
+
 def test_checked_bad_labels_raise_the_portable_error():
     device = stand_in(reads_labels=True)
     with xn.Graph().as_default():
@@ -424,16 +460,24 @@ def _check(sides, target, fetched=()):
 
 # kernels one training step of _mlp launches: the bias add and ReLU as one, the sparse
 # cross-entropy's gradient (its row max and sum), the ReLU's gradient, one update a Variable
-STEP_KERNELS = {"xpnn_add_relu": 1, "xpnn_stable_shifted_exp": 1, "xpnn_sparse_ce_grad": 1,
-                "xpnn_relu_grad": 1}
+STEP_KERNELS = {"xpnn_add_relu": 1, "xpnn_stable_shifted_exp": 1, "xpnn_relu_grad": 1}
+
+
+def ce_grad_kernel(device) -> str:
+    """The sparse cross-entropy gradient's kernel: where the device does not read labels
+    on the host (CuPy on a GPU) the one that makes a bad label's row NaN."""
+    return "xpnn_sparse_ce_grad" + ("" if device.reads_without_sync else "_unchecked")
 UPDATE_KERNELS = {"sgd": {"xpnn_sgd": 4}, "momentum": {"xpnn_momentum": 4},
                   "nesterov": {"xpnn_nesterov": 4},
                   "adam": {"xpnn_adam": 4, "xpnn_adam_powers": 4}}
 
 
+@pytest.mark.parametrize("reads", [True, False], ids=["checked", "unread"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_mlp_training_matches_portable_one_kernel_per_update(optimizer, target):
-    sides = both(target, lambda: _mlp(optimizer), reads_labels=target.exact)
+def test_mlp_training_matches_portable_one_kernel_per_update(optimizer, reads, target):
+    sides = both(target, lambda: _mlp(optimizer), reads_labels=reads)
+    kernels = {**STEP_KERNELS, ce_grad_kernel(sides[0][1].sess.device): 1,
+               **UPDATE_KERNELS[optimizer]}
     for run in range(4):
         fetched = []
         for nodes, side in sides:
@@ -445,8 +489,7 @@ def test_mlp_training_matches_portable_one_kernel_per_update(optimizer, target):
             target.launched()  # the step alone: the loss's forward is not computed
             side.run(nodes["step"], _feed(nodes, run))
             if side.on:
-                assert target.launched() == Counter({**STEP_KERNELS,
-                                                     **UPDATE_KERNELS[optimizer]})
+                assert target.launched() == Counter(kernels)
         _check(sides, target, fetched if run < 3 else ())
     (_, fast), (_, portable) = sides
     held = dict(fast.sess._values)

@@ -20,7 +20,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax")
+BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax", "cupy_standin")
 FLOAT_DTYPES = ("float32", "float64", "float16")
 
 _default_device: str | None = None
@@ -219,8 +219,11 @@ class CupyDevice(_Registered, Device):
         return self.device
 
     def from_host(self, value, dtype=None, copy=False):
+        """With unified memory (``CUPY_ENABLE_UMP=1``) CuPy may map the host array itself:
+        then the array is always copied first, or kernels still queued when ``run`` returns
+        would read the user's later writes to a fed array."""
         host = _host(value, dtype)
-        if copy:  # with unified memory (CUPY_ENABLE_UMP=1) CuPy may map the host array itself
+        if copy or _unified_memory():
             host = np.array(host, copy=True)
         with self.device:  # CuPy ignores device= outside asarray; this covers both
             return self.xp.asarray(host)
@@ -228,6 +231,14 @@ class CupyDevice(_Registered, Device):
     def copy(self, array):
         with self.device:  # ndarray.copy() allocates on the current GPU
             return array.copy()
+
+
+def _unified_memory() -> bool:
+    """Whether CuPy maps host memory (``CUPY_ENABLE_UMP``, read as CuPy reads it)."""
+    try:
+        return int(os.environ.get("CUPY_ENABLE_UMP", "0")) != 0
+    except ValueError:
+        return False
 
 
 def context_of(array):
@@ -401,7 +412,7 @@ _INSTALL = {
     "torch": ("PyTorch", "pip install torch==2.13.0 (the CPU build; for a GPU see pytorch.org)"),
     "jax": ("JAX", "pip install jax"),
     "array_api_strict": ("array-api-strict", "pip install 'array-api-strict>=2.6.1'"),
-    "cupy": ("CuPy", "pip install 'xpnn[cuda]' (cupy-cuda12x)"),
+    "cupy": ("CuPy", "pip install 'xpnn[cuda]' (cupy-cuda12x[ctk])"),
 }
 
 
@@ -507,8 +518,17 @@ def _open_jax(device, kind, index):
     return JaxDevice(device, xp, found[idx])
 
 
+def _open_standin(device, kind, index):
+    if kind != "cpu":
+        raise ValueError(f"backend 'cupy_standin' (NumPy under the CuPy device's rules) runs "
+                         f"on device 'cpu' only, not {device!r}")
+    from .cupy_fast import standin  # the CuPy pass's package, above this module
+
+    return standin.stand_in()
+
+
 _OPEN = {"numpy": _open_numpy, "array_api_strict": _open_strict, "torch": _open_torch,
-         "cupy": _open_cupy, "jax": _open_jax}
+         "cupy": _open_cupy, "jax": _open_jax, "cupy_standin": _open_standin}
 
 
 @functools.cache
@@ -524,7 +544,8 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     """Turn a device string (and optional backend name) into a :class:`Device`.
 
     ``"cpu"`` -> NumPy, ``"cuda"``/``"cuda:N"`` -> CuPy; ``backend=`` picks another namespace
-    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``). JAX holds
+    (``"array_api_strict"`` with ``device="device1"``, ``"torch"``, ``"jax"``; with "cpu",
+    ``"cupy_standin"``: NumPy under the CuPy device's rules, ``cupy_fast.standin``). JAX holds
     float64 and int64 only in its x64 mode (``JAX_ENABLE_X64=1``); without it a request for
     either raises.
 

@@ -2,8 +2,11 @@
 ``cupy.ElementwiseKernel`` (or, summed over rows, a ``cupy.ReductionKernel``; CuPy then
 compiles it per dtype and device, and caches the binary on disk, ``CUPY_CACHE_DIR``). The
 kernels are compiled with ``--fmad=false``: NVRTC would otherwise contract ``a * b + c``
-into one fused multiply-add, rounded once where the portable ops round twice. ``cupy`` is
-imported at the first kernel, never with xpnn. This file is the part of the CuPy pass that
+into one fused multiply-add, rounded once where the portable ops round twice. CuPy adds
+``-ftz=true`` to every kernel it compiles (its own too, so the portable plan on CuPy does
+the same): float32 subnormal operands and results are flushed to zero, as TensorFlow does,
+where NumPy keeps them (float64 is not flushed). ``cupy`` is imported at the first kernel,
+never with xpnn. This file is the part of the CuPy pass that
 only a GPU runs (``reference.py`` is its stand-in).
 
 >>> from xpnn.cupy_fast import cuda

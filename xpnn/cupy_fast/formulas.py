@@ -110,17 +110,19 @@ def picked(xp, z, label, column):  # summed over a row: the label's logit, no ga
     return xp.where(label == column, z, 0.0)
 
 
-def valid(xp, label, classes):
-    return xp.logical_and(label >= 0, label < classes)
+def valid(xp, label, last):
+    """A label in [0, last]: ``last`` is the last class, not the class count, which the
+    labels' integer type (a kernel's I, in which CuPy takes the number) may not hold."""
+    return xp.logical_and(label >= 0, label <= last)
 
 
 def sparse_ce_loss(xp, s, m, z_label):
     return (xp.log(s) + stable(xp, m)) - z_label
 
 
-def sparse_ce_loss_unchecked(xp, s, m, z_label, label, classes):
-    """Labels not read on the host: a row with a label outside [0, classes) is NaN."""
-    return xp.where(valid(xp, label, classes), sparse_ce_loss(xp, s, m, z_label), math.nan)
+def sparse_ce_loss_unchecked(xp, s, m, z_label, label, last):
+    """Labels not read on the host: a row with a label outside [0, last] is NaN."""
+    return xp.where(valid(xp, label, last), sparse_ce_loss(xp, s, m, z_label), math.nan)
 
 
 def sparse_ce_grad(xp, g, z, m, s, label, column):
@@ -128,9 +130,9 @@ def sparse_ce_grad(xp, g, z, m, s, label, column):
     return g * (probs - xp.astype(label == column, z.dtype))
 
 
-def sparse_ce_grad_unchecked(xp, g, z, m, s, label, column, classes):
+def sparse_ce_grad_unchecked(xp, g, z, m, s, label, column, last):
     d = sparse_ce_grad(xp, g, z, m, s, label, column)
-    return xp.where(valid(xp, label, classes), d, math.nan)
+    return xp.where(valid(xp, label, last), d, math.nan)
 
 
 # --------------------------------------------------------------------------- updates

@@ -29,6 +29,8 @@ class ReferenceFuser:
         kernel = self.traced.get(key)
         if kernel is None:
             kernel = self.traced[key] = source.trace(formula, kinds, writes)
+        if len(self.launches) >= 4096:  # a long-lived stand-in: keep the recent ones
+            del self.launches[:2048]
         self.launches.append(kernel.name)
         return kernel
 
@@ -37,14 +39,9 @@ class ReferenceFuser:
         output shape), and the arguments' floating dtype (a kernel's T)."""
         xp = self.xp
         arrays = [a for a, (_, _, is_array) in zip(args, kernel.params) if is_array]
-        floats = {a.dtype for a, (_, kind, is_array) in zip(args, kernel.params)
-                  if is_array and kind == "float"}
-        if len(floats) != 1:
-            raise TypeError(f"{kernel.name}: its floating arrays must share one dtype, got "
-                            f"{sorted(map(str, floats))}")
-        (dtype,) = floats
+        dtype = _one_dtype(kernel, args, "float")
         shape = xp.broadcast_arrays(*[xp.asarray(a) for a in arrays])[0].shape
-        results = source.run(kernel, xp, args, dtype)
+        results = source.run(kernel, xp, args, dtype, _one_dtype(kernel, args, "int", 0))
         return [xp.broadcast_to(xp.asarray(r), shape) for r in results], dtype
 
     def elementwise(self, formula, args, writes=0):
@@ -62,3 +59,14 @@ class ReferenceFuser:
         (value,), _ = self._run(kernel, args)
         total = self.xp.sum(value, axis=-1, keepdims=keepdims)
         return -total if negate else total
+
+
+def _one_dtype(kernel, args, kind, least=1):
+    """The dtype of the kernel's type parameter for ``kind`` (T for "float", I for "int"):
+    CuPy takes one dtype for all the arrays of a type parameter."""
+    found = {a.dtype for a, (_, k, is_array) in zip(args, kernel.params)
+             if is_array and k == kind}
+    if len(found) > 1 or len(found) < least:
+        raise TypeError(f"{kernel.name}: its {kind} arrays must share one dtype, got "
+                        f"{sorted(map(str, found))}")
+    return next(iter(found), None)

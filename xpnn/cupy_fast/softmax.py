@@ -70,7 +70,8 @@ class Columns:
 
 
 def _sparse_case(xp, labels, logits) -> bool:
-    """Integer labels, one per row of 2-D floating logits, their classes in the labels' dtype."""
+    """Integer labels, one per row of 2-D floating logits, their class indices in the
+    labels' dtype (the kernels take the last one, ``k - 1``, as a number of that dtype)."""
     if not (logits.ndim == 2 and _rows(logits) and labels.ndim == 1
             and labels.shape[0] == logits.shape[0] and labels.dtype.kind in "iu"):
         return False
@@ -95,7 +96,7 @@ def _sparse_ce(op, portable, device, fuser):
             loss = fuser.elementwise(formulas.sparse_ce_loss, (s, m, z_label))
         else:
             loss = fuser.elementwise(formulas.sparse_ce_loss_unchecked,
-                                     (s, m, z_label, label, k))
+                                     (s, m, z_label, label, k - 1))
         return loss[..., 0]
 
     return forward
@@ -118,7 +119,7 @@ def _sparse_ce_grad(op, portable, device, fuser):
                 columns.get(k, labels))
         if checked:
             return fuser.elementwise(formulas.sparse_ce_grad, args)
-        return fuser.elementwise(formulas.sparse_ce_grad_unchecked, (*args, k))
+        return fuser.elementwise(formulas.sparse_ce_grad_unchecked, (*args, k - 1))
 
     return forward
 

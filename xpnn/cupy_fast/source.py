@@ -279,12 +279,15 @@ def trace(formula, kinds, writes=0) -> Kernel:
                   tuple(rec.statements), tuple(r.name for r in results))
 
 
-def run(kernel, xp, args, dtype) -> list:
+def run(kernel, xp, args, dtype, index_dtype=None) -> list:
     """The kernel's results computed by the NumPy models of its statements, on ``args`` of
-    namespace ``xp`` (numbers are taken in ``dtype``, the T of the call, as the kernel does)."""
+    namespace ``xp``. Numbers are taken in ``dtype``, the T of the call, and integers in
+    ``index_dtype``, its I, as CuPy does: a number the type cannot hold raises
+    OverflowError there (CuPy >= 13), so it does here."""
     env = {}
     for (name, kind, is_array), value in zip(kernel.params, args):
-        env[name] = value if is_array or kind != "float" else xp.asarray(value, dtype=dtype)
+        typed = {"float": dtype, "int": index_dtype}.get(kind)
+        env[name] = value if is_array or typed is None else xp.asarray(value, dtype=typed)
     for name, value in kernel.constants:
         env[name] = xp.asarray(value, dtype=dtype)
     for s in kernel.statements:

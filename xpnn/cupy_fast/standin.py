@@ -3,6 +3,8 @@ NumPy arrays and the reference fuser (``reference.py``) in place of CuPy and com
 kernels. Like CuPy's, its arrays are moved from the host (so fed data is copied), kept
 between runs and written in place, and by default it reads no labels on the host (a bad
 label gives NaN, as on a GPU); ``stand_in(reads_labels=True)`` checks them as the CPU does.
+It is the test suite's ``--xp cupy_standin`` backend, and ``Session(device="cpu",
+backend="cupy_standin")`` (one stand-in per process) opens it too.
 
 >>> import xpnn as xn
 >>> from xpnn.cupy_fast.standin import stand_in
@@ -32,7 +34,7 @@ from .reference import ReferenceFuser
 @dataclass(frozen=True, eq=False)
 class StandInDevice(Device):
     fuser: Any = None  # its ReferenceFuser, which tells the kernels it ran
-    backend = "cupy stand-in"
+    backend = "cupy_standin"
     mutable = True
 
     def keep(self, value, inputs):
@@ -56,4 +58,4 @@ def stand_in(reads_labels=False, fuser=None) -> StandInDevice:
     ``Session(device=stand_in())``."""
     xp = array_api_compat.array_namespace(np.empty(0))
     kind = CheckingStandInDevice if reads_labels else StandInDevice
-    return kind("stand-in", xp, "cpu", fuser if fuser is not None else ReferenceFuser(xp))
+    return kind("cpu", xp, "cpu", fuser if fuser is not None else ReferenceFuser(xp))
