@@ -23,6 +23,7 @@ few MB each); an evicted entry's function takes them with it.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections import OrderedDict
 
@@ -37,6 +38,9 @@ from .hyper import Hyper
 # value has another dtype), or where the platform does not implement donation: the call is
 # then right, only without the reuse.
 _DONATION_WARNINGS = ("Some donated buffers were not usable", "Donation is not implemented")
+# catch_warnings swaps the process's warning filters: two threads compiling at once would
+# leave one's filters behind.
+_COMPILING = threading.Lock()
 
 
 CACHE_SIZE = 32  # entries (feed shapes) a plan keeps compiled, unless XPNN_JIT_CACHE says
@@ -157,7 +161,7 @@ class Runner:
         if entry.compiled:
             fetched, new, counts = entry.jitted(*args)
         else:  # the first call compiles
-            with warnings.catch_warnings():
+            with _COMPILING, warnings.catch_warnings():
                 for message in _DONATION_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
                 fetched, new, counts = entry.jitted(*args)
