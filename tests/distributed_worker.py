@@ -187,6 +187,7 @@ def mismatch_case(comm, out):
     except xn.distributed.GraphMismatchError as exc:
         note(out, comm, f"FIT ERROR on rank {comm.rank}: {exc}")
     non_finite_case(comm, out)
+    other_data_case(comm, out)
     comm.barrier()
     note(out, comm, f"rank {comm.rank} finished")
 
@@ -198,12 +199,13 @@ def note(out, comm, text):
 
 
 def non_finite_case(comm, out):
-    """Rank 1's rows hold a NaN from the second batch on: every rank's fit stops at that
-    step, writing nothing, instead of rank 1 stopping alone."""
+    """Rank 1's rows of the third global batch hold a NaN (every rank passes the same
+    data): every rank's fit stops at that step, writing nothing, instead of rank 1 stopping
+    alone."""
     X, y = data()
     X = X.copy()
-    if comm.rank == 1:
-        X[2 * 2 * PER_RANK_BATCH:] = np.nan  # global batch 2 onwards reaches rank 1 with NaN
+    third = 2 * 2 * PER_RANK_BATCH  # unshuffled: rank 1 gets the second half of each batch
+    X[third + PER_RANK_BATCH:third + 2 * PER_RANK_BATCH] = np.nan
     model = xn.nn.NNClassifier([6, 16, 3])
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -212,6 +214,29 @@ def non_finite_case(comm, out):
     finite = all(np.isfinite(w).all() for w in weights(model))
     note(out, comm, f"NON-FINITE on rank {comm.rank}: {history.stopped}; weights finite: "
                     f"{finite}")
+
+
+def other_data_case(comm, out):
+    """Rank 1's X and y are rank 0's rows shuffled (the same size, the same rows): fit
+    raises on every rank before any weight changes; so does ``batches`` alone."""
+    X, y = data()
+    if comm.rank == 1:
+        order = np.random.default_rng(3).permutation(len(X))
+        X, y = X[order], y[order]
+    model = xn.nn.NNClassifier([6, 16, 3], seed=comm.rank)
+    before = weights(model)
+    try:
+        model.fit(X, y, epochs=1, batch_size=PER_RANK_BATCH, comm=comm, verbose=0)
+        note(out, comm, f"DATA TRAINED on rank {comm.rank}")
+    except ValueError as exc:
+        unchanged = all(np.array_equal(a, b) for a, b in zip(before, weights(model)))
+        note(out, comm, f"DATA ERROR on rank {comm.rank}: {exc}; weights unchanged: "
+                        f"{unchanged}")
+    try:
+        next(iter(xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=0)))
+        note(out, comm, f"BATCHES GIVEN on rank {comm.rank}")
+    except ValueError as exc:
+        note(out, comm, f"BATCHES ERROR on rank {comm.rank}: {exc}")
 
 
 def fault_case(comm, out):

@@ -233,6 +233,21 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_that_step(caught_run)
     assert "weights finite: False" not in output
 
 
+def test_a_rank_given_other_data_of_the_same_size_fails_every_rank(caught_run):
+    _, output = caught_run
+    assert "TRAINED" not in output and "BATCHES GIVEN" not in output
+    digest = xn.distributed.sharding.checksum(*worker.data())
+    for rank in range(2):
+        for what in ("DATA", "BATCHES"):
+            line = next(line for line in output.splitlines()
+                        if line.startswith(f"{what} ERROR on rank {rank}: "))
+            assert ("distributed batches: the ranks' data differ (rank 0 has X and y of CRC32 "
+                    f"{digest:#010x}, rank 1 has X and y of CRC32 0x") in line, line
+            assert "pass the same X and y (the same rows in the same order) on every rank" in line
+        assert f"DATA ERROR on rank {rank}: " in output and "weights unchanged: True" in output
+    assert "weights unchanged: False" not in output
+
+
 def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     code, output, seconds = run_mpi("fault", tmp_path, timeout=60)
     assert code != 0
