@@ -4,13 +4,14 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['cnn', 'cupy', 'fault', 'fit', 'graph', 'mismatch']
+['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'stall']
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -254,6 +255,31 @@ def fault_case(comm, out):
     print(f"rank {comm.rank} was not stopped", flush=True)
 
 
+def stall_case(comm, out, leave=False):
+    """Rank 1 stops calling its step after three steps: it sleeps, as a hung rank would
+    (with ``leave``, it leaves its loop and ends instead). Rank 0 waits in the gradients'
+    allreduce of step 4 until the timeout, then aborts every rank."""
+    X, y = data()
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
+        sess = xn.Session()
+        for i in range(10_000):
+            if comm.rank == 1 and i == 3:
+                if leave:
+                    print("rank 1 left its loop", flush=True)
+                    return
+                time.sleep(600)
+            sess.run(step, {x: X[:8], t: y[:8]})
+    print(f"rank {comm.rank} was not stopped", flush=True)
+
+
+def left_case(comm, out):
+    """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
+    stall_case(xn.distributed.init(timeout=2), out, leave=True)
+
+
 def cupy_case(comm, out):
     """graph_case's training on CuPy, a GPU per local rank where there are enough: the
     route the gradients took and the weights."""
@@ -279,7 +305,7 @@ def cupy_case(comm, out):
 
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
-         "mismatch": mismatch_case, "fault": fault_case}
+         "mismatch": mismatch_case, "fault": fault_case, "stall": stall_case, "left": left_case}
 
 
 def main(argv):
