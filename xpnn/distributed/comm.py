@@ -125,6 +125,7 @@ class Communicator:
             "or it left its loop early); aborting every rank (MPI_Abort). The bound is "
             "init(timeout=...) or $XPNN_ALLREDUCE_TIMEOUT (0: wait for ever)\n")
         sys.stderr.flush()
+        time.sleep(0.2)  # mpiexec forwards the line before the abort ends its I/O (else lost)
         self.mpi.Abort(1)
 
     def broadcast_variables(self, session, root=0) -> None:
