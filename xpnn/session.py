@@ -218,9 +218,9 @@ class Session:
         ['weights']
         """
         named = self._named_variables(var_list, "save")
-        with self._lock:  # the values of one moment, between runs
-            arrays = {n: devices.to_numpy(self._leaf_value(v)) for n, v in named.items()}
-        io.save_arrays(path, arrays)
+        with self._lock:  # the values of one moment, between runs (NumPy's are not copies)
+            io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
+                                  for n, v in named.items()})
 
     def restore(self, path, var_list=None) -> None:
         """Load Variables saved by :meth:`save`. Every name, shape and dtype is checked
