@@ -4,13 +4,14 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['cnn', 'cupy', 'fault', 'fit', 'graph', 'mismatch']
+['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'stall']
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -187,6 +188,7 @@ def mismatch_case(comm, out):
     except xn.distributed.GraphMismatchError as exc:
         note(out, comm, f"FIT ERROR on rank {comm.rank}: {exc}")
     non_finite_case(comm, out)
+    other_data_case(comm, out)
     comm.barrier()
     note(out, comm, f"rank {comm.rank} finished")
 
@@ -198,12 +200,13 @@ def note(out, comm, text):
 
 
 def non_finite_case(comm, out):
-    """Rank 1's rows hold a NaN from the second batch on: every rank's fit stops at that
-    step, writing nothing, instead of rank 1 stopping alone."""
+    """Rank 1's rows of the third global batch hold a NaN (every rank passes the same
+    data): every rank's fit stops at that step, writing nothing, instead of rank 1 stopping
+    alone."""
     X, y = data()
     X = X.copy()
-    if comm.rank == 1:
-        X[2 * 2 * PER_RANK_BATCH:] = np.nan  # global batch 2 onwards reaches rank 1 with NaN
+    third = 2 * 2 * PER_RANK_BATCH  # unshuffled: rank 1 gets the second half of each batch
+    X[third + PER_RANK_BATCH:third + 2 * PER_RANK_BATCH] = np.nan
     model = xn.nn.NNClassifier([6, 16, 3])
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -212,6 +215,29 @@ def non_finite_case(comm, out):
     finite = all(np.isfinite(w).all() for w in weights(model))
     note(out, comm, f"NON-FINITE on rank {comm.rank}: {history.stopped}; weights finite: "
                     f"{finite}")
+
+
+def other_data_case(comm, out):
+    """Rank 1's X and y are rank 0's rows shuffled (the same size, the same rows): fit
+    raises on every rank before any weight changes; so does ``batches`` alone."""
+    X, y = data()
+    if comm.rank == 1:
+        order = np.random.default_rng(3).permutation(len(X))
+        X, y = X[order], y[order]
+    model = xn.nn.NNClassifier([6, 16, 3], seed=comm.rank)
+    before = weights(model)
+    try:
+        model.fit(X, y, epochs=1, batch_size=PER_RANK_BATCH, comm=comm, verbose=0)
+        note(out, comm, f"DATA TRAINED on rank {comm.rank}")
+    except ValueError as exc:
+        unchanged = all(np.array_equal(a, b) for a, b in zip(before, weights(model)))
+        note(out, comm, f"DATA ERROR on rank {comm.rank}: {exc}; weights unchanged: "
+                        f"{unchanged}")
+    try:
+        next(iter(xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=0)))
+        note(out, comm, f"BATCHES GIVEN on rank {comm.rank}")
+    except ValueError as exc:
+        note(out, comm, f"BATCHES ERROR on rank {comm.rank}: {exc}")
 
 
 def fault_case(comm, out):
@@ -227,6 +253,31 @@ def fault_case(comm, out):
                 raise RuntimeError("rank 1 failed at step 3 on purpose")
             sess.run(step, {x: X[:8], t: y[:8]})
     print(f"rank {comm.rank} was not stopped", flush=True)
+
+
+def stall_case(comm, out, leave=False):
+    """Rank 1 stops calling its step after three steps: it sleeps, as a hung rank would
+    (with ``leave``, it leaves its loop and ends instead). Rank 0 waits in the gradients'
+    allreduce of step 4 until the timeout, then aborts every rank."""
+    X, y = data()
+    with xn.Graph().as_default():
+        x, t, params, loss = small_model(0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
+        sess = xn.Session()
+        for i in range(10_000):
+            if comm.rank == 1 and i == 3:
+                if leave:
+                    print("rank 1 left its loop", flush=True)
+                    return
+                time.sleep(600)
+            sess.run(step, {x: X[:8], t: y[:8]})
+    print(f"rank {comm.rank} was not stopped", flush=True)
+
+
+def left_case(comm, out):
+    """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
+    stall_case(xn.distributed.init(timeout=2), out, leave=True)
 
 
 def cupy_case(comm, out):
@@ -254,7 +305,7 @@ def cupy_case(comm, out):
 
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
-         "mismatch": mismatch_case, "fault": fault_case}
+         "mismatch": mismatch_case, "fault": fault_case, "stall": stall_case, "left": left_case}
 
 
 def main(argv):

@@ -189,9 +189,10 @@ def test_one_fused_allreduce_per_step(graph_run):
     _, notes = graph_run
     steps = notes["per_step"]
     assert len(steps) == 2 * 7  # 101 rows, global batch 16: 7 steps an epoch
-    # The first step also compares the ranks' Variables: one allgather, once.
-    assert steps[0] == [["allgather", 0], ["Allreduce", notes["n_params"]]]
-    assert all(calls == [["Allreduce", notes["n_params"]]] for calls in steps[1:]), steps
+    # The first step also compares the ranks' Variables: one allgather, once. The allreduce
+    # is nonblocking, polled until it completes or the timeout passes.
+    assert steps[0] == [["allgather", 0], ["Iallreduce", notes["n_params"]]]
+    assert all(calls == [["Iallreduce", notes["n_params"]]] for calls in steps[1:]), steps
 
 
 def test_numpy_update_kernels_still_apply_the_averages(graph_run):
@@ -233,6 +234,21 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_that_step(caught_run)
     assert "weights finite: False" not in output
 
 
+def test_a_rank_given_other_data_of_the_same_size_fails_every_rank(caught_run):
+    _, output = caught_run
+    assert "TRAINED" not in output and "BATCHES GIVEN" not in output
+    digest = xn.distributed.sharding.checksum(*worker.data())
+    for rank in range(2):
+        for what in ("DATA", "BATCHES"):
+            line = next(line for line in output.splitlines()
+                        if line.startswith(f"{what} ERROR on rank {rank}: "))
+            assert ("distributed batches: the ranks' data differ (rank 0 has X and y of CRC32 "
+                    f"{digest:#010x}, rank 1 has X and y of CRC32 0x") in line, line
+            assert "pass the same X and y (the same rows in the same order) on every rank" in line
+        assert f"DATA ERROR on rank {rank}: " in output and "weights unchanged: True" in output
+    assert "weights unchanged: False" not in output
+
+
 def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     code, output, seconds = run_mpi("fault", tmp_path, timeout=60)
     assert code != 0
@@ -241,6 +257,41 @@ def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
     assert "Traceback (most recent call last)" in output
     assert "RuntimeError: rank 1 failed at step 3 on purpose" in output
     assert "was not stopped" not in output
+
+
+@pytest.mark.parametrize("case", ["stall", "left"])
+def test_a_rank_that_stops_stepping_ends_every_rank_at_the_timeout(tmp_path, case):
+    """Rank 1 stops calling its step (it hangs; or it leaves its loop and ends): rank 0
+    would wait in the allreduce for ever. With a 2-s timeout (XPNN_ALLREDUCE_TIMEOUT, or
+    init(timeout=2)) it prints what it waited in and aborts every rank."""
+    env = {"XPNN_ALLREDUCE_TIMEOUT": "2"} if case == "stall" else {}
+    code, output, seconds = run_mpi(case, tmp_path, timeout=60, env=env)
+    assert code != 0, output
+    assert seconds < 30, output  # 2 s of waiting, and the start of two Python processes
+    assert ("xpnn.distributed: rank 0 of 2 waited 2 s in the gradients' allreduce of step 4 "
+            "without every rank joining it") in output, output
+    assert "aborting every rank (MPI_Abort)" in output
+    assert "was not stopped" not in output
+    assert ("rank 1 left its loop" in output) == (case == "left")
+
+
+def test_the_timeout_is_read_from_init_or_the_environment(monkeypatch):
+    from xpnn.distributed.comm import TIMEOUT, timeout_seconds
+
+    monkeypatch.delenv("XPNN_ALLREDUCE_TIMEOUT", raising=False)
+    assert timeout_seconds(None) == TIMEOUT == 600
+    assert (timeout_seconds(2.5), timeout_seconds(0), timeout_seconds(float("inf"))) == (
+        2.5, None, None)
+    monkeypatch.setenv("XPNN_ALLREDUCE_TIMEOUT", "30")
+    assert timeout_seconds(None) == 30 and timeout_seconds(5) == 5
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv("XPNN_ALLREDUCE_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=f"XPNN_ALLREDUCE_TIMEOUT='{bad}': the allreduce "
+                                             "timeout is a number of seconds >= 0"):
+            timeout_seconds(None)
+    for bad in (-2, True, "x"):
+        with pytest.raises(ValueError, match=r"init\(timeout=...\)"):
+            timeout_seconds(bad)
 
 
 def test_mnist_example_distributed_matches_one_process():

@@ -209,8 +209,8 @@ def test_batch_sizes_hit_the_cache_and_match_eager():
         start = (start + n) % 40
     runner = _runner(jit.sess)
     assert runner.traces[0] == 3  # one trace per batch size (no random op: no second)
-    assert runner.jitted._cache_size() == 3
     assert len(runner.entries) == 3
+    assert [e.jitted._cache_size() for e in runner.entries.values()] == [1, 1, 1]
     _same_state(jit, eager)
 
 
@@ -221,7 +221,8 @@ def test_a_training_step_is_one_compiled_call():
     model.sess.run([model.step, model.loss], feed)
     runner = _runner(model.sess)
     calls, program_runs = [0], [0]
-    jitted, program = runner.jitted, runner.program
+    (entry,) = runner.entries.values()
+    jitted, program = entry.jitted, runner.program
 
     def counted_jitted(*args):
         calls[0] += 1
@@ -231,7 +232,7 @@ def test_a_training_step_is_one_compiled_call():
         program_runs[0] += 1
         return program(values)
 
-    runner.jitted, runner.program = counted_jitted, counted_program
+    entry.jitted, runner.program = counted_jitted, counted_program
     for _ in range(5):
         model.sess.run([model.step, model.loss], feed)
     assert calls[0] == 5  # one XLA call a run: forward, backward and every Adam update
@@ -253,6 +254,56 @@ def test_a_new_learning_rate_is_followed_without_compiling_again():
         model.sess.run(model.step, model.feed(X[:8], y[:8]))
     _same_state(jit, eager)
     assert _runner(jit.sess).traces[0] == 2
+
+
+def _live_executables():
+    """XLA's count of loaded executables (None where this jaxlib does not tell)."""
+    client = getattr(jax.devices()[0], "client", None)
+    live = getattr(client, "live_executables", None)
+    return None if live is None else len(live())
+
+
+def test_the_cache_keeps_the_last_32_batch_sizes_and_frees_the_others():
+    import gc
+    import weakref
+
+    from xpnn.jax_fast.runner import CACHE_SIZE
+
+    X, y = _data(n=48)
+    jit = MLP("sgd", True, units=(12, 3))
+    sizes = [*range(1, 41), 1]  # 40 sizes, then the first again (evicted by then)
+    for n in sizes[:2]:
+        jit.sess.run(jit.step, jit.feed(X[:n], y[:n]))
+    runner = _runner(jit.sess)
+    first = weakref.ref(runner.entries[next(iter(runner.entries))].jitted)
+    before = _live_executables()
+    for n in sizes[2:]:
+        jit.sess.run(jit.step, jit.feed(X[:n], y[:n]))
+        assert len(runner.entries) <= CACHE_SIZE == 32
+    assert len(runner.entries) == CACHE_SIZE and runner.traces[0] == len(sizes)
+    assert [key[0][0][0][0] for key in runner.entries][-3:] == [39, 40, 1]  # least recent first
+    gc.collect()
+    assert first() is None  # the evicted entry's function is gone, with JAX's caches of it
+    if before is not None:
+        assert _live_executables() - before <= CACHE_SIZE - 2
+
+
+def test_xpnn_jit_cache_sets_the_bound_and_the_most_recent_sizes_stay(monkeypatch):
+    monkeypatch.setenv("XPNN_JIT_CACHE", "2")
+    X, y = _data()
+    jit, eager = _pair("momentum", units=(12, 3))
+    for n in (4, 5, 4, 6, 4, 5):  # 4 is used again before each new size: it stays cached
+        for model in (jit, eager):
+            model.sess.run(model.step, model.feed(X[:n], y[:n]))
+    runner = _runner(jit.sess)
+    assert [key[0][0][0][0] for key in runner.entries] == [4, 5]
+    assert runner.traces[0] == 4  # 4, 5, 6, then 5 again (evicted by 6)
+    _same_state(jit, eager)
+    for bad in ("0", "-3", "lots"):
+        monkeypatch.setenv("XPNN_JIT_CACHE", bad)
+        model = MLP("sgd", True)
+        with pytest.raises(ValueError, match="XPNN_JIT_CACHE=.*integer >= 1"):
+            model.sess.run(model.step, model.feed(X[:4], y[:4]))
 
 
 # --------------------------------------------------------------------------- Variables

@@ -656,7 +656,9 @@ class NNClassifier:
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, learning_rate, comm)
+        checksum = None
         if comm is not None:
+            checksum = distributed.sharding.check_data(X, y, comm)  # before any value changes
             comm.broadcast_variables(self.session)
             verbose = verbose if comm.rank == 0 else 0
         fetches, allreduces = self._fit_fetches(step, comm)
@@ -666,7 +668,7 @@ class NNClassifier:
             started = time.perf_counter()
             if lr_schedule is not None:
                 _schedule(step.optimizer, lr_schedule, epoch, history)
-            batch_iter, n_batches = _fit_batches(X, y, batch_size, shuffle, rng, comm)
+            batch_iter, n_batches = _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum)
             sums = self._train_epoch(fetches, allreduces, _progress(
                 batch_iter, n_batches, epoch, epochs, verbose), epoch, comm)
             if isinstance(sums, str):
@@ -903,14 +905,15 @@ def _schedule(optimizer, lr_schedule, epoch, history) -> None:
     history.setdefault("learning_rate", []).append(optimizer.learning_rate)
 
 
-def _fit_batches(X, y, batch_size, shuffle, rng, comm):
+def _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum=None):
     """(iterator of (X_batch, y_batch, share), number of batches) for one epoch of fit:
-    with ``comm`` this rank's part of each global batch (``distributed.batches``)."""
+    with ``comm`` this rank's part of each global batch (``distributed.batches``, which
+    compares ``checksum``, the data's, across the ranks)."""
     if comm is None:
         batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
         return ((Xb, yb, 1.0) for Xb, yb in batch_iter), -(-X.shape[0] // batch_size)
     batch_iter = distributed.batches(X, y, batch_size, comm, shuffle=shuffle, seed=rng,
-                                     shares=True)
+                                     shares=True, data_checksum=checksum)
     return batch_iter, -(-X.shape[0] // (batch_size * comm.size))
 
 

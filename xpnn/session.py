@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import array_api_compat
 import numpy as np
@@ -48,6 +49,10 @@ class Session:
     ``jit=False`` (or ``$XPNN_JIT=0``) keeps a device from compiling whole plans (JAX's
     ``jax.jit``): every op then runs eagerly, the portable reference path.
 
+    A Session may be used from several threads: its runs (and ``get_value``,
+    ``set_value``, ``save``, ``restore``, ``close``) take one lock, so they happen one at a
+    time, each whole, as TF1's ``Session.run`` is thread-safe.
+
     >>> import xpnn as xn
     >>> with xn.Graph().as_default():
     ...     w = xn.Variable(1.0)
@@ -74,6 +79,7 @@ class Session:
         self._random = np.random.Generator(np.random.PCG64(seed))
         self._streams: dict = {}  # a seeded random op -> its generator in this Session
         self.jit = os.environ.get("XPNN_JIT", "1") != "0" if jit is None else bool(jit)
+        self._lock = threading.RLock()  # runs read and write shared state: one at a time
 
     def draw(self, op, shape, dtype, on_host=False):
         """A random op's values for this run (a dropout mask, ``xn.random_normal``...):
@@ -117,10 +123,11 @@ class Session:
     def close(self) -> None:
         """Drop the Variables' values and cached plans (frees device memory); the Session
         then refuses to run."""
-        self._values.clear()
-        self._constants.clear()
-        self._plans.clear()
-        self._closed = True
+        with self._lock:
+            self._values.clear()
+            self._constants.clear()
+            self._plans.clear()
+            self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -166,7 +173,8 @@ class Session:
     def get_value(self, variable: Variable):
         """The Variable's current value in this session (an array of its namespace)."""
         self._check_graph(variable, "get_value")
-        return self.device.hand_out(self._leaf_value(variable))
+        with self._lock:  # a run may be donating the buffer (JAX)
+            return self.device.hand_out(self._leaf_value(variable))
 
     def set_value(self, variable: Variable, value) -> None:
         """Replace a Variable's value; shape must match, the dtype is converted.
@@ -177,7 +185,9 @@ class Session:
         [1.0, 2.0]
         """
         self._check_open()
-        self._values[variable] = self._new_value(variable, value, "set_value")
+        value = self._new_value(variable, value, "set_value")
+        with self._lock:
+            self._values[variable] = value
 
     def _new_value(self, variable, value, what):
         """``value`` as ``variable``'s new array on this device, checked as a feed is (a
@@ -218,10 +228,12 @@ class Session:
         >>> sess.save(path, var_list={"weights": w}); sorted(xn.io.load_arrays(path))
         ['weights']
         """
-        io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
-                              for n, v in self._named_variables(var_list, "save").items()},
-                       what="Variable", hint="; rename it, or pass var_list={name in the file: "
-                                             "Variable} to save it under another name")
+        named = self._named_variables(var_list, "save")
+        with self._lock:  # the values of one moment, between runs (NumPy's are not copies)
+            io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
+                                  for n, v in named.items()},
+                           what="Variable", hint="; rename it, or pass var_list={name in the "
+                                                 "file: Variable} to save it under another name")
 
     def restore(self, path, var_list=None) -> None:
         """Load Variables saved by :meth:`save`. Every name, shape and dtype is checked
@@ -256,7 +268,8 @@ class Session:
         self._check_open()
         new = {v: self._new_value(v, arrays[name], f"restore({path})")
                for name, v in named.items()}
-        self._values.update(new)  # every value checked and made: now write
+        with self._lock:  # every value checked and made: now write, between runs
+            self._values.update(new)
 
     def _named_variables(self, var_list=None, what="save") -> dict:
         """{name in the file: Variable}: the graph's Variables by label, or ``var_list``."""
@@ -374,15 +387,17 @@ class Session:
     def run(self, fetches, feed_dict=None, to_numpy=False):
         """Evaluate ``fetches`` (a node, or a list/tuple/dict of nodes) with placeholders fed
         from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
-        ``to_numpy=True``); an optimizer step fetches as None."""
-        self._check_open()
+        ``to_numpy=True``); an optimizer step fetches as None. Runs from several threads
+        happen one at a time (the Session's lock)."""
         feed_dict = feed_dict or {}
-        plan = self._plan(fetches, feed_dict)
-        if self.device.context is None:
-            out = self._execute(plan, feed_dict)
-        else:  # CuPy: new arrays go to the current GPU, so make it this session's
-            with self.device.context:
+        with self._lock:
+            self._check_open()
+            plan = self._plan(fetches, feed_dict)
+            if self.device.context is None:
                 out = self._execute(plan, feed_dict)
+            else:  # CuPy: new arrays go to the current GPU, so make it this session's
+                with self.device.context:
+                    out = self._execute(plan, feed_dict)
         if to_numpy:
             out = [None if v is None else devices.to_numpy(v) for v in out]
         return plan.rebuild(out)

@@ -8,11 +8,22 @@ one, and everything below works unchanged::
     import xpnn as xn
     comm = xn.distributed.init()
     print(comm.rank, comm.size, comm.local_rank)   # pick device=f"cuda:{comm.local_rank}"
+
+Its allreduces (the gradients' and the metrics') wait ``timeout`` seconds at most for the
+other ranks (600 by default): a rank that stops calling its step would otherwise leave the
+others waiting for ever. Past it, the waiting rank prints what it waited for and aborts
+every rank.
+
+>>> timeout_seconds(None), timeout_seconds(2), timeout_seconds(0)
+(600.0, 2.0, None)
 """
 
 from __future__ import annotations
 
+import math
+import os
 import sys
+import time
 
 import numpy as np
 
@@ -20,6 +31,9 @@ from ..backend import to_numpy
 from .agreement import agree, describe_variables
 
 INSTALL = "pip install 'xpnn[mpi]' (mpi4py and the mpich wheel, which brings mpiexec)"
+TIMEOUT = 600.0  # seconds an allreduce waits for the other ranks: init(timeout=...)
+SPIN = 0.1  # seconds of polling before each poll sleeps a millisecond (leaves the core)
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 def mpi():
@@ -32,19 +46,21 @@ def mpi():
     return MPI
 
 
-def init(comm=None, abort_on_error=True) -> Communicator:
+def init(comm=None, abort_on_error=True, timeout=None) -> Communicator:
     """A :class:`Communicator` over ``comm`` (an mpi4py communicator; ``MPI.COMM_WORLD`` when
     None). With ``abort_on_error`` and more than one rank, an exception that nothing catches
     prints its traceback, naming the rank, then aborts every rank (``MPI_Abort``), as
     ChainerMN's global except hook: the others would otherwise wait in the next allreduce
-    for ever.
+    for ever. ``timeout``: the seconds an allreduce waits for the other ranks before this
+    rank prints what it waited for and aborts every rank (None: ``$XPNN_ALLREDUCE_TIMEOUT``,
+    else 600; 0 waits for ever, in a plain blocking ``MPI_Allreduce``).
 
     >>> import xpnn as xn  # doctest: +SKIP
     >>> comm = xn.distributed.init()  # doctest: +SKIP
     >>> comm.rank, comm.size  # doctest: +SKIP
     (0, 1)
     """
-    communicator = Communicator(mpi().COMM_WORLD if comm is None else comm)
+    communicator = Communicator(mpi().COMM_WORLD if comm is None else comm, timeout)
     if abort_on_error and communicator.size > 1:
         install_except_hook(communicator.rank, communicator.size)
     return communicator
@@ -53,9 +69,11 @@ def init(comm=None, abort_on_error=True) -> Communicator:
 class Communicator:
     """An mpi4py communicator (``.mpi``) with ``rank``, ``size``, ``local_rank`` and
     ``local_size`` (the ranks sharing this node's memory, ``MPI.COMM_TYPE_SHARED``: use
-    ``cuda:<local_rank>``), ``barrier()``, ``sum()`` and ``broadcast_variables()``."""
+    ``cuda:<local_rank>``), ``barrier()``, ``sum()``, ``allreduce()`` (within ``timeout``
+    seconds, see :func:`init`) and ``broadcast_variables()``."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, timeout=None):
+        self.timeout = timeout_seconds(timeout)
         MPI = mpi()
         self.mpi = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
@@ -63,6 +81,7 @@ class Communicator:
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
         self.transports = {}  # (kind, device) -> the Transport an Allreduce chose (transport.py)
+        self.steps = 0  # the gradient allreduces run so far (Allreduce nodes count them)
 
     def __repr__(self) -> str:
         return (f"<Communicator rank {self.rank} of {self.size} (local rank {self.local_rank} "
@@ -75,8 +94,39 @@ class Communicator:
     def sum(self, values) -> list[float]:
         """The sums over every rank of a few numbers (float64, one message): metrics."""
         buffer = np.asarray(values, dtype=np.float64).copy()
-        self.mpi.Allreduce(mpi().IN_PLACE, buffer, op=mpi().SUM)
+        self.allreduce(mpi().IN_PLACE, buffer, "the sum of an epoch's metrics")
         return buffer.tolist()
+
+    def allreduce(self, send, receive, what="an allreduce") -> None:
+        """Sum ``send`` over the ranks into ``receive`` (host buffers, or device buffers for
+        a CUDA-aware MPI; ``send`` may be ``MPI.IN_PLACE``). With a timeout it is a
+        nonblocking allreduce, polled: past the deadline this rank prints a line naming
+        itself and ``what`` it waited in, then aborts every rank (``MPI_Abort``)."""
+        MPI = mpi()
+        if self.timeout is None:
+            self.mpi.Allreduce(send, receive, op=MPI.SUM)
+            return
+        request = self.mpi.Iallreduce(send, receive, op=MPI.SUM)
+        started = time.monotonic()
+        while not request.Test():
+            waited = time.monotonic() - started
+            if waited > self.timeout:
+                self._abort(what)
+            if waited < SPIN:  # let a process with work (the other rank on a shared core)
+                _yield()  # run first, as MPICH's blocking waits do
+            else:  # a long wait: poll once a millisecond
+                time.sleep(0.001)
+
+    def _abort(self, what) -> None:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"\nxpnn.distributed: rank {self.rank} of {self.size} waited {self.timeout:g} s in "
+            f"{what} without every rank joining it: a rank stopped calling its step (it hangs, "
+            "or it left its loop early); aborting every rank (MPI_Abort). The bound is "
+            "init(timeout=...) or $XPNN_ALLREDUCE_TIMEOUT (0: wait for ever)\n")
+        sys.stderr.flush()
+        time.sleep(0.2)  # mpiexec forwards the line before the abort ends its I/O (else lost)
+        self.mpi.Abort(1)
 
     def broadcast_variables(self, session, root=0) -> None:
         """Give every rank's ``session`` rank ``root``'s values of all the graph's Variables
@@ -100,6 +150,25 @@ class Communicator:
                 stop = start + hosts[i].size
                 session.set_value(variables[i], buffer[start:stop].reshape(hosts[i].shape))
                 start = stop
+
+
+def timeout_seconds(timeout=None) -> float | None:
+    """The allreduce timeout in seconds (None: none): ``timeout``, else
+    ``$XPNN_ALLREDUCE_TIMEOUT``, else ``TIMEOUT``; 0 (or infinity) means none."""
+    where = "init(timeout=...)"
+    if timeout is None:
+        text = os.environ.get("XPNN_ALLREDUCE_TIMEOUT", "").strip()
+        if not text:
+            return TIMEOUT
+        where, timeout = f"XPNN_ALLREDUCE_TIMEOUT={text!r}", text
+    try:
+        seconds = math.nan if isinstance(timeout, bool) else float(timeout)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ValueError(f"{where}: the allreduce timeout is a number of seconds >= 0 (0 waits "
+                         f"for ever), got {timeout!r}")
+    return None if seconds in (0, math.inf) else seconds
 
 
 _installed = False

@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 
+from ..backend import to_numpy
 from ..data import _n_rows, _row_taker
 
 
@@ -44,7 +45,8 @@ def shard(X, y, comm, even=True):
     return X[start:stop, ...], (None if y is None else y[start:stop, ...])
 
 
-def batches(X, y, batch_size, comm, shuffle=True, seed=None, drop_last=False, shares=False):
+def batches(X, y, batch_size, comm, shuffle=True, seed=None, drop_last=False, shares=False,
+            data_checksum=None):
     """This rank's rows of each global batch of ``batch_size * comm.size`` rows, as pairs
     ``(X_part, y_part)`` (triples with this rank's ``share`` too, see below). Every rank
     passes the same ``X`` and ``y``; the permutation comes from ``seed`` as in
@@ -52,8 +54,10 @@ def batches(X, y, batch_size, comm, shuffle=True, seed=None, drop_last=False, sh
     0 draws one and sends it), so one process with batch ``batch_size * size`` and the same
     seed sees the same global batches. A last global batch that does not split evenly is
     split as evenly as it goes; one with fewer rows than ranks is left out. The ranks'
-    row counts and permutations are compared first (one small message): a rank with other
-    data raises on every rank instead of leaving them in different steps.
+    row counts, contents (a CRC32 of ``X`` and ``y``, see :func:`checksum`; pass
+    ``data_checksum`` to reuse one computed before, as ``fit`` does once for all its
+    epochs) and permutations are compared first (one small message): a rank with other
+    data raises on every rank, naming the ranks, instead of training on it silently.
 
     ``share`` is ``rows here * size / rows in the global batch``, 1 for an even split: the
     weight ``Allreduce.scale`` gives this rank's gradients to average to the global mean.
@@ -68,7 +72,9 @@ def batches(X, y, batch_size, comm, shuffle=True, seed=None, drop_last=False, sh
     if shuffle and seed is None:
         seed = comm.mpi.bcast(np.random.SeedSequence().entropy if comm.rank == 0 else None)
     order = np.random.default_rng(seed).permutation(n) if shuffle else None
-    _check_same_data(comm, n, order)
+    if data_checksum is None:
+        data_checksum = checksum(X, y)
+    _check_same_data(comm, n, data_checksum, order)
     parts = _parts(n, int(batch_size), comm, drop_last)
     take_X, take_y = _row_taker(X, order), _row_taker(y, order)
     return ((take_X(a, b), take_y(a, b), share) if shares else (take_X(a, b), take_y(a, b))
@@ -90,14 +96,45 @@ def _parts(n, batch_size, comm, drop_last) -> list[tuple[int, int, float]]:
     return parts
 
 
-def _check_same_data(comm, n, order) -> None:
-    mine = (n, None if order is None else zlib.crc32(order.tobytes()))
+def checksum(X, y=None) -> int:
+    """A CRC32 of the contents of ``X`` and ``y`` (shapes, dtypes and bytes, on the host):
+    what ``batches`` compares across the ranks.
+
+    >>> import numpy as np
+    >>> X = np.arange(6.0).reshape(3, 2)
+    >>> checksum(X, np.arange(3)) == checksum(X.copy(), np.arange(3)) != checksum(X[::-1], None)
+    True
+    """
+    digest = 0
+    for a in (X, y):
+        host = None if a is None else np.ascontiguousarray(to_numpy(a))
+        if host is not None:
+            digest = zlib.crc32(f"{host.shape} {host.dtype.str}".encode(), digest)
+            digest = zlib.crc32(host.reshape(-1).view(np.uint8), digest)
+    return digest
+
+
+def check_data(X, y, comm) -> int:
+    """Raise on every rank alike where the ranks' ``X`` and ``y`` differ (row counts or
+    contents, naming the ranks); else their :func:`checksum`, for ``batches``."""
+    digest = checksum(X, y)
+    _check_same_data(comm, _n_rows(X), digest, None)
+    return digest
+
+
+def _check_same_data(comm, n, digest, order) -> None:
+    """Raise on every rank alike where the ranks' row counts, data or permutations differ."""
+    mine = (n, digest, None if order is None else zlib.crc32(order.tobytes()))
     everyone = comm.mpi.allgather(mine)
-    for rank, (count, digest) in enumerate(everyone):
-        if count != everyone[0][0]:
-            raise ValueError(f"distributed batches: rank 0 has {everyone[0][0]} rows, rank "
-                             f"{rank} has {count}: pass the same X and y on every rank")
-        if digest != everyone[0][1]:
-            raise ValueError(f"distributed batches: rank {rank} drew another permutation than "
-                             "rank 0: pass the same seed (or a Generator in the same state) "
-                             "on every rank")
+    problems = (
+        ("row counts", "pass the same X and y on every rank", lambda r: f"{everyone[r][0]} rows"),
+        ("data", "pass the same X and y (the same rows in the same order) on every rank",
+         lambda r: f"X and y of CRC32 {everyone[r][1]:#010x}"),
+        ("permutations", "pass the same seed (or a Generator in the same state) on every rank",
+         lambda r: "no shuffling" if everyone[r][2] is None else
+         f"a permutation of CRC32 {everyone[r][2]:#010x}"))
+    for k, (what, fix, describe) in enumerate(problems):
+        others = [r for r in range(1, comm.size) if everyone[r][k] != everyone[0][k]]
+        if others:
+            ranks = ", ".join(f"rank {r} has {describe(r)}" for r in [0, *others])
+            raise ValueError(f"distributed batches: the ranks' {what} differ ({ranks}): {fix}")

@@ -125,8 +125,7 @@ class NumpyTransport(Transport):
         np.concatenate([np.reshape(a, -1) for a in arrays], out=buffer)
         if scale != 1.0:
             np.multiply(buffer, scale, out=buffer)
-        MPI = mpi()
-        self.comm.mpi.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        self.comm.allreduce(mpi().IN_PLACE, buffer, _what(self.comm))
         return buffer
 
 
@@ -139,7 +138,7 @@ class HostTransport(Transport):
             packed = packed * scale
         send = host_view(packed)
         received = self.buffer(send.dtype, send.size, np.empty)
-        self.comm.mpi.Allreduce(send, received, op=mpi().SUM)
+        self.comm.allreduce(send, received, _what(self.comm))
         with context_of(arrays[0]):  # a copy: JAX may alias host memory, and runs later
             return xp.asarray(received, device=array_api_compat.device(arrays[0]), copy=True)
 
@@ -191,8 +190,12 @@ class CudaMpiTransport(_DeviceTransport):
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()  # MPI reads the memory outside CUDA's order
-        MPI = mpi()
-        self.comm.mpi.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        self.comm.allreduce(mpi().IN_PLACE, buffer, _what(self.comm))
+
+
+def _what(comm) -> str:
+    """The allreduce a timeout message names."""
+    return f"the gradients' allreduce of step {comm.steps}"
 
 
 _KINDS = {"numpy": NumpyTransport, "host": HostTransport, "nccl": NcclTransport,

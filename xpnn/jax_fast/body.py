@@ -14,6 +14,8 @@ Variables' new values out.
 
 from __future__ import annotations
 
+import copy
+
 
 def make_body(plan, layout, program, parts, xp, check_shapes, counter):
     """``body(feeds, donated, kept, hyper values, draws, hyper key)`` -> (the computed
@@ -30,10 +32,10 @@ def make_body(plan, layout, program, parts, xp, check_shapes, counter):
                              (layout.kept, kept)):
             for s, value in zip(slots, group):
                 values[s] = value
-        with (parts.hyper.bound(traced_hyper), parts.draws.tracing(traced_draws),
-              parts.checks.tracing()):
+        bound = parts.hyper.bound(traced_hyper)
+        with parts.draws.tracing(traced_draws), parts.checks.tracing():
             program(values)
-            new = _new_values(updates, check_shapes, values, xp)
+            new = _new_values(updates, check_shapes, values, xp, bound)
             counts = parts.checks.counts()
         return tuple(values[s] for s in layout.computed), new, counts
 
@@ -49,13 +51,21 @@ class UpdateShapeError(Exception):
         self.update, self.problem = update, problem
 
 
-def _new_values(updates, checks, values, xp) -> tuple:
+def _new_values(updates, checks, values, xp, bound) -> tuple:
     """Every update's new values, in order; all shapes checked before the first update, as
-    the Session's commit does."""
+    the Session's commit does. An optimizer's update is traced with its copy in ``bound``
+    (its hyper-parameters as tracers)."""
     args = [update.gather(values) for update in updates]
     for update, check, a in zip(updates, checks, args):
         shape_problem = getattr(update.op, "shape_problem", None) if check else None
         problem = shape_problem(a) if shape_problem is not None else None
         if problem:
             raise UpdateShapeError(update, problem)
-    return tuple(v for update, a in zip(updates, args) for v in update.op.forward(xp, *a))
+    new = []
+    for update, a in zip(updates, args):
+        op, twin = update.op, bound.get(id(getattr(update.op, "optimizer", None)))
+        if twin is not None:  # a copy of the op, not the graph's, reads the tracers
+            op = copy.copy(op)
+            op.optimizer = twin
+        new.extend(op.forward(xp, *a))
+    return tuple(new)

@@ -15,7 +15,7 @@ numbers, which its update may branch on) keys the compilation cache instead.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 
 from .. import optimizers
 
@@ -66,17 +66,15 @@ class Hyper:
             return ()
         return tuple([getattr(opt, n, None) for opt, n in self._static])
 
-    @contextlib.contextmanager
-    def bound(self, traced):
-        """While tracing: the optimizers read ``traced`` (tracers) for their floats."""
-        saved = []
+    def bound(self, traced) -> dict:
+        """While tracing: ``{id(optimizer): a copy that reads traced (tracers) for its
+        floats}``. The graph's optimizers are left alone: another thread's Session of the
+        same graph may be reading them."""
         values = iter(traced)
-        try:
-            for opt, names in self.traced:
+        copies = {}
+        for opt, names in self.traced:
+            if names:
+                twin = copies[id(opt)] = copy.copy(opt)
                 for n in names:
-                    saved.append((opt, n, vars(opt)[n]))
-                    vars(opt)[n] = next(values)
-            yield
-        finally:
-            for opt, n, value in saved:
-                vars(opt)[n] = value
+                    vars(twin)[n] = next(values)
+        return copies

@@ -13,11 +13,19 @@ path's error naming the op (an update's gradient of the wrong shape fails after 
 the Session's commit), or, when it succeeds, some op cannot be traced (it reads a value on
 the host: ``check_numerics``, a data-dependent shape) and the plan falls back to its
 portable (eager) program for good (``reason`` says why).
+
+Each entry has a ``jax.jit`` function of its own, and the runner keeps the
+``XPNN_JIT_CACHE`` (32) entries used last: JAX caches its traces, lowerings and executables
+under the traced function, so one function for every batch size would keep them all (a
+few MB each); an evicted entry's function takes them with it.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -30,17 +38,35 @@ from .hyper import Hyper
 # value has another dtype), or where the platform does not implement donation: the call is
 # then right, only without the reuse.
 _DONATION_WARNINGS = ("Some donated buffers were not usable", "Donation is not implemented")
+# catch_warnings swaps the process's warning filters: two threads compiling at once would
+# leave one's filters behind.
+_COMPILING = threading.Lock()
+
+
+CACHE_SIZE = 32  # entries (feed shapes) a plan keeps compiled, unless XPNN_JIT_CACHE says
+
+
+def cache_size() -> int:
+    """``$XPNN_JIT_CACHE`` (an integer >= 1), else ``CACHE_SIZE``."""
+    text = os.environ.get("XPNN_JIT_CACHE", "").strip()
+    if not text:
+        return CACHE_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"XPNN_JIT_CACHE={text!r}: set it to how many batch shapes a JAX "
+                         f"plan keeps compiled, an integer >= 1 (unset: {CACHE_SIZE})")
+    return int(text)
 
 
 class Entry:
-    """A traced (feed shapes, hyper-parameter key): the random draws that trace asked for,
-    and the values it checks for NaN and infinity."""
+    """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
+    draws that trace asked for, and the values it checks for NaN and infinity."""
 
-    __slots__ = ("draws", "checks", "labels", "compiled")
+    __slots__ = ("jitted", "draws", "checks", "labels", "compiled")
 
-    def __init__(self, draws, checks, labels):
-        self.draws, self.checks, self.compiled = tuple(draws), list(checks), False
+    def __init__(self, jitted, draws, checks, labels):
+        self.jitted, self.draws, self.checks = jitted, tuple(draws), list(checks)
         self.labels = labels  # (step, slot, class count): the host label checks
+        self.compiled = False
 
 
 class Runner:
@@ -56,20 +82,29 @@ class Runner:
         self.check_shapes = [u.check_shapes for u in plan.updates]
         self.eager = not compiled
         self.reason = None if compiled else "not compiled"
-        self.entries = {}
+        self.entries = OrderedDict()  # key -> Entry, the least recently used first
+        self.size = cache_size()
         self.traces = [0]
-        self.program = self.jitted = None
+        self.program = self.body = None
 
     def compile(self, program):
         """``Plan.compiler``: keep the portable ``program``; run this instead."""
-        import jax
-
         self.program = program
         if not self.eager:
-            body = make_body(self.plan, self.layout, program, self, self.device.xp,
-                             self.check_shapes, self.traces)
-            self.jitted = jax.jit(body, donate_argnums=(1,), static_argnums=(5,))
+            self.body = make_body(self.plan, self.layout, program, self, self.device.xp,
+                                  self.check_shapes, self.traces)
         return self
+
+    def _jit(self):
+        """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
+        import jax
+
+        body = self.body
+
+        def entry(*args):
+            return body(*args)
+
+        return jax.jit(entry, donate_argnums=(1,), static_argnums=(5,))
 
     def __call__(self, values) -> None:
         if self.eager:
@@ -78,11 +113,14 @@ class Runner:
             return
         feeds = self.layout.take_feeds(values)
         key = (tuple([(v.shape, v.dtype) for v in feeds]), self.hyper.key())
-        entry = self.entries.get(key)
+        entries = self.entries
+        entry = entries.get(key)
         if entry is None:
             entry = self._trace(key, values, feeds)
             if entry is None:  # ran on the portable program
                 return
+        elif len(entries) > 1:
+            entries.move_to_end(key)
         if self.labels is not None:  # before anything is drawn or donated
             self.labels.run(values, entry.labels)
         self._call(entry, values, feeds, key[1])
@@ -94,14 +132,17 @@ class Runner:
 
     def _trace(self, key, values, feeds):
         """The new entry for ``key``, or None after running the portable program instead."""
-        failure = None
+        failure, jitted = None, self._jit()
         try:
-            self.jitted.trace(*self._arguments(values, feeds, (), key[1]))
+            jitted.trace(*self._arguments(values, feeds, (), key[1]))
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
             labels = self.labels.recorded() if self.labels is not None else ()
-            entry = self.entries[key] = Entry(self.draws.recorded, self.checks.recorded, labels)
+            entry = self.entries[key] = Entry(jitted, self.draws.recorded, self.checks.recorded,
+                                              labels)
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)  # with its function, JAX's caches of it
             return entry
         for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
             if type(values[s]) is np.ndarray:
@@ -118,12 +159,12 @@ class Runner:
         draws = self.draws.make(entry.draws) if entry.draws else ()
         args = self._arguments(values, feeds, draws, static)
         if entry.compiled:
-            fetched, new, counts = self.jitted(*args)
+            fetched, new, counts = entry.jitted(*args)
         else:  # the first call compiles
-            with warnings.catch_warnings():
+            with _COMPILING, warnings.catch_warnings():
                 for message in _DONATION_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
-                fetched, new, counts = self.jitted(*args)
+                fetched, new, counts = entry.jitted(*args)
             entry.compiled = True
         if entry.checks:  # a NaN or infinity fails the run here, before any value is kept
             self.checks.raise_found(entry.checks, counts, values)
@@ -152,5 +193,6 @@ class Runner:
         for update, check in zip(plan.updates, self.check_shapes):
             update.in_place, update.check_shapes = False, check
         plan.commit, plan.host_feeds = None, False
-        self.eager, self.jitted = True, None
+        self.eager, self.body = True, None
+        self.entries.clear()
         self.reason = f"{type(failure).__name__}: {failure}"
