@@ -286,6 +286,13 @@ def test_idx_bad_magic_header_and_gzip(tmp_path):
         data.read_idx(gz)
 
 
+def test_idx_gzip_file_without_gz_suffix_says_it_is_gzip(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(gzip.compress(_idx_bytes(np.arange(3, dtype=np.uint8))))
+    with pytest.raises(ValueError, match=r"labels-idx1-ubyte: the data is gzip-compressed.*\.gz"):
+        data.read_idx(path)
+
+
 def test_write_idx_rejects_non_uint8(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         data.write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))

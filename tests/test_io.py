@@ -114,6 +114,51 @@ def test_npz_suffix_is_added_and_found(tmp_path):
     np.testing.assert_array_equal(io.load_arrays(str(tmp_path / "weights.npz"))["a"], [1, 1])
 
 
+def test_save_and_restore_without_suffix_use_the_same_file(tmp_path):
+    np.savez(tmp_path / "old.npz", w=np.array([5.0]))
+    os.rename(tmp_path / "old.npz", tmp_path / "model")  # an older file named just "model"
+    with xn.Graph().as_default():
+        w = xn.Variable([1.0], name="w")
+        sess = xn.Session()
+        sess.save(tmp_path / "model")  # writes model.npz
+        sess.set_value(w, [0.0])
+        with pytest.raises(ValueError, match=r"both .*model and .*model\.npz exist"):
+            sess.restore(tmp_path / "model")  # which one? refuse rather than read the stale one
+        assert sess.run(w).tolist() == [0.0]
+        sess.restore(tmp_path / "model.npz")
+        assert sess.run(w).tolist() == [1.0]
+    os.remove(tmp_path / "model.npz")
+    assert io.load_arrays(tmp_path / "model")["w"].tolist() == [5.0]  # only one: read it
+
+
+def test_npz_suffix_in_any_case_is_kept(tmp_path):
+    io.save_arrays(tmp_path / "m.NPZ", {"a": np.ones(2)})
+    assert os.listdir(tmp_path) == ["m.NPZ"]
+    np.testing.assert_array_equal(io.load_arrays(tmp_path / "m.NPZ")["a"], [1.0, 1.0])
+
+
+def test_save_through_a_symlink_updates_its_target_and_keeps_the_link(tmp_path):
+    real, link = tmp_path / "real" / "real.npz", tmp_path / "link.npz"
+    io.save_arrays(real, {"w": np.zeros(2)})
+    link.symlink_to(real)
+    (real.parent / ".real.npz.k1l2m3n4.tmp").write_bytes(b"a killed writer's")
+    long_ago = time.time() - 3600
+    os.utime(real.parent / ".real.npz.k1l2m3n4.tmp", (long_ago, long_ago))
+    io.save_arrays(link, {"w": np.ones(2)})
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    np.testing.assert_array_equal(io.load_arrays(real)["w"], [1.0, 1.0])
+    assert os.listdir(real.parent) == ["real.npz"]  # its stale temporary removed, no new one
+    assert sorted(os.listdir(tmp_path)) == ["link.npz", "real"]
+
+
+def test_save_under_a_file_names_the_checkpoint(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    for path in (tmp_path / "file" / "c.npz", tmp_path / "file" / "sub" / "c.npz"):
+        message = f"could not write {path}: {tmp_path / 'file'} is a file, not a folder"
+        with pytest.raises(OSError, match=re.escape(message)):
+            io.save_arrays(path, {"w": np.zeros(1)})
+
+
 def test_save_creates_missing_folders_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "a" / "b" / "w.npz"
     io.save_arrays(path, {"x": np.zeros(3)})

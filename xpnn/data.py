@@ -283,6 +283,9 @@ def _idx_shape(raw, name: str) -> tuple[tuple[int, ...], int]:
     """(shape, header length) from the start of IDX data."""
     if len(raw) < 4:
         raise ValueError(f"{name}: {len(raw)} bytes is too short for an IDX header")
+    if raw[:2] == b"\x1f\x8b":  # gzip's magic: a .gz file saved under another name
+        raise ValueError(f"{name}: the data is gzip-compressed, not raw IDX: name the file "
+                         f"with a .gz suffix (or decompress it) and read it again")
     magic = int.from_bytes(raw[:4], "big")
     if magic not in (2049, 2051):
         raise ValueError(

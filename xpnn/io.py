@@ -38,10 +38,9 @@ def save_arrays(path, arrays: dict, what: str = "array", hint: str = "") -> None
     Arrays of any backend (CuPy, PyTorch, ...) come to the host through its own transfer
     (``xpnn.to_numpy``). A name a ``.npz`` cannot hold (a NUL character, over 64 KB) raises
     before anything is written, naming the ``what`` and ending with ``hint``; a failed write
-    (a full disk) raises ``OSError`` naming ``path`` and leaves any file there as it was."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    (a full disk) raises ``OSError`` naming ``path`` and leaves any file there as it was.
+    The file is the one :func:`npz_path` names: ``path``, with ``.npz`` added if it lacks it."""
+    path = npz_path(path)
     hosts = {}
     for name, value in arrays.items():
         problem = _name_problem(name)
@@ -52,8 +51,34 @@ def save_arrays(path, arrays: dict, what: str = "array", hint: str = "") -> None
         if problem:
             raise ValueError(f"cannot save {path}: the {what} named {_short(name)} cannot be "
                              f"stored: {problem}{hint}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # its message names the folder, not the checkpoint
+        blocker = next((p for p in path.parents if os.path.isfile(p)), None)
+        raise _not_written(exc, path, blocker and f"{blocker} is a file, not a folder") from exc
     write_atomic(path, lambda f: _write_npz(f, hosts))
+
+
+def npz_path(path, reading: bool = False) -> Path:
+    """The file ``path`` names, one rule for saving and loading: ``path`` itself when it ends
+    in ``.npz`` (any case), else ``path`` + ``.npz``. When reading a ``path`` without the
+    suffix, whichever of the two exists; where both do, ``ValueError`` names both rather
+    than guess which one was meant.
+
+    >>> npz_path("ckpt").name, npz_path("ckpt.NPZ").name
+    ('ckpt.npz', 'ckpt.NPZ')
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        return path
+    with_suffix = path.with_name(path.name + ".npz")
+    if not reading or not os.path.exists(path) or os.path.isdir(path):
+        return with_suffix
+    if os.path.exists(with_suffix):
+        raise ValueError(f"both {path} and {with_suffix} exist, and {path} names either (a "
+                         f"save to it writes {with_suffix}): pass the full name of the file "
+                         f"to read, or remove the other one")
+    return path
 
 
 # A zip member's name is at most 65535 bytes, and each member here is "<name>.npy".
@@ -100,6 +125,7 @@ def write_atomic(path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``:
     readers see the old file or the whole new one, never half of it.
 
+    Where ``path`` is a symlink, the file it points to is replaced and the link kept.
     A process killed mid-write leaves its temporary ``.{name}.XXXXXXXX.tmp`` behind; each
     write first deletes those of the same ``path`` whose writer is gone (see
     :func:`remove_stale_temporaries`).
@@ -110,9 +136,12 @@ def write_atomic(path, write) -> None:
     b'hello'
     """
     path = Path(path)
-    remove_stale_temporaries(path)
+    # Renaming onto a link would replace the link and leave the file it points to stale.
+    target = Path(os.path.realpath(path))
+    for name in dict.fromkeys((path, target)):
+        remove_stale_temporaries(name)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise _not_written(exc, path) from exc
     try:
@@ -122,7 +151,7 @@ def write_atomic(path, write) -> None:
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -131,9 +160,10 @@ def write_atomic(path, write) -> None:
         raise
 
 
-def _not_written(exc: OSError, path) -> OSError:
+def _not_written(exc: OSError, path, reason=None) -> OSError:
     """``exc`` (same errno, so the same OSError subclass) with a message naming ``path``."""
-    message = f"could not write {path}: {exc.strerror or exc}; a file already there is unchanged"
+    reason = reason or exc.strerror or exc
+    message = f"could not write {path}: {reason}; a file already there is unchanged"
     return OSError(exc.errno, message) if exc.errno else OSError(message)
 
 
@@ -216,10 +246,9 @@ def load_arrays(path) -> dict:
     header before its data: duplicate names, encrypted members, compression other than
     stored or deflate, and a shape that needs more bytes than the member holds (a corrupt
     or hostile file) are refused before anything is allocated, as are FIFOs and devices
-    (never opened). Every problem with the file raises ``ValueError`` naming it."""
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".npz").exists():
-        path = path.with_name(path.name + ".npz")
+    (never opened). Every problem with the file raises ``ValueError`` naming it. The file is
+    the one :func:`npz_path` names, as for :func:`save_arrays`."""
+    path = npz_path(path, reading=True)
 
     def bad(reason):
         return _BadFile(f"{path}: not a plain .npz of arrays ({reason})")

@@ -216,7 +216,9 @@ class Session:
     def save(self, path, var_list=None) -> None:
         """Write Variables to ``path`` (.npz, atomic): all of the graph's (optimizer state
         too), or only ``var_list``, as TF1's ``Saver(var_list)``: a list of Variables (each
-        saved under its name) or a dict ``{name in the file: Variable}``.
+        saved under its name) or a dict ``{name in the file: Variable}``. A ``path`` not
+        ending in ``.npz`` (any case: ``m.NPZ`` is kept) gets it added; where ``path`` is a
+        symlink, the file it points to is replaced and the link kept.
 
         >>> import xpnn as xn, tempfile, os
         >>> with xn.Graph().as_default():
@@ -237,7 +239,9 @@ class Session:
 
     def restore(self, path, var_list=None) -> None:
         """Load Variables saved by :meth:`save`. Every name, shape and dtype is checked
-        before any value changes: a failed restore leaves every Variable as it was.
+        before any value changes: a failed restore leaves every Variable as it was. A ``path``
+        without ``.npz`` reads the file :meth:`save` wrote, ``path.npz``, or else ``path``;
+        where both exist it raises ``ValueError`` naming both rather than guess.
 
         Without ``var_list`` the file must hold exactly the graph's Variables. With it (a
         list or a dict, as for :meth:`save`) just those are restored and the file may hold
