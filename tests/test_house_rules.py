@@ -91,6 +91,19 @@ def test_no_import_circle():
             visit(module, [])
 
 
+def test_the_graph_imports_no_device():
+    """graph.py is pure symbols: nothing it imports, directly or not, is a device module."""
+    modules = {module_name(p): p for p in SOURCES}
+    devices = {"xpnn.backend"} | {m for m in modules
+                                  if any(part.endswith("_fast") for part in m.split("."))}
+    reached, todo = set(), ["xpnn.graph"]
+    while todo:
+        module = todo.pop()
+        reached.add(module)
+        todo += [m for m in module_imports(modules[module], set(modules)) if m not in reached]
+    assert not reached & devices, f"xpnn.graph imports {sorted(reached & devices)}"
+
+
 def test_the_checks_can_fail(tmp_path):
     """The rules above would see a breach: a long function, a name comparison, a circle."""
     assert COMPARISON.search('if device.backend == "numpy":')

@@ -16,7 +16,8 @@ import re
 import array_api_compat
 import numpy as np
 
-from .backend import dtype_name, is_floating, to_numpy
+from .dtypes import dtype_name, is_floating
+from .host import to_numpy
 
 DEFAULT_FLOAT = "float32"
 
