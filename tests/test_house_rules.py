@@ -1,7 +1,7 @@
 """The engine's house rules (the second draft's promises), checked on the source itself:
 no function in ``xpnn/`` longer than 60 lines of code (its docstring not counted), no
-backend name compared outside ``backend.py``, and no import circle between xpnn's modules
-anywhere in the code (imports inside functions too)."""
+backend name compared outside ``backend.py``, no benchmark figure in the code, and no
+import circle between xpnn's modules anywhere in the code (imports inside functions too)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,19 @@ def test_backend_names_are_compared_in_backend_py_only():
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if COMPARISON.search(line) and not line.lstrip().startswith("#")]
     assert not found, "ask the Device instead: " + "; ".join(found)
+
+
+# A measured time or speed-up: it goes stale in code; benchmarks/README.md keeps figures.
+FIGURE = re.compile(r"\b\d+(\.\d+)? ?(ms|us|µs|ns)\b|\b\d+(\.\d+)?x (faster|slower)\b"
+                    r"|\b\d+(\.\d+)?% (less|more) time\b")
+
+
+def test_no_benchmark_figures_in_the_code():
+    found = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+             for path in SOURCES
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if FIGURE.search(line)]
+    assert not found, "move these figures to benchmarks/README.md: " + "; ".join(found)
 
 
 def module_imports(path: Path, modules: set[str]) -> set[str]:
@@ -115,6 +128,8 @@ def test_the_checks_can_fail(tmp_path):
     assert COMPARISON.search('if device.backend == "numpy":')
     assert COMPARISON.search('if "cupy" != self.backend_name:')
     assert not COMPARISON.search('if os.environ.get("XPNN_BLAS") == "numpy":')
+    assert FIGURE.search("(4x faster on the CPU)") and FIGURE.search("25 against 41 us")
+    assert not FIGURE.search("a timeout of 30 s, 32 MiB of heap, 2x2 windows")
     long = ast.parse("def f():\n" + "    x = 1\n" * 61).body[0]
     assert code_lines(long) == 62
     documented = ast.parse('def f():\n    """doc\n    more"""\n    return 1\n').body[0]
