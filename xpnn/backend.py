@@ -20,8 +20,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .dtypes import FLOAT_DTYPES, dtype_name, is_floating  # noqa: F401 (their old home)
+from .host import to_numpy
+
 BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax", "cupy_standin")
-FLOAT_DTYPES = ("float32", "float64", "float16")
 
 _default_device: str | None = None
 
@@ -310,34 +312,6 @@ def feed_mismatch(array, device: Device) -> str:
     return f"{text}: feed an array on {device.name}, or NumPy data (it is moved for you)"
 
 
-def to_numpy(array) -> np.ndarray:
-    """Any supported array (NumPy, CuPy, torch, array-api-strict, JAX) as a host NumPy array
-    that shares no memory with a device or tensor buffer (NumPy input is returned as is).
-
-    >>> import xpnn as xn
-    >>> xn.to_numpy(xn.Session().run(xn.constant([1.0, 2.0]))).tolist()
-    [1.0, 2.0]
-    """
-    if isinstance(array, np.ndarray):
-        return array
-    if array is None or isinstance(array, (int, float, bool, np.generic)):
-        return np.asarray(array)
-    if array_api_compat.is_cupy_array(array):
-        return array.get()
-    if array_api_compat.is_torch_array(array):
-        host = array.detach().cpu()
-        # On the CPU .numpy() shares the tensor's memory: copy, as for every other backend.
-        return host.numpy().copy() if host.data_ptr() == array.data_ptr() else host.numpy()
-    if array_api_compat.is_jax_array(array):
-        return np.array(array)  # np.asarray would be a read-only view of JAX's buffer
-    if type(array).__module__.startswith("array_api_strict"):
-        import array_api_strict
-
-        cpu = array_api_strict.Device("CPU_DEVICE")
-        return np.asarray(array_api_strict.asarray(array, device=cpu, copy=True)._array)
-    return np.asarray(array)
-
-
 class JaxDevice(Device):
     """JAX turns every float64 request into float32 (and int64 into int32) unless its x64
     mode is on: refuse instead of computing in a precision nobody asked for. (Turning x64 on
@@ -558,25 +532,3 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     if device is not None and not isinstance(device, str):
         _parse(device)  # refused: device=0 is falsy and would mean the default device
     return _resolve(device or get_default_device(), backend)
-
-
-def dtype_name(dtype) -> str:
-    """``"float32"`` for any spelling of a dtype: a string, NumPy, torch or strict dtype."""
-    if isinstance(dtype, str):
-        return np.dtype(dtype).name
-    name = str(dtype)
-    for prefix in ("torch.", "dtype('", "array_api_strict."):
-        name = name.replace(prefix, "")
-    name = name.strip("')")
-    try:
-        return np.dtype(name).name
-    except TypeError:
-        return np.dtype(dtype).name
-
-
-def is_floating(dtype) -> bool:
-    """Whether a dtype (any spelling) is a real floating type."""
-    try:
-        return dtype_name(dtype) in FLOAT_DTYPES
-    except TypeError:
-        return False

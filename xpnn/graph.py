@@ -16,7 +16,8 @@ import re
 import array_api_compat
 import numpy as np
 
-from .backend import dtype_name, is_floating, to_numpy
+from .dtypes import dtype_name, is_floating
+from .host import to_numpy
 
 DEFAULT_FLOAT = "float32"
 
@@ -246,7 +247,8 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
 
-    # + - * / @, unary - and ** build op nodes: ops.py attaches them (graph.py knows no op).
+    # + - * / @ and unary - build op nodes: ops.py attaches them, ** math_ops.py (with Pow)
+    # and comparisons logic.py (graph.py knows no op).
     __array_priority__ = 1000  # NumPy arrays on the left defer to our operators
     __array_ufunc__ = None
 

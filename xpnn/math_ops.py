@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import ops
 from .backend import dtype_name, is_floating
-from .graph import Constant
+from .graph import Constant, Node, as_node
 from .ops import Binary, Flat, Reduction, Unary, multiply, sum_to
 
 
@@ -198,6 +198,25 @@ def pow(x, y, name=None):  # noqa: A001 - TF1's name
     [1.4142135381698608, 2.0]
     """
     return Pow(x, y, name=name)
+
+
+def _power(x, power):
+    """``x ** power``: squares and square roots by their own ops (exact and cheap), any
+    other exponent by Pow."""
+    if not isinstance(power, Node) and power == 2:
+        return ops.square(x)
+    if not isinstance(power, Node) and power == 0.5:
+        return ops.sqrt(x)
+    return Pow(x, power)
+
+
+def _attach_operators():
+    """``x ** y`` and ``2.0 ** x`` build Pow nodes (``ops`` attaches the other operators)."""
+    Node.__pow__ = _power
+    Node.__rpow__ = lambda self, base: Pow(as_node(base, self.graph, self.dtype), self)
+
+
+_attach_operators()
 
 
 def floor(x, name=None):

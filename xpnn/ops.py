@@ -305,7 +305,7 @@ class Relu(Unary):
 
 class ReluGrad(Elementwise):
     """grad times the mask (y > 0) of the ReLU's output y. A multiplication, not a select:
-    it is an order of magnitude faster on NumPy, and a NaN gradient stays NaN."""
+    it is much faster on NumPy (benchmarks/README.md), and a NaN gradient stays NaN."""
 
     def forward(self, xp, grad, y):
         return grad * indicator(xp, y > 0, grad.dtype)
@@ -1310,24 +1310,6 @@ def add_n(nodes):
     return total
 
 
-def _power(x, power):
-    """``x ** power``: squares and square roots by their own ops (exact and cheap), any
-    other exponent by ``math_ops.Pow``."""
-    from .math_ops import Pow  # math_ops builds on this module
-
-    if not isinstance(power, Node) and power == 2:
-        return square(x)
-    if not isinstance(power, Node) and power == 0.5:
-        return sqrt(x)
-    return Pow(x, power)
-
-
-def _reflected_power(x, base):
-    from .math_ops import Pow
-
-    return Pow(as_node(base, x.graph, x.dtype), x)
-
-
 def _attach_operators():
     """Give Node its operators: ``a + b`` is ``add(a, b)``, ``2.0 * a`` is
     ``multiply(2.0, a)``, and so on."""
@@ -1335,9 +1317,7 @@ def _attach_operators():
                      ("truediv", divide), ("matmul", matmul)]:
         setattr(Node, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
         setattr(Node, f"__r{name}__", lambda self, other, fn=fn: fn(other, self))
-    Node.__neg__ = lambda self: negative(self)
-    Node.__pow__ = _power
-    Node.__rpow__ = _reflected_power
+    Node.__neg__ = lambda self: negative(self)  # ** comes with Pow, from math_ops
 
 
 _attach_operators()

@@ -420,8 +420,9 @@ _PROGRAM = "<xpnn plan>"
 
 def _straight_line(steps, frees) -> Callable:
     """The steps as one Python function, a line per step, ``v[out] = f3(v[1], v[4])``, then
-    the frees: no loop, no gather call and no tuple to unpack per step, which is a tenth
-    of a small training step. ``Plan.run`` tells a failed step by its line."""
+    the frees: no loop, no gather call and no tuple to unpack per step, which is a visible
+    share of a small training step (benchmarks/README.md). ``Plan.run`` tells a failed
+    step by its line."""
     names = {f"f{index}": step.fn for index, step in enumerate(steps)}
     lines = ["def program(v):"]
     for index, step in enumerate(steps):

@@ -1,14 +1,14 @@
 """A JAX kernel for ``xpnn.conv``'s max-pool gradient, traced into a compiled plan: where
 the windows tile the input (the usual 2x2, stride 2) each window's share is put in place by
 reshaping, not by the portable spread-pad-and-add of every kernel offset, which XLA does not
-turn into anything as cheap (the simple convnet's first pool gradient: 14.2 against 1.3 ms
-on the CPU; its training step 45 -> 36 ms). The same first maxima (``argmax``'s, NaN
+turn into anything as cheap (the simple convnet's first pool gradient and its training step
+on the CPU, timed in ``benchmarks/README.md``). The same first maxima (``argmax``'s, NaN
 counting as the maximum) and shares: the same values, zeros' signs aside.
 
 Convolutions stay portable: ``lax.conv_general_dilated`` computes a forward faster alone,
 but in a compiled step XLA shares the portable patches between a convolution and its filter
-gradient, and XLA's own filter gradient is slower on the CPU: with lax's forward the step
-took 39 ms against 34, with its filter gradient too 52 (``benchmarks/README.md``).
+gradient, and XLA's own filter gradient is slower on the CPU: the training step was slower
+with lax's forward, and slower still with its filter gradient (``benchmarks/README.md``).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():

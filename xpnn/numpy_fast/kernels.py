@@ -122,8 +122,8 @@ def _filled(value):
 
 def _relu_with(zeros, x, out):
     """max(x, 0) against zeros laid along x's contiguous axis: NumPy's maximum runs that as
-    vector code, but not a scalar 0 (in a training step, 25 against 41 us on a 128x512
-    float32; a whole zero array of x's shape costs more cache than it saves)."""
+    vector code, but not a scalar 0 (timed in benchmarks/README.md; a whole zero array of
+    x's shape costs more cache than it saves)."""
     if type(x) is not np.ndarray or x.dtype.kind != "f" or x.ndim == 0:
         return np.maximum(x, 0.0)  # an integer x gives floats: not writable into x
     if x.ndim == 1:  # the zero "row" would be as large as x
@@ -225,9 +225,8 @@ def _sigmoid_grad(op, portable):
 
 # A 2-D product a @ b is computed as (b^T a^T)^T, a view of a C-ordered (b^T a^T): its
 # rows (the batch, in a network) then lie along contiguous memory. OpenBLAS runs these
-# shapes faster that way round (the eight GEMMs of an MNIST MLP step: 6% less time,
-# benchmarks/README.md), and per-row reductions (softmax over classes) become vector
-# operations across the batch.
+# shapes faster that way round (the eight GEMMs of an MNIST MLP step, benchmarks/README.md),
+# and per-row reductions (softmax over classes) become vector operations across the batch.
 
 
 @fast(ops.MatMul)
@@ -282,8 +281,8 @@ def _sum_to(op, portable):
         if g.ndim == 2 and g.shape[1:] == shape and g.shape[1] >= 64 and g.dtype.kind == "f":
             # A wide bias gradient: the column sums as ones @ g, a BLAS matrix-vector
             # product. On the F-ordered gradients the transposed products leave, add.reduce
-            # sums each column on its own: 2x slower on 128x512 in a training step, though
-            # faster below about 64 columns (benchmarks/README.md).
+            # sums each column on its own: slower on wide gradients, faster on narrow ones
+            # (where the two cross, timed in benchmarks/README.md, sets the 64).
             return np.matmul(ones.get((g.shape[:1], g.dtype)), g)
         if g.ndim == len(shape) + 1 and g.shape[1:] == shape:
             return np.add.reduce(g, axis=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...backend import dtype_name
+from ...dtypes import dtype_name
 
 
 def _kind_in(kinds: str) -> property:
