@@ -70,10 +70,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "backends(*names): run this dev test only on these of the selected backends"
     )
-    # float64 on JAX needs its x64 mode, switched on before any JAX array exists (SciPy does
-    # the same for its JAX tests); without it xpnn refuses float64, which
-    # test_jax_x64.py checks in a fresh interpreter.
-    if "jax" in _selected(config) and _unavailable("jax") is None:
+    # float64 and int64 on JAX need its x64 mode, switched on before any JAX array exists
+    # (SciPy does the same for its JAX tests); without it xpnn refuses both, which
+    # test_jax_x64.py checks in a fresh interpreter. On wherever JAX is installed, selected
+    # or not: the JAX pass's own tests and doctests run whenever JAX imports.
+    if _unavailable("jax") is None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
