@@ -254,6 +254,39 @@ def test_set_value_refuses_what_a_feed_refuses_and_changes_nothing(dev):
         assert to_numpy(sess.get_value(i)).tolist() == [3, -4]
 
 
+def test_finite_floats_beyond_a_narrower_float_dtype_are_refused(dev, tmp_path):
+    # The casts would make them inf silently; inf and NaN given by the user pass as today.
+    beyond = r"a value of magnitude {} \({}\), beyond {}'s range"
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder("float32", name="x")
+        w = xn.Variable(np.array([1.0, 2.0], np.float32), name="w")
+        sess = xn.Session(device=dev)
+        before = snapshot(sess, graph)
+        for fed in (np.array([1.0, -1e300]), np.array([np.nan, 1e300]), [1e300]):
+            with pytest.raises(ValueError, match="placeholder x holds float32 but was fed "
+                                                 + beyond.format(r"1e\+300", "float64", "float32")):
+                sess.run(x, {x: fed})
+        if hasattr(dev.xp, "float16"):  # array-api-strict has none
+            h = xn.placeholder("float16", name="h")
+            with pytest.raises(ValueError, match="placeholder h holds float16 but was fed "
+                                                 + beyond.format("70000", "int64", "float16")):
+                sess.run(h, {h: np.array([1, -70000])})
+        given = np.array([np.inf, np.nan, -3e38, 1.0])
+        np.testing.assert_array_equal(to_numpy(sess.run(x, {x: given})), given.astype(np.float32))
+        with pytest.raises(ValueError, match="set_value: Variable w holds float32 but was given "
+                                             + beyond.format(r"1e\+300", "float64", "float32")):
+            sess.set_value(w, np.array([1e300, 1.0]))
+        path = tmp_path / "big.npz"
+        xn.io.save_arrays(path, {"w": np.array([1.0, 1e300])})
+        with pytest.raises(ValueError, match=r"restore\(.*big\.npz\): Variable w holds float32"):
+            sess.restore(path)
+        assert_unchanged(sess, before)
+        if dev.reads_without_sync:
+            on_device = dev.from_host(np.array([1e300, 1.0]), "float64")
+            with pytest.raises(ValueError, match="placeholder x holds float32 but was fed"):
+                sess.run(x, {x: on_device})
+
+
 def test_restore_refuses_a_value_its_variable_cannot_hold_and_changes_nothing(dev, tmp_path):
     with xn.Graph().as_default() as graph:
         w = xn.Variable([1.0, 2.0], name="w")
