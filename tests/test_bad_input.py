@@ -344,3 +344,33 @@ def test_fit_takes_lists_as_scikit_learn_does(dev):
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-6)
     assert a.predict(X.tolist()).tolist() == b.predict(X).tolist()
     assert b.score(X.tolist(), y.tolist()) == a.score(X, y)
+
+
+def test_assign_refuses_floats_into_an_integer_variable_and_checks_integer_ranges(dev):
+    # assign and assign_add truncated 3.7 and wrapped 1e10 and 2**40 into int32 silently.
+    with xn.Graph().as_default() as graph:
+        w = xn.Variable(np.array([7, 8], np.int32), name="counts", trainable=False)
+        v = xn.placeholder(name="v")
+        wide = xn.placeholder("int64", name="wide")
+        floating = "assign: Variable counts holds int32 but the value .* is float"
+        for value in ([3.7, 1.0], np.array([2.0, 1.0]), xn.constant([1.0, 2.0]), 0.5):
+            for assign in (xn.assign, xn.assign_add, xn.assign_sub):
+                with pytest.raises(TypeError, match=floating):
+                    assign(w, value)
+        with pytest.raises(ValueError, match="assign: Variable counts holds int32 but was given "
+                                             "the value 1099511627776, outside"):
+            xn.assign(w, 2**40)
+        untyped, narrowing = xn.assign(w, v), xn.assign(w, wide)
+        for jit in (True, False):
+            sess = xn.Session(device=dev, jit=jit)
+            before = snapshot(sess, graph)
+            with pytest.raises(ValueError, match=floating):  # known by dtype, no host read
+                sess.run(untyped, {v: np.array([3.7, 1e10])})
+            if dev.reads_without_sync and not jit:  # a compiled plan cannot read values
+                with pytest.raises(ValueError, match="assign: Variable counts holds int32 but "
+                                                     "was assigned the value 1099511627776"):
+                    sess.run(narrowing, {wide: np.array([2**40, 1])})
+            assert_unchanged(sess, before)
+            sess.run(narrowing, {wide: np.array([-3, 4])})
+            sess.run(xn.assign_add(w, [1, 2]))
+            assert to_numpy(sess.run(w)).tolist() == [-2, 6]

@@ -472,8 +472,9 @@ class Session:
             if update.in_place:  # the device's own commit below writes it
                 continue
             args = update.gather(values)
+            reads = {"host_reads": self.device.reads_without_sync} if update.op.reads_values else {}
             try:
-                result = update.op.forward(self.xp, *args)
+                result = update.op.forward(self.xp, *args, **reads)
             except Exception as exc:
                 raise self._op_error(update, values, exc) from exc
             result = [self.device.keep(value, args) for value in result]
