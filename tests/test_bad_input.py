@@ -254,6 +254,39 @@ def test_set_value_refuses_what_a_feed_refuses_and_changes_nothing(dev):
         assert to_numpy(sess.get_value(i)).tolist() == [3, -4]
 
 
+def test_finite_floats_beyond_a_narrower_float_dtype_are_refused(dev, tmp_path):
+    # The casts would make them inf silently; inf and NaN given by the user pass as today.
+    beyond = r"a value of magnitude {} \({}\), beyond {}'s range"
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder("float32", name="x")
+        w = xn.Variable(np.array([1.0, 2.0], np.float32), name="w")
+        sess = xn.Session(device=dev)
+        before = snapshot(sess, graph)
+        for fed in (np.array([1.0, -1e300]), np.array([np.nan, 1e300]), [1e300]):
+            with pytest.raises(ValueError, match="placeholder x holds float32 but was fed "
+                                                 + beyond.format(r"1e\+300", "float64", "float32")):
+                sess.run(x, {x: fed})
+        if hasattr(dev.xp, "float16"):  # array-api-strict has none
+            h = xn.placeholder("float16", name="h")
+            with pytest.raises(ValueError, match="placeholder h holds float16 but was fed "
+                                                 + beyond.format("70000", "int64", "float16")):
+                sess.run(h, {h: np.array([1, -70000])})
+        given = np.array([np.inf, np.nan, -3e38, 1.0])
+        np.testing.assert_array_equal(to_numpy(sess.run(x, {x: given})), given.astype(np.float32))
+        with pytest.raises(ValueError, match="set_value: Variable w holds float32 but was given "
+                                             + beyond.format(r"1e\+300", "float64", "float32")):
+            sess.set_value(w, np.array([1e300, 1.0]))
+        path = tmp_path / "big.npz"
+        xn.io.save_arrays(path, {"w": np.array([1.0, 1e300])})
+        with pytest.raises(ValueError, match=r"restore\(.*big\.npz\): Variable w holds float32"):
+            sess.restore(path)
+        assert_unchanged(sess, before)
+        if dev.reads_without_sync:
+            on_device = dev.from_host(np.array([1e300, 1.0]), "float64")
+            with pytest.raises(ValueError, match="placeholder x holds float32 but was fed"):
+                sess.run(x, {x: on_device})
+
+
 def test_restore_refuses_a_value_its_variable_cannot_hold_and_changes_nothing(dev, tmp_path):
     with xn.Graph().as_default() as graph:
         w = xn.Variable([1.0, 2.0], name="w")
@@ -311,3 +344,33 @@ def test_fit_takes_lists_as_scikit_learn_does(dev):
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-6)
     assert a.predict(X.tolist()).tolist() == b.predict(X).tolist()
     assert b.score(X.tolist(), y.tolist()) == a.score(X, y)
+
+
+def test_assign_refuses_floats_into_an_integer_variable_and_checks_integer_ranges(dev):
+    # assign and assign_add truncated 3.7 and wrapped 1e10 and 2**40 into int32 silently.
+    with xn.Graph().as_default() as graph:
+        w = xn.Variable(np.array([7, 8], np.int32), name="counts", trainable=False)
+        v = xn.placeholder(name="v")
+        wide = xn.placeholder("int64", name="wide")
+        floating = "assign: Variable counts holds int32 but the value .* is float"
+        for value in ([3.7, 1.0], np.array([2.0, 1.0]), xn.constant([1.0, 2.0]), 0.5):
+            for assign in (xn.assign, xn.assign_add, xn.assign_sub):
+                with pytest.raises(TypeError, match=floating):
+                    assign(w, value)
+        with pytest.raises(ValueError, match="assign: Variable counts holds int32 but was given "
+                                             "the value 1099511627776, outside"):
+            xn.assign(w, 2**40)
+        untyped, narrowing = xn.assign(w, v), xn.assign(w, wide)
+        for jit in (True, False):
+            sess = xn.Session(device=dev, jit=jit)
+            before = snapshot(sess, graph)
+            with pytest.raises(ValueError, match=floating):  # known by dtype, no host read
+                sess.run(untyped, {v: np.array([3.7, 1e10])})
+            if dev.reads_without_sync and not jit:  # a compiled plan cannot read values
+                with pytest.raises(ValueError, match="assign: Variable counts holds int32 but "
+                                                     "was assigned the value 1099511627776"):
+                    sess.run(narrowing, {wide: np.array([2**40, 1])})
+            assert_unchanged(sess, before)
+            sess.run(narrowing, {wide: np.array([-3, 4])})
+            sess.run(xn.assign_add(w, [1, 2]))
+            assert to_numpy(sess.run(w)).tolist() == [-2, 6]

@@ -75,6 +75,20 @@ SCRIPT = textwrap.dedent(
                                              r"1099511627776"):
             sess.run(t + 1, feed_dict={t: np.array([2**40, 1])})
 
+    # A cast to int64 or float64, or int32 / int32 (TF1's truediv: float64), would run in
+    # 32 bits while its static dtype says 64 (float32 3e9 became int32 2147483647).
+    with xn.Graph().as_default():
+        f = xn.placeholder("float32", name="f")
+        sess = xn.Session(backend="jax")
+        with pytest.raises(RuntimeError, match="Cast wide: " + INT):
+            sess.run(xn.cast(f, "int64", name="wide"), feed_dict={f: np.array([3e9], np.float32)})
+        with pytest.raises(RuntimeError, match="Cast fine: float64 asked for on JAX.*" + FIX):
+            sess.run(xn.cast(f, "float64", name="fine"), feed_dict={f: [1.0]})
+        k = xn.constant(np.array([7], np.int32))
+        with pytest.raises(RuntimeError, match="Divide ratio: float64 asked for on JAX"):
+            sess.run(xn.divide(k, k, name="ratio"))
+        assert sess.run(xn.cast(f, "int32"), feed_dict={f: [3.0]}).tolist() == [3]
+
     # NNClassifier's labels (int64 from NumPy) run as int32: fit works as with x64.
     X, y = xn.data.make_moons(64, noise=0.1, seed=0)
     assert y.dtype == np.int64

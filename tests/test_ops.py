@@ -475,3 +475,24 @@ def test_reduce_mean_refuses_booleans_and_empty_integer_axes(dev):
         i = xn.placeholder("int32", (None,), name="i")
         with pytest.raises(xn.OpError, match=r"int32 values over an empty axis"):
             sess.run(xn.reduce_mean(i), {i: np.zeros(0, np.int32)})
+
+
+@pytest.mark.parametrize("dtype, wanted", [("int8", "float32"), ("uint8", "float32"),
+                                           ("int16", "float32"), ("int32", "float64"),
+                                           ("int64", "float64"), ("uint32", "float64")])
+def test_integer_division_is_tf1_truediv_on_every_backend(dev, dtype, wanted):
+    # int32 / int32 said int32 statically, but NumPy gave float64, torch/JAX float32 and
+    # array-api-strict raised.
+    if dtype == "uint32" and not hasattr(dev.xp, "uint32"):
+        pytest.skip(f"{dev.backend} has no uint32")
+    a_host = np.array([7, 100, 3], dtype)
+    b_host = np.array([2, 3, 7], dtype)
+    with xn.Graph().as_default():
+        a, b = xn.constant(a_host), xn.constant(b_host)
+        for q in (a / b, xn.divide(a, b), a / 3):
+            assert q.dtype == wanted
+            out = xn.to_numpy(xn.Session(device=dev).run(q))
+            assert out.dtype == wanted
+            divisor = b_host if q.inputs[1] is b else np.array(3, dtype)
+            expected = a_host.astype(wanted) / divisor.astype(wanted)
+            np.testing.assert_allclose(out, expected, rtol=np.finfo(wanted).eps)

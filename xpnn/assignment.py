@@ -14,27 +14,46 @@ succeeded, so values fetched in the same run are those from before the write.
 
 from __future__ import annotations
 
-from .graph import Constant, Update, Variable
-from .ops import add, as_node, subtract
+import array_api_compat
+
+from . import backend as devices
+from .graph import Constant, Node, Update, Variable, as_node
+from .ops import add, subtract
+from .session import _HOST, check_values
 
 
 class Assign(Update):
     """``ref`` <- ``value`` (of ``ref``'s shape; cast to its dtype). ``value`` is the new
-    value as a node, to fetch it."""
+    value as a node, to fetch it. As TF1, a floating value into an integer Variable is
+    refused (at graph build where its dtype is known, else by dtype at run time). Where the
+    device reads values without a synchronisation, a value cast to a narrower dtype is
+    checked to fit (an integer range; a finite float that would become inf), as feeds are;
+    elsewhere (CuPy, a compiled JAX plan) such a cast wraps as the backend's does."""
+
+    reads_values = True  # forward takes ``host_reads`` (the Session passes it)
 
     def __init__(self, ref, value, name=None):
         if not isinstance(ref, Variable):
             raise TypeError(f"assign: {ref!r} is not a Variable; only Variables can be "
                             "assigned to")
-        value = as_node(value, ref.graph, ref.dtype)
+        value = _value_node(ref, value)
+        if value.dtype is not None:
+            _refuse_float_into_int(ref, value.dtype, value.label)
         if value.shape is not None and None not in value.shape and value.shape != ref.shape:
             raise ValueError(f"assign: Variable {ref.label} has shape {ref.shape}, the value "
                              f"{value.label} has shape {value.shape}")
         self.value = value
         super().__init__([ref], value, ref, name=name)
 
-    def forward(self, xp, value, current):
+    def forward(self, xp, value, current, host_reads=False):
         if value.dtype != current.dtype:
+            ref = self.targets[0]
+            source = devices.dtype_name(value.dtype)
+            _refuse_float_into_int(ref, source, self.value.label)
+            if host_reads:
+                check_values(f"assign: Variable {ref.label}", xp, value, source,
+                             devices.dtype_name(current.dtype), fed="was assigned",
+                             kind="Variable")
             value = xp.astype(value, current.dtype)
         return [value]
 
@@ -50,6 +69,39 @@ class Assign(Update):
 
     def infer_dtype(self, value, current):
         return current
+
+
+def _refuse_float_into_int(ref, dtype, label) -> None:
+    if devices.is_floating(dtype) and not devices.is_floating(ref.dtype):
+        raise TypeError(
+            f"assign: Variable {ref.label} holds {ref.dtype} but the value {label} is "
+            f"{devices.dtype_name(dtype)}: a floating value is not assigned to an integer "
+            f"Variable (TF1 refuses it too); cast it yourself "
+            f"(xn.cast(value, {str(ref.dtype)!r}) truncates toward zero)"
+        )
+
+
+def _value_node(ref, value) -> Node:
+    """``value`` as a node for ``ref``: data given (numbers, lists, arrays) is checked
+    against ``ref``'s dtype here, as ``set_value`` checks it, and Python numbers and lists
+    of whole numbers take an integer Variable's dtype."""
+    if isinstance(value, Node):
+        return value
+    python = not (isinstance(value, _HOST.ndarray) or array_api_compat.is_array_api_obj(value))
+    host = _HOST.asarray(value if python else devices.to_numpy(value))
+    if _HOST.isdtype(host.dtype, ("real floating", "integral", "bool")):
+        source = devices.dtype_name(host.dtype)
+        _refuse_float_into_int(ref, source, _shown(value) if python else f"array ({source})")
+        check_values(f"assign: Variable {ref.label}", _HOST, host, source, ref.dtype,
+                     fed="was given", kind="Variable")
+        if python and not devices.is_floating(ref.dtype):
+            return Constant(host, dtype=ref.dtype, graph=ref.graph)
+    return as_node(value, ref.graph, ref.dtype)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Group(Update):
@@ -78,12 +130,12 @@ def assign(ref, value, name=None):
 
 def assign_add(ref, value, name=None):
     """The update ``ref`` <- ``ref + value``."""
-    return Assign(ref, add(ref, value), name=name)
+    return Assign(ref, add(ref, _value_node(ref, value)), name=name)
 
 
 def assign_sub(ref, value, name=None):
     """The update ``ref`` <- ``ref - value``."""
-    return Assign(ref, subtract(ref, value), name=name)
+    return Assign(ref, subtract(ref, _value_node(ref, value)), name=name)
 
 
 def group(*inputs, name=None):

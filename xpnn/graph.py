@@ -389,6 +389,9 @@ class Operation(Node):
     # Positions of inputs read only for .shape/.ndim/.dtype: the plan passes a description
     # instead, so the array itself can be freed (or overwritten) early.
     shape_only: tuple = ()
+    # Whether the static dtype is the one computed, never narrowed: the plan asks the device
+    # for it, so JAX without x64 refuses an int64 or float64 result naming the op.
+    holds_dtype = False
     # A random op's forward also takes ``draw=``, the Session's ``draw(op, shape, dtype)``:
     # ``op.sample(generator, shape)`` made on the host from the Session's generator, or from
     # the op's own stream where its ``seed`` is set; a new draw every run, never folded or

@@ -77,6 +77,7 @@ class Cast(Unary):
     flows between floating dtypes only."""
 
     fresh = True
+    holds_dtype = True  # JAX without x64 would make an int64 cast int32: refused instead
 
     def __init__(self, x, dtype, name=None):
         self.target = dtype_name(dtype)

@@ -126,11 +126,40 @@ class Multiply(Binary):
 
 
 class Divide(Binary):
+    """a / b. Integers divide as TF1's truediv on every backend: both cast first to float32
+    (8- and 16-bit inputs) or float64 (wider ones), the static dtype saying so."""
+
     function = "divide"
+    holds_dtype = True  # float64 from int32 inputs: refused where the device has none
+
+    def forward(self, xp, a, b):
+        names = dtype_name(a.dtype), dtype_name(b.dtype)
+        target = _truediv_dtype(*names)
+        if target is None:
+            return super().forward(xp, a, b)
+        target = getattr(xp, target)
+        return xp.divide(xp.astype(a, target), xp.astype(b, target))
+
+    def infer_dtype(self, a, b):
+        return _truediv_dtype(a, b) or super().infer_dtype(a, b)
 
     def backward(self, grad):
         a, b = self.inputs
         return [sum_to(divide(grad, b), a), sum_to(negative(divide(multiply(grad, self), b)), b)]
+
+
+def _truediv_dtype(a, b) -> str | None:
+    """TF1's truediv dtype for integer (or bool) inputs of dtypes ``a`` and ``b``; None
+    where either is floating or unknown."""
+    if a is None or b is None or not (_integer(a) and _integer(b)):
+        return None
+    names = dtype_name(a), dtype_name(b)
+    bits = max(8 if n == "bool" else int(n.lstrip("uint")) for n in names)
+    return "float32" if bits <= 16 else "float64"
+
+
+def _integer(name) -> bool:
+    return dtype_name(name) == "bool" or dtype_name(name).lstrip("u").startswith("int")
 
 
 class Maximum(Binary):

@@ -294,6 +294,8 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
             plan.updates.append(UpdateStep(node, tuple(slot[i] for i in node.inputs),
                                            not _shapes_match(node)))
         elif isinstance(node, Operation):
+            if node.holds_dtype and node.dtype is not None:
+                _held(node.dtype, session, f"{node.type} {node.label}")
             plan.steps.append(Step(node, input_slots(node), slot[node]))
         elif isinstance(node, Placeholder):
             plan.feeds.append(Feed(slot[node], node, _feed_dtype(node, session)))
@@ -314,11 +316,16 @@ def _feed_dtype(placeholder, session) -> np.dtype:
     unchecked), refused here, naming it, where the device cannot hold it (int64 or float64
     on JAX without x64)."""
     dtype = placeholder.run_dtype(DEFAULT_FLOAT, session.dtype)
+    _held(dtype, session, f"placeholder {placeholder.label}")
+    return np.dtype(dtype)
+
+
+def _held(dtype, session, who) -> None:
+    """Refuse ``dtype`` where the device cannot hold it, naming ``who``."""
     try:
         session.device.dtype(dtype)
     except (RuntimeError, TypeError) as exc:
-        raise type(exc)(f"placeholder {placeholder.label}: {exc}") from None
-    return np.dtype(dtype)
+        raise type(exc)(f"{who}: {exc}") from None
 
 
 def _shapes_match(update) -> bool:

@@ -476,8 +476,9 @@ class Session:
             if update.in_place:  # the device's own commit below writes it
                 continue
             args = update.gather(values)
+            reads = {"host_reads": self.device.reads_without_sync} if update.op.reads_values else {}
             try:
-                result = update.op.forward(self.xp, *args)
+                result = update.op.forward(self.xp, *args, **reads)
             except Exception as exc:
                 raise self._op_error(update, values, exc) from exc
             result = [self.device.keep(value, args) for value in result]
@@ -533,13 +534,19 @@ _HOST = array_api_compat.array_namespace(np.empty(0))
 def check_values(who, xp, array, source, dtype, fed="was fed", kind="placeholder") -> None:
     """Refuse data that would change meaning on the way to ``dtype``: complex into a real
     placeholder or Variable (``kind``, named by ``who``); NaN, infinity, fractions or
-    numbers out of range into an integer one (the cast would make them other integers)."""
+    numbers out of range into an integer one (the cast would make them other integers);
+    finite numbers beyond a narrower floating dtype's range (the cast would make them inf)."""
     if source == "complex":
         raise TypeError(
             f"{who} ({dtype}) {fed} complex data: feed real "
             "numbers (take the real part or the magnitude yourself)"
         )
-    if np.dtype(dtype).kind not in "iu" or 0 in tuple(array.shape):
+    if 0 in tuple(array.shape):
+        return
+    if np.dtype(dtype).kind == "f":
+        _check_float_range(who, xp, array, source, dtype, fed, kind)
+        return
+    if np.dtype(dtype).kind not in "iu":
         return
     floating = devices.is_floating(source)
     if floating:
@@ -567,3 +574,39 @@ def check_values(who, xp, array, source, dtype, fed="was fed", kind="placeholder
             f"outside [{info.min}, {info.max}]: give values that fit, or give the "
             f"{kind} a wider dtype"
         )
+
+
+def _check_float_range(who, xp, array, source, dtype, fed, kind) -> None:
+    """Refuse finite values beyond ``dtype``'s range where ``source`` reaches past it; inf
+    and NaN pass as given. One reduction first, the exact search only past the bound."""
+    bound = float(np.finfo(dtype).max)
+    try:
+        kind_of = np.dtype(source).kind
+    except TypeError:  # a dtype NumPy does not name (torch's bfloat16): nothing to compare
+        return
+    if kind_of == "f":
+        if np.finfo(source).max <= bound:
+            return
+        largest = float(xp.max(xp.abs(array)))
+        if largest <= bound:  # False for NaN too: then the exact search below
+            return
+        beyond = xp.logical_and(xp.isfinite(array), xp.abs(array) > bound)
+        if not bool(xp.any(beyond)):
+            return
+        bad = float(xp.max(xp.where(beyond, xp.abs(array), xp.zeros_like(array))))
+    elif kind_of in "iu":
+        info = np.iinfo(source)
+        if -bound <= info.min and info.max <= bound:
+            return
+        low, high = int(xp.min(array)), int(xp.max(array))  # exact: no abs() of the minimum
+        if -bound <= low and high <= bound:
+            return
+        bad = abs(low) if low < -bound else high
+    else:
+        return
+    raise ValueError(
+        f"{who} holds {dtype} but {fed} a value of magnitude {bad:g} ({source}), beyond "
+        f"{dtype}'s range "
+        f"[-{bound:g}, {bound:g}] (the cast would make it inf): scale the values to fit, or "
+        f"give the {kind} a wider dtype"
+    )

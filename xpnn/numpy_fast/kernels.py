@@ -66,7 +66,8 @@ def fast(*classes, inplace=False, fresh=True):
 def _binary(ufunc):
     def make(op, portable):
         def forward(a, b):
-            return ufunc(a, b) if a.dtype == b.dtype else portable(a, b)
+            same = a.dtype == b.dtype and (a.dtype.kind == "f" or ufunc is not np.divide)
+            return ufunc(a, b) if same else portable(a, b)  # integer division: TF1's dtype
 
         return forward
 
