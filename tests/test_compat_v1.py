@@ -672,3 +672,13 @@ def test_docstrings_list_every_name(module, heading):
     assert _listed(module.__doc__, heading) == set(module.__all__)
     for name in module.__all__:
         getattr(module, name)
+
+def test_tf_assign_refuses_what_xn_assign_refuses(on):
+    counts = tf.Variable(np.array([1, 2], np.int32), name="counts")
+    with pytest.raises(TypeError, match="Variable counts holds int32"):
+        tf.assign(counts, [3.7, 1.0])  # was truncated to [3, 1] silently
+    with pytest.raises(ValueError, match="Variable counts"):
+        tf.assign(counts, [2**40, 1])  # was wrapped
+    sess = tf.Session()
+    sess.run(tf.global_variables_initializer())
+    assert xn.to_numpy(sess.run(tf.assign_add(counts, [5, 6]))).tolist() == [6, 8]

@@ -36,7 +36,7 @@ class Assign(Update):
         if not isinstance(ref, Variable):
             raise TypeError(f"assign: {ref!r} is not a Variable; only Variables can be "
                             "assigned to")
-        value = _value_node(ref, value)
+        value = value_node(ref, value)
         if value.dtype is not None:
             _refuse_float_into_int(ref, value.dtype, value.label)
         if value.shape is not None and None not in value.shape and value.shape != ref.shape:
@@ -81,7 +81,7 @@ def _refuse_float_into_int(ref, dtype, label) -> None:
         )
 
 
-def _value_node(ref, value) -> Node:
+def value_node(ref, value) -> Node:
     """``value`` as a node for ``ref``: data given (numbers, lists, arrays) is checked
     against ``ref``'s dtype here, as ``set_value`` checks it, and Python numbers and lists
     of whole numbers take an integer Variable's dtype."""
@@ -130,12 +130,12 @@ def assign(ref, value, name=None):
 
 def assign_add(ref, value, name=None):
     """The update ``ref`` <- ``ref + value``."""
-    return Assign(ref, add(ref, _value_node(ref, value)), name=name)
+    return Assign(ref, add(ref, value_node(ref, value)), name=name)
 
 
 def assign_sub(ref, value, name=None):
     """The update ``ref`` <- ``ref - value``."""
-    return Assign(ref, subtract(ref, _value_node(ref, value)), name=name)
+    return Assign(ref, subtract(ref, value_node(ref, value)), name=name)
 
 
 def group(*inputs, name=None):

@@ -158,8 +158,9 @@ def assign_sub(ref, value, use_locking=None, name=None):
 
 
 def _as_value(value, ref):
-    return value if isinstance(value, Node) else _graph.Constant(
-        host_array(value, ref.dtype), dtype=ref.dtype, graph=ref.graph)
+    """Data checked against ``ref``'s dtype as ``xn.assign`` checks it (3.7 into an int32
+    Variable is refused, not truncated)."""
+    return _assign.value_node(ref, value)
 
 
 def global_variables(scope=None):
