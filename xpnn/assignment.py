@@ -14,7 +14,7 @@ succeeded, so values fetched in the same run are those from before the write.
 
 from __future__ import annotations
 
-from .graph import Constant, Update, Variable
+from .graph import Constant, Node, Update, Variable
 from .ops import add, as_node, subtract
 
 
@@ -96,7 +96,12 @@ def group(*inputs, name=None):
     >>> sess.run(step) is None, sess.run([a, b], to_numpy=True)
     (True, [array(1., dtype=float32), array(2., dtype=float32)])
     """
-    nodes = [as_node(i) for i in _flat(inputs)]
+    nodes = _flat(inputs)
+    for position, node in enumerate(nodes):
+        if not isinstance(node, Node):  # TF1's group takes ops and tensors, not values
+            kind = type(node).__name__
+            raise TypeError(f"group: input {position} ({node!r:.40}, of type {kind}) is not "
+                            f"an operation or tensor: pass the ops to run")
     return Group([], *nodes, name=name)
 
 

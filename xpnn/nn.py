@@ -90,6 +90,15 @@ class _Weighted(Layer):
             )
         return self.session
 
+    def _check_input(self, x, size, what):
+        """Refuse an input whose static last axis is known and is not ``size``, naming
+        the layer (the graph op's own message would name only a MatMul or Conv2D node)."""
+        shape = getattr(x, "shape", None)
+        if shape and shape[-1] is not None and shape[-1] != size:
+            raise ValueError(f"layer {self.name!r} ({self!r}) takes inputs with {size} {what} "
+                             f"in the last axis, got an input of shape {tuple(shape)}: build "
+                             f"the layer for {shape[-1]} {what} or fix the layer before it")
+
     W = property(lambda self: self._session().get_value(self.weight),
                  lambda self, value: self._session().set_value(self.weight, value),
                  doc="The weights' value in the model's Session (an array of its device).")
@@ -117,6 +126,7 @@ class Linear(_Weighted):
         self.dW = self.db = None
 
     def __call__(self, x: Node, training=None) -> Node:
+        self._check_input(x, self.n_in, "features (n_in)")
         return ops.add(ops.matmul(x, self.weight), self.bias)
 
     def config(self):
@@ -181,6 +191,7 @@ class Conv2D(_Weighted):
         self.bias = Variable(np.zeros(shape[-1], dtype=dtype), name=f"{name}/b")
 
     def __call__(self, x, training=None):
+        self._check_input(x, self.weight.shape[2], "channels (in_channels)")
         y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
         return bias_add(y, self.bias)
 
