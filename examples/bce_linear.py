@@ -16,6 +16,7 @@ rounding, which 10 000 SGD steps amplify into the 7th digit (0.21374188...).
 import argparse
 
 import numpy as np
+from example_args import positive_float, positive_int
 
 import xpnn as xn
 
@@ -31,11 +32,12 @@ def main(argv=None):
     parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
                         help="array library; None: the device's own (numpy for cpu, "
                              "cupy for cuda)")
-    parser.add_argument("--epochs", type=int, default=2000, help="passes over the 5 samples")
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    parser.add_argument("--epochs", type=positive_int, default=2000,
+                        help="passes over the 5 samples")
+    parser.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")
     parser.add_argument("--grad", choices=["lesson", "autodiff"], default="lesson",
                         help="the lesson's hand-derived gradients, or minimize's")
-    parser.add_argument("--every", type=int, default=100, help="print every N epochs")
+    parser.add_argument("--every", type=positive_int, default=100, help="print every N epochs")
     args = parser.parse_args(argv)
 
     np.random.seed(42)

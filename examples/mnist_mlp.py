@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from example_args import fraction, positive_float, positive_int
 
 import xpnn as xn
 
@@ -49,14 +50,14 @@ def mnist_arguments(description, epochs, optimizer, lr):
     parser.add_argument("--data", default=None,
                         help="folder with the four MNIST IDX files; None: $XPNN_DATA/mnist, "
                              "else ~/.cache/xpnn/mnist (downloaded there when missing)")
-    parser.add_argument("--epochs", type=int, default=epochs, help="passes over the data")
-    parser.add_argument("--batch-size", type=int, default=128, help="rows a step")
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the data")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows a step")
     parser.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=optimizer,
                         help="momentum: 0.9; adam: TF1's")
-    parser.add_argument("--lr", type=float, default=lr, help="learning rate")
-    parser.add_argument("--lr-drop", type=int, nargs="*", default=[], metavar="EPOCH",
+    parser.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    parser.add_argument("--lr-drop", type=positive_int, nargs="*", default=[], metavar="EPOCH",
                         help="divide the learning rate by 10 from each of these epochs on")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="use the first N samples only; None: all")
     parser.add_argument("--synthetic", action="store_true", help="random data, no files")
     parser.add_argument("--validate", action="store_true", help="test accuracy every epoch")
@@ -133,9 +134,9 @@ def train_and_test(model, X, y, X_test, y_test, args):
 
 def main(argv=None):
     parser = mnist_arguments("Lesson 4: MLP on MNIST", epochs=10, optimizer="momentum", lr=0.05)
-    parser.add_argument("--units", type=int, nargs="+", default=[512, 256],
+    parser.add_argument("--units", type=positive_int, nargs="+", default=[512, 256],
                         help="hidden layer sizes")
-    parser.add_argument("--dropout", type=float, default=0.0,
+    parser.add_argument("--dropout", type=fraction, default=0.0,
                         help="dropout rate after each hidden layer (0: none)")
     args = distributed(parser.parse_args(argv))
     (X, y), (X_test, y_test) = mnist_data(args)

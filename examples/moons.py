@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from example_args import int_at_least, positive_float, positive_int
 
 import xpnn as xn
 
@@ -22,9 +23,9 @@ def main(argv=None):
     parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
                         help="array library; None: the device's own (numpy for cpu, "
                              "cupy for cuda)")
-    parser.add_argument("--samples", type=int, default=200, help="points, both moons")
-    parser.add_argument("--epochs", type=int, default=300, help="full-batch SGD steps")
-    parser.add_argument("--lr", type=float, default=0.5, help="learning rate")
+    parser.add_argument("--samples", type=int_at_least(2), default=200, help="points, both moons")
+    parser.add_argument("--epochs", type=positive_int, default=300, help="full-batch SGD steps")
+    parser.add_argument("--lr", type=positive_float, default=0.5, help="learning rate")
     parser.add_argument("--seed", type=int, default=0, help="for the data and weights")
     parser.add_argument("--out", default="out", help="folder for loss.png and boundary.png")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from example_args import positive_float, positive_int
 
 import xpnn as xn
 
@@ -21,8 +22,8 @@ def main(argv=None):
     parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
                         help="array library; None: the device's own (numpy for cpu, "
                              "cupy for cuda)")
-    parser.add_argument("--steps", type=int, default=100, help="gradient descent steps")
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    parser.add_argument("--steps", type=positive_int, default=100, help="gradient descent steps")
+    parser.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")
     parser.add_argument("--seed", type=int, default=0, help="for the points and weights")
     parser.add_argument("--out", default="out", help="folder for graph.svg (or graph.dot)")
     parser.add_argument("--no-graph", action="store_true", help="do not draw the graph")

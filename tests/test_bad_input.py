@@ -374,3 +374,33 @@ def test_assign_refuses_floats_into_an_integer_variable_and_checks_integer_range
             sess.run(narrowing, {wide: np.array([-3, 4])})
             sess.run(xn.assign_add(w, [1, 2]))
             assert to_numpy(sess.run(w)).tolist() == [-2, 6]
+
+
+# --------------------------------------------------------------------------- build-time checks
+
+
+def test_group_refuses_values_that_are_not_ops_naming_their_position():
+    with xn.Graph().as_default():
+        w = xn.Variable([1.0], name="w")
+        with pytest.raises(TypeError, match=r"group: input 1 \('x', of type str\)"):
+            xn.group([xn.assign(w, [2.0])], "x")
+        with pytest.raises(TypeError, match=r"group: input 0 \(1, of type int\)"):
+            xn.group(1)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "bool", np.int64])
+def test_session_dtype_must_be_floating(dev, dtype):
+    with xn.Graph().as_default(), pytest.raises(ValueError, match=r"float16.*float32.*float64"):
+        xn.Session(device=dev, dtype=dtype)
+
+
+def test_linear_and_conv2d_name_the_layer_when_the_input_does_not_fit():
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 5), name="x")
+        with pytest.raises(ValueError, match=r"layer 'dense' .*4 features.*\(None, 5\)"):
+            xn.nn.Linear(4, 2, name="dense")(x)
+        images = xn.placeholder(shape=(None, 6, 6, 3), name="images")
+        with pytest.raises(ValueError, match=r"layer 'c1' .*2 channels.*\(None, 6, 6, 3\)"):
+            xn.nn.Conv2D(2, 4, 3, name="c1")(images)
+        unknown = xn.placeholder(shape=(None, None), name="unknown")
+        xn.nn.Linear(4, 2)(unknown)  # the size is checked at run time then

@@ -185,3 +185,24 @@ def test_missing_mnist_is_one_line_saying_pass_data(name, tmp_path, capsys, monk
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and "--data DIR" in lines[0] and str(tmp_path / "mnist") in lines[0]
+
+
+@pytest.mark.parametrize("name, option, value", [
+    ("bce_linear", "--every", "0"), ("bce_linear", "--epochs", "0"),
+    ("bce_linear", "--lr", "-1"), ("mnist_mlp", "--limit", "-5"),
+    ("mnist_mlp", "--limit", "0"), ("mnist_mlp", "--lr", "-1"),
+    ("mnist_mlp", "--batch-size", "0"), ("mnist_mlp", "--dropout", "1.0"),
+    ("mnist_mlp", "--units", "0"), ("mnist_cnn", "--epochs", "0"),
+    ("moons", "--epochs", "-5"), ("moons", "--samples", "1"), ("moons", "--lr", "nan"),
+    ("perceptron", "--steps", "-1"), ("perceptron", "--lr", "0"),
+])
+def test_a_bad_option_value_is_an_argparse_error_naming_the_option(name, option, value,
+                                                                   tmp_path, capsys):
+    argv = [option, value, "--out", str(tmp_path)] if name in ("moons", "perceptron") else \
+        [option, value] + (["--synthetic"] if name.startswith("mnist") else [])
+    with pytest.raises(SystemExit) as exit_:
+        load(name).main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: argument {option}: must be" in err and value in err, err
+    assert not any(tmp_path.iterdir())  # stopped before anything ran

@@ -1018,3 +1018,34 @@ def test_a_save_in_progress_keeps_its_temporary(tmp_path):
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def _bn_stack():
+    return [xn.nn.Linear(2, 4, seed=1), xn.nn.ReLU(), xn.nn.BatchNorm(4),
+            xn.nn.Linear(4, 2, seed=2)]
+
+
+def test_load_weights_of_a_checkpoint_from_a_twin_built_in_the_same_graph(tmp_path, dev):
+    """The same stack built twice in one graph takes new default layer names (linear_2...):
+    a session checkpoint of the first loads into the second by layer order; a stack that
+    differs in its layers or shapes is refused naming both sides' layers, and unchanged."""
+    X, y = _data()
+    with xn.Graph().as_default():
+        model = xn.nn.NNClassifier(_bn_stack(), input_shape=(2,), device=dev)
+        model.fit(X, y, epochs=2, batch_size=8, optimizer="adam", verbose=0)
+        model.session.save(tmp_path / "ckpt.npz")
+        twin = xn.nn.NNClassifier(_bn_stack(), input_shape=(2,), device=dev)
+        assert twin.net.layers[0].name == "linear_2"
+        twin.load_weights(tmp_path / "ckpt.npz")
+        np.testing.assert_array_equal(twin.predict_proba(X), model.predict_proba(X))
+        for layers in ([xn.nn.Linear(2, 4), xn.nn.ReLU(), xn.nn.Linear(4, 2)],
+                       [xn.nn.Linear(2, 3), xn.nn.BatchNorm(3), xn.nn.Linear(3, 2)]):
+            other = xn.nn.NNClassifier(layers, input_shape=(2,), device=dev)
+            before = [to_numpy(other.session.get_value(v)).copy()
+                      for v in other._param_names().values()]
+            with pytest.raises(ValueError, match=r"file's layers \['batch_norm', 'linear', "
+                                                 r"'linear_1'\] .*this model's \[.*linear_\d.*"
+                                                 r"xn\.Graph\(\)\.as_default\(\)"):
+                other.load_weights(tmp_path / "ckpt.npz")
+            for v, value in zip(other._param_names().values(), before):
+                np.testing.assert_array_equal(to_numpy(other.session.get_value(v)), value)

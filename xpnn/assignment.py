@@ -148,7 +148,12 @@ def group(*inputs, name=None):
     >>> sess.run(step) is None, sess.run([a, b], to_numpy=True)
     (True, [array(1., dtype=float32), array(2., dtype=float32)])
     """
-    nodes = [as_node(i) for i in _flat(inputs)]
+    nodes = _flat(inputs)
+    for position, node in enumerate(nodes):
+        if not isinstance(node, Node):  # TF1's group takes ops and tensors, not values
+            kind = type(node).__name__
+            raise TypeError(f"group: input {position} ({node!r:.40}, of type {kind}) is not "
+                            f"an operation or tensor: pass the ops to run")
     return Group([], *nodes, name=name)
 
 

@@ -90,6 +90,15 @@ class _Weighted(Layer):
             )
         return self.session
 
+    def _check_input(self, x, size, what):
+        """Refuse an input whose static last axis is known and is not ``size``, naming
+        the layer (the graph op's own message would name only a MatMul or Conv2D node)."""
+        shape = getattr(x, "shape", None)
+        if shape and shape[-1] is not None and shape[-1] != size:
+            raise ValueError(f"layer {self.name!r} ({self!r}) takes inputs with {size} {what} "
+                             f"in the last axis, got an input of shape {tuple(shape)}: build "
+                             f"the layer for {shape[-1]} {what} or fix the layer before it")
+
     W = property(lambda self: self._session().get_value(self.weight),
                  lambda self, value: self._session().set_value(self.weight, value),
                  doc="The weights' value in the model's Session (an array of its device).")
@@ -117,6 +126,7 @@ class Linear(_Weighted):
         self.dW = self.db = None
 
     def __call__(self, x: Node, training=None) -> Node:
+        self._check_input(x, self.n_in, "features (n_in)")
         return ops.add(ops.matmul(x, self.weight), self.bias)
 
     def config(self):
@@ -181,6 +191,7 @@ class Conv2D(_Weighted):
         self.bias = Variable(np.zeros(shape[-1], dtype=dtype), name=f"{name}/b")
 
     def __call__(self, x, training=None):
+        self._check_input(x, self.weight.shape[2], "channels (in_channels)")
         y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
         return bias_add(y, self.bias)
 
@@ -789,10 +800,9 @@ class NNClassifier:
         """
         arrays = io.load_arrays(path)
         names = self._param_names()
-        checkpoint = {variable.name: variable for variable in names.values()}
-        from_session = not set(names) & set(arrays) and set(checkpoint) <= set(arrays)
-        if from_session:
-            names = checkpoint
+        from_session = not set(names) & set(arrays)
+        if from_session:  # Variables under their own names, or a twin's (see _by_layer_order)
+            names = _by_layer_order(names.values(), arrays, f"load_weights({path})")
         io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})",
                         extra_ok=from_session)
         for name, variable in names.items():
@@ -892,6 +902,51 @@ class SGD:
                 raise RuntimeError("call model.backward() before SGD.step()")
             grads += [layer.dW, layer.db]
         self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
+
+
+def _layer_key(prefix) -> tuple[str, int]:
+    """``("linear", 2)`` for ``linear_2``: a default layer name's base and count."""
+    base, _, count = prefix.rpartition("_")
+    return (base, int(count)) if base and count.isdigit() else (prefix, 0)
+
+
+def _by_layer_order(variables, arrays, where) -> dict:
+    """``{name in the file: Variable}`` for a ``session.save`` checkpoint: by the Variables'
+    own names, or else, as the same stack built again in one graph takes new default layer
+    names (``linear_2`` for the file's ``linear``), by each base name's layers in the order
+    they were made, where those pair one to one with the same Variables and shapes."""
+    variables = list(variables)
+    if all(v.name in arrays for v in variables):
+        return {v.name: v for v in variables}
+
+    def layers(names):  # {(base, count): {last name part: name}}
+        found = {}
+        for name in names:
+            prefix, _, part = name.rpartition("/")
+            found.setdefault(_layer_key(prefix), {})[part] = name
+        return found
+
+    stored = {n.rpartition("/")[0] for n in arrays if "/" in n} - set(arrays)  # not slots
+    ours = layers(v.name for v in variables)
+    theirs = layers(n for n in arrays if n.rpartition("/")[0] in stored)
+    by_name = {v.name: v for v in variables}
+    pairs = {}
+    if len(theirs) == len(ours):
+        for base in {base for base, _ in ours}:
+            ours_b, theirs_b = ([parts for key, parts in sorted(side.items()) if key[0] == base]
+                                for side in (ours, theirs))
+            for our, their in zip(ours_b, theirs_b):
+                if our.keys() == their.keys():
+                    pairs.update({their[part]: by_name[name] for part, name in our.items()})
+    if len(pairs) == len(variables) and all(
+            tuple(arrays[name].shape) == tuple(v.shape) for name, v in pairs.items()):
+        return pairs
+    raise ValueError(
+        f"{where}: the file's layers {sorted(stored)} do not pair one to one, with the same "
+        f"shapes, with this model's {sorted({v.name.rpartition('/')[0] for v in variables})}"
+        f" (the same stack built again in one graph takes new layer names): build the model "
+        f"in a fresh graph (with xn.Graph().as_default(): ...) or give its layers the "
+        f"file's names (name=...)")
 
 
 def _schedule(optimizer, lr_schedule, epoch, history) -> None:

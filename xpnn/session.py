@@ -69,6 +69,9 @@ class Session:
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
         self.dtype = None if dtype is None else devices.dtype_name(dtype)
+        if self.dtype is not None and not devices.is_floating(self.dtype):
+            raise ValueError(f"Session(dtype={self.dtype!r}): the Session's dtype sets the "
+                             f"floating values' type; use one of {sorted(devices.FLOAT_DTYPES)}")
         if self.dtype is not None:
             self.device.dtype(self.dtype)  # fails now if the backend cannot hold it (JAX x64)
         self._values: dict[Variable, object] = {}
