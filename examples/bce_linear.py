@@ -16,7 +16,7 @@ rounding, which 10 000 SGD steps amplify into the 7th digit (0.21374188...).
 import argparse
 
 import numpy as np
-from example_args import positive_float, positive_int
+from example_args import device_arguments, positive_float, positive_int
 
 import xpnn as xn
 
@@ -27,11 +27,7 @@ Y = [[1, 0, 0, 0]] * 3 + [[0, 0, 0, 0]] * 2
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Lesson 5: linear + sigmoid + BCE",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--device", default="cpu",
-                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
-    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
-                        help="array library; None: the device's own (numpy for cpu, "
-                             "cupy for cuda)")
+    device_arguments(parser)
     parser.add_argument("--epochs", type=positive_int, default=2000,
                         help="passes over the 5 samples")
     parser.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")

@@ -1,8 +1,19 @@
-"""Argument types the examples share: a bad value stops argparse with
+"""The options and argument types the examples share: a bad value stops argparse with
 ``error: argument --limit: must be ...`` and exit status 2, before anything runs."""
 
 import argparse
 import math
+
+import xpnn as xn
+
+
+def device_arguments(parser):
+    """--device and --backend, which every example takes."""
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
+    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+                        help="array library; None: the device's own (numpy for cpu, "
+                             "cupy for cuda)")
 
 
 def _checked(convert, ok, rule):

@@ -20,7 +20,7 @@ import sys
 import time
 
 import numpy as np
-from example_args import fraction, positive_float, positive_int
+from example_args import device_arguments, fraction, positive_float, positive_int
 
 import xpnn as xn
 
@@ -42,11 +42,7 @@ def mnist_arguments(description, epochs, optimizer, lr):
     """The options the MNIST examples share (mnist_cnn.py uses them too)."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--device", default="cpu",
-                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
-    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
-                        help="array library; None: the device's own (numpy for cpu, "
-                             "cupy for cuda)")
+    device_arguments(parser)
     parser.add_argument("--data", default=None,
                         help="folder with the four MNIST IDX files; None: $XPNN_DATA/mnist, "
                              "else ~/.cache/xpnn/mnist (downloaded there when missing)")

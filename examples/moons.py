@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from example_args import int_at_least, positive_float, positive_int
+from example_args import device_arguments, int_at_least, positive_float, positive_int
 
 import xpnn as xn
 
@@ -18,11 +18,7 @@ import xpnn as xn
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Lesson 6: two moons",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--device", default="cpu",
-                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
-    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
-                        help="array library; None: the device's own (numpy for cpu, "
-                             "cupy for cuda)")
+    device_arguments(parser)
     parser.add_argument("--samples", type=int_at_least(2), default=200, help="points, both moons")
     parser.add_argument("--epochs", type=positive_int, default=300, help="full-batch SGD steps")
     parser.add_argument("--lr", type=positive_float, default=0.5, help="learning rate")

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from example_args import positive_float, positive_int
+from example_args import device_arguments, positive_float, positive_int
 
 import xpnn as xn
 
@@ -17,11 +17,7 @@ import xpnn as xn
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Lessons 1-3: softmax perceptron",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--device", default="cpu",
-                        help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
-    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
-                        help="array library; None: the device's own (numpy for cpu, "
-                             "cupy for cuda)")
+    device_arguments(parser)
     parser.add_argument("--steps", type=positive_int, default=100, help="gradient descent steps")
     parser.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")
     parser.add_argument("--seed", type=int, default=0, help="for the points and weights")
