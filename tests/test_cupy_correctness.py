@@ -21,9 +21,10 @@ import pytest
 from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import backend, data, io, nn, ops
+from xpnn import backend, data, io, ops
 from xpnn import plan as plans
 from xpnn.backend import to_numpy
+from xpnn.nn import classifier
 
 F32 = np.float32
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.3, 0.1, -2.0], [-1.0, 1.5, 1.0]], F32)
@@ -346,17 +347,17 @@ def test_epoch_sums_match_the_per_batch_sums(dev):
     losses = [(dev.from_host(v), m) for v, m in zip(values, sizes)]
     correct = [dev.from_host(c) for c in counts]
     sess = xn.Session(device=dev)
-    total, hits, rows = nn._epoch_sums(sess, losses, correct)
+    total, hits, rows = classifier._epoch_sums(sess, losses, correct)
     assert total == sum(float(v) * m for v, m in zip(values, sizes))
     assert hits == sum(float(c) for c in counts) and rows == sum(sizes)
-    assert nn._epoch_sums(sess, [], []) == (0.0, 0.0, 0)
+    assert classifier._epoch_sums(sess, [], []) == (0.0, 0.0, 0)
 
 
 def test_fit_brings_epoch_values_to_the_host_once_per_epoch(dev, monkeypatch):
     calls = []
     to_host = type(dev).to_host
     monkeypatch.setattr(type(dev), "to_host", lambda self, a: calls.append(1) or to_host(self, a))
-    monkeypatch.setattr(nn, "to_numpy", lambda a: calls.append(1) or to_numpy(a))
+    monkeypatch.setattr(classifier, "to_numpy", lambda a: calls.append(1) or to_numpy(a))
     X, y = xn.data.make_blobs(n_per_class=32, seed=0)
     model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=0)
     calls.clear()

@@ -11,8 +11,9 @@ import pytest
 from conftest import tolerance
 
 import xpnn as xn
-from xpnn import architecture, backend, io
+from xpnn import backend, io
 from xpnn.backend import to_numpy
+from xpnn.nn import saving
 
 CPU = backend.resolve("cpu")
 SHAPE = (8, 8, 1)
@@ -351,7 +352,7 @@ BAD = {
 def test_a_bad_architecture_is_named_before_anything_is_built(saved, tmp_path, monkeypatch,
                                                               change, message):
     path = _tampered(saved, tmp_path, change)
-    monkeypatch.setattr(architecture.Stack, "build", _never)
+    monkeypatch.setattr(saving.Stack, "build", _never)
     with pytest.raises(ValueError, match=r"bad\.npz: " + message) as info:
         xn.nn.NNClassifier.load(path)
     if "cannot rebuild" not in message:
@@ -384,7 +385,7 @@ WEIGHTS = {
 def test_weights_that_disagree_with_the_architecture_are_refused_before_building(
         saved, tmp_path, monkeypatch, change, message):
     path = _tampered(saved, tmp_path, change)
-    monkeypatch.setattr(architecture.Stack, "build", _never)
+    monkeypatch.setattr(saving.Stack, "build", _never)
     with pytest.raises(ValueError, match=r"load\(.*bad\.npz\): .*" + message):
         xn.nn.NNClassifier.load(path)
 

@@ -1,15 +1,16 @@
-"""A model's layer stack as data, as Keras's ``get_config``: each layer's class and the
-constructor settings that rebuild it (``layer.config()``), as JSON. ``NNClassifier.save``
-writes it beside the weights; ``NNClassifier.load`` checks it, and checks it against the
-stored weights, before it builds anything. No pickle: classes come from a fixed registry
-of xpnn's own layers, so loading never runs code named by the file.
+"""Saving and loading ``NNClassifier``: the weights, and the model's layer stack as data,
+as Keras's ``get_config``: each layer's class and the constructor settings that rebuild it
+(``layer.config()``), as JSON. ``NNClassifier.save`` writes it beside the weights;
+``NNClassifier.load`` checks it, and checks it against the stored weights, before it
+builds anything. No pickle: classes come from a fixed registry of xpnn's own layers, so
+loading never runs code named by the file.
 
 >>> import numpy as np, xpnn as xn
->>> from xpnn import architecture
->>> members = architecture.describe([xn.nn.Linear(4, 3), xn.nn.ReLU()], (4,), "float32")
+>>> from xpnn.nn import saving
+>>> members = saving.describe([xn.nn.Linear(4, 3), xn.nn.ReLU()], (4,), "float32")
 >>> members["__layers__"][:51]
 '[{"class": "Linear", "module": "xpnn.nn", "config":'
->>> stack = architecture.read({k: np.asarray(v) for k, v in members.items()}, "m.npz")
+>>> stack = saving.read({k: np.asarray(v) for k, v in members.items()}, "m.npz")
 >>> stack.state_shapes()
 {'layers.0.W': (4, 3), 'layers.0.b': (3,)}
 >>> stack.build()
@@ -25,21 +26,37 @@ import numbers
 import operator
 from dataclasses import dataclass
 
-from . import io
-from .graph import Graph
+import numpy as np
 
-# class name -> layer class: the only classes load builds (nn.py registers its layers)
-LAYERS: dict[str, type] = {}
+from .. import io
+from ..backend import resolve, to_numpy
+from ..graph import Graph
+from .layers import (
+    ACTIVATIONS,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+# class name -> layer class: the only classes load builds (a user's own layers it does not)
+LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
+    Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
+    Dropout)}
+# The module a file names for these layers: their public home (files written before the
+# nn package split name it too).
+MODULE = "xpnn.nn"
 FLOATS = ("float16", "float32", "float64")
 MAX_COUNT = 2**31 - 1  # a layer size (the stored weights bound the real ones)
 MAX_SAMPLE = 2**31  # elements in one sample
 MAX_LAYERS = 10_000
-
-
-def register(*classes) -> None:
-    """Let :func:`read` rebuild these layer classes: each has ``config()``, the constructor
-    settings that rebuild it, and ``state_shapes(**config)``, its state's shapes."""
-    LAYERS.update({cls.__name__: cls for cls in classes})
 
 
 def numbered(states) -> dict:
@@ -59,7 +76,7 @@ def describe(layers, input_shape, dtype) -> dict:
         cls = type(layer)
         record = {"class": cls.__name__, "module": cls.__module__}
         if LAYERS.get(cls.__name__) is cls:
-            record["config"] = layer.config()
+            record["module"], record["config"] = MODULE, layer.config()
         records.append(record)
     return {"__layers__": json.dumps(records, default=_plain),
             "__input_shape__": [int(d) for d in input_shape], "__dtype__": str(dtype)}
@@ -170,7 +187,7 @@ def _layer(i, item, where, limit):
         raise _corrupt(where, f"layer {i} is {_short(item)}, not {{'class': ..., 'config': ...}}")
     name, module = item["class"], item.get("module")
     cls = LAYERS.get(name)
-    if cls is None or module != cls.__module__:
+    if cls is None or module != MODULE:
         raise ValueError(
             f"{where}: layer {i} is {name!r} from module {module!r}, which load cannot rebuild "
             f"(it rebuilds xpnn's own layers: {', '.join(sorted(LAYERS))}): build the model "
@@ -251,3 +268,132 @@ _CHECKS = {
     "padding": _padding, "rate": _number(0.0, 1.0, False), "momentum": _number(0.0, 1.0, False),
     "epsilon": _number(0.0, 1e3, True), "dtype": _dtype_check, "name": _name,
 }
+
+
+# NNClassifier's save, load_weights and load (its methods say what each does).
+
+def save(model, path) -> None:
+    """Write ``model``'s weights and its architecture to ``path`` (see NNClassifier.save)."""
+    arrays = {name: to_numpy(model.session.get_value(v))
+              for name, v in model._param_names().items()}
+    if model.units is not None:
+        arrays["__units__"] = np.asarray(model.units, dtype=np.int64)
+        arrays["__activation__"] = np.asarray(model.activation)
+    else:
+        arrays.update(describe(model.net.layers, model.input_shape, model.dtype))
+    io.save_arrays(path, arrays)
+
+
+def load_weights(model, path) -> None:
+    """Set ``model``'s weights from ``path`` (see NNClassifier.load_weights)."""
+    arrays = io.load_arrays(path)
+    names = model._param_names()
+    from_session = not set(names) & set(arrays)
+    if from_session:  # Variables under their own names, or a twin's (see _by_layer_order)
+        names = _by_layer_order(names.values(), arrays, f"load_weights({path})")
+    io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})",
+                    extra_ok=from_session)
+    for name, variable in names.items():
+        model.session.set_value(variable, arrays[name])
+
+
+def load(cls, path, device=None, backend=None):
+    """A new ``cls`` model from ``path`` (see NNClassifier.load)."""
+    arrays = io.load_arrays(path)
+    if "__layers__" in arrays:
+        return _load_stack(cls, arrays, path, device, backend)
+    units, activation = _stored_architecture(arrays, path)
+    shapes = {}
+    for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
+        shapes[f"layers.{i}.W"], shapes[f"layers.{i}.b"] = (n_in, n_out), (n_out,)
+    io.check_shapes(shapes, arrays, f"load({path})")
+    dtype = arrays["layers.0.W"].dtype
+    if dtype.kind != "f":
+        raise ValueError(f"{path}: the weights are {dtype}, not floating point: the file "
+                         f"was not written by NNClassifier.save")
+    model = cls(units, activation, device=device, backend=backend, dtype=dtype)
+    for name, variable in model._param_names().items():
+        model.session.set_value(variable, arrays[name])
+    return model
+
+
+def _load_stack(cls, arrays, path, device, backend):
+    """A stack's model from its checked record: weights checked before the layers are
+    built, the device's dtypes before the Session, nothing global touched."""
+    stack = read(arrays, path)
+    stack.check_weights(arrays)
+    device = resolve(device, backend)
+    for dtype in {stack.dtype, *(arrays[name].dtype.name for name in stack.state_shapes())}:
+        device.dtype(dtype)  # fails now if the backend cannot hold it (JAX without x64)
+    try:
+        model = cls(stack.build(), input_shape=stack.input_shape, dtype=stack.dtype,
+                    device=device)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: the stored layers do not fit inputs of shape "
+                         f"{stack.input_shape} ({exc}): the file is corrupt; save the "
+                         f"model again or use another copy") from exc
+    for name, variable in model._param_names().items():
+        model.session.set_value(variable, arrays[name])
+    return model
+
+
+def _stored_architecture(arrays, path):
+    if "__units__" not in arrays:
+        raise ValueError(f"{path}: no architecture stored (neither __layers__ nor "
+                         "__units__: not written by NNClassifier.save): build the model "
+                         "with the same layers and call load_weights")
+    units, activation = arrays["__units__"], arrays.get("__activation__")
+    if units.ndim != 1 or units.size < 2 or units.dtype.kind not in "iu" or (units < 1).any():
+        raise ValueError(f"{path}: __units__ must list two or more positive integer layer "
+                         f"sizes, got {units.dtype} {units.tolist()}: the file is corrupt")
+    if (activation is None or activation.shape != () or activation.dtype.kind != "U"
+            or str(activation) not in ACTIVATIONS):
+        got = "nothing" if activation is None else repr(activation.tolist())
+        raise ValueError(f"{path}: __activation__ must be one of {sorted(ACTIVATIONS)}, "
+                         f"got {got}: the file is corrupt")
+    return units.tolist(), str(activation)
+
+
+def _layer_key(prefix) -> tuple[str, int]:
+    """``("linear", 2)`` for ``linear_2``: a default layer name's base and count."""
+    base, _, count = prefix.rpartition("_")
+    return (base, int(count)) if base and count.isdigit() else (prefix, 0)
+
+
+def _by_layer_order(variables, arrays, where) -> dict:
+    """``{name in the file: Variable}`` for a ``session.save`` checkpoint: by the Variables'
+    own names, or else, as the same stack built again in one graph takes new default layer
+    names (``linear_2`` for the file's ``linear``), by each base name's layers in the order
+    they were made, where those pair one to one with the same Variables and shapes."""
+    variables = list(variables)
+    if all(v.name in arrays for v in variables):
+        return {v.name: v for v in variables}
+
+    def layers(names):  # {(base, count): {last name part: name}}
+        found = {}
+        for name in names:
+            prefix, _, part = name.rpartition("/")
+            found.setdefault(_layer_key(prefix), {})[part] = name
+        return found
+
+    stored = {n.rpartition("/")[0] for n in arrays if "/" in n} - set(arrays)  # not slots
+    ours = layers(v.name for v in variables)
+    theirs = layers(n for n in arrays if n.rpartition("/")[0] in stored)
+    by_name = {v.name: v for v in variables}
+    pairs = {}
+    if len(theirs) == len(ours):
+        for base in {base for base, _ in ours}:
+            ours_b, theirs_b = ([parts for key, parts in sorted(side.items()) if key[0] == base]
+                                for side in (ours, theirs))
+            for our, their in zip(ours_b, theirs_b):
+                if our.keys() == their.keys():
+                    pairs.update({their[part]: by_name[name] for part, name in our.items()})
+    if len(pairs) == len(variables) and all(
+            tuple(arrays[name].shape) == tuple(v.shape) for name, v in pairs.items()):
+        return pairs
+    raise ValueError(
+        f"{where}: the file's layers {sorted(stored)} do not pair one to one, with the same "
+        f"shapes, with this model's {sorted({v.name.rpartition('/')[0] for v in variables})}"
+        f" (the same stack built again in one graph takes new layer names): build the model "
+        f"in a fresh graph (with xn.Graph().as_default(): ...) or give its layers the "
+        f"file's names (name=...)")

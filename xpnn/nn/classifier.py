@@ -1,5 +1,6 @@
-"""Layers and models built on the graph: a layer turns an input node into an output node
-and owns Variables; ``NNClassifier`` wraps a graph, a Session and the series' training loop.
+"""``NNClassifier``: a softmax classifier on its own graph and Session, with the series'
+training loop (``loss``, ``backward``, ``SGD``) and the scikit-learn one (``fit``,
+``evaluate``, ``predict``); its save and load live in ``saving.py``.
 
 >>> import xpnn as xn
 >>> X, y = xn.data.make_blobs(n_per_class=20, seed=0)
@@ -19,383 +20,14 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from . import architecture, data, distributed, io, losses, ops, optimizers
-from . import init as initializers
-from .autodiff import gradients
-from .backend import context_of, dtype_name, resolve, to_numpy
-from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
-from .graph import Constant, Graph, Node, Update, Variable, get_default_graph, placeholder
-from .normalization import batch_normalization, moments
-from .session import NumericsError, Session
-
-
-class Layer:
-    """Callable on a graph node. Parameters are Variables; when the layer belongs to a
-    model, ``layer.W`` / ``layer.b`` read and write their values in the model's Session.
-    ``training`` (a bool or a bool placeholder) switches layers such as Dropout."""
-
-    session: Session | None = None
-
-    def __call__(self, x: Node, training=None) -> Node:
-        raise NotImplementedError
-
-    def parameters(self) -> list[Variable]:
-        return []
-
-    def state(self) -> dict:
-        """The Variables a checkpoint holds, by name (trainable or not)."""
-        return {}
-
-    def updates(self) -> list:
-        """Update nodes to run with a training step (BatchNorm's moving statistics)."""
-        return []
-
-    def config(self) -> dict:
-        """The constructor's settings that rebuild this layer (JSON data), as Keras's
-        ``get_config``; ``NNClassifier.save`` stores them.
-
-        >>> import xpnn as xn
-        >>> xn.nn.MaxPool2D(2).config()
-        {'pool_size': 2, 'strides': 2, 'padding': 'VALID'}
-        """
-        return {}
-
-    @classmethod
-    def state_shapes(cls, **config) -> dict:
-        """The shapes :meth:`state` has for a layer built with ``config``, known before it
-        is built (``NNClassifier.load`` checks a file's weights against them).
-
-        >>> import xpnn as xn
-        >>> xn.nn.Linear.state_shapes(**xn.nn.Linear(4, 2).config())
-        {'W': (4, 2), 'b': (2,)}
-        """
-        return {}
-
-
-class _Weighted(Layer):
-    """A layer with a ``weight`` and a ``bias`` Variable; in a model, ``W`` and ``b`` are
-    their values in the model's Session."""
-
-    def parameters(self):
-        return [self.weight, self.bias]
-
-    def state(self):
-        return {"W": self.weight, "b": self.bias}
-
-    def _session(self) -> Session:
-        if self.session is None:
-            raise RuntimeError(
-                "this layer is not part of a model: read its values with "
-                "session.run(layer.weight) or add it to an NNClassifier"
-            )
-        return self.session
-
-    def _check_input(self, x, size, what):
-        """Refuse an input whose static last axis is known and is not ``size``, naming
-        the layer (the graph op's own message would name only a MatMul or Conv2D node)."""
-        shape = getattr(x, "shape", None)
-        if shape and shape[-1] is not None and shape[-1] != size:
-            raise ValueError(f"layer {self.name!r} ({self!r}) takes inputs with {size} {what} "
-                             f"in the last axis, got an input of shape {tuple(shape)}: build "
-                             f"the layer for {shape[-1]} {what} or fix the layer before it")
-
-    W = property(lambda self: self._session().get_value(self.weight),
-                 lambda self, value: self._session().set_value(self.weight, value),
-                 doc="The weights' value in the model's Session (an array of its device).")
-    b = property(lambda self: self._session().get_value(self.bias),
-                 lambda self, value: self._session().set_value(self.bias, value),
-                 doc="The bias's value in the model's Session.")
-
-
-class Linear(_Weighted):
-    """y = x @ W + b with W of shape (n_in, n_out): rows are samples.
-
-    >>> import xpnn as xn
-    >>> layer = xn.nn.Linear(3, 2, seed=0)
-    >>> layer.weight.shape, layer.bias.shape
-    ((3, 2), (2,))
-    """
-
-    def __init__(self, n_in, n_out, init="he_normal", seed=None, dtype="float32", name=None):
-        rng = initializers.generator(seed)
-        make = initializers.get(init)
-        name = name or get_default_graph().layer_name("linear")
-        self.n_in, self.n_out, self.name = int(n_in), int(n_out), name
-        self.weight = Variable(make((self.n_in, self.n_out), rng, dtype), name=f"{name}/W")
-        self.bias = Variable(np.zeros(self.n_out, dtype=dtype), name=f"{name}/b")
-        self.dW = self.db = None
-
-    def __call__(self, x: Node, training=None) -> Node:
-        self._check_input(x, self.n_in, "features (n_in)")
-        return ops.add(ops.matmul(x, self.weight), self.bias)
-
-    def config(self):
-        return {"n_in": self.n_in, "n_out": self.n_out, "dtype": self.weight.dtype,
-                "name": self.name}
-
-    @classmethod
-    def state_shapes(cls, n_in, n_out, **_):
-        return {"W": (n_in, n_out), "b": (n_out,)}
-
-    def __repr__(self) -> str:
-        return f"Linear({self.n_in}, {self.n_out})"
-
-
-class _Activation(Layer):
-    op = None
-
-    def __call__(self, x, training=None):
-        return type(self).op(x)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class ReLU(_Activation):
-    op = staticmethod(ops.relu)
-
-
-class Sigmoid(_Activation):
-    op = staticmethod(ops.sigmoid)
-
-
-class Tanh(_Activation):
-    op = staticmethod(ops.tanh)
-
-
-class Softmax(_Activation):
-    op = staticmethod(ops.softmax)
-
-
-ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-
-
-class Conv2D(_Weighted):
-    """conv2d with HWIO filters of shape (kernel, kernel, in_channels, filters), then the
-    bias: NHWC in, NHWC out (TF1's layout). He-initialised from the host RNG.
-
-    >>> import xpnn as xn
-    >>> conv = xn.nn.Conv2D(1, 8, 3, padding="SAME", seed=0)
-    >>> conv.weight.shape, conv.bias.shape
-    ((3, 3, 1, 8), (8,))
-    """
-
-    def __init__(self, in_channels, filters, kernel_size, strides=1, padding="VALID",
-                 init="he_normal", seed=None, dtype="float32", name=None):
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        name = name or get_default_graph().layer_name("conv")
-        self.strides, self.padding, self.name = strides, padding, name
-        shape = (int(kh), int(kw), int(in_channels), int(filters))
-        rng = initializers.generator(seed)
-        self.weight = Variable(initializers.get(init)(shape, rng, dtype), name=f"{name}/W")
-        self.bias = Variable(np.zeros(shape[-1], dtype=dtype), name=f"{name}/b")
-
-    def __call__(self, x, training=None):
-        self._check_input(x, self.weight.shape[2], "channels (in_channels)")
-        y = conv2d(x, self.weight, strides=self.strides, padding=self.padding)
-        return bias_add(y, self.bias)
-
-    def config(self):
-        kh, kw, c, f = self.weight.shape
-        return {"in_channels": c, "filters": f, "kernel_size": [kh, kw],
-                "strides": self.strides, "padding": self.padding, "dtype": self.weight.dtype,
-                "name": self.name}
-
-    @classmethod
-    def state_shapes(cls, in_channels, filters, kernel_size, **_):
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        return {"W": (kh, kw, in_channels, filters), "b": (filters,)}
-
-    def __repr__(self) -> str:
-        kh, kw, c, f = self.weight.shape
-        return f"Conv2D({c}, {f}, ({kh}, {kw}), padding={self.padding!r})"
-
-
-class MaxPool2D(Layer):
-    """max_pool2d over ``pool_size`` windows (strides default to the window)."""
-
-    op = staticmethod(max_pool2d)
-
-    def __init__(self, pool_size=2, strides=None, padding="VALID"):
-        self.pool_size, self.padding = pool_size, padding
-        self.strides = pool_size if strides is None else strides
-
-    def __call__(self, x, training=None):
-        return type(self).op(x, self.pool_size, self.strides, self.padding)
-
-    def config(self):
-        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.pool_size})"
-
-
-class AvgPool2D(MaxPool2D):
-    """avg_pool2d over ``pool_size`` windows (strides default to the window)."""
-
-    op = staticmethod(avg_pool2d)
-
-
-class Flatten(Layer):
-    """(N, ...) -> (N, everything else)."""
-
-    def __call__(self, x, training=None):
-        return flatten(x)
-
-    def __repr__(self) -> str:
-        return "Flatten()"
-
-
-class BatchNorm(Layer):
-    """Batch normalisation over every axis but the last (channels, NHWC), as Keras's
-    BatchNormalization: while training, the batch's moments, and the moving mean and
-    variance move towards them (``m <- momentum m + (1 - momentum) batch``, run with the
-    training step); in inference, the moving statistics.
-
-    >>> import xpnn as xn
-    >>> bn = xn.nn.BatchNorm(3)
-    >>> sorted(bn.state())
-    ['beta', 'gamma', 'moving_mean', 'moving_variance']
-    """
-
-    def __init__(self, channels, momentum=0.99, epsilon=1e-3, dtype="float32",
-                 name=None):
-        if not 0.0 <= momentum < 1.0 or not epsilon >= 0:
-            raise ValueError(f"BatchNorm: momentum must lie in [0, 1) and epsilon be >= 0, "
-                             f"got {momentum} and {epsilon}")
-        name = name or get_default_graph().layer_name("batch_norm")
-        self.momentum, self.epsilon, self.name = float(momentum), float(epsilon), name
-        n = int(channels)
-        self.gamma = Variable(np.ones(n, dtype), name=f"{name}/gamma")
-        self.beta = Variable(np.zeros(n, dtype), name=f"{name}/beta")
-        self.moving_mean = Variable(np.zeros(n, dtype), name=f"{name}/moving_mean",
-                                    trainable=False)
-        self.moving_variance = Variable(np.ones(n, dtype), name=f"{name}/moving_variance",
-                                        trainable=False)
-        self._updates = []
-
-    def __call__(self, x, training=None):
-        if x.shape is None:
-            raise ValueError(f"BatchNorm needs an input of known rank, got {x.label}")
-        training = True if training is None else training
-        mean, variance = moments(x, axes=list(range(len(x.shape) - 1)))
-        if training is not True:  # a placeholder (or False): blend by the flag
-            on = ops.equal(training, True)
-            off = ops.subtract(1.0, on)
-            mean = ops.add(ops.multiply(on, mean), ops.multiply(off, self.moving_mean))
-            variance = ops.add(ops.multiply(on, variance),
-                               ops.multiply(off, self.moving_variance))
-        if training is not False:
-            self._updates.append(_MovingAverages(self, mean, variance, training))
-        return batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
-
-    def parameters(self):
-        return [self.gamma, self.beta]
-
-    def state(self):
-        return {"gamma": self.gamma, "beta": self.beta, "moving_mean": self.moving_mean,
-                "moving_variance": self.moving_variance}
-
-    def updates(self):
-        return list(self._updates)
-
-    def config(self):
-        return {"channels": self.gamma.shape[0], "momentum": self.momentum,
-                "epsilon": self.epsilon, "dtype": self.gamma.dtype, "name": self.name}
-
-    @classmethod
-    def state_shapes(cls, channels, **_):
-        return dict.fromkeys(("gamma", "beta", "moving_mean", "moving_variance"), (channels,))
-
-    def __repr__(self) -> str:
-        return f"BatchNorm({self.gamma.shape[0]})"
-
-
-class _MovingAverages(Update):
-    """BatchNorm's moving mean and variance moved towards the batch's (where training)."""
-
-    def __init__(self, layer, mean, variance, training):
-        self.momentum = layer.momentum
-        flag = training if isinstance(training, Node) else Constant(bool(training))
-        super().__init__([layer.moving_mean, layer.moving_variance], mean, variance,
-                         layer.moving_mean, layer.moving_variance, flag)
-
-    def forward(self, xp, mean, variance, moving_mean, moving_variance, training):
-        m = self.momentum
-        new = [m * moving_mean + (1.0 - m) * mean, m * moving_variance + (1.0 - m) * variance]
-        return [xp.where(training, n, old) for n, old in zip(new, (moving_mean, moving_variance))]
-
-
-class Dropout(Layer):
-    """dropout with ``rate`` while ``training`` (the model's flag), the identity otherwise."""
-
-    def __init__(self, rate):
-        self.rate = float(rate)
-
-    def __call__(self, x, training=None):
-        return ops.dropout(x, self.rate, True if training is None else training)
-
-    def config(self):
-        return {"rate": self.rate}
-
-    def __repr__(self) -> str:
-        return f"Dropout({self.rate})"
-
-
-# The layers NNClassifier.load rebuilds from a file's record (a user's own layers it does not).
-architecture.register(Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D,
-                      Flatten, BatchNorm, Dropout)
-
-
-class Sequential(Layer):
-    """Layers applied in order."""
-
-    def __init__(self, *layers):
-        self.layers = list(layers[0] if len(layers) == 1 and isinstance(layers[0], list)
-                           else layers)
-
-    def __call__(self, x, training=None):
-        for layer in self.layers:
-            x = layer(x, training)
-        return x
-
-    def parameters(self):
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    def updates(self):
-        return [u for layer in self.layers for u in layer.updates()]
-
-    def __getitem__(self, i):
-        return self.layers[i]
-
-    def __len__(self):
-        return len(self.layers)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
-
-
-class MLP(Sequential):
-    """Linear layers of sizes ``units`` with an activation between them; the output is the
-    last layer's logits (no activation).
-
-    >>> import xpnn as xn
-    >>> xn.nn.MLP([4, 8, 3])
-    MLP(Linear(4, 8), ReLU(), Linear(8, 3))
-    """
-
-    def __init__(self, units, activation="relu", seed=None, dtype="float32", init="he_normal"):
-        if len(units) < 2:
-            raise ValueError(f"units needs an input and an output size, got {units}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        rng = initializers.generator(seed)
-        layers = []
-        for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
-            layers.append(Linear(n_in, n_out, init=init, seed=rng, dtype=dtype, name=f"layers.{i}"))
-            if i < len(units) - 2:
-                layers.append(ACTIVATIONS[activation]())
-        super().__init__(layers)
+from .. import data, distributed, losses, ops, optimizers
+from .. import init as initializers
+from ..autodiff import gradients
+from ..backend import context_of, dtype_name, to_numpy
+from ..graph import Graph, placeholder
+from ..session import NumericsError, Session
+from . import saving
+from .layers import MLP, Conv2D, Layer, Linear, Sequential
 
 
 def _network(units, input_shape):
@@ -510,10 +142,6 @@ class NNClassifier:
             layer.session = self.session
         self._last_feed = None
         self._train_steps = {}
-
-    @property
-    def mlp(self):
-        return self.net
 
     @property
     def layers(self):
@@ -768,7 +396,7 @@ class NNClassifier:
     def _param_names(self):
         """File names of the Variables to save: ``layers.<i>.<name>``, numbering the layers
         that hold state (Linear, Conv2D, BatchNorm) in order."""
-        return architecture.numbered(layer.state() for layer in self.net.layers)
+        return saving.numbered(layer.state() for layer in self.net.layers)
 
     def save(self, path) -> None:
         """Write the weights (BatchNorm's moving statistics too) and the architecture to
@@ -777,14 +405,7 @@ class NNClassifier:
         ``config()``) with ``__input_shape__`` and ``__dtype__``. :meth:`load` rebuilds the
         model from it; a stack holding a layer of your own is rebuilt by your code, then
         :meth:`load_weights`."""
-        arrays = {name: to_numpy(self.session.get_value(v))
-                  for name, v in self._param_names().items()}
-        if self.units is not None:
-            arrays["__units__"] = np.asarray(self.units, dtype=np.int64)
-            arrays["__activation__"] = np.asarray(self.activation)
-        else:
-            arrays.update(architecture.describe(self.net.layers, self.input_shape, self.dtype))
-        io.save_arrays(path, arrays)
+        saving.save(self, path)
 
     def load_weights(self, path) -> None:
         """Load weights saved by :meth:`save`, or by ``model.session.save`` (a checkpoint of
@@ -798,15 +419,7 @@ class NNClassifier:
         >>> a.save(path); b.load_weights(path); (b.layers[0].W == a.layers[0].W).all().item()
         True
         """
-        arrays = io.load_arrays(path)
-        names = self._param_names()
-        from_session = not set(names) & set(arrays)
-        if from_session:  # Variables under their own names, or a twin's (see _by_layer_order)
-            names = _by_layer_order(names.values(), arrays, f"load_weights({path})")
-        io.check_shapes({n: v.shape for n, v in names.items()}, arrays, f"load_weights({path})",
-                        extra_ok=from_session)
-        for name, variable in names.items():
-            self.session.set_value(variable, arrays[name])
+        saving.load_weights(self, path)
 
     @classmethod
     def load(cls, path, device=None, backend=None) -> NNClassifier:
@@ -828,59 +441,7 @@ class NNClassifier:
         >>> xn.nn.NNClassifier.load(path).net
         Sequential(Conv2D(1, 2, (3, 3), padding='VALID'), BatchNorm(2), Flatten(), Linear(8, 3))
         """
-        arrays = io.load_arrays(path)
-        if "__layers__" in arrays:
-            return cls._load_stack(arrays, path, device, backend)
-        units, activation = cls._stored_architecture(arrays, path)
-        shapes = {}
-        for i, (n_in, n_out) in enumerate(zip(units[:-1], units[1:])):
-            shapes[f"layers.{i}.W"], shapes[f"layers.{i}.b"] = (n_in, n_out), (n_out,)
-        io.check_shapes(shapes, arrays, f"load({path})")
-        dtype = arrays["layers.0.W"].dtype
-        if dtype.kind != "f":
-            raise ValueError(f"{path}: the weights are {dtype}, not floating point: the file "
-                             f"was not written by NNClassifier.save")
-        model = cls(units, activation, device=device, backend=backend, dtype=dtype)
-        for name, variable in model._param_names().items():
-            model.session.set_value(variable, arrays[name])
-        return model
-
-    @classmethod
-    def _load_stack(cls, arrays, path, device, backend) -> NNClassifier:
-        """A stack's model from its checked record: weights checked before the layers are
-        built, the device's dtypes before the Session, nothing global touched."""
-        stack = architecture.read(arrays, path)
-        stack.check_weights(arrays)
-        device = resolve(device, backend)
-        for dtype in {stack.dtype, *(arrays[name].dtype.name for name in stack.state_shapes())}:
-            device.dtype(dtype)  # fails now if the backend cannot hold it (JAX without x64)
-        try:
-            model = cls(stack.build(), input_shape=stack.input_shape, dtype=stack.dtype,
-                        device=device)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: the stored layers do not fit inputs of shape "
-                             f"{stack.input_shape} ({exc}): the file is corrupt; save the "
-                             f"model again or use another copy") from exc
-        for name, variable in model._param_names().items():
-            model.session.set_value(variable, arrays[name])
-        return model
-
-    @staticmethod
-    def _stored_architecture(arrays, path):
-        if "__units__" not in arrays:
-            raise ValueError(f"{path}: no architecture stored (neither __layers__ nor "
-                             "__units__: not written by NNClassifier.save): build the model "
-                             "with the same layers and call load_weights")
-        units, activation = arrays["__units__"], arrays.get("__activation__")
-        if units.ndim != 1 or units.size < 2 or units.dtype.kind not in "iu" or (units < 1).any():
-            raise ValueError(f"{path}: __units__ must list two or more positive integer layer "
-                             f"sizes, got {units.dtype} {units.tolist()}: the file is corrupt")
-        if (activation is None or activation.shape != () or activation.dtype.kind != "U"
-                or str(activation) not in ACTIVATIONS):
-            got = "nothing" if activation is None else repr(activation.tolist())
-            raise ValueError(f"{path}: __activation__ must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {got}: the file is corrupt")
-        return units.tolist(), str(activation)
+        return saving.load(cls, path, device, backend)
 
 
 class SGD:
@@ -902,51 +463,6 @@ class SGD:
                 raise RuntimeError("call model.backward() before SGD.step()")
             grads += [layer.dW, layer.db]
         self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
-
-
-def _layer_key(prefix) -> tuple[str, int]:
-    """``("linear", 2)`` for ``linear_2``: a default layer name's base and count."""
-    base, _, count = prefix.rpartition("_")
-    return (base, int(count)) if base and count.isdigit() else (prefix, 0)
-
-
-def _by_layer_order(variables, arrays, where) -> dict:
-    """``{name in the file: Variable}`` for a ``session.save`` checkpoint: by the Variables'
-    own names, or else, as the same stack built again in one graph takes new default layer
-    names (``linear_2`` for the file's ``linear``), by each base name's layers in the order
-    they were made, where those pair one to one with the same Variables and shapes."""
-    variables = list(variables)
-    if all(v.name in arrays for v in variables):
-        return {v.name: v for v in variables}
-
-    def layers(names):  # {(base, count): {last name part: name}}
-        found = {}
-        for name in names:
-            prefix, _, part = name.rpartition("/")
-            found.setdefault(_layer_key(prefix), {})[part] = name
-        return found
-
-    stored = {n.rpartition("/")[0] for n in arrays if "/" in n} - set(arrays)  # not slots
-    ours = layers(v.name for v in variables)
-    theirs = layers(n for n in arrays if n.rpartition("/")[0] in stored)
-    by_name = {v.name: v for v in variables}
-    pairs = {}
-    if len(theirs) == len(ours):
-        for base in {base for base, _ in ours}:
-            ours_b, theirs_b = ([parts for key, parts in sorted(side.items()) if key[0] == base]
-                                for side in (ours, theirs))
-            for our, their in zip(ours_b, theirs_b):
-                if our.keys() == their.keys():
-                    pairs.update({their[part]: by_name[name] for part, name in our.items()})
-    if len(pairs) == len(variables) and all(
-            tuple(arrays[name].shape) == tuple(v.shape) for name, v in pairs.items()):
-        return pairs
-    raise ValueError(
-        f"{where}: the file's layers {sorted(stored)} do not pair one to one, with the same "
-        f"shapes, with this model's {sorted({v.name.rpartition('/')[0] for v in variables})}"
-        f" (the same stack built again in one graph takes new layer names): build the model "
-        f"in a fresh graph (with xn.Graph().as_default(): ...) or give its layers the "
-        f"file's names (name=...)")
 
 
 def _schedule(optimizer, lr_schedule, epoch, history) -> None:

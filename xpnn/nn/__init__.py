@@ -1,0 +1,27 @@
+"""Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
+output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
+the series' training loop) and ``saving.py`` (save and load, the layer stack as data).
+"""
+
+from .classifier import OPTIMIZERS, SGD, History, NNClassifier
+from .layers import (
+    ACTIVATIONS,
+    MLP,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dropout,
+    Flatten,
+    Layer,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+__all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
+           "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
+           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
