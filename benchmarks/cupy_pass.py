@@ -1,5 +1,5 @@
 """xpnn's CuPy pass (``xpnn/cupy_fast``) against xpnn's portable plan on CuPy
-(``XPNN_CUPY_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum and
+(``XPNN_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum and
 Adam, same initial weights and batches, interleaved in chunks. Prints each side's median
 ms/step and test accuracy, the portable side's time over the pass's, and the largest
 difference between the two sides' weights after training; exits non-zero when the two
@@ -31,12 +31,12 @@ from xpnn.cupy_fast.standin import stand_in  # noqa: E402
 
 
 def _portable(make):
-    """``make()`` with the CuPy pass off for the plans it compiles."""
-    os.environ["XPNN_CUPY_PASSES"] = "0"
+    """``make()`` with the CuPy pass off for the Sessions it makes."""
+    os.environ["XPNN_PASSES"] = "0"
     try:
         return make()
     finally:
-        del os.environ["XPNN_CUPY_PASSES"]
+        del os.environ["XPNN_PASSES"]
 
 
 def _steps(model, step, X, y, order):
@@ -53,8 +53,8 @@ def compare(args, optimizer, X, y, Xt, yt):
     device = stand_in() if args.device == "standin" else xn.backend.resolve(args.device)
     sides = {}
     for name, wrap in (("pass", lambda f: f()), ("portable", _portable)):
-        model, step = make_xpnn(initial_weights(), lr, device, optimizer)
-        wrap(lambda m=model, s=step: _steps(m, s, X, y, np.arange(256)))  # compile, warm up
+        model, step = wrap(lambda: make_xpnn(initial_weights(), lr, device, optimizer))
+        _steps(model, step, X, y, np.arange(256))  # compile, warm up
         sides[name] = (model, step)
     rng = np.random.default_rng(1)
     times = {name: [] for name in sides}

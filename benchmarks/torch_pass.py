@@ -1,6 +1,6 @@
 """xpnn on PyTorch with its plan passes (``xpnn/torch_fast``) against a hand-written PyTorch
 eager loop doing the same work, and against xpnn's portable plan on PyTorch
-(``XPNN_TORCH_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum
+(``XPNN_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum
 and Adam, same initial weights and batches, the tiny step (the lesson-5 3->4 net, one
 sample at a time, ``small_step.py``), and the simple MNIST convnet of ``cnn_mnist.py``
 (conv 32, pool, conv 64, pool, dropout 0.5, dense 10; Adam 1e-3, batch 128) against the
@@ -50,12 +50,12 @@ LEARNING_RATES = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3}
 
 
 def _portable(make):
-    """``make()`` with the torch passes off for the plans it compiles."""
-    os.environ["XPNN_TORCH_PASSES"] = "0"
+    """``make()`` with the torch passes off for the Sessions it makes."""
+    os.environ["XPNN_PASSES"] = "0"
     try:
         return make()
     finally:
-        del os.environ["XPNN_TORCH_PASSES"]
+        del os.environ["XPNN_PASSES"]
 
 
 def mlp_runners(args, X, y, Xt, yt, optimizer):
@@ -64,8 +64,8 @@ def mlp_runners(args, X, y, Xt, yt, optimizer):
     device = xn.backend.resolve(args.device, backend="torch")
     runners = {}
     for name, wrap in (("xpnn", lambda f: f()), ("portable", _portable)):
-        model, step = make_xpnn(initial_weights(), lr, device, optimizer)
-        wrap(lambda m=model, s=step: run_xpnn_epoch(m, s, X, y, np.arange(256), 128))
+        model, step = wrap(lambda: make_xpnn(initial_weights(), lr, device, optimizer))
+        run_xpnn_epoch(model, step, X, y, np.arange(256), 128)
         runners[name] = (lambda o, m=model, s=step: run_xpnn_epoch(m, s, X, y, o, 128),
                          lambda m=model: m.score(Xt, yt))
     tdev = "cuda" if args.device.startswith("cuda") else "cpu"

@@ -362,7 +362,7 @@ def test_assign_refuses_floats_into_an_integer_variable_and_checks_integer_range
             xn.assign(w, 2**40)
         untyped, narrowing = xn.assign(w, v), xn.assign(w, wide)
         for jit in (True, False):
-            sess = xn.Session(device=dev, jit=jit)
+            sess = xn.Session(device=dev, passes=jit)
             before = snapshot(sess, graph)
             with pytest.raises(ValueError, match=floating):  # known by dtype, no host read
                 sess.run(untyped, {v: np.array([3.7, 1e10])})

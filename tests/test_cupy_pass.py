@@ -1,4 +1,4 @@
-"""The CuPy pass (``xpnn/cupy_fast``) against the portable plan (``XPNN_CUPY_PASSES=0``).
+"""The CuPy pass (``xpnn/cupy_fast``) against the portable plan (``Session(passes=False)``).
 
 Written where no GPU is: every test runs on the stand-in ("standin": NumPy arrays, the
 kernels' traced statements run by the reference fuser), and again on a GPU ("cuda": the
@@ -21,7 +21,7 @@ from collections import Counter
 import array_api_compat
 import numpy as np
 import pytest
-from conftest import _unavailable, environment, skip_or_fail
+from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
 from xpnn import ops
@@ -30,11 +30,6 @@ from xpnn.cupy_fast.standin import stand_in
 
 NP = array_api_compat.array_namespace(np.empty(0))
 F32, F64 = np.float32, np.float64
-
-
-def passes(on: bool):
-    """Plans compiled inside are compiled with the CuPy pass on or off."""
-    return environment("XPNN_CUPY_PASSES", "1" if on else "0")
 
 
 class RecordingCudaFuser(cuda.CudaFuser):
@@ -391,10 +386,10 @@ class Side:
     """A Session on ``device`` whose plans are compiled with the pass on or off."""
 
     def __init__(self, device, on, **kw):
-        self.on, self.sess = on, xn.Session(device=device, **kw)
+        self.on, self.sess = on, xn.Session(device=device, passes=on, **kw)
 
     def run(self, *args, **kw):
-        with passes(self.on), np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):
             return self.sess.run(*args, **kw)
 
     def values(self, variables):

@@ -1135,7 +1135,7 @@ def jax_jit_session(**kw):
 
 
 def jax_eager_session(**kw):
-    return xn.Session(backend="jax", jit=False, **kw)
+    return xn.Session(backend="jax", passes=False, **kw)
 
 
 @pytest.mark.skipif(_no_jax_x64() is not None, reason=str(_no_jax_x64()))

@@ -89,7 +89,7 @@ def _mlp(jit):
         b = xn.Variable(np.zeros(3, np.float32), name="b")
         loss = xn.losses.sparse_softmax_cross_entropy(t, x @ w + b)
         step = xn.train.GradientDescentOptimizer(0.5).minimize(loss)
-        sess = xn.Session(backend="jax", jit=jit)
+        sess = xn.Session(backend="jax", passes=jit)
     return graph, sess, (x, t), (step, loss)
 
 

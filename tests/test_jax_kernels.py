@@ -2,7 +2,7 @@
 JAX: the tiled max-pool gradient, traced by ``jax.jit`` as in a compiled plan, on tied
 windows, NaN and infinities in the input and the gradient, windows of -inf, rows and
 columns no window reaches, both data formats; windows that do not tile go to the portable
-op; and conv nets train as on the eager path (``Session(jit=False)``)."""
+op; and conv nets train as on the eager path (``Session(passes=False)``)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def _convnet(fmt, jit, seed=0):
         dense = xn.Variable(init.standard_normal((4, 3)).astype(np.float32) * 0.3)
         loss = xn.losses.sparse_softmax_cross_entropy(t, xn.flatten(h) @ dense)
         step = xn.train.AdamOptimizer(0.01).minimize(loss)
-        sess = xn.Session(backend="jax", jit=jit)
+        sess = xn.Session(backend="jax", passes=jit)
     return graph, sess, (x, t), (step, loss)
 
 

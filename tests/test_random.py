@@ -6,8 +6,6 @@ values, new at every run."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -190,7 +188,7 @@ def test_the_jax_compiled_call_draws_the_portable_values_anew_every_run(seed):
     for jit in (True, False):
         with xn.Graph().as_default():
             graph = _noisy_step(seed)
-            sess = xn.Session(backend="jax", seed=4, jit=jit)
+            sess = xn.Session(backend="jax", seed=4, passes=jit)
             sides.append(_runs(sess, graph))
             if jit:  # compiled (not fallen back), its draws passed in as arguments
                 runner = next(p.program for p in sess._plans.values() if p.updates)
@@ -200,14 +198,13 @@ def test_the_jax_compiled_call_draws_the_portable_values_anew_every_run(seed):
     _assert_fresh_and_equal(*sides)
 
 
-def test_the_torch_passes_draw_the_portable_values_anew_every_run(monkeypatch):
+def test_the_torch_passes_draw_the_portable_values_anew_every_run():
     pytest.importorskip("torch", reason="torch is not installed")
     sides = []
-    for passes in ("1", "0"):
-        monkeypatch.setitem(os.environ, "XPNN_TORCH_PASSES", passes)
+    for passes in (True, False):
         with xn.Graph().as_default():
             graph = _noisy_step(9)
-            sides.append(_runs(xn.Session(backend="torch", seed=4), graph))
+            sides.append(_runs(xn.Session(backend="torch", seed=4, passes=passes), graph))
     _assert_fresh_and_equal(*sides)
 
 

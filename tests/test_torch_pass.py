@@ -1,5 +1,5 @@
 """The PyTorch passes (``xpnn/torch_fast``) against the portable plan on PyTorch
-(``XPNN_TORCH_PASSES=0``, the reference): every kernel on the same inputs as the portable
+(``Session(passes=False)``, the reference): every kernel on the same inputs as the portable
 forward, the in-place updates, and whole graphs (MLP training with SGD, momentum, Nesterov
 and Adam; a CNN with conv, pooling, dropout and batch normalisation; fetched
 intermediates, set_value between runs, failed steps, check_numerics); and that each pass
@@ -15,7 +15,6 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the torch passes need PyTorch (pip install torch)")
 
-from conftest import environment  # noqa: E402
 
 import xpnn as xn  # noqa: E402
 from xpnn import ops  # noqa: E402
@@ -26,20 +25,14 @@ DEV = xn.backend.resolve("cpu", backend="torch")
 F32, F64 = torch.float32, torch.float64
 
 
-def passes(on: bool):
-    """Plans compiled inside are compiled with the torch passes on or off."""
-    return environment("XPNN_TORCH_PASSES", "1" if on else "0")
-
-
 class Side:
     """A torch Session whose plans are compiled with the passes on (the fast side) or off."""
 
     def __init__(self, on, **kw):
-        self.on, self.sess = on, xn.Session(backend="torch", **kw)
+        self.on, self.sess = on, xn.Session(backend="torch", passes=on, **kw)
 
     def run(self, *args, **kw):
-        with passes(self.on):
-            return self.sess.run(*args, **kw)
+        return self.sess.run(*args, **kw)
 
     def values(self, variables):
         return [xn.to_numpy(self.sess.get_value(v)) for v in variables]
@@ -644,7 +637,7 @@ def test_training_step_uses_addmm_and_updates_in_place(optimizer):
     assert fast.get("aten::_to_copy", 0) <= 2  # ReLU masks made in the gradient's dtype
 
 
-def test_passes_off_with_the_environment_variable():
+def test_passes_off_leave_the_portable_plan():
     X, y = _batch(0)
     plans = []
     for n, side in both(lambda: _mlp("sgd")):

@@ -62,6 +62,9 @@ class Device:
     # Arrays can be written in place (NumPy, CuPy, PyTorch, array-api-strict): a buffer the
     # Session keeps (a constant, a Variable) is handed out as a copy, never live.
     mutable = False
+    # The environment variable that turned this device's passes off before $XPNN_PASSES
+    # (still read, deprecated): see Session(passes=).
+    old_switch = None
 
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
@@ -116,7 +119,8 @@ class Device:
         return value
 
     def rewrite(self, plan, session) -> None:
-        """This device's passes over a freshly compiled plan (none by default)."""
+        """This device's passes over a freshly compiled plan (none by default); not called
+        where ``session.passes`` is off."""
 
 
 def _host(value, dtype):
@@ -174,10 +178,11 @@ class StrictDevice(Device):
 class TorchDevice(_Registered, Device):
     """PyTorch on the CPU or a CUDA GPU. Its Sessions run the plan passes of ``torch_fast``
     (which registers itself here when xpnn is imported, and imports torch only when a torch
-    plan is compiled); ``XPNN_TORCH_PASSES=0`` runs the portable plan instead."""
+    plan is compiled); ``Session(passes=False)`` runs the portable plan instead."""
 
     backend = "torch"
     mutable = True
+    old_switch = "XPNN_TORCH_PASSES"
     passes = None  # torch_fast.rewrite
     own = None  # torch_fast.own
 
@@ -209,10 +214,11 @@ class TorchDevice(_Registered, Device):
 class CupyDevice(_Registered, Device):
     """CuPy on a CUDA GPU. Its Sessions run the plan passes of ``cupy_fast`` (which
     registers itself here when xpnn is imported, and imports cupy only at its first
-    kernel); ``XPNN_CUPY_PASSES=0`` runs the portable plan instead."""
+    kernel); ``Session(passes=False)`` runs the portable plan instead."""
 
     backend = "cupy"
     mutable = True
+    old_switch = "XPNN_CUPY_PASSES"
     passes = None  # cupy_fast.rewrite
     own = None  # cupy_fast.ownership.own
 
@@ -322,6 +328,7 @@ class JaxDevice(Device):
 
     backend = "jax"
     passes = None  # jax_fast.rewrite
+    old_switch = "XPNN_JIT"
 
     @classmethod
     def register(cls, passes) -> None:
@@ -355,8 +362,7 @@ class JaxDevice(Device):
         return value.copy() if any(value is i for i in inputs) else value
 
     def rewrite(self, plan, session) -> None:
-        if self.passes is not None and session.jit:
-            self.passes(plan, session)
+        self.passes(plan, session)
 
     @staticmethod
     def _check(dtype) -> None:

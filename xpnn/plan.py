@@ -443,12 +443,14 @@ def _straight_line(steps, frees) -> Callable:
 
 def compile_plan(session, nodes, rebuild, fed) -> Plan:
     """The plan for one (fetches, fed placeholders) pair of ``session``: order, slots,
-    portable step functions, the device's rewrite, frees. Run by ``Session.run`` once."""
+    portable step functions, the device's rewrite (where ``session.passes``), frees. Run by
+    ``Session.run`` once."""
     plan = _lay_out(_order(nodes, fed), nodes, rebuild, session)
     _bind(plan, session)
     if session.device.mutable:  # the device's passes may prove fewer copies needed
         plan.copies = shared_fetches(plan)
-    session.device.rewrite(plan, session)
+    if session.passes:  # off: the portable plan, every device's reference
+        session.device.rewrite(plan, session)
     if session.check_numerics:
         for step in plan.steps:
             if step.kind == "value":

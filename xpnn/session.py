@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -40,14 +41,37 @@ class NumericsError(OpError):
     op when the Session was made with ``check_numerics=True``."""
 
 
+def _passes(passes, jit, device) -> bool:
+    """``Session(passes=)``: the argument (or its old name ``jit``), else ``$XPNN_PASSES``
+    and the device's old variable, each off at "0"."""
+    if jit is not None:
+        warnings.warn("Session(jit=...) is deprecated: use Session(passes=...)",
+                      DeprecationWarning, stacklevel=3)
+        if passes is not None and bool(passes) != bool(jit):
+            raise ValueError(f"Session(passes={passes!r}, jit={jit!r}): jit is the old name "
+                             f"of passes; give passes only")
+        passes = jit if passes is None else passes
+    if passes is not None:
+        return bool(passes)
+    old = device.old_switch
+    if old is not None and old in os.environ:
+        warnings.warn(f"${old} is deprecated: use $XPNN_PASSES (or Session(passes=...))",
+                      DeprecationWarning, stacklevel=3)
+    names = ("XPNN_PASSES",) if old is None else ("XPNN_PASSES", old)
+    return all(os.environ.get(name, "1").strip() != "0" for name in names)
+
+
 class Session:
     """Runs a graph on one device. ``device="cpu"`` (NumPy), ``"cuda"``/``"cuda:N"`` (CuPy);
     ``backend=`` picks another namespace ("array_api_strict", "torch", "jax").
     ``dtype="float64"`` runs every floating value in that dtype (gradient checks use it).
     ``seed`` seeds the generator that random ops without a seed of their own (dropout)
     draw from; ``check_numerics`` checks every value a run makes (see the property).
-    ``jit=False`` (or ``$XPNN_JIT=0``) keeps a device from compiling whole plans (JAX's
-    ``jax.jit``): every op then runs eagerly, the portable reference path.
+    ``passes=False`` (or ``$XPNN_PASSES=0``) runs every device's portable plan, the
+    reference its passes are tested against: no NumPy, torch or CuPy kernels, no
+    ``jax.jit`` (every op runs eagerly). ``jit=`` is its deprecated old name; so are
+    ``$XPNN_JIT``, ``$XPNN_TORCH_PASSES`` and ``$XPNN_CUPY_PASSES`` (each still "0": that
+    device's passes off).
 
     A Session may be used from several threads: its runs (and ``get_value``,
     ``set_value``, ``save``, ``restore``, ``close``) take one lock, so they happen one at a
@@ -64,7 +88,7 @@ class Session:
     """
 
     def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None,
-                 check_numerics=False, seed=None, jit=None):
+                 check_numerics=False, seed=None, jit=None, passes=None):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
@@ -81,7 +105,7 @@ class Session:
         self.check_numerics = check_numerics
         self._random = np.random.Generator(np.random.PCG64(seed))
         self._streams: dict = {}  # a seeded random op -> its generator in this Session
-        self.jit = os.environ.get("XPNN_JIT", "1") != "0" if jit is None else bool(jit)
+        self.passes = _passes(passes, jit, self.device)
         self._lock = threading.RLock()  # runs read and write shared state: one at a time
 
     def draw(self, op, shape, dtype, on_host=False):

@@ -12,21 +12,20 @@
 - ``standin``: a device that runs this pass with NumPy, where no GPU is.
 
 No kernel reads a device value on the host: a training step makes no host
-synchronisation. ``XPNN_CUPY_PASSES=0`` in the environment (read when a plan is compiled)
-leaves the portable plan as it is, the reference the pass is tested against
+synchronisation. ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) leaves the portable
+plan as it is, the reference the pass is tested against
 (``tests/test_cupy_pass.py``; ``tests/test_fastpath_random.py`` on random programs). No
 CUDA graphs are captured. cupy is imported at the first kernel compiled, not with xpnn.
 Written without a GPU: the stand-in runs every test here; the CUDA kernels themselves have
 not run yet (``benchmarks/gpu_check.sh`` runs the tests on one).
 
->>> from xpnn import cupy_fast
->>> cupy_fast.enabled()  # XPNN_CUPY_PASSES is not set to 0 here
-True
+>>> import xpnn as xn
+>>> from xpnn.cupy_fast.standin import stand_in
+>>> xn.Session(device=stand_in(), passes=False).passes  # the portable plan
+False
 """
 
 from __future__ import annotations
-
-import os
 
 from .. import passes
 from ..backend import CupyDevice
@@ -34,16 +33,9 @@ from . import chains, cuda, kernels, ownership, updates
 from . import softmax as _softmax  # noqa: F401  (registers the cross-entropy kernels)
 
 
-def enabled() -> bool:
-    """Whether the passes run (``XPNN_CUPY_PASSES`` is not "0")."""
-    return os.environ.get("XPNN_CUPY_PASSES", "1").strip() != "0"
-
-
 def rewrite(plan, session, fuser=None) -> None:
     """Run the passes on ``plan`` (compiled for ``session``), with ``fuser`` (by default
     the CUDA one)."""
-    if not enabled():
-        return
     fuser = fuser if fuser is not None else cuda.fuser()
     chosen = passes.in_place(plan, updates.has_fast_update, passes.live_slots(plan), session)
     if chosen:

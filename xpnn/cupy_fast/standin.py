@@ -36,6 +36,7 @@ class StandInDevice(Device):
     fuser: Any = None  # its ReferenceFuser, which tells the kernels it ran
     backend = "cupy_standin"
     mutable = True
+    old_switch = "XPNN_CUPY_PASSES"
 
     def keep(self, value, inputs):
         if isinstance(value, np.generic):  # NumPy's 0-d results: make them arrays, writable

@@ -13,7 +13,7 @@ is one XLA call. One concept a file:
 - ``labels``: label ranges of host-fed labels checked on the host, before the call;
 - ``runner``: the cache per feed shapes, the call, the fall-back to the portable program.
 
-``Session(jit=False)`` (or ``$XPNN_JIT=0``) keeps the portable eager path, the reference
+``Session(passes=False)`` (or ``$XPNN_PASSES=0``) keeps the portable eager path, the reference
 ``tests/test_jax_jit.py`` compares this pass with.
 
 >>> import xpnn as xn

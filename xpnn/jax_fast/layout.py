@@ -8,7 +8,7 @@ values it computes, the updated Variables' new values) and what the run hands ou
 >>> with xn.Graph().as_default():
 ...     w = xn.Variable([1.0], name="w")
 ...     step = xn.train.GradientDescentOptimizer(0.1).minimize(xn.reduce_sum(w * w))
-...     sess = xn.Session(backend="jax", jit=False)
+...     sess = xn.Session(backend="jax", passes=False)
 ...     _ = sess.run([step, w])
 >>> layout = Layout(next(iter(sess._plans.values())))
 >>> layout.donated, [v.label for v in layout.targets]  # w is fetched: its buffer is kept

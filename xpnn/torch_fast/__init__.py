@@ -14,33 +14,24 @@ keeps the portable plan's results, tested against it (``tests/test_torch_pass.py
   copied, so that writing them in place changes nothing else.
 
 No pass reads a device value on the host: on CUDA a training step makes no host
-synchronisation. ``XPNN_TORCH_PASSES=0`` in the environment (read when a plan is compiled)
-leaves the portable plan as it is, for debugging and as the reference.
+synchronisation. ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) leaves the portable
+plan as it is, for debugging and as the reference.
 
 torch is imported here only when a torch plan is compiled: importing xpnn stays cheap.
 
->>> from xpnn import torch_fast
->>> torch_fast.enabled()  # XPNN_TORCH_PASSES is not set to 0 here
-True
+>>> import xpnn as xn
+>>> xn.Session(backend="torch", passes=False).passes  # the portable plan
+False
 """
 
 from __future__ import annotations
-
-import os
 
 from .. import passes
 from ..backend import TorchDevice
 
 
-def enabled() -> bool:
-    """Whether the passes run (``XPNN_TORCH_PASSES`` is not "0")."""
-    return os.environ.get("XPNN_TORCH_PASSES", "1").strip() != "0"
-
-
 def rewrite(plan, session) -> None:
     """Run the passes on ``plan`` (compiled for ``session``), in order."""
-    if not enabled():
-        return
     from . import addmm, deferred, kernels, updates
     from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 
