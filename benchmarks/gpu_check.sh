@@ -22,7 +22,7 @@
 #   versions               CuPy, NumPy and the GPUs, and one ElementwiseKernel compiled and
 #                          run: CuPy 14 needs NVRTC and the CUDA headers from its [ctk] extra
 #   cupy_pass_tests        tests/test_cupy_pass.py on the GPU, random programs through the pass
-#   cupy_pass_vs_portable  benchmarks/cupy_pass.py: the pass against XPNN_CUPY_PASSES=0 (ms/step;
+#   cupy_pass_vs_portable  benchmarks/cupy_pass.py: the pass against XPNN_PASSES=0 (ms/step;
 #                          fails where their weights or accuracies disagree)
 #   tests_cupy_1 .. _3     the whole suite with --xp=cupy, in three parts (a missing CuPy fails)
 #   mlp_warmup             one epoch of benchmarks/mlp_mnist.py: fills CuPy's kernel cache
