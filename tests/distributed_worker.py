@@ -242,23 +242,26 @@ def other_data_case(comm, out):
 
 def fault_case(comm, out):
     """Rank 1 raises at its fourth step while rank 0 trains on (and waits in the allreduce)."""
-    X, y = data()
-    with xn.Graph().as_default():
-        x, t, params, loss = small_model(0)
-        step = xn.distributed.DistributedOptimizer(
-            xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
-        sess = xn.Session()
-        for i in range(10_000):
-            if comm.rank == 1 and i == 3:
-                raise RuntimeError("rank 1 failed at step 3 on purpose")
-            sess.run(step, {x: X[:8], t: y[:8]})
-    print(f"rank {comm.rank} was not stopped", flush=True)
+    def fail():
+        raise RuntimeError("rank 1 failed at step 3 on purpose")
+    _train_until_rank_1_stops(comm, fail)
 
 
 def stall_case(comm, out, leave=False):
     """Rank 1 stops calling its step after three steps: it sleeps, as a hung rank would
     (with ``leave``, it leaves its loop and ends instead). Rank 0 waits in the gradients'
     allreduce of step 4 until the timeout, then aborts every rank."""
+    def stop():
+        if leave:
+            print("rank 1 left its loop", flush=True)
+            return True
+        time.sleep(600)
+    _train_until_rank_1_stops(comm, stop)
+
+
+def _train_until_rank_1_stops(comm, at_step_3):
+    """SGD steps on every rank; rank 1 calls ``at_step_3()`` before its fourth step and
+    leaves its loop where that returns True. A rank still running at the end says so."""
     X, y = data()
     with xn.Graph().as_default():
         x, t, params, loss = small_model(0)
@@ -266,11 +269,8 @@ def stall_case(comm, out, leave=False):
             xn.train.GradientDescentOptimizer(0.1), comm).minimize(loss)
         sess = xn.Session()
         for i in range(10_000):
-            if comm.rank == 1 and i == 3:
-                if leave:
-                    print("rank 1 left its loop", flush=True)
-                    return
-                time.sleep(600)
+            if comm.rank == 1 and i == 3 and at_step_3():
+                return
             sess.run(step, {x: X[:8], t: y[:8]})
     print(f"rank {comm.rank} was not stopped", flush=True)
 
