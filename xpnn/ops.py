@@ -133,8 +133,7 @@ class Divide(Binary):
     holds_dtype = True  # float64 from int32 inputs: refused where the device has none
 
     def forward(self, xp, a, b):
-        names = dtype_name(a.dtype), dtype_name(b.dtype)
-        target = _truediv_dtype(*names)
+        target = _truediv_dtype(a.dtype, b.dtype)
         if target is None:
             return super().forward(xp, a, b)
         target = getattr(xp, target)
@@ -158,8 +157,9 @@ def _truediv_dtype(a, b) -> str | None:
     return "float32" if bits <= 16 else "float64"
 
 
-def _integer(name) -> bool:
-    return dtype_name(name) == "bool" or dtype_name(name).lstrip("u").startswith("int")
+def _integer(dtype) -> bool:
+    name = dtype_name(dtype)
+    return name == "bool" or name.lstrip("u").startswith("int")
 
 
 class Maximum(Binary):
