@@ -1,4 +1,4 @@
-"""xpnn on JAX (each plan compiled into one ``jax.jit`` call by ``xpnn/jax_fast``) against a
+"""xpnn on JAX (each plan compiled into one ``jax.jit`` call by ``xpnn/devices/jax``) against a
 hand-written ``jax.jit`` training step, same initial weights, batches and optimizer rule:
 
 - MLP 784-512-256-10 (ReLU, batch 128) on MNIST or random data of its shape, with SGD,

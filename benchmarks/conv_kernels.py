@@ -1,4 +1,4 @@
-"""The conv kernels of ``xpnn/numpy_fast/conv.py`` against the portable ops they replace:
+"""The conv kernels of ``xpnn/devices/numpy/conv.py`` against the portable ops they replace:
 forward and backward of conv 3x3 SAME 1->32, ReLU, max-pool 2x2, conv 3x3 SAME 32->64,
 max-pool 2x2 on a (128, 28, 28, 1) float32 batch. Prints ms per op (portable forward vs
 NumPy kernel on the same inputs), then ms per whole step: a NumPy Session with the
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import xpnn as xn
-from xpnn.numpy_fast import kernels
+from xpnn.devices.numpy import kernels
 from xpnn.plan import Description
 
 CONV_OPS = [xn.conv.Conv2D, xn.conv.Conv2DBackpropInput, xn.conv.Conv2DBackpropFilter,
@@ -50,7 +50,7 @@ def best_ms(fn, repeat):
 
 def per_op(x, w1, w2, repeat):
     """Each conv op of the step, on the arrays the step hands it."""
-    xp = xn.backend.resolve("cpu").xp
+    xp = xn.devices.resolve("cpu").xp
     window, pool = xn.conv.Window(padding="SAME"), xn.conv.Window((2, 2), (1, 1), "VALID")
     with xn.Graph().as_default():
         p = [xn.placeholder() for _ in range(3)]

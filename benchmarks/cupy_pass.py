@@ -1,4 +1,4 @@
-"""xpnn's CuPy pass (``xpnn/cupy_fast``) against xpnn's portable plan on CuPy
+"""xpnn's CuPy pass (``xpnn/devices/cupy``) against xpnn's portable plan on CuPy
 (``XPNN_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum and
 Adam, same initial weights and batches, interleaved in chunks. Prints each side's median
 ms/step and test accuracy, the portable side's time over the pass's, and the largest
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from mlp_mnist import LEARNING_RATES, initial_weights, load, make_xpnn  # noqa: E402
 
 import xpnn as xn  # noqa: E402
-from xpnn.cupy_fast.standin import stand_in  # noqa: E402
+from xpnn.devices.cupy_standin import stand_in  # noqa: E402
 
 
 def _portable(make):
@@ -50,7 +50,7 @@ def _steps(model, step, X, y, order):
 def compare(args, optimizer, X, y, Xt, yt):
     """(ms/step per side, accuracies, largest weight difference) for one optimizer."""
     lr = LEARNING_RATES[optimizer]
-    device = stand_in() if args.device == "standin" else xn.backend.resolve(args.device)
+    device = stand_in() if args.device == "standin" else xn.devices.resolve(args.device)
     sides = {}
     for name, wrap in (("pass", lambda f: f()), ("portable", _portable)):
         model, step = wrap(lambda: make_xpnn(initial_weights(), lr, device, optimizer))

@@ -1,4 +1,4 @@
-"""xpnn on PyTorch with its plan passes (``xpnn/torch_fast``) against a hand-written PyTorch
+"""xpnn on PyTorch with its plan passes (``xpnn/devices/torch``) against a hand-written PyTorch
 eager loop doing the same work, and against xpnn's portable plan on PyTorch
 (``XPNN_PASSES=0``): the MLP 784-512-256-10 (ReLU, batch 128) with SGD, momentum
 and Adam, same initial weights and batches, the tiny step (the lesson-5 3->4 net, one
@@ -61,7 +61,7 @@ def _portable(make):
 def mlp_runners(args, X, y, Xt, yt, optimizer):
     """name -> (run(order), accuracy()) for one optimizer, each from the same weights."""
     lr = LEARNING_RATES[optimizer]
-    device = xn.backend.resolve(args.device, backend="torch")
+    device = xn.devices.resolve(args.device, backend="torch")
     runners = {}
     for name, wrap in (("xpnn", lambda f: f()), ("portable", _portable)):
         model, step = wrap(lambda: make_xpnn(initial_weights(), lr, device, optimizer))

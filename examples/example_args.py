@@ -11,7 +11,7 @@ def device_arguments(parser):
     """--device and --backend, which every example takes."""
     parser.add_argument("--device", default="cpu",
                         help="'cpu', 'cuda', 'cuda:N', or array-api-strict's 'device1'")
-    parser.add_argument("--backend", choices=xn.backend.BACKENDS, default=None,
+    parser.add_argument("--backend", choices=xn.devices.BACKENDS, default=None,
                         help="array library; None: the device's own (numpy for cpu, "
                              "cupy for cuda)")
 

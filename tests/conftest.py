@@ -4,14 +4,14 @@ Select with ``pytest --xp numpy,torch`` or ``XPNN_XP=...``; ``all`` means every 
 ``DEVICES``, each not installed here (or CuPy without a GPU) skipped with the reason. The
 default is ``numpy,array_api_strict`` (strict on ``Device("device1")``, our stand-in for a
 GPU: any array created on the wrong device fails there). JAX runs in its x64 mode.
-``cupy_standin`` is the CuPy device's rules over NumPy (``xpnn.cupy_fast.standin``: no
+``cupy_standin`` is the CuPy device's rules over NumPy (``xpnn.devices.cupy_standin``: no
 value read on the host, fed data copied, the CuPy pass run by its reference fuser), so CI
 catches without a GPU what would fail on one; a test that needs real CuPy skips saying so.
 
 ``@pytest.mark.backends("jax")`` runs a ``dev`` test only on those of the selected backends.
 With ``XPNN_REQUIRE_CUPY=1`` (benchmarks/gpu_check.sh sets it) a CuPy test that cannot run
 fails instead of skipping, so a GPU check cannot pass by running nothing.
-The doctests of ``xpnn/torch_fast`` and ``xpnn/jax_fast`` skip, with the reason, where
+The doctests of ``xpnn/devices/torch`` and ``xpnn/devices/jax`` skip, with the reason, where
 their library is not installed.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnn import backend
-from xpnn.cupy_fast.standin import stand_in
+from xpnn import devices
+from xpnn.devices.cupy_standin import stand_in
 
 # backend name -> the device a Session is opened on for that backend
 DEVICES = {
@@ -35,15 +35,15 @@ DEVICES = {
     "torch": "cpu",
     "jax": "cpu",
     "cupy": "cuda",
-    # The CuPy device's rules over NumPy arrays (xpnn.cupy_fast.standin): no host reads,
+    # The CuPy device's rules over NumPy arrays (xpnn.devices.cupy_standin): no host reads,
     # fed data copied, the CuPy pass run by its reference fuser. Runs without a GPU.
     "cupy_standin": "cpu",
 }
 DEFAULT = "numpy,array_api_strict"
 # package folder -> (the library its modules or doctests need, how to install it)
 DOCTESTS_NEED = {
-    "torch_fast": ("torch", "pip install torch==2.13.0"),
-    "jax_fast": ("jax", "pip install jax==0.10.2"),
+    "devices/torch": ("torch", "pip install torch==2.13.0"),
+    "devices/jax": ("jax", "pip install jax==0.10.2"),
 }
 PACKAGE = Path(__file__).resolve().parents[1] / "xpnn"
 
@@ -99,7 +99,7 @@ def _doctests_unavailable(path: Path) -> str | None:
     """Why the doctests of ``path`` (an xpnn module) cannot run here, or None."""
     if path.suffix != ".py" or not path.is_relative_to(PACKAGE):
         return None
-    folder = path.relative_to(PACKAGE).parts[0]
+    folder = "/".join(path.relative_to(PACKAGE).parts[:2])
     if folder not in DOCTESTS_NEED:
         return None
     library, install = DOCTESTS_NEED[folder]
@@ -163,14 +163,14 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def dev(request):
-    """The :class:`xpnn.backend.Device` under test (``dev.xp`` is its namespace)."""
+    """The :class:`xpnn.devices.Device` under test (``dev.xp`` is its namespace)."""
     name = request.param
     reason = _unavailable(name)
     if reason:
         skip_or_fail(f"{name}: {reason}", cupy=name == "cupy")
     if name == "cupy_standin":  # a new one each test: its fuser lists that test's kernels
         return stand_in()
-    return backend.resolve(DEVICES[name], backend=name)
+    return devices.resolve(DEVICES[name], backend=name)
 
 
 @contextlib.contextmanager
@@ -212,7 +212,7 @@ def on(dev):
 
 def tolerance(dtype) -> dict:
     """rtol/atol for comparing results computed in ``dtype``."""
-    name = backend.dtype_name(dtype)
+    name = devices.dtype_name(dtype)
     return {"float64": dict(rtol=1e-10, atol=1e-12), "float16": dict(rtol=1e-2, atol=1e-3)}.get(
         name, dict(rtol=2e-5, atol=1e-6)
     )
@@ -222,4 +222,4 @@ def assert_close(actual, expected, dtype="float32", **kw):
     """Compare a backend array with a NumPy expectation on the host."""
     tol = tolerance(dtype)
     tol.update(kw)
-    np.testing.assert_allclose(backend.to_numpy(actual), np.asarray(expected), **tol)
+    np.testing.assert_allclose(devices.to_numpy(actual), np.asarray(expected), **tol)

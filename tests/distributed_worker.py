@@ -114,7 +114,7 @@ class Counting:
 def graph_case(comm_world, out):
     """DistributedOptimizer on a graph of its own: messages counted per step, the NumPy
     update kernel's calls counted, weights saved for the single-process comparison."""
-    from xpnn.numpy_fast import updates
+    from xpnn.devices.numpy import updates
 
     counting = Counting(comm_world)
     comm = xn.distributed.init(counting)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import backend
+from xpnn import devices, dtypes
 
 
 def _cuda_present() -> bool:
@@ -24,42 +24,42 @@ def _cuda_present() -> bool:
 
 
 def test_resolve_cpu_is_numpy():
-    dev = backend.resolve("cpu")
-    assert isinstance(dev, backend.Device)
+    dev = devices.resolve("cpu")
+    assert isinstance(dev, devices.Device)
     assert (dev.backend, dev.name, dev.device) == ("numpy", "cpu", "cpu")
     assert array_api_compat.is_numpy_namespace(dev.xp)
-    assert backend.resolve("cpu") is dev  # parsed once, cached
-    assert backend.resolve("cpu", backend="numpy").xp is dev.xp
+    assert devices.resolve("cpu") is dev  # parsed once, cached
+    assert devices.resolve("cpu", backend="numpy").xp is dev.xp
     assert repr(dev) == "Device(numpy:cpu)"
 
 
 def test_resolve_array_api_strict():
-    dev = backend.resolve("device1", backend="array_api_strict")
+    dev = devices.resolve("device1", backend="array_api_strict")
     assert (dev.backend, dev.name) == ("array_api_strict", "device1")
     assert dev.xp is strict and dev.device == strict.Device("device1")
-    assert backend.resolve("device1").backend == "array_api_strict"  # inferred from the name
-    cpu = backend.resolve("cpu", backend="array_api_strict")
+    assert devices.resolve("device1").backend == "array_api_strict"  # inferred from the name
+    cpu = devices.resolve("cpu", backend="array_api_strict")
     assert cpu.device == strict.Device("CPU_DEVICE")
 
 
 def test_resolve_torch():
     torch = pytest.importorskip("torch")
-    dev = backend.resolve("cpu", backend="torch")
+    dev = devices.resolve("cpu", backend="torch")
     assert (dev.backend, dev.name) == ("torch", "cpu")
     assert dev.device == torch.device("cpu")
     assert array_api_compat.is_torch_namespace(dev.xp)
     with pytest.raises(ValueError, match="backend 'torch' takes device 'cpu' or 'cuda"):
-        backend.resolve("device1", backend="torch")
+        devices.resolve("device1", backend="torch")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
-            backend.resolve("cuda", backend="torch")
+            devices.resolve("cuda", backend="torch")
 
 
 @pytest.mark.skipif(_cuda_present(), reason="a CUDA device with CuPy is present")
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1"])
 def test_cuda_without_cupy_or_gpu_is_a_clear_runtime_error(device):
     with pytest.raises(RuntimeError, match=r"CuPy|CUDA device"):
-        backend.resolve(device)
+        devices.resolve(device)
     with xn.Graph().as_default():
         with pytest.raises(RuntimeError, match=r"CuPy|CUDA device"):
             xn.Session(device=device)
@@ -68,7 +68,7 @@ def test_cuda_without_cupy_or_gpu_is_a_clear_runtime_error(device):
 @pytest.mark.parametrize("device", ["tpu", "CPU", "gpu0", "metal", "cpu0", "npu:1"])
 def test_unknown_device_string_is_a_value_error(device):
     with pytest.raises(ValueError, match=rf"unknown device '{device}': use 'cpu', 'cuda'"):
-        backend.resolve(device)
+        devices.resolve(device)
 
 
 @pytest.mark.parametrize(
@@ -83,16 +83,16 @@ def test_unknown_device_string_is_a_value_error(device):
 )
 def test_bad_device_backend_combinations(device, name, message):
     with pytest.raises(ValueError, match=message):
-        backend.resolve(device, backend=name)
+        devices.resolve(device, backend=name)
 
 
 def test_resolve_passes_a_device_through_and_uses_the_default(dev, monkeypatch):
-    assert backend.resolve(dev) is dev
-    monkeypatch.setattr(backend, "_default_device", None)
+    assert devices.resolve(dev) is dev
+    monkeypatch.setattr(devices, "_default_device", None)
     monkeypatch.setenv("XPNN_DEVICE", "device1")
-    assert backend.resolve().backend == "array_api_strict"
+    assert devices.resolve().backend == "array_api_strict"
     monkeypatch.delenv("XPNN_DEVICE")
-    assert backend.resolve().backend == "numpy"
+    assert devices.resolve().backend == "numpy"
 
 
 # --------------------------------------------------------------------------- transfer
@@ -130,8 +130,8 @@ def test_owns_and_describe(dev):
     assert not dev.owns([1.0, 2.0])
     other = strict.ones(2, device=strict.Device("device2"))
     assert not dev.owns(other)
-    assert backend.describe(other) == "array_api_strict array on " + repr(other.device)
-    assert backend.describe(np.ones(1)) == "numpy array on cpu"
+    assert devices.describe(other) == "array_api_strict array on " + repr(other.device)
+    assert devices.describe(np.ones(1)) == "numpy array on cpu"
     if not array_api_compat.is_numpy_namespace(dev.xp):  # the CuPy stand-in's are NumPy's
         assert not dev.owns(np.ones(2))
 
@@ -139,14 +139,14 @@ def test_owns_and_describe(dev):
 def test_the_cupy_standin_backend_opens_by_name():
     """``backend="cupy_standin"`` on "cpu": the CuPy device's rules over NumPy, one per
     process, as the examples and any Session opened by name get it."""
-    dev = backend.resolve("cpu", backend="cupy_standin")
+    dev = devices.resolve("cpu", backend="cupy_standin")
     assert dev.backend == "cupy_standin" and not dev.reads_without_sync
-    assert backend.resolve("cpu", backend="cupy_standin") is dev
+    assert devices.resolve("cpu", backend="cupy_standin") is dev
     with xn.Graph().as_default():
         same = xn.Session(device=dev.name, backend=dev.backend).device
     assert same is dev
     with pytest.raises(ValueError, match="'cupy_standin'.* runs on device 'cpu' only"):
-        backend.resolve("device1", backend="cupy_standin")
+        devices.resolve("device1", backend="cupy_standin")
 
 
 def test_to_numpy_of_every_array_kind():
@@ -182,12 +182,12 @@ def test_session_results_to_numpy(dev):
 def test_dtype_names_and_floating():
     torch = pytest.importorskip("torch")
     spellings = ["float32", np.float32, np.dtype("float32"), strict.float32, torch.float32]
-    assert {backend.dtype_name(s) for s in spellings} == {"float32"}
-    assert backend.dtype_name(torch.int64) == "int64"
-    assert backend.dtype_name(strict.float64) == "float64"
-    assert backend.is_floating("float16") and backend.is_floating(strict.float64)
-    assert not backend.is_floating("int64") and not backend.is_floating(torch.bool)
-    assert not backend.is_floating("not a dtype")
+    assert {devices.dtype_name(s) for s in spellings} == {"float32"}
+    assert devices.dtype_name(torch.int64) == "int64"
+    assert devices.dtype_name(strict.float64) == "float64"
+    assert dtypes.is_floating("float16") and dtypes.is_floating(strict.float64)
+    assert not dtypes.is_floating("int64") and not dtypes.is_floating(torch.bool)
+    assert not dtypes.is_floating("not a dtype")
 
 
 def test_device_dtype_objects(dev):

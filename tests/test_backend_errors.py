@@ -8,16 +8,16 @@ import sys
 import pytest
 
 import xpnn as xn
-from xpnn import backend
+from xpnn import devices
 
 
 @pytest.fixture
 def fresh(monkeypatch):
     """A clean default device and resolve cache, restored afterwards."""
-    monkeypatch.setattr(backend, "_default_device", None)
-    backend._resolve.cache_clear()
+    monkeypatch.setattr(devices, "_default_device", None)
+    devices._resolve.cache_clear()
     yield
-    backend._resolve.cache_clear()
+    devices._resolve.cache_clear()
 
 
 @pytest.mark.parametrize("device", ["mps", "tpu", "CPU", "gpu0", "cuda:x", "cpu:", "cuda:-1"])
@@ -57,7 +57,7 @@ def test_set_default_device_takes_a_string(fresh):
 def test_a_missing_backend_says_what_to_install(fresh, monkeypatch, name, device, how):
     monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(RuntimeError, match=rf"device '{device}' with backend '{name}' {how}"):
-        backend.resolve(device, backend=name)
+        devices.resolve(device, backend=name)
     with xn.Graph().as_default(), pytest.raises(RuntimeError, match=how):
         xn.Session(device=device, backend=name)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnn.numpy_fast import blas
+from xpnn.devices.numpy import blas
 
 RNG = np.random.default_rng(0)
 

@@ -21,9 +21,10 @@ import pytest
 from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
-from xpnn import backend, data, io, ops
+from xpnn import data, io, ops
 from xpnn import plan as plans
-from xpnn.backend import to_numpy
+from xpnn.devices import to_numpy
+from xpnn.devices.cupy import CupyDevice
 from xpnn.nn import classifier
 
 F32 = np.float32
@@ -241,7 +242,7 @@ class _MappedHost:
 
 
 def test_cupy_from_host_copy_shares_no_memory_under_unified_memory():
-    device = backend.CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
+    device = CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
     host = np.arange(4, dtype=F32)
     kept = device.from_host(host, "float32", copy=True)
     assert not np.shares_memory(kept, host)
@@ -252,7 +253,7 @@ def test_cupy_from_host_copy_shares_no_memory_under_unified_memory():
 def test_cupy_from_host_copies_fed_arrays_under_unified_memory(monkeypatch):
     """A fed array (``copy=False``) too: CuPy's kernels may still read it after ``run``
     returns, when the user writes the next batch into it."""
-    device = backend.CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
+    device = CupyDevice("cuda:0", _MappedHost(), contextlib.nullcontext())
     host = np.arange(4, dtype=F32)
     monkeypatch.setenv("CUPY_ENABLE_UMP", "1")
     fed = device.from_host(host, "float32")
@@ -286,7 +287,7 @@ def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_pa
             assert sess.run(w, to_numpy=True).tolist() == [0, 1, 2, 3]
             assert sess.run(v, to_numpy=True).tolist() == [5] * 4
         batch = np.zeros(3, np.float32)  # a fed array: copied too
-        on_gpu = xn.backend.resolve("cuda").from_host(batch)
+        on_gpu = xn.devices.resolve("cuda").from_host(batch)
         batch += 1.0
         assert on_gpu.get().tolist() == [0, 0, 0]
     """)

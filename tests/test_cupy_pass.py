@@ -1,4 +1,4 @@
-"""The CuPy pass (``xpnn/cupy_fast``) against the portable plan (``Session(passes=False)``).
+"""The CuPy pass (``xpnn/devices/cupy``) against the portable plan (``Session(passes=False)``).
 
 Written where no GPU is: every test runs on the stand-in ("standin": NumPy arrays, the
 kernels' traced statements run by the reference fuser), and again on a GPU ("cuda": the
@@ -25,8 +25,8 @@ from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
 from xpnn import ops
-from xpnn.cupy_fast import chains, cuda, formulas, kernels, reference, source
-from xpnn.cupy_fast.standin import stand_in
+from xpnn.devices.cupy import chains, cuda, formulas, kernels, reference, source
+from xpnn.devices.cupy_standin import stand_in
 
 NP = array_api_compat.array_namespace(np.empty(0))
 F32, F64 = np.float32, np.float64
@@ -58,7 +58,7 @@ class Target:
 
             self.cupy, self.fuser = cupy, RecordingCudaFuser()
             monkeypatch.setattr(cuda, "_FUSER", self.fuser)
-            self.gpu = xn.backend.resolve("cuda")
+            self.gpu = xn.devices.resolve("cuda")
         else:
             self.gpu, self.fuser = None, reference.ReferenceFuser(NP)
 

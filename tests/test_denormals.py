@@ -1,4 +1,4 @@
-"""numpy_fast.denormals: subnormals flushed to zero inside ``flushed()`` only, and the
+"""devices.numpy.denormals: subnormals flushed to zero inside ``flushed()`` only, and the
 optimizer updates that keep slots run inside it (NumPy backend only)."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 import xpnn as xn
 from xpnn import optimizers
-from xpnn.numpy_fast import denormals, updates
+from xpnn.devices.numpy import denormals, updates
 
 TINY = np.finfo(np.float32).tiny  # the smallest normal float32
 needs_flushing = pytest.mark.skipif(not denormals.available(),

@@ -344,7 +344,7 @@ def test_cupy_gradients_average_on_the_gpu(tmp_path, route):
     if route == "host":
         assert notes["route"] == "host"
     else:  # NCCL where CuPy has it; else a CUDA-aware MPI, else the host
-        from xpnn.distributed.transport import nccl_available
+        from xpnn.devices.cupy.transport import nccl_available
 
         assert notes["route"] == "nccl" if nccl_available() else notes["route"] in ("mpi", "host")
     expected = one_process_graph(n_ranks=n)

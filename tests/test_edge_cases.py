@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_close
 
 import xpnn as xn
-from xpnn import backend
+from xpnn import devices
 
 
 def _run_both(build, feed_values, fetch):
@@ -61,7 +61,7 @@ def test_fetched_constants_and_torch_host_copies_are_not_live():
         assert sess.run(c).tolist() == [1.0, 2.0]
     torch = pytest.importorskip("torch")
     t = torch.ones(2)
-    host = backend.to_numpy(t)
+    host = devices.to_numpy(t)
     host[0] = 5.0
     assert t.tolist() == [1.0, 1.0]
 

@@ -166,7 +166,7 @@ def test_help_shows_every_default_and_the_choices(name, capsys):
     missing = [option for option, text in entries.items()
                if not option.startswith("-h") and "(default: " not in text]
     assert not missing, f"{name} --help shows no default for {missing}"
-    from xpnn.backend import BACKENDS
+    from xpnn.devices import BACKENDS
 
     backends = "{" + ",".join(BACKENDS) + "}"
     assert f"--backend {backends}" in entries, list(entries)

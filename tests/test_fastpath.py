@@ -10,10 +10,10 @@ import pytest
 
 import xpnn as xn
 from xpnn import ops, optimizers
-from xpnn.numpy_fast import blas, kernels, updates
+from xpnn.devices.numpy import blas, kernels, updates
 from xpnn.plan import Description
 
-XP = xn.backend.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
+XP = xn.devices.resolve("cpu").xp  # the namespace a NumPy Session hands to forward()
 F32, F64 = np.float32, np.float64
 RTOL = {F32: 1e-6, F64: 1e-12}
 

@@ -1,4 +1,4 @@
-"""The NumPy conv and pooling kernels (``xpnn/numpy_fast/conv.py``) beyond the per-op cases
+"""The NumPy conv and pooling kernels (``xpnn/devices/numpy/conv.py``) beyond the per-op cases
 of ``test_fastpath.py``: that they run rather than fall back, that their kept buffers never
 leak into results, and a conv net's training steps against array-api-strict."""
 
@@ -9,7 +9,7 @@ import pytest
 
 import xpnn as xn
 from tests.test_fastpath import CASES, F32, F64, XP, _both, _build, _call_values
-from xpnn.numpy_fast import kernels
+from xpnn.devices.numpy import kernels
 
 CONV_CASES = [p for p in CASES if "Conv" in p.id or "Pool" in p.id]
 
@@ -124,7 +124,7 @@ def test_conv_net_training_matches_strict(data_format, monkeypatch):
 def test_filter_gradient_shares_the_forward_patches_within_a_run(monkeypatch):
     """A Conv2D and its filter gradient in one plan gather the patches once; a plan with the
     gradient alone, run after the input changed, gathers them anew (nothing stale)."""
-    from xpnn.numpy_fast import conv as conv_kernels
+    from xpnn.devices.numpy import conv as conv_kernels
 
     gathered = []
     real = conv_kernels.as_strided
@@ -160,7 +160,7 @@ def test_allocator_settings_are_applied_once_unless_refused(setting, applied):
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         applied = "False"
-    code = ("import xpnn as xn; from xpnn.numpy_fast import allocator\n"
+    code = ("import xpnn as xn; from xpnn.devices.numpy import allocator\n"
             "with xn.Graph().as_default():\n"
             "    x = xn.placeholder(); xn.Session(device='cpu').run(x * 2.0, {x: 1.0})\n"
             "print(allocator.tune.cache_info().currsize, allocator.tune())")
@@ -174,7 +174,7 @@ def test_allocator_settings_are_applied_once_unless_refused(setting, applied):
 def test_pool_kernels_split_over_threads_match_portable(data_format):
     """Arrays big enough for ``threads.over_batch`` to split: the same values as the
     portable ops, ties (ReLU's zeros) included."""
-    from xpnn.numpy_fast import threads
+    from xpnn.devices.numpy import threads
 
     rng = np.random.default_rng(7)
     shape = (5, 64, 66, 16) if data_format == "NHWC" else (5, 16, 64, 66)
@@ -215,7 +215,7 @@ def _count_relu_grad_kernels(monkeypatch):
 def test_relu_grad_folded_into_max_pool_grad_matches_portable(data_format, ksize, strides,
                                                                 padding, also_fetched,
                                                                 monkeypatch):
-    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``numpy_fast.fusion``): equal to
+    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``devices.numpy.fusion``): equal to
     the portable ops (zeros of either sign), with tied zero windows, all-negative windows, NaN,
     infinite and negative gradients; not fused where the pool's gradient is also fetched."""
     runs = _count_relu_grad_kernels(monkeypatch)

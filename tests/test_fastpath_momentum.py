@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn.numpy_fast import blas
+from xpnn.devices.numpy import blas
 
 F32 = np.float32
 RNG = np.random.default_rng(0)

@@ -22,8 +22,8 @@ earlier must not have changed since; fed arrays must never change; and results t
 scribbles over (fetched values, get_value copies) must not leak into later runs.
 
 A third as many programs run the same way through PyTorch with its plan passes
-(``xpnn/torch_fast``) against array-api-strict, and as many through the CuPy pass
-(``xpnn/cupy_fast``) on its NumPy stand-in against array-api-strict. On a machine with a
+(``xpnn/devices/torch``) against array-api-strict, and as many through the CuPy pass
+(``xpnn/devices/cupy``) on its NumPy stand-in against array-api-strict. On a machine with a
 GPU and CuPy the CuPy pass also runs them on the GPU against CuPy's portable plan (the
 pass off; ``XPNN_RANDOM_CUPY_EXAMPLES``, default 30): there a label out of range gives NaN
 on both instead of an error.
@@ -48,7 +48,7 @@ from hypothesis import strategies as st
 from test_fastpath import numpy_session, strict_session
 
 import xpnn as xn
-from xpnn.cupy_fast.standin import stand_in
+from xpnn.devices.cupy_standin import stand_in
 
 MAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_EXAMPLES", "300"))
 TORCH_EXAMPLES = max(1, MAX_EXAMPLES // 3)  # the torch passes against strict
@@ -1205,13 +1205,14 @@ def test_random_program_through_the_cupy_pass_stand_in_matches_strict(prog):
 
 def _cupy_sessions():
     """(a Session with the CuPy pass, one on the same GPU with the portable plan)."""
-    from xpnn import backend
+    from xpnn import devices
+    from xpnn.devices.cupy import CupyDevice
 
-    class Portable(backend.CupyDevice):
+    class Portable(CupyDevice):
         def rewrite(self, plan, session) -> None:
             pass
 
-    gpu = backend.resolve("cuda")
+    gpu = devices.resolve("cuda")
     portable = Portable(gpu.name, gpu.xp, gpu.device)
     return (lambda **kw: xn.Session(device=gpu, **kw),
             lambda **kw: xn.Session(device=portable, **kw))

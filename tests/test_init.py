@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import backend, init
-from xpnn.backend import to_numpy
+from xpnn import devices, init
+from xpnn.devices import to_numpy
 
 
 def _pcg(seed):
@@ -138,8 +138,8 @@ def test_nnclassifier_weights_are_the_seeded_draws(dev):
 
 def test_same_seed_bit_identical_weights_on_numpy_and_strict():
     units = [2, 16, 8, 3]
-    cpu = backend.resolve("cpu")
-    strict = backend.resolve("device1", backend="array_api_strict")
+    cpu = devices.resolve("cpu")
+    strict = devices.resolve("device1", backend="array_api_strict")
     on_numpy = xn.nn.NNClassifier(units, device=cpu, seed=3)
     on_strict = xn.nn.NNClassifier(units, device=strict, seed=3)
     for a, b in zip(on_numpy.layers, on_strict.layers):
@@ -154,7 +154,7 @@ def test_same_seed_bit_identical_weights_on_numpy_and_strict():
 def test_float64_model_weights_are_the_float64_draws(dev):
     model = xn.nn.NNClassifier([2, 3, 2], device=dev, seed=0, dtype="float64")
     expected = _expected_mlp_weights([2, 3, 2], 0)
-    assert backend.dtype_name(model.layers[0].W.dtype) == "float64"
+    assert devices.dtype_name(model.layers[0].W.dtype) == "float64"
     rng = init.generator(0)
     w0 = init.he_normal((2, 3), seed=rng, dtype="float64")
     np.testing.assert_array_equal(to_numpy(model.layers[0].W), w0)

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import backend, io
-from xpnn.backend import to_numpy
+from xpnn import devices, io
+from xpnn.devices import to_numpy
 
-CPU = backend.resolve("cpu")
-STRICT = backend.resolve("device1", backend="array_api_strict")
+CPU = devices.resolve("cpu")
+STRICT = devices.resolve("device1", backend="array_api_strict")
 
 
 def _data(n=32):
@@ -259,7 +259,7 @@ def test_save_load_float64_model(tmp_path, dev):
     model.save(tmp_path / "m64")
     loaded = xn.nn.NNClassifier.load(tmp_path / "m64", device=dev)
     assert loaded.dtype == "float64"
-    assert backend.dtype_name(loaded.layers[0].W.dtype) == "float64"
+    assert devices.dtype_name(loaded.layers[0].W.dtype) == "float64"
     _assert_same_weights(_weights(loaded), _weights(model))
 
 

@@ -1,4 +1,4 @@
-"""The JAX kernel of the sparse cross-entropy's gradient (``xpnn/jax_fast/cross_entropy.py``)
+"""The JAX kernel of the sparse cross-entropy's gradient (``xpnn/devices/jax/cross_entropy.py``)
 against the portable op on JAX, traced by ``jax.jit`` as in a compiled plan: ordinary and
 extreme logits, rows of infinities, labels outside [0, classes) (NaN rows), other cases
 sent to the portable op; a compiled training step through it against the eager path, with
@@ -15,11 +15,11 @@ jax = pytest.importorskip("jax", reason="jax is not installed: the JAX kernels a
 
 from tests.test_jax_kernels import kernel_runs  # noqa: E402
 from xpnn import ops  # noqa: E402
-from xpnn.jax_fast import cross_entropy, kernels  # noqa: E402, F401  (registers the kernel)
+from xpnn.devices.jax import cross_entropy, kernels  # noqa: E402, F401  (registers the kernel)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-XP = xn.backend.resolve("cpu", backend="jax").xp
+XP = xn.devices.resolve("cpu", backend="jax").xp
 
 
 def _op():

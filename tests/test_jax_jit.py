@@ -1,4 +1,4 @@
-"""The JAX pass (``xpnn/jax_fast``): a plan compiled into one ``jax.jit`` call must give
+"""The JAX pass (``xpnn/devices/jax``): a plan compiled into one ``jax.jit`` call must give
 what the portable eager path (``Session(jit=False)``) gives on the same inputs: training
 steps with every optimizer, a CNN with dropout and batch normalisation, fetched
 intermediates, batch sizes that hit the compilation cache, Variables set between runs,
@@ -267,7 +267,7 @@ def test_the_cache_keeps_the_last_32_batch_sizes_and_frees_the_others():
     import gc
     import weakref
 
-    from xpnn.jax_fast.runner import CACHE_SIZE
+    from xpnn.devices.jax.runner import CACHE_SIZE
 
     X, y = _data(n=48)
     jit = MLP("sgd", True, units=(12, 3))

@@ -1,4 +1,4 @@
-"""The JAX kernels (``xpnn/jax_fast/kernels.py``, ``conv.py``) against the portable ops on
+"""The JAX kernels (``xpnn/devices/jax/kernels.py``, ``conv.py``) against the portable ops on
 JAX: the tiled max-pool gradient, traced by ``jax.jit`` as in a compiled plan, on tied
 windows, NaN and infinities in the input and the gradient, windows of -inf, rows and
 columns no window reaches, both data formats; windows that do not tile go to the portable
@@ -14,13 +14,13 @@ import xpnn as xn
 jax = pytest.importorskip("jax", reason="jax is not installed: the JAX kernels are not tested")
 
 from tests.test_fastpath import _images  # noqa: E402
-from xpnn.jax_fast import conv as conv_kernels  # noqa: E402, F401  (registers them)
-from xpnn.jax_fast import kernels  # noqa: E402
+from xpnn.devices.jax import conv as conv_kernels  # noqa: E402, F401  (registers them)
+from xpnn.devices.jax import kernels  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 c = xn.conv
-XP = xn.backend.resolve("cpu", backend="jax").xp
+XP = xn.devices.resolve("cpu", backend="jax").xp
 TILED = [("2x2", (2, 6, 8, 3), (2, 2)), ("uncovered", (2, 7, 9, 3), (2, 2)),
          ("3x2", (1, 6, 4, 2), (3, 2)), ("1x1", (1, 3, 3, 2), (1, 1))]
 

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     assert not jax.config.jax_enable_x64, "the test needs JAX in its 32-bit mode"
     FIX = r"JAX_ENABLE_X64=1.*jax\\.config\\.update\\(\\"jax_enable_x64\\", True\\)"
 
-    dev = xn.backend.resolve("cpu", backend="jax")
+    dev = xn.devices.resolve("cpu", backend="jax")
     with pytest.raises(RuntimeError, match=FIX):
         xn.Session(backend="jax", dtype="float64")
     with pytest.raises(RuntimeError, match=FIX):
@@ -152,8 +152,8 @@ def test_jax_from_host_does_not_share_the_callers_array(dev):
      ("tpu:0", r"unknown device 'tpu:0'")],
 )
 def test_jax_device_strings(dev, device, message):
-    assert xn.backend.resolve("cpu", backend="jax") is dev
+    assert xn.devices.resolve("cpu", backend="jax") is dev
     with pytest.raises(ValueError, match=message):
-        xn.backend.resolve(device, backend="jax")
+        xn.devices.resolve(device, backend="jax")
     with pytest.raises(ValueError, match=r"JAX sees only \d+ cpu device"):
-        xn.backend.resolve("cpu:7", backend="jax")
+        xn.devices.resolve("cpu:7", backend="jax")

@@ -120,7 +120,7 @@ def test_assign_and_group_are_functions_at_the_top_level(dev):
 def test_a_device_number_is_refused_with_the_string_to_write(number, wanted):
     default = xn.get_default_device()
     with xn.Graph().as_default():
-        for make in (lambda: xn.Session(device=number), lambda: xn.backend.resolve(number),
+        for make in (lambda: xn.Session(device=number), lambda: xn.devices.resolve(number),
                      lambda: xn.set_default_device(number),
                      lambda: xn.nn.NNClassifier([2, 2], device=number)):
             with pytest.raises(TypeError, match=f"write device='{wanted}', for the CPU "
@@ -129,7 +129,7 @@ def test_a_device_number_is_refused_with_the_string_to_write(number, wanted):
     assert xn.get_default_device() == default
     for other in (True, False, -1, 0.0):
         with pytest.raises(TypeError, match="a device is a string"):
-            xn.backend.resolve(other)
+            xn.devices.resolve(other)
 
 
 # ------------------------------------------------------------------------- another library's array

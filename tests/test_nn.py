@@ -11,8 +11,8 @@ import pytest
 from conftest import assert_close
 
 import xpnn as xn
-from xpnn import backend
-from xpnn.backend import to_numpy
+from xpnn import devices
+from xpnn.devices import to_numpy
 
 X_SMALL = np.array(
     [[0.5, -1.0, 2.0], [-1.5, 0.25, 0.0], [3.0, 1.0, -2.0], [0.1, -0.2, 0.3]], dtype=np.float32
@@ -358,7 +358,7 @@ def test_setting_W_and_b(dev):
     assert_close(model.forward(X), _np_forward(_weights(model), X)[0][-1], rtol=1e-5, atol=1e-5)
     # float64 values are stored in the model's dtype
     model.layers[1].W = np.ones((3, 2))
-    assert backend.dtype_name(model.layers[1].W.dtype) == "float32"
+    assert devices.dtype_name(model.layers[1].W.dtype) == "float32"
 
 
 def test_setting_W_with_the_wrong_shape_changes_nothing(dev):
@@ -431,7 +431,7 @@ def test_model_repr_layers_and_device(dev):
 def test_float64_model(dev):
     X, y = _moons(16)
     model = xn.nn.NNClassifier([2, 5, 2], device=dev, seed=0, dtype="float64")
-    assert backend.dtype_name(model.forward(X).dtype) == "float64"
+    assert devices.dtype_name(model.forward(X).dtype) == "float64"
     assert model.loss(X, y) == pytest.approx(_np_loss(_weights(model), X, y), rel=1e-12)
 
 
@@ -651,8 +651,8 @@ def test_verbose_works_without_tqdm(dev, capsys, monkeypatch):
 
 def test_same_seed_same_training_on_numpy_and_strict():
     X, y = _moons(64)
-    cpu = backend.resolve("cpu")
-    strict = backend.resolve("device1", backend="array_api_strict")
+    cpu = devices.resolve("cpu")
+    strict = devices.resolve("device1", backend="array_api_strict")
     results = []
     for dev in (cpu, strict):
         model = xn.nn.NNClassifier([2, 8, 2], device=dev, seed=7)

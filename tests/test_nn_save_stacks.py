@@ -11,11 +11,11 @@ import pytest
 from conftest import tolerance
 
 import xpnn as xn
-from xpnn import backend, io
-from xpnn.backend import to_numpy
+from xpnn import devices, io
+from xpnn.devices import to_numpy
 from xpnn.nn import saving
 
-CPU = backend.resolve("cpu")
+CPU = devices.resolve("cpu")
 SHAPE = (8, 8, 1)
 
 
@@ -116,7 +116,7 @@ def test_float64_stack_round_trip(tmp_path, dev):
     model.save(tmp_path / "cnn64")
     loaded = xn.nn.NNClassifier.load(tmp_path / "cnn64", device=dev)
     assert loaded.dtype == "float64"
-    assert {backend.dtype_name(a.dtype) for a in _state(loaded).values()} == {"float64"}
+    assert {devices.dtype_name(a.dtype) for a in _state(loaded).values()} == {"float64"}
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn.backend import Device
+from xpnn.devices import Device
 
 
 def _train(dev, **kw):

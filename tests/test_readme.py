@@ -177,16 +177,16 @@ def test_the_examples_accept_their_options(args):
 
 def test_the_test_command_skips_the_doctests_of_absent_backends(tmp_path):
     """Without torch and JAX (hidden by stand-ins that fail to import) the doctests of
-    xpnn/torch_fast and xpnn/jax_fast skip, each with the reason."""
+    xpnn/devices/torch and xpnn/devices/jax skip, each with the reason."""
     for name in ("torch", "jax"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} hidden')\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "xpnn/torch_fast",
-         "xpnn/jax_fast", "tests/test_readme.py::test_the_nox_sessions_named_exist"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "xpnn/devices/torch",
+         "xpnn/devices/jax", "tests/test_readme.py::test_the_nox_sessions_named_exist"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONPATH=str(tmp_path), XPNN_XP="numpy"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for folder, library in (("torch_fast", "torch"), ("jax_fast", "jax")):
+    for folder, library in (("devices/torch", "torch"), ("devices/jax", "jax")):
         assert f"doctests of xpnn/{folder}/__init__.py need {library}" in done.stdout
     assert "1 passed" in done.stdout

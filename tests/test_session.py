@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import backend
-from xpnn.numpy_fast import kernels
+from xpnn import devices
+from xpnn.devices.numpy import kernels
 
 
 def snapshot(sess):
@@ -321,7 +321,7 @@ def test_optimizer_step_fetches_as_none(dev):
 
 
 def test_default_device_from_setter_and_environment(monkeypatch):
-    monkeypatch.setattr(backend, "_default_device", None)
+    monkeypatch.setattr(devices, "_default_device", None)
     monkeypatch.delenv("XPNN_DEVICE", raising=False)
     assert xn.get_default_device() == "cpu"
     with xn.Graph().as_default():
@@ -527,7 +527,7 @@ def _torch():
 )
 def test_torch_tensor_fed_to_a_non_torch_session_is_refused(session_device, session_backend):
     torch = _torch()
-    dev = backend.resolve(session_device, backend=session_backend)
+    dev = devices.resolve(session_device, backend=session_backend)
     graph, sess, x, step, loss = _trained_graph(dev)
     before = snapshot(sess)
     with pytest.raises(TypeError, match=r"placeholder x was fed a torch tensor on cpu, but this "
@@ -540,7 +540,7 @@ def test_foreign_array_fed_to_a_torch_session_is_refused():
     _torch()
     import array_api_strict as strict
 
-    dev = backend.resolve("cpu", backend="torch")
+    dev = devices.resolve("cpu", backend="torch")
     graph, sess, x, step, loss = _trained_graph(dev)
     before = snapshot(sess)
     value = strict.ones((4, 3), dtype=strict.float32, device=strict.Device("device1"))

@@ -1,4 +1,4 @@
-"""The PyTorch passes (``xpnn/torch_fast``) against the portable plan on PyTorch
+"""The PyTorch passes (``xpnn/devices/torch``) against the portable plan on PyTorch
 (``Session(passes=False)``, the reference): every kernel on the same inputs as the portable
 forward, the in-place updates, and whole graphs (MLP training with SGD, momentum, Nesterov
 and Adam; a CNN with conv, pooling, dropout and batch normalisation; fetched
@@ -18,10 +18,10 @@ torch = pytest.importorskip("torch", reason="the torch passes need PyTorch (pip 
 
 import xpnn as xn  # noqa: E402
 from xpnn import ops  # noqa: E402
+from xpnn.devices.torch import kernels  # noqa: E402
 from xpnn.plan import Description  # noqa: E402
-from xpnn.torch_fast import kernels  # noqa: E402
 
-DEV = xn.backend.resolve("cpu", backend="torch")
+DEV = xn.devices.resolve("cpu", backend="torch")
 F32, F64 = torch.float32, torch.float64
 
 
@@ -418,7 +418,9 @@ def test_cnn_with_batchnorm_and_dropout_matches_portable():
 def test_without_host_reads_as_on_cuda_matches_portable(optimizer, monkeypatch):
     """The paths a CUDA device takes, run on the CPU: no label check on the host (a bad label
     gives NaN rows), Adam's step sizes kept on the device."""
-    monkeypatch.setattr(xn.backend.TorchDevice, "reads_without_sync", property(lambda d: False))
+    from xpnn.devices.torch import TorchDevice
+
+    monkeypatch.setattr(TorchDevice, "reads_without_sync", property(lambda d: False))
     sides = both(lambda: _mlp(optimizer))
     for run in range(3):
         X, y = _batch(run)

@@ -1,4 +1,4 @@
-"""The PyTorch conv and pooling kernels (``xpnn/torch_fast/conv.py``) against the portable
+"""The PyTorch conv and pooling kernels (``xpnn/devices/torch/conv.py``) against the portable
 ops on PyTorch: every padding, stride and dilation setup of ``test_fastpath.py`` in both
 data formats and both float dtypes, pools on tied windows, NaN and infinities in the input
 and in the gradient (on the CPU, which falls back for those, and on a device that reads
@@ -27,8 +27,8 @@ from tests.test_torch_pass import (  # noqa: E402
     assert_same,
     both,
 )
-from xpnn.torch_fast import conv as conv_kernels  # noqa: E402
-from xpnn.torch_fast import kernels  # noqa: E402
+from xpnn.devices.torch import conv as conv_kernels  # noqa: E402
+from xpnn.devices.torch import kernels  # noqa: E402
 
 c = xn.conv
 DTYPES = {"f32": np.float32, "f64": np.float64}

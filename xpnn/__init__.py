@@ -13,28 +13,24 @@ array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyT
 from . import (
     activations,
     assignment,
-    backend,
-    cupy_fast,
     data,
+    devices,
     distributed,
     init,
     io,
-    jax_fast,
     logic,
     losses,
     math_ops,
     metrics,
     nn,
-    numpy_fast,
     random,
     structure,
-    torch_fast,
     train,
 )
 from .assignment import assign, assign_add, assign_sub, group
 from .autodiff import RegisterGradient, gradients
-from .backend import get_default_device, set_default_device, to_numpy
 from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
+from .devices import get_default_device, set_default_device
 from .drawing import GraphvizNotFoundError, draw_graph, to_dot
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .graph import (
@@ -51,6 +47,7 @@ from .graph import (
     placeholder,
     reset_default_graph,
 )
+from .host import to_numpy
 from .logic import (
     greater,
     greater_equal,

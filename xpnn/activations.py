@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import indicator
+from .devices import indicator
 from .ops import Elementwise, Unary
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import array_api_compat
 
-from . import backend as devices
+from . import dtypes
 from .graph import Constant, Node, Update, Variable, as_node
+from .host import to_numpy
 from .ops import add, subtract
 from .session import _HOST, check_values
 
@@ -48,11 +49,11 @@ class Assign(Update):
     def forward(self, xp, value, current, host_reads=False):
         if value.dtype != current.dtype:
             ref = self.targets[0]
-            source = devices.dtype_name(value.dtype)
+            source = dtypes.dtype_name(value.dtype)
             _refuse_float_into_int(ref, source, self.value.label)
             if host_reads:
                 check_values(f"assign: Variable {ref.label}", xp, value, source,
-                             devices.dtype_name(current.dtype), fed="was assigned",
+                             dtypes.dtype_name(current.dtype), fed="was assigned",
                              kind="Variable")
             value = xp.astype(value, current.dtype)
         return [value]
@@ -72,10 +73,10 @@ class Assign(Update):
 
 
 def _refuse_float_into_int(ref, dtype, label) -> None:
-    if devices.is_floating(dtype) and not devices.is_floating(ref.dtype):
+    if dtypes.is_floating(dtype) and not dtypes.is_floating(ref.dtype):
         raise TypeError(
             f"assign: Variable {ref.label} holds {ref.dtype} but the value {label} is "
-            f"{devices.dtype_name(dtype)}: a floating value is not assigned to an integer "
+            f"{dtypes.dtype_name(dtype)}: a floating value is not assigned to an integer "
             f"Variable (TF1 refuses it too); cast it yourself "
             f"(xn.cast(value, {str(ref.dtype)!r}) truncates toward zero)"
         )
@@ -88,13 +89,13 @@ def value_node(ref, value) -> Node:
     if isinstance(value, Node):
         return value
     python = not (isinstance(value, _HOST.ndarray) or array_api_compat.is_array_api_obj(value))
-    host = _HOST.asarray(value if python else devices.to_numpy(value))
+    host = _HOST.asarray(value if python else to_numpy(value))
     if _HOST.isdtype(host.dtype, ("real floating", "integral", "bool")):
-        source = devices.dtype_name(host.dtype)
+        source = dtypes.dtype_name(host.dtype)
         _refuse_float_into_int(ref, source, _shown(value) if python else f"array ({source})")
         check_values(f"assign: Variable {ref.label}", _HOST, host, source, ref.dtype,
                      fed="was given", kind="Variable")
-        if python and not devices.is_floating(ref.dtype):
+        if python and not dtypes.is_floating(ref.dtype):
             return Constant(host, dtype=ref.dtype, graph=ref.graph)
     return as_node(value, ref.graph, ref.dtype)
 

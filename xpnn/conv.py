@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import array_api_compat
 
-from .backend import indicator
+from .devices import indicator
 from .graph import Operation
 from .ops import ReshapeLike, ZerosLike
 

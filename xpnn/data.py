@@ -23,7 +23,9 @@ from pathlib import Path
 import array_api_compat
 import numpy as np
 
-from xpnn.backend import context_of, dtype_name, to_numpy
+from xpnn.devices import context_of
+from xpnn.dtypes import dtype_name
+from xpnn.host import to_numpy
 from xpnn.io import open_regular, write_atomic
 
 __all__ = [

@@ -14,13 +14,11 @@ FLOAT_DTYPES = ("float32", "float64", "float16")
 
 
 def dtype_name(dtype) -> str:
-    """``"float32"`` for any spelling of a dtype: a string, NumPy, torch or strict dtype."""
+    """``"float32"`` for any spelling of a dtype: a string or any array library's dtype."""
     if isinstance(dtype, str):
         return np.dtype(dtype).name
-    name = str(dtype)
-    for prefix in ("torch.", "dtype('", "array_api_strict."):
-        name = name.replace(prefix, "")
-    name = name.strip("')")
+    # "float32", "dtype('float32')", "<library>.float32": the name is after the last dot.
+    name = str(dtype).rpartition(".")[2].removeprefix("dtype('").strip("')")
     try:
         return np.dtype(name).name
     except TypeError:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import gradients
-from .backend import to_numpy
 from .graph import Node, Placeholder, Variable
+from .host import to_numpy
 from .session import Session
 
 

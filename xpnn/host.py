@@ -1,8 +1,11 @@
-"""Arrays of any supported library brought to the host as NumPy arrays. No device here:
-the graph uses this for initial values given as another library's array.
+"""Arrays of any supported library brought to the host as NumPy arrays, each by its
+backend's folder (``devices/<library>/to_numpy``), imported by name: nothing here names a
+backend. The graph uses this for initial values given as another library's array.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import array_api_compat
 import numpy as np
@@ -20,17 +23,21 @@ def to_numpy(array) -> np.ndarray:
         return array
     if array is None or isinstance(array, (int, float, bool, np.generic)):
         return np.asarray(array)
-    if array_api_compat.is_cupy_array(array):
-        return array.get()
-    if array_api_compat.is_torch_array(array):
-        host = array.detach().cpu()
-        # On the CPU .numpy() shares the tensor's memory: copy, as for every other backend.
-        return host.numpy().copy() if host.data_ptr() == array.data_ptr() else host.numpy()
-    if array_api_compat.is_jax_array(array):
-        return np.array(array)  # np.asarray would be a read-only view of JAX's buffer
-    if type(array).__module__.startswith("array_api_strict"):
-        import array_api_strict
+    folder = backend_folder(array)
+    return np.asarray(array) if folder is None else folder.to_numpy(array)
 
-        cpu = array_api_strict.Device("CPU_DEVICE")
-        return np.asarray(array_api_strict.asarray(array, device=cpu, copy=True)._array)
-    return np.asarray(array)
+
+def backend_folder(array):
+    """The package of ``array``'s backend (``xpnn.devices.<library>``), imported by name, or
+    None where xpnn has none for it (or ``array`` is no array)."""
+    try:
+        library = array_api_compat.array_namespace(array).__name__
+    except TypeError:  # not an array of a library array-api-compat knows
+        return None
+    folder = "xpnn.devices." + library.removeprefix("array_api_compat.").partition(".")[0]
+    try:
+        return importlib.import_module(folder)
+    except ModuleNotFoundError as exc:
+        if exc.name != folder:
+            raise
+        return None

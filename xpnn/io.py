@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
-from .backend import to_numpy
+from .host import to_numpy
 
 try:
     import fcntl

@@ -12,8 +12,8 @@ finite for any logits. Every loss takes ``reduction="mean" | "sum" | "none"``.
 from __future__ import annotations
 
 from . import ops
-from .backend import to_numpy
 from .graph import Constant, Node
+from .host import to_numpy
 
 REDUCTIONS = ("mean", "sum", "none")
 

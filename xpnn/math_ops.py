@@ -13,7 +13,7 @@ Each op is a small class and a lowercase function, as in ``ops``.
 from __future__ import annotations
 
 from . import ops
-from .backend import dtype_name, is_floating
+from .dtypes import dtype_name, is_floating
 from .graph import Constant, Node, as_node
 from .ops import Binary, Flat, Reduction, Unary, multiply, sum_to
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from xpnn.backend import to_numpy
+from xpnn.host import to_numpy
 
 __all__ = ["accuracy", "confusion_matrix", "misclassification_rate"]
 

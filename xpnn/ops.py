@@ -15,7 +15,8 @@ import math
 
 import array_api_compat
 
-from .backend import dtype_name, indicator
+from .devices import indicator
+from .dtypes import dtype_name
 from .graph import Constant, Node, Operation, as_node
 
 # --------------------------------------------------------------------------- shapes
@@ -477,7 +478,7 @@ def nonfinite(xp, x) -> str | None:
         return None
     nans = int(xp.sum(xp.astype(xp.isnan(x), xp.int64)))
     infs = int(xp.sum(xp.astype(xp.isinf(x), xp.int64)))
-    dtype = str(x.dtype).replace("torch.", "")
+    dtype = dtype_name(x.dtype)
     return f"{nans} NaN and {infs} inf in {dtype} shape {tuple(x.shape)}"
 
 

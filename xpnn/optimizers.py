@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .autodiff import gradients
-from .backend import dtype_name, is_floating
+from .dtypes import dtype_name, is_floating
 from .graph import Node, Update, Variable
 
 

@@ -1,5 +1,5 @@
-"""What every device's plan passes share (``numpy_fast``, ``torch_fast``, ``cupy_fast``,
-``jax_fast``): which optimizer updates may be applied in place, and a table of kernels by
+"""What every device's plan passes share (``devices.numpy``, ``devices.torch``, ``devices.cupy``,
+``devices.jax``): which optimizer updates may be applied in place, and a table of kernels by
 op class (``KernelTable``).
 
 >>> import xpnn as xn

@@ -6,9 +6,9 @@ only that way (the loss under a mean, when only the training step is fetched) is
 computed at all when its op can tell its output shape from its inputs'.
 
 This is the portable compiler. A device may then rewrite the plan (``Device.rewrite``): the
-NumPy device's passes in ``numpy_fast/`` swap in kernels that reuse buffers, fold values
+NumPy device's passes in ``devices/numpy/`` swap in kernels that reuse buffers, fold values
 that depend on shapes alone, and apply optimizer updates in place; the JAX device's
-(``jax_fast/``) gives the plan a ``compiler`` that turns the finished program, updates
+(``devices/jax/``) gives the plan a ``compiler`` that turns the finished program, updates
 included, into one ``jax.jit`` call.
 
 >>> import xpnn as xn

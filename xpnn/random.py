@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import dtype_name
+from .dtypes import dtype_name
 from .graph import Operation
 
 

@@ -19,8 +19,7 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from . import backend as devices
-from . import io, ops
+from . import devices, dtypes, io, ops
 from .graph import (
     Constant,
     Graph,
@@ -29,6 +28,7 @@ from .graph import (
     Variable,
     get_default_graph,
 )
+from .host import to_numpy as host_copy
 from .plan import Plan, StepFailed, compile_plan, flatten
 
 
@@ -92,10 +92,10 @@ class Session:
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
-        self.dtype = None if dtype is None else devices.dtype_name(dtype)
-        if self.dtype is not None and not devices.is_floating(self.dtype):
+        self.dtype = None if dtype is None else dtypes.dtype_name(dtype)
+        if self.dtype is not None and not dtypes.is_floating(self.dtype):
             raise ValueError(f"Session(dtype={self.dtype!r}): the Session's dtype sets the "
-                             f"floating values' type; use one of {sorted(devices.FLOAT_DTYPES)}")
+                             f"floating values' type; use one of {sorted(dtypes.FLOAT_DTYPES)}")
         if self.dtype is not None:
             self.device.dtype(self.dtype)  # fails now if the backend cannot hold it (JAX x64)
         self._values: dict[Variable, object] = {}
@@ -121,7 +121,7 @@ class Session:
         host = op.sample(generator, tuple(shape))
         dtype = self.device.dtype(dtype)  # refused here where the device cannot hold it
         if on_host:
-            return host.astype(devices.dtype_name(dtype), copy=False)
+            return host.astype(dtypes.dtype_name(dtype), copy=False)
         return self.device.from_host(host, dtype)
 
     @property
@@ -167,14 +167,14 @@ class Session:
 
     def _dtype_for(self, host: np.ndarray):
         name = host.dtype.name
-        if self.dtype is not None and devices.is_floating(name):
+        if self.dtype is not None and dtypes.is_floating(name):
             name = self.dtype
         return self.device.dtype(name)
 
     def _source(self, node, host):
         """The host value a leaf starts from: full precision when this Session widens floats."""
         exact = node.exact_value
-        if self.dtype is not None and exact is not None and devices.is_floating(host.dtype):
+        if self.dtype is not None and exact is not None and dtypes.is_floating(host.dtype):
             return exact
         return host
 
@@ -223,7 +223,7 @@ class Session:
         self._check_graph(variable, what)
         if not isinstance(variable, Variable):
             raise TypeError(f"{what}: {variable.label} is a {variable.kind}, not a Variable")
-        host = devices.to_numpy(value) if not isinstance(value, np.ndarray) else value
+        host = host_copy(value) if not isinstance(value, np.ndarray) else value
         host = np.asarray(host)
         if host.dtype.kind not in "fiub":
             raise TypeError(
@@ -237,7 +237,7 @@ class Session:
             )
         dtype = self._dtype_for(variable.initial_value)
         check_values(f"{what}: Variable {variable.label}", _HOST, host, host.dtype.name,
-                     devices.dtype_name(dtype), fed="was given", kind="Variable")
+                     dtypes.dtype_name(dtype), fed="was given", kind="Variable")
         return self.device.from_host(host, dtype, copy=True)
 
     def save(self, path, var_list=None) -> None:
@@ -259,7 +259,7 @@ class Session:
         """
         named = self._named_variables(var_list, "save")
         with self._lock:  # the values of one moment, between runs (NumPy's are not copies)
-            io.save_arrays(path, {n: devices.to_numpy(self._leaf_value(v))
+            io.save_arrays(path, {n: host_copy(self._leaf_value(v))
                                   for n, v in named.items()},
                            what="Variable", hint="; rename it, or pass var_list={name in the "
                                                  "file: Variable} to save it under another name")
@@ -375,13 +375,13 @@ class Session:
                     f"placeholder {placeholder.label}: cannot feed data of dtype {array.dtype}"
                 )
             xp = _HOST
-        source = devices.dtype_name(array.dtype) if not xp.isdtype(
+        source = dtypes.dtype_name(array.dtype) if not xp.isdtype(
             array.dtype, "complex floating") else "complex"
         dtype = placeholder.run_dtype(source, self.dtype)
         if source == "complex" or not on_device or self.device.reads_without_sync:
             check_values(f"placeholder {placeholder.label}", xp, array, source, dtype)
         if on_device:
-            if devices.dtype_name(array.dtype) != dtype:
+            if dtypes.dtype_name(array.dtype) != dtype:
                 array = self.xp.astype(array, self.device.dtype(dtype))
         else:
             array = self.device.from_host(array, dtype)
@@ -430,7 +430,7 @@ class Session:
                 with self.device.context:
                     out = self._execute(plan, feed_dict)
         if to_numpy:
-            out = [None if v is None else devices.to_numpy(v) for v in out]
+            out = [None if v is None else host_copy(v) for v in out]
         return plan.rebuild(out)
 
     def _execute(self, plan: Plan, feed_dict) -> list:
@@ -545,7 +545,7 @@ class Session:
         for position, (node, s) in enumerate(zip(op.inputs, step.inputs)):
             v = values[s]
             desc = "freed" if v is None else (
-                f"shape {tuple(v.shape)} {devices.dtype_name(v.dtype)} on {self.device.name}"
+                f"shape {tuple(v.shape)} {dtypes.dtype_name(v.dtype)} on {self.device.name}"
             )
             parts.append(f"  input {position} {node.label}: {desc}")
         error = NumericsError if isinstance(exc, FloatingPointError) else OpError
@@ -575,7 +575,7 @@ def check_values(who, xp, array, source, dtype, fed="was fed", kind="placeholder
         return
     if np.dtype(dtype).kind not in "iu":
         return
-    floating = devices.is_floating(source)
+    floating = dtypes.is_floating(source)
     if floating:
         if not bool(xp.all(xp.isfinite(array))):
             bad = "nan" if bool(xp.any(xp.isnan(array))) else (

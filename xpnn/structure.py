@@ -19,9 +19,11 @@ import math
 
 import array_api_compat
 
-from .backend import dtype_name, indicator, to_numpy
 from .conv import _pad_axis, _spread
+from .devices import indicator
+from .dtypes import dtype_name
 from .graph import Node, Operation
+from .host import to_numpy
 from .math_ops import xp_dtype
 from .ops import ReshapeLike, Unary, as_node
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from itertools import zip_longest
 
-from ..backend import dtype_name
+from ..dtypes import dtype_name
 
 MAX_LINES = 8
 

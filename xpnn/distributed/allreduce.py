@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import array_api_compat
 
 from .. import ops
-from ..backend import dtype_name
+from ..dtypes import dtype_name
 from ..graph import Operation
 from .agreement import agree, describe_variables
 from .transport import kind_of, transport_for

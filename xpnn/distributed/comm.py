@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..host import to_numpy
 from .agreement import agree, describe_variables
 
 INSTALL = "pip install 'xpnn[mpi]' (mpi4py and the mpich wheel, which brings mpiexec)"

@@ -14,8 +14,8 @@ import zlib
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..data import _n_rows, _row_taker
+from ..host import to_numpy
 
 
 def split(n, size) -> list[int]:

@@ -3,10 +3,8 @@ reused from step to step, and summed over the ranks in one message.
 
 - NumPy: packed into a host buffer that mpi4py hands to MPI through the buffer interface
   and summed in place: no copy besides the packing.
-- CuPy: packed into a device buffer and summed by NCCL (``cupy.cuda.nccl``) where CuPy has
-  it, else by MPI on the device pointer where the MPI is CUDA-aware
-  (``MPIX_Query_cuda_support``), else staged through the host. ``XPNN_ALLREDUCE=nccl``,
-  ``mpi`` or ``host`` picks one.
+- A backend whose folder has a ``transport`` module of its own (CuPy: summed on the GPU by
+  NCCL or a CUDA-aware MPI, ``devices/cupy/transport.py``) takes its routes.
 - Any other namespace (PyTorch, JAX, array-api-strict): packed on its device, viewed on the
   host through DLPack where its memory is host memory (else copied there), summed into a
   reused host buffer, and moved back.
@@ -22,13 +20,13 @@ first message.
 
 from __future__ import annotations
 
-import ctypes
-import os
+import importlib
 
 import array_api_compat
 import numpy as np
 
-from ..backend import context_of, to_numpy
+from ..devices import context_of
+from ..host import backend_folder, to_numpy
 from .comm import mpi
 
 
@@ -39,46 +37,33 @@ def transport_for(comm, array):
     key = (kind, str(array_api_compat.device(array)))
     transport = comm.transports.get(key)
     if transport is None:
-        transport = comm.transports[key] = _KINDS[kind](comm, array)
+        kinds = {"numpy": NumpyTransport, "host": HostTransport}
+        make = kinds.get(kind) or routes_of(array).TRANSPORTS[kind]
+        transport = comm.transports[key] = make(comm, array)
     return transport
 
 
 def kind_of(array) -> str:
-    """The route gradients like ``array`` take: "numpy", "nccl", "mpi" or "host"."""
-    if array_api_compat.is_numpy_array(array):
+    """The route gradients like ``array`` take: "numpy", "host", or one of the array's
+    backend folder's own (``devices/<library>/transport.py``: CuPy's "nccl", "mpi")."""
+    if isinstance(array, np.ndarray):
         return "numpy"
-    if not array_api_compat.is_cupy_array(array):
-        return "host"
-    wanted = os.environ.get("XPNN_ALLREDUCE", "")
-    if wanted not in ("", "nccl", "mpi", "host"):
-        raise ValueError(f"XPNN_ALLREDUCE={wanted!r}: choose nccl, mpi or host (or unset it)")
-    if wanted in ("", "nccl") and nccl_available():
-        return "nccl"
-    if wanted in ("", "mpi") and cuda_aware_mpi():
-        return "mpi"
-    if wanted and wanted != "host":
-        raise RuntimeError(f"XPNN_ALLREDUCE={wanted}: not available here (nccl: CuPy without "
-                           "NCCL; mpi: this MPI is not CUDA-aware); unset it for the host route")
-    return "host"
+    routes = routes_of(array)
+    return "host" if routes is None else routes.kind_of(array)
 
 
-def nccl_available() -> bool:
+def routes_of(array):
+    """The ``transport`` module of ``array``'s backend folder, or None where it has none."""
+    folder = backend_folder(array)
+    if folder is None:
+        return None
+    name = folder.__name__ + ".transport"
     try:
-        from cupy.cuda import nccl
-    except ImportError:
-        return False
-    return bool(getattr(nccl, "available", True))
-
-
-def cuda_aware_mpi() -> bool:
-    """Whether the loaded MPI takes CUDA device buffers (Open MPI's and MPICH's
-    ``MPIX_Query_cuda_support``; False where the MPI has no such call)."""
-    try:
-        query = ctypes.CDLL(mpi().__file__).MPIX_Query_cuda_support
-    except (OSError, AttributeError):
-        return False
-    query.restype, query.argtypes = ctypes.c_int, []
-    return bool(query())
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
 
 
 def host_view(array) -> np.ndarray:
@@ -125,7 +110,7 @@ class NumpyTransport(Transport):
         np.concatenate([np.reshape(a, -1) for a in arrays], out=buffer)
         if scale != 1.0:
             np.multiply(buffer, scale, out=buffer)
-        self.comm.allreduce(mpi().IN_PLACE, buffer, _what(self.comm))
+        self.comm.allreduce(mpi().IN_PLACE, buffer, what(self.comm))
         return buffer
 
 
@@ -138,65 +123,11 @@ class HostTransport(Transport):
             packed = packed * scale
         send = host_view(packed)
         received = self.buffer(send.dtype, send.size, np.empty)
-        self.comm.allreduce(send, received, _what(self.comm))
+        self.comm.allreduce(send, received, what(self.comm))
         with context_of(arrays[0]):  # a copy: JAX may alias host memory, and runs later
             return xp.asarray(received, device=array_api_compat.device(arrays[0]), copy=True)
 
 
-class _DeviceTransport(Transport):
-    """CuPy: packed into a reused buffer on the gradients' GPU, summed there in place."""
-
-    def allreduce_sum(self, xp, arrays, scale):
-        import cupy
-
-        n = sum(a.size for a in arrays)
-        with arrays[0].device:
-            buffer = self.buffer(arrays[0].dtype, n, cupy.empty)
-            cupy.concatenate([a.reshape(-1) for a in arrays], out=buffer)
-            if scale != 1.0:
-                buffer *= scale
-            self.sum_in_place(buffer)
-        return buffer
-
-
-class NcclTransport(_DeviceTransport):
-    kind = "nccl"
-
-    def __init__(self, comm, array):
-        super().__init__(comm, array)
-        from cupy.cuda import nccl
-
-        self.nccl = nccl
-        uid = comm.mpi.bcast(nccl.get_unique_id() if comm.rank == 0 else None, root=0)
-        with array.device:
-            self.communicator = nccl.NcclCommunicator(comm.size, uid, comm.rank)
-        self.types = {"float16": nccl.NCCL_FLOAT16, "float32": nccl.NCCL_FLOAT32,
-                      "float64": nccl.NCCL_FLOAT64}
-
-    def sum_in_place(self, buffer):
-        import cupy
-
-        if buffer.dtype.name not in self.types:
-            raise TypeError(f"NCCL allreduce: no NCCL type for {buffer.dtype.name} gradients")
-        self.communicator.allReduce(buffer.data.ptr, buffer.data.ptr, buffer.size,
-                                    self.types[buffer.dtype.name], self.nccl.NCCL_SUM,
-                                    cupy.cuda.get_current_stream().ptr)
-
-
-class CudaMpiTransport(_DeviceTransport):
-    kind = "mpi"
-
-    def sum_in_place(self, buffer):
-        import cupy
-
-        cupy.cuda.get_current_stream().synchronize()  # MPI reads the memory outside CUDA's order
-        self.comm.allreduce(mpi().IN_PLACE, buffer, _what(self.comm))
-
-
-def _what(comm) -> str:
+def what(comm) -> str:
     """The allreduce a timeout message names."""
     return f"the gradients' allreduce of step {comm.steps}"
-
-
-_KINDS = {"numpy": NumpyTransport, "host": HostTransport, "nccl": NcclTransport,
-          "mpi": CudaMpiTransport}

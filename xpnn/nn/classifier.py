@@ -23,8 +23,10 @@ import numpy as np
 from .. import data, distributed, losses, ops, optimizers
 from .. import init as initializers
 from ..autodiff import gradients
-from ..backend import context_of, dtype_name, to_numpy
+from ..devices import context_of
+from ..dtypes import dtype_name
 from ..graph import Graph, placeholder
+from ..host import to_numpy
 from ..session import NumericsError, Session
 from . import saving
 from .layers import MLP, Conv2D, Layer, Linear, Sequential

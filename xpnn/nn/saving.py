@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import io
-from ..backend import resolve, to_numpy
+from ..devices import resolve
 from ..graph import Graph
+from ..host import to_numpy
 from .layers import (
     ACTIVATIONS,
     AvgPool2D,

@@ -31,7 +31,7 @@ import sys
 from ... import io, logic, math_ops, ops
 from ... import optimizers as _core
 from ...autodiff import gradients
-from ...backend import is_floating
+from ...dtypes import is_floating
 from ...graph import Node
 from . import graphs
 from .dtypes import int64

@@ -1,0 +1,198 @@
+"""A plan run as one ``jax.jit`` call: what ``Plan.run`` executes on a JAX Session.
+
+Per run: the feeds' shapes and dtypes (and the optimizers' untraced attributes) pick a cache
+entry; the host feeds are copied (a compiled call reads them after it returns, and the
+caller may reuse its array), the entry's random draws are made, and one call computes the
+fetched values and the updated Variables' new values, the old ones' buffers donated. The
+Session checked the feeds' shapes and values before the run, and writes the new values at
+its commit, when nothing can fail any more.
+
+A new entry is traced first (``jax.jit(...).trace``), before anything is drawn or donated.
+When that trace fails, the portable program runs on the same values: it raises the portable
+path's error naming the op (an update's gradient of the wrong shape fails after it, as at
+the Session's commit), or, when it succeeds, some op cannot be traced (it reads a value on
+the host: ``check_numerics``, a data-dependent shape) and the plan falls back to its
+portable (eager) program for good (``reason`` says why).
+
+Each entry has a ``jax.jit`` function of its own, and the runner keeps the
+``XPNN_JIT_CACHE`` (32) entries used last: JAX caches its traces, lowerings and executables
+under the traced function, so one function for every batch size would keep them all (a
+few MB each); an evicted entry's function takes them with it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from ...plan import StepFailed
+from .body import UpdateShapeError, make_body
+from .draws import Draws
+from .hyper import Hyper
+
+# Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
+# value has another dtype), or where the platform does not implement donation: the call is
+# then right, only without the reuse.
+_DONATION_WARNINGS = ("Some donated buffers were not usable", "Donation is not implemented")
+# catch_warnings swaps the process's warning filters: two threads compiling at once would
+# leave one's filters behind.
+_COMPILING = threading.Lock()
+
+
+CACHE_SIZE = 32  # entries (feed shapes) a plan keeps compiled, unless XPNN_JIT_CACHE says
+
+
+def cache_size() -> int:
+    """``$XPNN_JIT_CACHE`` (an integer >= 1), else ``CACHE_SIZE``."""
+    text = os.environ.get("XPNN_JIT_CACHE", "").strip()
+    if not text:
+        return CACHE_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"XPNN_JIT_CACHE={text!r}: set it to how many batch shapes a JAX "
+                         f"plan keeps compiled, an integer >= 1 (unset: {CACHE_SIZE})")
+    return int(text)
+
+
+class Entry:
+    """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
+    draws that trace asked for, and the values it checks for NaN and infinity."""
+
+    __slots__ = ("jitted", "draws", "checks", "labels", "compiled")
+
+    def __init__(self, jitted, draws, checks, labels):
+        self.jitted, self.draws, self.checks = jitted, tuple(draws), list(checks)
+        self.labels = labels  # (step, slot, class count): the host label checks
+        self.compiled = False
+
+
+class Runner:
+    """``program -> runner`` as ``Plan.compiler``; ``checks`` None runs the portable program
+    (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
+
+    def __init__(self, plan, session, layout, checks=None, labels=None):
+        compiled = checks is not None
+        self.plan, self.device, self.layout, self.checks = plan, session.device, layout, checks
+        self.labels = labels
+        self.draws = Draws(session.draw)
+        self.hyper = Hyper([u.op for u in plan.updates])
+        self.check_shapes = [u.check_shapes for u in plan.updates]
+        self.eager = not compiled
+        self.reason = None if compiled else "not compiled"
+        self.entries = OrderedDict()  # key -> Entry, the least recently used first
+        self.size = cache_size()
+        self.traces = [0]
+        self.program = self.body = None
+
+    def compile(self, program):
+        """``Plan.compiler``: keep the portable ``program``; run this instead."""
+        self.program = program
+        if not self.eager:
+            self.body = make_body(self.plan, self.layout, program, self, self.device.xp,
+                                  self.check_shapes, self.traces)
+        return self
+
+    def _jit(self):
+        """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
+        import jax
+
+        body = self.body
+
+        def entry(*args):
+            return body(*args)
+
+        return jax.jit(entry, donate_argnums=(1,), static_argnums=(5,))
+
+    def __call__(self, values) -> None:
+        if self.eager:
+            self.program(values)
+            self._hand_out(values)
+            return
+        feeds = self.layout.take_feeds(values)
+        key = (tuple([(v.shape, v.dtype) for v in feeds]), self.hyper.key())
+        entries = self.entries
+        entry = entries.get(key)
+        if entry is None:
+            entry = self._trace(key, values, feeds)
+            if entry is None:  # ran on the portable program
+                return
+        elif len(entries) > 1:
+            entries.move_to_end(key)
+        if self.labels is not None:  # before anything is drawn or donated
+            self.labels.run(values, entry.labels)
+        self._call(entry, values, feeds, key[1])
+
+    def _arguments(self, values, feeds, draws, static):
+        layout = self.layout
+        return (feeds, layout.take_donated(values), layout.take_kept(values),
+                self.hyper.values(), draws, static)
+
+    def _trace(self, key, values, feeds):
+        """The new entry for ``key``, or None after running the portable program instead."""
+        failure, jitted = None, self._jit()
+        try:
+            jitted.trace(*self._arguments(values, feeds, (), key[1]))
+        except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
+            failure = exc
+        if failure is None:
+            labels = self.labels.recorded() if self.labels is not None else ()
+            entry = self.entries[key] = Entry(jitted, self.draws.recorded, self.checks.recorded,
+                                              labels)
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)  # with its function, JAX's caches of it
+            return entry
+        for s in self.layout.feeds:  # host feeds: the portable program takes device arrays
+            if type(values[s]) is np.ndarray:
+                values[s] = self.device.from_host(values[s])
+        self.program(values)  # raises the portable error (naming the op) where there is one
+        if isinstance(failure, UpdateShapeError):  # refused as the Session's commit does
+            raise StepFailed(failure.update, ValueError(failure.problem))
+        self._fall_back(failure)
+        self._hand_out(values)
+        return None
+
+    def _call(self, entry, values, feeds, static) -> None:
+        feeds = tuple([np.array(v) if type(v) is np.ndarray else v for v in feeds])
+        draws = self.draws.make(entry.draws) if entry.draws else ()
+        args = self._arguments(values, feeds, draws, static)
+        if entry.compiled:
+            fetched, new, counts = entry.jitted(*args)
+        else:  # the first call compiles
+            with _COMPILING, warnings.catch_warnings():
+                for message in _DONATION_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
+                fetched, new, counts = entry.jitted(*args)
+            entry.compiled = True
+        if entry.checks:  # a NaN or infinity fails the run here, before any value is kept
+            self.checks.raise_found(entry.checks, counts, values)
+        for s, value in zip(self.layout.computed, fetched):
+            values[s] = value
+        values[self.layout.new_slot] = new
+        if self.layout.hands_out:
+            self._hand_out(values)
+
+    def _hand_out(self, values) -> None:
+        """Fetched placeholders as device arrays, fetched Variables as copies."""
+        for s in self.layout.fetched_feeds:
+            if type(values[s]) is np.ndarray:
+                values[s] = self.device.from_host(values[s])
+        for s in self.layout.fetched_variables:
+            values[s] = values[s].copy()
+
+    def commit(self, values):
+        """``Plan.commit``: the (Variable, new value) pairs the Session writes."""
+        return zip(self.layout.targets, values[self.layout.new_slot])
+
+    def _fall_back(self, failure) -> None:
+        """Make the plan the portable one again, for good: its runs are eager from now on
+        (this one's commit too)."""
+        plan = self.plan
+        for update, check in zip(plan.updates, self.check_shapes):
+            update.in_place, update.check_shapes = False, check
+        plan.commit, plan.host_feeds = None, False
+        self.eager, self.body = True, None
+        self.entries.clear()
+        self.reason = f"{type(failure).__name__}: {failure}"

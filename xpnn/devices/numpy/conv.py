@@ -1,0 +1,413 @@
+"""NumPy kernels for the convolution and pooling ops of ``xpnn.conv``: the portable
+arithmetic (im2col and one GEMM, col2im by added slices, pooling over one slice per kernel
+offset, in the same order) without its copies. The padded input is written into a buffer
+kept per shape instead of concatenated anew; the patch matrix is copied from one strided
+view of it into another kept buffer instead of stacked from kh*kw slices; col2im adds each
+offset's columns into strided slices of one zero array instead of spreading, padding and
+summing kh*kw arrays. Kept buffers never leave a kernel: every result is a fresh array.
+
+>>> import xpnn as xn
+>>> from xpnn.devices.numpy import kernels
+>>> kernels.has_fast_forward(xn.conv.Conv2D)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ... import conv
+from . import threads
+from .kernels import _Kept, fast
+
+_NO_PADS = ((0, 0), (0, 0))
+
+
+def _floats(*arrays):
+    """Whether the kernels handle these: non-empty NumPy arrays of one floating dtype (the
+    portable path promotes mixed dtypes and explains empty images)."""
+    first = arrays[0]
+    return all(type(a) is np.ndarray and a.dtype == first.dtype and a.size for a in arrays) \
+        and first.dtype.kind == "f"
+
+
+def _region(fmt, rows, cols):
+    """The index of ``rows`` x ``cols`` of 4-D images in layout ``fmt``."""
+    h, w, _ = conv.FORMATS[fmt]
+    index = [slice(None)] * 4
+    index[h], index[w] = rows, cols
+    return tuple(index)
+
+
+def _offsets(fmt, k, window, out_hw):
+    """(i, j, index of the padded input that kernel offset (i, j) reads), row-major."""
+    (sh, sw), (dh, dw), (oh, ow) = window.strides, window.dilations, out_hw
+    for i in range(k[0]):
+        for j in range(k[1]):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            yield i, j, _region(fmt, rows, slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def _inner(fmt, pads, hw):
+    """The index of the real (unpadded) entries in a padded array."""
+    (top, _), (left, _) = pads
+    return _region(fmt, slice(top, top + hw[0]), slice(left, left + hw[1]))
+
+
+def _padded_shape(fmt, shape, pads):
+    h, w, _ = conv.FORMATS[fmt]
+    shape = list(shape)
+    shape[h] += sum(pads[0])
+    shape[w] += sum(pads[1])
+    return tuple(shape)
+
+
+def _padder(value):
+    """fn(x, fmt, pads, hw) -> x padded with ``value``, in a buffer kept per shape (its
+    border is written once; each call overwrites only the inside)."""
+    kept = _Kept(lambda key: np.full(key[0], value, key[1]))
+
+    def pad(x, fmt, pads, hw):
+        if pads == _NO_PADS:
+            return x
+        buffer = kept.get((_padded_shape(fmt, x.shape, pads), x.dtype))
+        buffer[_inner(fmt, pads, hw)] = x
+        return buffer
+
+    return pad
+
+
+def _geometry(op, shape, k):
+    """(NHWC shape, pads, output (oh, ow)) of an input of ``shape`` in the op's layout."""
+    nhwc = op._nhwc_shape(shape)
+    pads, out_hw = conv._geometry(nhwc, k, op.window)
+    return nhwc, pads, out_hw
+
+
+# ----------------------------------------------------------------------------- convolution
+
+
+def _im2col(op, pad, kept):
+    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape, its
+    columns in the portable order (offset-major, then channel)."""
+
+    def columns(x, k):
+        pads, (oh, ow) = conv._geometry(x.shape, k, op.window)
+        padded = pad(x, "NHWC", pads, x.shape[1:3])
+        n, _, _, c = x.shape
+        if c == 1:  # offset-major rows: each a copy of whole image rows, not of 1 value
+            cols_t = kept.get(((k[0] * k[1], n, oh, ow), x.dtype))
+            for i, j, index in _offsets("NHWC", k, op.window, (oh, ow)):
+                np.copyto(cols_t[i * k[1] + j], padded[index][..., 0])
+            return cols_t.reshape(k[0] * k[1], n * oh * ow).T
+        (sh, sw), (dh, dw) = op.window.strides, op.window.dilations
+        s_n, s_h, s_w, s_c = padded.strides
+        shape = (n, oh, ow, k[0], k[1], c)
+        view = as_strided(padded, shape, (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
+                          writeable=False)
+        cols = kept.get((shape, x.dtype))
+        np.copyto(cols, view)
+        return cols.reshape(n * oh * ow, k[0] * k[1] * c)
+
+    return columns
+
+
+def _im2col_for(op):
+    return _im2col(op, _padder(0.0), _Kept(lambda key: np.empty(key[0], key[1])))
+
+
+class Handoff:
+    """What a forward kernel leaves for its gradient's kernel in the same run (``pairs``):
+    Conv2D's patch matrix, MaxPool's maxima. Taken once, and only for the very input array
+    it was made from."""
+
+    def __init__(self):
+        self.source = self.cols = None
+
+    def leave(self, source, cols):
+        self.source, self.cols = source, cols
+
+    def take(self, source):
+        cols = self.cols if source is self.source and source is not None else None
+        self.source = self.cols = None
+        return cols
+
+
+@fast(conv.Conv2D)
+def _conv2d(op, portable, handoff=None):
+    columns = _im2col_for(op)
+
+    def forward(x, w):
+        op.infer_shape(x.shape, w.shape)
+        if handoff is not None:
+            handoff.leave(None, None)
+        if not _floats(x, w):
+            return portable(x, w)
+        kh, kw, c, o = w.shape
+        source, x = x, op._in(np, x)
+        cols = columns(x, (kh, kw))
+        if handoff is not None:
+            handoff.leave(source, cols)
+        y = np.matmul(cols, w.reshape(kh * kw * c, o))
+        _, (oh, ow) = conv._geometry(x.shape, (kh, kw), op.window)
+        return op._out(np, y.reshape(x.shape[0], oh, ow, o))
+
+    return forward
+
+
+@fast(conv.Conv2DBackpropFilter)
+def _conv2d_backprop_filter(op, portable, handoff=None):
+    columns = _im2col_for(op)
+
+    def forward(x, w, g):  # w: its description only
+        op.infer_shape(x.shape, w.shape, g.shape)
+        cols = None if handoff is None else handoff.take(x)
+        if not _floats(x, g) or w.dtype != x.dtype or not math.prod(w.shape):
+            return portable(x, w, g)
+        kh, kw, c, o = w.shape
+        if cols is None:
+            cols = columns(op._in(np, x), (kh, kw))
+        dw = np.matmul(cols.T, op._in(np, g).reshape(cols.shape[0], o))
+        return dw.reshape(kh, kw, c, o)
+
+    return forward
+
+
+@fast(conv.Conv2DBackpropInput)
+def _conv2d_backprop_input(op, portable):
+    pieces = _Kept(lambda key: np.empty(key[0], key[1]))
+
+    def forward(x, w, g):  # x: its description (shape and dtype) only
+        op.infer_shape(x.shape, w.shape, g.shape)
+        if not _floats(w, g) or x.dtype != w.dtype or not math.prod(x.shape):
+            return portable(x, w, g)
+        kh, kw, c, o = w.shape
+        nhwc, pads, out_hw = _geometry(op, x.shape, (kh, kw))
+        g = op._in(np, g)
+        rows = g.reshape(-1, o)
+        # Offset by offset, the portable GEMM's columns for that offset: a product that
+        # stays in cache instead of one (N*oh*ow, kh*kw*C) matrix.
+        piece = pieces.get(((rows.shape[0], c), w.dtype))
+        dx = np.zeros(_padded_shape("NHWC", nhwc, pads), w.dtype)
+        for i, j, index in _offsets("NHWC", (kh, kw), op.window, out_hw):
+            np.matmul(rows, w[i, j].T, out=piece)
+            dx[index] += piece.reshape(g.shape[:3] + (c,))
+        return op._out(np, dx[_inner("NHWC", pads, nhwc[1:3])])
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- pooling
+# In the op's own layout: pooling treats channels alike, so NCHW needs no transpose.
+
+
+def _pool_setup(op, x):
+    """(pads, out_hw, the op's (h, w) input size)."""
+    nhwc, pads, out_hw = _geometry(op, x.shape, op.ksize)
+    return pads, out_hw, nhwc[1:3]
+
+
+def _reduce_slices(ufunc, padded, fmt, k, window, out_hw):
+    """ufunc folded over each offset's slice, left to right (the portable order), into a
+    fresh array."""
+    offsets = [index for _, _, index in _offsets(fmt, k, window, out_hw)]
+    if len(offsets) == 1:
+        return padded[offsets[0]].copy()
+    out = np.empty(padded[offsets[0]].shape, padded.dtype)
+
+    def rows(a, b):
+        part = padded[a:b]
+        ufunc(part[offsets[0]], part[offsets[1]], out=out[a:b])
+        for index in offsets[2:]:
+            ufunc(out[a:b], part[index], out=out[a:b])
+
+    threads.over_batch(rows, padded.shape[0], padded.size)
+    return out
+
+
+def _pool(ufunc, fill, finish=None):
+    """The kernel maker of a pooling: ``ufunc`` folded over the window's slices of the input
+    padded with ``fill``, then ``finish(op, x, total)``. Given a ``Handoff`` (``pairs``), it
+    also leaves a copy of the result for the gradient's kernel (the result itself may be
+    overwritten downstream)."""
+
+    def make(op, portable, handoff=None):
+        pad = _padder(fill)
+        copies = _Kept(lambda key: np.empty(key[0], key[1]))
+
+        def forward(x):
+            op.infer_shape(x.shape)
+            if handoff is not None:
+                handoff.leave(None, None)
+            if not _floats(x):
+                return portable(x)
+            pads, out_hw, hw = _pool_setup(op, x)
+            padded = pad(x, op.data_format, pads, hw)
+            total = _reduce_slices(ufunc, padded, op.data_format, op.ksize, op.window, out_hw)
+            if handoff is not None:
+                kept = copies.get((total.shape, total.dtype))
+                np.copyto(kept, total)
+                handoff.leave(x, kept)
+            return total if finish is None else finish(op, x, total)
+
+        return forward
+
+    return make
+
+
+fast(conv.MaxPool)(_pool(np.maximum, -math.inf))
+fast(conv.AvgPool)(_pool(np.add, 0.0, lambda op, x, total: np.divide(
+    total, _counts(op, x, x), out=total)))
+
+
+def _counts(op, x, like):
+    """The portable divisor of each window (in ``like``'s dtype), shaped to broadcast in
+    the op's layout."""
+    counts = conv._counts(np, op._nhwc_shape(x.shape), op.ksize, op.window, like)
+    if isinstance(counts, float) or op.data_format == "NHWC":
+        return counts
+    return counts.reshape(1, 1, counts.shape[1], counts.shape[2])
+
+
+@fast(conv.AvgPoolGrad)
+def _avg_pool_grad(op, portable):
+    def forward(x, g):  # x: its description only
+        op.infer_shape(x.shape, g.shape)
+        if not _floats(g) or x.dtype != g.dtype or not math.prod(x.shape):
+            return portable(x, g)
+        pads, out_hw, hw = _pool_setup(op, x)
+        fmt = op.data_format
+        share = np.divide(g, _counts(op, x, g))
+        dx = np.zeros(_padded_shape(fmt, x.shape, pads), g.dtype)
+        for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw):
+            dx[index] += share
+        return dx[_inner(fmt, pads, hw)]
+
+    return forward
+
+
+@fast(conv.MaxPoolGrad)
+def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
+    """Given ``relu_grad`` (the portable ReluGrad, ``fusion``), the result is also multiplied
+    by the mask (x > 0) of the pool's input, as ReluGrad(MaxPoolGrad(x, g), x) is: only a
+    window's maximum gets a share, and there x equals the maximum, so the mask is the
+    maxima's (t > 0), applied to the pooled shares instead of to the whole input."""
+    pad = _padder(-math.inf)
+
+    def forward(x, g):
+        op.infer_shape(x.shape, g.shape)
+        top = None if handoff is None else handoff.take(x)  # MaxPool's result, if paired
+        if not _floats(x, g):
+            dx = portable(x, g)
+            return dx if relu_grad is None else relu_grad(dx, x)
+        pads, out_hw, hw = _pool_setup(op, x)
+        fmt = op.data_format
+        if top is None:
+            top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
+                                 out_hw)
+        positive = None if relu_grad is None else top > 0
+        if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
+            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, positive)
+            if dx is not None:
+                return dx
+        padded = pad(x, fmt, pads, hw)
+        dx = np.zeros(padded.shape, g.dtype)
+        taken = np.zeros(top.shape, bool)
+        for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw):
+            # The first maximum in row-major order, NaN counting as the maximum (argmax's).
+            piece = padded[index]
+            hit = np.equal(piece, top) | np.isnan(piece)
+            hit &= ~taken
+            taken |= hit
+            if positive is not None:
+                hit &= positive
+            dx[index] += np.multiply(hit, g)  # 0 * inf is NaN there too
+        return dx[_inner(fmt, pads, hw)]
+
+    return forward
+
+
+def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
+    """MaxPoolGrad where the windows tile the input without overlap or padding (the usual
+    2x2, stride 2): each entry is in one window at most, so each offset's share is written,
+    not added, and the first-maximum bookkeeping needs no NaN test once the maxima hold no
+    NaN. None when they do (the general kernel then handles it). ``positive``: the maxima's
+    ReLU mask, or None."""
+    fmt = op.data_format
+    with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
+        maybe_nan = np.isnan(np.add.reduce(top, axis=None))
+    if maybe_nan and np.isnan(top).any():
+        return None
+    h, w, _ = conv.FORMATS[fmt]
+    covered = (out_hw[0] * op.ksize[0], out_hw[1] * op.ksize[1])
+    dx = np.empty(x.shape, g.dtype)
+    if covered != (x.shape[h], x.shape[w]):  # the rows and columns no window reaches
+        dx[_region(fmt, slice(covered[0], None), slice(None))] = 0
+        dx[_region(fmt, slice(None), slice(covered[1], None))] = 0
+    offsets = [index for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw)]
+
+    def rows(a, b):  # images a..b: each part its own buffers
+        part = slice(a, b)
+        t, gp, hit, taken = top[part], g[part], np.empty(top[part].shape, bool), None
+        share = hit if positive is None else np.empty(hit.shape, bool)
+        for n, index in enumerate(offsets):
+            np.equal(x[part][index], t, out=hit)
+            if taken is None:
+                taken = hit.copy()
+            else:
+                np.greater(hit, taken, out=hit)  # a maximum, and none before it
+                if n < len(offsets) - 1:
+                    np.logical_or(taken, hit, out=taken)
+            if positive is not None:
+                np.logical_and(hit, positive[part], out=share)
+            np.multiply(share, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+
+    threads.over_batch(rows, x.shape[0], x.size)
+    return dx
+
+
+# ----------------------------------------------------------------------------- bias
+
+
+def _bias_shape(op, v, b):
+    return b if op.data_format == "NHWC" else b.reshape((b.shape[0],) + (1,) * (v.ndim - 2))
+
+
+@fast(conv.BiasAdd)
+def _bias_add(op, portable):
+    def forward(v, b):
+        op.infer_shape(v.shape, b.shape)
+        if not _floats(v, b):
+            return portable(v, b)
+        return np.add(v, _bias_shape(op, v, b))
+
+    return forward
+
+
+@fast(conv.BiasAdd, inplace=True)
+def _bias_add_inplace(op, portable):
+    def forward(v, b):
+        op.infer_shape(v.shape, b.shape)
+        if not _floats(v, b):
+            return portable(v, b)
+        return np.add(v, _bias_shape(op, v, b), out=v)
+
+    return forward
+
+
+@fast(conv.BiasAddGrad)
+def _bias_add_grad(op, portable):
+    ones = _Kept(lambda key: np.ones(key[0], key[1]))
+
+    def forward(g):
+        if not _floats(g) or g.ndim < 2 or op.data_format != "NHWC" or not g.flags.c_contiguous:
+            return portable(g)
+        # The channel sums as ones @ g, a BLAS matrix-vector product (BLAS's order of
+        # additions): add.reduce walks the rows with an inner loop of one row.
+        rows = g.reshape(-1, g.shape[-1])
+        return np.matmul(ones.get(((rows.shape[0],), g.dtype)), rows)
+
+    return forward

@@ -1,0 +1,408 @@
+"""NumPy kernels for ops: the same arithmetic as the portable ``forward`` in the same order
+(wide bias sums excepted: BLAS adds them in its own order), minus the array-API wrapper
+layers; an ``inplace`` kernel may also write its result into its first input when the plan
+proved that buffer dead and unshared (``ownership``). ``tests/test_fastpath.py`` checks
+each against the portable path on the same inputs.
+
+>>> import xpnn as xn
+>>> from xpnn.devices.numpy import kernels
+>>> kernels.has_fast_forward(xn.ops.MatMul)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import ops
+
+FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
+INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
+# Op classes whose fast forward returns a buffer no other slot shares (so a later step may
+# overwrite it). Views (reshape, transpose, broadcast) and identity returns are left out.
+FRESH: set = set()
+
+
+def has_fast_forward(op_class) -> bool:
+    return op_class in FORWARD
+
+
+def forward_fn(op, donate: bool, portable, **options):
+    """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
+    table = INPLACE if donate and type(op) in INPLACE and not options else FORWARD
+    make = table.get(type(op))
+    return portable if make is None else make(op, portable, **options)
+
+
+def swap_in(plan, facts, skip=(), options=None) -> None:
+    """Give each value step its NumPy kernel, one that writes into its first input where
+    that input dies here and the plan owns it (``facts.owned``); ``options``: more keyword
+    arguments of a slot's kernel maker."""
+    options = options or {}
+    for index, step in enumerate(plan.steps):
+        if step.kind != "value" or step.out in skip:
+            continue
+        ins = step.inputs
+        donate = bool(ins) and ins.count(ins[0]) == 1 and facts.owned(ins[0], index)
+        step.fn = forward_fn(step.op, donate, step.fn, **options.get(step.out, {}))
+
+
+def fast(*classes, inplace=False, fresh=True):
+    def register(make):
+        for cls in classes:
+            (INPLACE if inplace else FORWARD)[cls] = make
+            if fresh:
+                FRESH.add(cls)
+        return make
+
+    return register
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+
+def _binary(ufunc):
+    def make(op, portable):
+        def forward(a, b):
+            same = a.dtype == b.dtype and (a.dtype.kind == "f" or ufunc is not np.divide)
+            return ufunc(a, b) if same else portable(a, b)  # integer division: TF1's dtype
+
+        return forward
+
+    def make_inplace(op, portable):
+        def forward(a, b):
+            if (type(a) is np.ndarray and a.dtype == b.dtype and a.dtype.kind == "f"
+                    and a.ndim >= b.ndim):
+                try:
+                    return ufunc(a, b, out=a)
+                except ValueError:  # b broadcasts a to a bigger shape: cannot write into a
+                    return ufunc(a, b)
+            return portable(a, b)
+
+        return forward
+
+    return make, make_inplace
+
+
+for _cls, _ufunc in [(ops.Add, np.add), (ops.Subtract, np.subtract),
+                     (ops.Multiply, np.multiply), (ops.Divide, np.divide)]:
+    _make, _make_inplace = _binary(_ufunc)
+    fast(_cls)(_make)
+    fast(_cls, inplace=True)(_make_inplace)
+
+
+class _Kept:
+    """Arrays made once per key by ``make(key)`` and kept for later runs (a few keys: a last,
+    smaller batch is a second shape)."""
+
+    def __init__(self, make, keep=4):
+        self.make, self.keep, self.arrays = make, keep, {}
+
+    def get(self, key):
+        array = self.arrays.get(key)
+        if array is None:
+            if len(self.arrays) >= self.keep:  # keys keep changing: keep only the newest
+                self.arrays.clear()
+            array = self.arrays[key] = self.make(key)
+        return array
+
+
+def _filled(value):
+    """A _Kept of read-only arrays of ``value``, keyed by (shape, dtype)."""
+
+    def make(key):
+        shape, dtype = key
+        array = np.full(shape, value, dtype)
+        array.flags.writeable = False
+        return array
+
+    return _Kept(make)
+
+
+def _relu_with(zeros, x, out):
+    """max(x, 0) against zeros laid along x's contiguous axis: NumPy's maximum runs that as
+    vector code, but not a scalar 0 (timed in benchmarks/README.md; a whole zero array of
+    x's shape costs more cache than it saves)."""
+    if type(x) is not np.ndarray or x.dtype.kind != "f" or x.ndim == 0:
+        return np.maximum(x, 0.0)  # an integer x gives floats: not writable into x
+    if x.ndim == 1:  # the zero "row" would be as large as x
+        zero = 0.0
+    elif x.flags.c_contiguous:
+        zero = zeros.get(((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype))
+    elif x.flags.f_contiguous:
+        zero = zeros.get((x.shape[:1] + (1,) * (x.ndim - 1), x.dtype))
+    else:
+        zero = 0.0
+    return np.maximum(x, zero, out=out)
+
+
+@fast(ops.Relu)
+def _relu(op, portable):
+    zeros = _filled(0.0)
+    return lambda x: _relu_with(zeros, x, None)
+
+
+@fast(ops.Relu, inplace=True)
+def _relu_inplace(op, portable):
+    zeros = _filled(0.0)
+
+    def forward(x):
+        return _relu_with(zeros, x, x if type(x) is np.ndarray else None)
+
+    return forward
+
+
+@fast(ops.ReluGrad)
+def _relu_grad(op, portable):
+    def forward(g, y):
+        if g.dtype.kind != "f":
+            return portable(g, y)
+        return np.multiply(g, y > 0)  # a bool operand multiplies as 0/1 in g's dtype
+
+    return forward
+
+
+@fast(ops.ReluGrad, inplace=True)
+def _relu_grad_inplace(op, portable):
+    def forward(g, y):
+        if type(g) is not np.ndarray or g.shape != y.shape or g.dtype.kind != "f":
+            return portable(g, y)
+        return np.multiply(g, y > 0, out=g)
+
+    return forward
+
+
+@fast(ops.LeakyRelu)
+def _leaky_relu(op, portable):
+    def forward(x):  # max(x, alpha x) is the portable select for 0 < alpha <= 1, bit for bit
+        if not 0.0 < op.alpha <= 1.0 or type(x) is not np.ndarray or x.dtype.kind != "f":
+            return portable(x)
+        t = np.multiply(x, op.alpha)
+        return np.maximum(x, t, out=t)
+
+    return forward
+
+
+@fast(ops.LeakyReluGrad)
+def _leaky_relu_grad(op, portable):
+    def forward(g, x):
+        if type(g) is not np.ndarray or g.shape != x.shape or g.dtype.kind != "f":
+            return portable(g, x)
+        t = np.multiply(g, op.alpha)
+        np.copyto(t, g, where=x > 0)
+        return t
+
+    return forward
+
+
+@fast(ops.Sigmoid)
+def _sigmoid(op, portable):
+    def forward(x):  # the portable formula, computed in one buffer
+        if x.ndim == 0 or x.dtype.kind != "f":
+            return portable(x)
+        t = np.logaddexp(0.0, x)
+        np.subtract(x, t, out=t)
+        return np.exp(t, out=t)
+
+    return forward
+
+
+@fast(ops.SigmoidGrad)
+def _sigmoid_grad(op, portable):
+    def forward(g, y):
+        if y.ndim == 0 or g.dtype != y.dtype:  # no out= into a scalar or a narrower dtype
+            return portable(g, y)
+        t = np.subtract(1.0, y)
+        np.multiply(y, t, out=t)
+        return np.multiply(g, t, out=t) if g.shape == t.shape else np.multiply(g, t)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+# A 2-D product a @ b is computed as (b^T a^T)^T, a view of a C-ordered (b^T a^T): its
+# rows (the batch, in a network) then lie along contiguous memory. OpenBLAS runs these
+# shapes faster that way round (the eight GEMMs of an MNIST MLP step, benchmarks/README.md),
+# and per-row reductions (softmax over classes) become vector operations across the batch.
+
+
+@fast(ops.MatMul)
+def _matmul(op, portable):
+    def forward(a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return np.matmul(b.T, a.T).T
+        return np.matmul(a, b)
+
+    return forward
+
+
+@fast(ops.MatMulGradA)
+def _matmul_grad_a(op, portable):
+    def forward(g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return np.matmul(b, g.T).T
+        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of W is outer(g, x)
+            return np.multiply.outer(g, b)
+        if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of x is W @ g
+            return np.matmul(b, g)
+        return portable(g, a, b)
+
+    return forward
+
+
+@fast(ops.MatMulGradB)
+def _matmul_grad_b(op, portable):
+    def forward(g, a, b):
+        if a.ndim == 2 and b.ndim == 2:
+            return np.matmul(a.T, g)
+        if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g
+            return np.matmul(g, a)
+        if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of W is outer(x, g)
+            return np.multiply.outer(a, g)
+        return portable(g, a, b)
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- reductions
+
+
+@fast(ops.SumTo, fresh=False)
+def _sum_to(op, portable):
+    ones = _filled(1.0)
+
+    def forward(g, like):
+        shape = like.shape
+        if g.shape == shape:
+            return g
+        if g.ndim == 2 and g.shape[1:] == shape and g.shape[1] >= 64 and g.dtype.kind == "f":
+            # A wide bias gradient: the column sums as ones @ g, a BLAS matrix-vector
+            # product. On the F-ordered gradients the transposed products leave, add.reduce
+            # sums each column on its own: slower on wide gradients, faster on narrow ones
+            # (where the two cross, timed in benchmarks/README.md, sets the 64).
+            return np.matmul(ones.get((g.shape[:1], g.dtype)), g)
+        if g.ndim == len(shape) + 1 and g.shape[1:] == shape:
+            return np.add.reduce(g, axis=0)
+        return portable(g, like)
+
+    return forward
+
+
+@fast(ops.BroadcastBack)
+def _broadcast_back(op, portable):
+    def forward(grad, like):
+        if op.axis is None:  # a full reduction: one value fills the input's shape
+            fill = np.divide(grad, math.prod(like.shape)) if op.mean else np.asarray(grad)
+            out = np.empty(like.shape, dtype=fill.dtype)
+            np.copyto(out, fill)  # fill is 0-d, or all ones (keepdims)
+            return out
+        axes = [a % like.ndim for a in op.axis]
+        if not op.keepdims:
+            grad = np.reshape(grad, tuple(1 if i in axes else d for i, d in enumerate(like.shape)))
+        if op.mean:
+            grad = grad / float(math.prod(like.shape[i] for i in axes))
+        out = np.empty(like.shape, dtype=np.result_type(grad))
+        np.copyto(out, grad)
+        return out
+
+    return forward
+
+
+@fast(ops.ReduceSum)
+def _reduce_sum(op, portable):
+    def forward(x):  # integers in their own dtype, as the portable op (int32 stays int32)
+        dtype = x.dtype if x.dtype.kind in "iu" else None
+        return np.add.reduce(x, axis=op.axis, keepdims=op.keepdims, dtype=dtype)
+
+    return forward
+
+
+@fast(ops.OnesLike)
+def _ones_like(op, portable):
+    return lambda x: np.ones(np.shape(x), dtype=np.result_type(x))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def _shifted_logits(labels, logits):
+    """logits - rowmax, or None when the portable path must handle it (not 2-D integer
+    labels, or a non-finite row max)."""
+    if (logits.ndim != 2 or labels.dtype.kind not in "iu" or logits.dtype.kind != "f"
+            or labels.shape != logits.shape[:1] or not labels.size  # the portable path
+            or labels.min() < 0 or labels.max() >= logits.shape[1]):  # explains bad labels
+        return None
+    m = np.maximum.reduce(logits, axis=-1, keepdims=True)
+    if not math.isfinite(m.sum()):
+        return None
+    return np.subtract(logits, m)
+
+
+@fast(ops.SparseSoftmaxCrossEntropy)
+def _sparse_ce(op, portable):
+    def forward(labels, logits):
+        shifted = _shifted_logits(labels, logits)
+        if shifted is None:
+            return portable(labels, logits)
+        picked = shifted[np.arange(shifted.shape[0]), labels]
+        np.exp(shifted, out=shifted)
+        lse = np.log(np.add.reduce(shifted, axis=-1))
+        return np.subtract(lse, picked, out=lse)
+
+    return forward
+
+
+@fast(ops.SparseSoftmaxCrossEntropyGrad)
+def _sparse_ce_grad(op, portable):
+    rows = _Kept(np.arange)  # batch size -> arange(batch size), to index each row's label
+
+    def forward(grad, labels, logits):
+        ok = grad.dtype == logits.dtype and grad.ndim == 1
+        probs = _shifted_logits(labels, logits) if ok else None
+        if probs is None:
+            return portable(grad, labels, logits)
+        np.exp(probs, out=probs)
+        probs /= np.add.reduce(probs, axis=-1, keepdims=True)
+        probs[rows.get(probs.shape[0]), labels] -= 1.0
+        probs *= grad[:, None]
+        return probs
+
+    return forward
+
+
+@fast(ops.BinaryCrossEntropy)
+def _bce(op, portable):
+    floor = ops.BCE_LOG_FLOOR
+
+    def forward(p, y):
+        if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
+            return portable(p, y)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
+            log_p = np.log(p)
+            log_q = np.subtract(1.0, p)
+            np.log(log_q, out=log_q)
+        np.maximum(log_p, floor, out=log_p)
+        np.maximum(log_q, floor, out=log_q)
+        total = np.multiply(y, log_p)
+        total += np.multiply(np.subtract(1.0, y), log_q)
+        return np.negative(total, out=total)
+
+    return forward
+
+
+@fast(ops.BinaryCrossEntropyGrad)
+def _bce_grad(op, portable):
+    def forward(grad, p, y):
+        if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
+            return portable(grad, p, y)
+        d = np.multiply(grad, np.subtract(p, y))
+        t = np.subtract(1.0, p)
+        np.multiply(p, t, out=t)
+        np.maximum(t, 1e-12, out=t)
+        return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
+
+    return forward

@@ -1,0 +1,51 @@
+"""Large elementwise work split over the batch axis and run on every core at once. NumPy's
+ufuncs run on one core and release the GIL; BLAS already uses them all, the elementwise
+steps of a conv layer (pooling and its gradient, gathering patches, adding them back) did
+not. Each part computes its own rows, so the result is bit for bit the one-thread result.
+``XPNN_THREADS=1`` runs everything inline.
+
+>>> import numpy as np
+>>> from xpnn.devices.numpy import threads
+>>> out = np.zeros(6)
+>>> threads.over_batch(lambda a, b: out.__setitem__(slice(a, b), np.arange(a, b)), 6, 1 << 20)
+>>> out.tolist()
+[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+MIN_ELEMENTS = 1 << 18  # below this, starting the parts costs more than they save
+
+
+@functools.cache
+def _workers() -> int:
+    wanted = os.environ.get("XPNN_THREADS")
+    if wanted:
+        return max(1, int(wanted))
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_workers() - 1, thread_name_prefix="xpnn")
+
+
+def over_batch(fn, n: int, elements: int) -> None:
+    """``fn(start, stop)`` over consecutive ranges covering ``range(n)``: in parallel when
+    the work touches ``elements`` or more entries, else as one call."""
+    parts = min(_workers(), n)
+    if parts < 2 or elements < MIN_ELEMENTS:
+        fn(0, n)
+        return
+    bounds = [n * i // parts for i in range(parts + 1)]
+    futures = [_pool().submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()

@@ -1,0 +1,136 @@
+"""Optimizer updates written into the Session's own buffers. Each kernel is the rule of
+``optimizers.py`` with its arithmetic in the same order, the multiply-adds done by BLAS
+(``blas.scale_add``: one pass on BLAS's threads, and fused, so ``tests/test_fastpath.py``
+checks them against the portable rule to rounding), writing param and slots in place;
+``grad`` may be overwritten only when the plan owns it (``grad_owned``). Hyper-parameters
+are read at every run, so a schedule that changes them between runs is followed.
+
+>>> import xpnn as xn
+>>> from xpnn.devices.numpy import updates
+>>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import optimizers
+from . import blas, deferred, denormals
+
+
+def _sgd(opt, param, grad, grad_owned):
+    blas.scale_add(param, grad, -opt.learning_rate)
+
+
+def _momentum(opt, param, grad, velocity, grad_owned):
+    blas.scale_add(velocity, grad, 1.0, beta=opt.momentum)
+    if opt.use_nesterov:
+        step = np.multiply(velocity, opt.momentum)
+        np.add(grad, step, out=step)
+        blas.scale_add(param, step, -opt.learning_rate)
+    else:
+        blas.scale_add(param, velocity, -opt.learning_rate)
+
+
+def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
+    # Seven passes over the arrays, in one NumPy buffer: the gradient's own where the plan
+    # owns it (it is read for the last time by the first two), else a scratch one. BLAS runs
+    # the multiply-adds. One thread: right after the backward's GEMMs BLAS's threads still
+    # hold the other cores (they spin before they sleep), so a second thread of ours only
+    # waits for one, and splitting these passes over threads made the step slower.
+    b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
+    step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
+    blas.scale_add(m, grad, c1, beta=b1)
+    own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
+    scratch = grad if own else np.empty_like(m)
+    np.multiply(grad, grad, out=scratch)
+    blas.scale_add(v, scratch, c2, beta=b2)
+    np.sqrt(v, out=scratch)
+    scratch += opt.epsilon
+    np.divide(m, scratch, out=scratch)
+    blas.scale_add(param, scratch, -step)
+    beta1_power *= b1
+    beta2_power *= b2
+
+
+UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+    optimizers.GradientDescentOptimizer: _sgd,
+    optimizers.MomentumOptimizer: _momentum,
+    optimizers.AdamOptimizer: _adam,
+}
+
+
+def has_fast_update(step) -> bool:
+    """Whether ``step`` is an optimizer's update with an in-place kernel here (a learning
+    rate that is a graph node takes the portable update)."""
+    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
+            and step.rate is None)
+
+
+def update_inplace(step, values, owned, pending=()) -> bool:
+    """Apply an optimizer step in place; ``values`` are the step's inputs in order (after
+    ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
+    overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
+    there is no kernel for this optimizer."""
+    if not has_fast_update(step):
+        return False
+    pending = pending or (False,) * len(step.pairs)
+    groups = list(zip(step.pairs, owned, pending))
+    _apply(step.optimizer, values, groups, _keeps_slots(groups))
+    return True
+
+
+def _apply(optimizer, values, groups, flush: bool) -> None:
+    """The update of each (group, owned, pending): a group says where one Variable's
+    gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
+    ``plan.SlotGroup`` of the plan's slots). Slots decay toward zero, so updates that keep
+    them run with subnormals flushed (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
+    if flush:
+        with denormals.flushed():
+            _apply_each(optimizer, values, groups)
+    else:
+        _apply_each(optimizer, values, groups)
+
+
+def _keeps_slots(groups) -> bool:
+    return any(group.slots for group, _, _ in groups)
+
+
+def _apply_each(optimizer, values, groups) -> None:
+    fn = UPDATES[type(optimizer)]
+    # Newest gradients first: the plan computed them last, so they are still in cache.
+    for group, own, late in reversed(groups):
+        grad, param = values[group.gradient], values[group.variable]
+        slots = [values[k] for k in group.slots] if group.slots else ()
+        if late:
+            if deferred.apply(optimizer, param, grad, slots):
+                continue
+            grad, own = deferred.materialize(grad), True
+        if grad.dtype != param.dtype:
+            grad, own = grad.astype(param.dtype), True
+        if param.ndim == 0:  # ufuncs give 0-d results as scalars, which out= cannot take
+            for buffer, new in zip((param, *slots), optimizer.update(np, param, grad, *slots)):
+                buffer[...] = new
+            continue
+        fn(optimizer, param, grad, *slots, own)
+
+
+def commit_in_place(plan, facts, chosen, pending) -> None:
+    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
+    computes the others first, then calls it, then writes theirs)."""
+    calls = []
+    for update in chosen:
+        update.in_place = True
+        groups = []
+        for group in update.groups():
+            g = group.gradient
+            own = facts.sole_owner(g) and g not in facts.pending_operands
+            groups.append((group, own, g in pending))
+        calls.append((update.op.optimizer, groups, _keeps_slots(groups)))
+
+    def commit(values):
+        for optimizer, groups, flush in calls:
+            _apply(optimizer, values, groups, flush)
+
+    plan.commit = commit
