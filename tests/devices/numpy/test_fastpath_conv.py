@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from tests.test_fastpath import CASES, F32, F64, XP, _both, _build, _call_values
+from tests.devices.numpy.test_fastpath import CASES, F32, F64, XP, _both, _build, _call_values
 from xpnn.numpy_fast import kernels
 
 CONV_CASES = [p for p in CASES if "Conv" in p.id or "Pool" in p.id]

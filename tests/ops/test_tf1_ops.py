@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
 
 import xpnn as xn
+from tests.ops.test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
 from xpnn import activations, assignment, logic, math_ops, structure
 
 

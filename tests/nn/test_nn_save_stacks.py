@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tolerance
 
 import xpnn as xn
+from tests.conftest import tolerance
 from xpnn import backend, io
 from xpnn.backend import to_numpy
 from xpnn.nn import saving

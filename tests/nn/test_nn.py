@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import xpnn as xn
+from tests.conftest import assert_close
 from xpnn import backend
 from xpnn.backend import to_numpy
 
