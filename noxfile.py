@@ -24,7 +24,7 @@ nox.options.sessions = ["tests", "lint"]
 @nox.session
 @nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax", "cupy_standin"])
 def tests(session, backend):
-    # The MPI tests (tests/test_distributed.py) run in one session; elsewhere they skip.
+    # The MPI tests (tests/distributed/test_distributed.py) run in one session; elsewhere they skip.
     session.install("-e", ".[test,mpi]" if backend == "numpy" else ".[test]")
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
@@ -36,10 +36,11 @@ def tests(session, backend):
 @nox.session
 def tests_tf1(session):
     """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle: its optimizers
-    (tests/test_tf1_oracle.py) and xpnn.compat.v1 running TF 1.x programs unchanged
-    (tests/test_compat_v1_oracle.py); tf_keras for tf.layers under Keras 3."""
+    (tests/compat/test_tf1_oracle.py) and xpnn.compat.v1 running TF 1.x programs unchanged
+    (tests/compat/test_compat_v1_oracle.py); tf_keras for tf.layers under Keras 3."""
     session.install("-e", ".[test]", "tensorflow-cpu", "tf_keras")
-    session.run("pytest", "-q", "tests/test_tf1_oracle.py", "tests/test_compat_v1_oracle.py",
+    session.run("pytest", "-q", "tests/compat/test_tf1_oracle.py",
+                "tests/compat/test_compat_v1_oracle.py",
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 
 

@@ -21,7 +21,8 @@
 # The steps:
 #   versions               CuPy, NumPy and the GPUs, and one ElementwiseKernel compiled and
 #                          run: CuPy 14 needs NVRTC and the CUDA headers from its [ctk] extra
-#   cupy_pass_tests        tests/test_cupy_pass.py on the GPU, random programs through the pass
+#   cupy_pass_tests        tests/devices/cupy/test_cupy_pass.py on the GPU, random programs
+#                          through the pass
 #   cupy_pass_vs_portable  benchmarks/cupy_pass.py: the pass against XPNN_PASSES=0 (ms/step;
 #                          fails where their weights or accuracies disagree)
 #   tests_cupy_1 .. _3     the whole suite with --xp=cupy, in three parts (a missing CuPy fails)
@@ -73,23 +74,23 @@ EOF
 }
 
 cupy_pass_tests() {
-  timeout 480 "${PYTEST[@]}" tests/test_cupy_pass.py tests/test_fastpath_random.py \
-    -k "cupy_pass" --xp=cupy
+  timeout 480 "${PYTEST[@]}" tests/devices/cupy/test_cupy_pass.py \
+    tests/devices/test_fastpath_random.py -k "cupy_pass" --xp=cupy
 }
 
 cupy_pass_vs_portable() {
   timeout 480 $PY benchmarks/cupy_pass.py --device cuda "${data[@]}"
 }
 
-# The suite in three parts (tests/test_cupy_pass.py and the random programs through the
-# pass run above); xpnn's doctests with the last.
+# The suite in three parts (tests/devices/cupy/test_cupy_pass.py and the random programs
+# through the pass run above); xpnn's doctests with the last.
 suite() {
   timeout 480 "${PYTEST[@]}" --xp=cupy -k "not cupy_pass_on_a_gpu" \
-    --ignore=tests/test_cupy_pass.py "$@"
+    --ignore=tests/devices/cupy/test_cupy_pass.py "$@"
 }
-tests_cupy_1() { suite tests/test_[a-e]*.py; }
-tests_cupy_2() { suite tests/test_[f-m]*.py; }
-tests_cupy_3() { suite tests/test_[n-z]*.py xpnn; }
+tests_cupy_1() { suite tests/test_*.py tests/nn tests/distributed; }
+tests_cupy_2() { suite tests/ops tests/compat; }
+tests_cupy_3() { suite tests/devices xpnn; }
 
 mlp_warmup() {  # compiles CuPy's kernels (cached in $CUPY_CACHE_DIR), starts cuBLAS
   timeout 480 $PY benchmarks/mlp_mnist.py --device cuda --epochs 1 "${data[@]}"

@@ -7,7 +7,8 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from conftest import DEVICES, _selected, _unavailable
+
+from tests.conftest import DEVICES, _selected, _unavailable
 
 
 def _config(xp):

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from xpnn import data
-from xpnn.devices import to_numpy
+from xpnn.host import to_numpy
 
 # --------------------------------------------------------------------------------------------
 # one_hot

@@ -5,9 +5,9 @@ import stat
 
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import xpnn as xn
+from tests.conftest import assert_close
 from xpnn import devices
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import xpnn as xn
 from xpnn import devices, init
-from xpnn.devices import to_numpy
+from xpnn.host import to_numpy
 
 
 def _pcg(seed):

@@ -22,7 +22,7 @@ import pytest
 
 import xpnn as xn
 from xpnn import devices, io
-from xpnn.devices import to_numpy
+from xpnn.host import to_numpy
 
 CPU = devices.resolve("cpu")
 STRICT = devices.resolve("device1", backend="array_api_strict")

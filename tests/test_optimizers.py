@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tolerance
 
 import xpnn as xn
+from tests.conftest import tolerance
 
 # --------------------------------------------------------------------------- the perceptron
 

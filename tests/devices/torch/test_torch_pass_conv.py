@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch passes need PyTorch (pip install torch)")
 
 import xpnn as xn  # noqa: E402
-from tests.test_fastpath import CONV_SETUPS, POOL_SETUPS, _images  # noqa: E402
-from tests.test_torch_pass import (  # noqa: E402
+from tests.devices.numpy.test_fastpath import CONV_SETUPS, POOL_SETUPS, _images  # noqa: E402
+from tests.devices.torch.test_torch_pass import (  # noqa: E402
     DEV,
     P,
     _call,

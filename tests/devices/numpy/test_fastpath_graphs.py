@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fastpath import _both, numpy_session, strict_session
 
 import xpnn as xn
+from tests.devices.numpy.test_fastpath import _both, numpy_session, strict_session
 from xpnn.session import OpError
 
 F32 = np.float32

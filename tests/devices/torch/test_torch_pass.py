@@ -4,7 +4,7 @@ forward, the in-place updates, and whole graphs (MLP training with SGD, momentum
 and Adam; a CNN with conv, pooling, dropout and batch normalisation; fetched
 intermediates, set_value between runs, failed steps, check_numerics); and that each pass
 fires (ATen calls counted with torch.profiler, Variables updated in their own tensors).
-``tests/test_fastpath_random.py`` runs random graph programs through the passes too."""
+``tests/devices/test_fastpath_random.py`` runs random graph programs through the passes too."""
 
 from __future__ import annotations
 

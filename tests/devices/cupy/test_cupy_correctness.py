@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
+from tests.conftest import _unavailable, skip_or_fail
 from xpnn import data, io, ops
 from xpnn import plan as plans
-from xpnn.devices import to_numpy
 from xpnn.devices.cupy import CupyDevice
+from xpnn.host import to_numpy
 from xpnn.nn import classifier
 
 F32 = np.float32
@@ -291,7 +291,7 @@ def test_variables_do_not_share_memory_with_the_host_under_unified_memory(tmp_pa
         batch += 1.0
         assert on_gpu.get().tolist() == [0, 0, 0]
     """)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "CUPY_ENABLE_UMP": "1", "PYTHONPATH": root}
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=120)

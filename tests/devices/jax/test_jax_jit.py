@@ -3,7 +3,7 @@ what the portable eager path (``Session(jit=False)``) gives on the same inputs: 
 steps with every optimizer, a CNN with dropout and batch normalisation, fetched
 intermediates, batch sizes that hit the compilation cache, Variables set between runs,
 failures that change nothing and name the op; and a step must be one compiled call.
-(``tests/test_fastpath_random.py`` runs random programs through both paths too.)"""
+(``tests/devices/test_fastpath_random.py`` runs random programs through both paths too.)"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ elsewhere, failing instead with ``XPNN_REQUIRE_CUPY=1`` (``benchmarks/gpu_check.
   cross-entropy) against the portable plan, with the kernels each step launches counted,
   and the rules (fetched values, check_numerics, a rate that is a node, gradients that are
   Variables, bad labels, errors, float16) that keep a step portable.
-``tests/test_fastpath_random.py`` runs random graph programs through the pass too."""
+``tests/devices/test_fastpath_random.py`` runs random graph programs through the pass too."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from collections import Counter
 import array_api_compat
 import numpy as np
 import pytest
-from conftest import _unavailable, skip_or_fail
 
 import xpnn as xn
+from tests.conftest import _unavailable, skip_or_fail
 from xpnn import ops
 from xpnn.devices.cupy import chains, cuda, formulas, kernels, reference, source
 from xpnn.devices.cupy_standin import stand_in

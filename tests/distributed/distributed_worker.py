@@ -1,4 +1,4 @@
-"""What ``tests/test_distributed.py`` runs under ``mpiexec -n 2``: ``python
+"""What ``tests/distributed/test_distributed.py`` runs under ``mpiexec -n 2``: ``python
 distributed_worker.py CASE OUTDIR``. Each case writes what the test compares (rank r's
 arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it checks.
 Importing it runs nothing and does not import mpi4py.

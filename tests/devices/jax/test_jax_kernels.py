@@ -13,7 +13,7 @@ import xpnn as xn
 
 jax = pytest.importorskip("jax", reason="jax is not installed: the JAX kernels are not tested")
 
-from tests.test_fastpath import _images  # noqa: E402
+from tests.devices.numpy.test_fastpath import _images  # noqa: E402
 from xpnn.devices.jax import conv as conv_kernels  # noqa: E402, F401  (registers them)
 from xpnn.devices.jax import kernels  # noqa: E402
 

@@ -1,6 +1,6 @@
 """``xpnn.compat.v1`` without TensorFlow: TF1's names, defaults, dtypes and errors, on every
-backend; the TF 1.x programs of tests/tf1_programs run alike on each backend (the oracle
-tests, tests/test_compat_v1_oracle.py, hold NumPy's runs to real TensorFlow)."""
+backend; the TF 1.x programs of tests/compat/tf1_programs run alike on each backend (the oracle
+tests, tests/compat/test_compat_v1_oracle.py, hold NumPy's runs to real TensorFlow)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 
 import xpnn as xn
 import xpnn.compat.v1 as tf
-from tests.tf1_programs import PROGRAMS
-from tests.tf1_run import run
+from tests.compat.tf1_programs import PROGRAMS
+from tests.compat.tf1_run import run
 
 # --------------------------------------------------------------------------- programs
 
@@ -28,7 +28,7 @@ SLOW_ON_JAX = {"gradients", "mnist_softmax", "mlp_adam", "mixed_bag", "small_cnn
 def _numpy_records(name, workdir):
     tf.use_device("cpu", backend="numpy")
     try:
-        return importlib.import_module(f"tests.tf1_programs.{name}").main(tf, workdir)
+        return importlib.import_module(f"tests.compat.tf1_programs.{name}").main(tf, workdir)
     finally:
         tf.use_device()
 
@@ -40,7 +40,7 @@ def test_program_runs_alike_on_every_backend(on, name, tmp_path, tmp_path_factor
                     "cover them")
     want = _numpy_records(name, str(tmp_path_factory.mktemp(name)))
     tf.use_device(on)  # (the NumPy run set it back to the default)
-    got = importlib.import_module(f"tests.tf1_programs.{name}").main(tf, str(tmp_path))
+    got = importlib.import_module(f"tests.compat.tf1_programs.{name}").main(tf, str(tmp_path))
     with tf.Session() as sess:
         assert sess.device is on
     assert sorted(got) == sorted(want)

@@ -1,7 +1,8 @@
 """``tf.layers`` of ``xpnn.compat.v1`` on every backend: TF1's Variable names, reuse and
 defaults, shapes and values against NumPy, dropout and batch normalisation in training and
 inference, regularizers, and gradients against finite differences. (The TF 1.x programs
-tests/tf1_programs/layers_*.py hold them to real TensorFlow: tests/test_compat_v1_oracle.py.)
+tests/compat/tf1_programs/layers_*.py hold them to real TensorFlow:
+tests/compat/test_compat_v1_oracle.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 import xpnn as xn
 import xpnn.compat.v1 as tf
-from tests.tf1_run import run
+from tests.compat.tf1_run import run
 
 
 def names(variables):

@@ -1,12 +1,12 @@
 """``xpnn.compat.v1`` against real TensorFlow 1 (``tf.compat.v1``, graph mode) as the oracle:
-each TF 1.x program of ``tests/tf1_programs`` runs unchanged with either module as ``tf``,
+each TF 1.x program of ``tests/compat/tf1_programs`` runs unchanged with either module as ``tf``,
 and every loss, weight and gradient it records agrees to float32 rounding over the whole
 run; integer, bool and string results (counts, argmax, names) agree exactly, dtypes too.
 Snippets check single names the same way.
 
 TensorFlow is not a dependency: ``pip install tensorflow-cpu`` (or ``nox -s tests_tf1``);
 without it these tests skip. They run on NumPy: the other backends are held to NumPy by
-tests/test_compat_v1.py. Since TF 2.16 (Keras 3) ``tf.compat.v1.layers`` needs the
+tests/compat/test_compat_v1.py. Since TF 2.16 (Keras 3) ``tf.compat.v1.layers`` needs the
 ``tf_keras`` package and ``TF_USE_LEGACY_KERAS=1`` (set here); without tf_keras the programs
 that use tf.layers skip.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import xpnn.compat.v1 as xtf
-from tests.tf1_programs import PROGRAMS
+from tests.compat.tf1_programs import PROGRAMS
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # read when tf.layers is first used
 tf = pytest.importorskip(
@@ -60,7 +60,7 @@ def _tf_layers_missing() -> str | None:
 @pytest.mark.parametrize("name", PROGRAMS)
 @pytest.mark.filterwarnings("ignore:`tf.layers.:UserWarning")  # TF's deprecation notes
 def test_program_matches_tensorflow(name, tmp_path):
-    program = importlib.import_module(f"tests.tf1_programs.{name}")
+    program = importlib.import_module(f"tests.compat.tf1_programs.{name}")
     if getattr(program, "USES_TF_LAYERS", False) and (why := _tf_layers_missing()):
         pytest.skip(why)
     (tmp_path / "tf").mkdir()

@@ -1,6 +1,6 @@
 """xpnn.distributed under a real MPI: each test starts ``mpiexec -n 2`` on
-``tests/distributed_worker.py`` (with a time bound) and compares what the two ranks did with
-one process computed here, in the same run. Skips where mpi4py or mpiexec is missing
+``tests/distributed/distributed_worker.py`` (with a time bound) and compares what the two
+ranks did with one process computed here, in the same run. Skips where mpi4py or mpiexec is missing
 (``pip install 'xpnn[mpi]'``)."""
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 
 import xpnn as xn
+from tests.distributed import distributed_worker as worker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("distributed_worker.py")
-sys.path.insert(0, str(WORKER.parent))
-import distributed_worker as worker  # noqa: E402
 
 TIME_BOUND = 120  # seconds for one mpiexec run: none takes more than a few
 

@@ -16,7 +16,7 @@ import pytest
 
 import xpnn as xn
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
     """

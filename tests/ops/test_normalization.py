@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import xpnn as xn
+from tests.conftest import assert_close
 
 RNG = np.random.default_rng(0)
 

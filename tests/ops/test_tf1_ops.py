@@ -1,104 +1,15 @@
 """The core ops TF1 programs need beyond the series' (math_ops, activations, logic,
-structure, assign): forward values against NumPy (float32) and gradients against central
-finite differences (float64), on every backend; bool and integer results; updates."""
+structure, assign), on every backend: gradients at kinks, bool and integer results, updates.
+(Their forward values against NumPy and gradients against finite differences are cases of
+the one table, tests/ops/cases.py.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
 
 import xpnn as xn
 from xpnn import activations, assignment, logic, math_ops, structure
-
-
-def case(id, build, ref, *makes):
-    return pytest.param(Case(id, build, ref, list(makes)), id=id)
-
-
-def np_softplus(x):
-    return np.log1p(np.exp(x))
-
-
-CASES = [
-    case("pow", math_ops.pow, np.power, positive(3, 4), normal(3, 4)),
-    case("pow-bias", math_ops.pow, np.power, positive(3, 4), normal(4)),
-    case("pow-operator", lambda x: x ** 3.0, lambda x: x ** 3.0, normal(3, 4)),
-    case("rpow-operator", lambda x: 2.0 ** x, lambda x: 2.0 ** x, normal(3, 4)),
-    case("reduce_min", lambda x: math_ops.reduce_min(x, axis=1), lambda x: x.min(axis=1),
-         lambda r: r.permutation(12).reshape(3, 4) * 0.25),
-    case("reduce_prod", lambda x: math_ops.reduce_prod(x, axis=0), lambda x: x.prod(axis=0),
-         nonzero(3, 4)),
-    case("reduce_prod-keepdims", lambda x: math_ops.reduce_prod(x, keepdims=True),
-         lambda x: x.prod(keepdims=True), nonzero(2, 3)),
-    case("identity", math_ops.identity, lambda x: x, normal(3)),
-    case("cast-f64", lambda x: math_ops.cast(x, "float64") * 2.0, lambda x: x * 2.0, normal(3)),
-    case("relu6", activations.relu6, lambda x: np.clip(x, 0, 6),
-         lambda r: r.choice([-1.0, 1.0, 3.0, 7.0], (3, 4)) + r.uniform(-0.3, 0.3, (3, 4))),
-    case("elu", activations.elu, lambda x: np.where(x < 0, np.expm1(x), x), nonzero(3, 4)),
-    case("softplus", activations.softplus, np_softplus, normal(3, 4)),
-    case("where", lambda x, y: logic.where(x > 0.0, x, y), lambda x, y: np.where(x > 0, x, y),
-         nonzero(3, 4), normal(3, 4)),
-    case("where-broadcast", lambda x, y: logic.where(x > 0.0, x, y),
-         lambda x, y: np.where(x > 0, x, y), nonzero(3, 4), normal(4)),
-    case("getitem", lambda x: x[1:, ::2], lambda x: x[1:, ::2], normal(4, 5)),
-    case("getitem-reverse", lambda x: x[::-2, 1], lambda x: x[::-2, 1], normal(5, 3)),
-    case("getitem-ellipsis-newaxis", lambda x: x[..., None, -1],
-         lambda x: x[..., None, -1], normal(2, 3, 4)),
-    case("getitem-empty", lambda x: x[3:1], lambda x: x[3:1], normal(4, 2)),
-    case("concat", lambda a, b: structure.concat([a, b, a], axis=1),
-         lambda a, b: np.concatenate([a, b, a], axis=1), normal(2, 3), normal(2, 1)),
-    case("concat-neg-axis", lambda a, b: structure.concat([a, b], axis=-2),
-         lambda a, b: np.concatenate([a, b], axis=-2), normal(2, 3), normal(1, 3)),
-    case("stack", lambda a, b: structure.stack([a, b], axis=1),
-         lambda a, b: np.stack([a, b], axis=1), normal(2, 3), normal(2, 3)),
-    case("stack-neg-axis", lambda a, b: structure.stack([a, b], axis=-1),
-         lambda a, b: np.stack([a, b], axis=-1), normal(2, 3), normal(2, 3)),
-    case("unstack", lambda x: structure.unstack(x, num=3, axis=1)[2] * 3.0, lambda x: x[:, 2] * 3.0,
-         normal(2, 3)),
-    case("split", lambda x: structure.split(x, [1, -1], axis=1)[1],
-         lambda x: x[:, 1:], normal(2, 4)),
-    case("gather", lambda x: structure.gather(x, [2, 0, 2]), lambda x: x[[2, 0, 2]],
-         normal(3, 4)),
-    case("gather-axis1-2d-indices", lambda x: structure.gather(x, [[1, 0], [1, 1]], axis=1),
-         lambda x: x[:, [[1, 0], [1, 1]]], normal(3, 2)),
-    case("squeeze", lambda x: structure.squeeze(x), lambda x: np.squeeze(x), normal(3, 1, 2, 1)),
-    case("squeeze-axis", lambda x: structure.squeeze(x, [1]), lambda x: np.squeeze(x, 1),
-         normal(3, 1, 1)),
-    case("tile", lambda x: structure.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
-    case("pad", lambda x: structure.pad(x, [[1, 0], [2, 3]]),
-         lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
-]
-
-
-@pytest.mark.parametrize("c", CASES)
-def test_forward_matches_numpy(dev, c):
-    arrays = inputs_for(c)
-    host32 = [a.astype(np.float32) for a in arrays]
-    expected = np.asarray(c.ref(*[a.astype(np.float64) for a in host32]))
-    with xn.Graph().as_default():
-        phs = [xn.placeholder(shape=a.shape, name=f"in{i}") for i, a in enumerate(arrays)]
-        out = c.build(*phs)
-        assert out.shape == expected.shape  # static shape inference
-        result = xn.Session(device=dev).run(out, dict(zip(phs, host32)))
-    assert dev.owns(result)
-    assert tuple(result.shape) == expected.shape
-    np.testing.assert_allclose(xn.to_numpy(result), expected, rtol=2e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("static", [True, False], ids=["static-shapes", "unknown-shapes"])
-@pytest.mark.parametrize("c", CASES)
-def test_gradient_matches_finite_differences(dev, c, static):
-    arrays = inputs_for(c)
-    expected_shape = np.asarray(c.ref(*arrays)).shape
-    if 0 in expected_shape:
-        pytest.skip("an empty result has no gradient to check")
-    with xn.Graph().as_default():
-        phs = [xn.placeholder(shape=a.shape if static else None, name=f"in{i}")
-               for i, a in enumerate(arrays)]
-        loss = projected_loss(c.build(*phs), expected_shape)
-        report = xn.gradcheck(loss, phs, dict(zip(phs, arrays)), device=dev)
-    assert report.ok and report.max_error < 1e-5
 
 
 def test_empty_slice_has_a_zero_gradient(dev):

@@ -42,12 +42,12 @@ from dataclasses import dataclass
 import array_api_compat
 import numpy as np
 import pytest
-from conftest import _unavailable, skip_or_fail
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from test_fastpath import numpy_session, strict_session
 
 import xpnn as xn
+from tests.conftest import _unavailable, skip_or_fail
+from tests.devices.numpy.test_fastpath import numpy_session, strict_session
 from xpnn.devices.cupy_standin import stand_in
 
 MAX_EXAMPLES = int(os.environ.get("XPNN_RANDOM_EXAMPLES", "300"))

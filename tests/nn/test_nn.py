@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import xpnn as xn
+from tests.conftest import assert_close
 from xpnn import devices
-from xpnn.devices import to_numpy
+from xpnn.host import to_numpy
 
 X_SMALL = np.array(
     [[0.5, -1.0, 2.0], [-1.5, 0.25, 0.0], [3.0, 1.0, -2.0], [0.1, -0.2, 0.3]], dtype=np.float32

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tolerance
 
 import xpnn as xn
+from tests.conftest import tolerance
 from xpnn import devices, io
-from xpnn.devices import to_numpy
+from xpnn.host import to_numpy
 from xpnn.nn import saving
 
 CPU = devices.resolve("cpu")

@@ -13,7 +13,7 @@ import xpnn as xn
 
 jax = pytest.importorskip("jax", reason="jax is not installed: the JAX kernels are not tested")
 
-from tests.test_jax_kernels import kernel_runs  # noqa: E402
+from tests.devices.jax.test_jax_kernels import kernel_runs  # noqa: E402
 from xpnn import ops  # noqa: E402
 from xpnn.devices.jax import cross_entropy, kernels  # noqa: E402, F401  (registers the kernel)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from tests.test_fastpath import CASES, F32, F64, XP, _both, _build, _call_values
+from tests.devices.numpy.test_fastpath import CASES, F32, F64, XP, _both, _build, _call_values
 from xpnn.devices.numpy import kernels
 
 CONV_CASES = [p for p in CASES if "Conv" in p.id or "Pool" in p.id]
@@ -215,7 +215,7 @@ def _count_relu_grad_kernels(monkeypatch):
 def test_relu_grad_folded_into_max_pool_grad_matches_portable(data_format, ksize, strides,
                                                                 padding, also_fetched,
                                                                 monkeypatch):
-    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``devices.numpy.fusion``): equal to
+    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``numpy_fast.fusion``): equal to
     the portable ops (zeros of either sign), with tied zero windows, all-negative windows, NaN,
     infinite and negative gradients; not fused where the pool's gradient is also fetched."""
     runs = _count_relu_grad_kernels(monkeypatch)
