@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import math_ops, ops
+from xpnn import ops
 
 # --------------------------------------------------------------------------- inputs
 
@@ -342,8 +342,8 @@ def test_operators_build_the_same_ops():
         left = np.eye(2) @ a
         assert isinstance(left.inputs[0], xn.Constant) and left.inputs[1] is a
         # Any other exponent is a Pow (TF1's ``**``); 2 and 0.5 keep their exact ops.
-        assert type(a**3) is math_ops.Pow and type(a**2) is ops.Square
-        assert type(2.0**a) is math_ops.Pow and (2.0**a).inputs[1] is a
+        assert type(a**3) is ops.Pow and type(a**2) is ops.Square
+        assert type(2.0**a) is ops.Pow and (2.0**a).inputs[1] is a
 
 
 def test_python_numbers_and_numpy_arrays_as_op_inputs(dev):

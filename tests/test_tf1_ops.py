@@ -9,7 +9,8 @@ import pytest
 from test_ops import Case, inputs_for, nonzero, normal, positive, projected_loss
 
 import xpnn as xn
-from xpnn import activations, assignment, logic, math_ops, structure
+from xpnn import assignment, ops
+from xpnn.ops import logic
 
 
 def case(id, build, ref, *makes):
@@ -21,22 +22,22 @@ def np_softplus(x):
 
 
 CASES = [
-    case("pow", math_ops.pow, np.power, positive(3, 4), normal(3, 4)),
-    case("pow-bias", math_ops.pow, np.power, positive(3, 4), normal(4)),
+    case("pow", ops.pow, np.power, positive(3, 4), normal(3, 4)),
+    case("pow-bias", ops.pow, np.power, positive(3, 4), normal(4)),
     case("pow-operator", lambda x: x ** 3.0, lambda x: x ** 3.0, normal(3, 4)),
     case("rpow-operator", lambda x: 2.0 ** x, lambda x: 2.0 ** x, normal(3, 4)),
-    case("reduce_min", lambda x: math_ops.reduce_min(x, axis=1), lambda x: x.min(axis=1),
+    case("reduce_min", lambda x: ops.reduce_min(x, axis=1), lambda x: x.min(axis=1),
          lambda r: r.permutation(12).reshape(3, 4) * 0.25),
-    case("reduce_prod", lambda x: math_ops.reduce_prod(x, axis=0), lambda x: x.prod(axis=0),
+    case("reduce_prod", lambda x: ops.reduce_prod(x, axis=0), lambda x: x.prod(axis=0),
          nonzero(3, 4)),
-    case("reduce_prod-keepdims", lambda x: math_ops.reduce_prod(x, keepdims=True),
+    case("reduce_prod-keepdims", lambda x: ops.reduce_prod(x, keepdims=True),
          lambda x: x.prod(keepdims=True), nonzero(2, 3)),
-    case("identity", math_ops.identity, lambda x: x, normal(3)),
-    case("cast-f64", lambda x: math_ops.cast(x, "float64") * 2.0, lambda x: x * 2.0, normal(3)),
-    case("relu6", activations.relu6, lambda x: np.clip(x, 0, 6),
+    case("identity", ops.identity, lambda x: x, normal(3)),
+    case("cast-f64", lambda x: ops.cast(x, "float64") * 2.0, lambda x: x * 2.0, normal(3)),
+    case("relu6", ops.relu6, lambda x: np.clip(x, 0, 6),
          lambda r: r.choice([-1.0, 1.0, 3.0, 7.0], (3, 4)) + r.uniform(-0.3, 0.3, (3, 4))),
-    case("elu", activations.elu, lambda x: np.where(x < 0, np.expm1(x), x), nonzero(3, 4)),
-    case("softplus", activations.softplus, np_softplus, normal(3, 4)),
+    case("elu", ops.elu, lambda x: np.where(x < 0, np.expm1(x), x), nonzero(3, 4)),
+    case("softplus", ops.softplus, np_softplus, normal(3, 4)),
     case("where", lambda x, y: logic.where(x > 0.0, x, y), lambda x, y: np.where(x > 0, x, y),
          nonzero(3, 4), normal(3, 4)),
     case("where-broadcast", lambda x, y: logic.where(x > 0.0, x, y),
@@ -46,27 +47,27 @@ CASES = [
     case("getitem-ellipsis-newaxis", lambda x: x[..., None, -1],
          lambda x: x[..., None, -1], normal(2, 3, 4)),
     case("getitem-empty", lambda x: x[3:1], lambda x: x[3:1], normal(4, 2)),
-    case("concat", lambda a, b: structure.concat([a, b, a], axis=1),
+    case("concat", lambda a, b: ops.concat([a, b, a], axis=1),
          lambda a, b: np.concatenate([a, b, a], axis=1), normal(2, 3), normal(2, 1)),
-    case("concat-neg-axis", lambda a, b: structure.concat([a, b], axis=-2),
+    case("concat-neg-axis", lambda a, b: ops.concat([a, b], axis=-2),
          lambda a, b: np.concatenate([a, b], axis=-2), normal(2, 3), normal(1, 3)),
-    case("stack", lambda a, b: structure.stack([a, b], axis=1),
+    case("stack", lambda a, b: ops.stack([a, b], axis=1),
          lambda a, b: np.stack([a, b], axis=1), normal(2, 3), normal(2, 3)),
-    case("stack-neg-axis", lambda a, b: structure.stack([a, b], axis=-1),
+    case("stack-neg-axis", lambda a, b: ops.stack([a, b], axis=-1),
          lambda a, b: np.stack([a, b], axis=-1), normal(2, 3), normal(2, 3)),
-    case("unstack", lambda x: structure.unstack(x, num=3, axis=1)[2] * 3.0, lambda x: x[:, 2] * 3.0,
+    case("unstack", lambda x: ops.unstack(x, num=3, axis=1)[2] * 3.0, lambda x: x[:, 2] * 3.0,
          normal(2, 3)),
-    case("split", lambda x: structure.split(x, [1, -1], axis=1)[1],
+    case("split", lambda x: ops.split(x, [1, -1], axis=1)[1],
          lambda x: x[:, 1:], normal(2, 4)),
-    case("gather", lambda x: structure.gather(x, [2, 0, 2]), lambda x: x[[2, 0, 2]],
+    case("gather", lambda x: ops.gather(x, [2, 0, 2]), lambda x: x[[2, 0, 2]],
          normal(3, 4)),
-    case("gather-axis1-2d-indices", lambda x: structure.gather(x, [[1, 0], [1, 1]], axis=1),
+    case("gather-axis1-2d-indices", lambda x: ops.gather(x, [[1, 0], [1, 1]], axis=1),
          lambda x: x[:, [[1, 0], [1, 1]]], normal(3, 2)),
-    case("squeeze", lambda x: structure.squeeze(x), lambda x: np.squeeze(x), normal(3, 1, 2, 1)),
-    case("squeeze-axis", lambda x: structure.squeeze(x, [1]), lambda x: np.squeeze(x, 1),
+    case("squeeze", lambda x: ops.squeeze(x), lambda x: np.squeeze(x), normal(3, 1, 2, 1)),
+    case("squeeze-axis", lambda x: ops.squeeze(x, [1]), lambda x: np.squeeze(x, 1),
          normal(3, 1, 1)),
-    case("tile", lambda x: structure.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
-    case("pad", lambda x: structure.pad(x, [[1, 0], [2, 3]]),
+    case("tile", lambda x: ops.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
+    case("pad", lambda x: ops.pad(x, [[1, 0], [2, 3]]),
          lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
 ]
 
@@ -117,8 +118,8 @@ def test_gradients_at_kinks_are_tf1s(dev):
         p = xn.Variable([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]])
         base = xn.Variable([0.0, -2.0, 2.0])
         e = xn.Variable([2.0, 2.0, 2.0])
-        grads = xn.gradients(xn.reduce_sum(activations.relu6(x)), [x]) + xn.gradients(
-            xn.reduce_sum(math_ops.reduce_prod(p, axis=1)), [p]) + xn.gradients(
+        grads = xn.gradients(xn.reduce_sum(ops.relu6(x)), [x]) + xn.gradients(
+            xn.reduce_sum(ops.reduce_prod(p, axis=1)), [p]) + xn.gradients(
             xn.reduce_sum(base ** e), [e])
         out = xn.Session(device=dev).run(grads, to_numpy=True)
     np.testing.assert_array_equal(out[0], [0.0, 1.0, 0.0])
@@ -132,7 +133,7 @@ def test_comparisons_and_logic_are_bool(dev):
         b = xn.constant([3.0, 2.0, 1.0])
         nodes = [a < b, a <= b, a > b, a >= b, logic.equal(a, b), logic.not_equal(a, b),
                  (a < b) & (a > 0.0), (a < b) | (a > b), (a < b) ^ (a <= b), ~(a < b),
-                 logic.reduce_any(a > b), logic.reduce_all(a > 0.0, axis=0), 2.0 < a]
+                 ops.reduce_any(a > b), ops.reduce_all(a > 0.0, axis=0), 2.0 < a]
         assert {n.dtype for n in nodes} == {"bool"}
         out = xn.Session(device=dev).run(nodes, to_numpy=True)
     assert all(o.dtype == np.bool_ for o in out)
@@ -146,10 +147,10 @@ def test_integer_and_index_results(dev):
     with xn.Graph().as_default():
         x = xn.constant([[3.0, 1.0], [0.0, 5.0]])
         out = xn.Session(device=dev).run(
-            [math_ops.argmin(x, axis=0), math_ops.cast(xn.constant([1.7, -1.7]), "int32"),
-             structure.shape(x), structure.one_hot([2, -1, 0], 3),
-             structure.one_hot([1], 2, on_value=5.0, off_value=-1.0, axis=0),
-             math_ops.floor(xn.constant([1.5, -1.5]))], to_numpy=True)
+            [ops.argmin(x, axis=0), ops.cast(xn.constant([1.7, -1.7]), "int32"),
+             ops.shape.shape(x), ops.one_hot([2, -1, 0], 3),
+             ops.one_hot([1], 2, on_value=5.0, off_value=-1.0, axis=0),
+             ops.floor(xn.constant([1.5, -1.5]))], to_numpy=True)
     assert out[0].tolist() == [1, 0] and out[0].dtype == np.int64
     assert out[1].tolist() == [1, -1] and out[1].dtype == np.int32
     assert out[2].tolist() == [2, 2] and out[2].dtype == np.int32
@@ -161,7 +162,7 @@ def test_integer_and_index_results(dev):
 def test_stop_gradient_blocks_and_identity_passes(dev):
     with xn.Graph().as_default():
         w = xn.Variable(3.0)
-        y = w * math_ops.stop_gradient(w) + math_ops.identity(w)
+        y = w * ops.stop_gradient(w) + ops.identity(w)
         assert xn.Session(device=dev).run(xn.gradients(y, [w])[0], to_numpy=True) == 4.0
 
 
@@ -178,9 +179,9 @@ def test_slicing_errors():
     with pytest.raises(TypeError, match="not a sequence"):
         list(x)
     with pytest.raises(ValueError, match="does not split"):
-        structure.split(x, 2, axis=1)
+        ops.split(x, 2, axis=1)
     with pytest.raises(ValueError, match="cannot squeeze axis 1 of size 3"):
-        structure.squeeze(x, 1)
+        ops.squeeze(x, 1)
 
 
 def test_assign_and_group_write_after_the_run(dev):

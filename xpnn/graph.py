@@ -247,8 +247,8 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
 
-    # + - * / @ and unary - build op nodes: ops.py attaches them, ** math_ops.py (with Pow)
-    # and comparisons logic.py (graph.py knows no op).
+    # Operators (+ - * / @ ** < & ... and x[key]) build op nodes: ops/__init__.py attaches
+    # them, in one function (graph.py knows no op).
     __array_priority__ = 1000  # NumPy arrays on the left defer to our operators
     __array_ufunc__ = None
 
