@@ -36,13 +36,12 @@ import sys
 import weakref
 
 from ... import normalization, ops
-from ...graph import Node
+from ...graph import Node, TensorShape
 from ...ops import conv, logic
 from . import array_ops
 from .dtypes import as_dtype, float32
 from .graphs import GraphKeys, add_to_collection, name_scope
 from .initializers import ones_initializer, zeros_initializer
-from .methods import TensorShape
 from .tensors import as_tensor
 from .unsupported import module_getattr
 from .variables import assign_sub, get_variable, get_variable_scope, variable_scope
