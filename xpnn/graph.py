@@ -494,8 +494,8 @@ class Operation(Node):
     random = False
     seed = None
     # An op whose forward checks its inputs' values (label ranges) sets ``reads_values``: its
-    # forward then also takes ``host_reads=``, the device's ``reads_without_sync``. Where
-    # that is False a read would stall the device, and the op must read nothing.
+    # forward asks ``ops.run_context.reads_without_sync`` (set by whoever runs the plan).
+    # Where that is False a read would stall the device, and the op must read nothing.
     reads_values = False
     # Whether forward always returns a new array, never an input or a view of one. Where it
     # may not, a fetched result computed from a Variable or a constant is handed out as a

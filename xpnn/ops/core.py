@@ -1,7 +1,8 @@
 """What every op family shares: the bases ``Elementwise``, ``Binary``, ``Unary`` (and
 ``Flat``, ``ShapedLike``), broadcasting of static shapes and its gradient (``sum_to``,
 ``SumTo``, ``BroadcastLike``), the shape and dtype helpers the families use (axes,
-index dtypes, padding and spreading along an axis).
+index dtypes, padding and spreading along an axis), and ``run_context``: what an op's
+forward may ask about the run in progress.
 
 >>> import xpnn as xn
 >>> from xpnn.ops.core import broadcast_shapes
@@ -11,10 +12,36 @@ index dtypes, padding and spreading along an axis).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import array_api_compat
 
 from ..backend import dtype_name
 from ..graph import Node, Operation
+
+
+class RunContext(threading.local):
+    """What an op's forward asks about the run in progress, set by whoever runs the plan
+    (the Session around each run, the JAX pass's jitted body while it traces):
+    ``reads_without_sync``, whether reading a value on the host (a label range, a dropout
+    rate) costs no device synchronisation. Where it is False (CuPy, CUDA tensors, a JAX
+    trace) an op that checks values reads nothing and marks bad entries NaN instead.
+    Per thread: two Sessions running in two threads each see their own."""
+
+    reads_without_sync = True
+
+    @contextlib.contextmanager
+    def reading(self, reads_without_sync: bool):
+        """A block in which ``reads_without_sync`` is the value given."""
+        saved, self.reads_without_sync = self.reads_without_sync, bool(reads_without_sync)
+        try:
+            yield self
+        finally:
+            self.reads_without_sync = saved
+
+
+run_context = RunContext()
 
 
 def _normalize_axis(axis):
@@ -202,5 +229,5 @@ def _spread(xp, x, axis, s):
     return flat[(slice(None),) * axis + (slice(0, s * (n - 1) + 1), ...)]
 
 
-__all__ = ["broadcast_shapes", "sum_to", "Elementwise", "Binary",
+__all__ = ["RunContext", "run_context", "broadcast_shapes", "sum_to", "Elementwise", "Binary",
            "Unary", "Flat", "ShapedLike", "SumTo", "BroadcastLike", "xp_dtype"]

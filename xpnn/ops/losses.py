@@ -21,7 +21,7 @@ from ..backend import to_numpy
 from ..graph import Constant, Node, Operation
 from .activations import _log_softmax, log_softmax, sigmoid, softmax
 from .arithmetic import log, multiply, negative, square, subtract
-from .core import _index_dtype, _match, broadcast_shapes, sum_to
+from .core import _index_dtype, _match, broadcast_shapes, run_context, sum_to
 from .reductions import _logsumexp, reduce_mean, reduce_sum
 from .shape import ExpandDims
 
@@ -71,7 +71,7 @@ def check_labels(labels, logits) -> None:
 def check_label_values(xp, labels, classes: int) -> None:
     """Class indices must lie in [0, classes): NumPy, array-api-strict and PyTorch would
     gather a negative index from the end instead of failing. Called only where reading the
-    labels costs no device synchronisation (``host_reads``)."""
+    labels costs no device synchronisation (``run_context.reads_without_sync``)."""
     if 0 in labels.shape:
         return
     low, high = xp.min(labels), xp.max(labels)
@@ -101,10 +101,11 @@ class SparseSoftmaxCrossEntropy(Operation):
     reads_values = True
     labels_input = 0  # the labels' position among the inputs; the logits' is the next
 
-    def forward(self, xp, labels, logits, host_reads=True):
+    def forward(self, xp, labels, logits):
+        reads = run_context.reads_without_sync
         check_labels(labels.shape, logits.shape)
         k = logits.shape[-1]
-        if host_reads:
+        if reads:
             check_label_values(xp, labels, k)
             return self._loss(xp, labels, logits)
         valid = _valid_labels(xp, labels, k)
@@ -139,16 +140,17 @@ class SparseSoftmaxCrossEntropyGrad(Operation):
     reads_values = True
     labels_input = 1
 
-    def forward(self, xp, grad, labels, logits, host_reads=True):
+    def forward(self, xp, grad, labels, logits):
+        reads = run_context.reads_without_sync
         check_labels(labels.shape, logits.shape)
         k = logits.shape[-1]
-        if host_reads:  # a training step skips the loss's forward: check here too
+        if reads:  # a training step skips the loss's forward: check here too
             check_label_values(xp, labels, k)
         probs = self.probabilities(xp, logits)
         classes = xp.arange(k, dtype=labels.dtype, device=array_api_compat.device(labels))
         hot = xp.astype(labels[..., None] == classes, probs.dtype)
         d_logits = grad[..., None] * (probs - hot)
-        if host_reads:
+        if reads:
             return d_logits
         return xp.where(_valid_labels(xp, labels, k)[..., None], d_logits, math.nan)
 

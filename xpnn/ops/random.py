@@ -28,6 +28,7 @@ import numpy as np
 from ..backend import dtype_name, indicator
 from ..graph import Constant, Node, Operation, as_node
 from .arithmetic import multiply
+from .core import run_context
 
 
 class _DropoutMask(Operation):
@@ -75,22 +76,23 @@ class DropoutMaskOf(_DropoutMask):
     """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
     ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
     >= rate, else 0. A rate outside [0, 1) fails the run where the device reads it for free
-    (``host_reads``); elsewhere (CuPy, CUDA tensors, a jitted JAX plan) the mask is NaN, as
-    a bad label's row is, with no synchronisation."""
+    (``run_context.reads_without_sync``); elsewhere (CuPy, CUDA tensors, a jitted JAX plan)
+    the mask is NaN, as a bad label's row is, with no synchronisation."""
 
     reads_values = True
 
-    def forward(self, xp, x, rate, draw, host_reads=True):
+    def forward(self, xp, x, rate, draw):
+        reads = run_context.reads_without_sync
         if rate.ndim != 0:
             raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
                              f"{tuple(rate.shape)}")
         valid = xp.logical_and(rate >= 0, rate < 1)
-        if host_reads and not bool(valid):
+        if reads and not bool(valid):
             raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
                              f"{float(rate)}")
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
         rate = xp.astype(rate, dtype)
-        if not host_reads:  # unread, 1.5 would give a mask of -0.0, -1 one of 0.5: NaN instead
+        if not reads:  # unread, 1.5 would give a mask of -0.0, -1 one of 0.5: NaN instead
             rate = xp.where(valid, rate, math.nan)
         return indicator(xp, draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
 
