@@ -31,14 +31,30 @@ class RunContext(threading.local):
 
     reads_without_sync = True
 
-    @contextlib.contextmanager
     def reading(self, reads_without_sync: bool):
-        """A block in which ``reads_without_sync`` is the value given."""
-        saved, self.reads_without_sync = self.reads_without_sync, bool(reads_without_sync)
-        try:
-            yield self
-        finally:
-            self.reads_without_sync = saved
+        """A ``with`` block in which ``reads_without_sync`` is the value given."""
+        if reads_without_sync == self.reads_without_sync:
+            return _UNCHANGED  # the common case, around every run: nothing to set back
+        return _Reading(self, bool(reads_without_sync))
+
+
+class _Reading:
+    """RunContext.reading's block (a class, not a generator: it wraps every run)."""
+
+    __slots__ = ("context", "reads", "saved")
+
+    def __init__(self, context, reads):
+        self.context, self.reads = context, reads
+
+    def __enter__(self):
+        self.saved, self.context.reads_without_sync = self.context.reads_without_sync, self.reads
+        return self.context
+
+    def __exit__(self, *exc):
+        self.context.reads_without_sync = self.saved
+
+
+_UNCHANGED = contextlib.nullcontext()
 
 
 run_context = RunContext()
