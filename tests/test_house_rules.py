@@ -163,3 +163,37 @@ def test_the_checks_can_fail(tmp_path):
         assert module_imports(package / "b.py", modules) == {"pkg.a"}
     finally:
         PACKAGE = saved
+
+
+# The graph's classes: only ops/__init__.py's attach_to_node sets anything on them.
+CORE_CLASSES = {"Node", "Placeholder", "Variable", "Constant", "Operation", "Update", "Graph",
+                "Session", "TensorShape"}
+
+
+def attributes_set_on_core_classes(path: Path) -> list[str]:
+    """``Node.x = ...`` and ``setattr(Node, ...)`` in ``path``, as "file:line Class.name"."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "setattr" and node.args:
+            targets = [ast.Attribute(value=node.args[0], attr=ast.unparse(node.args[1]))]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and target.value.id in CORE_CLASSES:
+                found.append(f"{path.name}:{node.lineno} {target.value.id}.{target.attr}")
+    return found
+
+
+def test_only_ops_attaches_anything_to_the_graphs_classes():
+    """Node's operators come from one function, ``xpnn.ops.attach_to_node``; no other module
+    (compat.v1 included) sets an attribute on Node or another core class."""
+    found = [hit for path in SOURCES if path != PACKAGE / "ops" / "__init__.py"
+             for hit in attributes_set_on_core_classes(path)]
+    assert not found, "define these in the class, or in ops.attach_to_node: " + "; ".join(found)
+    attached = attributes_set_on_core_classes(PACKAGE / "ops" / "__init__.py")
+    assert any("Node.__getitem__" in hit for hit in attached)  # the check sees what it looks for

@@ -11,25 +11,19 @@ array-API namespace: NumPy on the CPU, CuPy on a CUDA GPU, array-api-strict, PyT
 """
 
 from . import (
-    activations,
     assignment,
     data,
     devices,
     distributed,
     init,
     io,
-    logic,
-    losses,
-    math_ops,
     metrics,
     nn,
-    random,
-    structure,
+    ops,
     train,
 )
 from .assignment import assign, assign_add, assign_sub, group
 from .autodiff import RegisterGradient, gradients
-from .conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from .devices import get_default_device, set_default_device
 from .drawing import GraphvizNotFoundError, draw_graph, to_dot
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
@@ -48,59 +42,86 @@ from .graph import (
     reset_default_graph,
 )
 from .host import to_numpy
-from .logic import (
-    greater,
-    greater_equal,
-    less,
-    less_equal,
-    logical_and,
-    logical_not,
-    logical_or,
-    logical_xor,
-    not_equal,
-    reduce_all,
-    reduce_any,
-    where,
-)
-from .math_ops import argmin, cast, floor, identity, reduce_min, reduce_prod, stop_gradient
 from .normalization import batch_normalization, moments
+
+# The op families that kept their module's name stay reachable as xn.<family>
+# (xn.losses.softmax_cross_entropy, xn.conv.Conv2D...).
 from .ops import (
     abs,
+    activations,
     add,
     add_n,
     argmax,
+    argmin,
+    avg_pool2d,
+    bias_add,
+    cast,
     check_numerics,
     clip,
+    concat,
+    conv,
+    conv2d,
     divide,
     dropout,
     equal,
     exp,
+    flatten,
+    floor,
+    gather,
+    greater,
+    greater_equal,
+    identity,
     leaky_relu,
+    less,
+    less_equal,
     log,
     log_softmax,
+    logic,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
     logsumexp,
+    losses,
     matmul,
+    max_pool2d,
     maximum,
     minimum,
     multiply,
     negative,
+    not_equal,
     ones_like,
+    pad,
+    random,
+    random_normal,
+    random_shuffle,
+    random_uniform,
+    reduce_all,
+    reduce_any,
     reduce_max,
     reduce_mean,
+    reduce_min,
+    reduce_prod,
     reduce_sum,
     relu,
     reshape,
     sigmoid,
     softmax,
+    split,
     sqrt,
     square,
+    squeeze,
+    stack,
+    stop_gradient,
     subtract,
     tanh,
+    tile,
     transpose,
+    truncated_normal,
+    unstack,
+    where,
     zeros_like,
 )
-from .random import random_normal, random_shuffle, random_uniform, truncated_normal
 from .session import NumericsError, OpError, Session
-from .structure import concat, gather, pad, split, squeeze, stack, tile, unstack
 
 __version__ = "0.1.0"

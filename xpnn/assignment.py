@@ -19,7 +19,7 @@ import array_api_compat
 from . import dtypes
 from .graph import Constant, Node, Update, Variable, as_node
 from .host import to_numpy
-from .ops import add, subtract
+from .ops import add, run_context, subtract
 from .session import _HOST, check_values
 
 
@@ -31,7 +31,7 @@ class Assign(Update):
     checked to fit (an integer range; a finite float that would become inf), as feeds are;
     elsewhere (CuPy, a compiled JAX plan) such a cast wraps as the backend's does."""
 
-    reads_values = True  # forward takes ``host_reads`` (the Session passes it)
+    reads_values = True  # forward asks run_context.reads_without_sync
 
     def __init__(self, ref, value, name=None):
         if not isinstance(ref, Variable):
@@ -46,12 +46,12 @@ class Assign(Update):
         self.value = value
         super().__init__([ref], value, ref, name=name)
 
-    def forward(self, xp, value, current, host_reads=False):
+    def forward(self, xp, value, current):
         if value.dtype != current.dtype:
             ref = self.targets[0]
             source = dtypes.dtype_name(value.dtype)
             _refuse_float_into_int(ref, source, self.value.label)
-            if host_reads:
+            if run_context.reads_without_sync:
                 check_values(f"assign: Variable {ref.label}", xp, value, source,
                              dtypes.dtype_name(current.dtype), fed="was assigned",
                              kind="Variable")

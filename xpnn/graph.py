@@ -223,8 +223,72 @@ def reset_default_graph() -> Graph:
     return _default_graph
 
 
+# Sessions made the default (compat.v1's ``with tf.Session() as sess:``), innermost last:
+# the session ``Node.eval()`` and ``Node.run()`` use when given none.
+default_sessions: list = []
+
+
+def get_default_session():
+    """The innermost default session, or None."""
+    return default_sessions[-1] if default_sessions else None
+
+
+def _session(session):
+    session = session or get_default_session()
+    if session is None:
+        raise ValueError("Cannot evaluate tensor using `eval()`: No default session is "
+                         "registered. Use `with sess.as_default()` or pass an explicit "
+                         "session to `eval(session=sess)`")
+    return session
+
+
+class TensorShape(tuple):
+    """A static shape, a tuple with TF1's ``as_list()``, ``ndims`` and ``is_fully_defined``
+    (None: an unknown rank)."""
+
+    def __new__(cls, dims):
+        self = super().__new__(cls, () if dims is None else tuple(dims))
+        self.known = dims is not None
+        return self
+
+    def as_list(self):
+        if not self.known:
+            raise ValueError("as_list() is not defined on an unknown TensorShape.")
+        return list(self)
+
+    @property
+    def ndims(self):
+        return len(self) if self.known else None
+
+    @property
+    def dims(self):
+        return list(self) if self.known else None
+
+    def is_fully_defined(self) -> bool:
+        return self.known and None not in self
+
+    def num_elements(self):
+        if not self.is_fully_defined():
+            return None
+        count = 1
+        for d in self:
+            count *= d
+        return count
+
+    def __repr__(self):
+        return f"TensorShape({list(self) if self.known else None})"
+
+
 class Node:
-    """A value in the graph. Supports ``+ - * / @``, unary ``-`` and ``**2``."""
+    """A value in the graph. Ops build nodes from nodes; ``xpnn.ops`` gives it its operators
+    (``+ - * / @ **``, ``< <= > >=``, ``& | ^ ~``, ``x[key]``). As TF1's Tensor it has ``op``
+    (itself), ``get_shape()``, ``set_shape()``, ``consumers()``, and ``eval()``/``run()`` in
+    the default session (compat.v1's ``with tf.Session() as sess:``) or the one given.
+
+    >>> x = placeholder(shape=(None, 3))
+    >>> x.get_shape().as_list(), x.op is x
+    ([None, 3], True)
+    """
 
     kind = "node"
     # The forward node whose gradient autodiff built this node for (None: not a gradient).
@@ -247,8 +311,39 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.label}' shape={self.shape} dtype={self.dtype}>"
 
-    # + - * / @ and unary - build op nodes: ops.py attaches them, ** math_ops.py (with Pow)
-    # and comparisons logic.py (graph.py knows no op).
+    # TF1's Tensor methods: every node is a tensor (one output) and its own operation.
+    @property
+    def op(self) -> Node:
+        """The node itself (TF1's producing operation)."""
+        return self
+
+    def eval(self, feed_dict=None, session=None):
+        """This node's value in the default session (or ``session``)."""
+        return _session(session).run(self, feed_dict)
+
+    def run(self, feed_dict=None, session=None) -> None:
+        """Run this op in the default session (or ``session``); gives None."""
+        _session(session).run(self, feed_dict)
+
+    def get_shape(self) -> TensorShape:
+        """The static shape as a TensorShape (``as_list()``, ``ndims``...)."""
+        return TensorShape(self.shape)
+
+    def set_shape(self, shape) -> None:
+        """Narrow the static shape (None entries filled from ``shape``)."""
+        new = tuple(shape)
+        if self.shape is not None and (len(new) != len(self.shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(self.shape, new))):
+            raise ValueError(f"Shapes {self.shape} and {new} are incompatible")
+        old = self.shape or (None,) * len(new)
+        self.shape = tuple(a if a is not None else b for a, b in zip(old, new))
+
+    def consumers(self) -> list:
+        """The nodes of the graph that take this one as an input."""
+        return [n for n in self.graph.nodes if self in n.inputs]
+
+    # Operators (+ - * / @ ** < & ... and x[key]) build op nodes: ops/__init__.py attaches
+    # them, in one function (graph.py knows no op).
     __array_priority__ = 1000  # NumPy arrays on the left defer to our operators
     __array_ufunc__ = None
 
@@ -399,8 +494,8 @@ class Operation(Node):
     random = False
     seed = None
     # An op whose forward checks its inputs' values (label ranges) sets ``reads_values``: its
-    # forward then also takes ``host_reads=``, the device's ``reads_without_sync``. Where
-    # that is False a read would stall the device, and the op must read nothing.
+    # forward asks ``ops.run_context.reads_without_sync`` (set by whoever runs the plan).
+    # Where that is False a read would stall the device, and the op must read nothing.
     reads_values = False
     # Whether forward always returns a new array, never an input or a view of one. Where it
     # may not, a fetched result computed from a Variable or a constant is handed out as a

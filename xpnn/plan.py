@@ -346,17 +346,12 @@ def _bind(plan, session) -> None:
         bind(step, session.device, session.draw)
 
 
-def bind(step, device, draw, host_reads=None) -> None:
+def bind(step, device, draw) -> None:
     """Give ``step`` its portable function; a random op draws from ``draw`` (the
-    Session's, or what a device's compiled program passes instead); an op that reads its
-    inputs' values (label checks) does so where ``host_reads`` (default: where the device
-    reads without a sync)."""
+    Session's, or what a device's compiled program passes instead)."""
     forward = functools.partial(step.op.forward, device.xp) if step.op else None
     if step.op is not None and step.op.random:
         forward = functools.partial(forward, draw=draw)
-    if step.op is not None and step.op.reads_values:
-        reads = device.reads_without_sync if host_reads is None else host_reads
-        forward = functools.partial(forward, host_reads=reads)
     if step.kind == "describe":
         step.fn = Description.of
     elif step.kind == "infer":

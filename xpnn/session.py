@@ -421,7 +421,7 @@ class Session:
         ``to_numpy=True``); an optimizer step fetches as None. Runs from several threads
         happen one at a time (the Session's lock)."""
         feed_dict = feed_dict or {}
-        with self._lock:
+        with self._lock, ops.run_context.reading(self.device.reads_without_sync):
             self._check_open()
             plan = self._plan(fetches, feed_dict)
             if self.device.context is None:
@@ -503,9 +503,8 @@ class Session:
             if update.in_place:  # the device's own commit below writes it
                 continue
             args = update.gather(values)
-            reads = {"host_reads": self.device.reads_without_sync} if update.op.reads_values else {}
             try:
-                result = update.op.forward(self.xp, *args, **reads)
+                result = update.op.forward(self.xp, *args)
             except Exception as exc:
                 raise self._op_error(update, values, exc) from exc
             result = [self.device.keep(value, args) for value in result]

@@ -9,6 +9,8 @@ import functools
 import importlib
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -682,3 +684,28 @@ def test_tf_assign_refuses_what_xn_assign_refuses(on):
     sess = tf.Session()
     sess.run(tf.global_variables_initializer())
     assert xn.to_numpy(sess.run(tf.assign_add(counts, [5, 6]))).tolist() == [6, 8]
+
+
+def test_compat_adds_nothing_to_core_classes():
+    """Importing xpnn.compat.v1 changes no core class: a node's TF1 methods (``eval``,
+    ``op``, ``get_shape``...) are Node's own, there before compat is imported."""
+    script = """
+import sys
+import xpnn as xn
+from xpnn import graph, session
+assert "xpnn.compat.v1" not in sys.modules
+classes = [graph.Node, graph.Placeholder, graph.Variable, graph.Constant, graph.Operation,
+           graph.Update, graph.Graph, session.Session]
+before = [dict(vars(c)) for c in classes]
+x = xn.placeholder(shape=(None, 3))
+y = x * 2.0
+print(x.get_shape().as_list(), x.op is x, y.consumers() == [], x.consumers() == [y],
+      y.eval({x: [[1.0, 2.0, 3.0]]}, session=xn.Session()).tolist())
+import xpnn.compat.v1
+print(sorted(f"{c.__name__}.{k}" for c, old in zip(classes, before)
+             for k in set(vars(c)) | set(old) if vars(c).get(k) is not old.get(k)))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["[None, 3] True True True [[2.0, 4.0, 6.0]]", "[]"]

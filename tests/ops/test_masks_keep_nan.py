@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import activations, structure
+from xpnn import ops
 
 X = np.array([[-2.0, -0.0, 0.0, 1.5, 7.0], [np.nan, np.inf, -np.inf, 3.0, 0.5]])
 UP = np.array([[np.inf, np.inf, -np.inf, np.nan, 1.0], [np.inf, np.inf, np.inf, np.inf, -np.inf]])
@@ -27,7 +27,7 @@ def _reduce_max_reference(x, up):
 # name -> (build y from x, the upstream gradient, the reference gradient of sum(y * up))
 CASES = {
     "relu": (xn.relu, UP, lambda x, up: up * (x > 0)),
-    "relu6": (activations.relu6, UP, lambda x, up: up * ((x > 0) & (x < 6))),
+    "relu6": (ops.relu6, UP, lambda x, up: up * ((x > 0) & (x < 6))),
     "maximum": (lambda x: xn.maximum(x, 0.0), UP, lambda x, up: up * (x >= 0)),
     "minimum": (lambda x: xn.minimum(x, 0.0), UP, lambda x, up: up * (0 >= x)),
     "reduce_max": (lambda x: xn.reduce_max(x, axis=1), np.array([np.inf, 2.0]),
@@ -94,7 +94,7 @@ def test_one_hot_times_log_zero_is_nan(dev):
     p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], np.float32)
     with xn.Graph().as_default():
         labels, ps = xn.placeholder(name="labels", dtype="int64"), xn.placeholder(name="p")
-        terms = structure.one_hot(labels, 3) * xn.log(ps)
+        terms = ops.one_hot(labels, 3) * xn.log(ps)
         got = xn.Session(device=dev).run(xn.reduce_sum(terms, axis=1),
                                          {labels: np.array([0, 2]), ps: p}, to_numpy=True)
     assert np.isnan(got[0]) and got[1] == pytest.approx(np.log(0.5))

@@ -9,7 +9,7 @@ import pytest
 
 import xpnn as xn
 from tests.ops.cases import CASES, inputs_for, np_sigmoid, projected_loss
-from xpnn import math_ops, ops
+from xpnn import ops
 
 # --------------------------------------------------------------------------- forward
 
@@ -148,8 +148,8 @@ def test_operators_build_the_same_ops():
         left = np.eye(2) @ a
         assert isinstance(left.inputs[0], xn.Constant) and left.inputs[1] is a
         # Any other exponent is a Pow (TF1's ``**``); 2 and 0.5 keep their exact ops.
-        assert type(a**3) is math_ops.Pow and type(a**2) is ops.Square
-        assert type(2.0**a) is math_ops.Pow and (2.0**a).inputs[1] is a
+        assert type(a**3) is ops.Pow and type(a**2) is ops.Square
+        assert type(2.0**a) is ops.Pow and (2.0**a).inputs[1] is a
 
 
 def test_python_numbers_and_numpy_arrays_as_op_inputs(dev):
@@ -302,3 +302,41 @@ def test_integer_division_is_tf1_truediv_on_every_backend(dev, dtype, wanted):
             divisor = b_host if q.inputs[1] is b else np.array(3, dtype)
             expected = a_host.astype(wanted) / divisor.astype(wanted)
             np.testing.assert_allclose(out, expected, rtol=np.finfo(wanted).eps)
+
+
+class _Probe(ops.Unary):
+    """x itself, noting what the run context says while it runs."""
+
+    seen: list = []
+
+    def forward(self, xp, x):
+        self.seen.append(ops.run_context.reads_without_sync)
+        return x
+
+
+def test_ops_ask_the_run_context_whether_values_read_without_sync(dev):
+    """An op's forward asks ``ops.run_context.reads_without_sync``: the Session sets it to
+    its device's for the run, the JAX pass to False while it traces (a tracer has no value),
+    and it is back to its default after the run."""
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(2,))
+        y = _Probe(x) * 2.0
+        for passes in (False, True):
+            _Probe.seen = []
+            xn.Session(device=dev, passes=passes).run(y, {x: np.ones(2, np.float32)})
+            traced = passes and dev.backend == "jax"
+            assert set(_Probe.seen) == {dev.reads_without_sync and not traced}
+    assert ops.run_context.reads_without_sync is True
+
+
+def test_no_op_takes_a_host_reads_keyword():
+    """Device detail stays out of op signatures: ops that check values ask the run context."""
+    import inspect
+
+    from xpnn import assignment
+
+    classes = [v for v in vars(ops).values() if isinstance(v, type)
+               and issubclass(v, xn.Operation)] + [assignment.Assign]
+    assert ops.SparseSoftmaxCrossEntropy in classes and ops.DropoutMaskOf in classes
+    takes = [c.__name__ for c in classes if "host_reads" in inspect.signature(c.forward).parameters]
+    assert not takes, f"these ops take host_reads=: {takes}"

@@ -1,4 +1,4 @@
-"""Random ops (``xpnn/random.py``): new values at every run, the host draw of their seed on
+"""Random ops (``xpnn/ops/random.py``): new values at every run, the host draw of their seed on
 every backend (so every backend gives the same sequence), each Session starting a seeded
 op's sequence over, the distributions' shapes, dtypes and ranges, no gradient through them;
 and under the device passes (JAX's compiled call, PyTorch's kernels) the portable path's

@@ -20,13 +20,14 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from .. import data, distributed, losses, ops, optimizers
+from .. import data, distributed, ops, optimizers
 from .. import init as initializers
 from ..autodiff import gradients
 from ..devices import context_of
 from ..dtypes import dtype_name
 from ..graph import Graph, placeholder
 from ..host import to_numpy
+from ..ops import losses
 from ..session import NumericsError, Session
 from . import saving
 from .layers import MLP, Conv2D, Layer, Linear, Sequential

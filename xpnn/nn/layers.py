@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import init as initializers
 from .. import ops
-from ..conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from ..graph import Constant, Node, Update, Variable, get_default_graph
 from ..normalization import batch_normalization, moments
+from ..ops.conv import avg_pool2d, bias_add, conv2d, flatten, max_pool2d
 from ..session import Session
 
 

@@ -272,10 +272,14 @@ P = xn.placeholder
 
 
 def _portable(op, device, host_reads):
-    import functools
+    """The op's portable forward, run as on a device that reads values without a sync or
+    not (``host_reads``)."""
 
-    fn = functools.partial(op.forward, device.xp)
-    return functools.partial(fn, host_reads=host_reads) if op.reads_values else fn
+    def portable(*values):
+        with ops.run_context.reading(host_reads):
+            return op.forward(device.xp, *values)
+
+    return portable
 
 
 def _ce_inputs(cls, rng, bad=False):

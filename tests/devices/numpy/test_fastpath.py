@@ -197,7 +197,7 @@ for _like, _axis, _keep, _mean in [
         ((2, 3, 4), (-1,), False, True), ((2, 3, 4), (0, 2), False, False), ((), None, False, True),
         ((2, 3, 4), (1,), True, False)]:
     def _bb_gen(rng, dt, like=_like, axis=_axis, keep=_keep):
-        shape = ops._reduced_shape(like, axis, keep)
+        shape = ops.core._reduced_shape(like, axis, keep)
         return [_normal(rng, dt, shape), _normal(rng, dt, like)]
 
     _name = f"{_like}-{_axis}-{'keep' if _keep else 'drop'}-{'mean' if _mean else 'sum'}"

@@ -185,8 +185,14 @@ def _call(op, values):
 
 
 def _portable(op, host_reads=True):
-    fn = functools.partial(op.forward, DEV.xp)
-    return functools.partial(fn, host_reads=host_reads) if op.reads_values else fn
+    """The op's portable forward, run as on a device that reads values without a sync or
+    not (``host_reads``)."""
+
+    def portable(*values):
+        with ops.run_context.reading(host_reads):
+            return op.forward(DEV.xp, *values)
+
+    return portable
 
 
 def _run_both(op, values, device=DEV):

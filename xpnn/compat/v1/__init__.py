@@ -76,8 +76,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
 import sys as _sys
 
-from ...graph import Graph, Node
-from . import layers, losses, math, methods, nn, train
+from ...graph import Graph, Node, TensorShape, get_default_session
+from . import layers, losses, math, nn, train
 from .array_ops import (
     concat,
     expand_dims,
@@ -200,8 +200,7 @@ from .math import (
     tanh,
     truediv,
 )
-from .methods import TensorShape
-from .session import InteractiveSession, Session, get_default_session, use_device
+from .session import InteractiveSession, Session, use_device
 from .tensors import (
     cast,
     constant,
@@ -252,7 +251,7 @@ Tensor = Node  # every xpnn node is a tensor (one output) and an operation
 Operation = Node
 newaxis = None
 
-_IMPLEMENTATION = {"array_ops", "dtypes", "graphs", "initializers", "methods", "session",
+_IMPLEMENTATION = {"array_ops", "dtypes", "graphs", "initializers", "session",
                    "tensors", "unsupported", "variables", "Node"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import builtins
 
-from ... import logic, math_ops, ops, structure
+from ... import ops
 from ...graph import Node
+from ...ops import logic
 from .dtypes import float32, int32, name_of
 from .graphs import op_name
 from .tensors import as_tensor, host_array
@@ -33,23 +34,23 @@ def _tensors(values):
 def concat(values, axis, name="concat"):
     values = _tensors(values)
     if len(values) == 1:
-        return math_ops.identity(values[0], name=op_name(name, "concat"))
-    return structure.concat(values, int(axis), name=op_name(name, "concat"))
+        return ops.identity(values[0], name=op_name(name, "concat"))
+    return ops.concat(values, int(axis), name=op_name(name, "concat"))
 
 
 def stack(values, axis=0, name="stack"):
-    return structure.stack(_tensors(values), int(axis), name=op_name(name, "stack"))
+    return ops.stack(_tensors(values), int(axis), name=op_name(name, "stack"))
 
 
 def unstack(value, num=None, axis=0, name="unstack"):
-    return structure.unstack(as_tensor(value), num, int(axis))
+    return ops.unstack(as_tensor(value), num, int(axis))
 
 
 def split(value, num_or_size_splits, axis=0, num=None, name="split"):
     splits = num_or_size_splits
     if not isinstance(splits, int):
         splits = [int(s) for s in host_array(splits).reshape(-1)]
-    return structure.split(as_tensor(value), splits, int(axis))
+    return ops.split(as_tensor(value), splits, int(axis))
 
 
 def gather(params, indices, validate_indices=None, name=None, axis=None, batch_dims=0):
@@ -57,14 +58,14 @@ def gather(params, indices, validate_indices=None, name=None, axis=None, batch_d
         raise NotImplementedError("tf.gather(batch_dims=...): gather each batch entry, or "
                                   "flatten the batch into the indices")
     indices = as_tensor(indices)
-    return structure.gather(as_tensor(params), indices, 0 if axis is None else int(axis),
+    return ops.gather(as_tensor(params), indices, 0 if axis is None else int(axis),
                             name=op_name(name, "GatherV2"))
 
 
 def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
     """Rows of ``depth`` (float32 by default): 1 at the index, 0 elsewhere."""
     dtype = dtype or (host_array(on_value).dtype if on_value is not None else float32)
-    return structure.one_hot(as_tensor(indices), int(depth),
+    return ops.one_hot(as_tensor(indices), int(depth),
                              1 if on_value is None else on_value,
                              0 if off_value is None else off_value,
                              -1 if axis is None else int(axis), name_of(dtype),
@@ -94,7 +95,7 @@ def where_v2(condition, x=None, y=None, name=None):
 
 def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002 - TF1's name
     axis = squeeze_dims if axis is None else axis
-    return structure.squeeze(as_tensor(input), axis, name=op_name(name, "Squeeze"))
+    return ops.squeeze(as_tensor(input), axis, name=op_name(name, "Squeeze"))
 
 
 def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002 - TF1's name
@@ -105,7 +106,7 @@ def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002 - TF1's na
 
 
 def tile(input, multiples, name=None):  # noqa: A002 - TF1's name
-    return structure.tile(as_tensor(input), _ints(multiples), name=op_name(name, "Tile"))
+    return ops.tile(as_tensor(input), _ints(multiples), name=op_name(name, "Tile"))
 
 
 def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
@@ -113,21 +114,21 @@ def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
         raise NotImplementedError(f"tf.pad(mode={mode!r}): only CONSTANT padding; build the "
                                   "reflection with slices and tf.concat")
     rows = [_ints(row) for row in host_array(paddings).tolist()]
-    return structure.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, "Pad"))
+    return ops.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, "Pad"))
 
 
 def shape(input, name=None, out_type=int32):  # noqa: A002 - TF1's name
     """The run-time shape, int32 (or ``out_type``)."""
-    node = structure.shape(as_tensor(input))
+    node = ops.shape.shape(as_tensor(input))
     if name_of(out_type) != "int32":
-        node = math_ops.cast(node, name_of(out_type))
-    return math_ops.identity(node, name=op_name(name, "Shape"))
+        node = ops.cast(node, name_of(out_type))
+    return ops.identity(node, name=op_name(name, "Shape"))
 
 
 def size(input, name=None, out_type=int32):  # noqa: A002 - TF1's name
     """The number of entries, int32 (or ``out_type``)."""
-    node = math_ops.reduce_prod(structure.shape(as_tensor(input)))
-    return math_ops.cast(node, name_of(out_type), name=op_name(name, "Size"))
+    node = ops.reduce_prod(ops.shape.shape(as_tensor(input)))
+    return ops.cast(node, name_of(out_type), name=op_name(name, "Size"))
 
 
 def rank(input, name=None):  # noqa: A002 - TF1's name
@@ -156,7 +157,7 @@ def slice(input_, begin, size, name=None):  # noqa: A001 - TF1's name
     """``size[i]`` entries from ``begin[i]`` along each axis (-1: the rest)."""
     key = tuple(builtins.slice(b, None if s == -1 else b + s)
                 for b, s in zip(_ints(begin), _ints(size)))
-    return structure.GetItem(as_tensor(input_), key, name=op_name(name, "Slice"))
+    return ops.GetItem(as_tensor(input_), key, name=op_name(name, "Slice"))
 
 
 def reverse(tensor, axis, name=None):
@@ -166,7 +167,7 @@ def reverse(tensor, axis, name=None):
     axes = {a % len(node.shape) for a in _ints(axis)}
     key = tuple(builtins.slice(None, None, -1) if i in axes else builtins.slice(None)
                 for i in builtins.range(len(node.shape)))
-    return structure.GetItem(node, key, name=op_name(name, "ReverseV2"))
+    return ops.GetItem(node, key, name=op_name(name, "ReverseV2"))
 
 
 def _ints(values):

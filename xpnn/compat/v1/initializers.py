@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ...graph import Constant
-from ...random import RandomDraw, truncated
+from ...ops.random import RandomDraw, truncated
 from .dtypes import float32, name_of
 from .graphs import op_name, op_seeds
 

@@ -35,13 +35,13 @@ import operator
 import sys
 import weakref
 
-from ... import conv, logic, math_ops, normalization, ops
-from ...graph import Node
+from ... import normalization, ops
+from ...graph import Node, TensorShape
+from ...ops import conv, logic
 from . import array_ops
 from .dtypes import as_dtype, float32
 from .graphs import GraphKeys, add_to_collection, name_scope
 from .initializers import ones_initializer, zeros_initializer
-from .methods import TensorShape
 from .tensors import as_tensor
 from .unsupported import module_getattr
 from .variables import assign_sub, get_variable, get_variable_scope, variable_scope
@@ -110,7 +110,7 @@ class Layer:
             with name_scope("ActivityRegularizer"):
                 loss = as_tensor(self.activity_regularizer(outputs))
                 # Keras's: the regularizer's value per example of the batch
-                batch = math_ops.cast(array_ops.shape(outputs)[0], loss.dtype)
+                batch = ops.cast(array_ops.shape(outputs)[0], loss.dtype)
                 add_to_collection(GraphKeys.REGULARIZATION_LOSSES,
                                   ops.divide(loss, batch, name="truediv"))
         return outputs
@@ -331,7 +331,7 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         training, rate = _training(training, "dropout"), self.rate
         if training is False:
-            return math_ops.identity(inputs, name="Identity")
+            return ops.identity(inputs, name="Identity")
         if isinstance(rate, Node) and training is not True:  # no dropping while not training
             rate, training = logic.where(training, rate, ops.ZerosLike(rate)), True
         return ops.dropout(inputs, rate, training, name="dropout")
@@ -427,7 +427,7 @@ def _bessel(inputs, channels):
     if len(known) == len(inputs.shape):
         n = math.prod(known) / channels
         return n / max(n - 1.0, 1.0)
-    n = ops.divide(math_ops.cast(array_ops.size(inputs), inputs.dtype), float(channels))
+    n = ops.divide(ops.cast(array_ops.size(inputs), inputs.dtype), float(channels))
     return ops.divide(n, ops.maximum(ops.subtract(n, 1.0), 1.0))
 
 

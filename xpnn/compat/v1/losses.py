@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sys
 
-from ... import logic, math_ops, ops
+from ... import ops
+from ...ops import logic
 from . import nn
 from .graphs import GraphKeys, add_to_collection, get_collection, op_name
 from .tensors import as_tensor
@@ -56,8 +57,8 @@ def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection=Graph
     losses = as_tensor(losses)
     dtype = losses.dtype
     if dtype != "float32":
-        losses = math_ops.cast(losses, "float32")
-    weights = math_ops.cast(as_tensor(weights), "float32")
+        losses = ops.cast(losses, "float32")
+    weights = ops.cast(as_tensor(weights), "float32")
     weighted = ops.multiply(losses, weights)
     if reduction == Reduction.NONE:
         loss = weighted
@@ -67,13 +68,13 @@ def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection=Graph
         if reduction == Reduction.MEAN:
             loss = _div_no_nan(loss, ops.reduce_sum(ops.multiply(ones, weights)))
         elif reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-            present = math_ops.cast(logic.not_equal(weights, 0.0), "float32")
+            present = ops.cast(logic.not_equal(weights, 0.0), "float32")
             loss = _div_no_nan(loss, ops.reduce_sum(ops.multiply(ones, present)))
         elif reduction == Reduction.SUM_OVER_BATCH_SIZE:
             loss = _div_no_nan(loss, ops.reduce_sum(ones))
     if dtype is not None and dtype != "float32":
-        loss = math_ops.cast(loss, dtype)
-    loss = math_ops.identity(loss, name=op_name(scope, "value"))
+        loss = ops.cast(loss, dtype)
+    loss = ops.identity(loss, name=op_name(scope, "value"))
     if loss_collection is not None:
         add_to_collection(loss_collection, loss)
     return loss
@@ -130,7 +131,7 @@ def hinge_loss(labels, logits, weights=1.0, scope=None, loss_collection=GraphKey
 def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothing=0,
                           scope=None, loss_collection=GraphKeys.LOSSES, reduction=DEFAULT):
     labels, logits = as_tensor(multi_class_labels), as_tensor(logits)
-    labels = math_ops.cast(labels, logits.dtype or "float32")
+    labels = ops.cast(labels, logits.dtype or "float32")
     if label_smoothing > 0:
         labels = ops.add(ops.multiply(labels, 1.0 - label_smoothing), 0.5 * label_smoothing)
     losses = nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
@@ -140,7 +141,7 @@ def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothi
 def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None,
                           loss_collection=GraphKeys.LOSSES, reduction=DEFAULT):
     labels, logits = as_tensor(onehot_labels), as_tensor(logits)
-    labels = math_ops.cast(labels, logits.dtype or "float32")
+    labels = ops.cast(labels, logits.dtype or "float32")
     if label_smoothing > 0:
         classes = labels.shape[-1] if labels.shape else None
         if classes is None:
@@ -148,7 +149,7 @@ def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0,
                                       "number of classes in the labels' static shape")
         labels = ops.add(ops.multiply(labels, 1.0 - label_smoothing),
                          label_smoothing / classes)
-    losses = nn.softmax_cross_entropy_with_logits_v2(math_ops.stop_gradient(labels), logits)
+    losses = nn.softmax_cross_entropy_with_logits_v2(ops.stop_gradient(labels), logits)
     return _weighted(losses, weights, scope, loss_collection, reduction)
 
 
@@ -182,7 +183,7 @@ def get_regularization_loss(scope=None, name="total_regularization_loss"):
     total = losses[0]
     for loss in losses[1:]:
         total = ops.add(total, loss)
-    return math_ops.identity(total, name=op_name(name, "total_regularization_loss"))
+    return ops.identity(total, name=op_name(name, "total_regularization_loss"))
 
 
 def get_total_loss(add_regularization_losses=True, name="total_loss", scope=None):
@@ -193,7 +194,7 @@ def get_total_loss(add_regularization_losses=True, name="total_loss", scope=None
     total = losses[0]
     for loss in losses[1:]:
         total = ops.add(total, loss)
-    return math_ops.identity(total, name=op_name(name, "total_loss"))
+    return ops.identity(total, name=op_name(name, "total_loss"))
 
 
 __all__ = ["Reduction", "compute_weighted_loss", "mean_squared_error", "absolute_difference",

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 
-from ... import activations, autodiff, logic, math_ops, ops, structure
+from ... import autodiff, ops
 from ...graph import Node, as_node
+from ...ops import logic
 from .dtypes import int64, name_of
 from .graphs import op_name
 from .tensors import as_tensor
@@ -51,7 +52,7 @@ _BINARY = {  # TF1's name -> (xpnn's op, the default op name, as TF1's op type)
     "realdiv": (ops.divide, "RealDiv"),
     "maximum": (ops.maximum, "Maximum"),
     "minimum": (ops.minimum, "Minimum"),
-    "pow": (math_ops.pow, "Pow"),
+    "pow": (ops.pow, "Pow"),
     "equal": (logic.equal, "Equal"),
     "not_equal": (logic.not_equal, "NotEqual"),
     "greater": (logic.greater, "Greater"),
@@ -72,14 +73,14 @@ _UNARY = {  # the same, for one operand
     "log": (ops.log, "Log"),
     "sigmoid": (ops.sigmoid, "Sigmoid"),
     "tanh": (ops.tanh, "Tanh"),
-    "floor": (math_ops.floor, "Floor"),
-    "ceil": (math_ops.ceil, "Ceil"),
-    "round": (math_ops.round, "Round"),
+    "floor": (ops.floor, "Floor"),
+    "ceil": (ops.ceil, "Ceil"),
+    "round": (ops.round, "Round"),
     "logical_not": (logic.logical_not, "LogicalNot"),
     "relu": (ops.relu, "Relu"),
-    "relu6": (activations.relu6, "Relu6"),
-    "elu": (activations.elu, "Elu"),
-    "softplus": (activations.softplus, "Softplus"),
+    "relu6": (ops.relu6, "Relu6"),
+    "elu": (ops.elu, "Elu"),
+    "softplus": (ops.softplus, "Softplus"),
 }
 globals().update({name: _binary(fn, default) for name, (fn, default) in _BINARY.items()})
 globals().update({name: _unary(fn, default) for name, (fn, default) in _UNARY.items()})
@@ -106,7 +107,7 @@ def add_n(inputs, name=None):
     total = as_tensor(inputs[0])
     for node in inputs[1:]:
         total = ops.add(total, node)
-    return math_ops.identity(total, name=op_name(name, "AddN"))
+    return ops.identity(total, name=op_name(name, "AddN"))
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
@@ -163,10 +164,10 @@ def _reduction(fn, default):
 reduce_sum = _reduction(ops.reduce_sum, "Sum")
 reduce_mean = _reduction(ops.reduce_mean, "Mean")
 reduce_max = _reduction(ops.reduce_max, "Max")
-reduce_min = _reduction(math_ops.reduce_min, "Min")
-reduce_prod = _reduction(math_ops.reduce_prod, "Prod")
-reduce_all = _reduction(logic.reduce_all, "All")
-reduce_any = _reduction(logic.reduce_any, "Any")
+reduce_min = _reduction(ops.reduce_min, "Min")
+reduce_prod = _reduction(ops.reduce_prod, "Prod")
+reduce_all = _reduction(ops.reduce_all, "All")
+reduce_any = _reduction(ops.reduce_any, "Any")
 reduce_logsumexp = _reduction(ops.logsumexp, "ReduceLogSumExp")
 
 
@@ -177,7 +178,7 @@ def argmax(input, axis=None, name=None, dimension=None, output_type=int64):  # n
 
 def argmin(input, axis=None, name=None, dimension=None, output_type=int64):  # noqa: A002
     """The index of the smallest entry along ``axis`` (TF1's default: **0**), int64."""
-    return _arg(math_ops.argmin, input, axis, dimension, output_type, name, "ArgMin")
+    return _arg(ops.argmin, input, axis, dimension, output_type, name, "ArgMin")
 
 
 def _arg(fn, x, axis, dimension, output_type, name, default):
@@ -187,8 +188,8 @@ def _arg(fn, x, axis, dimension, output_type, name, default):
         axis = dimension
     node = fn(as_tensor(x), axis=0 if axis is None else int(axis))
     if name_of(output_type) != "int64":
-        node = math_ops.cast(node, name_of(output_type))
-    return math_ops.identity(node, name=op_name(name, default))
+        node = ops.cast(node, name_of(output_type))
+    return ops.identity(node, name=op_name(name, default))
 
 
 # --------------------------------------------------------------------------- clipping
@@ -212,13 +213,13 @@ def clip_by_norm(t, clip_norm, axes=None, name=None):
     safe = logic.where(positive, l2sum, ops.ones_like(l2sum))
     l2norm = logic.where(positive, ops.sqrt(safe), l2sum)
     clipped = ops.divide(ops.multiply(t, clip_norm), ops.maximum(l2norm, clip_norm))
-    return math_ops.identity(clipped, name=op_name(name, "clip_by_norm"))
+    return ops.identity(clipped, name=op_name(name, "clip_by_norm"))
 
 
 def global_norm(t_list, name=None):
     """sqrt of the sum of every tensor's squared entries (None entries skipped)."""
     halves = [l2_loss(t) for t in t_list if t is not None]
-    total = structure.stack(halves) if len(halves) > 1 else ops.reshape(halves[0], (1,))
+    total = ops.stack(halves) if len(halves) > 1 else ops.reshape(halves[0], (1,))
     return ops.sqrt(ops.multiply(ops.reduce_sum(total), 2.0),
                     name=op_name(name, "global_norm"))
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import sys
 
-from ... import conv, math_ops, normalization, ops
+from ... import normalization, ops
 from ...graph import Node
+from ...ops import conv
 from . import math as _math
 from .array_ops import gather
 from .graphs import op_name
@@ -70,7 +71,7 @@ def softmax_cross_entropy_with_logits_v2(labels, logits, axis=None, name=None, d
     gradient flows into the labels too."""
     _last_axis("softmax_cross_entropy_with_logits_v2", dim if axis is None else axis)
     labels, logits = as_tensor(labels), as_tensor(logits)
-    return math_ops.identity(ops.SoftmaxCrossEntropy(labels, logits),
+    return ops.identity(ops.SoftmaxCrossEntropy(labels, logits),
                              name=op_name(name, "softmax_cross_entropy_with_logits"))
 
 
@@ -78,7 +79,7 @@ def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
                                       name=None, axis=None):
     """As the _v2 function, keyword arguments only, no gradient into the labels."""
     labels, logits = _keywords("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
-    return softmax_cross_entropy_with_logits_v2(math_ops.stop_gradient(labels), logits,
+    return softmax_cross_entropy_with_logits_v2(ops.stop_gradient(labels), logits,
                                                 axis if axis is not None else dim, name)
 
 
@@ -88,14 +89,14 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
     logits' shape without the last axis)."""
     labels, logits = _keywords("sparse_softmax_cross_entropy_with_logits", _sentinel, labels,
                                logits)
-    return math_ops.identity(ops.SparseSoftmaxCrossEntropy(labels, logits),
+    return ops.identity(ops.SparseSoftmaxCrossEntropy(labels, logits),
                              name=op_name(name, "SparseSoftmaxCrossEntropyWithLogits"))
 
 
 def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
     """max(x, 0) - x z + log(1 + exp(-|x|)) per entry, for logits x and targets z."""
     labels, logits = _keywords("sigmoid_cross_entropy_with_logits", _sentinel, labels, logits)
-    return math_ops.identity(ops.SigmoidBinaryCrossEntropy(logits, labels),
+    return ops.identity(ops.SigmoidBinaryCrossEntropy(logits, labels),
                              name=op_name(name, "logistic_loss"))
 
 
@@ -142,7 +143,7 @@ def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None
         rate = ops.subtract(1.0, keep_prob) if isinstance(keep_prob, Node) else 1.0 - keep_prob
     x = as_tensor(x)
     if not isinstance(rate, Node) and rate == 0:
-        return math_ops.identity(x, name=op_name(name, "dropout"))
+        return ops.identity(x, name=op_name(name, "dropout"))
     return ops.dropout(x, rate, name=op_name(name, "dropout"))
 
 

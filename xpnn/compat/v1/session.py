@@ -25,12 +25,12 @@ import numpy as np
 
 from ... import session as _session
 from ...autodiff import topological_order
-from ...graph import Node, Update
+from ...graph import Node, Update, default_sessions
 from .graphs import control_closure, get_default_graph, state
 from .tensors import PlaceholderWithDefault
 
 _defaults = {"device": None, "backend": None}
-_stack: list = []  # default sessions, innermost last
+_stack = default_sessions  # the graph's: Node.eval() and Node.run() read it
 
 
 def use_device(device=None, backend=None) -> None:
@@ -117,11 +117,6 @@ def _as_default(session):
         yield session
     finally:
         _stack.remove(session)
-
-
-def get_default_session():
-    """The innermost default session, or None."""
-    return _stack[-1] if _stack else None
 
 
 def by_name(graph, name: str) -> Node:

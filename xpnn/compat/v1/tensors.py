@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import math_ops, ops
-from ... import random as _random
+from ... import ops
 from ...graph import Constant, Node, Placeholder
+from ...ops import random as _random
 from .dtypes import as_dtype, float32, name_of
 from .graphs import op_name, op_seeds
 
@@ -110,7 +110,7 @@ def ones_like(tensor, dtype=None, name=None, optimize=True):
 def _like(cls, tensor, dtype, name):
     node = as_tensor(tensor)
     if dtype is not None and name_of(dtype) != node.dtype:
-        node = math_ops.cast(node, name_of(dtype))
+        node = ops.cast(node, name_of(dtype))
     return cls(node, name=op_name(name, name))
 
 
@@ -173,7 +173,7 @@ def placeholder_with_default(input, shape, name=None):  # noqa: A002 - TF1's nam
 def cast(x, dtype, name=None):
     """x in ``dtype`` (floats to integers truncate toward zero)."""
     node = as_tensor(x)
-    return math_ops.cast(node, name_of(dtype), name=op_name(name, "Cast"))
+    return ops.cast(node, name_of(dtype), name=op_name(name, "Cast"))
 
 
 def to_float(x, name="ToFloat"):
@@ -193,11 +193,11 @@ def to_int64(x, name="ToInt64"):
 
 
 def identity(input, name=None):  # noqa: A002 - TF1's name
-    return math_ops.identity(as_tensor(input), name=op_name(name, "Identity"))
+    return ops.identity(as_tensor(input), name=op_name(name, "Identity"))
 
 
 def stop_gradient(input, name=None):  # noqa: A002 - TF1's name
-    return math_ops.stop_gradient(as_tensor(input), name=op_name(name, "StopGradient"))
+    return ops.stop_gradient(as_tensor(input), name=op_name(name, "StopGradient"))
 
 
 # --------------------------------------------------------------------------- random

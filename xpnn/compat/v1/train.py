@@ -28,11 +28,12 @@ import os
 import re
 import sys
 
-from ... import io, logic, math_ops, ops
+from ... import io, ops
 from ... import optimizers as _core
 from ...autodiff import gradients
 from ...dtypes import is_floating
 from ...graph import Node
+from ...ops import logic
 from . import graphs
 from .dtypes import int64
 from .graphs import GraphKeys, add_to_collection, op_name, state
@@ -162,9 +163,9 @@ def _progress(learning_rate, global_step, decay_steps, staircase, what):
         raise ValueError(f"global_step is required for {what}.")
     rate = as_tensor(learning_rate)
     dtype = rate.dtype or "float32"
-    p = ops.divide(math_ops.cast(as_tensor(global_step), dtype),
+    p = ops.divide(ops.cast(as_tensor(global_step), dtype),
                    constant(float(decay_steps), dtype))
-    return rate, dtype, (math_ops.floor(p) if staircase else p)
+    return rate, dtype, (ops.floor(p) if staircase else p)
 
 
 def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
@@ -173,7 +174,7 @@ def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, stair
     with ``staircase``), computed in the rate's dtype as TF1 does."""
     rate, dtype, p = _progress(learning_rate, global_step, decay_steps, staircase,
                                "exponential_decay")
-    return ops.multiply(rate, math_ops.pow(constant(float(decay_rate), dtype), p),
+    return ops.multiply(rate, ops.pow(constant(float(decay_rate), dtype), p),
                         name=op_name(name, "ExponentialDecay"))
 
 
@@ -203,10 +204,10 @@ def polynomial_decay(learning_rate, global_step, decay_steps, end_learning_rate=
     rate = as_tensor(learning_rate)
     dtype = rate.dtype or "float32"
     steps = constant(float(decay_steps), dtype)
-    p = ops.divide(ops.minimum(math_ops.cast(as_tensor(global_step), dtype), steps), steps)
+    p = ops.divide(ops.minimum(ops.cast(as_tensor(global_step), dtype), steps), steps)
     end = constant(end_learning_rate, dtype)
     scaled = ops.multiply(ops.subtract(rate, end),
-                          math_ops.pow(ops.subtract(constant(1.0, dtype), p),
+                          ops.pow(ops.subtract(constant(1.0, dtype), p),
                                        constant(power, dtype)))
     return ops.add(scaled, end, name=op_name(name, "PolynomialDecay"))
 
@@ -220,7 +221,7 @@ def piecewise_constant(x, boundaries, values, name=None):
     result = as_tensor(values[-1])
     for boundary, value in zip(reversed(boundaries), reversed(values[:-1])):
         result = logic.where(x <= boundary, as_tensor(value), result)
-    return math_ops.identity(result, name=op_name(name, "PiecewiseConstant"))
+    return ops.identity(result, name=op_name(name, "PiecewiseConstant"))
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -25,7 +25,7 @@ import numpy as np
 from ... import assignment as _assign
 from ... import graph as _graph
 from ...autodiff import topological_order
-from ...graph import Node
+from ...graph import Node, get_default_session
 from ...session import Session as _CoreSession
 from .dtypes import as_dtype, float32, name_of
 from .graphs import GraphKeys, add_to_collection, op_name, state
@@ -99,8 +99,6 @@ class Variable(_graph.Variable):
         return assign_sub(self, delta, name=name)
 
     def load(self, value, session=None):
-        from .session import get_default_session
-
         (session or get_default_session()).set_value(self, value)
 
 

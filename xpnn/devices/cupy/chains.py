@@ -26,7 +26,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ... import conv, ops
+from ... import ops
+from ...ops import conv
 from . import formulas, softmax
 
 MAX_OPS = 16  # formulas in one kernel at most

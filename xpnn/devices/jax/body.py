@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 
+from ...ops import run_context
+
 
 def make_body(plan, layout, program, parts, xp, check_shapes, counter):
     """``body(feeds, donated, kept, hyper values, draws, hyper key)`` -> (the computed
@@ -33,7 +35,10 @@ def make_body(plan, layout, program, parts, xp, check_shapes, counter):
             for s, value in zip(slots, group):
                 values[s] = value
         bound = parts.hyper.bound(traced_hyper)
-        with parts.draws.tracing(traced_draws), parts.checks.tracing():
+        # Traced, no op reads a value on the host (a tracer has none): label and rate checks
+        # mark bad entries NaN, and the fed labels are checked before the call (labels.py).
+        with parts.draws.tracing(traced_draws), parts.checks.tracing(), \
+                run_context.reading(False):
             program(values)
             new = _new_values(updates, check_shapes, values, xp, bound)
             counts = parts.checks.counts()

@@ -24,7 +24,7 @@ import math
 
 import jax.numpy as jnp
 
-from ... import conv
+from ...ops import conv
 from .kernels import fast
 
 

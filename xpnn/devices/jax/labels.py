@@ -1,5 +1,5 @@
 """Label range checks in a compiled plan. The portable sparse cross-entropy reads its labels
-where that costs no device synchronisation (``host_reads``), which a traced function cannot:
+where that costs no device synchronisation (``run_context``), which a traced function cannot:
 traced, the ops read nothing (a bad label gives a NaN row), and fed labels are checked here,
 before the call, with the portable error naming the op: host arrays, and JAX arrays where
 the device reads them for free (on the CPU). The class count is the logits' last dimension
@@ -24,7 +24,7 @@ import functools
 import numpy as np
 
 from ... import ops
-from ...plan import StepFailed, bind
+from ...plan import StepFailed
 
 
 class LabelChecks:
@@ -38,7 +38,6 @@ class LabelChecks:
             op = step.op  # a step that only infers the op's shape runs it too
             if op is None or not op.reads_values:
                 continue
-            bind(step, session.device, session.draw, host_reads=False)
             if getattr(op, "labels_input", None) is None:  # reads another value: unchecked
                 continue
             self.steps.append(step)

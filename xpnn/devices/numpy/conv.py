@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ... import conv
+from ...ops import conv
 from . import threads
 from .kernels import _Kept, fast
 

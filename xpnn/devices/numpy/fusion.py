@@ -19,7 +19,8 @@ result is the unfused kernels' bit for bit, NaN, infinities and signed zeros inc
 
 from __future__ import annotations
 
-from ... import conv, ops
+from ... import ops
+from ...ops import conv
 
 
 def _passed_on(g, y):

@@ -17,7 +17,7 @@ patches came from (``conv.Handoff``), so nothing outlives the run that made it.
 
 from __future__ import annotations
 
-from ... import conv
+from ...ops import conv
 from . import conv as conv_kernels  # noqa: F401  (registers the kernels taking a handoff)
 from .kernels import FORWARD
 

@@ -25,7 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ... import conv
+from ...ops import conv
 from .kernels import Constants, fast
 
 _aten = torch.ops.aten

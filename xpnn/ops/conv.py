@@ -1,4 +1,5 @@
-"""Convolution and pooling ops, TensorFlow 1's: NHWC images (or NCHW), HWIO filters, SAME and
+"""Convolution and pooling ops, TensorFlow 1's (and ``bias_add`` and ``flatten``, how
+images meet dense layers): NHWC images (or NCHW), HWIO filters, SAME and
 VALID padding as TF1 pads, and every gradient an op with its own gradient.
 
 The array API has no strided views (no ``as_strided``, no ``sliding_window_view``), no
@@ -23,9 +24,11 @@ from dataclasses import dataclass
 
 import array_api_compat
 
-from .devices import indicator
-from .graph import Operation
-from .ops import ReshapeLike, ZerosLike
+from ..devices import indicator
+from ..graph import Operation
+from .arithmetic import ZerosLike
+from .core import _pad_axis, _spread
+from .shape import ReshapeLike
 
 # --------------------------------------------------------------------------- arguments
 
@@ -202,17 +205,6 @@ def _check_grad(what, grad, expected, of="the forward op's output"):
 # All in NHWC; the ops transpose NCHW in and out.
 
 
-def _pad_axis(xp, x, axis, before, after, value):
-    if before == after == 0:
-        return x
-    dev = array_api_compat.device(x)
-    parts = []
-    for size in (before, after):
-        shape = tuple(size if a == axis else d for a, d in enumerate(x.shape))
-        parts.append(xp.full(shape, value, dtype=x.dtype, device=dev) if size else None)
-    return xp.concat([p for p in (parts[0], x, parts[1]) if p is not None], axis=axis)
-
-
 def _pad(xp, x, pads, value=0.0):
     """x with pads ((top, bottom), (left, right)) rows and columns of ``value``."""
     (top, bottom), (left, right) = pads
@@ -247,19 +239,6 @@ def _im2col(xp, x, k, window, out_hw):
     stacked = xp.stack(_patches(x, k, window, out_hw), axis=3)
     n, oh, ow, kk, c = stacked.shape
     return xp.reshape(stacked, (n * oh * ow, kk * c))
-
-
-def _spread(xp, x, axis, s):
-    """x with s - 1 zeros between neighbours along ``axis`` (where a stride skipped)."""
-    if s == 1 or x.shape[axis] == 0:
-        return x
-    n = x.shape[axis]
-    shape = tuple(x.shape)
-    zeros = xp.zeros(shape[: axis + 1] + (s - 1,) + shape[axis + 1 :], dtype=x.dtype,
-                     device=array_api_compat.device(x))
-    both = xp.concat([xp.expand_dims(x, axis=axis + 1), zeros], axis=axis + 1)
-    flat = xp.reshape(both, shape[:axis] + (n * s,) + shape[axis + 1 :])
-    return flat[(slice(None),) * axis + (slice(0, s * (n - 1) + 1), ...)]
 
 
 def _col2im(xp, cols, k, window, padded_hw):

@@ -1,9 +1,9 @@
-"""Random tensors drawn anew at every run: normal, truncated normal and uniform values (floats
-or integers), and a tensor with its first axis shuffled. Each is an op with no gradient (a
-constant to autodiff, as in TF1) whose values are drawn on the host with NumPy
-(``Session.draw``) and moved to the device, as dropout's masks are: the same seeds give the
-same values on every backend, under every device's passes (the JAX pass hands each run's
-draws to its compiled call; none is ever compiled in as a constant).
+"""Random ops, drawn anew at every run: dropout and its masks, and random tensors (normal,
+truncated normal and uniform values, floats or integers, and a tensor with its first axis
+shuffled). Each is an op with no gradient (a constant to autodiff, as in TF1) whose values
+are drawn on the host with NumPy (``Session.draw``) and moved to the device: the same seeds
+give the same values on every backend, under every device's passes (the JAX pass hands each
+run's draws to its compiled call; none is ever compiled in as a constant).
 
 An op given a ``seed`` (an int, or a tuple of ints such as TF1's graph and op seeds) draws
 from a stream of its own that every Session starts anew: two Sessions give the same
@@ -21,10 +21,81 @@ generator (``Session(seed=...)``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .dtypes import dtype_name
-from .graph import Operation
+from ..devices import indicator
+from ..dtypes import dtype_name
+from ..graph import Constant, Node, Operation, as_node
+from .arithmetic import multiply
+from .core import run_context
+
+
+class _DropoutMask(Operation):
+    """What both dropout masks share: a random op shaped like x, read for its shape only,
+    with no gradient (the mask multiplies x, whose product carries it)."""
+
+    random = True
+    shape_only = (0,)
+    fresh = True
+
+    def sample(self, generator, shape):
+        return generator.random(shape)
+
+    def infer_shape(self, x, rate_or_training):
+        return x
+
+    def infer_dtype(self, x, rate_or_training):
+        return x
+
+    def backward(self, grad):
+        return [None, None]
+
+
+class DropoutMask(_DropoutMask):
+    """1 / (1 - rate) where a uniform draw is >= rate, else 0 (shaped like x, in its dtype);
+    all ones where ``training`` is false. A random op: a new mask every run."""
+
+    def __init__(self, x, training, rate, name=None):
+        self.rate = float(rate)
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"dropout: rate must lie in [0, 1), got {rate}")
+        super().__init__(x, training, name=name)
+
+    def forward(self, xp, x, training, draw):
+        dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        u = draw(self, x.shape, dtype)
+        keep = indicator(xp, u >= self.rate, dtype) / (1.0 - self.rate)
+        if training.ndim != 0:
+            raise ValueError(f"{self.label}: training must be a scalar boolean, got shape "
+                             f"{tuple(training.shape)}")
+        return xp.where(training, keep, xp.ones_like(keep))
+
+
+class DropoutMaskOf(_DropoutMask):
+    """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
+    ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
+    >= rate, else 0. A rate outside [0, 1) fails the run where the device reads it for free
+    (``run_context.reads_without_sync``); elsewhere (CuPy, CUDA tensors, a jitted JAX plan)
+    the mask is NaN, as a bad label's row is, with no synchronisation."""
+
+    reads_values = True
+
+    def forward(self, xp, x, rate, draw):
+        reads = run_context.reads_without_sync
+        if rate.ndim != 0:
+            raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
+                             f"{tuple(rate.shape)}")
+        valid = xp.logical_and(rate >= 0, rate < 1)
+        if reads and not bool(valid):
+            raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
+                             f"{float(rate)}")
+        dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        rate = xp.astype(rate, dtype)
+        if not reads:  # unread, 1.5 would give a mask of -0.0, -1 one of 0.5: NaN instead
+            rate = xp.where(valid, rate, math.nan)
+        return indicator(xp, draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
 
 
 def stream_seed(seed) -> tuple | None:
@@ -145,6 +216,35 @@ class RandomShuffle(Operation):
         return [None]
 
 
+def dropout(x, rate, training=True, name=None):
+    """x with each entry zeroed with probability ``rate`` and the rest scaled by
+    1 / (1 - rate), as TF1's ``tf.nn.dropout(x, rate=...)``; ``x`` itself where ``training`` is
+    false. ``training`` may be a bool or a scalar bool placeholder, so one graph serves both;
+    ``rate`` may be a scalar node as well (TF1's ``keep_prob`` placeholder), fed 0 to keep
+    every entry. The mask is drawn anew every run from the Session's generator
+    (``Session(seed=...)``): the same seed gives the same masks on every backend.
+
+    >>> import xpnn as xn
+    >>> with xn.Graph().as_default():
+    ...     y = xn.dropout(xn.constant([1.0, 1.0, 1.0, 1.0]), rate=0.5)
+    ...     sorted(set(xn.Session(seed=0).run(y).tolist()) - {0.0})
+    [2.0]
+    """
+    if training is False:
+        return as_node(x)
+    if not isinstance(training, Node) and training is not True:
+        raise TypeError(f"dropout: training must be a bool or a bool placeholder, got "
+                        f"{training!r}")
+    node = as_node(x)
+    if isinstance(rate, Node):  # a rate fed at run time
+        if training is not True:
+            raise TypeError("dropout: a rate node comes with training=True (feed rate 0 "
+                            "to switch dropout off)")
+        return multiply(node, DropoutMaskOf(node, rate), name=name)
+    flag = training if isinstance(training, Node) else Constant(True, graph=node.graph)
+    return multiply(node, DropoutMask(node, flag, rate), name=name)
+
+
 def random_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None, name=None):
     """Normal values with ``mean`` and ``stddev``, drawn anew every run.
 
@@ -189,3 +289,8 @@ def random_shuffle(x, seed=None, name=None):
     [1.0, 2.0, 3.0, 4.0]
     """
     return RandomShuffle(x, seed, name=name)
+
+
+__all__ = ["DropoutMask", "DropoutMaskOf", "stream_seed", "truncated", "RandomDraw",
+           "RandomNormal", "TruncatedNormal", "RandomUniform", "RandomShuffle", "dropout",
+           "random_normal", "truncated_normal", "random_uniform", "random_shuffle"]

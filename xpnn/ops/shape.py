@@ -1,12 +1,12 @@
-"""Ops that arrange values, TensorFlow 1's: ``concat``, ``stack``, ``unstack``, ``split``,
-``gather``, ``one_hot``, ``squeeze``, ``tile``, ``pad``, ``shape`` and slicing ``x[...]``
+"""Ops that arrange values without computing new ones: ``reshape``, ``transpose``,
+``expand_dims`` (``ExpandDims``), ``squeeze``, ``concat``, ``stack``, ``unstack``,
+``split``, ``gather``, ``one_hot``, ``tile``, ``pad``, ``shape`` and slicing ``x[...]``
 (ints, slices with any step, ``None`` and ``...``). Each gradient is portable: no scatter,
 no in-place write, pieces are spread, padded and summed as the convolutions' are.
 
 >>> import xpnn as xn
->>> from xpnn import structure
 >>> x = xn.Variable([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
->>> y = structure.concat([x[:, ::-1], x[:1]], axis=0)
+>>> y = xn.concat([x[:, ::-1], x[:1]], axis=0)
 >>> xn.Session().run(y).tolist()
 [[3.0, 2.0, 1.0], [6.0, 5.0, 4.0], [1.0, 2.0, 3.0]]
 >>> xn.Session().run(xn.gradients(y, [x])[0]).tolist()
@@ -19,13 +19,11 @@ import math
 
 import array_api_compat
 
-from .conv import _pad_axis, _spread
-from .devices import indicator
-from .dtypes import dtype_name
-from .graph import Node, Operation
-from .host import to_numpy
-from .math_ops import xp_dtype
-from .ops import ReshapeLike, Unary, as_node
+from ..devices import indicator
+from ..dtypes import dtype_name
+from ..graph import Node, Operation, as_node
+from ..host import to_numpy
+from .core import ShapedLike, Unary, _pad_axis, _spread, xp_dtype
 
 
 def _axis(axis, ndim):
@@ -34,7 +32,85 @@ def _axis(axis, ndim):
     return axis % ndim
 
 
-# --------------------------------------------------------------------------- slicing
+class Reshape(Unary):
+    def __init__(self, x, shape, name=None):
+        self.new_shape = tuple(shape)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        return xp.reshape(x, self.new_shape)
+
+    def infer_shape(self, shape):
+        known = shape is not None and None not in shape
+        if -1 in self.new_shape:
+            rest = -math.prod(self.new_shape)  # product of the other entries
+            if not known:
+                return tuple(None if d == -1 else d for d in self.new_shape)
+            if rest <= 0 or math.prod(shape) % rest:
+                raise ValueError(f"{self.label}: cannot reshape {shape} into {self.new_shape}")
+            return tuple(math.prod(shape) // rest if d == -1 else d for d in self.new_shape)
+        if known and math.prod(shape) != math.prod(self.new_shape):
+            raise ValueError(f"{self.label}: cannot reshape {shape} into {self.new_shape}")
+        return self.new_shape
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0])]
+
+
+class ReshapeLike(ShapedLike):
+    function = "reshape"
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0]), None]
+
+
+class ExpandDims(Unary):
+    """x with a new axis of length 1 at ``axis`` (how a per-row gradient meets a per-class
+    one)."""
+
+    def __init__(self, x, axis, name=None):
+        self.axis = int(axis)
+        super().__init__(x, name=name)
+
+    def _position(self, ndim):
+        return self.axis if self.axis >= 0 else ndim + 1 + self.axis
+
+    def forward(self, xp, x):
+        return xp.expand_dims(x, axis=self._position(x.ndim))
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        k = self._position(len(shape))
+        return tuple(shape[:k]) + (1,) + tuple(shape[k:])
+
+    def backward(self, grad):
+        return [ReshapeLike(grad, self.inputs[0])]
+
+
+class Transpose(Unary):
+    def __init__(self, x, axes=None, name=None):
+        self.axes = None if axes is None else tuple(axes)
+        super().__init__(x, name=name)
+
+    def _axes(self, ndim):
+        return tuple(reversed(range(ndim))) if self.axes is None else self.axes
+
+    def forward(self, xp, x):
+        return xp.permute_dims(x, self._axes(x.ndim))
+
+    def infer_shape(self, shape):
+        if shape is None:
+            return None
+        return tuple(shape[a] for a in self._axes(len(shape)))
+
+    def backward(self, grad):
+        if self.axes is None:
+            return [Transpose(grad)]
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return [Transpose(grad, inverse)]
 
 
 def _check_key(key):
@@ -169,9 +245,6 @@ class GetItemGrad(_GradientLikeInput):
         return [GetItem(grad, self.key), None]
 
 
-# --------------------------------------------------------------------------- joining
-
-
 class _Joining(Operation):
     """``xp.<function>(inputs, axis=axis)``: the inputs joined into one array."""
 
@@ -244,9 +317,6 @@ def _take_key(index, axis):
     if axis >= 0:
         return (slice(None),) * axis + (index,)
     return (Ellipsis, index) + (slice(None),) * (-axis - 1)
-
-
-# --------------------------------------------------------------------------- gathering
 
 
 class Gather(Operation):
@@ -347,9 +417,6 @@ class OneHot(Unary):
 
     def backward(self, grad):
         return [None]
-
-
-# --------------------------------------------------------------------------- reshaping
 
 
 class Squeeze(Unary):
@@ -466,15 +533,21 @@ class Shape(Unary):
         return [None]
 
 
-# --------------------------------------------------------------------------- functions
+def reshape(x, shape, name=None):
+    """Reshape (one entry may be -1)."""
+    return Reshape(x, shape, name=name)
+
+
+def transpose(x, axes=None, name=None):
+    """Permute axes (reverse them when ``axes`` is None), like ``numpy.transpose``."""
+    return Transpose(x, axes, name=name)
 
 
 def concat(values, axis, name=None):
     """The nodes of ``values`` joined along ``axis``.
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> xn.Session().run(structure.concat([[[1.0]], [[2.0]]], axis=1)).tolist()
+    >>> xn.Session().run(xn.ops.concat([[[1.0]], [[2.0]]], axis=1)).tolist()
     [[1.0, 2.0]]
     """
     return Concat(list(values), axis, name=name)
@@ -490,8 +563,7 @@ def unstack(value, num=None, axis=0, name=None):
     axis's static size when not given).
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> a, b = structure.unstack(xn.constant([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+    >>> a, b = xn.ops.unstack(xn.constant([[1.0, 2.0], [3.0, 4.0]]), axis=1)
     >>> xn.Session().run(b).tolist()
     [2.0, 4.0]
     """
@@ -510,8 +582,7 @@ def split(value, num_or_size_splits, axis=0, name=None):
     the sizes listed (one of them may be -1: the rest).
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> a, b = structure.split(xn.constant([1.0, 2.0, 3.0]), [1, -1])
+    >>> a, b = xn.ops.split(xn.constant([1.0, 2.0, 3.0]), [1, -1])
     >>> xn.Session().run(b).tolist()
     [2.0, 3.0]
     """
@@ -540,8 +611,7 @@ def gather(params, indices, axis=0, name=None):
     """The entries of ``params`` at ``indices`` (any shape) along ``axis``.
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> xn.Session().run(structure.gather([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [2, 0])).tolist()
+    >>> xn.Session().run(xn.ops.gather([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [2, 0])).tolist()
     [[5.0, 6.0], [1.0, 2.0]]
     """
     if not isinstance(indices, Node):
@@ -564,8 +634,7 @@ def one_hot(indices, depth, on_value=1.0, off_value=0.0, axis=-1, dtype="float32
     """Rows of ``depth`` entries, ``on_value`` at each index and ``off_value`` elsewhere.
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> xn.Session().run(structure.one_hot([2, 0], 3)).tolist()
+    >>> xn.Session().run(xn.ops.one_hot([2, 0], 3)).tolist()
     [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
     if not isinstance(indices, Node):
@@ -587,8 +656,7 @@ def pad(x, paddings, constant_values=0.0, name=None):
     """x with ``paddings[i] = [before, after]`` entries of ``constant_values`` around axis i.
 
     >>> import xpnn as xn
-    >>> from xpnn import structure
-    >>> xn.Session().run(structure.pad([[1.0, 2.0]], [[1, 0], [0, 1]])).tolist()
+    >>> xn.Session().run(xn.ops.pad([[1.0, 2.0]], [[1, 0], [0, 1]])).tolist()
     [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]]
     """
     return Pad(x, paddings, constant_values, name=name)
@@ -604,9 +672,9 @@ def _not_iterable(self):
                     "unstack(x) or x[i]")
 
 
-Node.__getitem__ = lambda self, key: GetItem(self, key)
-Node.__iter__ = _not_iterable
-
-__all__ = ["concat", "stack", "unstack", "split", "gather", "one_hot", "squeeze", "tile", "pad",
-           "shape", "GetItem", "GetItemGrad", "Concat", "ConcatPart", "Stack", "Gather",
-           "GatherGrad", "OneHot", "Squeeze", "Tile", "TileGrad", "Pad", "Shape"]
+__all__ = ["Reshape", "ReshapeLike", "ExpandDims", "Transpose", "GetItem", "GetItemGrad",
+           "Concat", "ConcatPart", "Stack", "Gather", "GatherGrad", "OneHot", "Squeeze", "Tile",
+           "TileGrad", "Pad", "Shape", "reshape", "transpose", "concat", "stack", "unstack",
+           "split", "gather", "one_hot", "squeeze", "tile", "pad"]
+# ``shape``, the function, is left out: the package's ``from .shape import *`` would hide the
+# module ``ops.shape`` behind it.
