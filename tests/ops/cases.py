@@ -128,6 +128,7 @@ CASES = [
     case("exp", xn.exp, np.exp, normal(3, 4)),
     case("log", xn.log, np.log, positive(3, 4)),
     case("sqrt", xn.sqrt, np.sqrt, positive(3, 4)),
+    case("rsqrt", xn.ops.rsqrt, lambda x: 1.0 / np.sqrt(x), positive(3, 4)),
     case("square", xn.square, np.square, normal(3, 4)),
     case("abs", xn.abs, np.abs, nonzero(3, 4)),
     case("maximum", xn.maximum, np.maximum, pair_apart((3, 4), (3, 4))),

@@ -171,6 +171,18 @@ class Sqrt(Unary):
         return [divide(grad, multiply(2.0, self))]
 
 
+class Rsqrt(Unary):
+    """1 / sqrt(x), TF1's ``rsqrt``: a normalisation's scale in one op."""
+
+    fresh = True
+
+    def forward(self, xp, x):
+        return 1.0 / xp.sqrt(x)
+
+    def backward(self, grad):  # d(x^-1/2) = -x^-3/2 / 2 = -y^3 / 2
+        return [multiply(grad, multiply(-0.5, multiply(self, square(self))))]
+
+
 class Square(Unary):
     function = "square"
     fresh = True
@@ -522,6 +534,16 @@ def sqrt(x, name=None):
     return Sqrt(x, name=name)
 
 
+def rsqrt(x, name=None):
+    """1 / sqrt(x).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.ops.rsqrt(xn.constant([4.0, 0.25]))).tolist()
+    [0.5, 2.0]
+    """
+    return Rsqrt(x, name=name)
+
+
 def square(x, name=None):
     """x * x."""
     return Square(x, name=name)
@@ -655,10 +677,10 @@ def stop_gradient(x, name=None):
 
 
 __all__ = ["Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum", "GreaterEqual", "Equal",
-           "Negative", "Exp", "Log", "Sqrt", "Square", "Abs", "Sign", "Clip", "InRange", "Pow",
-           "PositiveLog", "PositiveLogGrad", "Floor", "Ceil", "Round", "Cast", "CastLike",
+           "Negative", "Exp", "Log", "Sqrt", "Rsqrt", "Square", "Abs", "Sign", "Clip", "InRange",
+           "Pow", "PositiveLog", "PositiveLogGrad", "Floor", "Ceil", "Round", "Cast", "CastLike",
            "Identity", "StopGradient", "OnesLike", "ZerosLike", "nonfinite", "CheckNumerics",
            "MatMul", "MatMulGradA", "MatMulGradB", "add", "subtract", "multiply", "divide",
-           "negative", "matmul", "exp", "log", "sqrt", "square", "abs", "maximum", "minimum",
-           "clip", "check_numerics", "equal", "zeros_like", "ones_like", "add_n", "pow", "floor",
-           "ceil", "round", "cast", "identity", "stop_gradient"]
+           "negative", "matmul", "exp", "log", "sqrt", "rsqrt", "square", "abs", "maximum",
+           "minimum", "clip", "check_numerics", "equal", "zeros_like", "ones_like", "add_n", "pow",
+           "floor", "ceil", "round", "cast", "identity", "stop_gradient"]

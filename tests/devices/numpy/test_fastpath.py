@@ -128,6 +128,8 @@ for _s in [(3, 4), (7,), (), "scalar", (2, 3, 4)]:
     case(f"Relu-{_s}", ops.Relu, lambda rng, dt, s=_s: [_normal(rng, dt, s)])
     case(f"Sigmoid-{_s}", ops.Sigmoid, lambda rng, dt, s=_s: [_normal(rng, dt, s)])
     case(f"OnesLike-{_s}", ops.OnesLike, lambda rng, dt, s=_s: [_normal(rng, dt, s)])
+    case(f"Rsqrt-{_s}", ops.Rsqrt, lambda rng, dt, s=_s: [np.abs(_normal(rng, dt, s)) + dt(0.1)])
+case("Rsqrt-edges", ops.Rsqrt, lambda rng, dt: [np.array([0.0, 1e-30, 4.0, np.inf], dt)])
 case("Sigmoid-large", ops.Sigmoid,
      lambda rng, dt: [np.array([-1e4, -90.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 90.0, 1e4], dt)])
 # The layouts a plan hands ReLU: F-ordered (a transposed product), C-ordered, strided views.
@@ -490,6 +492,7 @@ MIXED = [
     ("OnesLike-int", ops.OnesLike, lambda rng: [np.arange(3)]),
     ("Sigmoid-int", ops.Sigmoid, lambda rng: [np.arange(-3, 3)]),
     ("Relu-int", ops.Relu, lambda rng: [np.arange(-3, 3)]),
+    ("Rsqrt-int", ops.Rsqrt, lambda rng: [np.arange(1, 7)]),
 ]
 
 

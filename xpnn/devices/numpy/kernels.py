@@ -93,6 +93,17 @@ for _cls, _ufunc in [(ops.Add, np.add), (ops.Subtract, np.subtract),
     fast(_cls, inplace=True)(_make_inplace)
 
 
+@fast(ops.Rsqrt)
+def _rsqrt(op, portable):
+    def forward(x):
+        if type(x) is not np.ndarray or x.dtype.kind != "f":
+            return portable(x)
+        out = np.sqrt(x)
+        return np.divide(1.0, out, out=out)  # one temporary instead of two
+
+    return forward
+
+
 class _Kept:
     """Arrays made once per key by ``make(key)`` and kept for later runs (a few keys: a last,
     smaller batch is a second shape)."""
