@@ -127,9 +127,12 @@ class Device:
         """A new Variable value (computed from ``inputs``) as the Session stores it."""
         return value
 
-    def rewrite(self, plan, session) -> None:
-        """This device's passes over a freshly compiled plan (none by default); not called
-        where ``session.passes`` is off."""
+    def compile(self, plan, session):
+        """This device's executor for the portable ``plan`` of ``session``: something with
+        ``run(values)`` and ``commit(values)`` (``xpnn.executor.Executor``, which a device's
+        subclasses). By default the portable executor itself (``session.portable``); not
+        called where ``session.passes`` is off, which gets that one on every device."""
+        return session.portable(plan)
 
 
 def library(name: str, device: str, package: str, how: str):

@@ -59,13 +59,10 @@ def has_fast_update(step) -> bool:
             and step.rate is None)
 
 
-def commit_in_place(plan, chosen, xp, fuser) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
-        update.in_place = True
-        calls.append((update.op.optimizer, update.groups()))
+def commit_in_place(chosen, xp, fuser):
+    """A commit that applies the ``chosen`` updates in place (the executor computes the
+    others first, then calls it, then writes theirs)."""
+    calls = [(update.op.optimizer, update.groups()) for update in chosen]
 
     def commit(values):
         for optimizer, groups in calls:
@@ -80,7 +77,7 @@ def commit_in_place(plan, chosen, xp, fuser) -> None:
                 else:
                     _portable(optimizer, xp, param, grad, slots)
 
-    plan.commit = commit
+    return commit
 
 
 def _portable(optimizer, xp, param, grad, slots) -> None:

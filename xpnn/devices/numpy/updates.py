@@ -116,12 +116,11 @@ def _apply_each(optimizer, values, groups) -> None:
         fn(optimizer, param, grad, *slots, own)
 
 
-def commit_in_place(plan, facts, chosen, pending) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
+def commit_in_place(facts, chosen, pending):
+    """A commit that applies the ``chosen`` updates in place (the executor computes the
+    others first, then calls it, then writes theirs)."""
     calls = []
     for update in chosen:
-        update.in_place = True
         groups = []
         for group in update.groups():
             g = group.gradient
@@ -133,4 +132,4 @@ def commit_in_place(plan, facts, chosen, pending) -> None:
         for optimizer, groups, flush in calls:
             _apply(optimizer, values, groups, flush)
 
-    plan.commit = commit
+    return commit

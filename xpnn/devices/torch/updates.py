@@ -89,14 +89,10 @@ def has_fast_update(step) -> bool:
             and step.rate is None)  # a learning rate that is a graph node: portable
 
 
-def commit_in_place(plan, chosen, device) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
-        update.in_place = True
-        calls.append((update.op.optimizer, update.groups()))
-
+def commit_in_place(chosen, device):
+    """A commit that applies the ``chosen`` updates in place (the executor computes the
+    others first, then calls it, then writes theirs)."""
+    calls = [(update.op.optimizer, update.groups()) for update in chosen]
     constants = kernels.Constants(device.device)
     host_reads = device.reads_without_sync
 
@@ -105,7 +101,7 @@ def commit_in_place(plan, chosen, device) -> None:
             for optimizer, groups in calls:
                 _apply(optimizer, values, groups, constants, host_reads)
 
-    plan.commit = commit
+    return commit
 
 
 def _apply(optimizer, values, groups, constants, host_reads) -> None:

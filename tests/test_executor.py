@@ -1,0 +1,132 @@
+"""The executor contract: ``Device.compile(plan, session)`` returns an executor with
+``run(values)`` and ``commit(values)``; the portable ``Executor`` is the reference, and what
+``Session(passes=False)`` gets on every device; compiling leaves the Plan as the portable
+compiler made it (no device state hung on it)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn.executor import Executor
+from xpnn.plan import Plan, UpdateStep, compile_plan
+
+OPTIMIZERS = {
+    "sgd": lambda: xn.train.GradientDescentOptimizer(0.1),
+    "momentum": lambda: xn.train.MomentumOptimizer(0.05, 0.9),
+    "adam": lambda: xn.train.AdamOptimizer(0.01),
+}
+
+
+def _mlp(optimizer):
+    """A two-layer classifier's training step in a new graph: (nodes, feed)."""
+    rng = np.random.default_rng(0)
+    x = xn.placeholder("float32", (None, 5), name="x")
+    labels = xn.placeholder("int64", (None,), name="labels")
+    w1 = xn.Variable(rng.standard_normal((5, 4)).astype(np.float32) * 0.5, name="w1")
+    b1 = xn.Variable(np.zeros(4, np.float32), name="b1")
+    w2 = xn.Variable(rng.standard_normal((4, 3)).astype(np.float32) * 0.5, name="w2")
+    loss = xn.losses.sparse_softmax_cross_entropy(labels, xn.relu(x @ w1 + b1) @ w2)
+    step = OPTIMIZERS[optimizer]().minimize(loss)
+    feed = {x: rng.standard_normal((8, 5)).astype(np.float32), labels: rng.integers(0, 3, 8)}
+    return {"step": step, "loss": loss}, feed
+
+
+def _one_step_by_hand(dev, optimizer, passes):
+    """One training step driven through the executor's own ``run`` and ``commit``, as
+    ``Session.run`` drives it: (the executor, the loss, every Variable's new value)."""
+    with xn.Graph().as_default() as graph:
+        nodes, feed = _mlp(optimizer)
+        sess = xn.Session(device=dev, passes=passes)
+        plan = compile_plan(sess, [nodes["step"], nodes["loss"]], list, feed)
+        for s, constant in plan.constants.items():
+            plan.template[s] = sess._leaf_value(constant)
+        executor = dev.compile(plan, sess) if passes else Executor(plan, sess)
+        values = plan.template.copy()
+        for f in plan.feeds:
+            values[f.slot] = sess._feed_value(f.placeholder, feed[f.placeholder])
+        for s, variable in plan.variables.items():
+            values[s] = sess._leaf_value(variable)
+        executor.run(values)
+        loss = xn.to_numpy(values[plan.fetch_slots[1]])
+        executor.commit(values)
+        new = {v.label: xn.to_numpy(sess.get_value(v)) for v in graph.variables}
+    return executor, loss, new
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_devices_executor_runs_and_commits_as_the_portable_one(dev, optimizer):
+    """Contract check (new): ``dev.compile``'s executor, run and committed by hand, gives the
+    portable executor's loss and new Variable values (every optimizer slot too)."""
+    fast, fast_loss, fast_new = _one_step_by_hand(dev, optimizer, passes=True)
+    portable, loss, new = _one_step_by_hand(dev, optimizer, passes=False)
+    assert type(portable) is Executor and isinstance(fast, Executor)
+    np.testing.assert_allclose(fast_loss, loss, rtol=1e-5, atol=1e-6)
+    assert sorted(fast_new) == sorted(new)
+    for name, value in new.items():
+        np.testing.assert_allclose(fast_new[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_passes_off_gets_the_portable_executor_on_every_device(dev, monkeypatch):
+    """Contract check (new): ``Session(passes=False)`` and ``$XPNN_PASSES=0`` run the
+    portable ``Executor``; the default runs what ``dev.compile`` returns."""
+    kinds = {}
+    for how in ("off", "environment", "default"):
+        monkeypatch.setenv("XPNN_PASSES", "0" if how == "environment" else "1")
+        with xn.Graph().as_default():
+            nodes, feed = _mlp("momentum")
+            sess = xn.Session(device=dev, passes=False if how == "off" else None)
+            sess.run(nodes["step"], feed)
+            (executor,) = sess._executors.values()
+            kinds[how] = type(executor)
+            plan = executor.plan
+            kinds["compile"] = type(dev.compile(compile_plan(sess, [nodes["step"]], list, feed),
+                                                sess))
+    assert kinds["off"] is Executor and kinds["environment"] is Executor
+    assert kinds["default"] is kinds["compile"]
+    assert plan.updates  # the step was compiled, with its update
+
+
+def test_compiling_hangs_nothing_on_the_plan(dev):
+    """The Plan holds the portable plan only: it has no field for a device's program,
+    compiler, commit or feed rule, its updates none for being written in place, and a
+    device's compile adds no attribute nor slot (JAX's compiled call added one)."""
+    names = {f.name for f in dataclasses.fields(Plan)}
+    assert not names & {"program", "compiler", "commit", "host_feeds", "copies"}
+    assert "in_place" not in {f.name for f in dataclasses.fields(UpdateStep)}
+    counts = []
+    for passes in (False, True):
+        with xn.Graph().as_default():
+            nodes, feed = _mlp("adam")
+            sess = xn.Session(device=dev, passes=passes)
+            sess.run([nodes["step"], nodes["loss"]], feed)
+            (plan,) = sess._plans.values()
+            assert set(vars(plan)) == names
+            assert all(set(vars(update)) == {"op", "inputs", "check_shapes"}
+                       for update in plan.updates)
+            counts.append((plan.n_slots, len(plan.template)))
+    assert counts[0] == counts[1]
+
+
+def test_a_failed_commit_through_the_executor_changes_no_variable(dev):
+    """The Session checks, then calls ``executor.commit``: a NaN in a new value under
+    ``check_numerics`` fails the run with the update named, and no Variable changes, on
+    every device (the in-place updates are off there, every update portable)."""
+    with xn.Graph().as_default():
+        w = xn.Variable(np.array([1.0, 2.0], np.float32), name="w")
+        v = xn.Variable(np.array([3.0], np.float32), name="v")
+        rate = xn.placeholder("float32", (), name="rate")
+        loss = xn.reduce_sum(w * w) + xn.reduce_sum(v)
+        step = xn.train.GradientDescentOptimizer(rate).minimize(loss)
+        sess = xn.Session(device=dev, check_numerics=True)
+        sess.run(step, {rate: 0.1})
+        before = [xn.to_numpy(sess.run(x)) for x in (w, v)]
+        with pytest.raises(xn.NumericsError, match="new value of Variable"):
+            sess.run(step, {rate: np.inf})
+        executor = next(e for e in sess._executors.values() if e.plan.updates)
+        assert not executor.in_place
+        for x, old in zip((w, v), before):
+            np.testing.assert_array_equal(xn.to_numpy(sess.run(x)), old)
