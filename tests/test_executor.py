@@ -130,3 +130,73 @@ def test_a_failed_commit_through_the_executor_changes_no_variable(dev):
         assert not executor.in_place
         for x, old in zip((w, v), before):
             np.testing.assert_array_equal(xn.to_numpy(sess.run(x)), old)
+
+
+# --------------------------------------------------------------------------- the update table
+
+
+@pytest.mark.parametrize("folder", ["numpy", "cupy", "torch"])
+def test_every_device_folder_supplies_only_its_formulas_to_the_one_update_table(folder):
+    """Contract check (new): the NumPy, torch and CuPy update tables are ``passes``'
+    ``UpdateTable`` (which chooses and commits), one formula per optimizer class."""
+    import importlib
+
+    from xpnn import passes
+
+    if folder == "torch":
+        pytest.importorskip("torch", reason="torch is not installed")
+    table = importlib.import_module(f"xpnn.devices.{folder}.updates").UPDATES
+    assert type(table) is passes.UpdateTable
+    assert set(table) == {xn.train.GradientDescentOptimizer, xn.train.MomentumOptimizer,
+                          xn.train.AdamOptimizer}
+
+
+def test_the_update_table_chooses_and_commits_in_order_within_around():
+    """Contract check (new): ``UpdateTable.choose`` leaves out a rate that is a node, a
+    gradient that is a Variable, and everything under check_numerics; ``commit`` applies
+    the chosen updates' formulas in order, inside ``around``, with the arguments asked for."""
+    from xpnn import passes
+
+    with xn.Graph().as_default():
+        w = xn.Variable(np.ones(2, np.float32), name="w")
+        u = xn.Variable(np.ones(2, np.float32), name="u")
+        rate = xn.placeholder("float32", (), name="rate")
+        steps = [
+            xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(w * w), var_list=[w]),
+            xn.train.AdamOptimizer(rate).minimize(xn.reduce_sum(u * u), var_list=[u]),
+            xn.train.GradientDescentOptimizer(0.1).apply_gradients([(w, u)]),
+            xn.train.MomentumOptimizer(0.1, 0.9).minimize(xn.reduce_sum(u * w), var_list=[u]),
+        ]
+        table = passes.UpdateTable(dict.fromkeys(
+            [xn.train.AdamOptimizer, xn.train.MomentumOptimizer,
+             xn.train.GradientDescentOptimizer]))
+        chosen = {}
+        for check_numerics in (False, True):
+            sess = xn.Session(passes=False, check_numerics=check_numerics)
+            for step in steps:
+                sess.run(step, {rate: 0.1})
+            plans = [e.plan for e in sess._executors.values()]
+            chosen[check_numerics] = [table.choose(p, passes.live_slots(p), sess) for p in plans]
+    assert [len(c) for c in chosen[False]] == [1, 0, 0, 1]
+    assert not any(chosen[True])
+    picked = [chosen[False][0][0], chosen[False][3][0]]
+    calls, depth = [], [0]
+
+    class Around:
+        def __enter__(self):
+            depth[0] += 1
+
+        def __exit__(self, *exc):
+            depth[0] -= 1
+
+    def apply(optimizer, values, *args):
+        calls.append((type(optimizer).__name__, values, args, depth[0]))
+
+    table.commit(picked, apply)("values")
+    assert calls == [("AdamOptimizer", "values", (picked[0].groups(),), 0),
+                     ("MomentumOptimizer", "values", (picked[1].groups(),), 0)]
+    calls.clear()
+    table.commit(picked, apply, arguments=lambda update: (len(update.inputs), "x"),
+                 around=Around)("values")
+    assert [c[2:] for c in calls] == [((len(p.inputs), "x"), 1) for p in picked]
+    assert depth[0] == 0

@@ -50,8 +50,7 @@ class CupyExecutor(Executor):
     def passes(self, plan, session) -> None:
         """Run the passes on ``plan`` (compiled for ``session``), in order."""
         fuser = self.fuser
-        chosen = passes.in_place(plan, updates.has_fast_update, passes.live_slots(plan),
-                                 session)
+        chosen = updates.UPDATES.choose(plan, passes.live_slots(plan), session)
         if chosen:
             self.update_in_place(chosen, updates.commit_in_place(chosen, session.xp, fuser))
         fused = chains.fuse(plan, session.device, fuser, defer=not session.check_numerics)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from ... import passes
 from ...executor import Executor
 from .. import Device, host_array
 from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
@@ -45,7 +44,7 @@ class NumpyExecutor(Executor):
         shape_folding.find(plan, facts)
         self.copies = facts.copies()
         pending = set()
-        chosen = passes.in_place(plan, updates.has_fast_update, facts.live, session)
+        chosen = updates.UPDATES.choose(plan, facts.live, session)
         if chosen:
             pending = deferred.defer(plan, facts, chosen, session.xp)
             self.update_in_place(chosen, updates.commit_in_place(facts, chosen, pending))

@@ -7,7 +7,7 @@ are read at every run, so a schedule that changes them between runs is followed.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import updates
->>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+>>> updates.UPDATES.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
 True
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import optimizers
+from ... import optimizers, passes
 from . import blas, deferred, denormals
 
 
@@ -54,18 +54,12 @@ def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     beta2_power *= b2
 
 
-UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+# optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+UPDATES = passes.UpdateTable({
     optimizers.GradientDescentOptimizer: _sgd,
     optimizers.MomentumOptimizer: _momentum,
     optimizers.AdamOptimizer: _adam,
-}
-
-
-def has_fast_update(step) -> bool:
-    """Whether ``step`` is an optimizer's update with an in-place kernel here (a learning
-    rate that is a graph node takes the portable update)."""
-    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
-            and step.rate is None)
+})
 
 
 def update_inplace(step, values, owned, pending=()) -> bool:
@@ -73,7 +67,7 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
     overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
     there is no kernel for this optimizer."""
-    if not has_fast_update(step):
+    if not UPDATES.has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
     groups = list(zip(step.pairs, owned, pending))
@@ -117,19 +111,16 @@ def _apply_each(optimizer, values, groups) -> None:
 
 
 def commit_in_place(facts, chosen, pending):
-    """A commit that applies the ``chosen`` updates in place (the executor computes the
-    others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
+    """A commit that applies the ``chosen`` updates in place (``UpdateTable.commit``): each
+    gradient overwritten where the update is its sole owner, a ``deferred`` one where it is
+    ``pending``."""
+
+    def arguments(update):
         groups = []
         for group in update.groups():
             g = group.gradient
             own = facts.sole_owner(g) and g not in facts.pending_operands
             groups.append((group, own, g in pending))
-        calls.append((update.op.optimizer, groups, _keeps_slots(groups)))
+        return groups, _keeps_slots(groups)
 
-    def commit(values):
-        for optimizer, groups, flush in calls:
-            _apply(optimizer, values, groups, flush)
-
-    return commit
+    return UPDATES.commit(chosen, _apply, arguments)

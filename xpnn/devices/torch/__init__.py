@@ -46,7 +46,7 @@ class TorchExecutor(Executor):
 
         live = passes.live_slots(plan)
         pending = set()
-        chosen = passes.in_place(plan, updates.has_fast_update, live, session)
+        chosen = updates.UPDATES.choose(plan, live, session)
         if chosen:
             pending = deferred.defer(plan, live, chosen, session.device)
             self.update_in_place(chosen, updates.commit_in_place(chosen, session.device))
