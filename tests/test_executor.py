@@ -200,3 +200,22 @@ def test_the_update_table_chooses_and_commits_in_order_within_around():
                  around=Around)("values")
     assert [c[2:] for c in calls] == [((len(p.inputs), "x"), 1) for p in picked]
     assert depth[0] == 0
+
+
+def test_an_updates_groups_are_the_optimizers_pairs_over_the_plans_slots():
+    """One dataclass says where a Variable's gradient, value and slots sit: the optimizer's
+    ``Pair`` of input positions, and the same ``Pair`` of plan slots (there was a second,
+    ``plan.SlotGroup``)."""
+    from xpnn import optimizers, plan
+
+    with xn.Graph().as_default():
+        w = xn.Variable(np.ones(2, np.float32), name="w")
+        step = xn.train.AdamOptimizer(0.1).minimize(xn.reduce_sum(w * w))
+        sess = xn.Session(passes=False)
+        sess.run(step)
+    (update,) = next(iter(sess._plans.values())).updates
+    (pair,) = step.pairs
+    (group,) = update.groups()
+    assert type(pair) is type(group) is optimizers.Pair and not hasattr(plan, "SlotGroup")
+    assert group == optimizers.Pair(update.inputs[pair.gradient], update.inputs[pair.variable],
+                                    tuple(update.inputs[k] for k in pair.slots))

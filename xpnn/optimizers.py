@@ -123,7 +123,8 @@ class Optimizer:
 
 @dataclass(frozen=True)
 class Pair:
-    """Where one Variable's gradient, value and slots sit among an ApplyGradients' inputs."""
+    """Where one Variable's gradient, value and slots sit: among an ApplyGradients' inputs
+    (its ``pairs``), or among a plan's slots (``plan.UpdateStep.groups``)."""
 
     gradient: int
     variable: int

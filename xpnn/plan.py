@@ -31,6 +31,7 @@ import numpy as np
 
 from .autodiff import topological_order
 from .graph import DEFAULT_FLOAT, Constant, Node, Operation, Placeholder, Update, Variable
+from .optimizers import Pair
 
 
 @dataclass(eq=False)
@@ -57,20 +58,13 @@ class UpdateStep:
     def gather(self, values) -> list:
         return [values[s] for s in self.inputs]
 
-    def groups(self) -> list[SlotGroup]:
-        """Each Variable's slots in an optimizer's update (``ApplyGradients.pairs``, read
-        through ``inputs``): what a device's in-place update writes and reads."""
-        return [SlotGroup(self.inputs[pair.gradient], self.inputs[pair.variable],
-                          tuple(self.inputs[k] for k in pair.slots)) for pair in self.op.pairs]
-
-
-@dataclass(frozen=True)
-class SlotGroup:
-    """The slots of one Variable's gradient, value and optimizer slots in an update."""
-
-    gradient: int
-    variable: int
-    slots: tuple[int, ...]
+    def groups(self) -> list[Pair]:
+        """Each Variable's ``Pair`` of an optimizer's update (``ApplyGradients.pairs``) with
+        the plan's slots in place of the op's input positions: what a device's in-place
+        update writes and reads."""
+        inputs = self.inputs
+        return [Pair(inputs[pair.gradient], inputs[pair.variable],
+                     tuple(inputs[k] for k in pair.slots)) for pair in self.op.pairs]
 
 
 @dataclass(eq=False)

@@ -77,8 +77,8 @@ def update_inplace(step, values, owned, pending=()) -> bool:
 
 def _apply(optimizer, values, groups, flush: bool) -> None:
     """The update of each (group, owned, pending): a group says where one Variable's
-    gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
-    ``plan.SlotGroup`` of the plan's slots). Slots decay toward zero, so updates that keep
+    gradient, value and slots sit in ``values`` (an ``optimizers.Pair``: of the step's
+    inputs, or of the plan's slots). Slots decay toward zero, so updates that keep
     them run with subnormals flushed (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
     if flush:
         with denormals.flushed():

@@ -94,8 +94,8 @@ def commit_in_place(chosen, device):
 
 
 def _apply(constants, host_reads, optimizer, values, groups) -> None:
-    """The update of each ``SlotGroup``, in one call of the optimizer's kernel per dtype of
-    the Variables; a ``deferred`` gradient accumulated where it can be."""
+    """The update of each ``Pair`` of the plan's slots, in one call of the optimizer's
+    kernel per dtype of the Variables; a ``deferred`` gradient accumulated where it can be."""
     by_dtype = {}
     for group in groups:
         grad, param = values[group.gradient], values[group.variable]
