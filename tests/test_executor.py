@@ -219,3 +219,32 @@ def test_an_updates_groups_are_the_optimizers_pairs_over_the_plans_slots():
     assert type(pair) is type(group) is optimizers.Pair and not hasattr(plan, "SlotGroup")
     assert group == optimizers.Pair(update.inputs[pair.gradient], update.inputs[pair.variable],
                                     tuple(update.inputs[k] for k in pair.slots))
+
+
+# --------------------------------------------------------------------------- freshness
+
+
+def test_one_freshness_rule_tells_the_values_that_may_view_a_variable():
+    """The portable plan and the NumPy passes ask one rule (``plan.fresh``) which results
+    may be (views of) a Variable: an op that says its result is new (``abs``, which has no
+    NumPy kernel) gives no view, a reshape may. So the NumPy device updates in place where
+    the gradient is such a new array, as the torch and CuPy passes did already."""
+    from xpnn import passes
+    from xpnn.devices.numpy import ownership
+
+    with xn.Graph().as_default():
+        w1 = xn.Variable(np.ones(2, np.float32), name="w1")
+        w2 = xn.Variable(np.array([-1.0, 2.0], np.float32), name="w2")
+        opt = xn.train.GradientDescentOptimizer(0.5)
+        new_array = opt.apply_gradients([(xn.abs(w2), w1)])
+        view = opt.apply_gradients([(xn.reshape(w2, (2,)), w1)])
+        sess, portable = xn.Session(), xn.Session(passes=False)
+        for step in (new_array, view):
+            for s in (sess, portable):
+                s.run(step)
+        in_place = [bool(e.in_place) for e in sess._executors.values()]
+        for executor in sess._executors.values():
+            plan = executor.plan
+            assert ownership.Facts(plan).live == passes.live_slots(plan)
+        np.testing.assert_array_equal(sess.run(w1), portable.run(w1))
+    assert in_place == [True, False]

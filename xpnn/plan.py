@@ -91,12 +91,13 @@ class Plan:
     accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape accepted
     template: list = field(default_factory=list)  # constants, static descriptions
 
-    def with_views(self, slots) -> set:
-        """``slots`` plus the value of every op that may return (a view of) one of them
-        (``Operation.fresh`` false), in step order."""
+    def with_views(self, slots, kernels=frozenset()) -> set:
+        """``slots`` plus the value of every step that may return (a view of) one of them
+        (not ``fresh``, with a device's fresh ``kernels``), in step order."""
         slots = set(slots)
         for step in self.steps:
-            if step.kind == "value" and not step.op.fresh and not slots.isdisjoint(step.inputs):
+            if (step.kind == "value" and not fresh(step.op, kernels)
+                    and not slots.isdisjoint(step.inputs)):
                 slots.add(step.out)
         return slots
 
@@ -113,6 +114,13 @@ class Plan:
         an update. A pass may not hand their steps' results on in another form."""
         held = {s for s in self.fetch_slots if s is not None} | set(self.late_reads)
         return held | {s for update in self.updates for s in update.inputs}
+
+
+def fresh(op, kernels=frozenset()) -> bool:
+    """Whether ``op``'s result is a new array, sharing no memory with its inputs: the op
+    says so of its portable forward (``Operation.fresh``), or the kernel a device runs in
+    its place does (``kernels``: the op classes whose kernels make new arrays)."""
+    return op.fresh or type(op) in kernels
 
 
 class StepFailed(Exception):
