@@ -248,3 +248,21 @@ def test_one_freshness_rule_tells_the_values_that_may_view_a_variable():
             assert ownership.Facts(plan).live == passes.live_slots(plan)
         np.testing.assert_array_equal(sess.run(w1), portable.run(w1))
     assert in_place == [True, False]
+
+
+def test_the_cupy_adam_formula_reads_its_rate_without_building_an_optimizer():
+    """``formulas.adam`` is passed the rate; it built an ``AdamOptimizer()`` at import only
+    to call ``adam_step_size``, which now takes the rate itself. Same numbers as the rule."""
+    from xpnn import optimizers
+    from xpnn.devices.cupy import formulas
+
+    assert not [name for name, value in vars(formulas).items()
+                if isinstance(value, optimizers.Optimizer)]
+    opt = xn.train.AdamOptimizer(0.25)
+    b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, "float64")
+    param, m, v, grad = (np.array([x]) for x in (1.0, 0.5, 0.25, -2.0))
+    powers = np.array(0.9), np.array(0.999)
+    got = formulas.adam(np, param, m, v, grad, *powers, 0.25, b1, c1, b2, c2, opt.epsilon)
+    want = opt.update(np, param, grad, m, v, *powers)[:3]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-15)

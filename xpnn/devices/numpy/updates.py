@@ -40,7 +40,7 @@ def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     # hold the other cores (they spin before they sleep), so a second thread of ours only
     # waits for one, and splitting these passes over threads made the step slower.
     b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
-    step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
+    step = optimizers.adam_step_size(opt.learning_rate, np, beta1_power, beta2_power)
     blas.scale_add(m, grad, c1, beta=b1)
     own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
     scratch = grad if own else np.empty_like(m)
