@@ -5,11 +5,12 @@ for their shape get a small description instead, so the array can die early; a n
 only that way (the loss under a mean, when only the training step is fetched) is not
 computed at all when its op can tell its output shape from its inputs'.
 
-This is the portable compiler. A device may then rewrite the plan (``Device.rewrite``): the
-NumPy device's passes in ``devices/numpy/`` swap in kernels that reuse buffers, fold values
-that depend on shapes alone, and apply optimizer updates in place; the JAX device's
-(``devices/jax/``) gives the plan a ``compiler`` that turns the finished program, updates
-included, into one ``jax.jit`` call.
+This is the portable compiler. The device then compiles the plan into an executor
+(``Device.compile``, ``executor.py``), which holds what it makes of it: the NumPy device's
+passes in ``devices/numpy/`` swap in kernels that reuse buffers, fold values that depend on
+shapes alone, and apply optimizer updates in place at its commit; the JAX device's
+(``devices/jax/``) runs the whole plan, updates included, as one ``jax.jit`` call. The plan
+itself keeps no device state (only its steps' functions are a device's to swap).
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():

@@ -3,10 +3,11 @@ namespace plus a native device, and moves arrays between the host and that devic
 
 This module holds the contract (``Device``) and the device-string parser (``resolve``).
 Each backend is a subpackage named after it (``numpy``, ``torch``, ``jax``, ``cupy``,
-``cupy_standin``, ``array_api_strict``) holding its Device subclass and its passes over a
-compiled plan; it is imported when a device of that backend is first resolved, and its
-``open_device(device, kind, index)`` makes the Device. Nothing registers itself: a new backend is a
-new folder here.
+``cupy_standin``, ``array_api_strict``) holding its Device subclass, whose ``compile``
+turns a portable plan into that device's executor (``xpnn.executor``), and its passes; it
+is imported when a device of that backend is first resolved, and its
+``open_device(device, kind, index)`` makes the Device. Nothing registers itself: a new
+backend is a new folder here.
 
 >>> import xpnn as xn
 >>> dev = xn.devices.resolve("cpu")

@@ -1,4 +1,5 @@
-"""CuPy on a CUDA GPU: its Device, and its passes over a compiled plan, one concept a file:
+"""CuPy on a CUDA GPU: its Device, its executor (``CupyExecutor``, what ``compile`` returns,
+the stand-in's too) and the passes that make it, one concept a file:
 
 - ``formulas``: every kernel's arithmetic, written once as a plain elementwise function;
 - ``source``: a formula traced on symbols and printed as CUDA C (with a NumPy model of it);

@@ -1,6 +1,6 @@
-"""JAX: its Device, and its pass over a compiled plan: the whole plan becomes
-one ``jax.jit`` function, so a training step (forward, backward, every optimizer update)
-is one XLA call. One concept a file:
+"""JAX: its Device and its executor (``runner.Runner``, what ``compile`` returns), whose
+pass makes the whole plan one ``jax.jit`` function, so a training step (forward, backward,
+every optimizer update) is one XLA call. One concept a file:
 
 - ``layout``: which slots go in (feeds; Variables, donated or kept) and come out;
 - ``body``: the function that is traced: the plan's portable steps, then its updates;

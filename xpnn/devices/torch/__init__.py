@@ -1,5 +1,5 @@
-"""PyTorch on the CPU or a CUDA GPU: its Device, and its passes over a compiled plan, one a
-file. Each
+"""PyTorch on the CPU or a CUDA GPU: its Device, its executor (``TorchExecutor``, what
+``compile`` returns) and the passes that make it, one a file. Each
 keeps the portable plan's results, tested against it (``tests/test_torch_pass.py``, and
 ``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
 
