@@ -123,7 +123,8 @@ class Optimizer:
 
 @dataclass(frozen=True)
 class Pair:
-    """Where one Variable's gradient, value and slots sit among an ApplyGradients' inputs."""
+    """Where one Variable's gradient, value and slots sit: among an ApplyGradients' inputs
+    (its ``pairs``), or among a plan's slots (``plan.UpdateStep.groups``)."""
 
     gradient: int
     variable: int
@@ -269,7 +270,7 @@ class AdamOptimizer(Optimizer):
 
     def update(self, xp, param, grad, m, v, beta1_power, beta2_power, lr=None):
         b1, c1, b2, c2 = beta_coefficients(self.beta1, self.beta2, dtype_name(param.dtype))
-        step = adam_step_size(self, xp, beta1_power, beta2_power, lr)
+        step = adam_step_size(self._rate(lr), xp, beta1_power, beta2_power)
         m = b1 * m + c1 * grad
         v = b2 * v + c2 * (grad * grad)
         new = param - step * (m / (xp.sqrt(v) + self.epsilon))
@@ -344,9 +345,10 @@ class AdagradOptimizer(Optimizer):
         return param - (grad * self._rate(lr)) * (1.0 / xp.sqrt(acc)), acc
 
 
-def adam_step_size(opt, xp, beta1_power, beta2_power, lr=None):
-    """TF1's ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, in the powers' dtype."""
-    return opt._rate(lr) * xp.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+def adam_step_size(lr, xp, beta1_power, beta2_power):
+    """TF1's ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, in the powers' dtype; ``lr``
+    the rate's value (a number, or an array this run)."""
+    return lr * xp.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
 
 
 @functools.cache

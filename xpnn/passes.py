@@ -1,6 +1,8 @@
 """What every device's plan passes share (``devices.numpy``, ``devices.torch``, ``devices.cupy``,
-``devices.jax``): which optimizer updates may be applied in place, and a table of kernels by
-op class (``KernelTable``).
+``devices.jax``): the table of kernels by op class (``KernelTable``), and the table of
+in-place optimizer updates by optimizer class (``UpdateTable``), which chooses the updates
+that may go in place and makes the commit that applies them. Each device folder supplies
+only its kernels and its update formulas.
 
 >>> import xpnn as xn
 >>> from xpnn import passes
@@ -10,12 +12,15 @@ op class (``KernelTable``).
 ...     sess = xn.Session(device="cpu", graph=g)
 ...     sess.run(xn.train.AdamOptimizer().minimize(xn.square(w)))
 >>> plan, = sess._plans.values()
+>>> table = passes.UpdateTable({xn.train.AdamOptimizer: None})
 >>> live = passes.live_slots(plan)
->>> live == set(plan.variables), len(passes.in_place(plan, lambda op: True, live, sess))
+>>> live == set(plan.variables), len(table.choose(plan, live, sess))
 (True, 1)
 """
 
 from __future__ import annotations
+
+from .optimizers import ApplyGradients
 
 
 class KernelTable(dict):
@@ -58,14 +63,48 @@ def live_slots(plan) -> set:
     return plan.with_views(plan.variables)
 
 
-def in_place(plan, has_fast_update, live, session) -> list:
-    """The updates that may write the Variables' arrays in place: optimizer steps with a
-    kernel of the device (``has_fast_update``) whose gradients are no (view of a) Variable
-    (``live``), which an update applied before could change, and which update no float16
-    Variable (computed in float32: ``ApplyGradients.widened``). None when new values must be
-    checked before they are written (``Session(check_numerics=True)``)."""
-    if session.check_numerics:
-        return []
-    return [update for update in plan.updates if has_fast_update(update.op)
-            and not update.op.widened(session.dtype)
-            and not any(group.gradient in live for group in update.groups())]
+class UpdateTable(dict):
+    """optimizer class -> a device's update formula: what writes one optimizer step's new
+    values into the Variables' (and slots') own arrays, in that device's terms (the
+    signature is the device's: its ``apply`` calls it). The table says which updates may
+    go in place (``choose``) and makes the commit that applies them (``commit``)."""
+
+    def has_fast_update(self, step) -> bool:
+        """Whether ``step`` is an optimizer's update with a formula here (a learning rate
+        that is a graph node takes the portable update)."""
+        return (isinstance(step, ApplyGradients) and type(step.optimizer) in self
+                and step.rate is None)
+
+    def choose(self, plan, live, session) -> list:
+        """The updates that may write the Variables' arrays in place: optimizer steps with a
+        formula here whose gradients are no (view of a) Variable (``live``), which an update
+        applied before could change, and which update no float16 Variable (computed in
+        float32: ``ApplyGradients.widened``). None when new values must be checked before
+        they are written (``Session(check_numerics=True)``)."""
+        if session.check_numerics:
+            return []
+        return [update for update in plan.updates if self.has_fast_update(update.op)
+                and not update.op.widened(session.dtype)
+                and not any(pair.gradient in live for pair in update.groups())]
+
+    def commit(self, chosen, apply, arguments=None, around=None):
+        """``commit(values)`` applying the ``chosen`` updates in place, in order (an
+        executor's ``update_in_place``): ``apply(optimizer, values, *arguments(update))``
+        for each, ``arguments`` by default the update's ``Pair`` of slots for each Variable
+        (``UpdateStep.groups``); all of them within ``around()`` where given."""
+        calls = [(update.op.optimizer,
+                  arguments(update) if arguments is not None else (update.groups(),))
+                 for update in chosen]
+
+        def commit(values):
+            for optimizer, args in calls:
+                apply(optimizer, values, *args)
+
+        if around is None:
+            return commit
+
+        def commit_around(values):
+            with around():
+                commit(values)
+
+        return commit_around

@@ -5,11 +5,12 @@ for their shape get a small description instead, so the array can die early; a n
 only that way (the loss under a mean, when only the training step is fetched) is not
 computed at all when its op can tell its output shape from its inputs'.
 
-This is the portable compiler. A device may then rewrite the plan (``Device.rewrite``): the
-NumPy device's passes in ``devices/numpy/`` swap in kernels that reuse buffers, fold values
-that depend on shapes alone, and apply optimizer updates in place; the JAX device's
-(``devices/jax/``) gives the plan a ``compiler`` that turns the finished program, updates
-included, into one ``jax.jit`` call.
+This is the portable compiler. The device then compiles the plan into an executor
+(``Device.compile``, ``executor.py``), which holds what it makes of it: the NumPy device's
+passes in ``devices/numpy/`` swap in kernels that reuse buffers, fold values that depend on
+shapes alone, and apply optimizer updates in place at its commit; the JAX device's
+(``devices/jax/``) runs the whole plan, updates included, as one ``jax.jit`` call. The plan
+itself keeps no device state (only its steps' functions are a device's to swap).
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():
@@ -29,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ops
 from .autodiff import topological_order
 from .graph import DEFAULT_FLOAT, Constant, Node, Operation, Placeholder, Update, Variable
+from .optimizers import Pair
 
 
 @dataclass(eq=False)
@@ -54,25 +55,17 @@ class UpdateStep:
     op: Update
     inputs: tuple[int, ...]
     check_shapes: bool = True  # False when the static shapes already prove them right
-    in_place: bool = False  # applied by the device's own ``Plan.commit`` (NumPy)
 
     def gather(self, values) -> list:
         return [values[s] for s in self.inputs]
 
-    def groups(self) -> list[SlotGroup]:
-        """Each Variable's slots in an optimizer's update (``ApplyGradients.pairs``, read
-        through ``inputs``): what a device's in-place update writes and reads."""
-        return [SlotGroup(self.inputs[pair.gradient], self.inputs[pair.variable],
-                          tuple(self.inputs[k] for k in pair.slots)) for pair in self.op.pairs]
-
-
-@dataclass(frozen=True)
-class SlotGroup:
-    """The slots of one Variable's gradient, value and optimizer slots in an update."""
-
-    gradient: int
-    variable: int
-    slots: tuple[int, ...]
+    def groups(self) -> list[Pair]:
+        """Each Variable's ``Pair`` of an optimizer's update (``ApplyGradients.pairs``) with
+        the plan's slots in place of the op's input positions: what a device's in-place
+        update writes and reads."""
+        inputs = self.inputs
+        return [Pair(inputs[pair.gradient], inputs[pair.variable],
+                     tuple(inputs[k] for k in pair.slots)) for pair in self.op.pairs]
 
 
 @dataclass(eq=False)
@@ -96,34 +89,16 @@ class Plan:
     static: dict = field(default_factory=dict)  # description slot -> Description
     n_slots: int = 0
     late_reads: set = field(default_factory=set)  # slots read after the last step
-    copies: frozenset = frozenset()  # fetched slots a device hands out as copies
-    commit: Callable | None = None  # a device's commit(values) of the in_place updates; may
-    # return (Variable, new value) pairs for the Session to write (JAX)
     accepted_shapes: dict = field(default_factory=dict)  # fed slot -> last shape accepted
     template: list = field(default_factory=list)  # constants, static descriptions
-    program: Callable | None = None  # what ``run`` executes (see ``_straight_line``)
-    compiler: Callable | None = None  # a device's program -> program over the whole plan (JAX)
-    host_feeds: bool = False  # host NumPy feeds of the placeholder's dtype are passed as they
-    # are (a device that moves them itself, in its compiled program)
 
-    def run(self, values) -> None:
-        """Run every step on ``values``; a failure raises StepFailed naming its step."""
-        try:
-            self.program(values)
-        except Exception as exc:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename != _PROGRAM:
-                tb = tb.tb_next
-            if tb is None:  # not raised by a step
-                raise
-            raise StepFailed(self.steps[tb.tb_lineno - 2], exc) from exc
-
-    def with_views(self, slots) -> set:
-        """``slots`` plus the value of every op that may return (a view of) one of them
-        (``Operation.fresh`` false), in step order."""
+    def with_views(self, slots, kernels=frozenset()) -> set:
+        """``slots`` plus the value of every step that may return (a view of) one of them
+        (not ``fresh``, with a device's fresh ``kernels``), in step order."""
         slots = set(slots)
         for step in self.steps:
-            if step.kind == "value" and not step.op.fresh and not slots.isdisjoint(step.inputs):
+            if (step.kind == "value" and not fresh(step.op, kernels)
+                    and not slots.isdisjoint(step.inputs)):
                 slots.add(step.out)
         return slots
 
@@ -140,6 +115,13 @@ class Plan:
         an update. A pass may not hand their steps' results on in another form."""
         held = {s for s in self.fetch_slots if s is not None} | set(self.late_reads)
         return held | {s for update in self.updates for s in update.inputs}
+
+
+def fresh(op, kernels=frozenset()) -> bool:
+    """Whether ``op``'s result is a new array, sharing no memory with its inputs: the op
+    says so of its portable forward (``Operation.fresh``), or the kernel a device runs in
+    its place does (``kernels``: the op classes whose kernels make new arrays)."""
+    return op.fresh or type(op) in kernels
 
 
 class StepFailed(Exception):
@@ -361,20 +343,6 @@ def bind(step, device, draw) -> None:
         step.fn = forward
 
 
-def _checked(fn, xp):
-    """fn, failing on a result that holds NaN or infinity (``Session(check_numerics=True)``);
-    the Session names the op and its inputs."""
-
-    def checked(*inputs):
-        value = fn(*inputs)
-        problem = ops.nonfinite(xp, value)
-        if problem is not None:
-            raise FloatingPointError(f"its result has {problem} (check_numerics is on)")
-        return value
-
-    return checked
-
-
 def shared_fetches(plan) -> frozenset:
     """Fetched slots whose value may be a buffer the Session keeps between runs (a
     Variable's or a constant's) or a view of one. A device with mutable arrays hands these
@@ -399,56 +367,20 @@ def last_uses(plan) -> dict:
     return last
 
 
-def finish(plan) -> None:
-    """Frees after last use, the run program, and the template every run's values start
-    from: static descriptions (the Session adds the constants' values)."""
-    keep = {s for s in plan.fetch_slots if s is not None}
-    loaded = (set(plan.variables) | set(plan.constants)
-              | {f.slot for f in plan.feeds} | set(plan.static))
-    frees = {}
-    for s, index in last_uses(plan).items():
-        if s not in keep and s not in loaded and index < len(plan.steps):
-            frees.setdefault(index, []).append(s)
-    plan.program = _straight_line(plan.steps, frees)
-    if plan.compiler is not None:
-        plan.program = plan.compiler(plan.program)
-    plan.template = [None] * plan.n_slots
+def _template(plan) -> list:
+    """What every run's values start from: the static descriptions (the Session adds the
+    constants' values)."""
+    template = [None] * plan.n_slots
     for s, description in plan.static.items():
-        plan.template[s] = description
-
-
-_PROGRAM = "<xpnn plan>"
-
-
-def _straight_line(steps, frees) -> Callable:
-    """The steps as one Python function, a line per step, ``v[out] = f3(v[1], v[4])``, then
-    the frees: no loop, no gather call and no tuple to unpack per step, which is a visible
-    share of a small training step (benchmarks/README.md). ``Plan.run`` tells a failed
-    step by its line."""
-    names = {f"f{index}": step.fn for index, step in enumerate(steps)}
-    lines = ["def program(v):"]
-    for index, step in enumerate(steps):
-        args = ", ".join(f"v[{s}]" for s in step.inputs)
-        lines.append(f"    v[{step.out}] = f{index}({args})"
-                     + "".join(f"; v[{s}] = None" for s in frees.get(index, ())))
-    lines.append("    return None")
-    exec(compile("\n".join(lines), _PROGRAM, "exec"), names)
-    return names["program"]
+        template[s] = description
+    return template
 
 
 def compile_plan(session, nodes, rebuild, fed) -> Plan:
-    """The plan for one (fetches, fed placeholders) pair of ``session``: order, slots,
-    portable step functions, the device's rewrite (where ``session.passes``), frees. Run by
-    ``Session.run`` once."""
+    """The portable plan for one (fetches, fed placeholders) pair of ``session``: order,
+    slots, portable step functions, the template of a run's values. Compiled once, then
+    handed to the device (``Device.compile``) for its executor."""
     plan = _lay_out(_order(nodes, fed), nodes, rebuild, session)
     _bind(plan, session)
-    if session.device.mutable:  # the device's passes may prove fewer copies needed
-        plan.copies = shared_fetches(plan)
-    if session.passes:  # off: the portable plan, every device's reference
-        session.device.rewrite(plan, session)
-    if session.check_numerics:
-        for step in plan.steps:
-            if step.kind == "value":
-                step.fn = _checked(step.fn, session.xp)
-    finish(plan)
+    plan.template = _template(plan)
     return plan

@@ -20,6 +20,7 @@ import array_api_compat
 import numpy as np
 
 from . import devices, dtypes, io, ops
+from .executor import Executor
 from .graph import (
     Constant,
     Graph,
@@ -100,7 +101,7 @@ class Session:
             self.device.dtype(self.dtype)  # fails now if the backend cannot hold it (JAX x64)
         self._values: dict[Variable, object] = {}
         self._constants: dict[Constant, object] = {}
-        self._plans: dict[tuple, Plan] = {}
+        self._executors: dict[tuple, Executor] = {}  # the plan cache: each plan's executor
         self._closed = False
         self.check_numerics = check_numerics
         self._random = np.random.Generator(np.random.PCG64(seed))
@@ -136,7 +137,12 @@ class Session:
     @check_numerics.setter
     def check_numerics(self, on: bool) -> None:
         self._check_numerics = bool(on)
-        self._plans.clear()  # plans are compiled with or without the checks
+        self._executors.clear()  # plans are compiled with or without the checks
+
+    @property
+    def _plans(self) -> dict:
+        """The cached plans, by key (each plan's executor holds it)."""
+        return {key: executor.plan for key, executor in self._executors.items()}
 
     def __repr__(self) -> str:
         return f"<Session on {self.device} with {len(self._values)} variable values>"
@@ -153,7 +159,7 @@ class Session:
         with self._lock:
             self._values.clear()
             self._constants.clear()
-            self._plans.clear()
+            self._executors.clear()
             self._closed = True
 
     def _check_open(self) -> None:
@@ -423,20 +429,21 @@ class Session:
         feed_dict = feed_dict or {}
         with self._lock, ops.run_context.reading(self.device.reads_without_sync):
             self._check_open()
-            plan = self._plan(fetches, feed_dict)
+            executor = self._executor(fetches, feed_dict)
             if self.device.context is None:
-                out = self._execute(plan, feed_dict)
+                out = self._execute(executor, feed_dict)
             else:  # CuPy: new arrays go to the current GPU, so make it this session's
                 with self.device.context:
-                    out = self._execute(plan, feed_dict)
+                    out = self._execute(executor, feed_dict)
         if to_numpy:
             out = [None if v is None else host_copy(v) for v in out]
-        return plan.rebuild(out)
+        return executor.plan.rebuild(out)
 
-    def _execute(self, plan: Plan, feed_dict) -> list:
+    def _execute(self, executor: Executor, feed_dict) -> list:
         """Feed, run every step, commit the updates; the fetched values in order."""
+        plan = executor.plan
         values = plan.template.copy()
-        host_native = self.device.host_native or plan.host_feeds
+        host_native = self.device.host_native or executor.host_feeds
         accepted = plan.accepted_shapes
         for feed in plan.feeds:
             value = feed_dict[feed.placeholder]
@@ -454,30 +461,33 @@ class Session:
             value = state.get(variable)
             values[s] = value if value is not None else self._leaf_value(variable)
         try:
-            plan.run(values)
+            executor.run(values)
         except StepFailed as failure:
             raise self._op_error(failure.step, values, failure.error) from failure.error
         out = [None if s is None else values[s] for s in plan.fetch_slots]
-        if plan.copies:  # kept between runs (or updated in place): never handed out live
+        copies = executor.copies
+        if copies:  # kept between runs (or updated in place): never handed out live
             copy = self.device.copy
-            out = [copy(v) if s in plan.copies else v for v, s in zip(out, plan.fetch_slots)]
+            out = [copy(v) if s in copies else v for v, s in zip(out, plan.fetch_slots)]
         if plan.updates:
-            self._commit(plan, values)
+            self._commit(executor, values)
         return out
 
-    def _plan(self, fetches, feed_dict) -> Plan:
-        """The cached plan for these fetches and fed placeholders (compiled on first use)."""
+    def _executor(self, fetches, feed_dict) -> Executor:
+        """The cached executor for these fetches and fed placeholders (its plan compiled on
+        first use, then handed to the device: ``Device.compile``, or the portable
+        ``Executor`` where ``passes`` is off)."""
         nodes = rebuild = None
         try:  # hashing the fetch structure itself avoids flattening it on every run
             key = (fetches if isinstance(fetches, Node) else (
                 type(fetches), tuple(fetches.items() if isinstance(fetches, dict) else fetches)),
                 frozenset(feed_dict))
-            plan = self._plans.get(key)
+            executor = self._executors.get(key)
         except TypeError:  # unhashable (nested lists): key on the flat node tuple instead
             nodes, rebuild = flatten(fetches)
             key = (tuple(nodes), frozenset(feed_dict))
-            plan = self._plans.get(key)
-        if plan is None:
+            executor = self._executors.get(key)
+        if executor is None:
             if nodes is None:
                 nodes, rebuild = flatten(fetches)
             for node in nodes:
@@ -487,41 +497,29 @@ class Session:
             plan = compile_plan(self, nodes, rebuild, feed_dict)
             for s, constant in plan.constants.items():
                 plan.template[s] = self._leaf_value(constant)
-            self._plans[key] = plan
-        return plan
+            # passes off: the portable executor, every device's reference
+            executor = self.device.compile(plan, self) if self.passes else self.portable(plan)
+            self._executors[key] = executor
+        return executor
 
-    def _commit(self, plan: Plan, values) -> None:
-        """Apply the run's Variable updates, after every other step has succeeded. Every
-        check comes before the first write, so a failure changes nothing."""
-        for update in plan.updates:
-            check = getattr(update.op, "shape_problem", None) if update.check_shapes else None
-            problem = check(update.gather(values)) if check is not None else None
-            if problem:
-                raise self._op_error(update, values, ValueError(problem))
-        new = []
-        for update in plan.updates:
-            if update.in_place:  # the device's own commit below writes it
-                continue
-            args = update.gather(values)
-            try:
-                result = update.op.forward(self.xp, *args)
-            except Exception as exc:
-                raise self._op_error(update, values, exc) from exc
-            result = [self.device.keep(value, args) for value in result]
-            if self.check_numerics:
-                self._check_new_values(update, values, result)
-            new.extend(zip(update.op.targets, result))
-        if plan.commit is not None:  # NumPy: the optimizer steps, in place; JAX: new values
-            new.extend(plan.commit(values) or ())
-        for variable, value in new:  # all computed: now write
-            self._values[variable] = value
+    def portable(self, plan) -> Executor:
+        """The portable executor of ``plan`` in this Session (``Device.compile``'s default)."""
+        return Executor(plan, self)
 
-    def _check_new_values(self, update, values, result) -> None:
-        for variable, value in zip(update.op.targets, result):
-            problem = ops.nonfinite(self.xp, value)
-            if problem is not None:
-                raise self._op_error(update, values, FloatingPointError(
-                    f"the new value of Variable {variable.label} has {problem}"))
+    def _commit(self, executor: Executor, values) -> None:
+        """Apply the run's Variable updates, after every other step has succeeded: the
+        gradients' shapes checked here, then the executor's commit, which computes (and
+        checks) every new value before it writes the first. A failure changes nothing."""
+        if executor.checks_shapes:
+            for update in executor.plan.updates:
+                check = getattr(update.op, "shape_problem", None) if update.check_shapes else None
+                problem = check(update.gather(values)) if check is not None else None
+                if problem:
+                    raise self._op_error(update, values, ValueError(problem))
+        try:
+            executor.commit(values)
+        except StepFailed as failure:
+            raise self._op_error(failure.step, values, failure.error) from failure.error
 
     def _check_feed_key(self, node):
         if not isinstance(node, Node):

@@ -1209,8 +1209,8 @@ def _cupy_sessions():
     from xpnn.devices.cupy import CupyDevice
 
     class Portable(CupyDevice):
-        def rewrite(self, plan, session) -> None:
-            pass
+        def compile(self, plan, session):
+            return session.portable(plan)
 
     gpu = devices.resolve("cuda")
     portable = Portable(gpu.name, gpu.xp, gpu.device)

@@ -9,10 +9,11 @@ import pytest
 
 import xpnn as xn
 from xpnn.devices import Device
+from xpnn.executor import Executor
 
 
 def _train(dev, **kw):
-    """Three momentum steps of a small MLP on ``dev``: (the step's plan, the weights)."""
+    """Three momentum steps of a small MLP on ``dev``: (the step's executor, the weights)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 5)).astype(np.float32)
     y = rng.integers(0, 3, 8)
@@ -26,12 +27,12 @@ def _train(dev, **kw):
         sess = xn.Session(device=dev, **kw)
         for _ in range(3):
             sess.run(step, {x: X, labels: y})
-        (plan,) = [p for p in sess._plans.values() if p.updates]
-        return plan, [xn.to_numpy(sess.run(v)) for v in (w1, b1, w2)]
+        (executor,) = [e for e in sess._executors.values() if e.plan.updates]
+        return executor, [xn.to_numpy(sess.run(v)) for v in (w1, b1, w2)]
 
 
 def _has_passes(dev) -> bool:
-    return type(dev).rewrite is not Device.rewrite
+    return type(dev).compile is not Device.compile
 
 
 def _launches(dev) -> list:
@@ -40,23 +41,23 @@ def _launches(dev) -> list:
     return list(fuser.launches) if fuser is not None else []
 
 
-def _assert_portable(plan):
-    assert plan.commit is None and plan.compiler is None, "a device pass rewrote the plan"
+def _assert_portable(executor):
+    assert type(executor) is Executor, "a device's executor ran"
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
 def test_passes_off_runs_the_portable_plan_with_the_same_results(dev, how, monkeypatch):
     if how == "environment":
         monkeypatch.setenv("XPNN_PASSES", "0")
-        plan, off = _train(dev)
+        executor, off = _train(dev)
         monkeypatch.delenv("XPNN_PASSES")
     else:
-        plan, off = _train(dev, passes=False)
-    _assert_portable(plan)
+        executor, off = _train(dev, passes=False)
+    _assert_portable(executor)
     assert _launches(dev) == []  # the stand-in's fuser ran no kernel
-    fast_plan, default = _train(dev)
-    if _has_passes(dev):  # the default does rewrite it: the switch is what made the difference
-        assert fast_plan.commit is not None
+    fast, default = _train(dev)
+    if _has_passes(dev):  # the default compiles its own: the switch made the difference
+        assert type(fast) is not Executor
     for got, want in zip(off, default, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
@@ -78,5 +79,5 @@ def test_the_old_spellings_still_turn_passes_off_with_a_warning(dev, monkeypatch
         return
     monkeypatch.setenv(dev.old_switch, "0")
     with pytest.warns(DeprecationWarning, match=f"\\${dev.old_switch} is deprecated"):
-        plan, _ = _train(dev)
-    _assert_portable(plan)
+        executor, _ = _train(dev)
+    _assert_portable(executor)

@@ -140,10 +140,11 @@ def graph_case(comm_world, out):
                 start = len(counting.calls)
                 sess.run(step, {x: Xb, t: yb})
                 per_step.append(counting.calls[start:])
-        plan = next(p for p in sess._plans.values() if p.updates)
+        executor = next(e for e in sess._executors.values() if e.plan.updates)
+        plan = executor.plan
         notes = {"per_step": per_step, "n_params": int(sum(p.initial_value.size for p in params)),
-                 "kernel_calls": len(kernel_calls), "in_place": [u.in_place for u in plan.updates],
-                 "commit": plan.commit is not None,
+                 "kernel_calls": len(kernel_calls),
+                 "in_place": [u in executor.in_place for u in plan.updates],
                  "steps": [s.op.type for s in plan.steps if s.op is not None]}
         arrays = {f"before{i}": a for i, a in enumerate(before)}
         arrays.update({f"broadcast{i}": a for i, a in enumerate(broadcast)})

@@ -191,7 +191,7 @@ def test_the_jax_compiled_call_draws_the_portable_values_anew_every_run(seed):
             sess = xn.Session(backend="jax", seed=4, passes=jit)
             sides.append(_runs(sess, graph))
             if jit:  # compiled (not fallen back), its draws passed in as arguments
-                runner = next(p.program for p in sess._plans.values() if p.updates)
+                runner = next(e for e in sess._executors.values() if e.plan.updates)
                 assert not runner.eager, runner.reason
                 (entry,) = runner.entries.values()
                 assert len(entry.draws) == 4 and runner.traces[0] == 2

@@ -3,10 +3,11 @@ namespace plus a native device, and moves arrays between the host and that devic
 
 This module holds the contract (``Device``) and the device-string parser (``resolve``).
 Each backend is a subpackage named after it (``numpy``, ``torch``, ``jax``, ``cupy``,
-``cupy_standin``, ``array_api_strict``) holding its Device subclass and its passes over a
-compiled plan; it is imported when a device of that backend is first resolved, and its
-``open_device(device, kind, index)`` makes the Device. Nothing registers itself: a new backend is a
-new folder here.
+``cupy_standin``, ``array_api_strict``) holding its Device subclass, whose ``compile``
+turns a portable plan into that device's executor (``xpnn.executor``), and its passes; it
+is imported when a device of that backend is first resolved, and its
+``open_device(device, kind, index)`` makes the Device. Nothing registers itself: a new
+backend is a new folder here.
 
 >>> import xpnn as xn
 >>> dev = xn.devices.resolve("cpu")
@@ -127,9 +128,12 @@ class Device:
         """A new Variable value (computed from ``inputs``) as the Session stores it."""
         return value
 
-    def rewrite(self, plan, session) -> None:
-        """This device's passes over a freshly compiled plan (none by default); not called
-        where ``session.passes`` is off."""
+    def compile(self, plan, session):
+        """This device's executor for the portable ``plan`` of ``session``: something with
+        ``run(values)`` and ``commit(values)`` (``xpnn.executor.Executor``, which a device's
+        subclasses). By default the portable executor itself (``session.portable``); not
+        called where ``session.passes`` is off, which gets that one on every device."""
+        return session.portable(plan)
 
 
 def library(name: str, device: str, package: str, how: str):

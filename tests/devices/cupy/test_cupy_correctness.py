@@ -165,10 +165,11 @@ def test_only_results_that_may_share_a_kept_buffer_are_copied(dev):
         logits = xn.matmul(x, w)
         sess = xn.Session(device=dev)
         sess.run([logits, w, ops.Transpose(w)], {x: np.ones((1, 3), F32)})
-        plan = next(iter(sess._plans.values()))
+        executor = next(iter(sess._executors.values()))
+    plan, copies = executor.plan, executor.copies
     assert plans.shared_fetches(plan) == set(plan.fetch_slots[1:])
-    assert plan.fetch_slots[0] not in plan.copies
-    assert set(plan.fetch_slots[1:]) <= plan.copies if dev.mutable else not plan.copies
+    assert plan.fetch_slots[0] not in copies
+    assert set(plan.fetch_slots[1:]) <= copies if dev.mutable else not copies
 
 
 # ------------------------------------------------------------- 4. batches on the array's GPU

@@ -27,8 +27,8 @@ OPTIMIZERS = {
 def _runner(sess, fetches=None):
     """The runner of ``sess``'s only plan, or of the plan that fetched ``fetches``."""
     if fetches is None:
-        (plan,) = sess._plans.values()
-        return plan.program
+        (executor,) = sess._executors.values()
+        return executor
 
     def fetched(key):
         if isinstance(fetches, xn.Node):
@@ -36,7 +36,7 @@ def _runner(sess, fetches=None):
         nodes = key[0][1] if isinstance(key[0], tuple) else ()
         return len(nodes) == len(fetches) and all(a is b for a, b in zip(nodes, fetches))
 
-    return next(plan.program for key, plan in sess._plans.items() if fetched(key))
+    return next(executor for key, executor in sess._executors.items() if fetched(key))
 
 
 def _close(got, want, rtol=2e-5, atol=1e-6, what=""):

@@ -1209,9 +1209,8 @@ def test_an_optimizer_step_in_place_beside_a_portable_update():
                 sess.run(fetches, {x: X})
             results.append([sess.run(v, to_numpy=True) for v in (w, counter)])
             if make is numpy_session:
-                plan = next(p for p in sess._plans.values() if p.updates)
-                assert plan.commit is not None
-                assert [u.in_place for u in plan.updates] == [True, False]
+                executor = next(e for e in sess._executors.values() if e.plan.updates)
+                assert [u in executor.in_place for u in executor.plan.updates] == [True, False]
             before = [sess.run(v, to_numpy=True).copy() for v in (w, counter)]
             _Count.fail = True
             try:

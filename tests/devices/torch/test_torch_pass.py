@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch", reason="the torch passes need PyTorch (pip 
 import xpnn as xn  # noqa: E402
 from xpnn import ops  # noqa: E402
 from xpnn.devices.torch import kernels  # noqa: E402
+from xpnn.executor import Executor  # noqa: E402
 from xpnn.plan import Description  # noqa: E402
 
 DEV = xn.devices.resolve("cpu", backend="torch")
@@ -38,7 +39,10 @@ class Side:
         return [xn.to_numpy(self.sess.get_value(v)) for v in variables]
 
     def plans(self):
-        return list(self.sess._plans.values())
+        return [executor.plan for executor in self.executors()]
+
+    def executors(self):
+        return list(self.sess._executors.values())
 
 
 def both(build, **kw):
@@ -297,7 +301,7 @@ def test_updates_match_portable_in_place(name, dtype):
         got, want = (side.values(nodes[2].targets) for nodes, side in sides)
         for g, w in zip(got, want):  # SGD and momentum round as the rule does; Adam fuses
             assert_same(g, w, exact=name != "adam", rtol=1e-6 if dtype == "float32" else 1e-12)
-    assert fast.plans()[0].commit is not None and len(held) == len(sides[0][0][2].targets)
+    assert fast.executors()[0].in_place and len(held) == len(sides[0][0][2].targets)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
@@ -532,7 +536,7 @@ def test_check_numerics_session_checks_every_op_and_updates_portably():
     X, y = _batch(0)
     for n, side in sides:
         side.run(n["step"], {n["x"]: X, n["labels"]: y})
-    assert sides[0][1].plans()[0].commit is None  # new values are checked before written
+    assert not sides[0][1].executors()[0].in_place  # new values are checked before written
     _compare_variables(sides)
     messages = []
     for n, side in sides:
@@ -647,12 +651,12 @@ def test_training_step_uses_addmm_and_updates_in_place(optimizer):
 
 def test_passes_off_leave_the_portable_plan():
     X, y = _batch(0)
-    plans = []
+    executors = []
     for n, side in both(lambda: _mlp("sgd")):
         side.run(n["step"], {n["x"]: X, n["labels"]: y})
-        plans.append(side.plans()[0])
-    fast, portable = plans
-    assert fast.commit is not None and portable.commit is None
+        executors.append(side.executors()[0])
+    assert executors[0].in_place and type(executors[1]) is Executor
+    fast, portable = (executor.plan for executor in executors)
     portable_fns = [isinstance(s.fn, functools.partial) for s in portable.steps
                     if s.kind == "value"]
     fast_fns = [isinstance(s.fn, functools.partial) for s in fast.steps if s.kind == "value"]

@@ -1,4 +1,5 @@
-"""CuPy on a CUDA GPU: its Device, and its passes over a compiled plan, one concept a file:
+"""CuPy on a CUDA GPU: its Device, its executor (``CupyExecutor``, what ``compile`` returns,
+the stand-in's too) and the passes that make it, one concept a file:
 
 - ``formulas``: every kernel's arithmetic, written once as a plain elementwise function;
 - ``source``: a formula traced on symbols and printed as CUDA C (with a NumPy model of it);
@@ -33,21 +34,28 @@ import array_api_compat
 import numpy as np
 
 from ... import passes
+from ...executor import Executor
 from .. import Device, host_array, library
 from . import chains, cuda, kernels, ownership, updates
 from . import softmax as _softmax  # noqa: F401  (registers the cross-entropy kernels)
 
 
-def rewrite(plan, session, fuser=None) -> None:
-    """Run the passes on ``plan`` (compiled for ``session``), with ``fuser`` (by default
-    the CUDA one)."""
-    fuser = fuser if fuser is not None else cuda.fuser()
-    chosen = passes.in_place(plan, updates.has_fast_update, passes.live_slots(plan), session)
-    if chosen:
-        updates.commit_in_place(plan, chosen, session.xp, fuser)
-    fused = chains.fuse(plan, session.device, fuser, defer=not session.check_numerics)
-    kernels.swap_in(plan, session.device, fuser, skip=fused)
+class CupyExecutor(Executor):
+    """A CuPy plan after this package's passes, with ``fuser`` (by default the CUDA one):
+    fused kernels in its program, optimizer updates written in place at commit."""
 
+    def __init__(self, plan, session, fuser=None):
+        self.fuser = fuser if fuser is not None else cuda.fuser()
+        super().__init__(plan, session)
+
+    def passes(self, plan, session) -> None:
+        """Run the passes on ``plan`` (compiled for ``session``), in order."""
+        fuser = self.fuser
+        chosen = updates.UPDATES.choose(plan, passes.live_slots(plan), session)
+        if chosen:
+            self.update_in_place(chosen, updates.commit_in_place(chosen, session.xp, fuser))
+        fused = chains.fuse(plan, session.device, fuser, defer=not session.check_numerics)
+        kernels.swap_in(plan, session.device, fuser, skip=fused)
 
 
 class CupyDevice(Device):
@@ -79,8 +87,8 @@ class CupyDevice(Device):
     def keep(self, value, inputs):
         return ownership.own(value, inputs)
 
-    def rewrite(self, plan, session) -> None:
-        rewrite(plan, session)
+    def compile(self, plan, session) -> CupyExecutor:
+        return CupyExecutor(plan, session)
 
 
 def _unified_memory() -> bool:

@@ -153,14 +153,11 @@ def nesterov(xp, param, velocity, grad, lr, mu):
     return param - lr * (grad + mu * velocity), velocity
 
 
-_GIVEN_RATE = optimizers.AdamOptimizer()  # adam_step_size is passed the rate: its own unread
-
-
 def adam(xp, param, m, v, grad, beta1_power, beta2_power, lr, b1, c1, b2, c2, eps):
     """TF1's Adam (``AdamOptimizer.update``); b1, c1, b2, c2 from ``beta_coefficients``. The
     step size is computed per element from the 0-d powers: the same number everywhere, and
     no launch of its own."""
-    step = optimizers.adam_step_size(_GIVEN_RATE, xp, beta1_power, beta2_power, lr)
+    step = optimizers.adam_step_size(lr, xp, beta1_power, beta2_power)
     m = b1 * m + c1 * grad
     v = b2 * v + c2 * (grad * grad)
     return param - step * (m / (xp.sqrt(v) + eps)), m, v

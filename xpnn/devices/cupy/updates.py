@@ -7,7 +7,7 @@ does, rounding for rounding. Hyper-parameters are passed at every run (a schedul
 changes them between runs is followed); the Adam step size is computed on the device from
 the powers, and nothing is read back: no host synchronisation.
 
-Only the updates the plan allows go in place (``passes.in_place``, as in the torch and
+Only the updates the plan allows go in place (``UpdateTable.choose``, as in the torch and
 NumPy passes): optimizer steps with a kernel here, whose gradients are no (view of a)
 Variable, whose learning rate is a number (a rate that is a graph node takes the portable
 update), and none under ``Session(check_numerics=True)``, whose new values must be checked
@@ -16,13 +16,15 @@ portable rule, written into their arrays.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.cupy import updates
->>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+>>> updates.UPDATES.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
 True
 """
 
 from __future__ import annotations
 
-from ... import optimizers
+import functools
+
+from ... import optimizers, passes
 from ...dtypes import dtype_name
 from . import formulas
 from .softmax import floating
@@ -46,41 +48,31 @@ def _adam(opt, fuser, param, grad, slots):
     fuser.elementwise(formulas.adam_powers, (beta1_power, beta2_power, b1, b2), writes=2)
 
 
-UPDATES = {  # optimizer class -> fn(optimizer, fuser, param, grad, slots)
+UPDATES = passes.UpdateTable({  # optimizer class -> fn(optimizer, fuser, param, grad, slots)
     optimizers.GradientDescentOptimizer: _sgd,
     optimizers.MomentumOptimizer: _momentum,
     optimizers.AdamOptimizer: _adam,
-}
+})
 
 
-def has_fast_update(step) -> bool:
-    """Whether ``step`` is an optimizer's update with an in-place kernel here."""
-    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
-            and step.rate is None)
+def commit_in_place(chosen, xp, fuser):
+    """A commit that applies the ``chosen`` updates in place (``UpdateTable.commit``)."""
+    return UPDATES.commit(chosen, functools.partial(_apply, xp, fuser))
 
 
-def commit_in_place(plan, chosen, xp, fuser) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
-        update.in_place = True
-        calls.append((update.op.optimizer, update.groups()))
-
-    def commit(values):
-        for optimizer, groups in calls:
-            fn = UPDATES[type(optimizer)]
-            for group in groups:
-                grad, param = values[group.gradient], values[group.variable]
-                slots = [values[k] for k in group.slots]
-                if grad.dtype != param.dtype:
-                    grad = xp.astype(grad, param.dtype)
-                if floating(param):
-                    fn(optimizer, fuser, param, grad, slots)
-                else:
-                    _portable(optimizer, xp, param, grad, slots)
-
-    plan.commit = commit
+def _apply(xp, fuser, optimizer, values, groups) -> None:
+    """One kernel per Variable of one optimizer step (the portable rule, written into the
+    arrays, for a Variable that is not float32 or float64)."""
+    fn = UPDATES[type(optimizer)]
+    for group in groups:
+        grad, param = values[group.gradient], values[group.variable]
+        slots = [values[k] for k in group.slots]
+        if grad.dtype != param.dtype:
+            grad = xp.astype(grad, param.dtype)
+        if floating(param):
+            fn(optimizer, fuser, param, grad, slots)
+        else:
+            _portable(optimizer, xp, param, grad, slots)
 
 
 def _portable(optimizer, xp, param, grad, slots) -> None:

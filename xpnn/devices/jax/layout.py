@@ -44,7 +44,6 @@ class Layout:
         # a later run may donate the stored buffer.
         self.fetched_variables = tuple(s for s, v in plan.variables.items()
                                        if s in fetched and v not in written)
-        self.new_slot = None  # the slot of the new Variable values (given by the rewrite)
         self.hands_out = bool(self.fetched_feeds or self.fetched_variables)
         self.take_feeds, self.take_donated, self.take_kept = (
             _taker(self.feeds), _taker(self.donated), _taker(self.kept))

@@ -1,4 +1,5 @@
-"""A plan run as one ``jax.jit`` call: what ``Plan.run`` executes on a JAX Session.
+"""JAX's executor: a plan run as one ``jax.jit`` call (``Runner``, what ``JaxDevice.compile``
+returns).
 
 Per run: the feeds' shapes and dtypes (and the optimizers' untraced attributes) pick a cache
 entry; the host feeds are copied (a compiled call reads them after it returns, and the
@@ -29,10 +30,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ...plan import StepFailed
+from ...executor import Executor
+from ...plan import StepFailed, bind
+from . import kernels
 from .body import UpdateShapeError, make_body
+from .checks import Checks
 from .draws import Draws
 from .hyper import Hyper
+from .labels import LabelChecks
+from .layout import Layout
 
 # Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
 # value has another dtype), or where the platform does not implement donation: the call is
@@ -69,31 +75,50 @@ class Entry:
         self.compiled = False
 
 
-class Runner:
-    """``program -> runner`` as ``Plan.compiler``; ``checks`` None runs the portable program
-    (a ``check_numerics`` Session), still handing out copies of fetched Variables."""
+class Runner(Executor):
+    """JAX's executor: the plan compiled into one ``jax.jit`` call per cache entry, where it
+    computes anything. A ``check_numerics`` Session runs the portable program (its checks
+    read every value on the host), through a runner all the same (``eager``): it hands out
+    copies of Variables, whose buffers another plan may donate."""
 
-    def __init__(self, plan, session, layout, checks=None, labels=None):
-        compiled = checks is not None
-        self.plan, self.device, self.layout, self.checks = plan, session.device, layout, checks
-        self.labels = labels
+    def __init__(self, plan, session):
+        super().__init__(plan, session)
+        if not self.eager:
+            self.body = make_body(plan, self.layout, self.program, self, session.xp,
+                                  self.check_shapes, self.traces)
+        self.call = self._run
+
+    def passes(self, plan, session) -> None:
+        """The pass: the kernels traced in place of some ops' forward, the checks, the
+        label checks and the draws a traced plan takes, where there is a call to make."""
         self.draws = Draws(session.draw)
         self.hyper = Hyper([u.op for u in plan.updates])
         self.check_shapes = [u.check_shapes for u in plan.updates]
-        self.eager = not compiled
-        self.reason = None if compiled else "not compiled"
         self.entries = OrderedDict()  # key -> Entry, the least recently used first
         self.size = cache_size()
         self.traces = [0]
-        self.program = self.body = None
+        self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
+        self.checks = self.labels = None
+        if session.check_numerics:
+            self.layout = Layout(plan)
+            return
+        from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
+        from . import cross_entropy as _cross_entropy  # noqa: F401  (registers its kernel)
 
-    def compile(self, program):
-        """``Plan.compiler``: keep the portable ``program``; run this instead."""
-        self.program = program
-        if not self.eager:
-            self.body = make_body(self.plan, self.layout, program, self, self.device.xp,
-                                  self.check_shapes, self.traces)
-        return self
+        self.checks = Checks(plan, session.xp)
+        # With checks a failed run keeps every buffer: nothing donated.
+        self.layout = Layout(plan, donate=not self.checks.steps)
+        if not (self.layout.computed or plan.updates):  # nothing to compute: no call
+            return
+        self.labels = LabelChecks(plan, session)  # ops that read labels read nothing traced
+        kernels.swap_in(plan)
+        self.labels.record()
+        self.eager, self.reason = False, None
+        # Host feeds go into the call as they are; the trace checks the updates' shapes.
+        self.host_feeds, self.checks_shapes = True, False
+        for step in plan.steps:
+            if step.op is not None and step.op.random:
+                bind(step, session.device, self.draws.draw)
 
     def _jit(self):
         """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
@@ -106,7 +131,7 @@ class Runner:
 
         return jax.jit(entry, donate_argnums=(1,), static_argnums=(5,))
 
-    def __call__(self, values) -> None:
+    def _run(self, values) -> None:
         if self.eager:
             self.program(values)
             self._hand_out(values)
@@ -170,7 +195,7 @@ class Runner:
             self.checks.raise_found(entry.checks, counts, values)
         for s, value in zip(self.layout.computed, fetched):
             values[s] = value
-        values[self.layout.new_slot] = new
+        self.new = new  # written at the commit
         if self.layout.hands_out:
             self._hand_out(values)
 
@@ -182,17 +207,21 @@ class Runner:
         for s in self.layout.fetched_variables:
             values[s] = values[s].copy()
 
-    def commit(self, values):
-        """``Plan.commit``: the (Variable, new value) pairs the Session writes."""
-        return zip(self.layout.targets, values[self.layout.new_slot])
+    def commit(self, values) -> None:
+        """Write the new values the compiled call made (the portable commit once the plan
+        has fallen back)."""
+        if self.eager:
+            super().commit(values)
+            return
+        new, self.new = self.new, None
+        state = self.state
+        for variable, value in zip(self.layout.targets, new):
+            state[variable] = value
 
     def _fall_back(self, failure) -> None:
-        """Make the plan the portable one again, for good: its runs are eager from now on
+        """Make this the portable executor again, for good: its runs are eager from now on
         (this one's commit too)."""
-        plan = self.plan
-        for update, check in zip(plan.updates, self.check_shapes):
-            update.in_place, update.check_shapes = False, check
-        plan.commit, plan.host_feeds = None, False
         self.eager, self.body = True, None
+        self.host_feeds, self.checks_shapes = False, True
         self.entries.clear()
         self.reason = f"{type(failure).__name__}: {failure}"

@@ -1,5 +1,6 @@
-"""The CPU with NumPy: its Device, and its passes over a compiled plan, one a file. Each
-keeps the portable plan's results, tested against it (``tests/test_fastpath*.py``, and
+"""The CPU with NumPy: its Device, its executor (``NumpyExecutor``, what ``compile``
+returns) and the passes that make it, one a file. Each keeps the portable plan's results,
+tested against it (``tests/test_fastpath*.py``, and
 ``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
 
 - ``ownership``: which buffers a step may overwrite, which fetches must be copies;
@@ -17,9 +18,9 @@ keeps the portable plan's results, tested against it (``tests/test_fastpath*.py`
 ...     step = xn.train.GradientDescentOptimizer(0.5).minimize(xn.reduce_sum(w * w))
 ...     sess = xn.Session(device="cpu")
 ...     sess.run(step)
-...     plan = next(iter(sess._plans.values()))
->>> plan.commit is not None, sess.run(w).tolist()
-(True, [0.0, 0.0])
+...     executor = next(iter(sess._executors.values()))
+>>> type(executor).__name__, len(executor.in_place), sess.run(w).tolist()
+('NumpyExecutor', 1, [0.0, 0.0])
 """
 
 from __future__ import annotations
@@ -27,28 +28,31 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from ... import passes
+from ...executor import Executor
 from .. import Device, host_array
 from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 
 
-def rewrite(plan, session) -> None:
-    """Run the passes on ``plan`` (compiled for ``session``), in order."""
-    allocator.tune()
-    facts = ownership.Facts(plan)
-    shape_folding.find(plan, facts)
-    plan.copies = facts.copies()
-    pending = set()
-    chosen = passes.in_place(plan, updates.has_fast_update, facts.live, session)
-    if chosen:
-        pending = deferred.defer(plan, facts, chosen, session.xp)
-        updates.commit_in_place(plan, facts, chosen, pending)
-    options, fused = fusion.relu_into_pool_grad(plan, facts, skip=pending)
-    paired = pairs.pair(plan, skip=pending, options=options)
-    kernels.swap_in(plan, facts, skip=pending | paired | fused, options=options)
-    shape_folding.wrap(plan, facts)
+class NumpyExecutor(Executor):
+    """A NumPy plan after this package's passes: kernels in its program, optimizer updates
+    written into the Variables' own buffers at commit, fewer fetches copied."""
 
+    def passes(self, plan, session) -> None:
+        """Run the passes on ``plan`` (compiled for ``session``), in order."""
+        allocator.tune()
+        facts = ownership.Facts(plan)
+        shape_folding.find(plan, facts)
+        self.copies = facts.copies()
+        pending = set()
+        chosen = updates.UPDATES.choose(plan, facts.live, session)
+        if chosen:
+            pending = deferred.defer(plan, facts, chosen, session.xp)
+            self.update_in_place(chosen, updates.commit_in_place(facts, chosen, pending))
+        options, fused = fusion.relu_into_pool_grad(plan, facts, skip=pending)
+        paired = pairs.pair(plan, skip=pending, options=options)
+        kernels.swap_in(plan, facts, skip=pending | paired | fused, options=options)
+        shape_folding.wrap(plan, facts)
 
 
 class NumpyDevice(Device):
@@ -70,8 +74,8 @@ class NumpyDevice(Device):
     def keep(self, value, inputs):
         return ownership.own(value, inputs)
 
-    def rewrite(self, plan, session) -> None:
-        rewrite(plan, session)
+    def compile(self, plan, session) -> NumpyExecutor:
+        return NumpyExecutor(plan, session)
 
 
 def open_device(device, kind, index) -> NumpyDevice:

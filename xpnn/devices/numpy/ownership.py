@@ -32,7 +32,7 @@ class Facts:
         self.keep = {s for s in plan.fetch_slots if s is not None}
         self.last_use = plans.last_uses(plan)
         self.update_reads = [s for update in plan.updates for s in update.inputs]
-        self.aliased = {s for step in values if type(step.op) not in kernels.FRESH
+        self.aliased = {s for step in values if not plans.fresh(step.op, kernels.FRESH)
                         for k, s in enumerate(step.inputs) if k not in step.op.shape_only}
         self.described = {s.out for s in plan.steps if s.kind != "value"} | set(plan.static)
         self.constants = set(plan.constants)
@@ -41,17 +41,14 @@ class Facts:
         self.live = self.with_views(set(plan.variables))
 
     def with_views(self, slots) -> set:
-        """``slots`` plus every value an op that may return (a view of) its input makes
-        from them, in step order."""
-        slots = set(slots)
-        for step in self.plan.steps:
-            if (step.kind == "value" and type(step.op) not in kernels.FRESH
-                    and slots.intersection(step.inputs)):
-                slots.add(step.out)
-        return slots
+        """``slots`` plus every value a step that may return (a view of) one of them makes
+        from them (``Plan.with_views``, this package's kernels counted)."""
+        return self.plan.with_views(slots, kernels.FRESH)
 
     def owned(self, s, index) -> bool:
-        """Whether step ``index`` (``n``: the commit) may overwrite slot ``s``."""
+        """Whether step ``index`` (``n``: the commit) may overwrite slot ``s``: made by a
+        kernel of this package that makes a new array (a portable result may be a NumPy
+        scalar, which cannot be written), seen by nothing else, dead after that step."""
         return (s in self.producer and type(self.producer[s]) in kernels.FRESH
                 and s not in self.aliased and s not in self.keep and s not in self.kept
                 and self.last_use.get(s) == index)

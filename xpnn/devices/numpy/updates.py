@@ -7,7 +7,7 @@ are read at every run, so a schedule that changes them between runs is followed.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import updates
->>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+>>> updates.UPDATES.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
 True
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import optimizers
+from ... import optimizers, passes
 from . import blas, deferred, denormals
 
 
@@ -40,7 +40,7 @@ def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     # hold the other cores (they spin before they sleep), so a second thread of ours only
     # waits for one, and splitting these passes over threads made the step slower.
     b1, c1, b2, c2 = optimizers.beta_coefficients(opt.beta1, opt.beta2, param.dtype.name)
-    step = optimizers.adam_step_size(opt, np, beta1_power, beta2_power)
+    step = optimizers.adam_step_size(opt.learning_rate, np, beta1_power, beta2_power)
     blas.scale_add(m, grad, c1, beta=b1)
     own = grad_owned and type(grad) is np.ndarray and grad.shape == m.shape
     scratch = grad if own else np.empty_like(m)
@@ -54,18 +54,12 @@ def _adam(opt, param, grad, m, v, beta1_power, beta2_power, grad_owned):
     beta2_power *= b2
 
 
-UPDATES = {  # optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+# optimizer class -> fn(optimizer, param, grad, *slots, grad_owned)
+UPDATES = passes.UpdateTable({
     optimizers.GradientDescentOptimizer: _sgd,
     optimizers.MomentumOptimizer: _momentum,
     optimizers.AdamOptimizer: _adam,
-}
-
-
-def has_fast_update(step) -> bool:
-    """Whether ``step`` is an optimizer's update with an in-place kernel here (a learning
-    rate that is a graph node takes the portable update)."""
-    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
-            and step.rate is None)
+})
 
 
 def update_inplace(step, values, owned, pending=()) -> bool:
@@ -73,7 +67,7 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     ``step.shape_problem`` found none), ``owned[i]`` whether pair i's gradient may be
     overwritten, ``pending[i]`` whether it may be a ``deferred.PendingProduct``. False when
     there is no kernel for this optimizer."""
-    if not has_fast_update(step):
+    if not UPDATES.has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
     groups = list(zip(step.pairs, owned, pending))
@@ -83,8 +77,8 @@ def update_inplace(step, values, owned, pending=()) -> bool:
 
 def _apply(optimizer, values, groups, flush: bool) -> None:
     """The update of each (group, owned, pending): a group says where one Variable's
-    gradient, value and slots sit in ``values`` (a ``Pair`` of the step's inputs, or a
-    ``plan.SlotGroup`` of the plan's slots). Slots decay toward zero, so updates that keep
+    gradient, value and slots sit in ``values`` (an ``optimizers.Pair``: of the step's
+    inputs, or of the plan's slots). Slots decay toward zero, so updates that keep
     them run with subnormals flushed (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
     if flush:
         with denormals.flushed():
@@ -116,21 +110,17 @@ def _apply_each(optimizer, values, groups) -> None:
         fn(optimizer, param, grad, *slots, own)
 
 
-def commit_in_place(plan, facts, chosen, pending) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
-        update.in_place = True
+def commit_in_place(facts, chosen, pending):
+    """A commit that applies the ``chosen`` updates in place (``UpdateTable.commit``): each
+    gradient overwritten where the update is its sole owner, a ``deferred`` one where it is
+    ``pending``."""
+
+    def arguments(update):
         groups = []
         for group in update.groups():
             g = group.gradient
             own = facts.sole_owner(g) and g not in facts.pending_operands
             groups.append((group, own, g in pending))
-        calls.append((update.op.optimizer, groups, _keeps_slots(groups)))
+        return groups, _keeps_slots(groups)
 
-    def commit(values):
-        for optimizer, groups, flush in calls:
-            _apply(optimizer, values, groups, flush)
-
-    plan.commit = commit
+    return UPDATES.commit(chosen, _apply, arguments)

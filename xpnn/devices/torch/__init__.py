@@ -1,5 +1,5 @@
-"""PyTorch on the CPU or a CUDA GPU: its Device, and its passes over a compiled plan, one a
-file. Each
+"""PyTorch on the CPU or a CUDA GPU: its Device, its executor (``TorchExecutor``, what
+``compile`` returns) and the passes that make it, one a file. Each
 keeps the portable plan's results, tested against it (``tests/test_torch_pass.py``, and
 ``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
 
@@ -31,22 +31,27 @@ import array_api_compat
 import numpy as np
 
 from ... import passes
+from ...executor import Executor
 from .. import Device, host_array, library
 
 
-def rewrite(plan, session) -> None:
-    """Run the passes on ``plan`` (compiled for ``session``), in order."""
-    from . import addmm, deferred, kernels, updates
-    from . import conv as _conv  # noqa: F401  (registers the conv kernels)
+class TorchExecutor(Executor):
+    """A torch plan after this package's passes: torch kernels in its program, optimizer
+    updates written into the Session's own tensors at commit."""
 
-    live = passes.live_slots(plan)
-    pending = set()
-    chosen = passes.in_place(plan, updates.has_fast_update, live, session)
-    if chosen:
-        pending = deferred.defer(plan, live, chosen, session.device)
-        updates.commit_in_place(plan, chosen, session.device)
-    fused = addmm.fuse(plan, session) if not session.check_numerics else set()
-    kernels.swap_in(plan, session.device, skip=pending | fused)
+    def passes(self, plan, session) -> None:
+        """Run the passes on ``plan`` (compiled for ``session``), in order."""
+        from . import addmm, deferred, kernels, updates
+        from . import conv as _conv  # noqa: F401  (registers the conv kernels)
+
+        live = passes.live_slots(plan)
+        pending = set()
+        chosen = updates.UPDATES.choose(plan, live, session)
+        if chosen:
+            pending = deferred.defer(plan, live, chosen, session.device)
+            self.update_in_place(chosen, updates.commit_in_place(chosen, session.device))
+        fused = addmm.fuse(plan, session) if not session.check_numerics else set()
+        kernels.swap_in(plan, session.device, skip=pending | fused)
 
 
 def own(value, inputs):
@@ -93,8 +98,8 @@ class TorchDevice(Device):
     def keep(self, value, inputs):
         return own(value, inputs)
 
-    def rewrite(self, plan, session) -> None:
-        rewrite(plan, session)
+    def compile(self, plan, session) -> TorchExecutor:
+        return TorchExecutor(plan, session)
 
 
 def open_device(device, kind, index) -> TorchDevice:

@@ -15,15 +15,17 @@ updates stay portable there.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.torch import updates
->>> updates.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
+>>> updates.UPDATES.has_fast_update(xn.train.AdamOptimizer().minimize(xn.Variable(1.0) ** 2))
 True
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from ... import optimizers
+from ... import optimizers, passes
 from ...dtypes import dtype_name
 from . import deferred, kernels
 from .addmm import PendingProduct, materialize
@@ -76,41 +78,24 @@ def _adam_step_sizes(opt, beta1_power, beta2_power, const):
 # optimizer class -> fn(optimizer, params, grads, slots: a list per slot, const, host_reads):
 # const(x) is a 0-d tensor of the params' dtype (arithmetic with a Python number would make
 # one per call), host_reads whether device values are read without a synchronisation.
-UPDATES = {
+UPDATES = passes.UpdateTable({
     optimizers.GradientDescentOptimizer: _sgd,
     optimizers.MomentumOptimizer: _momentum,
     optimizers.AdamOptimizer: _adam,
-}
+})
 
 
-def has_fast_update(step) -> bool:
-    """Whether ``step`` is an optimizer's update with an in-place kernel here."""
-    return (isinstance(step, optimizers.ApplyGradients) and type(step.optimizer) in UPDATES
-            and step.rate is None)  # a learning rate that is a graph node: portable
-
-
-def commit_in_place(plan, chosen, device) -> None:
-    """Give the plan a commit that applies the ``chosen`` updates in place (the Session
-    computes the others first, then calls it, then writes theirs)."""
-    calls = []
-    for update in chosen:
-        update.in_place = True
-        calls.append((update.op.optimizer, update.groups()))
-
+def commit_in_place(chosen, device):
+    """A commit that applies the ``chosen`` updates in place, under ``torch.no_grad()``
+    (``UpdateTable.commit``)."""
     constants = kernels.Constants(device.device)
-    host_reads = device.reads_without_sync
-
-    def commit(values):
-        with torch.no_grad():
-            for optimizer, groups in calls:
-                _apply(optimizer, values, groups, constants, host_reads)
-
-    plan.commit = commit
+    apply = functools.partial(_apply, constants, device.reads_without_sync)
+    return UPDATES.commit(chosen, apply, around=torch.no_grad)
 
 
-def _apply(optimizer, values, groups, constants, host_reads) -> None:
-    """The update of each ``SlotGroup``, in one call of the optimizer's kernel per dtype of
-    the Variables; a ``deferred`` gradient accumulated where it can be."""
+def _apply(constants, host_reads, optimizer, values, groups) -> None:
+    """The update of each ``Pair`` of the plan's slots, in one call of the optimizer's
+    kernel per dtype of the Variables; a ``deferred`` gradient accumulated where it can be."""
     by_dtype = {}
     for group in groups:
         grad, param = values[group.gradient], values[group.variable]
