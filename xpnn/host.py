@@ -34,10 +34,16 @@ def backend_folder(array):
         library = array_api_compat.array_namespace(array).__name__
     except TypeError:  # not an array of a library array-api-compat knows
         return None
-    folder = "xpnn.devices." + library.removeprefix("array_api_compat.").partition(".")[0]
+    return optional_module(
+        "xpnn.devices." + library.removeprefix("array_api_compat.").partition(".")[0])
+
+
+def optional_module(name: str):
+    """The module ``name``, or None where there is none (an import failing inside it
+    still raises)."""
     try:
-        return importlib.import_module(folder)
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != folder:
+        if exc.name != name:
             raise
         return None

@@ -20,13 +20,11 @@ first message.
 
 from __future__ import annotations
 
-import importlib
-
 import array_api_compat
 import numpy as np
 
 from ..devices import context_of
-from ..host import backend_folder, to_numpy
+from ..host import backend_folder, optional_module, to_numpy
 from .comm import mpi
 
 
@@ -55,15 +53,7 @@ def kind_of(array) -> str:
 def routes_of(array):
     """The ``transport`` module of ``array``'s backend folder, or None where it has none."""
     folder = backend_folder(array)
-    if folder is None:
-        return None
-    name = folder.__name__ + ".transport"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
+    return None if folder is None else optional_module(folder.__name__ + ".transport")
 
 
 def host_view(array) -> np.ndarray:

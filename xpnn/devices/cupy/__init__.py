@@ -12,13 +12,13 @@ the stand-in's too) and the passes that make it, one concept a file:
 - ``ownership``: which arrays may be written in place; ``kernels``: the single-op table;
 - ``standin``: a device that runs this pass with NumPy, where no GPU is.
 
-No kernel reads a device value on the host: a training step makes no host
-synchronisation. ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) leaves the portable
-plan as it is, the reference the pass is tested against
-(``tests/test_cupy_pass.py``; ``tests/test_fastpath_random.py`` on random programs). No
-CUDA graphs are captured. cupy is imported at the first kernel compiled, not with xpnn.
-Written without a GPU: the stand-in runs every test here; the CUDA kernels themselves have
-not run yet (``benchmarks/gpu_check.sh`` runs the tests on one).
+No kernel reads a device value on the host: a training step makes no host synchronisation.
+``Session(passes=False)`` (or ``$XPNN_PASSES=0``) leaves the portable plan as it is, the
+reference the pass is tested against (``tests/devices/cupy/test_cupy_pass.py``;
+``tests/devices/test_fastpath_random.py`` on random programs). No CUDA graphs are captured.
+cupy is imported at the first kernel compiled, not with xpnn. Written without a GPU: the
+stand-in runs every test here; the CUDA kernels themselves have not run yet
+(``benchmarks/gpu_check.sh`` runs the tests on one).
 
 >>> import xpnn as xn
 >>> from xpnn.devices.cupy_standin import stand_in

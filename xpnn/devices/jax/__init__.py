@@ -15,7 +15,7 @@ every optimizer update) is one XLA call. One concept a file:
   the new values it made, the fall-back to the portable program.
 
 ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) keeps the portable eager path, the reference
-``tests/test_jax_jit.py`` compares this pass with.
+``tests/devices/jax/test_jax_jit.py`` compares this pass with.
 
 >>> import xpnn as xn
 >>> sess = xn.Session(backend="jax", graph=xn.Graph())

@@ -2,7 +2,7 @@
 formulation of the op's work compiles to much less under XLA than the portable array-API
 calls (``conv``: a max-pool gradient over tiling windows by reshapes). A kernel keeps the
 op's result (to float rounding at most); inputs outside its case go to the portable
-forward, so errors stay the op's own. ``tests/test_jax_kernels.py`` checks each against
+forward, so errors stay the op's own. ``tests/devices/jax/test_jax_kernels.py`` checks each against
 the portable forward.
 
 >>> import xpnn as xn

@@ -1,7 +1,7 @@
 """The CPU with NumPy: its Device, its executor (``NumpyExecutor``, what ``compile``
 returns) and the passes that make it, one a file. Each keeps the portable plan's results,
-tested against it (``tests/test_fastpath*.py``, and
-``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
+tested against it (``tests/devices/numpy/test_fastpath*.py``, and
+``tests/devices/test_fastpath_random.py`` on random graph programs against array-api-strict):
 
 - ``ownership``: which buffers a step may overwrite, which fetches must be copies;
 - ``shape_folding``: values that depend on shapes alone, kept between runs;

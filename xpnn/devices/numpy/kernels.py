@@ -1,8 +1,9 @@
 """NumPy kernels for ops: the same arithmetic as the portable ``forward`` in the same order
 (wide bias sums excepted: BLAS adds them in its own order), minus the array-API wrapper
 layers; an ``inplace`` kernel may also write its result into its first input when the plan
-proved that buffer dead and unshared (``ownership``). ``tests/test_fastpath.py`` checks
-each against the portable path on the same inputs.
+proved that buffer dead and unshared (``ownership``).
+``tests/devices/numpy/test_fastpath.py`` checks each against the portable path on the same
+inputs.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import kernels

@@ -1,9 +1,10 @@
 """Optimizer updates written into the Session's own buffers. Each kernel is the rule of
 ``optimizers.py`` with its arithmetic in the same order, the multiply-adds done by BLAS
-(``blas.scale_add``: one pass on BLAS's threads, and fused, so ``tests/test_fastpath.py``
-checks them against the portable rule to rounding), writing param and slots in place;
-``grad`` may be overwritten only when the plan owns it (``grad_owned``). Hyper-parameters
-are read at every run, so a schedule that changes them between runs is followed.
+(``blas.scale_add``: one pass on BLAS's threads, and fused, so
+``tests/devices/numpy/test_fastpath.py`` checks them against the portable rule to rounding),
+writing param and slots in place; ``grad`` may be overwritten only when the plan owns it
+(``grad_owned``). Hyper-parameters are read at every run, so a schedule that changes them
+between runs is followed.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import updates

@@ -1,7 +1,8 @@
 """PyTorch on the CPU or a CUDA GPU: its Device, its executor (``TorchExecutor``, what
-``compile`` returns) and the passes that make it, one a file. Each
-keeps the portable plan's results, tested against it (``tests/test_torch_pass.py``, and
-``tests/test_fastpath_random.py`` on random graph programs against array-api-strict):
+``compile`` returns) and the passes that make it, one a file. Each keeps the portable plan's
+results, tested against it (``tests/devices/torch/test_torch_pass.py``, and
+``tests/devices/test_fastpath_random.py`` on random graph programs against
+array-api-strict):
 
 - ``addmm``: a matrix product plus a bias as one ``torch.addmm``;
 - ``deferred``: weight gradients left to the SGD or momentum update (one ``addmm_``);

@@ -5,7 +5,8 @@ Masks stay boolean (torch multiplies by a bool tensor as by 0 and 1); a constant
 needs (a zero, the -1 of a one-hot gradient) is made once per plan on the device; labels are
 range-checked only where the device reads them without a synchronisation (the CPU), as the
 portable path does. Inputs outside a kernel's case go to the portable forward, so its errors
-stay the op's own. ``tests/test_torch_pass.py`` checks each against the portable forward.
+stay the op's own. ``tests/devices/torch/test_torch_pass.py`` checks each against the
+portable forward.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.torch import kernels
