@@ -77,21 +77,28 @@ class DropoutMaskOf(_DropoutMask):
     """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
     ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
     >= rate, else 0. A rate outside [0, 1) fails the run where the device reads it for free
-    (``run_context.reads_without_sync``); elsewhere (CuPy, CUDA tensors, a jitted JAX plan)
-    the mask is NaN, as a bad label's row is, with no synchronisation."""
+    (``run_context.reads_without_sync``), and in a compiled JAX plan where it is fed from
+    the host (checked before the call); elsewhere (CuPy, CUDA tensors, a rate that a compiled
+    JAX plan computes) the mask is NaN, as a bad label's row is, with no synchronisation."""
 
     reads_values = True
+    rate_input = 1  # a compiled plan checks a fed rate with check_rate before its call
+
+    def check_rate(self, xp, rate) -> None:
+        """Fail for a scalar rate outside [0, 1) (reads it)."""
+        if not bool(xp.logical_and(rate >= 0, rate < 1)):
+            raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
+                             f"{float(rate)}")
 
     def forward(self, xp, x, rate, draw):
         reads = run_context.reads_without_sync
         if rate.ndim != 0:
             raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
                              f"{tuple(rate.shape)}")
-        valid = xp.logical_and(rate >= 0, rate < 1)
-        if reads and not bool(valid):
-            raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
-                             f"{float(rate)}")
+        if reads:
+            self.check_rate(xp, rate)
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        valid = xp.logical_and(rate >= 0, rate < 1)
         rate = xp.astype(rate, dtype)
         if not reads:  # unread, 1.5 would give a mask of -0.0, -1 one of 0.5: NaN instead
             rate = xp.where(valid, rate, math.nan)
