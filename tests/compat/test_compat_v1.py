@@ -505,10 +505,27 @@ def test_dropout_keep_prob_and_rate(on):
         assert sess.run(by_keep, {keep: 1.0}).tolist() == [1.0] * 2000
         assert set(np.unique(sess.run(by_rate)).tolist()) == {0.0, 4.0}
     assert tf.nn.dropout(ones, keep_prob=1.0).type == "Identity"
+    assert by_keep.op.inputs[1].type == "DropoutKeepMaskOf"
     with pytest.raises(ValueError, match="keep_prob or rate"):
         tf.nn.dropout(ones)
     with pytest.raises(NotImplementedError, match="noise_shape"):
         tf.nn.dropout(ones, 0.5, noise_shape=[1])
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, -0.5])
+def test_a_fed_keep_prob_outside_0_1_fails_where_it_is_read(dev, bad):
+    """TF1 refuses keep_prob outside (0, 1]: so does every device that reads it for free,
+    a compiled JAX plan too (checked on the host before its call); the others give NaN."""
+    with xn.Graph().as_default():
+        keep = tf.placeholder(tf.float32, shape=())
+        y = tf.nn.dropout(tf.ones([4]), keep_prob=keep)
+        sess = xn.Session(device=dev, seed=0)
+        assert xn.to_numpy(sess.run(y, {keep: 1.0})).tolist() == [1.0] * 4
+        if dev.reads_without_sync or dev.backend == "jax":
+            with pytest.raises(xn.OpError, match=r"keep_prob must lie in \(0, 1\], got"):
+                sess.run(y, {keep: bad})
+        else:
+            assert np.isnan(xn.to_numpy(sess.run(y, {keep: bad}))).all()
 
 
 def test_losses_reduce_by_nonzero_weights(on):

@@ -77,25 +77,51 @@ class DropoutMaskOf(_DropoutMask):
     """DropoutMask with a rate that is a graph node (a scalar placeholder, TF1's
     ``keep_prob`` fed 0.5 to train and 1.0 to test): 1 / (1 - rate) where a uniform draw is
     >= rate, else 0. A rate outside [0, 1) fails the run where the device reads it for free
-    (``run_context.reads_without_sync``); elsewhere (CuPy, CUDA tensors, a jitted JAX plan)
-    the mask is NaN, as a bad label's row is, with no synchronisation."""
+    (``run_context.reads_without_sync``), and in a compiled JAX plan where it is fed from
+    the host (checked before the call); elsewhere (CuPy, CUDA tensors, a rate that a compiled
+    JAX plan computes) the mask is NaN, as a bad label's row is, with no synchronisation."""
 
     reads_values = True
+    rate_input = 1  # a compiled plan checks a fed rate with check_rate before its call
 
-    def forward(self, xp, x, rate, draw):
-        reads = run_context.reads_without_sync
-        if rate.ndim != 0:
-            raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
-                             f"{tuple(rate.shape)}")
-        valid = xp.logical_and(rate >= 0, rate < 1)
-        if reads and not bool(valid):
+    def check_rate(self, xp, rate) -> None:
+        """Fail for a scalar rate outside [0, 1) (reads it)."""
+        if not bool(xp.logical_and(rate >= 0, rate < 1)):
             raise ValueError(f"{self.label}: the dropout rate must lie in [0, 1), got "
                              f"{float(rate)}")
+
+    def rate_of(self, given):
+        """The rate, from the value of the op's second input."""
+        return given
+
+    def forward(self, xp, x, given, draw):
+        reads = run_context.reads_without_sync
+        if given.ndim != 0:
+            raise ValueError(f"{self.label}: the dropout rate must be a scalar, got shape "
+                             f"{tuple(given.shape)}")
+        if reads:
+            self.check_rate(xp, given)
+        rate = self.rate_of(given)
         dtype = x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float32
+        valid = xp.logical_and(rate >= 0, rate < 1)
         rate = xp.astype(rate, dtype)
         if not reads:  # unread, 1.5 would give a mask of -0.0, -1 one of 0.5: NaN instead
             rate = xp.where(valid, rate, math.nan)
         return indicator(xp, draw(self, x.shape, dtype) >= rate, dtype) / (1.0 - rate)
+
+
+class DropoutKeepMaskOf(DropoutMaskOf):
+    """DropoutMaskOf given TF1's ``keep_prob`` node instead of a rate (the rate is
+    1 - keep_prob): a keep_prob outside (0, 1] fails as a bad rate does, where it is read
+    and before a compiled JAX call where it is fed."""
+
+    def check_rate(self, xp, keep) -> None:
+        """Fail for a scalar keep_prob outside (0, 1] (reads it)."""
+        if not bool(xp.logical_and(keep > 0, keep <= 1)):
+            raise ValueError(f"{self.label}: keep_prob must lie in (0, 1], got {float(keep)}")
+
+    def rate_of(self, keep):
+        return 1.0 - keep
 
 
 def stream_seed(seed) -> tuple | None:
@@ -291,6 +317,7 @@ def random_shuffle(x, seed=None, name=None):
     return RandomShuffle(x, seed, name=name)
 
 
-__all__ = ["DropoutMask", "DropoutMaskOf", "stream_seed", "truncated", "RandomDraw",
+__all__ = ["DropoutMask", "DropoutMaskOf", "DropoutKeepMaskOf", "stream_seed", "truncated",
+           "RandomDraw",
            "RandomNormal", "TruncatedNormal", "RandomUniform", "RandomShuffle", "dropout",
            "random_normal", "truncated_normal", "random_uniform", "random_shuffle"]

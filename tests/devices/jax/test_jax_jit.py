@@ -523,6 +523,47 @@ def test_host_labels_out_of_range_fail_before_the_call_as_eager_does():
     assert not _runner(jit.sess).eager
 
 
+def test_a_fed_dropout_rate_out_of_range_fails_before_the_call_as_eager_does():
+    """Traced, DropoutMaskOf cannot read its rate: a host-fed rate is checked on the host
+    before the compiled call, with the eager path's error; nothing is drawn or written, and
+    the plan stays compiled (it used to fall back to the eager program for good)."""
+    X = _data()[0][:8]
+    errors, values = [], []
+    with xn.Graph().as_default():
+        x, rate = xn.placeholder(name="x"), xn.placeholder(shape=(), name="rate")
+        w = xn.Variable(np.full((12, 3), 0.1, np.float32), name="w")
+        loss = xn.reduce_sum(xn.square(xn.dropout(xn.matmul(x, w), rate=rate)))
+        step = xn.train.AdamOptimizer(0.1).minimize(loss)
+        for jit in (True, False):
+            sess = xn.Session(backend="jax", jit=jit, seed=0)
+            sess.run(step, {x: X, rate: 0.5})
+            before = {v: xn.to_numpy(sess.get_value(v)) for v in w.graph.variables}
+            with pytest.raises(xn.OpError) as info:
+                sess.run([step, loss], {x: X, rate: 1.5})
+            errors.append(str(info.value))
+            for v, value in before.items():  # Adam's slots and t included
+                np.testing.assert_array_equal(xn.to_numpy(sess.get_value(v)), value)
+            sess.run(step, {x: X, rate: 0.25})  # the next mask: no draw was spent
+            values.append(xn.to_numpy(sess.run(w)))
+            if jit:
+                assert not _runner(sess, step).eager
+    assert errors[0].splitlines()[0] == errors[1].splitlines()[0]
+    assert "(DropoutMaskOf) failed" in errors[0] and "rate must lie in [0, 1), got 1.5" in errors[0]
+    assert "no Variable was changed" in errors[0]
+    _close(values[0], values[1])
+
+
+def test_a_dropout_rate_computed_in_the_graph_is_not_read_by_the_compiled_call():
+    """A rate that is no host feed (TF1's 1 - keep_prob) is not checked in a compiled plan:
+    a bad one gives a NaN mask, as on a device that cannot read it."""
+    with xn.Graph().as_default():
+        keep = xn.placeholder(shape=(), name="keep_prob")
+        y = xn.dropout(xn.constant(np.ones(4, np.float32)), rate=1.0 - keep)
+        sess = xn.Session(backend="jax", seed=0)
+        assert np.isnan(xn.to_numpy(sess.run(y, {keep: -0.5}))).all()
+        assert not _runner(sess).eager
+
+
 def test_labels_computed_in_the_graph_are_not_read_by_the_compiled_call():
     """Labels that are no host feed (a constant here) are not checked in a compiled plan:
     a bad one gives its row a NaN loss, as on a device that cannot read them."""

@@ -139,9 +139,12 @@ def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None
                                   "per element")
     if (keep_prob is None) == (rate is None):
         raise ValueError("tf.nn.dropout: give keep_prob or rate (exactly one)")
-    if rate is None:
-        rate = ops.subtract(1.0, keep_prob) if isinstance(keep_prob, Node) else 1.0 - keep_prob
     x = as_tensor(x)
+    if isinstance(keep_prob, Node):  # its own mask, which checks keep_prob in (0, 1]
+        mask = ops.random.DropoutKeepMaskOf(x, keep_prob)
+        return ops.multiply(x, mask, name=op_name(name, "dropout"))
+    if rate is None:
+        rate = 1.0 - keep_prob
     if not isinstance(rate, Node) and rate == 0:
         return ops.identity(x, name=op_name(name, "dropout"))
     return ops.dropout(x, rate, name=op_name(name, "dropout"))

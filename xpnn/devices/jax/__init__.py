@@ -10,7 +10,8 @@ every optimizer update) is one XLA call. One concept a file:
 - ``draws``: random ops' host draws made per run and passed in (the portable values);
 - ``hyper``: optimizer hyper-parameters as arguments, or keys of the compilation cache;
 - ``checks``: check_numerics ops counting NaNs and infinities, read after the call;
-- ``labels``: label ranges of host-fed labels checked on the host, before the call;
+- ``fed``: fed values that ops read (labels, a dropout rate) checked on the host, before
+  the call;
 - ``runner``: the executor: the pass, the cache per feed shapes, the call, the commit of
   the new values it made, the fall-back to the portable program.
 

@@ -36,7 +36,7 @@ def make_body(plan, layout, program, parts, xp, check_shapes, counter):
                 values[s] = value
         bound = parts.hyper.bound(traced_hyper)
         # Traced, no op reads a value on the host (a tracer has none): label and rate checks
-        # mark bad entries NaN, and the fed labels are checked before the call (labels.py).
+        # mark bad entries NaN, and fed labels and rates are checked before the call (fed.py).
         with parts.draws.tracing(traced_draws), parts.checks.tracing(), \
                 run_context.reading(False):
             program(values)

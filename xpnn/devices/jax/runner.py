@@ -36,8 +36,8 @@ from . import kernels
 from .body import UpdateShapeError, make_body
 from .checks import Checks
 from .draws import Draws
+from .fed import FedChecks
 from .hyper import Hyper
-from .labels import LabelChecks
 from .layout import Layout
 
 # Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
@@ -67,11 +67,11 @@ class Entry:
     """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
     draws that trace asked for, and the values it checks for NaN and infinity."""
 
-    __slots__ = ("jitted", "draws", "checks", "labels", "compiled")
+    __slots__ = ("jitted", "draws", "checks", "fed", "compiled")
 
-    def __init__(self, jitted, draws, checks, labels):
+    def __init__(self, jitted, draws, checks, fed):
         self.jitted, self.draws, self.checks = jitted, tuple(draws), list(checks)
-        self.labels = labels  # (step, slot, class count): the host label checks
+        self.fed = fed  # (step, slot, check): the host checks of fed values
         self.compiled = False
 
 
@@ -90,7 +90,8 @@ class Runner(Executor):
 
     def passes(self, plan, session) -> None:
         """The pass: the kernels traced in place of some ops' forward, the checks, the
-        label checks and the draws a traced plan takes, where there is a call to make."""
+        host checks of fed values and the draws a traced plan takes, where there is a call
+        to make."""
         self.draws = Draws(session.draw)
         self.hyper = Hyper([u.op for u in plan.updates])
         self.check_shapes = [u.check_shapes for u in plan.updates]
@@ -98,7 +99,7 @@ class Runner(Executor):
         self.size = cache_size()
         self.traces = [0]
         self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
-        self.checks = self.labels = None
+        self.checks = self.fed = None
         if session.check_numerics:
             self.layout = Layout(plan)
             return
@@ -110,9 +111,9 @@ class Runner(Executor):
         self.layout = Layout(plan, donate=not self.checks.steps)
         if not (self.layout.computed or plan.updates):  # nothing to compute: no call
             return
-        self.labels = LabelChecks(plan, session)  # ops that read labels read nothing traced
+        self.fed = FedChecks(plan, session)  # ops that read values read nothing traced
         kernels.swap_in(plan)
-        self.labels.record()
+        self.fed.record()
         self.eager, self.reason = False, None
         # Host feeds go into the call as they are; the trace checks the updates' shapes.
         self.host_feeds, self.checks_shapes = True, False
@@ -146,8 +147,8 @@ class Runner(Executor):
                 return
         elif len(entries) > 1:
             entries.move_to_end(key)
-        if self.labels is not None:  # before anything is drawn or donated
-            self.labels.run(values, entry.labels)
+        if self.fed is not None:  # before anything is drawn or donated
+            self.fed.run(values, entry.fed)
         self._call(entry, values, feeds, key[1])
 
     def _arguments(self, values, feeds, draws, static):
@@ -163,9 +164,9 @@ class Runner(Executor):
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
-            labels = self.labels.recorded() if self.labels is not None else ()
+            fed = self.fed.recorded() if self.fed is not None else ()
             entry = self.entries[key] = Entry(jitted, self.draws.recorded, self.checks.recorded,
-                                              labels)
+                                              fed)
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)  # with its function, JAX's caches of it
             return entry

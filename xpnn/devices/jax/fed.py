@@ -1,9 +1,11 @@
-"""Label range checks in a compiled plan. The portable sparse cross-entropy reads its labels
-where that costs no device synchronisation (``run_context``), which a traced function cannot:
-traced, the ops read nothing (a bad label gives a NaN row), and fed labels are checked here,
-before the call, with the portable error naming the op: host arrays, and JAX arrays where
-the device reads them for free (on the CPU). The class count is the logits' last dimension
-as the trace saw it (static for each cache entry).
+"""Host checks of fed values that ops read, in a compiled plan. Some portable ops read an
+input's value where that costs no device synchronisation (``run_context``): the sparse
+cross-entropy its labels, ``DropoutMaskOf`` its rate. A traced function cannot: traced,
+the ops read nothing (a bad label gives a NaN row, a bad rate a NaN mask), and the values
+fed to those inputs are checked here, before the call, with the portable error naming the
+op: host arrays, and JAX arrays where the device reads them for free (on the CPU). A value
+computed on the device is not checked: it gives the NaN. The labels' class count is the
+logits' last dimension as the trace saw it (static for each cache entry).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
@@ -27,27 +29,29 @@ from ... import ops
 from ...plan import StepFailed
 
 
-class LabelChecks:
-    """The steps of ops that read their labels, and where their fed labels sit."""
+class FedChecks:
+    """The steps of ops that read an input's value, and which of those inputs are fed."""
 
     def __init__(self, plan, session):
         feeds = {feed.slot for feed in plan.feeds}
         self.xp = session.xp if session.device.reads_without_sync else None
-        self.steps, self.checks, self.seen = [], [], {}
+        self.steps, self.checks, self.rates, self.seen = [], [], {}, {}
         for step in plan.steps:
             op = step.op  # a step that only infers the op's shape runs it too
             if op is None or not op.reads_values:
                 continue
-            if getattr(op, "labels_input", None) is None:  # reads another value: unchecked
-                continue
-            self.steps.append(step)
-            labels = step.inputs[op.labels_input]
-            if labels in feeds:
-                self.checks.append((step, labels))
+            if getattr(op, "labels_input", None) is not None:
+                self.steps.append(step)
+                if step.inputs[op.labels_input] in feeds:
+                    self.checks.append((step, step.inputs[op.labels_input]))
+            elif getattr(op, "rate_input", None) is not None:
+                rate = step.inputs[op.rate_input]
+                if rate in feeds:  # once per fed rate
+                    self.rates.setdefault(rate, (step, rate, op.check_rate))
 
     def record(self) -> None:
-        """Make the steps note their class counts while tracing: after the kernels are
-        swapped in (``kernels.swap_in``), which take the functions bound here."""
+        """Make the label steps note their class counts while tracing: after the kernels
+        are swapped in (``kernels.swap_in``), which take the functions bound here."""
         for step in self.steps:
             step.fn = self._recording(step, step.fn)
 
@@ -62,27 +66,37 @@ class LabelChecks:
         return forward
 
     def recorded(self) -> tuple:
-        """What a run checks, as the last trace saw it: (step, fed labels' slot, class
-        count), once per slot and class count (the loss and its gradient read the same
-        labels)."""
+        """What a run checks, as the last trace saw it: (step, fed slot, check), the fed
+        rates, then the fed labels once per slot and class count (the loss and its gradient
+        read the same labels)."""
         found = {}
         for step, slot in self.checks:
             if step in self.seen:
                 found.setdefault((slot, self.seen[step]), step)
-        return tuple((step, slot, classes) for (slot, classes), step in found.items())
+        labels = tuple((step, slot, functools.partial(check_labels, classes))
+                       for (slot, classes), step in found.items())
+        return tuple(self.rates.values()) + labels
 
     def run(self, values, checks) -> None:
-        """Raise the portable error for fed labels out of range, where they can be read;
-        ``checks``: an entry's ``recorded()``."""
-        for step, slot, classes in checks:
-            labels = values[slot]
+        """Raise the portable error for a bad fed value, where it can be read; ``checks``:
+        an entry's ``recorded()``."""
+        for step, slot, check in checks:
+            value = values[slot]
             try:
-                if type(labels) is np.ndarray:
-                    check_host_labels(labels, classes)
+                if type(value) is np.ndarray:
+                    check(np, value)
                 elif self.xp is not None:
-                    ops.check_label_values(self.xp, labels, classes)
+                    check(self.xp, value)
             except ValueError as exc:
                 raise StepFailed(step, exc) from None
+
+
+def check_labels(classes: int, xp, labels) -> None:
+    """``ops.check_label_values``, on a NumPy array by ``check_host_labels``."""
+    if xp is np:
+        check_host_labels(labels, classes)
+    else:
+        ops.check_label_values(xp, labels, classes)
 
 
 def check_host_labels(labels, classes: int) -> None:
