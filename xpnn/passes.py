@@ -27,7 +27,8 @@ class KernelTable(dict):
     """op class -> ``make(op, portable, *context)``, which returns the ``fn(*values)`` a
     plan runs instead of the op's ``portable`` forward (the fallback for inputs outside
     the kernel's case, so errors stay the op's own); ``context``: what else a device's
-    makers take (its Device, a fuser).
+    makers take (its Device, a fuser). Every device's kernels are tables of this kind (the
+    NumPy device keeps two: kernels, and kernels that may write into their first input).
 
     >>> import xpnn as xn
     >>> table = KernelTable()
@@ -51,10 +52,11 @@ class KernelTable(dict):
 
         return register
 
-    def kernel(self, op, portable, *context):
-        """The callable a plan runs for ``op``: its kernel, else ``portable``."""
+    def kernel(self, op, portable, *context, **options):
+        """The callable a plan runs for ``op``: its kernel, else ``portable``; ``options``:
+        keyword arguments of this one kernel (a NumPy pass's handoff)."""
         make = self.get(type(op))
-        return portable if make is None else make(op, portable, *context)
+        return portable if make is None else make(op, portable, *context, **options)
 
 
 def live_slots(plan) -> set:

@@ -18,9 +18,10 @@ import math
 import numpy as np
 
 from ... import ops
+from ...passes import KernelTable
 
-FORWARD: dict = {}  # op class -> make(op, portable) -> fn(*values)
-INPLACE: dict = {}  # op class -> make(op, portable) -> fn(*values) that may overwrite values[0]
+FORWARD = KernelTable()  # op class -> make(op, portable) -> fn(*values)
+INPLACE = KernelTable()  # op class -> make(op, portable) -> fn(*values) overwriting values[0]
 # Op classes whose fast forward returns a buffer no other slot shares (so a later step may
 # overwrite it). Views (reshape, transpose, broadcast) and identity returns are left out.
 FRESH: set = set()
@@ -33,8 +34,7 @@ def has_fast_forward(op_class) -> bool:
 def forward_fn(op, donate: bool, portable, **options):
     """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
     table = INPLACE if donate and type(op) in INPLACE and not options else FORWARD
-    make = table.get(type(op))
-    return portable if make is None else make(op, portable, **options)
+    return table.kernel(op, portable, **options)
 
 
 def swap_in(plan, facts, skip=(), options=None) -> None:
@@ -52,10 +52,9 @@ def swap_in(plan, facts, skip=(), options=None) -> None:
 
 def fast(*classes, inplace=False, fresh=True):
     def register(make):
-        for cls in classes:
-            (INPLACE if inplace else FORWARD)[cls] = make
-            if fresh:
-                FRESH.add(cls)
+        (INPLACE if inplace else FORWARD).fast(*classes)(make)
+        if fresh:
+            FRESH.update(classes)
         return make
 
     return register
