@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnn import devices
+from xpnn import devices, dtypes
 from xpnn.devices.cupy_standin import stand_in
+from xpnn.host import to_numpy
 
 # backend name -> the device a Session is opened on for that backend
 DEVICES = {
@@ -212,7 +213,7 @@ def on(dev):
 
 def tolerance(dtype) -> dict:
     """rtol/atol for comparing results computed in ``dtype``."""
-    name = devices.dtype_name(dtype)
+    name = dtypes.dtype_name(dtype)
     return {"float64": dict(rtol=1e-10, atol=1e-12), "float16": dict(rtol=1e-2, atol=1e-3)}.get(
         name, dict(rtol=2e-5, atol=1e-6)
     )
@@ -222,4 +223,4 @@ def assert_close(actual, expected, dtype="float32", **kw):
     """Compare a backend array with a NumPy expectation on the host."""
     tol = tolerance(dtype)
     tol.update(kw)
-    np.testing.assert_allclose(devices.to_numpy(actual), np.asarray(expected), **tol)
+    np.testing.assert_allclose(to_numpy(actual), np.asarray(expected), **tol)

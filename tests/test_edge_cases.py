@@ -8,7 +8,6 @@ import pytest
 
 import xpnn as xn
 from tests.conftest import assert_close
-from xpnn import devices
 
 
 def _run_both(build, feed_values, fetch):
@@ -61,7 +60,7 @@ def test_fetched_constants_and_torch_host_copies_are_not_live():
         assert sess.run(c).tolist() == [1.0, 2.0]
     torch = pytest.importorskip("torch")
     t = torch.ones(2)
-    host = devices.to_numpy(t)
+    host = xn.to_numpy(t)
     host[0] = 5.0
     assert t.tolist() == [1.0, 1.0]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import devices, init
+from xpnn import devices, dtypes, init
 from xpnn.host import to_numpy
 
 
@@ -154,7 +154,7 @@ def test_same_seed_bit_identical_weights_on_numpy_and_strict():
 def test_float64_model_weights_are_the_float64_draws(dev):
     model = xn.nn.NNClassifier([2, 3, 2], device=dev, seed=0, dtype="float64")
     expected = _expected_mlp_weights([2, 3, 2], 0)
-    assert devices.dtype_name(model.layers[0].W.dtype) == "float64"
+    assert dtypes.dtype_name(model.layers[0].W.dtype) == "float64"
     rng = init.generator(0)
     w0 = init.he_normal((2, 3), seed=rng, dtype="float64")
     np.testing.assert_array_equal(to_numpy(model.layers[0].W), w0)

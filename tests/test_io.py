@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
-from xpnn import devices, io
+from xpnn import devices, dtypes, io
 from xpnn.host import to_numpy
 
 CPU = devices.resolve("cpu")
@@ -259,7 +259,7 @@ def test_save_load_float64_model(tmp_path, dev):
     model.save(tmp_path / "m64")
     loaded = xn.nn.NNClassifier.load(tmp_path / "m64", device=dev)
     assert loaded.dtype == "float64"
-    assert devices.dtype_name(loaded.layers[0].W.dtype) == "float64"
+    assert dtypes.dtype_name(loaded.layers[0].W.dtype) == "float64"
     _assert_same_weights(_weights(loaded), _weights(model))
 
 

@@ -24,7 +24,8 @@ def to_numpy(array) -> np.ndarray:
     if array is None or isinstance(array, (int, float, bool, np.generic)):
         return np.asarray(array)
     folder = backend_folder(array)
-    return np.asarray(array) if folder is None else folder.to_numpy(array)
+    convert = getattr(folder, "to_numpy", None)
+    return np.asarray(array) if convert is None else convert(array)
 
 
 def backend_folder(array):

@@ -182,9 +182,9 @@ def test_session_results_to_numpy(dev):
 def test_dtype_names_and_floating():
     torch = pytest.importorskip("torch")
     spellings = ["float32", np.float32, np.dtype("float32"), strict.float32, torch.float32]
-    assert {devices.dtype_name(s) for s in spellings} == {"float32"}
-    assert devices.dtype_name(torch.int64) == "int64"
-    assert devices.dtype_name(strict.float64) == "float64"
+    assert {dtypes.dtype_name(s) for s in spellings} == {"float32"}
+    assert dtypes.dtype_name(torch.int64) == "int64"
+    assert dtypes.dtype_name(strict.float64) == "float64"
     assert dtypes.is_floating("float16") and dtypes.is_floating(strict.float64)
     assert not dtypes.is_floating("int64") and not dtypes.is_floating(torch.bool)
     assert not dtypes.is_floating("not a dtype")

@@ -351,3 +351,12 @@ def test_cupy_gradients_average_on_the_gpu(tmp_path, route):
         arrays = np.load(tmp_path / f"cupy_rank{r}.npz")
         for i, w in enumerate(expected):
             np.testing.assert_allclose(arrays[f"final{i}"], w, rtol=1e-4, atol=1e-5)
+
+
+def test_numpy_gradients_take_the_numpy_route_scalars_too():
+    """A 0-d NumPy gradient (array-api-compat's sum gives NumPy scalars) is a host array:
+    packed by the NumPy transport, not staged through the generic host route."""
+    from xpnn.distributed.transport import kind_of
+
+    assert kind_of(np.ones(3, np.float32)) == "numpy"
+    assert kind_of(np.float32(1.0)) == "numpy"

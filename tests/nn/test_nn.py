@@ -11,7 +11,7 @@ import pytest
 
 import xpnn as xn
 from tests.conftest import assert_close
-from xpnn import devices
+from xpnn import devices, dtypes
 from xpnn.host import to_numpy
 
 X_SMALL = np.array(
@@ -358,7 +358,7 @@ def test_setting_W_and_b(dev):
     assert_close(model.forward(X), _np_forward(_weights(model), X)[0][-1], rtol=1e-5, atol=1e-5)
     # float64 values are stored in the model's dtype
     model.layers[1].W = np.ones((3, 2))
-    assert devices.dtype_name(model.layers[1].W.dtype) == "float32"
+    assert dtypes.dtype_name(model.layers[1].W.dtype) == "float32"
 
 
 def test_setting_W_with_the_wrong_shape_changes_nothing(dev):
@@ -431,7 +431,7 @@ def test_model_repr_layers_and_device(dev):
 def test_float64_model(dev):
     X, y = _moons(16)
     model = xn.nn.NNClassifier([2, 5, 2], device=dev, seed=0, dtype="float64")
-    assert devices.dtype_name(model.forward(X).dtype) == "float64"
+    assert dtypes.dtype_name(model.forward(X).dtype) == "float64"
     assert model.loss(X, y) == pytest.approx(_np_loss(_weights(model), X, y), rel=1e-12)
 
 

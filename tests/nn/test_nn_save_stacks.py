@@ -11,7 +11,7 @@ import pytest
 
 import xpnn as xn
 from tests.conftest import tolerance
-from xpnn import devices, io
+from xpnn import devices, dtypes, io
 from xpnn.host import to_numpy
 from xpnn.nn import saving
 
@@ -116,7 +116,7 @@ def test_float64_stack_round_trip(tmp_path, dev):
     model.save(tmp_path / "cnn64")
     loaded = xn.nn.NNClassifier.load(tmp_path / "cnn64", device=dev)
     assert loaded.dtype == "float64"
-    assert {devices.dtype_name(a.dtype) for a in _state(loaded).values()} == {"float64"}
+    assert {dtypes.dtype_name(a.dtype) for a in _state(loaded).values()} == {"float64"}
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 

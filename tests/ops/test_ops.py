@@ -255,7 +255,7 @@ def test_reduce_mean_of_integers_is_the_integer_mean_on_every_backend(dev, dtype
         x = xn.placeholder(dtype, (3, 4, 5), name="x")
         mean = xn.reduce_mean(x, axis=axis, keepdims=keepdims)
         got = xn.Session(device=dev).run(mean, {x: values})
-    assert mean.dtype == dtype and xn.devices.dtype_name(got.dtype) == dtype
+    assert mean.dtype == dtype and xn.dtypes.dtype_name(got.dtype) == dtype
     expected = _truncated_mean(values, axis, keepdims)
     assert xn.to_numpy(got).tolist() == expected.tolist()
 

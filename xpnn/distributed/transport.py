@@ -44,7 +44,7 @@ def transport_for(comm, array):
 def kind_of(array) -> str:
     """The route gradients like ``array`` take: "numpy", "host", or one of the array's
     backend folder's own (``devices/<library>/transport.py``: CuPy's "nccl", "mpi")."""
-    if isinstance(array, np.ndarray):
+    if isinstance(array, (np.ndarray, np.generic)):
         return "numpy"
     routes = routes_of(array)
     return "host" if routes is None else routes.kind_of(array)

@@ -215,7 +215,7 @@ def _count_relu_grad_kernels(monkeypatch):
 def test_relu_grad_folded_into_max_pool_grad_matches_portable(data_format, ksize, strides,
                                                                 padding, also_fetched,
                                                                 monkeypatch):
-    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``numpy_fast.fusion``): equal to
+    """ReluGrad(MaxPoolGrad(relu, g), relu) as one kernel (``devices.numpy.fusion``): equal to
     the portable ops (zeros of either sign), with tied zero windows, all-negative windows, NaN,
     infinite and negative gradients; not fused where the pool's gradient is also fetched."""
     runs = _count_relu_grad_kernels(monkeypatch)

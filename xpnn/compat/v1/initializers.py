@@ -1,6 +1,6 @@
 """TF1's initializers (``tf.zeros_initializer()``, ``tf.glorot_uniform_initializer()``...):
 called with a shape they give a tensor, as TF1's. Constant ones give a constant; random ones
-a random op (``xpnn.random``) that draws anew at every run from the graph's and their own
+a random op (``xpnn.ops.random``) that draws anew at every run from the graph's and their own
 seeds, so that each run of ``global_variables_initializer`` draws new initial values, as in
 TF1 (TF's numbers come from another generator: equal seeds give other values than TF's).
 

@@ -5,7 +5,7 @@ conversions, and the random tensors.
 Random tensors (``random_normal``, ``truncated_normal``, ``random_uniform``,
 ``random_shuffle``) are ops that draw anew at every run, as TF1's: the graph's and the op's
 seeds start each Session's sequence of draws over, so two Sessions give the same values,
-and the same on every backend (drawn on the host with NumPy, ``xpnn.random``), though not
+and the same on every backend (drawn on the host with NumPy, ``xpnn.ops.random``), though not
 TF's numbers (TF uses another generator, Philox).
 
 >>> import xpnn.compat.v1 as tf

@@ -10,7 +10,7 @@ the stand-in's too) and the passes that make it, one concept a file:
 - ``softmax``: softmax rows and the dense and sparse cross-entropies, forward and backward;
 - ``updates``: SGD, momentum (Nesterov too) and Adam, one kernel per Variable, in place;
 - ``ownership``: which arrays may be written in place; ``kernels``: the single-op table;
-- ``standin``: a device that runs this pass with NumPy, where no GPU is.
+- ``devices/cupy_standin``: a device that runs this pass with NumPy, where no GPU is.
 
 No kernel reads a device value on the host: a training step makes no host synchronisation.
 ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) leaves the portable plan as it is, the

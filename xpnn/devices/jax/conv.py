@@ -1,4 +1,4 @@
-"""A JAX kernel for ``xpnn.conv``'s max-pool gradient, traced into a compiled plan: where
+"""A JAX kernel for ``xpnn.ops.conv``'s max-pool gradient, traced into a compiled plan: where
 the windows tile the input (the usual 2x2, stride 2) each window's share is put in place by
 reshaping, not by the portable spread-pad-and-add of every kernel offset, which XLA does not
 turn into anything as cheap (the simple convnet's first pool gradient and its training step

@@ -1,4 +1,4 @@
-"""NumPy kernels for the convolution and pooling ops of ``xpnn.conv``: the portable
+"""NumPy kernels for the convolution and pooling ops of ``xpnn.ops.conv``: the portable
 arithmetic (im2col and one GEMM, col2im by added slices, pooling over one slice per kernel
 offset, in the same order) without its copies. The padded input is written into a buffer
 kept per shape instead of concatenated anew; the patch matrix is copied from one strided

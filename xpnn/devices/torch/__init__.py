@@ -11,7 +11,7 @@ array-api-strict):
 - ``kernels``: torch kernels for ops, called without array-api-compat's wrappers, their
   constants made once per plan on its device, masks kept boolean, label checks only where
   the labels are on the host;
-- ``conv``: ATen's convolution, its backward and pooling for ``xpnn.conv``'s ops;
+- ``conv``: ATen's convolution, its backward and pooling for ``xpnn.ops.conv``'s ops;
 - ``ownership``: new Variable values that would share memory with something else are
   copied, so that writing them in place changes nothing else.
 
@@ -60,7 +60,6 @@ def own(value, inputs):
     from . import ownership
 
     return ownership.own(value, inputs)
-
 
 
 class TorchDevice(Device):

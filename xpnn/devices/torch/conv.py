@@ -1,4 +1,4 @@
-"""PyTorch kernels for the convolution and pooling ops of ``xpnn.conv``: ATen's own
+"""PyTorch kernels for the convolution and pooling ops of ``xpnn.ops.conv``: ATen's own
 convolution, its backward and max/avg pooling in place of the portable patch gather. NHWC
 images go in as permuted views, which ATen reads as channels-last NCHW (its fast layout on
 the CPU), and come out the same way; filters go from HWIO to OIHW and back. TF1's
