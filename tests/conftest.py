@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,14 @@ def assert_close(actual, expected, dtype="float32", **kw):
     tol = tolerance(dtype)
     tol.update(kw)
     np.testing.assert_allclose(to_numpy(actual), np.asarray(expected), **tol)
+
+
+def peak_memory_of_failure(call, match, error=ValueError) -> int:
+    """Peak traced memory (bytes) while ``call()`` raises ``error`` matching ``match``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(error, match=match):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

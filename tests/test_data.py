@@ -15,7 +15,6 @@ import socket
 import struct
 import threading
 import time
-import tracemalloc
 import urllib.error
 import urllib.request
 from io import BytesIO
@@ -23,6 +22,7 @@ from io import BytesIO
 import numpy as np
 import pytest
 
+from tests.conftest import peak_memory_of_failure
 from xpnn import data
 from xpnn.host import to_numpy
 
@@ -606,17 +606,6 @@ def urlopen(monkeypatch):
     return install
 
 
-def _peak_memory_of_failure(call, match, error=ValueError) -> int:
-    """Peak traced memory (bytes) while ``call()`` raises ``error`` matching ``match``."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(error, match=match):
-            call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def _gz_files(arrays) -> dict:
     return {f"{name}.gz": gzip.compress(_idx_bytes(a)) for name, a in arrays.items()}
 
@@ -628,7 +617,7 @@ def test_download_of_a_gzip_bomb_stops_at_the_official_size(tmp_path, tiny, urlo
     files[f"{name}.gz"] = _bomb(_idx_header(60_000, 28, 28), 256)  # 256 MiB from 256 KB
     urlopen(files)
     root = tmp_path / "cache"
-    peak = _peak_memory_of_failure(
+    peak = peak_memory_of_failure(
         lambda: data.load_mnist(root=root, mirrors=["https://mirror.invalid/"]),
         rf"{name}\.gz: ValueError: .*decompresses to more than {official} bytes, the size of "
         rf"the official file",
@@ -645,7 +634,7 @@ def test_unverified_download_stops_at_the_size_its_header_declares(tmp_path, tin
     files[f"{name}.gz"] = _bomb(_idx_header(6, 28, 28), 64)
     urlopen(files)
     root = tmp_path / "cache"
-    peak = _peak_memory_of_failure(
+    peak = peak_memory_of_failure(
         lambda: data.load_mnist(root=root, mirrors=["https://m.invalid/"], verify=False),
         r"decompresses to more than 4720 bytes, the size its IDX header declares",
         data.MNISTNotFoundError,
@@ -665,7 +654,7 @@ def test_read_idx_checks_a_raw_file_size_before_reading_it(tmp_path):
     path.write_bytes(_idx_header(10) + bytes(10))
     with open(path, "r+b") as f:
         f.truncate(6 * 2**30)  # 6 GiB, sparse: no disk used, and never read
-    peak = _peak_memory_of_failure(
+    peak = peak_memory_of_failure(
         lambda: data.read_idx(path),
         rf"labels-idx1-ubyte: header says 10 = 10 bytes of data, found {6 * 2**30 - 8} "
         rf"\(file truncated or corrupt\)",
@@ -700,7 +689,7 @@ def test_read_idx_refuses_a_fifo_without_opening_it(tmp_path):
 def test_read_idx_of_a_local_gzip_bomb_fails_in_bounded_memory(tmp_path):
     path = tmp_path / "bomb-idx3-ubyte.gz"
     path.write_bytes(_bomb(_idx_header(2, 3, 3), 128))
-    peak = _peak_memory_of_failure(
+    peak = peak_memory_of_failure(
         lambda: data.read_idx(path),
         r"bomb-idx3-ubyte\.gz: decompresses to more than 34 bytes, the size its IDX header "
         r"declares",

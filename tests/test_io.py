@@ -12,7 +12,6 @@ import sys
 import textwrap
 import threading
 import time
-import tracemalloc
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 import xpnn as xn
+from tests.conftest import peak_memory_of_failure
 from xpnn import devices, dtypes, io
 from xpnn.host import to_numpy
 
@@ -860,7 +860,7 @@ def _npy_bytes(array) -> bytes:
 def test_load_refuses_bzip2_and_lzma_members_before_decompressing(tmp_path, compression, name):
     path = _npz(tmp_path / "bomb.npz", {"w.npy": _npy_bytes(np.zeros(4_000_000))}, compression)
     assert path.stat().st_size < 8000  # 32 MB of zeros
-    peak = _peak_memory_of_failure(
+    peak = peak_memory_of_failure(
         lambda: io.load_arrays(path),
         rf"bomb\.npz: not a plain \.npz of arrays \(member 'w\.npy' is compressed with {name} "
         rf"\(method {compression}\); only stored and deflated members are read")
@@ -872,24 +872,13 @@ def test_load_refuses_bzip2_and_lzma_members_before_decompressing(tmp_path, comp
         io.load_arrays(path)
 
 
-def _peak_memory_of_failure(call, match) -> int:
-    """Peak traced memory (bytes) while ``call()`` raises ValueError matching ``match``."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(ValueError, match=match):
-            call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_load_of_a_member_shorter_than_its_forged_size_allocates_only_what_it_reads(tmp_path):
     # The header and the directory both say 32 MB; the deflated data holds 64 KB of it.
     header = _npy_header((4_000_000,))
     noise = np.random.default_rng(0).bytes(1 << 16)  # incompressible: 64 KB on disk
     path = _npz(tmp_path / "short.npz", {"w.npy": header + noise}, zipfile.ZIP_DEFLATED)
     _forge_central_directory(path, 24, "<I", len(header) + 32_000_000)
-    peak = _peak_memory_of_failure(lambda: io.load_arrays(path), r"short\.npz: not a plain")
+    peak = peak_memory_of_failure(lambda: io.load_arrays(path), r"short\.npz: not a plain")
     assert peak < 8 << 20
 
 
