@@ -3,7 +3,9 @@ output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a
 the series' training loop) and ``saving.py`` (save and load, the layer stack as data).
 """
 
+from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
 from .classifier import OPTIMIZERS, SGD, History, NNClassifier
+from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
     MLP,
@@ -24,4 +26,6 @@ from .layers import (
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
-           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+           "Embedding", "LayerNorm", "MultiHeadAttention", "PositionEmbedding",
+           "PositionalEncoding", "TransformerBlock"]
