@@ -1,6 +1,8 @@
 """Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
 output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
-the series' training loop) and ``saving.py`` (save and load, the layer stack as data).
+the series' training loop) and ``saving.py`` (save and load, the layer stack as data); the
+sequence layers are in ``embedding.py`` (Embedding, positions) and ``attention.py``
+(LayerNorm, MultiHeadAttention, TransformerBlock).
 """
 
 from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
