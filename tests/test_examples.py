@@ -142,7 +142,16 @@ def test_mnist_mlp_with_dropout_synthetic(dev):
 
 # ------------------------------------------------------------------------------ the command line
 
-SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn"]
+def test_transformer_toy_learns_to_reverse(dev, capsys):
+    result = load("transformer_toy").main(["--train", "3000", "--test", "200", "--epochs", "3",
+                                           "--lr", "3e-3", "--batch-size", "50",
+                                           *device_args(dev)])
+    assert result["losses"][-1] < result["losses"][0] / 3
+    assert result["accuracy"] >= 0.5  # chance is 10^-6 a string
+    assert "held-out exact-sequence accuracy" in capsys.readouterr().out
+
+
+SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn", "transformer_toy"]
 
 
 def help_entries(text):
@@ -195,6 +204,7 @@ def test_missing_mnist_is_one_line_saying_pass_data(name, tmp_path, capsys, monk
     ("mnist_mlp", "--units", "0"), ("mnist_cnn", "--epochs", "0"),
     ("moons", "--epochs", "-5"), ("moons", "--samples", "1"), ("moons", "--lr", "nan"),
     ("perceptron", "--steps", "-1"), ("perceptron", "--lr", "0"),
+    ("transformer_toy", "--epochs", "0"), ("transformer_toy", "--min-length", "0"),
 ])
 def test_a_bad_option_value_is_an_argparse_error_naming_the_option(name, option, value,
                                                                    tmp_path, capsys):

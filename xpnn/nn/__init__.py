@@ -1,9 +1,13 @@
 """Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
 output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
-the series' training loop) and ``saving.py`` (save and load, the layer stack as data).
+the series' training loop) and ``saving.py`` (save and load, the layer stack as data); the
+sequence layers are in ``embedding.py`` (Embedding, positions) and ``attention.py``
+(LayerNorm, MultiHeadAttention, TransformerBlock).
 """
 
+from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
 from .classifier import OPTIMIZERS, SGD, History, NNClassifier
+from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
     MLP,
@@ -24,4 +28,6 @@ from .layers import (
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
-           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+           "Embedding", "LayerNorm", "MultiHeadAttention", "PositionEmbedding",
+           "PositionalEncoding", "TransformerBlock"]

@@ -141,7 +141,7 @@ class NNClassifier:
             self.params = self.net.parameters()
             self.grad_nodes = gradients(self.loss_node, self.params)
         self.session = Session(self.graph, device=device, backend=backend, seed=seed)
-        for layer in self.layers:
+        for layer in self.net.layers:  # reaches every layer's W-style properties
             layer.session = self.session
         self._last_feed = None
         self._train_steps = {}

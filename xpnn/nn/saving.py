@@ -32,6 +32,8 @@ from .. import io
 from ..devices import resolve
 from ..graph import Graph
 from ..host import to_numpy
+from .attention import FEED_FORWARD, LayerNorm, MultiHeadAttention, TransformerBlock
+from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
     AvgPool2D,
@@ -50,7 +52,8 @@ from .layers import (
 # class name -> layer class: the only classes load builds (a user's own layers it does not)
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
     Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
-    Dropout)}
+    Dropout, Embedding, PositionalEncoding, PositionEmbedding, LayerNorm, MultiHeadAttention,
+    TransformerBlock)}
 # The module a file names for these layers: their public home (files written before the
 # nn package split name it too).
 MODULE = "xpnn.nn"
@@ -258,6 +261,18 @@ def _dtype_check(value, limit):
         return f"must be one of {FLOATS}"
 
 
+def _flag(value, limit):
+    if not isinstance(value, bool):
+        return "must be true or false"
+
+
+def _choice(options):
+    def check(value, limit):
+        if value not in options:
+            return f"must be one of {sorted(options)}"
+    return check
+
+
 def _name(value, limit):
     if not isinstance(value, str):
         return "must be text"
@@ -268,6 +283,10 @@ _CHECKS = {
     "channels": _count, "kernel_size": _kernel, "pool_size": _window, "strides": _window,
     "padding": _padding, "rate": _number(0.0, 1.0, False), "momentum": _number(0.0, 1.0, False),
     "epsilon": _number(0.0, 1e3, True), "dtype": _dtype_check, "name": _name,
+    # the sequence layers' (attention.py, embedding.py)
+    "vocab_size": _count, "dim": _count, "num_heads": _count, "ff_dim": _count,
+    "max_len": _count, "eps": _number(0.0, 1e3, True), "dropout": _number(0.0, 1.0, False),
+    "causal": _flag, "norm_first": _flag, "activation": _choice(FEED_FORWARD),
 }
 
 
