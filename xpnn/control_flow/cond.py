@@ -38,6 +38,11 @@ class Cond(MultiOutput):
         shapes, dtypes = _merged_outputs(self, true_body.outputs, false_body.outputs)
         self.make_outputs(shapes, dtypes)
 
+    @property
+    def bodies(self) -> list:
+        """(title, Body) of each branch: what ``draw_graph`` draws inside the op's boxes."""
+        return [("true_fn", self.branches[0]), ("false_fn", self.branches[1])]
+
     def forward(self, xp, pred, *values, session):
         if getattr(pred, "ndim", 0) != 0:
             raise ValueError(f"{self.label}: pred must be a scalar bool, got shape "

@@ -37,6 +37,10 @@ class Scan(MultiOutput):
                           + [None if y.shape is None else (length,) + tuple(y.shape) for y in ys]
                           + [None], [c.dtype for c in carry] + [y.dtype for y in ys] + [None])
 
+    @property
+    def bodies(self) -> list:
+        return [("step", self.body)]
+
     def forward(self, xp, *values, session):
         nc, ne = self.n_carry, self.n_elems
         carry, elems, caps = values[:nc], values[nc: nc + ne], values[nc + ne:]
@@ -91,6 +95,10 @@ class ScanGradient(MultiOutput):
         super().__init__(scan.outputs[-1], *elems, *seeds, *targets, *vjp.captured)
         wanted += targets
         self.make_outputs([w.shape for w in wanted], [w.dtype for w in wanted])
+
+    @property
+    def bodies(self) -> list:
+        return [("gradient of step", self.vjp)]
 
     def forward(self, xp, history, *values, session):
         ne, ns, nt = self.scan.n_elems, self.n_seeds, self.n_targets

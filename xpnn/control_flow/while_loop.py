@@ -33,6 +33,10 @@ class WhileLoop(MultiOutput):
         super().__init__(*loop_vars, *cond_body.captured, *body.captured, name=name)
         self.make_outputs(list(shapes) + [None], [v.dtype for v in loop_vars] + [None])
 
+    @property
+    def bodies(self) -> list:
+        return [("cond", self.cond_body), ("body", self.body)]
+
     def forward(self, xp, *values, session):
         n, split = self.n_vars, self.n_vars + len(self.cond_body.captured)
         state, cond_caps, body_caps = values[:n], values[n:split], values[split:]
@@ -87,6 +91,10 @@ class WhileGradient(MultiOutput):
         super().__init__(history, *seeds, *targets, *vjp.captured)
         self.make_outputs([s.shape for s in seeds] + [t.shape for t in targets],
                           [s.dtype for s in seeds] + [t.dtype for t in targets])
+
+    @property
+    def bodies(self) -> list:
+        return [("gradient of body", self.vjp)]
 
     def forward(self, xp, history, *values, session):
         seeds = values[: self.n_seeds]
