@@ -7,7 +7,7 @@ gradients (zeros for what the other branch reads), so gradients of gradients wor
 >>> y = xn.cond(x > 0.0, lambda: x * x, lambda: -x)
 >>> dy, = xn.gradients(y, [x])
 >>> sess = xn.Session()
->>> [sess.run([y, dy], {x: v}) for v in (3.0, -2.0)]
+>>> [[float(a) for a in sess.run([y, dy], {x: v})] for v in (3.0, -2.0)]
 [[9.0, 6.0], [2.0, -1.0]]
 """
 

@@ -57,8 +57,8 @@ class FunctionGraph(Graph):
 
     def _add(self, node) -> int:
         if node.kind in ("variable", "update"):
-            raise ValueError(
-                f"{node.kind} {node.name or type(node).__name__} made inside {self.name}: a "
+            raise ValueError(  # before the node has a name: added first, named after
+                f"{type(node).__name__} made inside {self.name}: a "
                 "cond branch or loop body may read Variables and compute with them, but not "
                 "create or update them; create the Variable outside and use it inside"
             )

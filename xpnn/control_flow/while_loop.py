@@ -8,7 +8,7 @@ the body's gradient over them in reverse.
 >>> _, y = xn.while_loop(lambda i, v: i < 3, lambda i, v: [i + 1, v * v],
 ...                      [xn.constant(0, "int32"), x])
 >>> dy, = xn.gradients(y, [x])            # y = x ** 8
->>> xn.Session().run([y, dy], {x: 2.0})
+>>> [float(a) for a in xn.Session().run([y, dy], {x: 2.0})]
 [256.0, 1024.0]
 """
 

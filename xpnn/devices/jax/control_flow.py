@@ -3,6 +3,9 @@ plan with a cond or a loop is still one ``jax.jit`` call. A branch or a body is 
 portable program of its plan (``Program``), traced inline. A loop whose gradient is built
 keeps its history: a ``while_loop`` then runs as a ``lax.scan`` over its
 ``maximum_iterations`` (each step past the end keeps the state), as TF1's XLA needs.
+Outside a trace (passes off, ``check_numerics``, a plan that fell back to its portable
+program) the ops run in Python (``EAGER``): only the branch taken runs, and its ops may
+read values on the host.
 
 >>> import xpnn as xn
 >>> i = xn.while_loop(lambda i: i < 5, lambda i: i + 2, xn.constant(0, "int32"))
@@ -12,6 +15,8 @@ keeps its history: a ``while_loop`` then runs as a ``lax.scan`` over its
 
 from __future__ import annotations
 
+from ...control_flow.eager import EAGER
+
 
 def _lax():
     import jax
@@ -19,10 +24,19 @@ def _lax():
     return jax.lax, jax.numpy, jax.tree_util
 
 
+def _tracing() -> bool:
+    """Whether a ``jax.jit`` is being traced here: a new array is then a tracer."""
+    import jax
+
+    return isinstance(jax.numpy.zeros(()), jax.core.Tracer)
+
+
 class JaxControlFlow:
-    """lax.cond, lax.while_loop and lax.scan for the control-flow ops."""
+    """lax.cond, lax.while_loop and lax.scan for the control-flow ops, inside a trace."""
 
     def cond(self, pred, true_fn, false_fn) -> tuple:
+        if not _tracing():
+            return EAGER.cond(pred, true_fn, false_fn)
         lax, _, _ = _lax()
         return lax.cond(pred, true_fn, false_fn)
 
@@ -32,6 +46,8 @@ class JaxControlFlow:
             raise ValueError(
                 "a differentiated while_loop on JAX needs maximum_iterations (it runs as a "
                 "lax.scan over them, as TF1's XLA needs); pass maximum_iterations=")
+        if not _tracing():
+            return EAGER.while_loop(cond_fn, body_fn, state, limit, keep, check)
         if not keep:
             if limit is None:
                 return lax.while_loop(lambda s: cond_fn(s), body_fn, state), None
@@ -53,6 +69,8 @@ class JaxControlFlow:
         return state, history
 
     def while_gradient(self, vjp_fn, history, grads, capture_grads):
+        if isinstance(history, list):  # the loop ran eagerly
+            return EAGER.while_gradient(vjp_fn, history, grads, capture_grads)
         lax, jnp, tree = _lax()
 
         def step(carry, xs):
@@ -69,6 +87,8 @@ class JaxControlFlow:
         return grads, captures
 
     def scan(self, step_fn, carry, elems, length, reverse, keep, xp):
+        if not _tracing():
+            return EAGER.scan(step_fn, carry, elems, length, reverse, keep, xp)
         lax, _, _ = _lax()
 
         def step(carry, xs):
@@ -81,6 +101,9 @@ class JaxControlFlow:
 
     def scan_gradient(self, vjp_fn, history, elems, carry_grads, y_grads, capture_grads,
                       reverse, xp):
+        if isinstance(history, list):  # the scan ran eagerly
+            return EAGER.scan_gradient(vjp_fn, history, elems, carry_grads, y_grads,
+                                       capture_grads, reverse, xp)
         lax, _, _ = _lax()
 
         def step(carry, xs):
