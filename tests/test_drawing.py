@@ -442,3 +442,21 @@ def test_graphviz_reads_hostile_and_deep_graphs(tmp_path):
         assert result.returncode == 0 and not result.stderr, result.stderr.decode()[:500]
     svg = xn.draw_graph(hostile_graph()[0], tmp_path / "graph.svg").read_text()
     assert "surrogate\\ud800" in svg
+
+
+def test_a_loop_and_a_cond_are_drawn_with_their_bodies_inside_boxes():
+    with xn.Graph().as_default():
+        x = xn.placeholder(name="x")
+        _, y = xn.while_loop(
+            lambda i, v: i < 3,
+            lambda i, v: [i + 1, xn.cond(v > 1.0, lambda: xn.sqrt(v), lambda: v * v)],
+            [xn.constant(0, "int32"), x], name="loop")
+        text = xn.to_dot(y)
+    loop = next(n for n in y.graph.nodes if n.name == "loop")
+    for title in ("loop: cond", "loop: body"):
+        assert f'label="{title}"' in text
+    assert "Sqrt" in text and "Square" not in text  # the branches' ops, drawn
+    # the cond inside the body gets its own boxes, nested in the body's box
+    body_box = text.index('label="loop: body"')
+    assert text.index(": true_fn", body_box) > body_box
+    assert f"-> n{loop.index} [style=dashed]" in text

@@ -118,19 +118,50 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
         _mark(graph, start, y)
         contributions.setdefault(y, []).append(seed)
 
+    total = _backpropagate(graph, order, needed, contributions)
+    return [total.get(x) for x in xs]
+
+
+def _backpropagate(graph, order, needed, contributions) -> dict:
+    """Each needed node's total gradient, visiting ``order`` from the outputs back:
+    contributions summed, then handed to the op's inputs (an op of several outputs gets
+    its Output nodes' gradients together, ``backward_outputs``)."""
     total: dict[Node, Node] = {}
+    picked: dict[Node, dict] = {}  # an op of several outputs -> {output index: gradient}
     for node in reversed(order):
+        if node in picked and node in needed:
+            start = len(graph.nodes)
+            _add_contributions(node, node.backward_outputs(picked.pop(node)), needed,
+                               contributions)
+            _mark(graph, start, node)
+            continue
         if node not in needed or node not in contributions:
             continue
         start = len(graph.nodes)
         grad = total[node] = ops.add_n(contributions.pop(node))
+        if getattr(node, "output_index", None) is not None:  # one output of such an op
+            picked.setdefault(node.inputs[0], {})[node.output_index] = grad
+            _mark(graph, start, node)
+            continue
         if isinstance(node, Operation) and any(i in needed for i in node.inputs):
             for inp, g in zip(node.inputs, _input_gradients(node, grad)):
                 if g is not None and inp in needed:
                     contributions.setdefault(inp, []).append(g)
         _mark(graph, start, node)
 
-    return [total.get(x) for x in xs]
+    return total
+
+
+def _add_contributions(op, grads, needed, contributions) -> None:
+    """Record ``grads`` (one per input of ``op``, None for none) for the needed inputs."""
+    grads = list(grads)
+    if len(grads) != len(op.inputs):
+        raise ValueError(
+            f"gradient of {op.label} returned {len(grads)} values for {len(op.inputs)} inputs"
+        )
+    for inp, g in zip(op.inputs, grads):
+        if g is not None and inp in needed:
+            contributions.setdefault(inp, []).append(ops.as_node(g, op.graph))
 
 
 def _mark(graph, start: int, forward: Node) -> None:

@@ -3,7 +3,8 @@ SVG/PNG/PDF file drawn by Graphviz's ``dot`` program where it is installed.
 
 Placeholders, Variables, constants and ops each get a shape; gradient nodes a second colour
 and the forward node they differentiate; an optimizer's update node its own shape, with dashed
-edges to the Variables it writes; each name scope a box (a DOT cluster).
+edges to the Variables it writes; each name scope a box (a DOT cluster); a cond's branches
+and a loop's body each a box of their own, beside the op that runs them.
 
 >>> import xpnn as xn
 >>> with xn.Graph().as_default():
@@ -80,6 +81,7 @@ def to_dot(fetches_or_graph=None, *, max_nodes: int = 200, title: str = "xpnn") 
              '  edge [fontname="Helvetica", fontsize=9, color="#555555"];']
     lines += _scope_lines(drawn, ids)
     lines += _edge_lines(drawn, ids)
+    lines += _body_lines(drawn, ids)
     if left:
         counts = Counter(_kind(node) for node in left)
         parts = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
@@ -239,6 +241,29 @@ def _edge_lines(drawn, ids) -> list[str]:
             if target in ids:
                 lines.append(f'  {ids[node]} -> {ids[target]} [style=dashed, '
                              f'color="{WRITE_LINE}", label="writes", constraint=false];')
+    return lines
+
+
+def _body_lines(drawn, ids, depth=1) -> list[str]:
+    """Each control-flow op's bodies (a cond's branches, a loop's condition and body) as a
+    box of their own holding the body's nodes, with a dashed edge from each of its
+    outputs into the op; bodies inside bodies nest."""
+    lines = []
+    for op in drawn:
+        for title, body in getattr(op, "bodies", ()):
+            nodes = topological_order(body.outputs)
+            prefix = f"{ids[op]}_{title.replace(' ', '_')}_"
+            inner = {node: prefix + str(node.index) for node in nodes}
+            indent = "  " * min(depth, MAX_INDENT)
+            lines.append(f"{indent}subgraph {_quote('cluster_' + prefix)} {{")
+            lines.append(f"{indent}  label={_quote(_shorten(f'{op.label}: {title}'))}; "
+                         'style="rounded"; color="#6c8ebf";')
+            lines += [f"{indent}  {_node_line(node, inner)}" for node in nodes]
+            lines += [indent + line.strip() for line in _edge_lines(nodes, inner)]
+            lines += _body_lines(nodes, inner, depth + 1)
+            lines.append(indent + "}")
+            lines += [f"{indent}{inner[out]} -> {ids[op]} [style=dashed];"
+                      for out in dict.fromkeys(body.outputs)]
     return lines
 
 

@@ -114,6 +114,8 @@ def _checked(fn, xp):
 
     def checked(*inputs):
         value = fn(*inputs)
+        if isinstance(value, tuple):  # a control-flow op's outputs: each is checked inside
+            return value
         problem = ops.nonfinite(xp, value)
         if problem is not None:
             raise FloatingPointError(f"its result has {problem} (check_numerics is on)")
@@ -151,3 +153,12 @@ def straight_line(steps, frees) -> Callable:
     lines.append("    return None")
     exec(compile("\n".join(lines), _PROGRAM, "exec"), names)
     return names["program"]
+
+
+class Program(Executor):
+    """A plan's straight-line program alone (no passes, no checks, no updates): what a
+    device runs for a cond branch or loop body that it traces into its compiled call."""
+
+    def __init__(self, plan):
+        self.plan, self.copies = plan, frozenset()
+        self.call = self.program = straight_line(plan.steps, _frees(plan))

@@ -156,6 +156,16 @@ class Graph:
         self.nodes.append(node)
         return len(self.nodes) - 1
 
+    def encloses(self, graph: Graph) -> bool:
+        """Whether ``graph`` is one this graph reads from (a cond branch's or a loop body's
+        graph reads its outer graphs: ``xpnn.control_flow``); a plain graph reads none."""
+        return False
+
+    def take(self, node: Node) -> Node:
+        """``node`` as an input of an op built in this graph (a body graph captures a node
+        of an outer graph as one of its own inputs)."""
+        return node
+
     def __repr__(self) -> str:
         return f"<Graph with {len(self.nodes)} nodes>"
 
@@ -501,12 +511,17 @@ class Operation(Node):
     # may not, a fetched result computed from a Variable or a constant is handed out as a
     # copy on a device with mutable arrays (``plan.shared_fetches``).
     fresh = False
+    # A control-flow op (``xpnn.control_flow``): its forward also takes ``session=``, in
+    # which it runs its branches or its loop body.
+    runs_bodies = False
 
     def __init__(self, *inputs, name=None):
         graph = next((i.graph for i in inputs if isinstance(i, Node)), None)
-        graph = graph if graph is not None else get_default_graph()
+        default = get_default_graph()
+        if graph is None or default.encloses(graph):  # built in a cond branch or loop body
+            graph = default
         meets = _static_dtype([i.dtype for i in inputs if isinstance(i, Node)])
-        nodes = tuple(as_node(i, graph, meets) for i in inputs)
+        nodes = tuple(graph.take(as_node(i, graph, meets)) for i in inputs)
         for position, node in enumerate(nodes):
             if node.graph is not graph:
                 raise ValueError(

@@ -325,15 +325,18 @@ def _shapes_match(update) -> bool:
 def _bind(plan, session) -> None:
     """Each step's portable function."""
     for step in plan.steps:
-        bind(step, session.device, session.draw)
+        bind(step, session.device, session.draw, session)
 
 
-def bind(step, device, draw) -> None:
+def bind(step, device, draw, session=None) -> None:
     """Give ``step`` its portable function; a random op draws from ``draw`` (the
-    Session's, or what a device's compiled program passes instead)."""
+    Session's, or what a device's compiled program passes instead); a control-flow op
+    runs its bodies in ``session``."""
     forward = functools.partial(step.op.forward, device.xp) if step.op else None
     if step.op is not None and step.op.random:
         forward = functools.partial(forward, draw=draw)
+    if step.op is not None and step.op.runs_bodies:
+        forward = functools.partial(forward, session=session)
     if step.kind == "describe":
         step.fn = Description.of
     elif step.kind == "infer":

@@ -75,6 +75,9 @@ class Device:
     # The environment variable that turned this device's passes off before $XPNN_PASSES
     # (still read, deprecated): see Session(passes=).
     old_switch = None
+    # How control-flow ops run their bodies, where not as Python ``if``/``for`` over the
+    # bodies' compiled plans (``xpnn.control_flow.eager``): JAX's is ``lax``.
+    control_flow = None
 
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
@@ -134,6 +137,17 @@ class Device:
         subclasses). By default the portable executor itself (``session.portable``); not
         called where ``session.passes`` is off, which gets that one on every device."""
         return session.portable(plan)
+
+    def compiling(self):
+        """A ``with`` block for compiling a body's plan while the plan around it runs
+        (JAX: while it is traced, so the body's constants are made, not traced)."""
+        return contextlib.nullcontext()
+
+    def body_executor(self, plan, session):
+        """The executor of a cond branch's or loop body's ``plan``, run by the control-flow
+        op once per branch taken or iteration: the device's own (``compile``) where
+        ``session.passes`` is on, the portable one where it is off."""
+        return self.compile(plan, session) if session.passes else session.portable(plan)
 
 
 def library(name: str, device: str, package: str, how: str):

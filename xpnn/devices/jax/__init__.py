@@ -35,7 +35,9 @@ import array_api_compat
 import numpy as np
 
 from ...dtypes import dtype_name
+from ...executor import Program
 from .. import Device, host_array, library
+from .control_flow import JaxControlFlow
 from .runner import Runner
 
 
@@ -49,6 +51,7 @@ class JaxDevice(Device):
 
     backend = "jax"
     old_switch = "XPNN_JIT"
+    control_flow = JaxControlFlow()
 
     @property
     def reads_without_sync(self) -> bool:
@@ -76,6 +79,14 @@ class JaxDevice(Device):
         # A new value that is one of the update's inputs (an assign step) would be shared
         # with another Variable or a feed: a later step donating one would delete both.
         return value.copy() if any(value is i for i in inputs) else value
+
+    def body_executor(self, plan, session) -> Program:
+        return Program(plan)  # traced inline, inside the plan's own jit
+
+    def compiling(self):
+        import jax
+
+        return jax.ensure_compile_time_eval()  # a body's constants are made, not traced
 
     def compile(self, plan, session) -> Runner:
         return Runner(plan, session)

@@ -119,7 +119,7 @@ class Runner(Executor):
         self.host_feeds, self.checks_shapes = True, False
         for step in plan.steps:
             if step.op is not None and step.op.random:
-                bind(step, session.device, self.draws.draw)
+                bind(step, session.device, self.draws.draw, session)
 
     def _jit(self):
         """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
