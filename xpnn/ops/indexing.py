@@ -94,8 +94,7 @@ class Gather(Operation):
         axis = _axis(self.axis, params.ndim)
         n = params.shape[axis]
         flat = xp.reshape(indices, (-1,))
-        if not self.dropping:
-            check_range(self, xp, flat, n, f"indices into axis {axis} of params {params.shape}")
+        check_range(self, xp, flat, n, _what(axis, params.shape, self.dropping), self.dropping)
         taken = _take_valid(self, xp, params, flat, n, axis)
         return xp.reshape(taken, tuple(params.shape[:axis]) + tuple(indices.shape)
                           + tuple(params.shape[axis + 1 :]))
@@ -114,7 +113,14 @@ class Gather(Operation):
 
     def backward(self, grad):
         params, indices = self.inputs
-        return [GatherGrad(grad, indices, params, self.axis), None]
+        return [GatherGrad(grad, indices, params, self.axis, self.dropping), None]
+
+
+def _what(axis, shape, dropping):
+    """What gather's indices are, for its errors."""
+    if dropping:
+        return "segment_ids (negative ones are dropped)"
+    return f"indices into axis {axis} of params {tuple(shape)}"
 
 
 def _take_valid(op, xp, params, flat, n, axis):
@@ -148,9 +154,10 @@ class GatherGrad(ScatterAdd):
     repeated indices adding up (a segment sum, no one-hot matrix)."""
 
     shape_only = (2,)
+    reads_values = True  # a training step may run it without the gather (for its shape)
 
-    def __init__(self, grad, indices, params, axis):
-        self.axis = axis
+    def __init__(self, grad, indices, params, axis, dropping=False):
+        self.axis, self.dropping = axis, dropping
         super().__init__(grad, indices, params)
 
     def forward_with(self, xp, add_rows, grad, indices, params):
@@ -158,6 +165,7 @@ class GatherGrad(ScatterAdd):
         n = params.shape[axis]
         before, after = math.prod(params.shape[:axis]), math.prod(params.shape[axis + 1 :])
         ids = xp.reshape(indices, (-1,))
+        check_range(self, xp, ids, n, _what(axis, params.shape, self.dropping), self.dropping)
         k = ids.shape[0]
         g = xp.reshape(grad, (before, k, after))
         if before > 1:
@@ -175,7 +183,7 @@ class GatherGrad(ScatterAdd):
         return grad
 
     def backward(self, grad):
-        return [Gather(grad, self.inputs[1], self.axis), None, None]
+        return [Gather(grad, self.inputs[1], self.axis, dropping=self.dropping), None, None]
 
 
 class UnsortedSegmentSum(ScatterAdd):
@@ -340,7 +348,6 @@ class GatherNdGrad(ScatterNd):
     """The gradient of gather_nd: scatter_nd into the shape of params (read for its shape)."""
 
     shape_only = (2,)
-    reads_values = False  # the gather_nd it comes from checked the indices
 
     def __init__(self, indices, updates, params):
         self.out_shape = None

@@ -139,8 +139,8 @@ class SequenceMask(Unary):
         if maxlen is None:
             if not run_context.reads_without_sync:
                 raise ValueError(f"{self.label}: sequence_mask without maxlen reads the "
-                                 "largest length, which this device cannot do inside a "
-                                 "compiled step; give maxlen=")
+                                 "largest length, which a compiled step cannot do; give "
+                                 "maxlen=")
             maxlen = int(xp.max(lengths)) if lengths.ndim and lengths.shape[0] else 0
         steps = xp.arange(max(maxlen, 0), dtype=lengths.dtype,
                           device=array_api_compat.device(lengths))
@@ -165,8 +165,8 @@ _INTEGER_NAMES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"
 
 def sequence_mask(lengths, maxlen=None, dtype="bool", name=None):
     """TF1's ``sequence_mask``: row i is True at its first ``lengths[i]`` steps, of
-    ``maxlen`` (a Python int; None: the largest length, read at run time, which a JAX
-    step cannot do).
+    ``maxlen`` (a Python int; None: the largest length, read at run time, a shape a JAX
+    plan cannot compile: it then runs eagerly).
 
     >>> import xpnn as xn
     >>> xn.Session().run(xn.sequence_mask([1, 3], 4)).tolist()
