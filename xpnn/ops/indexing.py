@@ -27,7 +27,9 @@ import array_api_compat
 
 from ..dtypes import dtype_name
 from ..graph import Node, Operation, as_node
+from .arithmetic import identity, maximum, minimum, multiply, sqrt, square
 from .core import Unary, _index_dtype, run_context
+from .reductions import reduce_sum
 from .shape import _as_indices, _axis
 
 
@@ -482,16 +484,11 @@ def embedding_lookup(params, ids, max_norm=None, name=None):
 
 
 def _named(node, name):
-    from .arithmetic import identity
-
     return identity(node, name=name)
 
 
 def _clip_rows(rows, max_norm, params, name):
     """Each embedding (params' trailing axes) scaled to L2 norm at most ``max_norm``."""
-    from .arithmetic import maximum, minimum, multiply, sqrt, square
-    from .reductions import reduce_sum
-
     if rows.shape is None or params.shape is None:
         raise ValueError("embedding_lookup(max_norm=...) needs the static ranks of params and "
                          "ids: give the placeholders a shape")

@@ -11,12 +11,14 @@ them (``==`` stays identity: nodes are dictionary keys, as in TF1).
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat
 
 from ..dtypes import dtype_name
 from ..graph import Node, as_node
 from .arithmetic import ZerosLike
-from .core import Binary, Elementwise, Unary, _match, run_context, sum_to, xp_dtype
+from .core import Binary, Elementwise, Unary, _match, sum_to, xp_dtype
 from .shape import _as_indices
 
 
@@ -124,7 +126,6 @@ class SequenceMask(Unary):
     in ``dtype``; without ``maxlen``, the lengths' largest value (read at run time)."""
 
     fresh = True
-    reads_values = True
 
     def __init__(self, lengths, maxlen=None, dtype="bool", name=None):
         if maxlen is not None and (not isinstance(maxlen, int) or isinstance(maxlen, bool)
@@ -136,12 +137,8 @@ class SequenceMask(Unary):
 
     def forward(self, xp, lengths):
         maxlen = self.maxlen
-        if maxlen is None:
-            if not run_context.reads_without_sync:
-                raise ValueError(f"{self.label}: sequence_mask without maxlen reads the "
-                                 "largest length, which a compiled step cannot do; give "
-                                 "maxlen=")
-            maxlen = int(xp.max(lengths)) if lengths.ndim and lengths.shape[0] else 0
+        if maxlen is None:  # the shape needs the value: read even where that synchronises
+            maxlen = int(xp.max(lengths)) if math.prod(lengths.shape) else 0
         steps = xp.arange(max(maxlen, 0), dtype=lengths.dtype,
                           device=array_api_compat.device(lengths))
         mask = steps < lengths[..., None]
@@ -165,8 +162,8 @@ _INTEGER_NAMES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"
 
 def sequence_mask(lengths, maxlen=None, dtype="bool", name=None):
     """TF1's ``sequence_mask``: row i is True at its first ``lengths[i]`` steps, of
-    ``maxlen`` (a Python int; None: the largest length, read at run time, a shape a JAX
-    plan cannot compile: it then runs eagerly).
+    ``maxlen`` (a Python int; None: the largest length, read on the host at run time: a
+    synchronisation on a GPU, and a shape a JAX plan cannot compile: it then runs eagerly).
 
     >>> import xpnn as xn
     >>> xn.Session().run(xn.sequence_mask([1, 3], 4)).tolist()
