@@ -27,7 +27,7 @@ import array_api_compat
 
 from ..dtypes import dtype_name
 from ..graph import Node, Operation, as_node
-from .arithmetic import identity, maximum, minimum, multiply, sqrt, square
+from .arithmetic import maximum, minimum, multiply, sqrt, square
 from .core import Unary, _index_dtype, run_context
 from .reductions import reduce_sum
 from .shape import _as_indices, _axis
@@ -477,14 +477,8 @@ def embedding_lookup(params, ids, max_norm=None, name=None):
                 f"embedding_lookup over {len(params)} partitioned params: xpnn takes one "
                 "params tensor; concatenate the partitions in id order (xn.concat) first")
         params = params[0]
-    rows = Gather(params, _indices(ids), 0, name=None if max_norm is None else name)
-    if max_norm is None:
-        return rows if name is None else _named(rows, name)
-    return _clip_rows(rows, max_norm, params, name)
-
-
-def _named(node, name):
-    return identity(node, name=name)
+    rows = Gather(params, _indices(ids), 0, name=name if max_norm is None else None)
+    return rows if max_norm is None else _clip_rows(rows, max_norm, rows.inputs[0], name)
 
 
 def _clip_rows(rows, max_norm, params, name):
