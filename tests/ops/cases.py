@@ -58,6 +58,9 @@ def pair_apart(shape_a, shape_b):
 
 # --------------------------------------------------------------------------- NumPy references
 
+ROWS = [[True, True, False, True], [False, False, False, False], [True, False, False, False]]
+CAUSAL = np.tril(np.ones((3, 3), bool))
+
 
 def np_softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -70,6 +73,36 @@ def np_log_softmax(x, axis=-1):
 
 def np_logsumexp(x, axis=None, keepdims=False):
     return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def np_segment_sum(data, ids, n):
+    out = np.zeros((n,) + data.shape[np.ndim(ids):])
+    for i, j in zip(np.ndindex(np.shape(ids)), np.ravel(ids)):
+        if j >= 0:
+            out[j] += data[i]
+    return out
+
+
+def np_scatter_nd(indices, updates, shape):
+    out = np.zeros(shape)
+    indices = np.asarray(indices)
+    for i in np.ndindex(indices.shape[:-1]):
+        out[tuple(indices[i])] += updates[i]
+    return out
+
+
+def np_cumsum(x, axis=0, exclusive=False, reverse=False):
+    x = np.flip(x, axis) if reverse else x
+    out = np.cumsum(x, axis=axis) - (x if exclusive else 0)
+    return np.flip(out, axis) if reverse else out
+
+
+def np_masked_softmax(x, mask, axis=-1):
+    mask = np.broadcast_to(mask, x.shape)
+    top = np.max(np.where(mask, x, -np.inf), axis=axis, keepdims=True)
+    e = np.where(mask, np.exp(x - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = e.sum(axis=axis, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)
 
 
 def np_sigmoid(x):
@@ -241,6 +274,61 @@ CASES = [
          normal(3, 4)),
     case("gather-axis1-2d-indices", lambda x: ops.gather(x, [[1, 0], [1, 1]], axis=1),
          lambda x: x[:, [[1, 0], [1, 1]]], normal(3, 2)),
+    # indexing: gathers and their scatter-add gradients, scatters (issue 26)
+    case("gather-repeated-axis-neg", lambda x: ops.gather(x, [3, 3, 0], axis=-1),
+         lambda x: x[..., [3, 3, 0]], normal(2, 3, 4)),
+    case("embedding_lookup", lambda x: ops.embedding_lookup(x, [[0, 3], [3, 3]]),
+         lambda x: x[[[0, 3], [3, 3]]], normal(5, 3)),
+    case("unsorted_segment_sum", lambda x: ops.unsorted_segment_sum(x, [0, 2, 0, -1, 2], 4),
+         lambda x: np_segment_sum(x, [0, 2, 0, -1, 2], 4), normal(5, 3)),
+    case("unsorted_segment_sum-2d-ids",
+         lambda x: ops.unsorted_segment_sum(x, [[0, 1], [1, 1]], 2),
+         lambda x: np_segment_sum(x, [[0, 1], [1, 1]], 2), normal(2, 2, 3)),
+    case("gather_nd", lambda x: ops.gather_nd(x, [[1, 0], [2, 1], [1, 0]]),
+         lambda x: x[[1, 2, 1], [0, 1, 0]], normal(3, 2, 4)),
+    case("gather_nd-scalars", lambda x: ops.gather_nd(x, [[[0, 1]], [[2, 3]]]),
+         lambda x: x[[[0], [2]], [[1], [3]]], normal(3, 4)),
+    case("scatter_nd", lambda u: ops.scatter_nd([[1], [3], [1]], u, [5, 2]),
+         lambda u: np_scatter_nd([[1], [3], [1]], u, (5, 2)), normal(3, 2)),
+    case("scatter_nd-depth2", lambda u: ops.scatter_nd([[0, 1], [1, 0], [0, 1]], u, [2, 2]),
+         lambda u: np_scatter_nd([[0, 1], [1, 0], [0, 1]], u, (2, 2)), normal(3)),
+    # scans and selections
+    case("cumsum", ops.cumsum, np_cumsum, normal(4, 3)),
+    case("cumsum-axis1-exclusive", lambda x: ops.cumsum(x, axis=1, exclusive=True),
+         lambda x: np_cumsum(x, 1, exclusive=True), normal(3, 4)),
+    case("cumsum-reverse", lambda x: ops.cumsum(x, axis=-1, reverse=True),
+         lambda x: np_cumsum(x, -1, reverse=True), normal(3, 4)),
+    case("cumsum-exclusive-reverse", lambda x: ops.cumsum(x, exclusive=True, reverse=True),
+         lambda x: np_cumsum(x, 0, exclusive=True, reverse=True), normal(4, 2)),
+    case("top_k-values", lambda x: ops.top_k(x, 2)[0], lambda x: -np.sort(-x)[..., :2],
+         distinct(3, 5)),
+    case("sequence_mask-times", lambda x: x * ops.sequence_mask([1, 3, 0], 4, "float32"),
+         lambda x: x * (np.arange(4) < np.array([[1], [3], [0]])), normal(3, 4)),
+    # contractions
+    case("einsum-attention-scores", lambda q, k: ops.einsum("bhqd,bhkd->bhqk", q, k),
+         lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k), normal(2, 2, 3, 4), normal(2, 2, 5, 4)),
+    case("einsum-attention-values", lambda p, v: ops.einsum("bqk,bkd->bqd", p, v),
+         lambda p, v: np.einsum("bqk,bkd->bqd", p, v), normal(2, 3, 4), normal(2, 4, 5)),
+    case("einsum-matmul", lambda a, b: ops.einsum("ij,jk->ik", a, b),
+         lambda a, b: a @ b, normal(2, 3), normal(3, 4)),
+    case("einsum-3-operands", lambda a, b, c: ops.einsum("ij,jk,kl->li", a, b, c),
+         lambda a, b, c: np.einsum("ij,jk,kl->li", a, b, c), normal(2, 3), normal(3, 4),
+         normal(4, 2)),
+    case("einsum-sum-and-outer", lambda a, b: ops.einsum("ij,k->ki", a, b),
+         lambda a, b: np.einsum("ij,k->ki", a, b), normal(2, 3), normal(4)),
+    case("einsum-implicit", lambda a, b: ops.einsum("ji,jk", a, b),
+         lambda a, b: np.einsum("ji,jk", a, b), normal(3, 2), normal(3, 4)),
+    case("tensordot", lambda a, b: ops.tensordot(a, b, [[1, 2], [1, 0]]),
+         lambda a, b: np.tensordot(a, b, [[1, 2], [1, 0]]), normal(2, 3, 4), normal(4, 3, 5)),
+    case("tensordot-int", lambda a, b: ops.tensordot(a, b, 1),
+         lambda a, b: np.tensordot(a, b, 1), normal(2, 3), normal(3, 4)),
+    # masked softmax: masked entries exactly 0, a row with nothing kept all 0
+    case("masked_softmax", lambda x: ops.masked_softmax(x, ROWS),
+         lambda x: np_masked_softmax(x, np.array(ROWS)), normal(3, 4)),
+    case("masked_softmax-causal-broadcast", lambda x: ops.masked_softmax(x, CAUSAL),
+         lambda x: np_masked_softmax(x, CAUSAL), normal(2, 3, 3)),
+    case("masked_softmax-axis0", lambda x: ops.softmax(x, axis=0, mask=[[1.0], [0.0], [1.0]]),
+         lambda x: np_masked_softmax(x, np.array([[1], [0], [1]]) != 0, 0), normal(3, 2)),
     case("squeeze", lambda x: ops.squeeze(x), lambda x: np.squeeze(x), normal(3, 1, 2, 1)),
     case("squeeze-axis", lambda x: ops.squeeze(x, [1]), lambda x: np.squeeze(x, 1),
          normal(3, 1, 1)),

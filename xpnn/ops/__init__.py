@@ -1,5 +1,6 @@
 """Every primitive op, by family: ``core`` (the bases, broadcasting), ``arithmetic``,
-``activations``, ``reductions``, ``shape``, ``logic``, ``losses``, ``random`` and ``conv``.
+``activations``, ``reductions``, ``shape``, ``logic``, ``losses``, ``random``, ``conv``,
+``indexing`` and ``contraction``.
 Each op is a small class with ``forward(xp, *values)`` (portable array-API code) and
 ``backward(grad)`` (graph nodes built from these same ops), plus the lowercase function
 users call; this package re-exports them all (``xn.ops.Relu``, ``xn.ops.reduce_sum``), and
@@ -17,11 +18,25 @@ module of shape ops (its function ``shape(x)``, TF1's ``tf.shape``, is ``ops.sha
 """
 
 from ..graph import Node, as_node
-from . import activations, arithmetic, conv, core, logic, losses, random, reductions, shape
+from . import (
+    activations,
+    arithmetic,
+    contraction,
+    conv,
+    core,
+    indexing,
+    logic,
+    losses,
+    random,
+    reductions,
+    shape,
+)
 from .activations import *
 from .arithmetic import *
+from .contraction import *
 from .conv import *
 from .core import *
+from .indexing import *
 from .logic import *
 from .losses import *
 from .random import *

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from ..devices import indicator
+from ..graph import Operation
 from .arithmetic import exp, multiply, square, subtract
 from .core import Elementwise, Unary
 from .reductions import _stable_max, reduce_sum
@@ -187,6 +188,45 @@ class Softmax(Unary):
         return [multiply(self, subtract(grad, dot))]
 
 
+class MaskedSoftmax(Softmax):
+    """softmax over ``axis`` of the entries where ``mask`` (broadcast to x; bool, or
+    numbers: nonzero keeps) holds; elsewhere exactly 0, whatever the logit (-inf, NaN). A
+    row with nothing kept is all 0, not NaN. The masked logits are -inf before the max is
+    subtracted; the gradient is softmax's (0 at the masked entries), none to the mask."""
+
+    def __init__(self, x, mask, axis=-1, name=None):
+        self.axis = axis
+        Operation.__init__(self, x, mask, name=name)
+
+    def forward(self, xp, x, mask):
+        self.infer_shape(tuple(x.shape), tuple(mask.shape))
+        keep = mask if mask.dtype == xp.bool else mask != 0
+        filled = xp.where(keep, x, -math.inf)
+        e = xp.where(keep, xp.exp(filled - _stable_max(xp, filled, self.axis)), 0.0)
+        total = xp.sum(e, axis=self.axis, keepdims=True)
+        return e / xp.where(total > 0, total, 1.0)
+
+    def infer_shape(self, shape, mask):
+        if shape is None or mask is None:
+            return shape
+        if len(mask) > len(shape) or any(
+                m not in (1, None) and s is not None and m != s
+                for m, s in zip(mask[::-1], shape[::-1])):
+            raise ValueError(f"{self.label}: a mask of shape {tuple(mask)} does not broadcast "
+                             f"to the logits' shape {tuple(shape)}; give it the logits' shape "
+                             "or 1s where it repeats")
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"{self.label}: axis {self.axis} is out of range for logits of "
+                             f"shape {tuple(shape)}")
+        return shape
+
+    def infer_dtype(self, dtype, mask):
+        return dtype
+
+    def backward(self, grad):
+        return Softmax.backward(self, grad) + [None]
+
+
 def _log_softmax(xp, x, axis=-1):
     shifted = x - _stable_max(xp, x, axis)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
@@ -251,9 +291,26 @@ def softplus(x, name=None):
     return Softplus(x, name=name)
 
 
-def softmax(x, axis=-1, name=None):
-    """exp(x) normalised over ``axis``, shifted by the max so that it never overflows."""
+def softmax(x, axis=-1, name=None, mask=None):
+    """exp(x) normalised over ``axis``, shifted by the max so that it never overflows;
+    with ``mask``, :func:`masked_softmax`."""
+    if mask is not None:
+        return MaskedSoftmax(x, mask, axis, name=name)
     return Softmax(x, axis, name=name)
+
+
+def masked_softmax(logits, mask, axis=-1, name=None):
+    """softmax over ``axis`` of the entries where ``mask`` holds (broadcast to the logits:
+    bool, or numbers where nonzero keeps); the others get exactly 0, and a row with none
+    kept is all 0 (not NaN). The attention mask of padding or of the future.
+
+    >>> import xpnn as xn
+    >>> p = xn.masked_softmax([[1.0, 1.0, 5.0], [2.0, 3.0, 4.0]],
+    ...                       [[True, True, False], [False, False, False]])
+    >>> xn.Session().run(p).tolist()
+    [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    """
+    return MaskedSoftmax(logits, mask, axis, name=name)
 
 
 def log_softmax(x, axis=-1, name=None):
@@ -264,4 +321,4 @@ def log_softmax(x, axis=-1, name=None):
 __all__ = ["Relu", "ReluGrad", "LeakyRelu", "LeakyReluGrad", "Sigmoid", "SigmoidGrad", "Tanh",
            "Relu6", "Relu6Grad", "Elu", "EluGrad", "Softplus", "SoftplusGrad", "Softmax",
            "LogSoftmax", "relu", "leaky_relu", "sigmoid", "tanh", "relu6", "elu", "softplus",
-           "softmax", "log_softmax"]
+           "softmax", "log_softmax", "MaskedSoftmax", "masked_softmax"]

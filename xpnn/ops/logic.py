@@ -11,8 +11,15 @@ them (``==`` stays identity: nodes are dictionary keys, as in TF1).
 
 from __future__ import annotations
 
+import math
+
+import array_api_compat
+
+from ..dtypes import dtype_name
+from ..graph import Node, as_node
 from .arithmetic import ZerosLike
-from .core import Binary, Elementwise, Unary, _match, sum_to
+from .core import Binary, Elementwise, Unary, _match, sum_to, xp_dtype
+from .shape import _as_indices
 
 
 class Comparison(Binary):
@@ -114,7 +121,60 @@ def where(condition, x, y, name=None):
     return Where(condition, x, y, name=name)
 
 
+class SequenceMask(Unary):
+    """TF1's ``sequence_mask``: ``out[i..., j] = j < lengths[i...]`` for j in [0, maxlen),
+    in ``dtype``; without ``maxlen``, the lengths' largest value (read at run time)."""
+
+    fresh = True
+
+    def __init__(self, lengths, maxlen=None, dtype="bool", name=None):
+        if maxlen is not None and (not isinstance(maxlen, int) or isinstance(maxlen, bool)
+                                   or maxlen < 0):
+            raise TypeError(f"sequence_mask: maxlen must be a Python int >= 0 or None, got "
+                            f"{maxlen!r}")
+        self.maxlen, self.target = maxlen, dtype_name(dtype)
+        super().__init__(lengths, name=name)
+
+    def forward(self, xp, lengths):
+        maxlen = self.maxlen
+        if maxlen is None:  # the shape needs the value: read even where that synchronises
+            maxlen = int(xp.max(lengths)) if math.prod(lengths.shape) else 0
+        steps = xp.arange(max(maxlen, 0), dtype=lengths.dtype,
+                          device=array_api_compat.device(lengths))
+        mask = steps < lengths[..., None]
+        return mask if self.target == "bool" else xp.astype(mask, xp_dtype(xp, self.target))
+
+    def infer_shape(self, shape):
+        return None if shape is None else tuple(shape) + (self.maxlen,)
+
+    def infer_dtype(self, dtype):
+        if dtype is not None and dtype_name(dtype) not in _INTEGER_NAMES:
+            raise TypeError(f"{self.label}: lengths must be integers, got {dtype_name(dtype)}"
+                            "; cast them with xn.cast(lengths, 'int32')")
+        return self.target
+
+    def backward(self, grad):
+        return [None]
+
+
+_INTEGER_NAMES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+
+
+def sequence_mask(lengths, maxlen=None, dtype="bool", name=None):
+    """TF1's ``sequence_mask``: row i is True at its first ``lengths[i]`` steps, of
+    ``maxlen`` (a Python int; None: the largest length, read on the host at run time: a
+    synchronisation on a GPU, and a shape a JAX plan cannot compile: it then runs eagerly).
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.sequence_mask([1, 3], 4)).tolist()
+    [[True, False, False, False], [True, True, True, False]]
+    """
+    if not isinstance(lengths, Node):
+        lengths = as_node(_as_indices(lengths))
+    return SequenceMask(lengths, maxlen, dtype, name=name)
+
+
 # ``equal`` (bool) is left out: ``xn.ops.equal`` is arithmetic's float32 count.
 __all__ = [*(name for name in _COMPARISONS if name != "equal"),
            *(class_name for class_name, _ in _COMPARISONS.values()), "logical_not",
-           "where", "Comparison", "LogicalNot", "Where", "OPS"]
+           "where", "Comparison", "LogicalNot", "Where", "OPS", "SequenceMask", "sequence_mask"]

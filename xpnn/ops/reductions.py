@@ -1,5 +1,6 @@
 """Reductions over axes: ``reduce_sum``, ``reduce_mean``, ``reduce_max``, ``reduce_min``,
-``reduce_prod``, ``reduce_all``, ``reduce_any``, ``argmax``/``argmin`` and ``logsumexp``;
+``reduce_prod``, ``reduce_all``, ``reduce_any``, ``argmax``/``argmin`` and ``logsumexp``,
+with the scan beside them (``cumsum``);
 and their common base ``Reduction``, here with ``BroadcastBack`` (the gradient that spreads
 a reduced value back over its axes, whose own gradient is a sum or a mean again).
 
@@ -16,7 +17,7 @@ import math
 from ..dtypes import dtype_name
 from ..graph import Node, Operation
 from .arithmetic import GreaterEqual, divide, exp, multiply, subtract
-from .core import ShapedLike, _index_dtype, _normalize_axis, _reduced_shape
+from .core import ShapedLike, Unary, _index_dtype, _normalize_axis, _reduced_shape
 
 
 class Reduction(Operation):
@@ -247,6 +248,48 @@ class LogSumExp(Reduction):
         return [multiply(self.expand(grad), exp(subtract(x, self.expand(self))))]
 
 
+class Cumsum(Unary):
+    """TF1's ``cumsum``: running sums along ``axis``; ``exclusive``: each leaves its own
+    entry out; ``reverse``: sums from the end. The gradient is the cumsum of the gradient
+    the other way round."""
+
+    fresh = True
+
+    def __init__(self, x, axis=0, exclusive=False, reverse=False, name=None):
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"cumsum: axis must be a Python int, got {axis!r}")
+        self.axis, self.exclusive, self.reverse = axis, bool(exclusive), bool(reverse)
+        super().__init__(x, name=name)
+
+    def forward(self, xp, x):
+        axis = self._axis(x.ndim)
+        if self.reverse:
+            x = xp.flip(x, axis=axis)
+        out = xp.cumulative_sum(x, axis=axis, dtype=x.dtype, include_initial=self.exclusive)
+        if self.exclusive:
+            out = out[(slice(None),) * axis + (slice(0, x.shape[axis]), ...)]
+        return xp.flip(out, axis=axis) if self.reverse else out
+
+    def _axis(self, ndim):
+        if not -ndim <= self.axis < ndim:
+            raise ValueError(f"{self.label}: axis {self.axis} is out of range for an input of "
+                             f"rank {ndim}")
+        return self.axis % ndim
+
+    def infer_shape(self, shape):
+        if shape is not None:
+            self._axis(len(shape))
+        return shape
+
+    def infer_dtype(self, dtype):
+        if dtype == "bool":
+            raise TypeError(f"{self.label}: cumsum of bool values; cast them to a number type")
+        return dtype
+
+    def backward(self, grad):
+        return [Cumsum(grad, self.axis, self.exclusive, not self.reverse)]
+
+
 def reduce_sum(x, axis=None, keepdims=False, name=None):
     """Sum over ``axis`` (an int, a tuple, or None for all).
 
@@ -314,7 +357,18 @@ def logsumexp(x, axis=None, keepdims=False, name=None):
     return LogSumExp(x, axis, keepdims, name=name)
 
 
+def cumsum(x, axis=0, exclusive=False, reverse=False, name=None):
+    """TF1's ``cumsum``: running sums along ``axis``, each without its own entry where
+    ``exclusive``, from the end where ``reverse``.
+
+    >>> import xpnn as xn
+    >>> xn.Session().run(xn.cumsum([1.0, 2.0, 3.0], exclusive=True, reverse=True)).tolist()
+    [5.0, 3.0, 0.0]
+    """
+    return Cumsum(x, axis, exclusive, reverse, name=name)
+
+
 __all__ = ["Reduction", "ReduceSum", "ReduceMean", "ReduceMax", "BroadcastBack", "ReduceMin",
            "ReduceProd", "ReduceProdGrad", "ReduceAll", "ReduceAny", "ArgMax", "ArgMin",
            "LogSumExp", "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
-           "reduce_all", "reduce_any", "argmax", "argmin", "logsumexp"]
+           "reduce_all", "reduce_any", "argmax", "argmin", "logsumexp", "Cumsum", "cumsum"]

@@ -1,6 +1,6 @@
 """Ops that arrange values without computing new ones: ``reshape``, ``transpose``,
 ``expand_dims`` (``ExpandDims``), ``squeeze``, ``concat``, ``stack``, ``unstack``,
-``split``, ``gather``, ``one_hot``, ``tile``, ``pad``, ``shape`` and slicing ``x[...]``
+``split``, ``one_hot``, ``tile``, ``pad``, ``shape`` and slicing ``x[...]``
 (ints, slices with any step, ``None`` and ``...``). Each gradient is portable: no scatter,
 no in-place write, pieces are spread, padded and summed as the convolutions' are.
 
@@ -319,63 +319,6 @@ def _take_key(index, axis):
     return (Ellipsis, index) + (slice(None),) * (-axis - 1)
 
 
-class Gather(Operation):
-    """params[..., indices, ...] along ``axis``: indices of any shape (TF1's gather)."""
-
-    fresh = True
-
-    def __init__(self, params, indices, axis=0, name=None):
-        self.axis = int(axis)
-        super().__init__(params, indices, name=name)
-
-    def forward(self, xp, params, indices):
-        axis = _axis(self.axis, params.ndim)
-        taken = xp.take(params, xp.reshape(indices, (-1,)), axis=axis)
-        return xp.reshape(taken, tuple(params.shape[:axis]) + tuple(indices.shape)
-                          + tuple(params.shape[axis + 1 :]))
-
-    def infer_shape(self, params, indices):
-        if params is None or indices is None:
-            return None
-        axis = _axis(self.axis, len(params))
-        return tuple(params[:axis]) + tuple(indices) + tuple(params[axis + 1 :])
-
-    def infer_dtype(self, params, indices):
-        return params
-
-    def backward(self, grad):
-        params, indices = self.inputs
-        return [GatherGrad(grad, indices, params, self.axis), None]
-
-
-class GatherGrad(Operation):
-    """The gradient of gather: each row of grad added to the row it came from, as a product
-    with the indices' one-hot matrix (repeated indices add up)."""
-
-    shape_only = (2,)
-    fresh = True
-
-    def __init__(self, grad, indices, params, axis):
-        self.axis = axis
-        super().__init__(grad, indices, params)
-
-    def forward(self, xp, grad, indices, params):
-        axis = _axis(self.axis, params.ndim)
-        n = params.shape[axis]
-        before, after = math.prod(params.shape[:axis]), math.prod(params.shape[axis + 1 :])
-        flat = xp.reshape(indices, (-1,))
-        classes = xp.arange(n, dtype=flat.dtype, device=array_api_compat.device(flat))
-        hot = xp.astype(flat[:, None] == classes, grad.dtype)  # (k, n)
-        g = xp.reshape(grad, (before, flat.shape[0], after))
-        return xp.reshape(xp.matmul(xp.matrix_transpose(hot), g), params.shape)
-
-    def infer_shape(self, grad, indices, params):
-        return params
-
-    def infer_dtype(self, grad, indices, params):
-        return grad
-
-
 class OneHot(Unary):
     """``on_value`` where indices == class, ``off_value`` elsewhere: shape indices.shape +
     (depth,) (the new axis at ``axis``); an index outside [0, depth) gives a row of
@@ -607,18 +550,6 @@ def split(value, num_or_size_splits, axis=0, name=None):
             for a, n in zip(starts, sizes)]
 
 
-def gather(params, indices, axis=0, name=None):
-    """The entries of ``params`` at ``indices`` (any shape) along ``axis``.
-
-    >>> import xpnn as xn
-    >>> xn.Session().run(xn.ops.gather([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [2, 0])).tolist()
-    [[5.0, 6.0], [1.0, 2.0]]
-    """
-    if not isinstance(indices, Node):
-        indices = as_node(_as_indices(indices))
-    return Gather(params, indices, axis, name=name)
-
-
 def _as_indices(values):
     """Host (or any backend's) indices as a host integer array: a constant of Python ints
     would be float32."""
@@ -673,8 +604,8 @@ def _not_iterable(self):
 
 
 __all__ = ["Reshape", "ReshapeLike", "ExpandDims", "Transpose", "GetItem", "GetItemGrad",
-           "Concat", "ConcatPart", "Stack", "Gather", "GatherGrad", "OneHot", "Squeeze", "Tile",
+           "Concat", "ConcatPart", "Stack", "OneHot", "Squeeze", "Tile",
            "TileGrad", "Pad", "Shape", "reshape", "transpose", "concat", "stack", "unstack",
-           "split", "gather", "one_hot", "squeeze", "tile", "pad"]
+           "split", "one_hot", "squeeze", "tile", "pad"]
 # ``shape``, the function, is left out: the package's ``from .shape import *`` would hide the
 # module ``ops.shape`` behind it.

@@ -267,6 +267,29 @@ case("BCEGrad-hard-labels", ops.BinaryCrossEntropyGrad, lambda rng, dt: [
     np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0], dt)])
 
 
+# --------------------------------------------------------------------------- scatter-adds
+# (the segment sums of ops.indexing: bincount for few segments, add.reduceat for many)
+
+case("GatherGrad-axis1-bincount", lambda g, i, p: ops.GatherGrad(g, i, p, 1), lambda rng, dt: [
+    _normal(rng, dt, (2, 6, 3)), np.array([1, 0, 1, 1, 3, 0]), _normal(rng, dt, (2, 4, 3))],
+    exact=False)
+case("GatherGrad-reduceat", lambda g, i, p: ops.GatherGrad(g, i, p, 0), lambda rng, dt: [
+    _normal(rng, dt, (2, 2, 3)), np.array([[5, 2], [5, 9]], np.int32), _normal(rng, dt, (12, 3))],
+    exact=False)
+case("UnsortedSegmentSum-dropped", lambda d, i: ops.UnsortedSegmentSum(d, i, 3), lambda rng, dt: [
+    _normal(rng, dt, (5, 2)), np.array([2, -1, 0, 2, -3])], exact=False)
+case("UnsortedSegmentSum-int", lambda d, i: ops.UnsortedSegmentSum(d, i, 4), lambda rng, dt: [
+    np.array([[3, 1], [2, 7], [-4, 5]], np.int32), np.array([1, 3, 1])])
+case("ScatterNd", lambda i, u: ops.ScatterNd(i, u, (3, 2, 2)), lambda rng, dt: [
+    np.array([[0, 1], [2, 0], [0, 1]]), _normal(rng, dt, (3, 2))], exact=False)
+case("GatherNdGrad", ops.GatherNdGrad, lambda rng, dt: [
+    np.array([[[1], [1]], [[0], [2]]]), _normal(rng, dt, (2, 2, 4)), _normal(rng, dt, (3, 4))],
+    exact=False)
+case("TopKValuesGrad", ops.TopKValuesGrad, lambda rng, dt: [
+    _normal(rng, dt, (3, 2)), np.array([[4, 0], [1, 2], [2, 3]], np.int32),
+    _normal(rng, dt, (3, 5))], exact=False)
+
+
 # --------------------------------------------------------------------------- conv and pooling
 # Shapes given NHWC; NCHW cases hold the same images transposed. The kernels make the
 # portable GEMM calls on equal operands (bitwise equal today), so exact=False only leaves

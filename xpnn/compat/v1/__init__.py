@@ -71,6 +71,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   global_norm, gradients
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
+- sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
+  tensordot
 - modules: nn, losses, train, layers, math
 """
 
@@ -80,21 +82,28 @@ from ...graph import Graph, Node, TensorShape, get_default_session
 from . import layers, losses, math, nn, train
 from .array_ops import (
     concat,
+    cumsum,
+    einsum,
     expand_dims,
     gather,
+    gather_nd,
     one_hot,
     pad,
     rank,
     reshape,
     reverse,
+    scatter_nd,
+    sequence_mask,
     shape,
     size,
     slice,
     split,
     squeeze,
     stack,
+    tensordot,
     tile,
     transpose,
+    unsorted_segment_sum,
     unstack,
     where,
     where_v2,

@@ -1,7 +1,9 @@
 """TF1's structure ops with TF1's arguments: ``concat``, ``stack``, ``unstack``, ``split``,
 ``gather``, ``one_hot``, ``where`` (TF1's: a 1-D condition picks rows), ``squeeze``,
 ``expand_dims``, ``tile``, ``pad``, ``shape``, ``reshape`` (with -1), ``transpose``,
-``slice``, ``reverse``; shapes are Python lists.
+``slice``, ``reverse``; the sequence ops ``gather_nd``, ``scatter_nd``,
+``unsorted_segment_sum``, ``sequence_mask``, ``cumsum``, ``einsum``, ``tensordot``; shapes
+are Python lists.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -60,6 +62,50 @@ def gather(params, indices, validate_indices=None, name=None, axis=None, batch_d
     indices = as_tensor(indices)
     return ops.gather(as_tensor(params), indices, 0 if axis is None else int(axis),
                             name=op_name(name, "GatherV2"))
+
+
+def gather_nd(params, indices, name=None, batch_dims=0):
+    if batch_dims:
+        raise NotImplementedError("tf.gather_nd(batch_dims=...): put the batch index into "
+                                  "the index tuples")
+    return ops.gather_nd(as_tensor(params), as_tensor(indices), name=op_name(name, "GatherNd"))
+
+
+def scatter_nd(indices, updates, shape, name=None):
+    """Zeros of ``shape`` (Python ints) with ``updates`` added at ``indices``; duplicates
+    add up."""
+    return ops.scatter_nd(as_tensor(indices), as_tensor(updates), _ints(shape),
+                          name=op_name(name, "ScatterNd"))
+
+
+def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
+    return ops.unsorted_segment_sum(as_tensor(data), as_tensor(segment_ids),
+                                    _ints(num_segments)[0],
+                                    name=op_name(name, "UnsortedSegmentSum"))
+
+
+def sequence_mask(lengths, maxlen=None, dtype=None, name=None):
+    maxlen = None if maxlen is None else _ints(maxlen)[0]
+    return ops.sequence_mask(as_tensor(lengths), maxlen, name_of(dtype) or "bool",
+                             name=op_name(name, "SequenceMask"))
+
+
+def cumsum(x, axis=0, exclusive=False, reverse=False, name=None):
+    return ops.cumsum(as_tensor(x), _ints(axis)[0], exclusive, reverse,
+                      name=op_name(name, "Cumsum"))
+
+
+def einsum(equation, *inputs, **kwargs):
+    unknown = set(kwargs) - {"name"}
+    if unknown:
+        raise TypeError(f"tf.einsum got unexpected keyword arguments {sorted(unknown)}")
+    return ops.einsum(equation, *_tensors(inputs), name=op_name(kwargs.get("name"), "einsum"))
+
+
+def tensordot(a, b, axes, name=None):
+    if not isinstance(axes, int):
+        axes = [_ints(ax) for ax in axes] if len(axes) == 2 else _ints(axes)
+    return ops.tensordot(as_tensor(a), as_tensor(b), axes, name=op_name(name, "Tensordot"))
 
 
 def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
@@ -174,4 +220,5 @@ def _ints(values):
     if isinstance(values, Node):
         raise NotImplementedError("a shape or index list given as a tensor: xpnn.compat.v1 "
                                   "takes Python lists of ints")
+    values = values if isinstance(values, (int, list, tuple)) else host_array(values).tolist()
     return [int(v) for v in ([values] if isinstance(values, int) else values)]

@@ -18,6 +18,7 @@ import sys
 from ... import autodiff, ops
 from ...graph import Node, as_node
 from ...ops import logic
+from .array_ops import cumsum, unsorted_segment_sum  # noqa: F401 - tf.math's too
 from .dtypes import int64, name_of
 from .graphs import op_name
 from .tensors import as_tensor

@@ -6,7 +6,7 @@ Its names: relu, relu6, elu, leaky_relu, softplus, sigmoid, tanh, softmax, log_s
 l2_loss, l2_normalize, softmax_cross_entropy_with_logits,
 softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
-dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup.
+dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -23,7 +23,6 @@ from ... import normalization, ops
 from ...graph import Node
 from ...ops import conv
 from . import math as _math
-from .array_ops import gather
 from .graphs import op_name
 from .tensors import as_tensor
 from .unsupported import module_getattr
@@ -182,11 +181,15 @@ avg_pool2d = avg_pool
 def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
                      max_norm=None):
     """The rows of ``params`` at ``ids``."""
-    if isinstance(params, (list, tuple)):
-        if len(params) != 1:
-            raise NotImplementedError("embedding_lookup over sharded params: concatenate them")
-        params = params[0]
-    return gather(params, ids, name=name or "embedding_lookup")
+    params = [as_tensor(p) for p in params] if isinstance(params, (list, tuple)) else (
+        as_tensor(params))
+    return ops.embedding_lookup(params, as_tensor(ids), max_norm,
+                                name=op_name(name, "embedding_lookup"))
+
+
+def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF1's argument names
+    """(values, indices) of the k largest entries along the last axis, largest first."""
+    return ops.top_k(as_tensor(input), int(k), sorted, name=op_name(name, "TopKV2"))
 
 
 __all__ = ["avg_pool", "avg_pool2d", "batch_normalization", "bias_add", "conv2d", "dropout",
@@ -194,5 +197,5 @@ __all__ = ["avg_pool", "avg_pool2d", "batch_normalization", "bias_add", "conv2d"
            "max_pool", "max_pool2d", "moments", "relu", "relu6", "sigmoid",
            "sigmoid_cross_entropy_with_logits", "softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2", "softplus",
-           "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b"]
+           "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b", "top_k"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.nn")

@@ -105,6 +105,7 @@ class Runner(Executor):
             return
         from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
         from . import cross_entropy as _cross_entropy  # noqa: F401  (registers its kernel)
+        from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
 
         self.checks = Checks(plan, session.xp)
         # With checks a failed run keeps every buffer: nothing donated.

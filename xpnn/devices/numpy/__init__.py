@@ -32,6 +32,7 @@ from ...executor import Executor
 from .. import Device, host_array
 from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
+from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
 
 
 class NumpyExecutor(Executor):

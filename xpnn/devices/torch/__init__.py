@@ -44,6 +44,7 @@ class TorchExecutor(Executor):
         """Run the passes on ``plan`` (compiled for ``session``), in order."""
         from . import addmm, deferred, kernels, updates
         from . import conv as _conv  # noqa: F401  (registers the conv kernels)
+        from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
 
         live = passes.live_slots(plan)
         pending = set()
