@@ -206,6 +206,18 @@ def test_masked_keys_get_exactly_zero_weight_and_no_influence(dev):
         np.testing.assert_array_equal(y1[b, :n], y2[b, :n])
 
 
+def test_a_query_with_every_key_masked_gets_zero_weights_not_nan(dev):
+    x = _rng(7).standard_normal((B, L, D))
+    with xn.Graph().as_default():
+        mha = xn.nn.MultiHeadAttention(D, H, seed=0, dtype="float64")
+        xv = xn.Variable(x)
+        y, weights = mha(xv, lengths=np.array([L, 0, 2]), return_weights=True)
+        dx, = xn.gradients(xn.reduce_sum(y * y), [xv])
+        y, w, g = xn.Session(device=dev).run([y, weights, dx], to_numpy=True)
+    assert (w[1] == 0.0).all() and np.isfinite(y).all() and np.isfinite(g).all()
+    np.testing.assert_allclose(w[[0, 2]].sum(axis=-1), 1.0, rtol=1e-12)
+
+
 def test_cross_attention_of_another_length(dev):
     torch = _torch()
     q, kv = _rng(5).standard_normal((B, 2, D)), _rng(6).standard_normal((B, L, D))

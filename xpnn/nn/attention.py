@@ -89,9 +89,7 @@ def _keep_mask(query_length, key_length, causal, key_mask, lengths):
         keep = as_node(np.tril(np.ones((query_length, key_length), bool)))
     if lengths is not None:
         lengths = as_node(lengths)
-        # TODO(seqops): sequence_mask(lengths, key_length) once it lands.
-        positions = as_node(np.arange(key_length, dtype=np.int32))
-        by_length = ops.less(positions, ops.cast(lengths, "int32")[:, None])
+        by_length = ops.sequence_mask(lengths, key_length)
         key_mask = by_length if key_mask is None else ops.logical_and(key_mask, by_length)
     if key_mask is not None:
         key_mask = as_node(key_mask)[:, None, None, :]
@@ -155,13 +153,12 @@ class MultiHeadAttention(Layer):
         q = self._heads(self._project(query, "q"), length)
         k = self._heads(self._project(key, "k"), key_length)
         v = self._heads(self._project(value, "v"), key_length)
-        # TODO(seqops): einsum("bhld,bhsd->bhls") once it lands.
         scores = ops.matmul(ops.multiply(q, 1.0 / math.sqrt(self.dim // self.num_heads)),
                             ops.transpose(k, (0, 1, 3, 2)))
         keep = _keep_mask(length, key_length, self.causal, key_mask, lengths)
-        if keep is not None:  # TODO(seqops): the masked softmax op once it lands.
-            scores = ops.where(keep, scores, -math.inf)
-        weights = ops.softmax(scores, axis=-1)
+        # A query with every key masked gets all-zero weights (not NaN).
+        weights = (ops.softmax(scores, axis=-1) if keep is None
+                   else ops.masked_softmax(scores, keep, axis=-1))
         attended = weights
         if self.dropout:
             attended = ops.dropout(weights, self.dropout, True if training is None else training)

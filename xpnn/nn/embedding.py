@@ -74,7 +74,6 @@ class Embedding(Layer):
         elif ids.dtype is not None and not ids.dtype.startswith(("int", "uint")):
             raise TypeError(f"layer {self.name!r} ({self!r}) takes integer token ids, got "
                             f"{ids.dtype} input {ids.label}")
-        # TODO(seqops): embedding_lookup, whose gradient is a scatter-add, once it lands.
         return ops.gather(self.weight, ids)
 
     W = held("weight", "The table's value in the model's Session.")
