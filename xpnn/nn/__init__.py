@@ -1,6 +1,7 @@
 """Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
 output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
-the series' training loop) and ``saving.py`` (save and load, the layer stack as data).
+the series' training loop), ``saving.py`` (save and load, the layer stack as data) and
+``recurrent.py`` (SimpleRNN, LSTM, GRU, Bidirectional).
 """
 
 from .classifier import OPTIMIZERS, SGD, History, NNClassifier
@@ -21,7 +22,9 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
-           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+           "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+           "SimpleRNN", "LSTM", "GRU", "Bidirectional"]
