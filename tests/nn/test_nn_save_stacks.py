@@ -307,7 +307,7 @@ BAD = {
                       r"layer 2 is 'Conv3D' from module 'xpnn\.nn', which load cannot rebuild"),
     "config-not-a-dict": (_records(lambda r: r[3].update(config=[2])),
                           r"layer 3 \(MaxPool2D\) has config \[2\], not a dict"),
-    "unknown-setting": (_set(9, "units", 8), _at(9, "Linear", "units=8 is not a setting")),
+    "unknown-setting": (_set(9, "bananas", 8), _at(9, "Linear", "bananas=8 is not a setting")),
     "foreign-setting": (_set(3, "rate", 0.5),
                         _at(3, "MaxPool2D", "got an unexpected keyword argument 'rate'")),
     "missing-setting": (_records(lambda r: r[0]["config"].pop("filters")),

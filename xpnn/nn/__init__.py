@@ -1,8 +1,9 @@
 """Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
 output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
 the series' training loop) and ``saving.py`` (save and load, the layer stack as data); the
-sequence layers are in ``embedding.py`` (Embedding, positions) and ``attention.py``
-(LayerNorm, MultiHeadAttention, TransformerBlock).
+sequence layers are in ``embedding.py`` (Embedding, positions), ``attention.py``
+(LayerNorm, MultiHeadAttention, TransformerBlock) and ``recurrent.py`` (SimpleRNN, LSTM,
+GRU, Bidirectional).
 """
 
 from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
@@ -25,9 +26,11 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
            "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
            "Embedding", "LayerNorm", "MultiHeadAttention", "PositionEmbedding",
-           "PositionalEncoding", "TransformerBlock"]
+           "PositionalEncoding", "TransformerBlock", "SimpleRNN", "LSTM", "GRU",
+           "Bidirectional"]

@@ -48,12 +48,13 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .recurrent import RECURRENT, Bidirectional
 
 # class name -> layer class: the only classes load builds (a user's own layers it does not)
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
     Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
     Dropout, Embedding, PositionalEncoding, PositionEmbedding, LayerNorm, MultiHeadAttention,
-    TransformerBlock)}
+    TransformerBlock, *RECURRENT.values(), Bidirectional)}
 # The module a file names for these layers: their public home (files written before the
 # nn package split name it too).
 MODULE = "xpnn.nn"
@@ -133,6 +134,8 @@ class Stack:
 
 
 def _dtype(cls, config) -> str:
+    if "layer" in config:  # a wrapper (Bidirectional): its layer's
+        return _dtype(RECURRENT[config["layer"]["class"]], config["layer"]["config"])
     return config.get("dtype", inspect.signature(cls).parameters["dtype"].default)
 
 
@@ -200,8 +203,7 @@ def _layer(i, item, where, limit):
     if not isinstance(config, dict):
         raise _corrupt(where, f"layer {i} ({name}) has config {_short(config)}, not a dict")
     for key, value in config.items():
-        check = _CHECKS.get(key)
-        problem = "is not a setting of an xpnn layer" if check is None else check(value, limit)
+        problem = _setting_problem(key, value, limit)
         if problem:
             raise _corrupt(where, f"layer {i} ({name}): {key}={_short(value)} {problem}")
     try:
@@ -212,6 +214,13 @@ def _layer(i, item, where, limit):
 
 
 # Each setting's check: None when ``value`` is fine, else what is wrong with it.
+
+def _setting_problem(key, value, limit):
+    """What is wrong with the setting ``key=value``, or None (its class's signature is
+    checked after)."""
+    check = _CHECKS.get(key)
+    return "is not a setting of an xpnn layer" if check is None else check(value, limit)
+
 
 def _whole(value, low, high) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
@@ -278,15 +287,38 @@ def _name(value, limit):
         return "must be text"
 
 
+def _flag(value, limit):
+    if not isinstance(value, bool):
+        return "must be true or false"
+
+
+def _wrapped(value, limit):
+    """A wrapper's layer: ``{"class": a recurrent layer, "config": its settings}``."""
+    name = value.get("class") if isinstance(value, dict) else None
+    cls = RECURRENT.get(name) if isinstance(name, str) else None
+    config = value.get("config") if cls is not None else None
+    if not isinstance(config, dict):
+        return f"must be {{'class': one of {sorted(RECURRENT)}, 'config': {{...}}}}"
+    for key, setting in config.items():
+        problem = _setting_problem(key, setting, limit)
+        if problem:
+            return f"has {key}={_short(setting)}, which {problem}"
+    try:
+        inspect.signature(cls).bind(**config)
+    except TypeError as exc:
+        return f"does not fit {cls.__name__} ({exc})"
+
+
 _CHECKS = {
     "n_in": _count, "n_out": _count, "in_channels": _count, "filters": _count,
     "channels": _count, "kernel_size": _kernel, "pool_size": _window, "strides": _window,
     "padding": _padding, "rate": _number(0.0, 1.0, False), "momentum": _number(0.0, 1.0, False),
     "epsilon": _number(0.0, 1e3, True), "dtype": _dtype_check, "name": _name,
-    # the sequence layers' (attention.py, embedding.py)
+    # the sequence layers' (attention.py, embedding.py, recurrent.py)
     "vocab_size": _count, "dim": _count, "num_heads": _count, "ff_dim": _count,
     "max_len": _count, "eps": _number(0.0, 1e3, True), "dropout": _number(0.0, 1.0, False),
     "causal": _flag, "norm_first": _flag, "activation": _choice(FEED_FORWARD),
+    "units": _count, "return_sequences": _flag, "return_state": _flag, "layer": _wrapped,
 }
 
 
