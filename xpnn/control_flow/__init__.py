@@ -11,9 +11,9 @@ array-api-strict, PyTorch and CuPy (``eager``), as ``lax`` control flow inside t
 8.0
 """
 
+from ..ops.outputs import MultiOutput, Output
 from .cond import Cond, cond
 from .function_graph import Body, FunctionGraph, trace
-from .outputs import MultiOutput, Output
 from .scan import Scan, ScanGradient, foldl, foldr, scan, scan_loop
 from .while_loop import WhileGradient, WhileLoop, while_loop
 

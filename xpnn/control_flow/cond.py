@@ -14,9 +14,9 @@ gradients (zeros for what the other branch reads), so gradients of gradients wor
 from __future__ import annotations
 
 from ..graph import as_node, get_default_graph
+from ..ops.outputs import MultiOutput
 from .eager import EAGER
 from .function_graph import floating, trace
-from .outputs import MultiOutput
 
 
 def control_flow_of(session):

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from .. import ops
 from ..graph import as_node, get_default_graph
+from ..ops.outputs import MultiOutput
 from .cond import control_flow_of
 from .function_graph import floating, trace
-from .outputs import MultiOutput
 
 
 class Scan(MultiOutput):

@@ -1,6 +1,6 @@
 """Every primitive op, by family: ``core`` (the bases, broadcasting), ``arithmetic``,
 ``activations``, ``reductions``, ``shape``, ``logic``, ``losses``, ``random``, ``conv``,
-``indexing`` and ``contraction``.
+``indexing``, ``contraction`` and ``outputs`` (ops of several outputs).
 Each op is a small class with ``forward(xp, *values)`` (portable array-API code) and
 ``backward(grad)`` (graph nodes built from these same ops), plus the lowercase function
 users call; this package re-exports them all (``xn.ops.Relu``, ``xn.ops.reduce_sum``), and
@@ -27,6 +27,7 @@ from . import (
     indexing,
     logic,
     losses,
+    outputs,
     random,
     reductions,
     shape,

@@ -1,6 +1,7 @@
-"""Ops of several outputs: a control-flow op's value is a tuple of arrays, and each output
-the graph uses is an ``Output`` node picking one. Autodiff gathers the gradients of the
-``Output`` nodes and hands them to the op's ``backward_outputs`` together.
+"""Ops of several outputs (a control-flow op, a fused recurrent cell): the op's value is a
+tuple of arrays, and each output the graph uses is an ``Output`` node picking one.
+Autodiff gathers the gradients of the ``Output`` nodes and hands them to the op's
+``backward_outputs`` together.
 
 >>> import xpnn as xn
 >>> x = xn.Variable(2.0)
@@ -11,8 +12,8 @@ the graph uses is an ``Output`` node picking one. Autodiff gathers the gradients
 
 from __future__ import annotations
 
-from .. import ops
 from ..graph import Operation
+from .arithmetic import zeros_like
 
 
 class MultiOutput(Operation):
@@ -35,7 +36,7 @@ class MultiOutput(Operation):
         """One gradient per output: the given ones, zeros for the others (floating
         outputs), None for integer or bool outputs."""
         return [grads.get(k) if k in grads else (
-            ops.zeros_like(out) if _floating(out.dtype) else None)
+            zeros_like(out) if _floating(out.dtype) else None)
             for k, out in enumerate(self.outputs)]
 
 
