@@ -5,6 +5,8 @@ saving; bad input."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,7 @@ def _data(kind, bidirectional):
     return x, states, weights
 
 
-def _xpnn_run(dev, kind, bidirectional, lengths, x, states, weights, torch_module):
+def _xpnn_run(dev, kind, bidirectional, lengths, x, states, weights, torch_module, loop):
     """Our outputs [sequence, final states...] and the gradients of sum(out * weights) with
     respect to x, the initial states and the parameters (PyTorch's order)."""
     g = xn.Graph()
@@ -44,7 +46,7 @@ def _xpnn_run(dev, kind, bidirectional, lengths, x, states, weights, torch_modul
         s0 = [xn.placeholder("float64", (None, H), name=f"s{i}") for i in range(len(states))]
         feed = {xs: x, **dict(zip(s0, states))}
         layer = getattr(xn.nn, kind)(F, H, return_sequences=True, return_state=True,
-                                     dtype="float64", seed=0)
+                                     dtype="float64", seed=0, loop=loop)
         if bidirectional:
             layer = xn.nn.Bidirectional(layer, seed=1)
         lens = None
@@ -89,17 +91,18 @@ def _torch_run(torch_module, kind, lengths, x, states, weights, names):
     return values, [grads[0].numpy(), *state_grads, *(g.numpy() for g in grads[1 + per_dir:])]
 
 
+@pytest.mark.parametrize("loop", xn.nn.recurrent.LOOPS)
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["one_way", "bidirectional"])
 @pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "lengths"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_matches_pytorch_values_and_gradients(dev, kind, lengths, bidirectional):
+def test_matches_pytorch_values_and_gradients(dev, kind, lengths, bidirectional, loop):
     torch = _torch()
     torch.manual_seed(0)
     module = getattr(torch.nn, TORCH[kind])(F, H, batch_first=True,
                                             bidirectional=bidirectional).double()
     x, states, weights = _data(kind, bidirectional)
     ours, our_grads, names = _xpnn_run(dev, kind, bidirectional, lengths, x, states, weights,
-                                       module)
+                                       module, loop)
     theirs, their_grads = _torch_run(module, kind, lengths, x, states, weights, names)
     what = ["output"] + [f"final state {i}" for i in range(len(states))]
     for name, a, b in zip(what, ours, theirs):
@@ -122,12 +125,13 @@ def _forward(dev, layer, x, **inputs):
     return xn.Session(g, device=dev).run(out, feeds, to_numpy=True)
 
 
+@pytest.mark.parametrize("loop", xn.nn.recurrent.LOOPS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_last_output_is_the_state_at_each_length_and_mask_equals_lengths(dev, kind):
+def test_last_output_is_the_state_at_each_length_and_mask_equals_lengths(dev, kind, loop):
     x = np.random.default_rng(2).standard_normal((B, T, F))
     mask = np.arange(T) < LENGTHS[:, None]
     with xn.Graph().as_default():
-        make = getattr(xn.nn, kind)
+        make = functools.partial(getattr(xn.nn, kind), loop=loop)
         seq = make(F, H, return_sequences=True, dtype="float64", seed=3, name="a")
         last = make(F, H, dtype="float64", seed=3, name="b")
         by_lengths = _forward(dev, seq, x, lengths=LENGTHS)
@@ -285,3 +289,27 @@ def test_lengths_out_of_range_fail_the_step_and_change_nothing(dev, bad):
         np.testing.assert_array_equal(to_numpy(sess.get_value(variable)), value)
     sess.run(step, {x: X, lengths: np.array([5, 0, 2], np.int32)})  # in range: it runs
     assert not np.array_equal(to_numpy(sess.get_value(gru.weight_ih)), before[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_scanned_layer_takes_any_number_of_steps_and_equals_the_unrolled_one(dev, kind):
+    x = np.random.default_rng(5).standard_normal((B, T, F))
+    with xn.Graph().as_default():
+        any_steps = xn.placeholder("float64", (None, None, F))
+        fixed = xn.placeholder("float64", (None, T, F))
+        make = getattr(xn.nn, kind)
+        scanned = make(F, H, return_sequences=True, dtype="float64", seed=3, loop="scan")
+        unrolled = make(F, H, return_sequences=True, dtype="float64", seed=3)
+        a, b = scanned(any_steps), unrolled(fixed)
+        loss = xn.reduce_sum(a * a)
+        grads = xn.gradients(loss, scanned.parameters())
+        sess = xn.Session(device=dev)
+        got, want = sess.run([a, b], {any_steps: x, fixed: x}, to_numpy=True)
+        shorter = sess.run(a, {any_steps: x[:, :3]}, to_numpy=True)
+        sess.run(grads, {any_steps: x})
+    np.testing.assert_allclose(got, want, **tolerance("float64"))
+    np.testing.assert_allclose(shorter, want[:, :3], **tolerance("float64"))
+    with pytest.raises(ValueError, match="known number of time steps"):
+        unrolled(any_steps)
+    with pytest.raises(ValueError, match="loop must be one of"):
+        make(F, H, loop="while")

@@ -1,8 +1,11 @@
 """Recurrent layers: ``SimpleRNN``, ``LSTM``, ``GRU`` and the ``Bidirectional`` wrapper.
 
 Inputs are batch-major, ``(batch, time, features)``, with a static number of time steps:
-the time loop is unrolled into the graph, one cell per step (TF1's ``static_rnn``), by
-:func:`_over_time`, the one place that knows it is a loop.
+the time loop is :func:`_over_time`, the one place that knows it is a loop: unrolled into
+the graph, one cell per step (``loop="unroll"``, TF1's ``static_rnn``, the default), or one
+cell run by ``xn.control_flow.scan_loop`` (``loop="scan"``, TF1's ``dynamic_rnn``: any
+number of steps, one ``lax.scan`` on JAX). The input's part of every step is one matrix
+product before the loop.
 
 Weights are stored as PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` store layer 0's, so
 its tensors copy in as they are (``weight_ih_l0`` -> ``layer.weight_ih`` and so on):
@@ -36,27 +39,49 @@ import numpy as np
 
 from .. import init as initializers
 from .. import ops
+from ..control_flow import scan_loop
 from ..graph import Node, Variable, constant, get_default_graph
 from .layers import Layer
 
 PARTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _over_time(step, inputs, state, mask=None, reverse=False):
+LOOPS = ("unroll", "scan")
+
+
+def _over_time(step, inputs, state, mask=None, reverse=False, loop="unroll"):
     """Run ``step(x_t, state) -> (output, state)`` over the time axis (1) of ``inputs``,
-    first to last (last to first when ``reverse``): one cell per step in the graph. Where
-    ``mask`` (batch, time) is False, the state is kept and the output is zeros. Returns the
-    outputs (one per step, in time order) and the last state."""
+    first to last (last to first when ``reverse``). ``loop="unroll"`` builds one cell per
+    step in the graph (TF1's ``static_rnn``); ``"scan"`` builds the cell once and runs it
+    with ``xn.control_flow.scan_loop`` (TF1's ``dynamic_rnn``: a smaller graph, one
+    ``lax.scan`` on JAX, any number of steps). Where ``mask`` (batch, time) is False, the
+    state is kept and the output is zeros. Returns every step's output, stacked on axis
+    1, and the last state (a list)."""
+
+    def masked(x_t, keep, state):
+        output, new = step(x_t, state)
+        if keep is None:
+            return output, list(new)
+        new = [ops.where(keep, n, s) for n, s in zip(new, state)]
+        return ops.where(keep, output, ops.zeros_like(output)), new
+
+    if loop == "scan":
+        elems = [ops.transpose(inputs, (1, 0, 2))]
+        if mask is not None:
+            elems.append(ops.transpose(mask, (1, 0)))
+
+        def scanned(carry, xs):
+            output, new = masked(xs[0], xs[1][:, None] if mask is not None else None, carry)
+            return new, output
+
+        state, outputs = scan_loop(scanned, list(state), elems, reverse=reverse)
+        return ops.transpose(outputs, (1, 0, 2)), list(state)
     steps = list(enumerate(ops.unstack(inputs, axis=1)))
     outputs = [None] * len(steps)
     for t, x_t in reversed(steps) if reverse else steps:
-        output, new = step(x_t, state)
-        if mask is not None:
-            keep = mask[:, t:t + 1]
-            new = [ops.where(keep, n, s) for n, s in zip(new, state)]
-            output = ops.where(keep, output, ops.zeros_like(output))
-        outputs[t], state = output, new
-    return outputs, state
+        keep = None if mask is None else mask[:, t:t + 1]
+        outputs[t], state = masked(x_t, keep, state)
+    return ops.stack(outputs, axis=1), state
 
 
 class _Recurrent(Layer):
@@ -68,7 +93,11 @@ class _Recurrent(Layer):
     state_size = 1  # state tensors: h (LSTM: h and c)
 
     def __init__(self, n_in, units, return_sequences=False, return_state=False, seed=None,
-                 dtype="float32", name=None):
+                 dtype="float32", name=None, loop="unroll"):
+        if loop not in LOOPS:
+            raise ValueError(f"{type(self).__name__}: loop must be one of {LOOPS}, got "
+                             f"{loop!r}")
+        self.loop = loop
         name = name or get_default_graph().layer_name(self.base)
         self.n_in, self.units, self.name = int(n_in), int(units), name
         if self.n_in < 1 or self.units < 1:
@@ -89,7 +118,7 @@ class _Recurrent(Layer):
     def config(self):
         return {"n_in": self.n_in, "units": self.units,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "dtype": self.weight_ih.dtype, "name": self.name}
+                "dtype": self.weight_ih.dtype, "name": self.name, "loop": self.loop}
 
     @classmethod
     def state_shapes(cls, n_in, units, **_):
@@ -105,35 +134,40 @@ class _Recurrent(Layer):
         with ``return_sequences``, else the last state h (batch, units); with
         ``return_state``, a list: that output, then the final state tensors."""
         outputs, state = self.run(x, lengths, mask, initial_state)
-        output = ops.stack(outputs, axis=1) if self.return_sequences else state[0]
+        output = outputs if self.return_sequences else state[0]
         return [output, *state] if self.return_state else output
 
     def run(self, x, lengths=None, mask=None, initial_state=None, reverse=False):
-        """(every step's output, the final state as a list), checked; ``reverse`` runs the
-        sequences backwards, each from its own last real step."""
+        """(every step's output stacked on axis 1, the final state as a list), checked;
+        ``reverse`` runs the sequences backwards, each from its own last real step. The
+        input's part of every step, ``x W_ih^T + b``, is one product before the loop."""
         x = self._check_input(x)
         mask = _step_mask(self, x, lengths, mask)
         state = self._initial_state(x, initial_state)
-        weights = self._weights()
-        return _over_time(lambda x_t, s: self.step(x_t, s, *weights), x, state, mask, reverse)
+        w_ih, b_ih, *weights = self._weights()
+        projected = _affine(x, w_ih, b_ih)
+        return _over_time(lambda p_t, s: self.step(p_t, s, *weights), projected, state, mask,
+                          reverse, self.loop)
 
     def _weights(self):
-        """What every step reads, made once: the transposed weights and the biases."""
-        return (ops.transpose(self.weight_ih), ops.transpose(self.weight_hh), self.bias_ih,
+        """What the loop reads, made once: W_ih^T and b_ih (for the product before the
+        loop), then what every step reads: W_hh^T and b_hh."""
+        return (ops.transpose(self.weight_ih), self.bias_ih, ops.transpose(self.weight_hh),
                 self.bias_hh)
 
-    def step(self, x, state, w_ih, w_hh, b_ih, b_hh):
-        """One time step: (output, new state list)."""
+    def step(self, x, state, w_hh, b_hh):
+        """One time step from the input's projected part ``x``: (output, new state list)."""
         raise NotImplementedError
 
     def _check_input(self, x):
         x = x if isinstance(x, Node) else constant(np.asarray(x, self.weight_ih.dtype))
         shape = x.shape
-        if shape is None or len(shape) != 3 or shape[1] is None:
+        if shape is None or len(shape) != 3 or (shape[1] is None and self.loop == "unroll"):
             raise ValueError(f"layer {self.name!r} ({self!r}) takes inputs of shape (batch, "
                              f"time, {self.n_in}) with a known number of time steps (the "
                              f"time loop is unrolled), got {x.label} of shape {shape}: give "
-                             f"the placeholder a fixed time size")
+                             f"the placeholder a fixed time size, or build the layer with "
+                             f"loop='scan'")
         if shape[2] is not None and shape[2] != self.n_in:
             raise ValueError(f"layer {self.name!r} ({self!r}) takes inputs with {self.n_in} "
                              f"features (n_in) in the last axis, got an input of shape "
@@ -176,8 +210,8 @@ class SimpleRNN(_Recurrent):
 
     base = "simple_rnn"
 
-    def step(self, x, state, w_ih, w_hh, b_ih, b_hh):
-        h = ops.tanh(ops.add(_affine(x, w_ih, b_ih), _affine(state[0], w_hh, b_hh)))
+    def step(self, x, state, w_hh, b_hh):
+        h = ops.tanh(ops.add(x, _affine(state[0], w_hh, b_hh)))
         return h, [h]
 
 
@@ -192,13 +226,13 @@ class LSTM(_Recurrent):
 
     gates, base, state_size = 4, "lstm", 2
 
-    def _weights(self):  # one bias: the two add once, not at every step
-        return (ops.transpose(self.weight_ih), ops.transpose(self.weight_hh),
-                ops.add(self.bias_ih, self.bias_hh), None)
+    def _weights(self):  # one bias, added before the loop: the two add once
+        return (ops.transpose(self.weight_ih), ops.add(self.bias_ih, self.bias_hh),
+                ops.transpose(self.weight_hh), None)
 
-    def step(self, x, state, w_ih, w_hh, bias, _):
+    def step(self, x, state, w_hh, _):
         h, c = state
-        z = ops.add(ops.add(ops.matmul(x, w_ih), ops.matmul(h, w_hh)), bias)
+        z = ops.add(x, ops.matmul(h, w_hh))
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.add(ops.multiply(ops.sigmoid(f), c),
                     ops.multiply(ops.sigmoid(i), ops.tanh(g)))
@@ -217,9 +251,9 @@ class GRU(_Recurrent):
 
     gates, base = 3, "gru"
 
-    def step(self, x, state, w_ih, w_hh, b_ih, b_hh):
+    def step(self, x, state, w_hh, b_hh):
         h = state[0]
-        x_r, x_z, x_n = ops.split(_affine(x, w_ih, b_ih), 3, axis=-1)
+        x_r, x_z, x_n = ops.split(x, 3, axis=-1)
         h_r, h_z, h_n = ops.split(_affine(h, w_hh, b_hh), 3, axis=-1)
         r = ops.sigmoid(ops.add(x_r, h_r))
         z = ops.sigmoid(ops.add(x_z, h_z))
@@ -246,6 +280,10 @@ def _step_mask(layer, x, lengths, mask):
         return mask if mask.dtype == "bool" else ops.not_equal(mask, 0)
     if lengths is None:
         return None
+    if steps is None:
+        raise ValueError(f"layer {layer.name!r} ({layer!r}): lengths need the input's number "
+                         f"of time steps, and {x.label} of shape {x.shape} has none: give "
+                         f"the placeholder a fixed time size, or pass mask= (batch, time)")
     lengths = _checked_lengths(layer, x, lengths)
     positions = constant(np.arange(steps, dtype=np.int32))
     return ops.less(positions, ops.reshape(lengths, (-1, 1)))
@@ -312,8 +350,7 @@ class Bidirectional(Layer):
                 for layer, start in zip((self.forward, self.backward), starts)]
         (fw_out, fw_state), (bw_out, bw_state) = runs
         if self.forward.return_sequences:
-            output = ops.stack([ops.concat([f, b], axis=-1) for f, b in zip(fw_out, bw_out)],
-                               axis=1)
+            output = ops.concat([fw_out, bw_out], axis=-1)
         else:
             output = ops.concat([fw_state[0], bw_state[0]], axis=-1)
         return [output, *fw_state, *bw_state] if self.forward.return_state else output

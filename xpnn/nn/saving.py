@@ -48,7 +48,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .recurrent import RECURRENT, Bidirectional
+from .recurrent import LOOPS, RECURRENT, Bidirectional
 
 # class name -> layer class: the only classes load builds (a user's own layers it does not)
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
@@ -319,6 +319,7 @@ _CHECKS = {
     "max_len": _count, "eps": _number(0.0, 1e3, True), "dropout": _number(0.0, 1.0, False),
     "causal": _flag, "norm_first": _flag, "activation": _choice(FEED_FORWARD),
     "units": _count, "return_sequences": _flag, "return_state": _flag, "layer": _wrapped,
+    "loop": _choice(LOOPS),
 }
 
 
