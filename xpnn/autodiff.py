@@ -45,8 +45,9 @@ class RegisterGradient:
         return fn
 
 
-def topological_order(roots) -> list[Node]:
-    """Every node the roots depend on, inputs before consumers; iterative, each node once."""
+def topological_order(roots, stop=()) -> list[Node]:
+    """Every node the roots depend on, inputs before consumers; iterative, each node once.
+    The inputs of a node in ``stop`` are not visited (a body's plan fed values it saved)."""
     order, visited = [], set()
     stack = [(root, False) for root in reversed(roots)]
     while stack:
@@ -58,7 +59,8 @@ def topological_order(roots) -> list[Node]:
             continue
         visited.add(node)
         stack.append((node, True))
-        stack.extend((i, False) for i in reversed(node.inputs) if i not in visited)
+        if node not in stop:
+            stack.extend((i, False) for i in reversed(node.inputs) if i not in visited)
     return order
 
 

@@ -71,8 +71,8 @@ class UpdateStep:
 @dataclass(eq=False)
 class Feed:
     slot: int
-    placeholder: Placeholder
-    dtype: np.dtype  # host data of this dtype is used (NumPy) or moved as it is
+    placeholder: Placeholder  # or an op, in a loop body's plan fed what the forward saved
+    dtype: np.dtype | None  # host data of this dtype is used (NumPy) or moved as it is
 
 
 @dataclass(eq=False)
@@ -225,7 +225,7 @@ def _order(nodes, fed) -> list:
         if isinstance(node, Update):
             roots.extend(reversed(node.inputs))
         roots.append(node)
-    order = topological_order(roots)
+    order = topological_order(roots, stop=fed)
     missing = [n for n in order if isinstance(n, Placeholder) and n not in fed]
     if missing:
         names = ", ".join(repr(n.label) for n in missing)
@@ -244,12 +244,13 @@ def _order(nodes, fed) -> list:
     return order
 
 
-def _lay_out(order, nodes, rebuild, session) -> Plan:
+def _lay_out(order, nodes, rebuild, session, fed=()) -> Plan:
     """Slots and steps for ``order``: a value slot per node, a description slot per node
-    read for its shape only (filled when compiling where the shape is static)."""
+    read for its shape only (filled when compiling where the shape is static). A fed op
+    (a loop body's gradient is fed what the forward saved) is a feed, not a step."""
     needs_meta = {op.inputs[i] for op in order if isinstance(op, Operation)
                   for i in op.shape_only}
-    shape_read_only = _read_only_for_shape(order, needs_meta, nodes)
+    shape_read_only = _read_only_for_shape(order, needs_meta, [*nodes, *fed])
     slot, meta = {}, {}
     plan = Plan(rebuild)
 
@@ -275,6 +276,8 @@ def _lay_out(order, nodes, rebuild, session) -> Plan:
         if isinstance(node, Update):
             plan.updates.append(UpdateStep(node, tuple(slot[i] for i in node.inputs),
                                            not _shapes_match(node)))
+        elif isinstance(node, Operation) and node in fed:
+            plan.feeds.append(Feed(slot[node], node, None))
         elif isinstance(node, Operation):
             if node.holds_dtype and node.dtype is not None:
                 _held(node.dtype, session, f"{node.type} {node.label}")
@@ -383,7 +386,7 @@ def compile_plan(session, nodes, rebuild, fed) -> Plan:
     """The portable plan for one (fetches, fed placeholders) pair of ``session``: order,
     slots, portable step functions, the template of a run's values. Compiled once, then
     handed to the device (``Device.compile``) for its executor."""
-    plan = _lay_out(_order(nodes, fed), nodes, rebuild, session)
+    plan = _lay_out(_order(nodes, fed), nodes, rebuild, session, fed)
     _bind(plan, session)
     plan.template = _template(plan)
     return plan

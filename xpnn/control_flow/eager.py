@@ -8,8 +8,8 @@ same functions with ``lax.cond``, ``lax.while_loop`` and ``lax.scan``
 of tuples.
 
 >>> import numpy as np
->>> EAGER.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1,), (np.asarray(0),), None,
-...                  False, lambda s: None)[0][0].item()
+>>> EAGER.while_loop(lambda s: s[0] < 3, lambda s: ((s[0] + 1,), ()), (np.asarray(0),),
+...                  None, False, lambda s: None)[0][0].item()
 3
 """
 
@@ -24,44 +24,48 @@ class EagerControlFlow:
         return true_fn() if bool(pred) else false_fn()
 
     def while_loop(self, cond_fn, body_fn, state, limit, keep, check):
-        """``state = body_fn(state)`` while ``cond_fn(state)`` holds and fewer than
+        """``state, saved = body_fn(state)`` while ``cond_fn(state)`` holds and fewer than
         ``limit`` (None: no limit) iterations ran; ``check(state)`` refuses a result that
-        breaks the loop's shape invariants. Returns (state, history): the states the
-        iterations started from where ``keep``, else None."""
+        breaks the loop's shape invariants. Returns (state, history): where ``keep``,
+        (the state each iteration started from, its saved values) per iteration."""
         history = [] if keep else None
         count = 0
         while (limit is None or count < limit) and bool(cond_fn(state)):
+            new, saved = body_fn(state)
             if keep:
-                history.append(state)
-            state = body_fn(state)
+                history.append((state, saved))
+            state = new
             check(state)
             count += 1
         return state, history
 
     def while_gradient(self, vjp_fn, history, grads, capture_grads):
-        """``grads, this = vjp_fn(state, grads)`` over ``history`` in reverse, the
+        """``grads, this = vjp_fn(kept, grads)`` over ``history`` in reverse, the
         captures' gradients summed from ``capture_grads`` (zeros). Returns both."""
-        for state in reversed(history):
-            grads, this = vjp_fn(state, grads)
+        for kept in reversed(history):
+            grads, this = vjp_fn(kept, grads)
             capture_grads = tuple(a + b for a, b in zip(capture_grads, this))
         return grads, capture_grads
 
     def scan(self, step_fn, carry, elems, length, reverse, keep, xp):
-        """``carry, ys_t = step_fn(carry, xs_t)`` for t along the elems' first axis (last
-        to first where ``reverse``). Returns (carry, each y stacked on a new first axis in
-        time order, history: the carry each step started from where ``keep``)."""
+        """``carry, ys_t, saved = step_fn(carry, xs_t)`` for t along the elems' first axis
+        (last to first where ``reverse``). Returns (carry, each y stacked on a new first
+        axis in time order, history: where ``keep``, (the carry each step started from,
+        its saved values) per step)."""
         ys, history = [None] * length, [] if keep else None
         for t in _steps(length, reverse):
+            new, ys[t], saved = step_fn(carry, tuple(e[t, ...] for e in elems))
             if keep:
-                history.append(carry)
-            carry, ys[t] = step_fn(carry, tuple(e[t, ...] for e in elems))
+                history.append((carry, saved))
+            carry = new
         return carry, _stacked(xp, ys), history
 
     def scan_gradient(self, vjp_fn, history, elems, carry_grads, y_grads, capture_grads,
                       reverse, xp):
-        """``carry_grads, x_grads_t, this = vjp_fn(carry_t, xs_t, carry_grads,
-        y_grads_t)`` over the steps in reverse. Returns (the first carry's gradients, the
-        x gradients stacked in time order, the captures' gradients summed)."""
+        """``carry_grads, x_grads_t, this = vjp_fn(kept_t, xs_t, carry_grads,
+        y_grads_t)`` over the steps in reverse (``kept_t``: the step's history entry).
+        Returns (the first carry's gradients, the x gradients stacked in time order, the
+        captures' gradients summed)."""
         length = len(history)
         x_grads = [None] * length
         for position, t in reversed(list(enumerate(_steps(length, reverse)))):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import weakref
 
 from .. import ops
-from ..graph import Graph, Node, Placeholder, as_node, get_default_graph
+from ..graph import Graph, Node, Operation, Placeholder, as_node, get_default_graph
 from ..plan import StepFailed, compile_plan
 
 
@@ -67,19 +67,22 @@ class FunctionGraph(Graph):
 
 class Body:
     """A traced body: its ``graph``; ``params`` (placeholders the op feeds from its
-    operands: a loop's variables, a gradient's seeds), ``captures`` (placeholders fed from
-    ``captured``, the nodes of the op's graph they stand for) and ``outputs``."""
+    operands: a loop's variables, a gradient's seeds), ``saved`` (nodes of the graph fed
+    instead of computed: what a loop's forward kept for its gradient), ``captures``
+    (placeholders fed from ``captured``, the nodes of the op's graph they stand for) and
+    ``outputs``."""
 
-    def __init__(self, graph, params, outputs, captures=None, captured=None):
+    def __init__(self, graph, params, outputs, captures=None, captured=None, saved=()):
         self.graph, self.params, self.outputs = graph, list(params), list(outputs)
         self.captures = list(graph.captures.values()) if captures is None else list(captures)
         self.captured = list(graph.captured) if captured is None else list(captured)
+        self.saved = list(saved)
         self._functions = weakref.WeakKeyDictionary()  # Session -> {check_numerics: fn}
 
     @property
     def inputs(self) -> list:
-        """What ``function`` takes, in order: params, then captures."""
-        return self.params + self.captures
+        """What ``function`` takes, in order: params, saved values, captures."""
+        return self.params + self.saved + self.captures
 
     def function(self, session):
         """``f(*arrays) -> tuple``: the body run in ``session`` on arrays of its device,
@@ -91,13 +94,21 @@ class Body:
                 functions[key] = _compile(self, session)
         return functions[key]
 
-    def gradient(self, wrt=()) -> Body:
+    def saving(self, nodes) -> Body:
+        """This body with ``nodes`` (of its graph) as outputs after its own: what a loop's
+        forward runs when its gradient is built, to keep them for it."""
+        return Body(self.graph, self.params, self.outputs + list(nodes), self.captures,
+                    self.captured)
+
+    def gradient(self, wrt=(), save=False) -> Body:
         """The body's vector-Jacobian product: a Body fed this body's inputs and one seed per
         floating output (params: the old ones, then the seeds), whose outputs are the
         gradient of each floating param, then of each node of ``wrt`` (nodes of the op's
-        graph: a capture's gradient, or zeros where this body does not read it)."""
+        graph: a capture's gradient, or zeros where this body does not read it). With
+        ``save``, the forward values the gradient reads are its ``saved`` inputs (a loop
+        keeps them per iteration, as TF1's stacks do) instead of being computed again."""
         graph = self.graph
-        from ..autodiff import gradients
+        from ..autodiff import gradients, topological_order
 
         with graph.as_default():
             ys = [y for y in self.outputs if floating(y.dtype)]
@@ -107,7 +118,12 @@ class Body:
             xs += [stand_in[node] if node in stand_in else graph.take(node) for node in wrt]
             found = gradients(ys, xs, grad_ys=seeds) if ys else [None] * len(xs)
             grads = [ops.zeros_like(x) if g is None else g for x, g in zip(xs, found)]
-        return Body(graph, self.params + seeds, grads)
+        saved = ()
+        if save:
+            forward = set(topological_order(self.outputs))
+            saved = [n for n in topological_order(grads, stop=forward)
+                     if n in forward and isinstance(n, Operation)]
+        return Body(graph, self.params + seeds, grads, saved=saved)
 
 
 def floating(dtype) -> bool:

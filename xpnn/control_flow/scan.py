@@ -48,24 +48,29 @@ class Scan(MultiOutput):
         if any(e.shape[0] != length for e in elems) or length == 0:
             raise ValueError(f"{self.label}: the elements must share a first axis of at least "
                              f"one step, got shapes {[tuple(e.shape) for e in elems]}")
-        step_f = self.body.function(session)
+        keep = self.keeps_history
+        step_f = (self.saving_body if keep else self.body).function(session)
+        ny = len(self.body.outputs) - nc
 
-        def step(carry, xs):
+        def step(carry, xs):  # (new carry, the step's outputs, what its gradient reads)
             out = step_f(*carry, *xs, *caps)
-            return out[:nc], out[nc:]
+            return out[:nc], out[nc: nc + ny], out[nc + ny:]
 
         carry, ys, history = control_flow_of(session).scan(
-            step, tuple(carry), tuple(elems), length, self.reverse, self.keeps_history, xp)
+            step, tuple(carry), tuple(elems), length, self.reverse, keep, xp)
         return (*carry, *ys, history)
 
     def backward_outputs(self, grads):
-        self.keeps_history = True
         nc, ne = self.n_carry, self.n_elems
         seeds = [g for g, out in zip(self.output_gradients(grads)[:-1], self.outputs[:-1])
                  if floating(out.dtype)]
         captured = self.inputs[nc + ne:]
         targets = [c for c in dict.fromkeys(captured) if floating(c.dtype)]
-        grad = ScanGradient(self, seeds, self.body.gradient(targets), targets)
+        if not self.keeps_history:  # once: every gradient of this scan reads one history
+            self.vjp = self.body.gradient(targets, save=True)
+            self.saving_body = self.body.saving(self.vjp.saved)
+            self.keeps_history = True
+        grad = ScanGradient(self, seeds, self.vjp, targets)
         outs = iter(grad.outputs)
         result = [next(outs) if floating(v.dtype) else None for v in self.inputs[: nc + ne]]
         target_grads = {t: next(outs) for t in targets}
@@ -106,8 +111,9 @@ class ScanGradient(MultiOutput):
         targets, caps = values[ne + ns: ne + ns + nt], values[ne + ns + nt:]
         vjp, k, n_x = self.vjp.function(session), self.n_carry_seeds, self.n_x
 
-        def step(carry, xs, carry_grads, y_grads):
-            out = vjp(*carry, *xs, *carry_grads, *y_grads, *caps)
+        def step(kept, xs, carry_grads, y_grads):  # kept: (a step's carry, saved values)
+            carry, saved = kept
+            out = vjp(*carry, *xs, *carry_grads, *y_grads, *saved, *caps)
             return out[:k], out[k: k + n_x], out[k + n_x:]
 
         zeros = tuple(xp.zeros_like(t) for t in targets)

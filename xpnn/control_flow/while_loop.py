@@ -40,10 +40,17 @@ class WhileLoop(MultiOutput):
     def forward(self, xp, *values, session):
         n, split = self.n_vars, self.n_vars + len(self.cond_body.captured)
         state, cond_caps, body_caps = values[:n], values[n:split], values[split:]
-        cond_f, body_f = self.cond_body.function(session), self.body.function(session)
+        keep = self.keeps_history
+        cond_f = self.cond_body.function(session)
+        body_f = (self.saving_body if keep else self.body).function(session)
+
+        def body(state):  # (new state, what the gradient reads of this iteration)
+            out = body_f(*state, *body_caps)
+            return out[:n], out[n:]
+
         state, history = control_flow_of(session).while_loop(
-            lambda s: cond_f(*s, *cond_caps)[0], lambda s: body_f(*s, *body_caps),
-            tuple(state), self.limit, self.keeps_history, self._check)
+            lambda s: cond_f(*s, *cond_caps)[0], body, tuple(state), self.limit, keep,
+            self._check)
         return (*state, history)
 
     def _check(self, state) -> None:
@@ -56,14 +63,17 @@ class WhileLoop(MultiOutput):
                     "with None for the axes that change")
 
     def backward_outputs(self, grads):
-        self.keeps_history = True
         n = self.n_vars
         finals, history = self.outputs[:n], self.outputs[n]
         seeds = [g for g, out in zip(self.output_gradients(grads)[:n], finals)
                  if floating(out.dtype)]
         body_captured = self.inputs[n + len(self.cond_body.captured):]
         targets = [c for c in dict.fromkeys(body_captured) if floating(c.dtype)]
-        grad = WhileGradient(self, history, seeds, self.body.gradient(targets), targets)
+        if not self.keeps_history:  # once: every gradient of this loop reads one history
+            self.vjp = self.body.gradient(targets, save=True)
+            self.saving_body = self.body.saving(self.vjp.saved)
+            self.keeps_history = True
+        grad = WhileGradient(self, history, seeds, self.vjp, targets)
         outs = iter(grad.outputs)
         result = [next(outs) if floating(v.dtype) else None for v in self.inputs[:n]]
         result += [None] * len(self.cond_body.captured)
@@ -103,8 +113,9 @@ class WhileGradient(MultiOutput):
         vjp = self.vjp.function(session)
         k = len(seeds)
 
-        def step(state, grads):
-            out = vjp(*state, *grads, *vjp_caps)
+        def step(kept, grads):  # kept: (an iteration's state, its saved values)
+            state, saved = kept
+            out = vjp(*state, *grads, *saved, *vjp_caps)
             return out[:k], out[k:]
 
         zeros = tuple(xp.zeros_like(t) for t in targets)

@@ -50,19 +50,20 @@ class JaxControlFlow:
             return EAGER.while_loop(cond_fn, body_fn, state, limit, keep, check)
         if not keep:
             if limit is None:
-                return lax.while_loop(lambda s: cond_fn(s), body_fn, state), None
+                return lax.while_loop(cond_fn, lambda s: tuple(body_fn(s)[0]), state), None
             count, state = lax.while_loop(
                 lambda c: (c[0] < limit) & cond_fn(c[1]),
-                lambda c: (c[0] + 1, body_fn(c[1])), (jnp.asarray(0, jnp.int32), state))
+                lambda c: (c[0] + 1, tuple(body_fn(c[1])[0])),
+                (jnp.asarray(0, jnp.int32), state))
             return state, None
 
         def step(carry, _):
             active, state = carry
             active = active & cond_fn(state)
-            new = body_fn(state)
+            new, saved = body_fn(state)
             check(new)
             kept = tree.tree_map(lambda n, s: jnp.where(active, n, s), tuple(new), state)
-            return (active, kept), (state, active)
+            return (active, kept), ((state, tuple(saved)), active)
 
         (_, state), history = lax.scan(step, (jnp.asarray(True), tuple(state)), None,
                                        length=limit)
@@ -75,8 +76,8 @@ class JaxControlFlow:
 
         def step(carry, xs):
             grads, captures = carry
-            state, active = xs
-            new, this = vjp_fn(state, grads)
+            kept, active = xs
+            new, this = vjp_fn(kept, grads)
             grads = tree.tree_map(lambda n, g: jnp.where(active, n, g), tuple(new), grads)
             captures = tuple(c + jnp.where(active, t, jnp.zeros_like(t))
                              for c, t in zip(captures, this))
@@ -92,8 +93,8 @@ class JaxControlFlow:
         lax, _, _ = _lax()
 
         def step(carry, xs):
-            new, ys = step_fn(carry, xs)
-            return tuple(new), (tuple(ys), carry if keep else None)
+            new, ys, saved = step_fn(carry, xs)
+            return tuple(new), (tuple(ys), (carry, tuple(saved)) if keep else None)
 
         carry, (ys, history) = lax.scan(step, tuple(carry), tuple(elems), length=length,
                                         reverse=reverse)
@@ -108,8 +109,8 @@ class JaxControlFlow:
 
         def step(carry, xs):
             grads, captures = carry
-            state, x, y_grad = xs
-            grads, x_grads, this = vjp_fn(state, x, grads, y_grad)
+            kept, x, y_grad = xs
+            grads, x_grads, this = vjp_fn(kept, x, grads, y_grad)
             captures = tuple(c + t for c, t in zip(captures, this))
             return (tuple(grads), captures), tuple(x_grads)
 
