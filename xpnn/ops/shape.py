@@ -24,6 +24,7 @@ from ..dtypes import dtype_name
 from ..graph import Node, Operation, as_node
 from ..host import to_numpy
 from .core import ShapedLike, Unary, _pad_axis, _spread, xp_dtype
+from .outputs import MultiOutput
 
 
 def _axis(axis, ndim):
@@ -169,6 +170,29 @@ def _sliced_shape(key, shape):
     return tuple(out)
 
 
+def _basic_index(xp, x, key):
+    """``x[key]`` for a checked basic key; a negative step flips the axis first."""
+    out, axis = [], 0
+    for k in _expand(key, x.ndim):
+        if k is None:
+            out.append(None)
+            continue
+        n = x.shape[axis]
+        if isinstance(k, slice):
+            start, step, count = _selected(k, n)
+            if step < 0 and count:
+                x = xp.flip(x, axis=axis)
+                first = n - 1 - start
+                k = slice(first, first + (count - 1) * -step + 1, -step)
+            elif not count:
+                k = slice(0, 0)
+        else:
+            _selected(k, n)
+        out.append(k)
+        axis += 1
+    return x[tuple(out)]
+
+
 class GetItem(Unary):
     """``x[key]``, NumPy's basic indexing; a negative step flips the axis first (PyTorch
     slices only forward)."""
@@ -178,25 +202,7 @@ class GetItem(Unary):
         super().__init__(x, name=name)
 
     def forward(self, xp, x):
-        key, axis = [], 0
-        for k in _expand(self.key, x.ndim):
-            if k is None:
-                key.append(None)
-                continue
-            n = x.shape[axis]
-            if isinstance(k, slice):
-                start, step, count = _selected(k, n)
-                if step < 0 and count:
-                    x = xp.flip(x, axis=axis)
-                    first = n - 1 - start
-                    k = slice(first, first + (count - 1) * -step + 1, -step)
-                elif not count:
-                    k = slice(0, 0)
-            else:
-                _selected(k, n)
-            key.append(k)
-            axis += 1
-        return x[tuple(key)]
+        return _basic_index(xp, x, self.key)
 
     def infer_shape(self, shape):
         return None if shape is None else _sliced_shape(_expand(self.key, len(shape)), shape)
@@ -310,6 +316,30 @@ class Stack(_Joining):
 
     def backward(self, grad):
         return [GetItem(grad, _take_key(i, self.axis)) for i in range(len(self.inputs))]
+
+
+class Pieces(MultiOutput):
+    """``x`` cut into pieces along ``axis`` (``split``, ``unstack``): one output per key.
+    The gradient joins the pieces' gradients (zeros for pieces no gradient reaches) with one
+    concat (``joined="concat"``) or stack, not one zero-padded copy of ``x`` per piece."""
+
+    def __init__(self, x, keys, axis, joined, name=None):
+        self.keys, self.axis, self.joined = [_check_key(k) for k in keys], axis, joined
+        super().__init__(x, name=name)
+        shape = x.shape if isinstance(x, Node) else None
+        self.make_outputs(
+            [None if shape is None else _sliced_shape(_expand(k, len(shape)), shape)
+             for k in self.keys], [self.inputs[0].dtype] * len(self.keys))
+
+    def forward(self, xp, x):
+        return tuple(_basic_index(xp, x, key) for key in self.keys)
+
+    def backward_outputs(self, grads):
+        parts = self.output_gradients(grads)
+        if parts[0] is None:  # integer pieces: no gradient
+            return [None]
+        joining = Concat if self.joined == "concat" else Stack
+        return [joining(parts, axis=self.axis)]
 
 
 def _take_key(index, axis):
@@ -516,8 +546,8 @@ def unstack(value, num=None, axis=0, name=None):
             raise ValueError(f"unstack: the size of axis {axis} of {value.label} is not known; "
                              "pass num=")
         num = value.shape[axis]
-    return [GetItem(value, _take_key(i, axis), name=None if name is None else f"{name}_{i}")
-            for i in range(num)]
+    return list(Pieces(value, [_take_key(i, axis) for i in range(num)], axis, "stack",
+                       name=name).outputs)
 
 
 def split(value, num_or_size_splits, axis=0, name=None):
@@ -546,8 +576,8 @@ def split(value, num_or_size_splits, axis=0, name=None):
     key_of = (lambda a, b: (slice(None),) * axis + (slice(a, b),)) if axis >= 0 else (
         lambda a, b: (Ellipsis, slice(a, b)) + (slice(None),) * (-axis - 1))
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return [GetItem(value, key_of(a, None if n == -1 else a + n))  # -1 last: the rest
-            for a, n in zip(starts, sizes)]
+    keys = [key_of(a, None if n == -1 else a + n) for a, n in zip(starts, sizes)]  # -1: rest
+    return list(Pieces(value, keys, axis, "concat", name=name).outputs)
 
 
 def _as_indices(values):
