@@ -34,4 +34,6 @@ def int_at_least(low):
 positive_int = int_at_least(1)
 positive_float = _checked(float, lambda value: math.isfinite(value) and value > 0,
                           "a finite number > 0")
+non_negative_float = _checked(float, lambda value: math.isfinite(value) and value >= 0,
+                              "a finite number >= 0")
 fraction = _checked(float, lambda value: 0 <= value < 1, "in [0, 1)")  # a dropout rate

@@ -140,6 +140,28 @@ def test_mnist_mlp_with_dropout_synthetic(dev):
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
 
 
+def test_char_lstm_learns_below_the_unigram_bits_per_character(dev, capsys):
+    result = load("char_lstm").main(["--max-chars", "20000", "--hidden", "32", "--epochs", "3",
+                                     "--bptt", "10", "--batch-size", "16",
+                                     "--sample-length", "30", *device_args(dev)])
+    losses = result["losses"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    # learnt from context: held-out bits per character clearly below the frequencies' alone
+    assert result["bpc"] < result["unigram_bpc"] - 0.3, result
+    assert result["sample"].startswith("Return the ") and len(result["sample"]) == 41
+    out = capsys.readouterr().out
+    assert f"held-out: {result['bpc']:.3f} bits/char" in out and "sample" in out
+
+
+def test_char_lstm_corpus_is_fixed_and_printable():
+    char_lstm = load("char_lstm")
+    text = char_lstm.stdlib_docstrings(5000)
+    assert text == char_lstm.stdlib_docstrings(5000) and len(text) == 5000
+    assert len(char_lstm.VOCAB) == 96
+    codes = char_lstm.encode("é\tA\n")
+    assert [char_lstm.VOCAB[i] for i in codes] == ["?", "?", "A", "\n"]
+
+
 # ------------------------------------------------------------------------------ the command line
 
 def test_transformer_toy_learns_to_reverse(dev, capsys):
@@ -151,7 +173,8 @@ def test_transformer_toy_learns_to_reverse(dev, capsys):
     assert "held-out exact-sequence accuracy" in capsys.readouterr().out
 
 
-SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn", "transformer_toy"]
+SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn", "transformer_toy",
+           "char_lstm"]
 
 
 def help_entries(text):
@@ -205,6 +228,8 @@ def test_missing_mnist_is_one_line_saying_pass_data(name, tmp_path, capsys, monk
     ("moons", "--epochs", "-5"), ("moons", "--samples", "1"), ("moons", "--lr", "nan"),
     ("perceptron", "--steps", "-1"), ("perceptron", "--lr", "0"),
     ("transformer_toy", "--epochs", "0"), ("transformer_toy", "--min-length", "0"),
+    ("char_lstm", "--max-chars", "10"), ("char_lstm", "--temperature", "-1"),
+    ("char_lstm", "--hidden", "0"),
 ])
 def test_a_bad_option_value_is_an_argparse_error_naming_the_option(name, option, value,
                                                                    tmp_path, capsys):
