@@ -15,16 +15,15 @@ CPU time, so waiting for a core on a shared machine is not counted (``--clock wa
 It prints the largest differences of y and of the gradients between the two, from one step.
 
 Memory: the peak extra memory of a step, each library in a fresh interpreter of its own
-(one process's heap would blur both): the model built, the input made and one warm-up step
-run (plans, caches, lazy initialisation), the resident set's high-water mark is reset
-(``/proc/self/clear_refs``), and the peak over ``--memory-steps`` steps above the resident
-set just before them is read from ``VmHWM`` (Linux). Both run with glibc's
-``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB, so every large array is its own mapping,
-returned to the system when freed: otherwise glibc raises the threshold after the first
-frees, the warm-up step's freed arrays stay in the heap, count as "before" and hide the
-step's own peak. What the warm-up step left resident (xpnn's plan buffers, torch's
-allocator caches) is printed beside it as "kept". RSS counts pages both libraries touch,
-whichever allocator made them (tracemalloc would see NumPy's arrays but not torch's).
+(one process's heap would blur both), each with its usual heap settings (xpnn's NumPy plan
+tunes glibc's, ``devices/numpy/allocator.py``): the model built, the input made and one
+warm-up step run on one sample (code loaded, lazy initialisation; it leaves little
+behind), the resident set's high-water mark is reset (``/proc/self/clear_refs``), then
+``VmHWM`` above the resident set before is read after the first full step (plans, xpnn's
+kept buffers and the step's peak: the figure compared) and after ``--memory-steps`` steps
+(where glibc's freed-but-kept blocks show too: in torch's process they raise the mark after
+the first step). RSS counts pages whichever allocator made them; tracemalloc would see
+NumPy's arrays but not torch's, so it is printed for xpnn on NumPy only, as a check.
 
     python benchmarks/transformer_block.py                   # xpnn on NumPy, 1 thread
     python benchmarks/transformer_block.py --causal --backend torch
