@@ -450,3 +450,25 @@ def test_causal_cross_attention_needs_one_length():
         with pytest.raises(ValueError, match=r"causal mask needs queries and keys of one "
                                              r"length, got 3 and 4"):
             mha.attend(q, kv, kv)
+
+
+def test_transformer_block_feed_forward_products_are_matrix_products():
+    """The feed-forward multiplies (batch * length, dim) rows by its weights, one GEMM each,
+    in the forward and the gradients: NumPy would multiply a 3-D input batch by batch, and
+    make W's gradient a batched product summed over the batch (benchmarks/transformer_block.py)."""
+    from xpnn.autodiff import topological_order
+
+    with xn.Graph().as_default():
+        block = xn.nn.TransformerBlock(D, H, FF)
+        x = xn.placeholder("float32", (None, L, D))
+        y = block(x)
+        weights = [block.ff1.weight, block.ff2.weight]
+        grads = xn.gradients(xn.reduce_sum(y), [x, *weights])
+    products = [node for node in topological_order([y, *grads])
+                if isinstance(node, (xn.ops.MatMul, xn.ops.MatMulGradA, xn.ops.MatMulGradB))
+                and any(w in node.inputs for w in weights)]
+    assert len(products) == 6  # forward, gradient of the input and of W, for each weight
+    for node in products:
+        ranks = [len(i.shape) for i in node.inputs]
+        assert ranks.count(2) == len(ranks), f"{node.label}: operands of ranks {ranks}"
+    assert y.shape == (None, L, D)

@@ -245,7 +245,9 @@ class TransformerBlock(Layer):
     PARTS = ("attention", "norm1", "norm2", "ff1", "ff2")
 
     def __call__(self, x, training=None, *, key_mask=None, lengths=None):
-        _check_dim(self, x, self.attention.dim)
+        dim = self.attention.dim
+        _check_dim(self, x, dim)
+        length = static_length(self, x)
         training = True if training is None else training
 
         def attend(h):
@@ -253,8 +255,13 @@ class TransformerBlock(Layer):
                               training)
 
         def feed_forward(h):
+            # On (batch * length, dim) rows: one GEMM per product. NumPy multiplies a 3-D h
+            # by a matrix batch by batch, and W's gradient is then a batched product summed
+            # over the batch (benchmarks/transformer_block.py). The attention's projections
+            # stay 3-D: a 2-D product's column-major result would make the head split copy.
+            h = ops.reshape(h, (-1, dim))
             h = self._drop(FEED_FORWARD[self.activation](self.ff1(h)), training)
-            return self._drop(self.ff2(h), training)
+            return ops.reshape(self._drop(self.ff2(h), training), (-1, length, dim))
 
         if self.norm_first:
             x = ops.add(x, attend(self.norm1(x)))
