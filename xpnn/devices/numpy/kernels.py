@@ -241,11 +241,26 @@ def _sigmoid_grad(op, portable):
 # and per-row reductions (softmax over classes) become vector operations across the batch.
 
 
+# An N-D @ 2-D product (a sequence of rows times a weight matrix: x (batch, time, n) @ W)
+# is one GEMM over the rows flattened, not a loop of GEMMs over the batch (NumPy's matmul
+# for 3-D @ 2-D), and W's gradient is one GEMM, not a batch of them summed.
+
+
+def _rows(x):
+    """x (..., n) as a 2-D (rows, n) view, or None where that would copy."""
+    if x.ndim > 2 and x.flags.c_contiguous:
+        return x.reshape(-1, x.shape[-1])
+    return None
+
+
 @fast(ops.MatMul)
 def _matmul(op, portable):
     def forward(a, b):
         if a.ndim == 2 and b.ndim == 2:
             return np.matmul(b.T, a.T).T
+        rows = _rows(a) if b.ndim == 2 else None
+        if rows is not None:
+            return np.matmul(rows, b).reshape(a.shape[:-1] + (b.shape[1],))
         return np.matmul(a, b)
 
     return forward
@@ -256,6 +271,9 @@ def _matmul_grad_a(op, portable):
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2:
             return np.matmul(b, g.T).T
+        rows = _rows(g) if b.ndim == 2 and a.ndim == g.ndim else None
+        if rows is not None:  # g (..., m) @ b^T: a's shape
+            return np.matmul(rows, b.T).reshape(a.shape)
         if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of W is outer(g, x)
             return np.multiply.outer(g, b)
         if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of x is W @ g
@@ -270,6 +288,10 @@ def _matmul_grad_b(op, portable):
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2:
             return np.matmul(a.T, g)
+        rows_a = _rows(a) if b.ndim == 2 and g.ndim == a.ndim else None
+        rows_g = _rows(g) if rows_a is not None else None
+        if rows_g is not None:  # the sum over every row of a^T g: one GEMM
+            return np.matmul(rows_a.T, rows_g)
         if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g
             return np.matmul(g, a)
         if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of W is outer(x, g)
