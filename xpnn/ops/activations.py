@@ -74,9 +74,11 @@ class Sigmoid(Unary):
     fresh = True
 
     def forward(self, xp, x):
-        # exp(x - log(1 + e^x)): logaddexp never overflows and keeps precision on both sides
-        # (a few ulp), so sigmoid(-1e4) is exactly 0 and sigmoid(1e4) exactly 1.
-        return xp.exp(x - xp.logaddexp(0.0, x))
+        # With e = exp(-|x|) (never overflows): 1 / (1 + e) above 0, e / (1 + e) below, each
+        # side to an ulp or so; sigmoid(-1e4) is exactly 0 and sigmoid(1e4) exactly 1.
+        e = xp.exp(-xp.abs(x))
+        d = 1.0 + e
+        return xp.where(x >= 0, 1.0 / d, e / d)
 
     def backward(self, grad):
         return [SigmoidGrad(grad, self)]

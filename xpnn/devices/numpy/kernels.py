@@ -210,12 +210,17 @@ def _leaky_relu_grad(op, portable):
 
 @fast(ops.Sigmoid)
 def _sigmoid(op, portable):
-    def forward(x):  # the portable formula, computed in one buffer
+    def forward(x):  # the portable formula, in two buffers
         if x.ndim == 0 or x.dtype.kind != "f":
             return portable(x)
-        t = np.logaddexp(0.0, x)
-        np.subtract(x, t, out=t)
-        return np.exp(t, out=t)
+        e = np.abs(x)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        y = np.add(1.0, e)
+        np.divide(e, y, out=e)  # sigmoid(-|x|)
+        np.divide(1.0, y, out=y)  # sigmoid(|x|)
+        np.copyto(y, e, where=x < 0)
+        return y
 
     return forward
 
