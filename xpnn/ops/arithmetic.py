@@ -479,6 +479,44 @@ class MatMulGradB(Operation):
         return [matmul(a, grad), MatMulGradA(g, a, grad), None]
 
 
+def _rows_times(node, b) -> bool:
+    """Whether ``node`` is the gradient of b in a 2-D product ``a @ b``, a's shape known."""
+    if type(node) is not MatMulGradB or node.inputs[2] is not b:
+        return False
+    g, a, _ = node.inputs
+    return (a.shape is not None and len(a.shape) == 2 and g.shape is not None
+            and len(g.shape) == 2 and b.shape is not None and len(b.shape) == 2)
+
+
+class StackedMatMulGradB(Operation):
+    """The sum of ``a_i^T @ g_i`` over i (b's gradient from many 2-D products ``a_i @ b``)
+    as one product: the a's and the g's stacked row-wise, ``A^T @ G``. Inputs: the a's, the
+    g's, then b (shape only)."""
+
+    fresh = True
+
+    def __init__(self, rows, grads, b):
+        self.n = len(rows)
+        self.shape_only = (2 * self.n,)
+        super().__init__(*rows, *grads, b)
+
+    def forward(self, xp, *values):
+        rows, grads = values[: self.n], values[self.n: 2 * self.n]
+        return xp.matmul(xp.matrix_transpose(xp.concat(rows, axis=0)),
+                         xp.concat(grads, axis=0))
+
+    def infer_shape(self, *shapes):
+        return shapes[-1]
+
+    def infer_dtype(self, *dtypes):
+        return super().infer_dtype(*dtypes[:-1])
+
+    def backward(self, grad):
+        rows, grads = self.inputs[: self.n], self.inputs[self.n: 2 * self.n]
+        return ([MatMulGradA(g, a, grad) for g, a in zip(grads, rows)]  # g_i @ grad^T
+                + [matmul(a, grad) for a in rows] + [None])
+
+
 def add(a, b, name=None):
     """a + b, broadcasting like NumPy.
 
@@ -607,7 +645,22 @@ def ones_like(x, name=None):
 
 
 def add_n(nodes):
-    """Sum of a list of nodes (how gradients from many consumers meet)."""
+    """Sum of a list of nodes (how gradients from many consumers meet). The gradients of
+    one matrix used in many products (a recurrent weight, unrolled over time) add up as one
+    product of the stacked rows: ``StackedMatMulGradB``.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([[1.0], [2.0]])
+    >>> xs = [xn.constant([[1.0, float(t)]]) for t in range(3)]
+    >>> dw, = xn.gradients(xn.add_n([x @ w for x in xs]), [w])
+    >>> type(dw).__name__, xn.Session().run(dw).ravel().tolist()
+    ('StackedMatMulGradB', [3.0, 3.0])
+    """
+    first = nodes[0]
+    if len(nodes) > 2 and type(first) is MatMulGradB and all(
+            _rows_times(n, first.inputs[2]) for n in nodes):
+        return StackedMatMulGradB([n.inputs[1] for n in nodes], [n.inputs[0] for n in nodes],
+                                  nodes[0].inputs[2])
     total = nodes[0]
     for node in nodes[1:]:
         total = add(total, node)
