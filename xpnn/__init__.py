@@ -25,7 +25,7 @@ from . import (
 )
 from .assignment import assign, assign_add, assign_sub, group
 from .autodiff import RegisterGradient, gradients
-from .control_flow import cond, foldl, foldr, scan, while_loop
+from .control_flow import TensorArray, cond, foldl, foldr, scan, while_loop
 from .devices import get_default_device, set_default_device
 from .drawing import GraphvizNotFoundError, draw_graph, to_dot
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck

@@ -15,8 +15,9 @@ from ..ops.outputs import MultiOutput, Output
 from .cond import Cond, cond
 from .function_graph import Body, FunctionGraph, trace
 from .scan import Scan, ScanGradient, foldl, foldr, scan, scan_loop
+from .tensor_array import TensorArray, WriteRow
 from .while_loop import WhileGradient, WhileLoop, while_loop
 
 __all__ = ["Body", "Cond", "FunctionGraph", "MultiOutput", "Output", "Scan", "ScanGradient",
-           "WhileGradient", "WhileLoop", "cond", "foldl", "foldr", "scan", "scan_loop", "trace",
-           "while_loop"]
+           "TensorArray", "WhileGradient", "WhileLoop", "WriteRow", "cond", "foldl", "foldr",
+           "scan", "scan_loop", "trace", "while_loop"]

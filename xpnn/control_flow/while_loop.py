@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ..graph import as_node, get_default_graph
 from ..ops.outputs import MultiOutput
+from . import tensor_array
 from .cond import control_flow_of
 from .function_graph import floating, trace
 
@@ -145,7 +146,10 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, maximum_iterations=
     """
     single = not isinstance(loop_vars, (list, tuple))
     graph = get_default_graph()
-    loop_vars = [as_node(v, graph) for v in ([loop_vars] if single else loop_vars)]
+    loop_vars, arrays = tensor_array.flatten([loop_vars] if single else list(loop_vars))
+    loop_vars = [as_node(v, graph) for v in loop_vars]
+    if any(arrays):  # TensorArrays go in and out of the bodies as their arrays
+        cond, body = _with_arrays(cond, arrays, False), _with_arrays(body, arrays, True)
     if not loop_vars:
         raise ValueError("while_loop needs at least one loop variable")
     if maximum_iterations is not None and not isinstance(maximum_iterations, int):
@@ -161,8 +165,21 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, maximum_iterations=
     loop_body = trace(body, loop_vars, f"{label}/body", shapes)
     _check_body(label, loop_vars, loop_body.outputs, shapes)
     op = WhileLoop(loop_vars, cond_body, loop_body, maximum_iterations, shapes, name=name)
-    finals = op.outputs[: len(loop_vars)]
-    return finals[0] if single else list(finals)
+    finals = tensor_array.rebuild(op.outputs[: len(loop_vars)], arrays)
+    return finals[0] if single else finals
+
+
+def _with_arrays(fn, arrays, returns_vars):
+    """``fn`` called with TensorArrays where the loop has them; its result flattened."""
+
+    def wrapped(*nodes):
+        result = fn(*tensor_array.rebuild(nodes, arrays))
+        if not returns_vars:
+            return result
+        listed = list(result) if isinstance(result, (list, tuple)) else [result]
+        return tensor_array.flatten(listed)[0]
+
+    return wrapped
 
 
 def _invariants(loop_vars, shape_invariants) -> list:
