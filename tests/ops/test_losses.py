@@ -312,3 +312,72 @@ def test_reduction_defaults():
         np.testing.assert_allclose(
             sess.run(LOSSES.mean_squared_error([1.0, 3.0], [0.0, 0.0]), to_numpy=True), 5.0
         )
+
+
+# --------------------------------------------------------------------------- weights (#26)
+
+# Two sequences of four steps, five classes; the second sequence ends after two steps.
+SEQ_LOGITS = np.random.default_rng(5).standard_normal((2, 4, 5)) * 2
+SEQ_LABELS = np.array([[1, 4, 0, 2], [3, 3, 0, 0]])
+SEQ_MASK = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
+
+
+def np_sparse_ce(logits, labels):
+    return -np.take_along_axis(np_log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+
+
+@pytest.mark.parametrize("kind", ["bool-mask", "float-weights", "per-sequence"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weighted_sparse_cross_entropy_matches_its_reference(dev, kind, reduction):
+    weights = {"bool-mask": SEQ_MASK, "float-weights": np.where(SEQ_MASK, [0.5, 2.0, 1.0, 3.0], 0),
+               "per-sequence": np.array([[2.0], [0.5]])}[kind]
+    entries = np_sparse_ce(SEQ_LOGITS, SEQ_LABELS) * weights
+    full = np.broadcast_to(weights, SEQ_LABELS.shape).astype(float)
+    expected = {"mean": entries.sum() / full.sum(), "sum": entries.sum(), "none": entries}
+    with xn.Graph().as_default():
+        z = xn.placeholder("float64", (None, 4, 5), name="z")
+        w = xn.placeholder(weights.dtype.name, weights.shape, name="w")
+        loss = LOSSES.sparse_softmax_cross_entropy(SEQ_LABELS, z, reduction, weights=w)
+        feed = {z: SEQ_LOGITS, w: weights}
+        np.testing.assert_allclose(run(dev, loss, feed, dtype="float64"), expected[reduction],
+                                   rtol=1e-12)
+        seeded = xn.reduce_sum(loss * np.arange(8.0).reshape(2, 4)) if reduction == "none" \
+            else loss
+        wrt = [z] if kind == "bool-mask" else [z, w]  # a bool mask has no gradient
+        xn.gradcheck(seeded, wrt, feed, device=dev)
+
+
+def test_labels_under_zero_weights_change_nothing(dev):
+    other = np.where(SEQ_MASK, SEQ_LABELS, (SEQ_LABELS + 2) % 5)  # new labels where padded
+    assert (other != SEQ_LABELS).any()
+    with xn.Graph().as_default():
+        z = xn.placeholder("float64", (None, 4, 5), name="z")
+        t = xn.placeholder("int32", (None, 4), name="t")
+        loss = LOSSES.sparse_softmax_cross_entropy(t, z, weights=SEQ_MASK)
+        fetches = [loss, xn.gradients(loss, [z])[0]]
+        a = run(dev, fetches, {z: SEQ_LOGITS, t: SEQ_LABELS}, dtype="float64")
+        b = run(dev, fetches, {z: SEQ_LOGITS, t: other}, dtype="float64")
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert (a[1][~SEQ_MASK] == 0).all() and (a[1][SEQ_MASK] != 0).any()
+    real = SEQ_MASK.sum()
+    np.testing.assert_allclose(a[0], np_sparse_ce(SEQ_LOGITS, SEQ_LABELS)[SEQ_MASK].sum() / real,
+                               rtol=1e-12)
+
+
+def test_every_weight_zero_gives_a_zero_loss_and_gradient(dev):
+    with xn.Graph().as_default():
+        z = xn.placeholder("float64", (None, 4, 5), name="z")
+        loss = LOSSES.sparse_softmax_cross_entropy(SEQ_LABELS, z, weights=np.zeros((2, 4)))
+        value, grad = run(dev, [loss, xn.gradients(loss, [z])[0]], {z: SEQ_LOGITS},
+                          dtype="float64")
+    assert value == 0.0 and (grad == 0).all()
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (4, 2), (2, 4, 1)])
+def test_weights_that_do_not_fit_the_labels_are_refused(shape):
+    with xn.Graph().as_default():
+        z = xn.placeholder("float32", (2, 4, 5), name="z")
+        with pytest.raises(ValueError, match=r"weights of shape \(.*\) do not broadcast to the "
+                                             r"labels' shape \(2, 4\)"):
+            LOSSES.sparse_softmax_cross_entropy(SEQ_LABELS, z, weights=np.ones(shape))

@@ -47,12 +47,15 @@ def _network(units, input_shape):
     return None, sizes, (sizes[0],)
 
 
-def _classes(logits) -> int:
+def _classes(logits) -> tuple[int, tuple]:
+    """(number of classes, the shape of one sample's labels: () for one class per sample,
+    (steps,) for one per time step)."""
     shape = logits.shape
-    if shape is None or len(shape) != 2 or shape[1] is None:
-        raise ValueError(f"the model's output must have shape (n_samples, n_classes), got "
-                         f"{shape}: end the layers with a Linear layer")
-    return shape[1]
+    if shape is None or len(shape) not in (2, 3) or shape[-1] is None:
+        raise ValueError(f"the model's output must have shape (n_samples, n_classes), or "
+                         f"(n_samples, steps, n_classes) for a class per step, got {shape}: "
+                         f"end the layers with a Linear layer")
+    return shape[-1], tuple(shape[1:-1])
 
 
 def _check_units(units) -> list[int]:
@@ -104,6 +107,23 @@ class NNClassifier:
     Dropout, Linear) with ``input_shape``, the shape of one sample. ``fit`` runs Dropout in
     training mode, everything else in inference mode.
 
+    A stack whose output is (n_samples, steps, n_classes) (``Embedding``, ``LSTM(...,
+    return_sequences=True)``, ``Linear``) is a sequence tagger: its labels are one class
+    per step, (n_samples, steps), a negative one (-1, or PyTorch's -100) marking a padded
+    step; the loss is the cross-entropy averaged over the real steps, and ``predict``,
+    ``predict_proba`` and ``score`` are per step (score over the real steps).
+
+    >>> import numpy as np, xpnn as xn
+    >>> X = np.random.default_rng(0).integers(0, 4, (64, 5))
+    >>> y = np.where(np.arange(5) < 3, X, -1)  # copy each token; the last two are padding
+    >>> with xn.Graph().as_default():
+    ...     tagger = xn.nn.NNClassifier([xn.nn.Embedding(4, 8, seed=0),
+    ...                                  xn.nn.LSTM(8, 8, return_sequences=True, seed=1),
+    ...                                  xn.nn.Linear(8, 4, seed=2)], input_shape=(5,))
+    >>> h = tagger.fit(X, y, epochs=10, optimizer="adam", learning_rate=0.1, verbose=0)
+    >>> tagger.predict(X[:2]).shape, tagger.score(X, y) > 0.9
+    ((2, 5), True)
+
     The series' loop: ``loss(X, t)``, ``backward()``, ``SGD(model, lr).step()``, and
     ``forward_probs(X)``; or the scikit-learn way: ``fit``, ``predict``, ``score``.
 
@@ -129,15 +149,14 @@ class NNClassifier:
             if self.net is None:
                 self.net = MLP(self.units, activation, seed=seed, dtype=self.dtype)
             self.inputs = placeholder(self.dtype, (None, *self.input_shape), name="X")
-            self.labels = placeholder("int32", (None,), name="t")
             self.training = placeholder("bool", (), name="training")
             self.logits = self.net(self.inputs, self.training)
-            self.n_classes = _classes(self.logits)
+            self.n_classes, self.label_shape = _classes(self.logits)
+            self.labels = placeholder("int32", (None, *self.label_shape), name="t")
             self.probs = ops.softmax(self.logits)
-            self.loss_node = losses.sparse_softmax_cross_entropy(self.labels, self.logits)
+            self.loss_node, self.n_correct = self._loss_and_hits()
             # fit fetches this: a non-finite loss fails the step before it writes any weight.
             self._checked_loss = ops.check_numerics(self.loss_node, "the training loss")
-            self.n_correct = ops.reduce_sum(ops.equal(ops.argmax(self.logits), self.labels))
             self.params = self.net.parameters()
             self.grad_nodes = gradients(self.loss_node, self.params)
         self.session = Session(self.graph, device=device, backend=backend, seed=seed)
@@ -145,6 +164,18 @@ class NNClassifier:
             layer.session = self.session
         self._last_feed = None
         self._train_steps = {}
+
+    def _loss_and_hits(self):
+        """The mean cross-entropy and the number of right predictions; per step, over the
+        real steps only (a negative label marks a padded step)."""
+        hits = ops.equal(ops.argmax(self.logits), self.labels)
+        if not self.label_shape:
+            return (losses.sparse_softmax_cross_entropy(self.labels, self.logits),
+                    ops.reduce_sum(hits))
+        real = ops.greater_equal(self.labels, 0)
+        labels = ops.where(real, self.labels, ops.zeros_like(self.labels))  # never read
+        loss = losses.sparse_softmax_cross_entropy(labels, self.logits, weights=real)
+        return loss, ops.reduce_sum(ops.multiply(hits, real))
 
     @property
     def layers(self):
@@ -179,10 +210,10 @@ class NNClassifier:
 
     def _targets(self, t, n):
         """The labels as int32 class indices (which every device holds, JAX without x64
-        too), checked; a bad one is named as given (inf, 0.5), not as a cast made it."""
+        too), checked; a bad one is named as given (inf, 0.5), not as a cast made it. Per
+        step, a negative label marks a padded step."""
         host = np.asarray(to_numpy(t))
-        if host.ndim != 1 or host.shape[0] != n:
-            raise ValueError(f"labels must have shape ({n},) to match X, got {host.shape}")
+        self._check_label_shape(host.shape, n)
         if host.dtype.kind not in "iu":
             whole = (np.isfinite(host) & (host == np.round(host)) if host.dtype.kind == "f"
                      else np.zeros(host.shape, bool))
@@ -192,12 +223,31 @@ class NNClassifier:
                     f"{host[~whole][0]} (dtype {host.dtype})"
                 )
         k = self.n_classes
-        bad = (host < 0) | (host >= k)
+        bad = (host >= k) if self.label_shape else (host < 0) | (host >= k)
         if bad.any():
             raise ValueError(
                 f"label {host[bad][0]} is outside [0, {k}): this model has {k} classes"
+                + (" (a negative label marks a padded step)" if self.label_shape else "")
             )
+        if self.label_shape and not (host >= 0).any():
+            raise ValueError("every label is negative (padding): give at least one real step")
         return host.astype(np.int32, copy=False)
+
+    def _check_label_shape(self, shape, n):
+        want = (n, *self.label_shape)
+        if len(shape) == len(want) and all(w in (None, d) for w, d in zip(want, shape)):
+            return
+        if not self.label_shape:
+            hint = ("" if len(shape) < 2 else ": this model gives one class per sample; for "
+                    "one per step, keep the time axis to the end (return_sequences=True) "
+                    "and end with a Linear layer")
+            raise ValueError(f"labels must have shape ({n},) to match X, got {shape}{hint}")
+        steps = ", ".join(map(str, want[1:]))
+        raise ValueError(
+            f"labels must have shape ({n}, {steps}) to match X and the model's output "
+            f"{tuple(self.logits.shape)} (one class per step; a negative label marks a "
+            f"padded step), got {shape}; for one label per sequence, end with a recurrent "
+            f"layer without return_sequences (or Flatten) and a Linear layer")
 
     def _feed(self, X, t=None):
         X = self._features(X)
@@ -355,16 +405,17 @@ class NNClassifier:
                 return (f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
                         "finite (NaN or inf); the weights are those after the last finite "
                         "step. Lower the learning rate, or look for NaN/inf in the data")
-            losses.append((loss, Xb.shape[0]))
+            losses.append((loss, self._count(yb)))
             correct.append(hits)
         return _epoch_sums(self.session, losses, correct, comm)
 
     def evaluate(self, X, y, batch_size=1024, comm=None) -> tuple[float, float]:
-        """(mean loss, accuracy) over ``X, y``; with ``comm`` (every rank passing the same
-        data) each rank evaluates its shard and the sums are taken over the ranks."""
+        """(mean loss, accuracy) over ``X, y`` (per step: over the real steps); with
+        ``comm`` (every rank passing the same data) each rank evaluates its shard and the
+        sums are taken over the ranks."""
         X = self._features(X)
         y = self._targets(y, X.shape[0])
-        n = X.shape[0]
+        n = self._count(y)
         if comm is not None:
             X, y = distributed.shard(X, y, comm, even=False)
         total = correct = 0.0
@@ -372,26 +423,32 @@ class NNClassifier:
             loss, hits = self.session.run([self.loss_node, self.n_correct],
                                           {self.inputs: Xb, self.labels: yb,
                                            self.training: False}, to_numpy=True)
-            total += float(loss) * Xb.shape[0]
+            total += float(loss) * self._count(yb)
             correct += float(hits)
         if comm is not None:
             total, correct = comm.sum([total, correct])
         return total / n, correct / n
 
+    def _count(self, y) -> int:
+        """What the loss and accuracy average over: the samples, or per step the real
+        steps (labels >= 0)."""
+        return int(np.count_nonzero(y >= 0)) if self.label_shape else y.shape[0]
+
     def predict_proba(self, X, batch_size=4096) -> np.ndarray:
-        """Class probabilities as a host NumPy array."""
+        """Class probabilities as a host NumPy array: (n_samples, n_classes), or per step
+        (n_samples, steps, n_classes)."""
         X = self._features(X)
         parts = [self.session.run(self.probs, {self.inputs: Xb, self.training: False},
                                   to_numpy=True)
                  for Xb, _ in data.batches(X, None, batch_size, shuffle=False)]
-        return np.concatenate(parts) if parts else np.empty((0, self.n_classes), self.dtype)
+        return np.concatenate(parts)
 
     def predict(self, X, batch_size=4096) -> np.ndarray:
-        """Predicted class labels (int64, host)."""
-        return np.argmax(self.predict_proba(X, batch_size), axis=1).astype(np.int64)
+        """Predicted class labels (int64, host): one per sample, or per step."""
+        return np.argmax(self.predict_proba(X, batch_size), axis=-1).astype(np.int64)
 
     def score(self, X, y) -> float:
-        """Accuracy on ``X, y``."""
+        """Accuracy on ``X, y`` (per step: over the real steps)."""
         return self.evaluate(X, y)[1]
 
     # ------------------------------------------------------------------ save / load

@@ -17,11 +17,12 @@ import math
 
 import array_api_compat
 
-from ..graph import Constant, Node, Operation
+from ..graph import Constant, Node, Operation, as_node
 from ..host import to_numpy
 from .activations import _log_softmax, log_softmax, sigmoid, softmax
-from .arithmetic import log, multiply, negative, square, subtract
+from .arithmetic import divide, log, multiply, negative, ones_like, square, subtract
 from .core import _index_dtype, _match, broadcast_shapes, run_context, sum_to
+from .logic import equal, where  # bool equal, which where needs
 from .reductions import _logsumexp, reduce_mean, reduce_sum
 from .shape import ExpandDims
 
@@ -259,18 +260,59 @@ def softmax_cross_entropy(labels, logits, reduction="mean"):
     return _reduce(SoftmaxCrossEntropy(labels, logits), reduction)
 
 
-def sparse_softmax_cross_entropy(labels, logits, reduction="mean"):
-    """Cross-entropy of softmax(logits) against integer class ``labels`` (shape (n,)): a
-    placeholder, or a list or array of any backend (made a constant, kept as integers).
+def sparse_softmax_cross_entropy(labels, logits, reduction="mean", weights=None):
+    """Cross-entropy of softmax(logits) against integer class ``labels`` (the logits' shape
+    without the class axis: (n,), or (batch, time) for per-step labels): a placeholder, or
+    a list or array of any backend (made a constant, kept as integers).
+
+    ``weights`` (TF1's ``weights``, broadcast to the labels' shape: e.g. a (batch, time)
+    mask of the real steps) scales each entry's loss; ``"mean"`` is then the weighted mean
+    sum(weights * loss) / sum(weights), as ``tf.contrib.seq2seq.sequence_loss``, and 0 when
+    every weight is 0; ``"sum"`` and ``"none"`` give the weighted sum and entries. A label
+    under a zero weight must still be a class index (0 will do): it is not read.
 
     Labels must lie in [0, n_classes). Where the Session can read them without stalling its
     device (NumPy, array-api-strict, and PyTorch or JAX on the CPU) a label outside raises
     ValueError. Elsewhere (CuPy, CUDA tensors) they are not read: a row with a bad label
     gets a NaN loss and a NaN gradient row, so a mean over the batch is NaN too. Validate
-    labels on the host to get the error there (``xn.data.one_hot`` does)."""
+    labels on the host to get the error there (``xn.data.one_hot`` does).
+
+    >>> import xpnn as xn
+    >>> logits = xn.constant([[[2.0, 0.0], [0.0, 2.0], [9.0, 0.0]]])  # 1 sequence, 3 steps
+    >>> loss = xn.losses.sparse_softmax_cross_entropy([[0, 1, 1]], logits,
+    ...                                               weights=[[1.0, 1.0, 0.0]])
+    >>> round(xn.Session().run(loss).item(), 4)  # the padded third step counts for nothing
+    0.1269
+    """
     if not isinstance(labels, Node):
         labels = Constant(to_numpy(labels))  # the backend's own transfer; keeps integers
-    return _reduce(SparseSoftmaxCrossEntropy(labels, logits), reduction)
+    per_entry = SparseSoftmaxCrossEntropy(labels, logits)
+    if weights is None:
+        return _reduce(per_entry, reduction)
+    return _weighted(per_entry, as_node(weights), reduction)
+
+
+def _weighted(per_entry, weights, reduction):
+    """``per_entry * weights`` reduced; "mean" divides by the sum of the weights."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    shape, given = per_entry.shape, weights.shape
+    if shape is not None and given is not None and (len(given) > len(shape) or any(
+            w not in (1, None) and s is not None and w != s
+            for w, s in zip(given[::-1], shape[::-1]))):
+        raise ValueError(
+            f"sparse_softmax_cross_entropy: weights of shape {tuple(given)} do not broadcast "
+            f"to the labels' shape {tuple(shape)}: give one weight per label (e.g. a "
+            f"(batch, time) mask of the real steps), or a shape that broadcasts to it"
+        )
+    weighted = multiply(per_entry, weights)
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return reduce_sum(weighted)
+    total = reduce_sum(multiply(ones_like(per_entry), weights))  # the weights, broadcast
+    # Every weight 0 (a batch of padding only) gives 0, as TF1's losses, not 0 / 0.
+    return divide(reduce_sum(weighted), where(equal(total, 0.0), ones_like(total), total))
 
 
 def binary_cross_entropy(p, y, reduction="mean"):
