@@ -31,6 +31,8 @@
 #                          within 0.01 of torch's and reach 0.95 on MNIST (0.97 there), or 0.90
 #                          without it on mlp_mnist.py's learnable synthetic data (0.94 there)
 #   mnist_mlp_cuda         (with MNIST in .gpu) examples/mnist_mlp.py, accuracy >= 0.95
+#   sequence_cuda          benchmarks/lstm_step.py, CuPy against PyTorch CUDA's nn.LSTM (the
+#                          fused LSTM cell's CuPy kernels; control flow runs in tests_cupy_1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu}
@@ -88,7 +90,7 @@ suite() {
   timeout 480 "${PYTEST[@]}" --xp=cupy -k "not cupy_pass_on_a_gpu" \
     --ignore=tests/devices/cupy/test_cupy_pass.py "$@"
 }
-tests_cupy_1() { suite tests/test_*.py tests/nn tests/distributed; }
+tests_cupy_1() { suite tests/test_*.py tests/nn tests/distributed tests/control_flow; }
 tests_cupy_2() { suite tests/ops tests/compat; }
 tests_cupy_3() { suite tests/devices xpnn; }
 
@@ -109,6 +111,11 @@ mnist_mlp_cuda() {
     | tee "$OUT/mnist_mlp_cuda.out" && accuracy "$OUT/mnist_mlp_cuda.out" 0.95 1
 }
 
+sequence_cuda() {  # the LSTM training step: CuPy against PyTorch CUDA's nn.LSTM
+  timeout 300 $PY benchmarks/lstm_step.py --runners xpnn-cuda,torch-cuda --chunks 3 \
+    --chunk-steps 5 --clock wall
+}
+
 # accuracy LOG MIN_XPNN MAX_GAP: the "accuracy" values LOG prints; xpnn's (or the example's
 # "test accuracy") must reach MIN_XPNN and lie within MAX_GAP of torch's, where printed.
 accuracy() {
@@ -125,7 +132,7 @@ EOF
 }
 
 STEPS=(versions cupy_pass_tests cupy_pass_vs_portable tests_cupy_1 tests_cupy_2 tests_cupy_3
-       mlp_warmup mlp_mnist_cuda mnist_mlp_cuda)
+       mlp_warmup mlp_mnist_cuda mnist_mlp_cuda sequence_cuda)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${STEPS[@]}"; exit 0; fi
 for step in "$@"; do
   if ! printf '%s\n' "${STEPS[@]}" | grep -qx -- "$step"; then

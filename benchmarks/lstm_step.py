@@ -48,7 +48,7 @@ def initial_weights(args):
             "W": u(args.hidden, args.vocab), "b": u(args.vocab)}
 
 
-def xpnn_runner(args, weights, x, y, backend, loop):
+def xpnn_runner(args, weights, x, y, backend, loop, device=None):
     import xpnn as xn
 
     graph = xn.Graph()
@@ -61,7 +61,8 @@ def xpnn_runner(args, weights, x, y, backend, loop):
         logits = head(hidden)
         loss = xn.losses.sparse_softmax_cross_entropy(xn.reshape(labels, (-1,)), logits)
         step = xn.train.AdamOptimizer(args.lr).minimize(loss)
-        sess = xn.Session(backend=backend, graph=graph)
+        sess = (xn.Session(device=device, graph=graph) if device else
+                xn.Session(backend=backend, graph=graph))
         for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             sess.set_value(getattr(lstm, part), weights[part])
         sess.set_value(head.weight, weights["W"])
@@ -72,17 +73,17 @@ def xpnn_runner(args, weights, x, y, backend, loop):
         value = None
         for _ in range(n):
             value, _ = sess.run([loss, step], feed)
-        return float(value)
+        return float(xn.to_numpy(value))
 
     return run
 
 
-def torch_runner(args, weights, x, y):
+def torch_runner(args, weights, x, y, device="cpu"):
     import torch
 
     torch.set_num_threads(args.threads)
-    lstm = torch.nn.LSTM(args.vocab, args.hidden, batch_first=True)
-    head = torch.nn.Linear(args.hidden, args.vocab)
+    lstm = torch.nn.LSTM(args.vocab, args.hidden, batch_first=True).to(device)
+    head = torch.nn.Linear(args.hidden, args.vocab).to(device)
     with torch.no_grad():
         for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(lstm, f"{part}_l0").copy_(torch.from_numpy(weights[part]))
@@ -91,7 +92,7 @@ def torch_runner(args, weights, x, y):
     params = list(lstm.parameters()) + list(head.parameters())
     # TF1's Adam (xpnn's): epsilon 1e-8 on the bias-corrected step, as torch's eps here
     opt = torch.optim.Adam(params, lr=args.lr, eps=1e-8)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).reshape(-1).to(device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run(n):
@@ -102,7 +103,7 @@ def torch_runner(args, weights, x, y):
             value = loss_fn(head(out.reshape(-1, args.hidden)), yt)
             value.backward()
             opt.step()
-        return float(value)
+        return float(value.detach())
 
     return run
 
@@ -170,7 +171,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock", choices=["cpu", "wall"], default=None)
     p.add_argument("--runners", default="all",
-                   help="comma list of xpnn-unroll,xpnn-scan,torch,xpnn-jax,jax (all)")
+                   help="comma list of xpnn-unroll,xpnn-scan,torch,xpnn-jax,jax (all), or "
+                        "xpnn-cuda,torch-cuda on a GPU")
     args = p.parse_args(argv)
     _threads(args.threads)
     clock = args.clock or ("cpu" if args.threads == 1 else "wall")
@@ -181,16 +183,21 @@ def main(argv=None):
               "xpnn-scan": lambda: xpnn_runner(args, weights, x, y, "numpy", "scan"),
               "torch": lambda: torch_runner(args, weights, x, y),
               "xpnn-jax": lambda: xpnn_runner(args, weights, x, y, "jax", "scan"),
-              "jax": lambda: jax_runner(args, weights, x, y)}
-    names = list(makers) if args.runners == "all" else args.runners.split(",")
-    runners, times, losses = {}, {n: [] for n in names}, {}
+              "jax": lambda: jax_runner(args, weights, x, y),
+              # on a CUDA machine (benchmarks/gpu_check.sh): not in "all"
+              "xpnn-cuda": lambda: xpnn_runner(args, weights, x, y, None, "unroll", "cuda"),
+              "torch-cuda": lambda: torch_runner(args, weights, x, y, "cuda")}
+    names = ([n for n in makers if "cuda" not in n] if args.runners == "all"
+             else args.runners.split(","))
+    runners, losses = {}, {}
     for name in names:
         try:
             runners[name] = makers[name]()
             runners[name](1)  # compile, warm up (every runner takes the same first step)
-        except ImportError as exc:
+        except (ImportError, RuntimeError, AssertionError) as exc:  # no library or device
             print(f"{name}: skipped ({exc})")
     names = [n for n in names if n in runners]
+    times = {n: [] for n in names}
     for chunk in range(args.chunks):
         order = names[chunk % len(names):] + names[: chunk % len(names)]
         for name in order:
@@ -203,7 +210,8 @@ def main(argv=None):
     for name in names:
         print(f"  {name:12s} median {statistics.median(times[name]):8.1f} ms/step   "
               f"best {min(times[name]):8.1f}   last loss {losses[name]:.5f}")
-    for a, b in [("xpnn-unroll", "torch"), ("xpnn-scan", "torch"), ("xpnn-jax", "jax")]:
+    for a, b in [("xpnn-unroll", "torch"), ("xpnn-scan", "torch"), ("xpnn-jax", "jax"),
+                 ("xpnn-cuda", "torch-cuda")]:
         if a in times and b in times:
             ratio = statistics.median(t / u for t, u in zip(times[a], times[b]))
             print(f"  {a} / {b}: {ratio:.2f}")
