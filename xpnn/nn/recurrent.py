@@ -199,10 +199,7 @@ class LSTM(_Recurrent):
     def step(self, x, state, w_ih, w_hh, bias, _):
         h, c = state
         z = ops.add(ops.add(ops.matmul(x, w_ih), ops.matmul(h, w_hh)), bias)
-        i, f, g, o = ops.split(z, 4, axis=-1)
-        c = ops.add(ops.multiply(ops.sigmoid(f), c),
-                    ops.multiply(ops.sigmoid(i), ops.tanh(g)))
-        h = ops.multiply(ops.sigmoid(o), ops.tanh(c))
+        h, c = ops.lstm_cell_elementwise(z, c)  # the gates i, f, g, o: one op, one kernel
         return h, [h, c]
 
 
