@@ -113,6 +113,13 @@ def np_softplus(x):
     return np.log1p(np.exp(x))
 
 
+def np_lstm_cell(gates, c):
+    """(h', c') of an LSTM cell side by side, gates in PyTorch's order i, f, g, o."""
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c = np_sigmoid(f) * c + np_sigmoid(i) * np.tanh(g)
+    return np.concatenate([np_sigmoid(o) * np.tanh(c), c], axis=-1)
+
+
 class Case(NamedTuple):
     id: str
     build: object  # (*nodes) -> node
@@ -335,6 +342,13 @@ CASES = [
     case("tile", lambda x: ops.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
     case("pad", lambda x: ops.pad(x, [[1, 0], [2, 3]]),
          lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
+    # the LSTM cell's elementwise part (ops.recurrent): h' and c' side by side
+    case("lstm_cell_elementwise",
+         lambda g, c: ops.concat(list(ops.lstm_cell_elementwise(g, c)), axis=-1),
+         np_lstm_cell, normal(3, 8), normal(3, 2)),
+    case("lstm_cell_elementwise-3d",
+         lambda g, c: ops.concat(list(ops.lstm_cell_elementwise(g, c)), axis=-1),
+         np_lstm_cell, normal(2, 3, 12), normal(2, 3, 3)),
 ]
 
 

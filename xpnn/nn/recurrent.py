@@ -233,10 +233,7 @@ class LSTM(_Recurrent):
     def step(self, x, state, w_hh, _):
         h, c = state
         z = ops.add(x, ops.matmul(h, w_hh))
-        i, f, g, o = ops.split(z, 4, axis=-1)
-        c = ops.add(ops.multiply(ops.sigmoid(f), c),
-                    ops.multiply(ops.sigmoid(i), ops.tanh(g)))
-        h = ops.multiply(ops.sigmoid(o), ops.tanh(c))
+        h, c = ops.lstm_cell_elementwise(z, c)  # the gates i, f, g, o: one op, one kernel
         return h, [h, c]
 
 

@@ -1,6 +1,7 @@
 """Every primitive op, by family: ``core`` (the bases, broadcasting), ``arithmetic``,
 ``activations``, ``reductions``, ``shape``, ``logic``, ``losses``, ``random``, ``conv``,
-``indexing``, ``contraction`` and ``outputs`` (ops of several outputs).
+``indexing``, ``contraction``, ``outputs`` (ops of several outputs) and ``recurrent`` (an
+LSTM cell's elementwise part as one op).
 Each op is a small class with ``forward(xp, *values)`` (portable array-API code) and
 ``backward(grad)`` (graph nodes built from these same ops), plus the lowercase function
 users call; this package re-exports them all (``xn.ops.Relu``, ``xn.ops.reduce_sum``), and
@@ -29,6 +30,7 @@ from . import (
     losses,
     outputs,
     random,
+    recurrent,
     reductions,
     shape,
 )
@@ -41,6 +43,7 @@ from .indexing import *
 from .logic import *
 from .losses import *
 from .random import *
+from .recurrent import *
 from .reductions import *
 from .reductions import _stable_max  # the device kernels call it
 from .shape import *

@@ -28,6 +28,7 @@ from xpnn import ops
 from xpnn.devices.cupy import chains, cuda, formulas, kernels, reference, source
 from xpnn.devices.cupy_standin import stand_in
 from xpnn.executor import Executor
+from xpnn.ops import recurrent
 
 NP = array_api_compat.array_namespace(np.empty(0))
 F32, F64 = np.float32, np.float64
@@ -159,6 +160,13 @@ FORMULA_CASES = {
         *optimizers_coefficients(d), 1e-8]),
     "adam_powers": (formulas.adam_powers, 2, lambda r, d: [
         np.asarray(0.9, d), np.asarray(0.999, d), *optimizers_coefficients(d)[::2]]),
+    "sigmoid": (formulas.sigmoid, 0, lambda r, d: [_f(r, (6, 4), d, True) * 50]),
+    "lstm_cell": (formulas.lstm_cell, 7, lambda r, d: [_f(r, (6, 4), d) for _ in range(7)] + [
+        _f(r, (6, 4), d, True) * 3 for _ in range(4)] + [_f(r, (6, 4), d)]),
+    "lstm_cell_grad": (formulas.lstm_cell_grad, 5, lambda r, d: [
+        _f(r, (6, 4), d) for _ in range(5)] + [r.uniform(0, 1, (6, 4)).astype(d) for _ in range(
+            4)] + [_f(r, (6, 4), d), np.tanh(_f(r, (6, 4), d)), _f(r, (6, 4), d),
+                   _f(r, (6, 4), d)]),
 }
 
 
@@ -203,6 +211,24 @@ def test_kernel_computes_its_formula(name, dtype, target):
     for g, w in zip(got, want):
         assert_same(g, w, exact=target.exact or not transcendental,
                     rtol=4e-6 if dtype == F32 else 1e-14, what=name)
+
+
+def test_operand_names_taken_in_the_kernels_c_are_refused():
+    """CuPy's loop index ``i`` (the LSTM cell's first gate), a C keyword, a temporary's
+    name: each would break the compiled kernel, so tracing refuses them by name."""
+    def gate(xp, i, do):
+        return i + do
+
+    def scaled(xp, x, t0):
+        return x * 2.0 + t0
+
+    with pytest.raises(TypeError, match=r"gate: operand names \['i', 'do'\] are taken"):
+        source.trace(gate, [("float", True)] * 2)
+    with pytest.raises(TypeError, match=r"scaled: operand names \['t0'\] are taken"):
+        source.trace(scaled, [("float", True)] * 2)
+    cell = source.trace(formulas.lstm_cell, [("float", True)] * 12, writes=7)
+    assert cell.out_params() == "T act_i, T act_f, T act_g, T act_o, T h, T c_new, T tanh_c"
+    assert cell.in_params() == "T z_i, T z_f, T z_g, T z_o, T c, T c0"
 
 
 def test_composed_formulas_are_the_nested_calls():
@@ -301,8 +327,36 @@ def _ce_inputs(cls, rng, bad=False):
 CE = [ops.SoftmaxCrossEntropy, ops.SparseSoftmaxCrossEntropy, ops.SparseSoftmaxCrossEntropyGrad]
 
 
+LSTM = [recurrent.LSTMCellElementwise, recurrent.LSTMCellElementwiseGrad]
+
+
 def test_every_kernel_is_tested():
-    assert set(kernels.FORWARD) == set(CE)
+    assert set(kernels.FORWARD) == set(CE + LSTM)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("cls", LSTM, ids=lambda c: c.__name__)
+def test_lstm_cell_kernels_match_portable(cls, dtype, target):
+    """One kernel each. The gradient is the portable arithmetic in its order (bit for bit
+    on the stand-in); the forward's sigmoid is a few ulp from the portable one."""
+    device = target.device()
+    rng = np.random.default_rng(4)
+    with xn.Graph().as_default():
+        op = cls(*[P() for _ in range(2 if cls is LSTM[0] else 5)])
+    if cls is LSTM[0]:
+        values = [_f(rng, (6, 16), dtype) * 3, _f(rng, (6, 4), dtype)]
+    else:
+        values = [rng.uniform(0, 1, (6, 16)).astype(dtype), _f(rng, (6, 4), dtype),
+                  np.tanh(_f(rng, (6, 4), dtype)), _f(rng, (6, 4), dtype), _f(rng, (6, 4), dtype)]
+    values = [target.array(v) for v in values]
+    portable = _portable(op, device, False)
+    want = portable(*values)
+    got = kernels.FORWARD[cls](op, portable, device, target.fuser)(*values)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert_same(g, w, exact=target.exact and cls is LSTM[1],
+                    rtol=4e-6 if dtype == F32 else 1e-14, what=cls.__name__)
+    assert sum(target.launched().values()) == 1  # one kernel, not the portable forward
 
 
 @pytest.mark.parametrize("reads", [True, False], ids=["checked", "unread"])

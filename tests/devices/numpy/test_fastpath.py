@@ -59,6 +59,11 @@ def _run_both(op, values, donate):
 def assert_same(got, expected, exact, dtype=None):
     """Same shape and dtype; bitwise equal (NaN where NaN, same zero signs) when ``exact``,
     else within about an ulp."""
+    if isinstance(expected, tuple):  # an op of several outputs
+        assert isinstance(got, tuple) and len(got) == len(expected), (type(got), len(got))
+        for g, e in zip(got, expected):
+            assert_same(g, e, exact, dtype)
+        return
     got_a, exp_a = np.asarray(got), np.asarray(expected)
     assert got_a.shape == exp_a.shape, (got_a.shape, exp_a.shape)
     assert got_a.dtype == exp_a.dtype, (got_a.dtype, exp_a.dtype)
@@ -288,6 +293,31 @@ case("GatherNdGrad", ops.GatherNdGrad, lambda rng, dt: [
 case("TopKValuesGrad", ops.TopKValuesGrad, lambda rng, dt: [
     _normal(rng, dt, (3, 2)), np.array([[4, 0], [1, 2], [2, 3]], np.int32),
     _normal(rng, dt, (3, 5))], exact=False)
+
+
+# --------------------------------------------------------------------------- LSTM cell
+# (ops.recurrent; the forward's sigmoid is a few ulp from the portable one, the gradient is
+# its arithmetic in its order; F-ordered gates are what the matmul kernel hands the cell)
+
+
+def _lstm_grad_inputs(rng, dt, shape=(5, 3)):
+    """activated gates, c, tanh(c'), dh', dc'"""
+    act = np.asarray(rng.uniform(0.0, 1.0, shape[:-1] + (4 * shape[-1],)), dt)
+    c, c_new, dh, dc = (_normal(rng, dt, shape) for _ in range(4))
+    return [act, c, np.tanh(c_new), dh, dc]
+
+
+case("LSTMCell", ops.LSTMCellElementwise, lambda rng, dt: [
+    _normal(rng, dt, (5, 12)) * 4, _normal(rng, dt, (5, 3))], exact=False)
+case("LSTMCell-F-ordered", ops.LSTMCellElementwise, lambda rng, dt: [
+    np.asfortranarray(_normal(rng, dt, (5, 12)) * 4), _normal(rng, dt, (5, 3))], exact=False)
+case("LSTMCell-3d", ops.LSTMCellElementwise, lambda rng, dt: [
+    _normal(rng, dt, (2, 5, 8)), _normal(rng, dt, (2, 5, 2))])
+case("LSTMCellGrad", ops.LSTMCellElementwiseGrad, _lstm_grad_inputs)
+case("LSTMCellGrad-F-ordered", ops.LSTMCellElementwiseGrad, lambda rng, dt: [
+    np.asfortranarray(a) for a in _lstm_grad_inputs(rng, dt)])
+case("LSTMCellGrad-3d", ops.LSTMCellElementwiseGrad,
+     lambda rng, dt: _lstm_grad_inputs(rng, dt, (2, 5, 2)))
 
 
 # --------------------------------------------------------------------------- conv and pooling

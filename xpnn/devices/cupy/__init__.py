@@ -8,6 +8,7 @@ the stand-in's too) and the passes that make it, one concept a file:
 - ``chains``: elementwise steps composed into one kernel (bias add + ReLU, the ReLU, sigmoid
   and tanh gradients, softmax into the dense cross-entropy's gradient);
 - ``softmax``: softmax rows and the dense and sparse cross-entropies, forward and backward;
+- ``recurrent``: the LSTM cell and its gradient, one kernel each;
 - ``updates``: SGD, momentum (Nesterov too) and Adam, one kernel per Variable, in place;
 - ``ownership``: which arrays may be written in place; ``kernels``: the single-op table;
 - ``devices/cupy_standin``: a device that runs this pass with NumPy, where no GPU is.
@@ -37,6 +38,7 @@ from ... import passes
 from ...executor import Executor
 from .. import Device, host_array, library
 from . import chains, cuda, kernels, ownership, updates
+from . import recurrent as _recurrent  # noqa: F401  (registers the LSTM cell's kernels)
 from . import softmax as _softmax  # noqa: F401  (registers the cross-entropy kernels)
 
 

@@ -76,6 +76,36 @@ def sigmoid_grad(xp, g, y):
     return g * (y * (1.0 - y))
 
 
+def sigmoid(xp, x):
+    """1 / (1 + exp(-x)): within a few ulp of the portable exp(x - logaddexp(0, x)), with no
+    log1p in the kernels' C; exp(-x) = inf far below 0 gives 0, as it should."""
+    return 1.0 / (1.0 + xp.exp(-x))
+
+
+# --------------------------------------------------------------------------- LSTM cell
+# ops.recurrent's cell, one kernel each way: the gates come as four views (i, f, g, o) of
+# the (batch, 4 units) array, and the results are written into views of one as well.
+
+
+def lstm_cell(xp, act_i, act_f, act_g, act_o, h, c_new, tanh_c, z_i, z_f, z_g, z_o, c):
+    """Writes the activated gates, h', c' and tanh(c') (its first seven operands) from the
+    gates' pre-activations z and the cell state c."""
+    act_i, act_f, act_o = sigmoid(xp, z_i), sigmoid(xp, z_f), sigmoid(xp, z_o)
+    act_g = xp.tanh(z_g)
+    c_new = act_f * c + act_i * act_g
+    tanh_c = xp.tanh(c_new)
+    return act_i, act_f, act_g, act_o, act_o * tanh_c, c_new, tanh_c
+
+
+def lstm_cell_grad(xp, d_i, d_f, d_g, d_o, d_c, act_i, act_f, act_g, act_o, c, tc, dh, dc):
+    """Writes the gates' gradients and c's (its first five operands):
+    ``ops.recurrent.LSTMCellElementwiseGrad``'s arithmetic, in its order."""
+    dct = dc + dh * act_o * (1.0 - tc * tc)
+    return (dct * act_g * (act_i * (1.0 - act_i)), dct * c * (act_f * (1.0 - act_f)),
+            dct * act_i * (1.0 - act_g * act_g), dh * tc * (act_o * (1.0 - act_o)),
+            dct * act_f)
+
+
 # --------------------------------------------------------------------------- softmax family
 # Rows are the last axis; m is the row maximum, s a row sum (kept as axes of length 1).
 

@@ -27,6 +27,10 @@ import inspect
 from dataclasses import dataclass
 
 CTYPES = {"float": "T", "int": "I", "bool": "bool"}
+# Names an operand may not have: CuPy's loop index and size, C keywords a formula might
+# pick (and, checked when traced, the names the kernel gives its temporaries and numbers).
+RESERVED = {"i", "n", "do", "if", "for", "int", "float", "double", "char", "long", "short",
+            "const", "return", "while", "case", "default", "auto", "bool", "T", "I"}
 
 
 def _logical_or(xp, a, b):
@@ -258,6 +262,13 @@ def parameters(formula) -> list[str]:
     return list(names)
 
 
+def _check_names(formula, names, taken) -> None:
+    if taken:
+        raise TypeError(f"{formula.__name__}: operand names {taken} are taken in the kernel's "
+                        "C (CuPy's own, a C keyword, or the kernel's temporaries, numbers and "
+                        f"outputs): rename them; its operands are {names}")
+
+
 def trace(formula, kinds, writes=0) -> Kernel:
     """The kernel of ``formula`` for operands of ``kinds`` ((kind, is_array) pairs, as
     ``kind_of`` tells); ``writes``: its first operands are the outputs, written in place."""
@@ -265,6 +276,7 @@ def trace(formula, kinds, writes=0) -> Kernel:
     names = parameters(formula)
     if len(names) != len(kinds):
         raise TypeError(f"{formula.__name__} takes {len(names)} operands, got {len(kinds)}")
+    _check_names(formula, names, [n for n in names if n in RESERVED or n.startswith("_")])
     params = tuple((n, kind, is_array) for n, (kind, is_array) in zip(names, kinds))
     result = formula(C, *[Symbol(rec, n, kind) for n, kind, _ in params])
     results = result if isinstance(result, tuple) else (result,)
@@ -275,6 +287,9 @@ def trace(formula, kinds, writes=0) -> Kernel:
         raise TypeError(f"{formula.__name__} writes {writes} operands but returns "
                         f"{len(results)} values")
     constants = tuple(rec.constants.values())
+    made = {s.name for s in rec.statements} | {c for c, _ in constants} | {
+        f"out{k}" for k in range(len(results))}
+    _check_names(formula, names, [n for n in names if n in made])
     return Kernel(f"xpnn_{formula.__name__}"[:60], params, writes, constants,
                   tuple(rec.statements), tuple(r.name for r in results))
 

@@ -10,6 +10,7 @@ tested against it (``tests/devices/numpy/test_fastpath*.py``, and
 - ``kernels``: NumPy kernels for ops, writing into a dead input where allowed;
 - ``pairs``: a forward kernel's work handed to its gradient's kernel (conv patches);
 - ``fusion``: a ReLU's gradient folded into the max-pool gradient after it;
+- ``recurrent``: the LSTM cell and its gradient, each written into a few buffers;
 - ``allocator``: the C heap kept for large temporaries (glibc), set at the first plan.
 
 >>> import xpnn as xn
@@ -33,6 +34,7 @@ from .. import Device, host_array
 from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_folding, updates
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
+from . import recurrent as _recurrent  # noqa: F401  (registers the LSTM cell's kernels)
 
 
 class NumpyExecutor(Executor):

@@ -12,6 +12,7 @@ array-api-strict):
   constants made once per plan on its device, masks kept boolean, label checks only where
   the labels are on the host;
 - ``conv``: ATen's convolution, its backward and pooling for ``xpnn.ops.conv``'s ops;
+- ``recurrent``: the LSTM cell and its gradient, each written into a few tensors;
 - ``ownership``: new Variable values that would share memory with something else are
   copied, so that writing them in place changes nothing else.
 
@@ -45,6 +46,7 @@ class TorchExecutor(Executor):
         from . import addmm, deferred, kernels, updates
         from . import conv as _conv  # noqa: F401  (registers the conv kernels)
         from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
+        from . import recurrent as _recurrent  # noqa: F401  (registers the LSTM cell's kernels)
 
         live = passes.live_slots(plan)
         pending = set()
