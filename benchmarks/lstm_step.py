@@ -171,8 +171,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock", choices=["cpu", "wall"], default=None)
     p.add_argument("--runners", default="all",
-                   help="comma list of xpnn-unroll,xpnn-scan,torch,xpnn-jax,jax (all), or "
-                        "xpnn-cuda,torch-cuda on a GPU")
+                   help="comma list of xpnn-unroll,xpnn-scan,torch,xpnn-jax,jax (all), "
+                        "xpnn-jax-unroll (slow to compile), xpnn-cuda,torch-cuda on a GPU")
     args = p.parse_args(argv)
     _threads(args.threads)
     clock = args.clock or ("cpu" if args.threads == 1 else "wall")
@@ -183,11 +183,13 @@ def main(argv=None):
               "xpnn-scan": lambda: xpnn_runner(args, weights, x, y, "numpy", "scan"),
               "torch": lambda: torch_runner(args, weights, x, y),
               "xpnn-jax": lambda: xpnn_runner(args, weights, x, y, "jax", "scan"),
+              "xpnn-jax-unroll": lambda: xpnn_runner(args, weights, x, y, "jax", "unroll"),
               "jax": lambda: jax_runner(args, weights, x, y),
               # on a CUDA machine (benchmarks/gpu_check.sh): not in "all"
               "xpnn-cuda": lambda: xpnn_runner(args, weights, x, y, None, "unroll", "cuda"),
               "torch-cuda": lambda: torch_runner(args, weights, x, y, "cuda")}
-    names = ([n for n in makers if "cuda" not in n] if args.runners == "all"
+    names = ([n for n in makers if "cuda" not in n and n != "xpnn-jax-unroll"]
+             if args.runners == "all"
              else args.runners.split(","))
     runners, losses = {}, {}
     for name in names:
@@ -211,6 +213,7 @@ def main(argv=None):
         print(f"  {name:12s} median {statistics.median(times[name]):8.1f} ms/step   "
               f"best {min(times[name]):8.1f}   last loss {losses[name]:.5f}")
     for a, b in [("xpnn-unroll", "torch"), ("xpnn-scan", "torch"), ("xpnn-jax", "jax"),
+                 ("xpnn-jax-unroll", "jax"),
                  ("xpnn-cuda", "torch-cuda")]:
         if a in times and b in times:
             ratio = statistics.median(t / u for t, u in zip(times[a], times[b]))
