@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..graph import as_node, get_default_graph
 from ..ops.outputs import MultiOutput
 from .eager import EAGER
-from .function_graph import floating, trace
+from .function_graph import differentiable, floating, once_each, trace
 
 
 def control_flow_of(session):
@@ -60,18 +60,14 @@ class Cond(MultiOutput):
                  if floating(out.dtype)]
         pred, operands = self.inputs[0], self.inputs[1 : 1 + self.n_operands]
         captured = self.inputs[1 + self.n_operands:]
-        targets = [n for n in dict.fromkeys(captured) if floating(n.dtype)]
+        targets = differentiable(captured)
         true_grad, false_grad = (body.gradient(targets) for body in self.branches)
         grad_cond = Cond(pred, list(operands) + seeds, true_grad, false_grad)
         outs = iter(grad_cond.outputs)
         result = [None]  # pred
         result += [next(outs) if floating(o.dtype) else None for o in operands]
-        target_grads = {node: next(outs) for node in targets}
-        seen = set()
-        for node in captured:  # a node both branches read gets its gradient once
-            result.append(target_grads.get(node) if node not in seen else None)
-            seen.add(node)
-        return result
+        # a node both branches read gets its gradient once
+        return result + once_each(captured, {node: next(outs) for node in targets})
 
 
 def _merged_outputs(op, true_outputs, false_outputs):

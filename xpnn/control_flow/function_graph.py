@@ -126,6 +126,33 @@ class Body:
         return Body(graph, self.params + seeds, grads, saved=saved)
 
 
+def differentiable(nodes) -> list:
+    """The floating nodes of ``nodes``, each once, in order: what a body's gradient is
+    taken with respect to."""
+    return [n for n in dict.fromkeys(nodes) if floating(n.dtype)]
+
+
+def once_each(nodes, gradients) -> list:
+    """One gradient per node of ``nodes`` (an op's captured inputs): ``gradients[node]``
+    the first time a node comes, None after (an input listed twice adds its gradient once)."""
+    result, seen = [], set()
+    for node in nodes:
+        result.append(gradients.get(node) if node not in seen else None)
+        seen.add(node)
+    return result
+
+
+def keep_for_gradient(loop, targets) -> None:
+    """Once per loop op: its body's gradient with respect to ``targets`` (``loop.vjp``) and
+    the body that also returns what that gradient reads (``loop.saving_body``), which the
+    loop runs from then on, keeping each iteration's values (TF1's stacks). Every gradient
+    of the loop reads that one history."""
+    if not loop.keeps_history:
+        loop.vjp = loop.body.gradient(targets, save=True)
+        loop.saving_body = loop.body.saving(loop.vjp.saved)
+        loop.keeps_history = True
+
+
 def floating(dtype) -> bool:
     """Whether values of ``dtype`` get gradients (unknown dtypes are taken to be floats)."""
     return dtype is None or "float" in dtype

@@ -17,7 +17,7 @@ from .. import ops
 from ..graph import as_node, get_default_graph
 from ..ops.outputs import MultiOutput
 from .cond import control_flow_of
-from .function_graph import floating, trace
+from .function_graph import differentiable, floating, keep_for_gradient, once_each, trace
 
 
 class Scan(MultiOutput):
@@ -65,20 +65,12 @@ class Scan(MultiOutput):
         seeds = [g for g, out in zip(self.output_gradients(grads)[:-1], self.outputs[:-1])
                  if floating(out.dtype)]
         captured = self.inputs[nc + ne:]
-        targets = [c for c in dict.fromkeys(captured) if floating(c.dtype)]
-        if not self.keeps_history:  # once: every gradient of this scan reads one history
-            self.vjp = self.body.gradient(targets, save=True)
-            self.saving_body = self.body.saving(self.vjp.saved)
-            self.keeps_history = True
+        targets = differentiable(captured)
+        keep_for_gradient(self, targets)
         grad = ScanGradient(self, seeds, self.vjp, targets)
         outs = iter(grad.outputs)
         result = [next(outs) if floating(v.dtype) else None for v in self.inputs[: nc + ne]]
-        target_grads = {t: next(outs) for t in targets}
-        seen = set()
-        for node in captured:
-            result.append(target_grads.get(node) if node not in seen else None)
-            seen.add(node)
-        return result
+        return result + once_each(captured, {t: next(outs) for t in targets})
 
 
 class ScanGradient(MultiOutput):

@@ -18,7 +18,7 @@ from ..graph import as_node, get_default_graph
 from ..ops.outputs import MultiOutput
 from . import tensor_array
 from .cond import control_flow_of
-from .function_graph import floating, trace
+from .function_graph import differentiable, floating, keep_for_gradient, once_each, trace
 
 
 class WhileLoop(MultiOutput):
@@ -69,21 +69,13 @@ class WhileLoop(MultiOutput):
         seeds = [g for g, out in zip(self.output_gradients(grads)[:n], finals)
                  if floating(out.dtype)]
         body_captured = self.inputs[n + len(self.cond_body.captured):]
-        targets = [c for c in dict.fromkeys(body_captured) if floating(c.dtype)]
-        if not self.keeps_history:  # once: every gradient of this loop reads one history
-            self.vjp = self.body.gradient(targets, save=True)
-            self.saving_body = self.body.saving(self.vjp.saved)
-            self.keeps_history = True
+        targets = differentiable(body_captured)
+        keep_for_gradient(self, targets)
         grad = WhileGradient(self, history, seeds, self.vjp, targets)
         outs = iter(grad.outputs)
         result = [next(outs) if floating(v.dtype) else None for v in self.inputs[:n]]
         result += [None] * len(self.cond_body.captured)
-        target_grads = {t: next(outs) for t in targets}
-        seen = set()
-        for node in body_captured:
-            result.append(target_grads.get(node) if node not in seen else None)
-            seen.add(node)
-        return result
+        return result + once_each(body_captured, {t: next(outs) for t in targets})
 
 
 class WhileGradient(MultiOutput):
