@@ -98,12 +98,12 @@ def _relu_grad(op, portable, device):
 
 @fast(ops.Sigmoid)
 def _sigmoid(op, portable, device):
-    zeros = Constants(device.device)
-
-    def forward(x):
+    def forward(x):  # the portable formula in torch's own calls (no array-api wrapper)
         if not x.is_floating_point():
             return portable(x)
-        return torch.exp(x - torch.logaddexp(zeros.get(0.0, (), x.dtype), x))
+        e = torch.exp(-torch.abs(x))
+        d = 1.0 + e
+        return torch.where(x >= 0, 1.0 / d, e / d)
 
     return forward
 
