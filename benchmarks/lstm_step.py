@@ -3,11 +3,12 @@ layer of ``--hidden`` units over ``--steps`` time steps, a linear layer back to 
 softmax cross-entropy at every step, Adam), batch ``--batch``: xpnn (``xn.nn.LSTM``, its
 time loop unrolled or an ``xn.control_flow`` scan) against PyTorch's ``nn.LSTM`` with the
 same initial weights and batches, and xpnn on JAX against a hand-written ``jax.jit`` +
-``lax.scan`` LSTM. Runs are interleaved in chunks in a rotating order; it prints each
+``lax.scan`` LSTM (the JAX pair in a second process: XLA's threads would share the cores
+with the others). Runs are interleaved in chunks in a rotating order; it prints each
 runner's median milliseconds per step, the median over chunks of the ratios, and each
 runner's last loss (the same work: the losses must agree to a few digits after the same
-number of steps from the same weights). With one thread (the default) the time is this
-process's CPU time.
+number of steps from the same weights). With one thread (the default) the time is CPU
+time: the calling thread's for NumPy and torch, the process's for the two JAX runners.
 
     python benchmarks/lstm_step.py                       # issue #26's sizes
     python benchmarks/lstm_step.py --chunks 3 --chunk-steps 2 --hidden 64   # a quick look
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -176,7 +178,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     _threads(args.threads)
     clock = args.clock or ("cpu" if args.threads == 1 else "wall")
-    now = time.process_time if clock == "cpu" else time.perf_counter
+    # CPU time: the calling thread's for NumPy and torch (one thread does all their work),
+    # the process's for JAX (XLA computes on threads of its own); a process's CPU time
+    # would also count XLA's idle threads while NumPy or torch runs.
+    cpu = {True: time.process_time, False: time.thread_time}
     x, y = make_data(args)
     weights = initial_weights(args)
     makers = {"xpnn-unroll": lambda: xpnn_runner(args, weights, x, y, "numpy", "unroll"),
@@ -191,6 +196,14 @@ def main(argv=None):
     names = ([n for n in makers if "cuda" not in n and n != "xpnn-jax-unroll"]
              if args.runners == "all"
              else args.runners.split(","))
+    jax_names = [n for n in names if "jax" in n]
+    if jax_names and len(jax_names) < len(names):
+        # JAX's own threads would share the cores with NumPy and torch: a process each
+        names = [n for n in names if n not in jax_names]
+        command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]
+        command += ["--runners", ",".join(jax_names)]
+    else:
+        command = None
     runners, losses = {}, {}
     for name in names:
         try:
@@ -203,6 +216,7 @@ def main(argv=None):
     for chunk in range(args.chunks):
         order = names[chunk % len(names):] + names[: chunk % len(names)]
         for name in order:
+            now = cpu["jax" in name] if clock == "cpu" else time.perf_counter
             start = now()
             losses[name] = runners[name](args.chunk_steps)
             times[name].append((now() - start) / args.chunk_steps * 1e3)
@@ -218,7 +232,7 @@ def main(argv=None):
         if a in times and b in times:
             ratio = statistics.median(t / u for t, u in zip(times[a], times[b]))
             print(f"  {a} / {b}: {ratio:.2f}")
-    return 0
+    return subprocess.call(command) if command else 0
 
 
 if __name__ == "__main__":
