@@ -232,7 +232,7 @@ class LSTM(_Recurrent):
 
     def step(self, x, state, w_hh, _):
         h, c = state
-        z = ops.add(x, ops.matmul(h, w_hh))
+        z = ops.add(ops.matmul(h, w_hh), x)  # into the product's own buffer, in place
         h, c = ops.lstm_cell_elementwise(z, c)  # the gates i, f, g, o: one op, one kernel
         return h, [h, c]
 
