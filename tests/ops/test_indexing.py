@@ -340,3 +340,19 @@ def test_tf1_names_and_signatures(on):
     for got, want in zip(out, expected):
         np.testing.assert_allclose(xn.to_numpy(got), want, rtol=1e-6)
     assert xn.to_numpy(out[3]).dtype == np.int32
+
+
+def test_indexing_by_an_integer_node_gathers_a_row(dev):
+    values = np.arange(12.0).reshape(4, 3)
+    with xn.Graph().as_default():
+        x = xn.Variable(values, dtype="float64")
+        i = xn.placeholder("int32", (), name="i")
+        row = x[i]
+        dx, = xn.gradients(xn.reduce_sum(row * row), [x])
+        got, grad = xn.Session(device=dev, dtype="float64").run([row, dx], {i: 2},
+                                                                to_numpy=True)
+    np.testing.assert_array_equal(got, values[2])
+    want = np.zeros_like(values)
+    want[2] = 2 * values[2]
+    np.testing.assert_allclose(grad, want, **tolerance("float64"))
+    assert row.shape == (3,)

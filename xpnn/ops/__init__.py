@@ -53,7 +53,8 @@ def attach_to_node() -> None:
     """Give Node its operators, the one place anything is set on it: ``a + b`` is
     ``add(a, b)``, ``2.0 * a`` is ``multiply(2.0, a)``, ``x ** y`` is ``pow(x, y)``, ``a < b``
     is ``less(a, b)`` (bool), ``a & b`` is ``logical_and(a, b)``, ``x[key]`` slices
-    (``GetItem``), and a node is not iterable. ``==`` and ``!=`` stay identity comparisons:
+    (``GetItem``; ``x[i]`` with an integer node ``i`` gathers along the first axis), and a
+    node is not iterable. ``==`` and ``!=`` stay identity comparisons:
     nodes are dictionary keys, as in TF1."""
     for name, fn in [("add", arithmetic.add), ("sub", arithmetic.subtract),
                      ("mul", arithmetic.multiply), ("truediv", arithmetic.divide),
@@ -72,8 +73,17 @@ def attach_to_node() -> None:
         setattr(Node, f"__r{name}__",
                 lambda self, other, cls=cls: cls(as_node(other, self.graph), self))
     Node.__invert__ = lambda self: logic.LogicalNot(self)
-    Node.__getitem__ = lambda self, key: shape.GetItem(self, key)
+    Node.__getitem__ = _getitem
     Node.__iter__ = shape._not_iterable
+
+
+
+def _getitem(self, key):
+    """``x[key]``: a basic slice, or a gather where the key is one integer node (TF1's
+    ``x[t]`` inside a loop body)."""
+    if isinstance(key, Node):
+        return indexing.gather(self, key)
+    return shape.GetItem(self, key)
 
 
 attach_to_node()

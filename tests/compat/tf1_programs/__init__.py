@@ -24,4 +24,5 @@ PROGRAMS = [
     "rmsprop_adagrad",
     "layers_cnn",
     "layers_batch_norm",
+    "control_flow",
 ]

@@ -39,7 +39,7 @@ Where it differs from TF1 (each is said again where it applies):
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.cond``, ``tf.keras``, ``tf.summary``...).
+  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
 
 Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
@@ -73,6 +73,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
+- loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
 - modules: nn, losses, train, layers, math
 """
 
@@ -108,6 +109,7 @@ from .array_ops import (
     where,
     where_v2,
 )
+from .control_flow import TensorArray, cond, foldl, foldr, map_fn, scan, while_loop
 from .dtypes import (
     DType,
     as_dtype,
@@ -260,7 +262,7 @@ Tensor = Node  # every xpnn node is a tensor (one output) and an operation
 Operation = Node
 newaxis = None
 
-_IMPLEMENTATION = {"array_ops", "dtypes", "graphs", "initializers", "session",
+_IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
                    "tensors", "unsupported", "variables", "Node"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -5,20 +5,16 @@ modules (pytest, doctest, IDEs) work as they do on any module.
 
 >>> import xpnn.compat.v1 as tf
 >>> try:
-...     tf.while_loop
+...     tf.summary
 ... except NotImplementedError as error:
 ...     print(str(error).split(":")[0])
-tf.while_loop is not in xpnn.compat.v1
+tf.summary is not in xpnn.compat.v1
 """
 
 from __future__ import annotations
 
 HINTS = {
-    "tf.cond": "graphs have no control flow; select elementwise with tf.where(c, x, y)",
-    "tf.case": "graphs have no control flow; select elementwise with tf.where(c, x, y)",
-    "tf.while_loop": "graphs have no control flow; unroll the loop in Python",
-    "tf.map_fn": "graphs have no control flow; write the op batched (it broadcasts)",
-    "tf.scan": "graphs have no control flow; unroll the loop in Python",
+    "tf.case": "not in xpnn.compat.v1; nest tf.cond",
     "tf.py_func": "ops are array-API code: subclass xn.Operation with forward(xp, ...)",
     "tf.numpy_function": "ops are array-API code: subclass xn.Operation",
     "tf.keras": "xpnn's models are xn.nn.Sequential and xn.nn.NNClassifier",
@@ -45,8 +41,8 @@ HINTS = {
     "tf.cos": "not implemented in xpnn yet",
     "tf.nn.conv2d_transpose": "not implemented in xpnn yet",
     "tf.nn.in_top_k": "not implemented in xpnn yet; for k=1 compare tf.argmax with the labels",
-    "tf.nn.rnn_cell": "xpnn has no recurrent cells; unroll one in Python from tf.matmul",
-    "tf.nn.dynamic_rnn": "xpnn has no recurrent cells; unroll one in Python from tf.matmul",
+    "tf.nn.rnn_cell": "not in xpnn.compat.v1 yet; xn.nn.LSTM/GRU/SimpleRNN are the layers",
+    "tf.nn.dynamic_rnn": "not in xpnn.compat.v1 yet; xn.nn.LSTM(n_in, units, loop='scan')",
     "tf.nn.weighted_cross_entropy_with_logits": "not implemented in xpnn yet",
     "tf.nn.ctc_loss": "not implemented in xpnn",
     "tf.losses.cosine_distance": "not implemented in xpnn yet",
