@@ -184,6 +184,16 @@ for _a, _b in MATMUL_SHAPES:
     case(f"MatMulGradA-{_a}-{_b}", ops.MatMulGradA, _mm_grad, exact=_exact2d)
     case(f"MatMulGradB-{_a}-{_b}", ops.MatMulGradB, _mm_grad, exact=_exact2d)
 
+# a gradient in F order, or stacked from F-ordered pieces (what the 2-D product kernel
+# returns, stacked over time steps: its last axis outermost in memory)
+for _a in [(4, 5, 3), (2, 3, 4, 3)]:
+    case(f"MatMulGradB-F-{_a}", ops.MatMulGradB, lambda rng, dt, a=_a: [
+        np.asfortranarray(_normal(rng, dt, a[:-1] + (6,))), _normal(rng, dt, a),
+        _normal(rng, dt, (3, 6))], exact=False)
+    case(f"MatMulGradB-stacked-{_a}", ops.MatMulGradB, lambda rng, dt, a=_a: [
+        np.moveaxis(np.ascontiguousarray(np.moveaxis(_normal(rng, dt, a[:-1] + (6,)), -1, 0)),
+                    0, -1), _normal(rng, dt, a), _normal(rng, dt, (3, 6))], exact=False)
+
 for _g, _like in [((3, 4), (4,)), ((3, 4), (3, 4)), ((3, 4), (1, 4)), ((3, 4), ()),
                   ((2, 3, 4), (3, 1)), ((3,), ()), ((2, 3, 4), (3, 4)), ((3, 4), (3, 1)),
                   ((5, 1), (1,))]:

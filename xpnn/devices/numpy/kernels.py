@@ -258,6 +258,25 @@ def _rows(x):
     return None
 
 
+def _rows_product(a, g):
+    """a^T g over every row of a (..., k) and g (..., n), as one GEMM: both as 2-D views
+    where they are C-ordered; g as (n, rows) where its last axis is outermost in memory (a
+    stack of the F-ordered results the 2-D product kernel returns) or g is F-ordered (a
+    copied into g's row order then); None where none holds."""
+    rows_a, rows_g = _rows(a), _rows(g)
+    if rows_a is not None and rows_g is not None:
+        return np.matmul(rows_a.T, rows_g)
+    last_first = np.moveaxis(g, -1, 0)  # (n, ...): C-ordered where g was stacked from
+    if rows_a is not None and last_first.flags.c_contiguous:  # F-ordered 2-D pieces
+        return np.matmul(last_first.reshape(g.shape[-1], -1), rows_a).T
+    if g.flags.f_contiguous and not g.flags.c_contiguous:
+        reversed_rows = tuple(range(a.ndim - 2, -1, -1)) + (a.ndim - 1,)
+        rows_in_g_order = np.ascontiguousarray(a.transpose(reversed_rows))
+        g_t = g.T.reshape(g.shape[-1], -1)  # (n, rows), rows in reversed-axes order
+        return np.matmul(g_t, rows_in_g_order.reshape(-1, a.shape[-1])).T
+    return None
+
+
 @fast(ops.MatMul)
 def _matmul(op, portable):
     def forward(a, b):
@@ -293,10 +312,10 @@ def _matmul_grad_b(op, portable):
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2:
             return np.matmul(a.T, g)
-        rows_a = _rows(a) if b.ndim == 2 and g.ndim == a.ndim else None
-        rows_g = _rows(g) if rows_a is not None else None
-        if rows_g is not None:  # the sum over every row of a^T g: one GEMM
-            return np.matmul(rows_a.T, rows_g)
+        if b.ndim == 2 and g.ndim == a.ndim > 2:  # the sum over every row of a^T g
+            product = _rows_product(a, g)
+            if product is not None:
+                return product
         if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g
             return np.matmul(g, a)
         if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of W is outer(x, g)
