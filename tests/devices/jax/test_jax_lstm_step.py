@@ -74,3 +74,17 @@ def test_weight_gradients_are_unbatched_products(monkeypatch):
     assert dots
     batched = [e for e in dots if any(e.params["dimension_numbers"][1])]
     assert not batched, [str(e) for e in batched]
+
+
+def test_forward_scan_keeps_four_arrays_per_step(monkeypatch):
+    """The forward ``lax.scan`` stacks, besides the carry and the outputs, what the
+    gradient reads: the step's carry (h, c) and the cell's activated gates and tanh(c'),
+    not h' and c' again."""
+    with xn.Graph().as_default():
+        jaxpr = _traced(monkeypatch, *_lstm_step())
+    scans = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+    forward = [e for e in scans if not e.params["reverse"]]
+    assert len(forward) == 1
+    (scan,) = forward
+    stacked = len(scan.outvars) - scan.params["num_carry"]
+    assert stacked == 1 + 4, [str(v.aval) for v in scan.outvars]  # the outputs h, then kept
