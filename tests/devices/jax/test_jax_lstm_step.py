@@ -88,3 +88,43 @@ def test_forward_scan_keeps_four_arrays_per_step(monkeypatch):
     (scan,) = forward
     stacked = len(scan.outvars) - scan.params["num_carry"]
     assert stacked == 1 + 4, [str(v.aval) for v in scan.outvars]  # the outputs h, then kept
+
+
+def test_lstm_cell_kernel_runs_in_the_scan_body(monkeypatch):
+    """The loop body's fused LSTM cell is traced with the JAX kernel (XLA's logistic), as
+    the plan around it would be, not the portable sigmoid's logaddexp: no log1p in the
+    step (the forward ran 1.7 times the hand-written one's time with it)."""
+    with xn.Graph().as_default():
+        jaxpr = _traced(monkeypatch, *_lstm_step())
+    names = {e.primitive.name for e in _equations(jaxpr.jaxpr)}
+    assert "logistic" in names
+    assert "log1p" not in names and "custom_jvp_call" not in names, sorted(names)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_cell_kernel_matches_the_portable_op(dtype):
+    """The kernel's four outputs against the portable forward, under ``jax.jit`` as in a
+    plan, on gates far into both tails (the sigmoids saturate) and on a leading batch of
+    two axes; a gates/c mismatch gets the op's own error from the portable forward."""
+    from xpnn.devices.jax import kernels, recurrent  # noqa: F401  (recurrent registers it)
+
+    xp = xn.devices.resolve("cpu", backend="jax").xp
+    rng = np.random.default_rng(1)
+    gates = (rng.standard_normal((2, 3, 4 * HIDDEN)) * 8).astype(dtype)
+    gates[0, 0, :4] = [-200.0, 200.0, -30.0, 30.0]
+    c = rng.standard_normal((2, 3, HIDDEN)).astype(dtype)
+    with xn.Graph().as_default():
+        op = xn.ops.LSTMCellElementwise(xn.placeholder(dtype), xn.placeholder(dtype))
+    portable = lambda g, s: op.forward(xp, g, s)  # noqa: E731
+    fast = kernels.kernel(op, portable)
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        pytest.skip("JAX runs without x64 here (the test run turns it on)")
+    assert fast is not portable
+    got = jax.jit(fast)(gates, c)
+    want = jax.jit(portable)(gates, c)
+    tol = {"float32": 1e-6, "float64": 1e-14}[dtype]
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="gates must have shape"):
+        fast(gates[..., :-1], c)
