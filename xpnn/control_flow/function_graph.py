@@ -22,6 +22,7 @@ import weakref
 
 from .. import ops
 from ..graph import Graph, Node, Operation, Placeholder, as_node, get_default_graph
+from ..ops.outputs import MultiOutput
 from ..plan import StepFailed, compile_plan
 
 
@@ -121,6 +122,9 @@ class Body:
         saved = ()
         if save:
             forward = set(topological_order(self.outputs))
+            # an op of several outputs: only the outputs the gradient reads, not its tuple
+            forward.update(o for n in list(forward) if isinstance(n, MultiOutput)
+                           for o in n.outputs)
             saved = [n for n in topological_order(grads, stop=forward)
                      if n in forward and isinstance(n, Operation)]
         return Body(graph, self.params + seeds, grads, saved=saved)

@@ -15,6 +15,8 @@ users call.
 
 from __future__ import annotations
 
+import math
+
 from ..devices import indicator
 from ..dtypes import dtype_name, is_floating
 from ..graph import Constant, Node, Operation
@@ -466,6 +468,10 @@ class MatMulGradB(Operation):
             return xp.matmul(xp.matrix_transpose(a), g)
         if a.ndim == 1 and b.ndim == 1:
             return xp.multiply(g, a)
+        if b.ndim == 2 and a.ndim > 2 and g.ndim == a.ndim:  # every row of a: one product,
+            rows, (k, n) = math.prod(a.shape[:-1]), b.shape  # not a batch of them summed
+            return xp.matmul(xp.matrix_transpose(xp.reshape(a, (rows, k))),
+                             xp.reshape(g, (rows, n)))
         b_shape = tuple(b.shape) + (1,) if b.ndim == 1 else tuple(b.shape)
         a2 = a[None, :] if a.ndim == 1 else a
         g2 = _expand_grad(xp, g, a.ndim, b.ndim)

@@ -81,6 +81,11 @@ class JaxDevice(Device):
         return value.copy() if any(value is i for i in inputs) else value
 
     def body_executor(self, plan, session) -> Program:
+        if session.passes and not session.check_numerics:  # the kernels of the plan around
+            from . import kernels, runner
+
+            runner.register_kernels()
+            kernels.swap_in(plan)
         return Program(plan)  # traced inline, inside the plan's own jit
 
     def compiling(self):

@@ -63,6 +63,14 @@ def cache_size() -> int:
     return int(text)
 
 
+def register_kernels() -> None:
+    """Import the modules whose kernels a compiled plan (and its loop bodies) traces."""
+    from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
+    from . import cross_entropy as _cross_entropy  # noqa: F401  (registers its kernel)
+    from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
+    from . import recurrent as _recurrent  # noqa: F401  (registers the LSTM cell's kernel)
+
+
 class Entry:
     """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
     draws that trace asked for, and the values it checks for NaN and infinity."""
@@ -103,10 +111,7 @@ class Runner(Executor):
         if session.check_numerics:
             self.layout = Layout(plan)
             return
-        from . import conv as _conv  # noqa: F401  (registers the conv kernels; imports jax)
-        from . import cross_entropy as _cross_entropy  # noqa: F401  (registers its kernel)
-        from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
-
+        register_kernels()
         self.checks = Checks(plan, session.xp)
         # With checks a failed run keeps every buffer: nothing donated.
         self.layout = Layout(plan, donate=not self.checks.steps)
