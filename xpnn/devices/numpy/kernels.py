@@ -253,7 +253,7 @@ def _sigmoid_grad(op, portable):
 
 def _rows(x):
     """x (..., n) as a 2-D (rows, n) view, or None where that would copy."""
-    if x.ndim > 2 and x.flags.c_contiguous:
+    if x.ndim > 2 and x.flags.c_contiguous and x.size:
         return x.reshape(-1, x.shape[-1])
     return None
 
