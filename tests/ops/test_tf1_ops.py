@@ -80,7 +80,9 @@ def test_stop_gradient_blocks_and_identity_passes(dev):
 def test_slicing_errors():
     x = xn.placeholder(shape=(2, 3), name="x")
     with pytest.raises(TypeError, match="gather"):
-        x[xn.placeholder(name="i")]
+        x[xn.placeholder(name="i")]  # a node of no known integer dtype
+    with pytest.raises(TypeError, match="gather"):
+        x[xn.placeholder("float32", (), name="f")]
     with pytest.raises(TypeError, match="Python ints, slices"):
         x[[0, 1]]
     with pytest.raises(IndexError, match="out of bounds"):

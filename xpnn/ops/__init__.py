@@ -79,9 +79,9 @@ def attach_to_node() -> None:
 
 
 def _getitem(self, key):
-    """``x[key]``: a basic slice, or a gather where the key is one integer node (TF1's
-    ``x[t]`` inside a loop body)."""
-    if isinstance(key, Node):
+    """``x[key]``: a basic slice, or a gather where the key is one node of an integer dtype
+    (TF1's ``x[t]`` inside a loop body); any other node is refused by GetItem."""
+    if isinstance(key, Node) and (key.dtype or "").startswith(("int", "uint")):
         return indexing.gather(self, key)
     return shape.GetItem(self, key)
 
