@@ -48,7 +48,30 @@ def static_length(layer, x: Node, axis: int = 1) -> int:
     return int(shape[axis])
 
 
-class Embedding(Layer):
+class _Table(Layer):
+    """A layer whose state is one learned (rows, dim) table, ``weight``; ``rows`` names the
+    setting that counts its rows (``vocab_size``, ``max_len``)."""
+
+    rows = ""
+
+    W = held("weight", "The table's value in the model's Session.")
+
+    def parameters(self):
+        return [self.weight]
+
+    def state(self):
+        return {"W": self.weight}
+
+    def config(self):
+        return {self.rows: getattr(self, self.rows), "dim": self.dim,
+                "dtype": self.weight.dtype, "name": self.name}
+
+    @classmethod
+    def state_shapes(cls, dim, **config):
+        return {"W": (config[cls.rows], dim)}
+
+
+class Embedding(_Table):
     """Integer ids of any shape -> vectors of ``dim``: row ``id`` of the table ``weight``
     (``vocab_size``, ``dim``), drawn from N(0, 1) as ``torch.nn.Embedding``'s. Float ids
     (an NNClassifier's input) are cast to int32. Ids must lie in [0, vocab_size).
@@ -57,6 +80,8 @@ class Embedding(Layer):
     >>> xn.nn.Embedding(100, 16).weight.shape
     (100, 16)
     """
+
+    rows = "vocab_size"
 
     def __init__(self, vocab_size, dim, seed=None, dtype="float32", name=None):
         self.vocab_size, self.dim = int(vocab_size), int(dim)
@@ -75,22 +100,6 @@ class Embedding(Layer):
             raise TypeError(f"layer {self.name!r} ({self!r}) takes integer token ids, got "
                             f"{ids.dtype} input {ids.label}")
         return ops.gather(self.weight, ids)
-
-    W = held("weight", "The table's value in the model's Session.")
-
-    def parameters(self):
-        return [self.weight]
-
-    def state(self):
-        return {"W": self.weight}
-
-    def config(self):
-        return {"vocab_size": self.vocab_size, "dim": self.dim, "dtype": self.weight.dtype,
-                "name": self.name}
-
-    @classmethod
-    def state_shapes(cls, vocab_size, dim, **_):
-        return {"W": (vocab_size, dim)}
 
     def __repr__(self) -> str:
         return f"Embedding({self.vocab_size}, {self.dim})"
@@ -145,9 +154,11 @@ class PositionalEncoding(_Positions):
                 "name": self.name}
 
 
-class PositionEmbedding(_Positions):
+class PositionEmbedding(_Table, _Positions):
     """x + a learned vector per position (``weight``: (max_len, dim), N(0, 0.02^2) as
     GPT-2's): inputs (batch, length, dim) with length <= ``max_len``."""
+
+    rows = "max_len"
 
     def __init__(self, max_len, dim, seed=None, dtype="float32", name=None):
         self.max_len, self.dim = int(max_len), int(dim)
@@ -160,19 +171,3 @@ class PositionEmbedding(_Positions):
 
     def __call__(self, x, training=None):
         return ops.add(x, self.weight[: self._check(x)])
-
-    W = held("weight", "The table's value in the model's Session.")
-
-    def parameters(self):
-        return [self.weight]
-
-    def state(self):
-        return {"W": self.weight}
-
-    def config(self):
-        return {"max_len": self.max_len, "dim": self.dim, "dtype": self.weight.dtype,
-                "name": self.name}
-
-    @classmethod
-    def state_shapes(cls, max_len, dim, **_):
-        return {"W": (max_len, dim)}
