@@ -4,25 +4,9 @@ trains with whatever module it is given as ``tf`` (``tensorflow.compat.v1`` or
 
 Their data and starting weights come from NumPy (``np.random.RandomState``): the two
 libraries' random generators differ, everything else in the programs is TF1 code as a
-tutorial writes it. ``PROGRAMS`` names them in order.
+tutorial writes it. ``PROGRAMS`` names them: every module of this package.
 """
 
-PROGRAMS = [
-    "linear_regression",
-    "mnist_softmax",
-    "mlp_adam",
-    "gradients",
-    "momentum_nesterov",
-    "logistic_regression",
-    "perceptron",
-    "mixed_bag",
-    "small_cnn",
-    "exponential_decay",
-    "variable_scopes",
-    "saver_round_trip",
-    "losses_and_clipping",
-    "rmsprop_adagrad",
-    "layers_cnn",
-    "layers_batch_norm",
-    "control_flow",
-]
+import pkgutil as _pkgutil
+
+PROGRAMS = sorted(module.name for module in _pkgutil.iter_modules(__path__))
