@@ -50,13 +50,13 @@ LOOPS = ("unroll", "scan")
 
 
 def _over_time(step, inputs, state, mask=None, reverse=False, loop="unroll"):
-    """Run ``step(x_t, state) -> (output, state)`` over the time axis (1) of ``inputs``,
-    first to last (last to first when ``reverse``). ``loop="unroll"`` builds one cell per
-    step in the graph (TF1's ``static_rnn``); ``"scan"`` builds the cell once and runs it
-    with ``xn.control_flow.scan_loop`` (TF1's ``dynamic_rnn``: a smaller graph, one
-    ``lax.scan`` on JAX, any number of steps). Where ``mask`` (batch, time) is False, the
-    state is kept and the output is zeros. Returns every step's output, stacked on axis
-    1, and the last state (a list)."""
+    """Run ``step(x_t, state) -> (output, state)`` over the time-major ``inputs`` (time,
+    batch, features), first to last (last to first when ``reverse``). ``loop="unroll"``
+    builds one cell per step in the graph (TF1's ``static_rnn``); ``"scan"`` builds the cell
+    once and runs it with ``xn.control_flow.scan_loop`` (TF1's ``dynamic_rnn``: a smaller
+    graph, one ``lax.scan`` on JAX, any number of steps). Where ``mask`` (batch, time) is
+    False, the state is kept and the output is zeros. Returns every step's output, stacked
+    on axis 1 (batch-major), and the last state (a list)."""
 
     def masked(x_t, keep, state):
         output, new = step(x_t, state)
@@ -66,7 +66,7 @@ def _over_time(step, inputs, state, mask=None, reverse=False, loop="unroll"):
         return ops.where(keep, output, ops.zeros_like(output)), new
 
     if loop == "scan":
-        elems = [ops.transpose(inputs, (1, 0, 2))]
+        elems = [inputs]
         if mask is not None:
             elems.append(ops.transpose(mask, (1, 0)))
 
@@ -76,7 +76,7 @@ def _over_time(step, inputs, state, mask=None, reverse=False, loop="unroll"):
 
         state, outputs = scan_loop(scanned, list(state), elems, reverse=reverse)
         return ops.transpose(outputs, (1, 0, 2)), list(state)
-    steps = list(enumerate(ops.unstack(inputs, axis=1)))
+    steps = list(enumerate(ops.unstack(inputs, axis=0)))
     outputs = [None] * len(steps)
     for t, x_t in reversed(steps) if reverse else steps:
         keep = None if mask is None else mask[:, t:t + 1]
@@ -145,7 +145,7 @@ class _Recurrent(Layer):
         mask = _step_mask(self, x, lengths, mask)
         state = self._initial_state(x, initial_state)
         w_ih, b_ih, *weights = self._weights()
-        projected = _affine(x, w_ih, b_ih)
+        projected = _time_major_affine(x, w_ih, b_ih)
         return _over_time(lambda p_t, s: self.step(p_t, s, *weights), projected, state, mask,
                           reverse, self.loop)
 
@@ -198,6 +198,20 @@ class _Recurrent(Layer):
 
 def _affine(x, w_t, b):
     return ops.add(ops.matmul(x, w_t), b)
+
+
+def _time_major_affine(x, w_t, b):
+    """``x W + b`` for x (batch, time, n), time-major: (time, batch, m). Where the time or
+    the batch size is known it is one 2-D product over the rows in time order, so each
+    step's slice is a block of consecutive rows (on NumPy, in the layout the step's own
+    matrix products give: no strided copies in the loop)."""
+    steps, batch = x.shape[1], x.shape[0]
+    time_major = ops.transpose(x, (1, 0, 2))
+    if steps is None and batch is None:
+        return _affine(time_major, w_t, b)
+    rows = _affine(ops.reshape(time_major, (-1, w_t.shape[0])), w_t, b)
+    return ops.reshape(rows, (steps if steps is not None else -1,
+                              batch if steps is None else -1, w_t.shape[1]))
 
 
 class SimpleRNN(_Recurrent):

@@ -314,8 +314,9 @@ class Stack(_Joining):
         axis = _axis(self.axis, len(shapes[0]) + 1)
         return tuple(shapes[0][:axis]) + (len(shapes),) + tuple(shapes[0][axis:])
 
-    def backward(self, grad):
-        return [GetItem(grad, _take_key(i, self.axis)) for i in range(len(self.inputs))]
+    def backward(self, grad):  # one op for every piece (a device may lay them out once)
+        keys = [_take_key(i, self.axis) for i in range(len(self.inputs))]
+        return list(Pieces(grad, keys, self.axis, "stack").outputs)
 
 
 class Pieces(MultiOutput):

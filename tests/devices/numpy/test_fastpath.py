@@ -331,6 +331,32 @@ case("LSTMCellGrad-3d", ops.LSTMCellElementwiseGrad,
      lambda rng, dt: _lstm_grad_inputs(rng, dt, (2, 5, 2)))
 
 
+# (stacking: F-ordered pieces on axis 0 are laid out (n, time, batch); a 3-D array whose
+# pieces have no contiguous axis is copied once; every other case is NumPy's own)
+
+
+def _time_major_rows(rng, dt, shape=(4, 3, 5)):
+    """(time, batch, n) as the reshape of an F-ordered product's rows gives it"""
+    t, b, n = shape
+    return [np.asfortranarray(_normal(rng, dt, (t * b, n))).reshape(t, b, n)]
+
+
+case("Stack-F-pieces", lambda *p: ops.Stack(list(p), axis=0), lambda rng, dt: [
+    np.asfortranarray(_normal(rng, dt, (3, 5))) for _ in range(4)])
+case("Stack-F-pieces-axis1", lambda *p: ops.Stack(list(p), axis=1), lambda rng, dt: [
+    np.asfortranarray(_normal(rng, dt, (3, 5))) for _ in range(4)])
+case("Stack-C-pieces", lambda *p: ops.Stack(list(p), axis=0), lambda rng, dt: [
+    _normal(rng, dt, (3, 5)) for _ in range(4)])
+for _axis in (0, 1, -1):
+    case(f"Pieces-strided-axis{_axis}",
+         lambda x, axis=_axis: ops.unstack(x, axis=axis, num=(4, 3, 5)[axis])[0].inputs[0],
+         lambda rng, dt: [_normal(rng, dt, (5, 4, 3)).transpose(1, 2, 0)])
+case("Pieces-time-major-rows", lambda x: ops.unstack(x, axis=0, num=4)[0].inputs[0],
+     _time_major_rows)
+case("Pieces-split", lambda x: ops.split(x, [1, 2], axis=1)[0].inputs[0],
+     lambda rng, dt: [_normal(rng, dt, (5, 4, 3)).transpose(1, 2, 0)])
+
+
 # --------------------------------------------------------------------------- conv and pooling
 # Shapes given NHWC; NCHW cases hold the same images transposed. The kernels make the
 # portable GEMM calls on equal operands (bitwise equal today), so exact=False only leaves
@@ -485,6 +511,24 @@ def test_ops_without_a_fast_path_run_the_portable_forward():
     portable = object()
     assert kernels.forward_fn(op, False, portable) is portable
     assert kernels.forward_fn(op, True, portable) is portable
+
+
+def test_stacked_steps_keep_the_products_layout():
+    """A recurrent layer's steps: F-ordered pieces stacked on axis 0 merge back into rows
+    without a copy, and the pieces of a strided array get a contiguous batch axis."""
+    rng = np.random.default_rng(0)
+    pieces = [np.asfortranarray(_normal(rng, F32, (3, 5))) for _ in range(4)]
+    with xn.Graph().as_default():
+        stack = ops.Stack([xn.placeholder() for _ in pieces], axis=0)
+        unstack = ops.unstack(xn.placeholder(), axis=1, num=4)[0].inputs[0]
+    stacked = kernels.forward_fn(stack, False, None)(*pieces)
+    np.testing.assert_array_equal(stacked, np.stack(pieces))
+    assert np.shares_memory(stacked.reshape(12, 5), stacked)  # a view: no copy
+    strided = _normal(rng, F32, (5, 3, 4)).transpose(1, 2, 0)  # (3, 4, 5), axis 1 fastest
+    got = kernels.forward_fn(unstack, False, lambda x: unstack.forward(XP, x))(strided)
+    for t, piece in enumerate(got):
+        np.testing.assert_array_equal(piece, strided[:, t])
+        assert piece.strides[0] == piece.itemsize
 
 
 def test_every_fast_path_has_cases():

@@ -35,6 +35,7 @@ from . import allocator, deferred, fusion, kernels, ownership, pairs, shape_fold
 from . import conv as _conv  # noqa: F401  (registers the conv kernels)
 from . import indexing as _indexing  # noqa: F401  (registers the scatter-add kernel)
 from . import recurrent as _recurrent  # noqa: F401  (registers the LSTM cell's kernels)
+from . import stacking as _stacking  # noqa: F401  (registers the stack and unstack kernels)
 
 
 class NumpyExecutor(Executor):
