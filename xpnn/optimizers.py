@@ -131,15 +131,16 @@ class Optimizer:
 
 def sparse_rows(grad: Node) -> list[Node] | None:
     """The indices of the rows a row-sparse gradient touches: the gradient of gathers along
-    axis 0 (``embedding_lookup``) or an ``unsorted_segment_sum`` (TF1's ``IndexedSlices``
-    made dense), one or a sum of several; None for any other gradient."""
+    axis 0 (``embedding_lookup``), or an ``unsorted_segment_sum`` marked ``row_sparse``
+    (TF1's ``IndexedSlices`` made dense), one or a sum of several; None for any other
+    gradient (a user's own ``unsorted_segment_sum`` is dense to TF1's optimizers too)."""
     parts, found = [grad], []
     while parts:
         node = parts.pop()
         if type(node) is Add:  # ops.add_n's sum of the gathers' gradients
             parts.extend(node.inputs)
             continue
-        if type(node) is UnsortedSegmentSum:
+        if type(node) is UnsortedSegmentSum and getattr(node, "row_sparse", False):
             found.append(node.inputs[1])
             continue
         params = node.inputs[2] if isinstance(node, GatherGrad) else None

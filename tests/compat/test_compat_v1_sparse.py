@@ -114,17 +114,20 @@ def test_sparse_update_keeps_rows_not_looked_up(on, kind):
     np.testing.assert_array_equal(got[3], TABLE[3])
 
 
-def test_indexed_slices_made_by_hand_update_their_rows(on):
+@pytest.mark.parametrize("dense_shape", [[4, 3], None])
+def test_indexed_slices_made_by_hand_update_their_rows(on, dense_shape):
     table = tf.Variable(TABLE)
     values = tf.placeholder(tf.float32, [None, 3])
     indices = tf.placeholder(tf.int32, [None])
-    grad = tf.IndexedSlices(values, indices, dense_shape=[4, 3])
+    grad = tf.IndexedSlices(values, indices, dense_shape=dense_shape)
     step = tf.train.MomentumOptimizer(0.5, 0.9).apply_gradients([(grad, table)])
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         sess.run(step, {values: np.ones((2, 3)), indices: [3, 3]})
+        fetched = sess.run(grad, {values: np.ones((1, 3)), indices: [0]})
         sess.run(step, {values: np.ones((1, 3)), indices: [0]})
         got = sess.run(table)
+    assert (fetched.dense_shape is None) == (dense_shape is None)
     want = TABLE.copy()
     want[3] -= 0.5 * 2.0  # the two ids summed; then it sits out, its momentum kept
     want[0] -= 0.5

@@ -141,16 +141,19 @@ def _parts(grad):
     return [p for node in grad.inputs for p in _parts(node)]
 
 
-def to_dense(value):
+def to_dense(value, variable=None):
     """An IndexedSlices as a dense node (TF1's ``convert_to_tensor``): the rows added up
-    into zeros of its dense shape. Anything else passes through."""
+    into zeros of its dense shape (else of the ``variable`` it updates, where given).
+    Anything else passes through."""
     if not isinstance(value, IndexedSlices):
         return value
     if value._dense is None:
-        if value._shape is None:
+        shape = value._shape or (None if variable is None else variable.shape)
+        if not shape:
             raise ValueError(f"{value!r}: its dense_shape is not known statically; give "
                              "IndexedSlices a dense_shape of Python ints")
-        value._dense = ops.unsorted_segment_sum(value.values, value.indices, value._shape[0])
+        value._dense = ops.unsorted_segment_sum(value.values, value.indices, shape[0])
+        value._dense.row_sparse = True  # an optimizer updates only its rows, as TF1's
     return value._dense
 
 

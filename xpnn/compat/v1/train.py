@@ -70,7 +70,7 @@ class Optimizer:
         """The update op; with ``global_step`` it also adds 1 to that Variable. An
         IndexedSlices gradient updates only its rows where TF1's sparse rule does so."""
         grads_and_vars = list(grads_and_vars)
-        pairs = [(to_dense(g), v) for g, v in grads_and_vars if g is not None]
+        pairs = [(to_dense(g, v), v) for g, v in grads_and_vars if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable: "
                              f"{[v.name for _, v in grads_and_vars]}")
