@@ -23,10 +23,15 @@ import numpy as np
 from .autodiff import gradients
 from .dtypes import dtype_name, is_floating
 from .graph import Node, Update, Variable
+from .ops.arithmetic import Add
+from .ops.indexing import GatherGrad, RowsPresent, UnsortedSegmentSum
 
 
 class Optimizer:
-    """Base: ``compute_gradients`` + ``apply_gradients`` = ``minimize``."""
+    """Base: ``compute_gradients`` + ``apply_gradients`` = ``minimize``. ``sparse``: whether
+    a row-sparse gradient (``sparse_rows``) updates only its rows (see ``MomentumOptimizer``)."""
+
+    sparse = False
 
     def __init__(self, learning_rate: float):
         self.learning_rate = learning_rate
@@ -93,8 +98,11 @@ class Optimizer:
             with v.graph.name_scope(None):
                 slots.append(self._slots(v))
         rate = self.learning_rate if isinstance(self.learning_rate, Node) else None
+        masks = [None] * len(pairs)
+        if self.sparse:
+            masks = [_rows_mask(g, v) for g, v in pairs]
         return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name,
-                              rate=rate)
+                              rate=rate, masks=masks)
 
     def minimize(self, loss: Node, var_list=None, name=None) -> Update:
         """The training step: fetch it with ``Session.run`` to update the Variables."""
@@ -121,6 +129,36 @@ class Optimizer:
         return self.learning_rate if lr is None else lr
 
 
+def sparse_rows(grad: Node) -> list[Node] | None:
+    """The indices of the rows a row-sparse gradient touches: the gradient of gathers along
+    axis 0 (``embedding_lookup``), or an ``unsorted_segment_sum`` marked ``row_sparse``
+    (TF1's ``IndexedSlices`` made dense), one or a sum of several; None for any other
+    gradient (a user's own ``unsorted_segment_sum`` is dense to TF1's optimizers too)."""
+    parts, found = [grad], []
+    while parts:
+        node = parts.pop()
+        if type(node) is Add:  # ops.add_n's sum of the gathers' gradients
+            parts.extend(node.inputs)
+            continue
+        if type(node) is UnsortedSegmentSum and getattr(node, "row_sparse", False):
+            found.append(node.inputs[1])
+            continue
+        params = node.inputs[2] if isinstance(node, GatherGrad) else None
+        if params is None or node.dropping or params.shape is None or (
+                node.axis % max(len(params.shape), 1)) != 0:
+            return None
+        found.append(node.inputs[1])
+    return found
+
+
+def _rows_mask(grad, variable):
+    rows = sparse_rows(grad)
+    if rows is None or not variable.shape:
+        return None
+    with variable.graph.name_scope(None):
+        return RowsPresent(variable, *rows)
+
+
 @dataclass(frozen=True)
 class Pair:
     """Where one Variable's gradient, value and slots sit: among an ApplyGradients' inputs
@@ -134,9 +172,10 @@ class Pair:
 class ApplyGradients(Update):
     """The update node of ``Optimizer.apply_gradients``. Inputs: the gradients, then the
     Variables, then every Variable's slots (flattened), then the learning rate where it is
-    a node (``rate``: its position, else None); ``pairs`` says which is whose."""
+    a node (``rate``: its position, else None), then the row masks of the Variables updated
+    sparsely (``masks``: each pair's position, else None); ``pairs`` says which is whose."""
 
-    def __init__(self, optimizer, grads, variables, slots, name=None, rate=None):
+    def __init__(self, optimizer, grads, variables, slots, name=None, rate=None, masks=None):
         self.optimizer = optimizer
         n, flat_slots, pairs = len(variables), [], []
         for i, group in enumerate(slots):
@@ -145,9 +184,19 @@ class ApplyGradients(Update):
             flat_slots.extend(group)
         self.pairs = pairs
         self.rate = None if rate is None else 2 * n + len(flat_slots)
-        extra = () if rate is None else (rate,)
+        extra = [] if rate is None else [rate]
+        self.masks = []
+        for mask in masks or [None] * n:
+            self.masks.append(None if mask is None else 2 * n + len(flat_slots) + len(extra))
+            extra += [] if mask is None else [mask]
         super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, *extra,
                          name=name)
+
+    @property
+    def sparse(self) -> bool:
+        """Whether some Variable here is updated only in the rows its gradient touches (the
+        portable update does that; the devices' in-place kernels do not)."""
+        return any(m is not None for m in self.masks)
 
     @property
     def type(self) -> str:
@@ -176,7 +225,7 @@ class ApplyGradients(Update):
     def forward(self, xp, *values):
         new_params, new_slots = [], []
         rate = None if self.rate is None else values[self.rate]
-        for pair in self.pairs:
+        for pair, mask in zip(self.pairs, self.masks):
             param = values[pair.variable]
             slots = [values[k] for k in pair.slots]
             work = _work(xp, param.dtype)
@@ -187,9 +236,18 @@ class ApplyGradients(Update):
             else:
                 updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
                                                 lr=_cast(xp, rate, work))
+            if mask is not None:
+                updated = _keep_rows(xp, values[mask], updated, wide)
             new_params.append(_cast(xp, updated[0], param.dtype))
             new_slots.extend(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))
         return new_params + new_slots
+
+
+def _keep_rows(xp, mask, new, old):
+    """The new values in the rows of ``mask``, the old ones elsewhere: TF1's sparse update
+    (a row no index names keeps its value and its slots)."""
+    return [xp.where(xp.reshape(mask, (-1,) + (1,) * (n.ndim - 1)), n, o)
+            for n, o in zip(new, old)]
 
 
 def slot_dtype(dtype) -> str:
@@ -222,11 +280,28 @@ class GradientDescentOptimizer(Optimizer):
 
 class MomentumOptimizer(Optimizer):
     """v <- momentum v + grad; w <- w - lr v (Nesterov: w <- w - lr (grad + momentum v)),
-    the TensorFlow / PyTorch form."""
+    the TensorFlow / PyTorch form.
 
-    def __init__(self, learning_rate: float, momentum: float = 0.9, use_nesterov: bool = False):
+    ``sparse=True``: a Variable whose gradient is row-sparse (that of ``embedding_lookup``
+    or ``gather`` along axis 0, ``sparse_rows``) is updated only in the rows the batch looked
+    up, its slots too: a row not looked up keeps its value and its velocity, as TF1's
+    sparse update (and RMSProp's) does; repeated ids add up first. (Adagrad, Adam and
+    gradient descent need no option: their rule already gives TF1's sparse numbers.)
+
+    >>> import xpnn as xn
+    >>> table = xn.Variable([[1.0], [1.0]])
+    >>> loss = xn.reduce_sum(xn.embedding_lookup(table, [0]))
+    >>> step = xn.train.MomentumOptimizer(0.5, 0.9, sparse=True).minimize(loss)
+    >>> sess = xn.Session(); _ = sess.run(step)
+    >>> sess.run(table).ravel().tolist()  # row 1 keeps its value (and velocity)
+    [0.5, 1.0]
+    """
+
+    def __init__(self, learning_rate: float, momentum: float = 0.9, use_nesterov: bool = False,
+                 sparse: bool = False):
         super().__init__(learning_rate)
         self.momentum, self.use_nesterov = float(momentum), use_nesterov
+        self.sparse = bool(sparse)
 
     def _slots(self, variable):
         return [self._zeros(variable, "momentum")]
@@ -281,7 +356,7 @@ class RMSPropOptimizer(Optimizer):
     """RMSProp as TensorFlow 1 computes it, with its defaults: the mean square ``ms`` starts
     at **1**, ``ms <- ms + (g^2 - ms)(1 - decay)``, ``mom <- momentum mom + lr g /
     sqrt(ms + epsilon)``, ``w <- w - mom``. ``centered=True`` also keeps the mean gradient
-    ``mg`` and divides by ``sqrt(ms - mg^2 + epsilon)``.
+    ``mg`` and divides by ``sqrt(ms - mg^2 + epsilon)``. ``sparse``: as ``MomentumOptimizer``'s.
 
     >>> import xpnn as xn
     >>> w = xn.Variable([1.0])
@@ -291,10 +366,12 @@ class RMSPropOptimizer(Optimizer):
     0.824588
     """
 
-    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False):
+    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False,
+                 sparse=False):
         super().__init__(learning_rate)
         self.decay, self.momentum = float(decay), float(momentum)
         self.epsilon, self.centered = float(epsilon), bool(centered)
+        self.sparse = bool(sparse)
 
     def _slots(self, variable):
         ms = Variable(np.ones(variable.shape, dtype=slot_dtype(variable.dtype)),
@@ -317,7 +394,8 @@ class RMSPropOptimizer(Optimizer):
 
 class AdagradOptimizer(Optimizer):
     """Adagrad as TensorFlow 1 computes it: ``acc <- acc + g^2`` (``acc`` starting at
-    ``initial_accumulator_value``), ``w <- w - lr g / sqrt(acc)``.
+    ``initial_accumulator_value``), ``w <- w - lr g / sqrt(acc)``. A row whose gradient is
+    0 (not looked up) keeps its value and accumulator: TF1's sparse update as it is.
 
     >>> import xpnn as xn
     >>> w = xn.Variable([1.0])

@@ -286,6 +286,9 @@ CASES = [
          lambda x: x[..., [3, 3, 0]], normal(2, 3, 4)),
     case("embedding_lookup", lambda x: ops.embedding_lookup(x, [[0, 3], [3, 3]]),
          lambda x: x[[[0, 3], [3, 3]]], normal(5, 3)),
+    case("rows_present-times", lambda x: x * ops.reshape(
+        ops.cast(ops.rows_present(x, [2, 0, 2], [[2]]), "float32"), (4, 1)),
+        lambda x: x * np.array([[1.0], [0.0], [1.0], [0.0]]), normal(4, 3)),
     case("unsorted_segment_sum", lambda x: ops.unsorted_segment_sum(x, [0, 2, 0, -1, 2], 4),
          lambda x: np_segment_sum(x, [0, 2, 0, -1, 2], 4), normal(5, 3)),
     case("unsorted_segment_sum-2d-ids",

@@ -188,6 +188,49 @@ class GatherGrad(ScatterAdd):
         return [Gather(grad, self.inputs[1], self.axis, dropping=self.dropping), None, None]
 
 
+class RowsPresent(Operation):
+    """Which rows of ``params`` (along axis 0) some entry of the ``indices`` names: a bool
+    vector of params' first dimension, the rows a row-sparse gradient (a gather's) touches,
+    for an optimizer's sparse update. Indices outside the rows name none."""
+
+    fresh = True
+    shape_only = (0,)
+
+    def __init__(self, params, *indices):
+        super().__init__(params, *indices)
+
+    def forward(self, xp, params, *indices):
+        n = params.shape[0]
+        ids = xp.concat([xp.reshape(i, (-1,)) for i in indices])
+        ids = xp.sort(xp.astype(ids, _index_dtype(xp)))
+        rows = xp.arange(n, dtype=ids.dtype, device=array_api_compat.device(ids))
+        # A row is named when its run in the sorted ids is not empty.
+        return (xp.searchsorted(ids, rows, side="right")
+                > xp.searchsorted(ids, rows, side="left"))
+
+    def infer_shape(self, params, *indices):
+        return None if params is None else (params[0],)
+
+    def infer_dtype(self, params, *indices):
+        for dtype in indices:
+            _integer_input(self, dtype, "the indices")
+        return "bool"
+
+    def backward(self, grad):
+        return [None] * len(self.inputs)
+
+
+def rows_present(params, *indices):
+    """A bool vector: whether each row of ``params`` is named in one of ``indices``.
+
+    >>> import xpnn as xn
+    >>> table = xn.Variable([[1.0], [2.0], [3.0], [4.0]])
+    >>> xn.Session().run(xn.ops.rows_present(table, [2, 0, 2])).tolist()
+    [True, False, True, False]
+    """
+    return RowsPresent(params, *(_indices(i) for i in indices))
+
+
 class UnsortedSegmentSum(ScatterAdd):
     """TF1's ``unsorted_segment_sum``: ``out[j] = sum(data[i...] where ids[i...] == j)``,
     data shaped ``ids.shape + rest``, the result ``(num_segments,) + rest``; negative ids
@@ -551,4 +594,4 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF1's argument na
 __all__ = ["TopKIndices", "TopKValues", "TopKValuesGrad", "top_k", "segment_sum", "Gather",
            "ScatterAdd", "GatherGrad", "UnsortedSegmentSum", "GatherNd", "ScatterNd",
            "GatherNdGrad", "gather", "embedding_lookup", "gather_nd", "scatter_nd",
-           "unsorted_segment_sum"]
+           "unsorted_segment_sum", "RowsPresent", "rows_present"]

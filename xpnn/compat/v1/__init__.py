@@ -38,6 +38,11 @@ Where it differs from TF1 (each is said again where it applies):
   ``x.get_shape()`` a TensorShape with ``as_list()``.
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
+- An IndexedSlices (the gradient of gather / embedding_lookup, whose rows alone Momentum,
+  RMSProp and Adagrad update, as TF1) is made dense by ``convert_to_tensor``, by Python
+  arithmetic and by the ops that convert their arguments; an op that takes only nodes
+  refuses it: ``tf.convert_to_tensor`` it first. GradientDescent adds its repeated rows up
+  before the update (TF1 subtracts them one by one: rounding apart).
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
 
@@ -69,6 +74,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, reduce_all, reduce_any,
   reduce_logsumexp, argmax, argmin, clip_by_value, clip_by_norm, clip_by_global_norm,
   global_norm, gradients
+- sparse: IndexedSlices
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
@@ -146,6 +152,7 @@ from .graphs import (
     set_random_seed,
 )
 from .graphs import tensor_tuple as tuple
+from .indexed_slices import IndexedSlices
 from .initializers import (
     constant_initializer,
     glorot_normal_initializer,
@@ -262,7 +269,8 @@ Tensor = Node  # every xpnn node is a tensor (one output) and an operation
 Operation = Node
 newaxis = None
 
-_IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
+_IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "indexed_slices",
+                   "initializers", "session",
                    "tensors", "unsupported", "variables", "Node"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

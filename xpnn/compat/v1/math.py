@@ -21,6 +21,7 @@ from ...ops import logic
 from .array_ops import cumsum, unsorted_segment_sum  # noqa: F401 - tf.math's too
 from .dtypes import int64, name_of
 from .graphs import op_name
+from .indexed_slices import IndexedSlices, from_gradient, map_values
 from .tensors import as_tensor
 from .unsupported import module_getattr
 
@@ -198,7 +199,9 @@ def _arg(fn, x, axis, dimension, output_type, name, default):
 
 def clip_by_value(t, clip_value_min, clip_value_max, name=None):
     """t limited to [min, max] (bounds numbers or tensors); the gradient passes where t
-    lies within them, bounds included."""
+    lies within them, bounds included. An IndexedSlices' values are clipped."""
+    if isinstance(t, IndexedSlices):
+        return map_values(lambda v: clip_by_value(v, clip_value_min, clip_value_max, name), t)
     t = as_tensor(t)
     name = op_name(name, "clip_by_value")
     if isinstance(clip_value_min, (int, float)) and isinstance(clip_value_max, (int, float)):
@@ -207,7 +210,10 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
 
 
 def clip_by_norm(t, clip_norm, axes=None, name=None):
-    """t scaled down where its L2 norm (over ``axes``) exceeds ``clip_norm``, as TF1's."""
+    """t scaled down where its L2 norm (over ``axes``) exceeds ``clip_norm``, as TF1's (an
+    IndexedSlices: the norm of its values, repeated indices apart)."""
+    if isinstance(t, IndexedSlices):
+        return map_values(lambda v: clip_by_norm(v, clip_norm, axes, name), t)
     t = as_tensor(t)
     l2sum = ops.reduce_sum(ops.multiply(t, t), axis=axes, keepdims=True)
     positive = l2sum > 0.0
@@ -218,8 +224,10 @@ def clip_by_norm(t, clip_norm, axes=None, name=None):
 
 
 def global_norm(t_list, name=None):
-    """sqrt of the sum of every tensor's squared entries (None entries skipped)."""
-    halves = [l2_loss(t) for t in t_list if t is not None]
+    """sqrt of the sum of every tensor's squared entries (None entries skipped; an
+    IndexedSlices' values, repeated indices apart, as TF1)."""
+    halves = [l2_loss(t.values if isinstance(t, IndexedSlices) else t)
+              for t in t_list if t is not None]
     total = ops.stack(halves) if len(halves) > 1 else ops.reshape(halves[0], (1,))
     return ops.sqrt(ops.multiply(ops.reduce_sum(total), 2.0),
                     name=op_name(name, "global_norm"))
@@ -233,8 +241,8 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
     clip_norm = as_node(float(clip_norm)) if not isinstance(clip_norm, Node) else clip_norm
     scale = ops.multiply(clip_norm, ops.minimum(ops.divide(1.0, norm), ops.divide(1.0, clip_norm)))
     scale = ops.add(scale, ops.subtract(norm, norm))  # NaN where the norm is not finite
-    clipped = [None if t is None else ops.multiply(t, scale, name=op_name(name, "clip"))
-               for t in t_list]
+    clipped = [None if t is None else map_values(
+        lambda v: ops.multiply(v, scale, name=op_name(name, "clip")), t) for t in t_list]
     return clipped, norm
 
 
@@ -252,7 +260,7 @@ def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_op
     if stop_gradients is not None:
         raise NotImplementedError("tf.gradients(stop_gradients=...): wrap those tensors in "
                                   "tf.stop_gradient where they are used")
-    return autodiff.gradients(ys, xs, grad_ys)
+    return [from_gradient(g) for g in autodiff.gradients(ys, xs, grad_ys)]
 
 
 __getattr__ = module_getattr(sys.modules[__name__], "tf.math")

@@ -27,6 +27,7 @@ from ... import session as _session
 from ...autodiff import topological_order
 from ...graph import Node, Update, default_sessions
 from .graphs import control_closure, get_default_graph, state
+from .indexed_slices import IndexedSlices, IndexedSlicesValue
 from .tensors import PlaceholderWithDefault
 
 _defaults = {"device": None, "backend": None}
@@ -149,6 +150,9 @@ def _flatten(fetches, graph):
         fetches = by_name(graph, fetches)
     if isinstance(fetches, Node):
         return [fetches], lambda values: values[0]
+    if isinstance(fetches, IndexedSlices):  # TF1 gives its three parts (dense_shape or None)
+        parts = [p for p in (fetches.values, fetches.indices, fetches.dense_shape) if p is not None]
+        return parts, lambda values: IndexedSlicesValue(*values, *[None] * (3 - len(values)))
     if isinstance(fetches, dict):
         keys = list(fetches)
         leaves, build = _flatten([fetches[k] for k in keys], graph)

@@ -29,6 +29,7 @@ from ...graph import Constant, Node, Placeholder
 from ...ops import random as _random
 from .dtypes import as_dtype, float32, name_of
 from .graphs import op_name, op_seeds
+from .indexed_slices import IndexedSlices, to_dense
 
 _INT32 = np.iinfo(np.int32)
 
@@ -71,7 +72,9 @@ def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
 
 
 def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
-    """Nodes pass through (cast where ``dtype`` differs); other values become constants."""
+    """Nodes pass through (cast where ``dtype`` differs), IndexedSlices become dense; other
+    values become constants."""
+    value = to_dense(value)
     if isinstance(value, Node):
         if dtype is not None and value.dtype is not None and name_of(dtype) != value.dtype:
             raise ValueError(f"convert_to_tensor: {value.label} is {value.dtype}, not "
@@ -81,7 +84,9 @@ def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
 
 
 def as_tensor(value, dtype=None):
-    """A node for ``value``, with TF1's dtypes for plain values."""
+    """A node for ``value``, with TF1's dtypes for plain values (an IndexedSlices dense)."""
+    if isinstance(value, IndexedSlices):
+        return to_dense(value)
     return value if isinstance(value, Node) else constant(value, dtype)
 
 

@@ -37,6 +37,7 @@ from ...ops import logic
 from . import graphs
 from .dtypes import int64
 from .graphs import GraphKeys, add_to_collection, op_name, state
+from .indexed_slices import from_gradient, to_dense
 from .tensors import as_tensor, constant
 from .unsupported import module_getattr
 from .variables import Variable, assign_add, global_variables, trainable_variables
@@ -63,12 +64,13 @@ class Optimizer:
         var_list = list(trainable_variables() if var_list is None else var_list)
         floating = [v for v in var_list if is_floating(v.dtype)]
         found = dict(zip(floating, gradients(loss, floating, grad_loss))) if floating else {}
-        return [(found.get(v), v) for v in var_list]
+        return [(from_gradient(found.get(v)), v) for v in var_list]
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        """The update op; with ``global_step`` it also adds 1 to that Variable."""
+        """The update op; with ``global_step`` it also adds 1 to that Variable. An
+        IndexedSlices gradient updates only its rows where TF1's sparse rule does so."""
         grads_and_vars = list(grads_and_vars)
-        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        pairs = [(to_dense(g, v), v) for g, v in grads_and_vars if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable: "
                              f"{[v.name for _, v in grads_and_vars]}")
@@ -97,7 +99,8 @@ class MomentumOptimizer(Optimizer):
 
     def __init__(self, learning_rate, momentum, use_locking=False, name="Momentum",
                  use_nesterov=False):
-        super().__init__(_core.MomentumOptimizer(learning_rate, momentum, use_nesterov), name)
+        super().__init__(_core.MomentumOptimizer(learning_rate, momentum, use_nesterov,
+                                                 sparse=True), name)
 
 
 class AdamOptimizer(Optimizer):
@@ -114,7 +117,7 @@ class RMSPropOptimizer(Optimizer):
     def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10,
                  use_locking=False, centered=False, name="RMSProp"):
         super().__init__(_core.RMSPropOptimizer(learning_rate, decay, momentum, epsilon,
-                                                centered), name)
+                                                centered, sparse=True), name)
 
 
 class AdagradOptimizer(Optimizer):
