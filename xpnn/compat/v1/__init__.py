@@ -69,6 +69,11 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, reduce_all, reduce_any,
   reduce_logsumexp, argmax, argmin, clip_by_value, clip_by_norm, clip_by_global_norm,
   global_norm, gradients
+- more math (also under tf.math): sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, asinh,
+  acosh, atanh, log1p, expm1, erf (portable: a series and a Chebyshev fit), is_nan,
+  is_inf, is_finite, floordiv, floor_div, floormod, mod, truncatediv, truncatemod,
+  softsign, segment_sum; boolean_mask and ``where(condition)`` (a run-time length: on JAX
+  their plans run op by op, not compiled)
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
@@ -126,6 +131,7 @@ from .dtypes import (
     uint8,
     uint16,
 )
+from .elementary import *  # noqa: F403 - sin ... segment_sum, listed in its __all__
 from .graphs import (
     GraphKeys,
     add_to_collection,
@@ -263,6 +269,7 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node"}
+                   "tensors", "unsupported", "variables", "Node", "elementary", "nn_extra",
+                   "sampled"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")
