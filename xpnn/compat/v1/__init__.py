@@ -37,7 +37,14 @@ Where it differs from TF1 (each is said again where it applies):
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
-  xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
+  xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``;
+  ``tf.device(...)`` places nothing.
+- ``tf.nn.nce_loss``/``sampled_softmax_loss`` without ``sampled_values=`` and the
+  candidate samplers draw their classes from xpnn's generator: TF1's distributions, other
+  classes than TF's.
+- ``tf.boolean_mask``, ``tf.where(condition)`` and ``tf.segment_sum`` have a length known
+  at run time: on JAX a plan with one runs op by op instead of compiled.
+- ``tf.keras`` holds ``initializers`` only.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
 
@@ -50,7 +57,9 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   add_to_collections, control_dependencies, group, no_op, tuple, set_random_seed, newaxis,
   disable_eager_execution, disable_v2_behavior, enable_resource_variables,
   executing_eagerly, enable_eager_execution
-- sessions: Session, InteractiveSession, get_default_session, use_device
+- sessions: Session, InteractiveSession, get_default_session, use_device; accepted as
+  no-ops (see ``xpnn.compat.v1.config``): device (places nothing), ConfigProto, GPUOptions;
+  ``__version__`` is ``"1.15.0+xpnn"``
 - values: constant, convert_to_tensor, zeros, ones, fill, zeros_like, ones_like, range,
   placeholder, placeholder_with_default, cast, to_float, to_double, to_int32, to_int64,
   identity, stop_gradient, random_normal, truncated_normal, random_uniform, random_shuffle
@@ -61,7 +70,13 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   get_variable, get_variable_scope, AUTO_REUSE
 - initializers: zeros_initializer, ones_initializer, constant_initializer,
   random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
-  variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer
+  variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer,
+  orthogonal_initializer; ``tf.initializers.*`` (zeros, ones, constant, random_normal,
+  random_uniform, truncated_normal, variance_scaling, glorot_uniform, glorot_normal,
+  he_normal, he_uniform, lecun_normal, lecun_uniform, orthogonal, identity,
+  global_variables, local_variables, variables, tables_initializer) and
+  ``tf.keras.initializers`` (those, in CamelCase too; Keras's 0.05 defaults for its
+  random_normal/random_uniform/truncated_normal): ``tf.keras`` has nothing else
 - math: add, subtract, multiply, divide, truediv, realdiv, scalar_mul, add_n, matmul, pow,
   maximum, minimum, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, log,
   sigmoid, tanh, floor, ceil, round, squared_difference, equal, not_equal, greater,
@@ -114,6 +129,8 @@ from .array_ops import (
     where,
     where_v2,
 )
+from .config import VERSION as __version__
+from .config import ConfigProto, GPUOptions, device
 from .control_flow import TensorArray, cond, foldl, foldr, map_fn, scan, while_loop
 from .dtypes import (
     DType,
@@ -152,6 +169,7 @@ from .graphs import (
     set_random_seed,
 )
 from .graphs import tensor_tuple as tuple
+from .initializer_names import initializers, keras, orthogonal_initializer
 from .initializers import (
     constant_initializer,
     glorot_normal_initializer,
@@ -270,6 +288,6 @@ newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
                    "tensors", "unsupported", "variables", "Node", "elementary", "nn_extra",
-                   "sampled"}
+                   "sampled", "initializer_names", "config"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

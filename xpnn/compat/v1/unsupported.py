@@ -17,7 +17,6 @@ HINTS = {
     "tf.case": "not in xpnn.compat.v1; nest tf.cond",
     "tf.py_func": "ops are array-API code: subclass xn.Operation with forward(xp, ...)",
     "tf.numpy_function": "ops are array-API code: subclass xn.Operation",
-    "tf.keras": "xpnn's models are xn.nn.Sequential and xn.nn.NNClassifier",
     "tf.contrib": "tf.contrib is gone from TensorFlow too",
     "tf.estimator": "train with tf.Session and an optimizer's minimize",
     "tf.data": "batches come from xn.data.batches, fed through placeholders",
