@@ -44,7 +44,16 @@ Where it differs from TF1 (each is said again where it applies):
   classes than TF's.
 - ``tf.boolean_mask``, ``tf.where(condition)`` and ``tf.segment_sum`` have a length known
   at run time: on JAX a plan with one runs op by op instead of compiled.
-- ``tf.keras`` holds ``initializers`` only.
+- ``tf.keras`` holds ``initializers`` only. ``tf.initializers`` has TF1's names (zeros,
+  ones, constant, random_normal, random_uniform, truncated_normal, variance_scaling,
+  glorot_uniform, glorot_normal, he_normal, he_uniform, lecun_normal, lecun_uniform,
+  orthogonal, identity, global_variables, local_variables, variables, tables_initializer);
+  ``tf.keras.initializers`` those and their CamelCase classes, with Keras's defaults
+  (stddev 0.05, ±0.05) for random_normal, random_uniform and truncated_normal.
+- ``tf.device(...)``, ``tf.ConfigProto``, ``tf.GPUOptions`` are accepted and do nothing
+  (``xpnn.compat.v1.config``); ``tf.__version__`` is ``"1.15.0+xpnn"``.
+- ``tf.erf`` is computed portably (a series near 0, a Chebyshev fit of erfc beyond):
+  within 1e-15 of the exact value in float64.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
 
@@ -57,9 +66,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   add_to_collections, control_dependencies, group, no_op, tuple, set_random_seed, newaxis,
   disable_eager_execution, disable_v2_behavior, enable_resource_variables,
   executing_eagerly, enable_eager_execution
-- sessions: Session, InteractiveSession, get_default_session, use_device; accepted as
-  no-ops (see ``xpnn.compat.v1.config``): device (places nothing), ConfigProto, GPUOptions;
-  ``__version__`` is ``"1.15.0+xpnn"``
+- sessions: Session, InteractiveSession, get_default_session, use_device
+- placement: device, ConfigProto, GPUOptions
 - values: constant, convert_to_tensor, zeros, ones, fill, zeros_like, ones_like, range,
   placeholder, placeholder_with_default, cast, to_float, to_double, to_int32, to_int64,
   identity, stop_gradient, random_normal, truncated_normal, random_uniform, random_shuffle
@@ -71,12 +79,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - initializers: zeros_initializer, ones_initializer, constant_initializer,
   random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
   variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer,
-  orthogonal_initializer; ``tf.initializers.*`` (zeros, ones, constant, random_normal,
-  random_uniform, truncated_normal, variance_scaling, glorot_uniform, glorot_normal,
-  he_normal, he_uniform, lecun_normal, lecun_uniform, orthogonal, identity,
-  global_variables, local_variables, variables, tables_initializer) and
-  ``tf.keras.initializers`` (those, in CamelCase too; Keras's 0.05 defaults for its
-  random_normal/random_uniform/truncated_normal): ``tf.keras`` has nothing else
+  orthogonal_initializer
 - math: add, subtract, multiply, divide, truediv, realdiv, scalar_mul, add_n, matmul, pow,
   maximum, minimum, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, log,
   sigmoid, tanh, floor, ceil, round, squared_difference, equal, not_equal, greater,
@@ -84,17 +87,15 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, reduce_all, reduce_any,
   reduce_logsumexp, argmax, argmin, clip_by_value, clip_by_norm, clip_by_global_norm,
   global_norm, gradients
-- more math (also under tf.math): sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, asinh,
-  acosh, atanh, log1p, expm1, erf (portable: a series and a Chebyshev fit), is_nan,
-  is_inf, is_finite, floordiv, floor_div, floormod, mod, truncatediv, truncatemod,
-  softsign, segment_sum; boolean_mask and ``where(condition)`` (a run-time length: on JAX
-  their plans run op by op, not compiled)
+- functions: sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, asinh, acosh, atanh,
+  log1p, expm1, erf, is_nan, is_inf, is_finite, floordiv, floor_div, floormod, mod,
+  truncatediv, truncatemod, softsign, segment_sum, boolean_mask
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math
+- modules: nn, losses, train, layers, math, initializers, keras
 """
 
 import sys as _sys
@@ -286,7 +287,7 @@ Tensor = Node  # every xpnn node is a tensor (one output) and an operation
 Operation = Node
 newaxis = None
 
-_IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
+_IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "session",
                    "tensors", "unsupported", "variables", "Node", "elementary", "nn_extra",
                    "sampled", "initializer_names", "config"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)

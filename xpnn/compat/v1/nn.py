@@ -8,8 +8,10 @@ softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
 dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k,
 selu, softsign, swish, crelu, weighted_cross_entropy_with_logits, in_top_k, nce_loss,
-sampled_softmax_loss, log_uniform_candidate_sampler, uniform_candidate_sampler (the
-samplers draw from xpnn's generator, not TF's: see ``xpnn.compat.v1.sampled``).
+sampled_softmax_loss, log_uniform_candidate_sampler, uniform_candidate_sampler.
+
+The candidate samplers (and nce_loss, sampled_softmax_loss without ``sampled_values=``)
+draw from xpnn's generator, not TF's: see ``xpnn.compat.v1.sampled``.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
