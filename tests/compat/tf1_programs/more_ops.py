@@ -1,7 +1,8 @@
 """TF1's wider op set as tutorials used it: a small classifier with selu, swish, softsign
 and crelu layers trained by a weighted cross-entropy; the unary math (trigonometric,
 hyperbolic, log1p, expm1, erf) and its gradients; integer divisions; and an evaluation with
-top_k, in_top_k, boolean_mask, tf.where on its own and segment_sum."""
+top_k, in_top_k, boolean_mask, tf.where on its own and segment_sum; the sequence ops
+gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask and cumsum."""
 
 import numpy as np
 
@@ -54,6 +55,20 @@ def main(tf, workdir=None):
     masked_loss = tf.reduce_sum(tf.boolean_mask(logits, y > 0.5))
     mask_grad = tf.gradients(masked_loss, logits)[0]
 
+    table = tf.reshape(tf.range(24.0), [4, 6]) * 0.1
+    lengths = tf.constant([1, 3, 0, 4])
+    mask = tf.sequence_mask(lengths, 5, dtype=tf.float32)
+    sequences = [tf.gather_nd(table, [[1, 2], [3, 0], [1, 2]]), tf.gather_nd(table, [[2], [0]]),
+                 tf.scatter_nd([[1], [3], [1]], tf.constant([1.0, 2.0, 3.0]), [5]),
+                 tf.unsorted_segment_sum(table, [0, 2, 0, -1], 3),
+                 tf.math.unsorted_segment_sum(tf.constant([1, 2, 3]), [1, 1, 0], 2),
+                 mask, tf.sequence_mask(lengths), tf.cumsum(table, axis=1),
+                 tf.cumsum(table, exclusive=True), tf.cumsum(table, axis=1, reverse=True),
+                 tf.math.cumsum(table, axis=1, exclusive=True, reverse=True)]
+    sequence_grad = tf.gradients(tf.reduce_sum(tf.cumsum(logits, axis=1, exclusive=True) *
+                                               tf.gather_nd(logits, [[0], [2], [0]])[0]),
+                                 logits)[0]
+
     data = rng.randn(8, 4).astype(np.float32)
     onehot = np.eye(3, dtype=np.float32)[rng.randint(0, 3, 8)]
     points = rng.uniform(-0.9, 0.9, 6).astype(np.float32)
@@ -63,7 +78,8 @@ def main(tf, workdir=None):
         for step in range(4):
             record[f"loss{step}"] = sess.run([loss, train], {x: data, y: onehot})[0]
         feed = {x: data, y: onehot, u: points}
-        values = sess.run(unary + [math_grad] + divisions + tests, feed)
+        values = sess.run(unary + [math_grad] + divisions + tests + sequences
+                          + [sequence_grad], feed)
         record.update({f"math{i}": v for i, v in enumerate(values)})
         (record["top_values"], record["top_indices"], record["hit1"], record["hit2"],
          record["confident"], record["positions"], record["per_class"],
