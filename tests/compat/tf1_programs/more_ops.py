@@ -39,7 +39,12 @@ def main(tf, workdir=None):
     b = tf.constant([2, 2, -2, -2, 3])
     divisions = [tf.floordiv(a, b), tf.floor_div(a, b), tf.mod(a, b), tf.floormod(a, b),
                  tf.truncatediv(a, b), tf.truncatemod(a, b),
-                 tf.floormod(tf.constant([5.5, -5.5]), 2.0), tf.math.floordiv(7.5, 2.0)]
+                 tf.floormod(tf.constant([5.5, -5.5]), 2.0), tf.math.floordiv(7.5, 2.0),
+                 tf.div(a, b), tf.div(tf.constant([7.0, -7.0]), 2.0),
+                 tf.div_no_nan(u, tf.floor(u * 2.0)), tf.math.divide_no_nan(3.0, 0.0),
+                 tf.log_sigmoid(u * 40.0), tf.math.log_sigmoid(-u * 40.0),
+                 tf.gradients(tf.reduce_sum(tf.div_no_nan(u * u, tf.floor(u * 2.0))
+                                            + tf.log_sigmoid(u)), u)[0]]
     special = tf.constant([1.0, np.nan, np.inf, -np.inf])
     tests = [tf.is_nan(special), tf.is_inf(special), tf.is_finite(special),
              tf.math.is_nan(special)]

@@ -89,7 +89,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   global_norm, gradients
 - functions: sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, asinh, acosh, atanh,
   log1p, expm1, erf, is_nan, is_inf, is_finite, floordiv, floor_div, floormod, mod,
-  truncatediv, truncatemod, softsign, segment_sum, boolean_mask
+  truncatediv, truncatemod, softsign, segment_sum, boolean_mask, div, div_no_nan,
+  divide_no_nan, log_sigmoid
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,

@@ -1,9 +1,9 @@
 """TF1's elementary functions (``tf.sin`` ... ``tf.atanh``, ``atan2``, ``log1p``, ``expm1``,
-``erf``), its integer-style divisions (``floordiv``/``floor_div``, ``mod``/``floormod``,
-``truncatediv``, ``truncatemod``), the tests ``is_nan``/``is_inf``/``is_finite``, and the
-selections of run-time length ``boolean_mask`` and ``segment_sum``: top-level and under
-``tf.math`` (``tf.math.is_nan``...), over ``xpnn.ops.elementary`` and
-``xpnn.ops.selection``.
+``erf``, ``log_sigmoid``), its integer-style divisions (``floordiv``/``floor_div``,
+``mod``/``floormod``, ``truncatediv``, ``truncatemod``, the old ``div``, ``div_no_nan``),
+the tests ``is_nan``/``is_inf``/``is_finite``, and the selections of run-time length
+``boolean_mask`` and ``segment_sum``: top-level and under ``tf.math``
+(``tf.math.is_nan``...), over ``xpnn.ops.elementary`` and ``xpnn.ops.selection``.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -68,6 +68,35 @@ truncatediv = _binary(ops.truncatediv, "TruncateDiv")
 truncatemod = _binary(ops.truncatemod, "TruncateMod")
 
 
+def div(x, y, name=None):
+    """TF1's old ``tf.div``: Python 2's division, floor division for integers."""
+    if not isinstance(x, Node) and not isinstance(y, Node):
+        x = as_tensor(x)
+    quotient = ops.divide(x, y)
+    x, y = quotient.inputs
+    if (x.dtype or "float32").startswith(("int", "uint")):
+        return ops.floordiv(x, y, name=op_name(name, "FloorDiv"))
+    return ops.identity(quotient, name=op_name(name, "div"))
+
+
+def div_no_nan(x, y, name=None):
+    """x / y, 0 where y is 0 (its gradient too)."""
+    x, y = as_tensor(x), as_tensor(y)
+    zero = ops.logic.equal(y, 0.0)
+    safe = ops.logic.where(zero, ops.ones_like(y), y)
+    return ops.logic.where(zero, ops.zeros_like(ops.divide(x, safe)), ops.divide(x, safe),
+                           name=op_name(name, "div_no_nan"))
+
+
+divide_no_nan = div_no_nan
+
+
+def log_sigmoid(x, name=None):
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    return ops.negative(ops.softplus(ops.negative(as_tensor(x))),
+                        name=op_name(name, "LogSigmoid"))
+
+
 def boolean_mask(tensor, mask, name="boolean_mask", axis=None):
     """The slices of ``tensor`` where ``mask`` (bool, the shape of the tensor's axes from
     ``axis``, 0 by default) holds, in one axis of run-time length. A plan with it cannot be
@@ -96,4 +125,5 @@ def segment_sum(data, segment_ids, name=None):
 __all__ = ["sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh",
            "acosh", "atanh", "log1p", "expm1", "erf", "is_nan", "is_inf", "is_finite",
            "softsign", "floordiv", "floor_div", "floormod", "mod", "truncatediv",
-           "truncatemod", "boolean_mask", "segment_sum"]
+           "truncatemod", "boolean_mask", "segment_sum", "div", "div_no_nan", "divide_no_nan",
+           "log_sigmoid"]
