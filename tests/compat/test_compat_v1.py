@@ -416,8 +416,7 @@ def test_structure_ops(on):
     for got, want in zip(out, expected):
         np.testing.assert_array_equal(got, want)
     assert out[12].dtype == np.int32 and out[20].dtype == np.int32 and out[21].dtype == np.int64
-    with pytest.raises(NotImplementedError, match="indices of the true entries"):
-        tf.where(x > 2)
+    np.testing.assert_array_equal(run(tf.where(x > 2)), np.argwhere(host > 2))  # issue 27
     with pytest.raises(NotImplementedError, match="only CONSTANT padding"):
         tf.pad(x, [[1, 1], [1, 1]], mode="REFLECT")
     with pytest.raises(TypeError, match="not a sequence"):
