@@ -5,6 +5,7 @@ A new op, TF1's included, adds its cases here."""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +34,12 @@ def nonzero(*shape):
 def distinct(*shape):
     """Values at least 0.25 apart (no ties for reduce_max)."""
     return lambda r: r.permutation(int(np.prod(shape))).reshape(shape) * 0.25 - 1.0
+
+
+def inside(*shape_and_bound):
+    """Values in (-bound, bound), never within 0.1 of either end (asin's, atanh's domain)."""
+    *shape, bound = shape_and_bound
+    return lambda r: r.uniform(-bound + 0.1, bound - 0.1, shape)
 
 
 def around_clip(*shape):
@@ -95,6 +102,15 @@ def np_cumsum(x, axis=0, exclusive=False, reverse=False):
     x = np.flip(x, axis) if reverse else x
     out = np.cumsum(x, axis=axis) - (x if exclusive else 0)
     return np.flip(out, axis) if reverse else out
+
+
+def np_erf(x):
+    return np.vectorize(math.erf)(x)
+
+
+def np_selu(x):
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    return scale * np.where(x < 0, alpha * np.expm1(x), x)
 
 
 def np_masked_softmax(x, mask, axis=-1):
@@ -345,6 +361,37 @@ CASES = [
     case("tile", lambda x: ops.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
     case("pad", lambda x: ops.pad(x, [[1, 0], [2, 3]]),
          lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
+    # elementary functions (ops.elementary) and the activations TF1 added (issue 27)
+    case("sin", ops.sin, np.sin, normal(3, 4)),
+    case("cos", ops.cos, np.cos, normal(3, 4)),
+    case("tan", ops.tan, np.tan, inside(3, 4, 1.2)),
+    case("asin", ops.asin, np.arcsin, inside(3, 4, 0.8)),
+    case("acos", ops.acos, np.arccos, inside(3, 4, 0.8)),
+    case("atan", ops.atan, np.arctan, normal(3, 4)),
+    case("atan2", ops.atan2, np.arctan2, nonzero(3, 4), nonzero(3, 4)),
+    case("atan2-bias", ops.atan2, np.arctan2, nonzero(3, 4), nonzero(4)),
+    case("sinh", ops.sinh, np.sinh, normal(3, 4)),
+    case("cosh", ops.cosh, np.cosh, normal(3, 4)),
+    case("asinh", ops.asinh, np.arcsinh, normal(3, 4)),
+    case("acosh", lambda x: ops.acosh(x + 1.0), lambda x: np.arccosh(x + 1.0), positive(3, 4)),
+    case("atanh", ops.atanh, np.arctanh, inside(3, 4, 0.8)),
+    case("log1p", ops.log1p, np.log1p, positive(3, 4)),
+    case("expm1", ops.expm1, np.expm1, normal(3, 4)),
+    case("erf", ops.erf, np_erf, lambda r: r.uniform(-3.0, 3.0, (4, 5))),
+    case("floormod", ops.floormod, lambda a, b: np.mod(a, b), nonzero(3, 4),
+         lambda r: r.choice([-0.7, 0.7], (3, 4)) * np.float64(np.float32(1.0))),
+    case("selu", ops.selu, np_selu, nonzero(3, 4)),
+    case("softsign", ops.softsign, lambda x: x / (1.0 + np.abs(x)), nonzero(3, 4)),
+    case("swish", ops.swish, lambda x: x * np_sigmoid(x), normal(3, 4)),
+    case("crelu", ops.crelu, lambda x: np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)],
+                                                      -1), nonzero(3, 4)),
+    # selections of run-time length (ops.selection)
+    case("boolean_mask", lambda x: ops.boolean_mask(x, ROWS), lambda x: x[np.array(ROWS)],
+         normal(3, 4)),
+    case("boolean_mask-axis1", lambda x: ops.boolean_mask(x, [True, False, True], axis=1),
+         lambda x: x[:, [0, 2]], normal(2, 3, 2)),
+    case("segment_sum", lambda x: ops.segment_sum(x, [0, 0, 2, 2, 3]),
+         lambda x: np_segment_sum(x, [0, 0, 2, 2, 3], 4), normal(5, 3)),
     # the LSTM cell's elementwise part (ops.recurrent): h' and c' side by side
     case("lstm_cell_elementwise",
          lambda g, c: ops.concat(list(ops.lstm_cell_elementwise(g, c)), axis=-1),

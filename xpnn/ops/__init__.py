@@ -25,6 +25,7 @@ from . import (
     contraction,
     conv,
     core,
+    elementary,
     indexing,
     logic,
     losses,
@@ -32,6 +33,7 @@ from . import (
     random,
     recurrent,
     reductions,
+    selection,
     shape,
 )
 from .activations import *
@@ -39,6 +41,7 @@ from .arithmetic import *
 from .contraction import *
 from .conv import *
 from .core import *
+from .elementary import *
 from .indexing import *
 from .logic import *
 from .losses import *
@@ -46,6 +49,7 @@ from .random import *
 from .recurrent import *
 from .reductions import *
 from .reductions import _stable_max  # the device kernels call it
+from .selection import *
 from .shape import *
 
 

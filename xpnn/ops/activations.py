@@ -14,9 +14,10 @@ import math
 
 from ..devices import indicator
 from ..graph import Operation
-from .arithmetic import exp, multiply, square, subtract
+from .arithmetic import abs, exp, multiply, negative, square, subtract
 from .core import Elementwise, Unary
 from .reductions import _stable_max, reduce_sum
+from .shape import concat
 
 
 class Relu(Unary):
@@ -243,6 +244,46 @@ class LogSoftmax(Softmax):
         return [subtract(grad, multiply(exp(self), total))]
 
 
+# SELU's constants (Klambauer et al. 2017), as TF1's kernel has them
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+class Selu(Unary):
+    """scale * x where x >= 0, else scale * alpha * (exp(x) - 1) (self-normalising)."""
+
+    fresh = True
+
+    def forward(self, xp, x):
+        return xp.where(x < 0, (SELU_SCALE * SELU_ALPHA) * xp.expm1(x), SELU_SCALE * x)
+
+    def backward(self, grad):
+        return [SeluGrad(grad, self)]
+
+
+class SeluGrad(Elementwise):
+    """grad * scale where y >= 0, else grad (y + scale alpha), from selu's output y."""
+
+    def forward(self, xp, grad, y):
+        return xp.where(y < 0, grad * (y + SELU_SCALE * SELU_ALPHA), grad * SELU_SCALE)
+
+    def backward(self, grad):
+        g, y = self.inputs
+        return [SeluGrad(grad, y), grad * g * (y < 0.0)]
+
+
+class Softsign(Unary):
+    """x / (1 + |x|)."""
+
+    fresh = True
+
+    def forward(self, xp, x):
+        return x / (xp.abs(x) + 1.0)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        return [grad / square(abs(x) + 1.0)]
+
+
 def relu(x, name=None):
     """max(x, 0)."""
     return Relu(x, name=name)
@@ -320,7 +361,33 @@ def log_softmax(x, axis=-1, name=None):
     return LogSoftmax(x, axis, name=name)
 
 
+def selu(x, name=None):
+    """TF1's ``tf.nn.selu``: scale * elu(x) with alpha, the self-normalising constants.
+
+    >>> import xpnn as xn
+    >>> round(xn.Session().run(xn.ops.selu([1.0]))[0].item(), 6)
+    1.050701
+    """
+    return Selu(x, name=name)
+
+
+def softsign(x, name=None):
+    """x / (1 + |x|)."""
+    return Softsign(x, name=name)
+
+
+def swish(x, name=None):
+    """x * sigmoid(x) (TF1's ``tf.nn.swish``, also called SiLU)."""
+    return multiply(x, sigmoid(x), name=name)
+
+
+def crelu(x, axis=-1, name=None):
+    """relu(x) and relu(-x) concatenated along ``axis`` (twice as many features)."""
+    return concat([relu(x), relu(negative(x))], axis, name=name)
+
+
 __all__ = ["Relu", "ReluGrad", "LeakyRelu", "LeakyReluGrad", "Sigmoid", "SigmoidGrad", "Tanh",
            "Relu6", "Relu6Grad", "Elu", "EluGrad", "Softplus", "SoftplusGrad", "Softmax",
            "LogSoftmax", "relu", "leaky_relu", "sigmoid", "tanh", "relu6", "elu", "softplus",
-           "softmax", "log_softmax", "MaskedSoftmax", "masked_softmax"]
+           "softmax", "log_softmax", "MaskedSoftmax", "masked_softmax", "SELU_ALPHA",
+           "SELU_SCALE", "Selu", "SeluGrad", "Softsign", "selu", "softsign", "swish", "crelu"]

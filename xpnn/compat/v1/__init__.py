@@ -37,7 +37,23 @@ Where it differs from TF1 (each is said again where it applies):
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
-  xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
+  xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``;
+  ``tf.device(...)`` places nothing.
+- ``tf.nn.nce_loss``/``sampled_softmax_loss`` without ``sampled_values=`` and the
+  candidate samplers draw their classes from xpnn's generator: TF1's distributions, other
+  classes than TF's.
+- ``tf.boolean_mask``, ``tf.where(condition)`` and ``tf.segment_sum`` have a length known
+  at run time: on JAX a plan with one runs op by op instead of compiled.
+- ``tf.keras`` holds ``initializers`` only. ``tf.initializers`` has TF1's names (zeros,
+  ones, constant, random_normal, random_uniform, truncated_normal, variance_scaling,
+  glorot_uniform, glorot_normal, he_normal, he_uniform, lecun_normal, lecun_uniform,
+  orthogonal, identity, global_variables, local_variables, variables, tables_initializer);
+  ``tf.keras.initializers`` those and their CamelCase classes, with Keras's defaults
+  (stddev 0.05, ±0.05) for random_normal, random_uniform and truncated_normal.
+- ``tf.device(...)``, ``tf.ConfigProto``, ``tf.GPUOptions`` are accepted and do nothing
+  (``xpnn.compat.v1.config``); ``tf.__version__`` is ``"1.15.0+xpnn"``.
+- ``tf.erf`` is computed portably (a series near 0, a Chebyshev fit of erfc beyond):
+  within 1e-15 of the exact value in float64.
 - An IndexedSlices (the gradient of gather / embedding_lookup, whose rows alone Momentum,
   RMSProp and Adagrad update, as TF1) is made dense by ``convert_to_tensor``, by Python
   arithmetic and by the ops that convert their arguments; an op that takes only nodes
@@ -56,6 +72,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   disable_eager_execution, disable_v2_behavior, enable_resource_variables,
   executing_eagerly, enable_eager_execution
 - sessions: Session, InteractiveSession, get_default_session, use_device
+- placement: device, ConfigProto, GPUOptions
 - values: constant, convert_to_tensor, zeros, ones, fill, zeros_like, ones_like, range,
   placeholder, placeholder_with_default, cast, to_float, to_double, to_int32, to_int64,
   identity, stop_gradient, random_normal, truncated_normal, random_uniform, random_shuffle
@@ -66,7 +83,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   get_variable, get_variable_scope, AUTO_REUSE
 - initializers: zeros_initializer, ones_initializer, constant_initializer,
   random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
-  variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer
+  variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer,
+  orthogonal_initializer
 - math: add, subtract, multiply, divide, truediv, realdiv, scalar_mul, add_n, matmul, pow,
   maximum, minimum, negative, abs, sign, square, sqrt, rsqrt, reciprocal, exp, log,
   sigmoid, tanh, floor, ceil, round, squared_difference, equal, not_equal, greater,
@@ -75,12 +93,16 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   reduce_logsumexp, argmax, argmin, clip_by_value, clip_by_norm, clip_by_global_norm,
   global_norm, gradients
 - sparse: IndexedSlices
+- functions: sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, asinh, acosh, atanh,
+  log1p, expm1, erf, is_nan, is_inf, is_finite, floordiv, floor_div, floormod, mod,
+  truncatediv, truncatemod, softsign, segment_sum, boolean_mask, div, div_no_nan,
+  divide_no_nan, log_sigmoid
 - structure: concat, stack, unstack, split, gather, one_hot, where, where_v2, squeeze,
   expand_dims, tile, pad, shape, size, rank, reshape, transpose, slice, reverse
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math
+- modules: nn, losses, train, layers, math, initializers, keras
 """
 
 import sys as _sys
@@ -115,6 +137,8 @@ from .array_ops import (
     where,
     where_v2,
 )
+from .config import VERSION as __version__
+from .config import ConfigProto, GPUOptions, device
 from .control_flow import TensorArray, cond, foldl, foldr, map_fn, scan, while_loop
 from .dtypes import (
     DType,
@@ -132,6 +156,7 @@ from .dtypes import (
     uint8,
     uint16,
 )
+from .elementary import *  # noqa: F403 - sin ... segment_sum, listed in its __all__
 from .graphs import (
     GraphKeys,
     add_to_collection,
@@ -153,6 +178,7 @@ from .graphs import (
 )
 from .graphs import tensor_tuple as tuple
 from .indexed_slices import IndexedSlices
+from .initializer_names import initializers, keras, orthogonal_initializer
 from .initializers import (
     constant_initializer,
     glorot_normal_initializer,
@@ -270,7 +296,7 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "indexed_slices",
-                   "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node"}
+                   "session", "tensors", "unsupported", "variables", "Node", "elementary",
+                   "nn_extra", "sampled", "initializer_names", "config"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -25,6 +25,7 @@ from ... import ops
 from ...graph import Node
 from ...ops import logic
 from .dtypes import float32, int32, name_of
+from .elementary import where_indices
 from .graphs import op_name
 from .tensors import as_tensor, host_array
 
@@ -119,11 +120,13 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
 
 
 def where(condition, x=None, y=None, name=None):
-    """x where ``condition`` else y; a 1-D condition picks whole rows of x and y (TF1)."""
-    if x is None and y is None:
-        raise NotImplementedError(
-            "tf.where(condition) alone gives the indices of the true entries, a shape known "
-            "only at run time, which xpnn's plans do not make; select with tf.where(c, x, y)")
+    """x where ``condition`` else y; a 1-D condition picks whole rows of x and y (TF1).
+    With the condition alone: the indices (int64 rows) of its true entries."""
+    if x is None and y is None:  # the indices of the true entries: a run-time count
+        return where_indices(condition, name)
+    if x is None or y is None:
+        raise ValueError("tf.where: give x and y both, or neither (the indices of the true "
+                         "entries)")
     condition, x, y = as_tensor(condition), as_tensor(x), as_tensor(y)
     rows = x.shape if x.shape is not None else y.shape
     if condition.shape is not None and len(condition.shape) == 1 and rows is not None \

@@ -20,8 +20,10 @@ from ...graph import Node, as_node
 from ...ops import logic
 from .array_ops import cumsum, unsorted_segment_sum  # noqa: F401 - tf.math's too
 from .dtypes import int64, name_of
+from .elementary import *  # noqa: F403 - tf.math.sin ... tf.math.segment_sum
 from .graphs import op_name
 from .indexed_slices import IndexedSlices, from_gradient, map_values
+from .nn_extra import in_top_k  # noqa: F401 - tf.math's too
 from .tensors import as_tensor
 from .unsupported import module_getattr
 

@@ -6,7 +6,12 @@ Its names: relu, relu6, elu, leaky_relu, softplus, sigmoid, tanh, softmax, log_s
 l2_loss, l2_normalize, softmax_cross_entropy_with_logits,
 softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
-dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k.
+dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k,
+selu, softsign, swish, crelu, weighted_cross_entropy_with_logits, in_top_k, nce_loss,
+sampled_softmax_loss, log_uniform_candidate_sampler, uniform_candidate_sampler.
+
+The candidate samplers (and nce_loss, sampled_softmax_loss without ``sampled_values=``)
+draw from xpnn's generator, not TF's: see ``xpnn.compat.v1.sampled``.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -24,6 +29,8 @@ from ...graph import Node
 from ...ops import conv
 from . import math as _math
 from .graphs import op_name
+from .nn_extra import *  # noqa: F403 - selu ... sampled_softmax_loss
+from .nn_extra import __all__ as _more
 from .tensors import as_tensor
 from .unsupported import module_getattr
 
@@ -197,5 +204,5 @@ __all__ = ["avg_pool", "avg_pool2d", "batch_normalization", "bias_add", "conv2d"
            "max_pool", "max_pool2d", "moments", "relu", "relu6", "sigmoid",
            "sigmoid_cross_entropy_with_logits", "softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2", "softplus",
-           "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b", "top_k"]
+           "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b", "top_k", *_more]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.nn")
