@@ -659,9 +659,9 @@ def test_saver_round_trip_and_max_to_keep(on, tmp_path):
 
 
 @pytest.mark.parametrize("symbol, hint", [
-    ("case", "tf.cond"), ("nn.dynamic_rnn", "loop='scan'"), ("layers.conv2d_transpose", "not impl"),
+    ("case", "tf.cond"), ("nn.raw_rnn", "dynamic_rnn"), ("layers.conv2d_transpose", "not impl"),
     ("summary", "draw_graph"), ("keras", "Sequential"), ("no_such_name", "help(xpnn.compat.v1)"),
-    ("nn.rnn_cell", "xn.nn.LSTM"), ("train.FtrlOptimizer", "not implemented"),
+    ("nn.raw_rnn", "while_loop"), ("train.FtrlOptimizer", "not implemented"),
     ("losses.cosine_distance", "not implemented"), ("math.cumprod", "help(xpnn.compat.v1)"),
 ])
 def test_missing_names_raise_not_implemented_naming_the_xpnn_way(symbol, hint):

@@ -39,9 +39,9 @@ Where it differs from TF1 (each is said again where it applies):
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
+  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.raw_rnn``...).
 
-Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
+Every name (tf.nn, tf.nn.rnn_cell, tf.losses, tf.train and tf.layers list theirs):
 
 - dtypes: DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
   int64, uint8, uint16, bool

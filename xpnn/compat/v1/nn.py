@@ -6,7 +6,8 @@ Its names: relu, relu6, elu, leaky_relu, softplus, sigmoid, tanh, softmax, log_s
 l2_loss, l2_normalize, softmax_cross_entropy_with_logits,
 softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
-dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k.
+dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k,
+rnn_cell (its cells: see its help), dynamic_rnn, static_rnn, bidirectional_dynamic_rnn.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -23,7 +24,9 @@ from ... import normalization, ops
 from ...graph import Node
 from ...ops import conv
 from . import math as _math
+from . import rnn_cell
 from .graphs import op_name
+from .rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_rnn
 from .tensors import as_tensor
 from .unsupported import module_getattr
 
@@ -198,4 +201,5 @@ __all__ = ["avg_pool", "avg_pool2d", "batch_normalization", "bias_add", "conv2d"
            "sigmoid_cross_entropy_with_logits", "softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2", "softplus",
            "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b", "top_k"]
+__all__ += ["bidirectional_dynamic_rnn", "dynamic_rnn", "rnn_cell", "static_rnn"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.nn")
