@@ -209,3 +209,25 @@ def test_bad_input_is_refused_with_tf1s_errors():
         tf.nn.rnn_cell.DeviceWrapper  # noqa: B018
     with pytest.raises(tf.unsupported.TF1NameError, match="bidirectional_dynamic_rnn"):
         tf.nn.static_bidirectional_rnn  # noqa: B018
+
+
+def test_the_zero_state_is_fed_the_last_batchs_final_state(on):
+    """Truncated backpropagation through time as TF1 programs write it: the final state
+    of one run fed into the zero state of the next gives the run over both windows."""
+    cell = tf.nn.rnn_cell.BasicLSTMCell(3)
+    x = tf.placeholder(tf.float32, [3, 2, 2])
+    initial = cell.zero_state(3, tf.float32)
+    outputs, final = tf.nn.dynamic_rnn(cell, x, initial_state=initial)
+    whole = tf.placeholder(tf.float32, [3, 4, 2])
+    whole_out, whole_final = tf.nn.dynamic_rnn(cell, whole, initial_state=initial)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        state = sess.run(initial)
+        assert not state.c.any() and not state.h.any()
+        for t in (0, 2):
+            out, state = sess.run([outputs, final], {x: DATA[:, t:t + 2], initial: state})
+        want_out, want = sess.run([whole_out, whole_final], {whole: DATA})
+        with pytest.raises(ValueError, match="a tuple of 2 tensors"):
+            sess.run(final, {x: DATA[:, :2], initial: state.c})
+    np.testing.assert_allclose(out, want_out[:, 2:], **tolerance("float32"))
+    np.testing.assert_allclose(state.c, want.c, **tolerance("float32"))

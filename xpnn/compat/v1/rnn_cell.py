@@ -23,9 +23,14 @@ their sizes.
   the cell's inputs, outputs and state (not an LSTM's c), the masks drawn anew at each
   step from the Session's generator; keep probabilities may be placeholders.
 
+``zero_state(batch_size, dtype)`` of an int batch size is a tensor a run may feed (the
+last batch's final state, as TF1 programs do; a run feeds a state tuple by its tuple).
+
 Where it differs from TF1: a cell first called inside a ``tf.while_loop`` body must have
 been called (built) outside it before (``tf.nn.dynamic_rnn`` builds its cell first);
-``DropoutWrapper(variational_recurrent=True)`` and ``seed`` are not supported.
+``zero_state``'s batch size is an int or ``tf.shape(x)[k]`` (that one not fed), not
+another tensor; ``DropoutWrapper(variational_recurrent=True)`` and ``seed`` are not
+supported.
 
 Its names: RNNCell, LayerRNNCell, BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell,
 MultiRNNCell, DropoutWrapper, ResidualWrapper, LSTMStateTuple.
@@ -44,6 +49,8 @@ from __future__ import annotations
 import collections
 import sys
 
+import numpy as np
+
 from ... import ops
 from ...graph import Node, TensorShape
 from ...ops import recurrent
@@ -51,7 +58,7 @@ from .dtypes import as_dtype, float32
 from .graphs import name_scope
 from .initializers import constant_initializer, zeros_initializer
 from .layers import Layer
-from .tensors import as_tensor, zeros
+from .tensors import as_tensor, placeholder_with_default, zeros
 from .unsupported import module_getattr
 from .variables import variable_scope
 
@@ -96,9 +103,11 @@ def _activation(activation):
 
 
 def zeros_for_batch(batch_size, size, dtype):
-    """Zeros of shape (batch_size, size): ``batch_size`` an int, or ``tf.shape(x)[k]``."""
+    """Zeros of shape (batch_size, size): ``batch_size`` an int (a tensor a run may feed,
+    as TF1's: a program feeds the last batch's final state there), or ``tf.shape(x)[k]``."""
     if not isinstance(batch_size, Node):
-        return zeros([int(batch_size), int(size)], dtype)
+        shape = [int(batch_size), int(size)]
+        return placeholder_with_default(np.zeros(shape, as_dtype(dtype).name), shape, "zeros")
     source = _shape_source(batch_size)
     if source is None:
         raise NotImplementedError(
