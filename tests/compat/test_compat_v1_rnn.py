@@ -231,3 +231,11 @@ def test_the_zero_state_is_fed_the_last_batchs_final_state(on):
             sess.run(final, {x: DATA[:, :2], initial: state.c})
     np.testing.assert_allclose(out, want_out[:, 2:], **tolerance("float32"))
     np.testing.assert_allclose(state.c, want.c, **tolerance("float32"))
+
+
+def test_the_docstring_lists_every_name_of_rnn_cell():
+    from tests.compat.test_compat_v1 import _listed
+
+    assert _listed(tf.nn.rnn_cell.__doc__, "Its names:") == set(tf.nn.rnn_cell.__all__)
+    assert {"dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "rnn_cell"} <= _listed(
+        tf.nn.__doc__, "Its names:")

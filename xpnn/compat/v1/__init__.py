@@ -41,7 +41,7 @@ Where it differs from TF1 (each is said again where it applies):
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.raw_rnn``...).
 
-Every name (tf.nn, tf.nn.rnn_cell, tf.losses, tf.train and tf.layers list theirs):
+Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
 - dtypes: DType, as_dtype, float16, half, float32, float64, double, int8, int16, int32,
   int64, uint8, uint16, bool
@@ -263,6 +263,6 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node"}
+                   "tensors", "unsupported", "variables", "Node", "rnn", "rnn_cell"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

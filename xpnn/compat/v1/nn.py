@@ -7,7 +7,7 @@ l2_loss, l2_normalize, softmax_cross_entropy_with_logits,
 softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
 dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k,
-rnn_cell (its cells: see its help), dynamic_rnn, static_rnn, bidirectional_dynamic_rnn.
+rnn_cell, dynamic_rnn, static_rnn, bidirectional_dynamic_rnn.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()

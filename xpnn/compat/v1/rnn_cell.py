@@ -422,7 +422,8 @@ class MultiRNNCell(RNNCell):
 
 
 class _Wrapper(RNNCell):
-    """A cell around ``cell``: its Variables, scope and sizes are the wrapped cell's."""
+    """A cell around ``cell``: its Variables (none of its own, as TF1's ``weights`` says),
+    scope and sizes are the wrapped cell's."""
 
     def __init__(self, cell):
         super().__init__()
@@ -440,14 +441,6 @@ class _Wrapper(RNNCell):
 
     def __call__(self, inputs, state, scope=None):
         return self.call(as_tensor(inputs), state, scope)
-
-    @property
-    def variables(self):
-        return self.cell.variables
-
-    @variables.setter
-    def variables(self, value):
-        pass  # Layer.__init__ sets it; the wrapped cell holds them
 
 
 class DropoutWrapper(_Wrapper):
