@@ -182,6 +182,21 @@ def test_dropout_wrapper_drops_outputs_at_each_step(on):
     np.testing.assert_allclose(half[kept], 2 * full[kept], **tolerance("float32"))
 
 
+def test_dropout_wrapper_on_an_lstms_state_drops_h_and_keeps_c(on):
+    keep = tf.placeholder(tf.float32, [])
+    cell = tf.nn.rnn_cell.BasicLSTMCell(50)
+    dropped = tf.nn.rnn_cell.DropoutWrapper(cell, state_keep_prob=keep)
+    x = tf.constant(DATA[:, 0])
+    _, state = dropped(x, dropped.zero_state(3, tf.float32))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        full, half = sess.run(state, {keep: 1.0}), sess.run(state, {keep: 0.5})
+    np.testing.assert_array_equal(half.c, full.c)
+    kept = half.h != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(half.h[kept], 2 * full.h[kept], **tolerance("float32"))
+
+
 def test_bad_input_is_refused_with_tf1s_errors():
     tf.reset_default_graph()
     x = tf.placeholder(tf.float32, [None, 4, 2])

@@ -29,8 +29,8 @@ last batch's final state, as TF1 programs do; a run feeds a state tuple by its t
 Where it differs from TF1: a cell first called inside a ``tf.while_loop`` body must have
 been called (built) outside it before (``tf.nn.dynamic_rnn`` builds its cell first);
 ``zero_state``'s batch size is an int or ``tf.shape(x)[k]`` (that one not fed), not
-another tensor; ``DropoutWrapper(variational_recurrent=True)`` and ``seed`` are not
-supported.
+another tensor; ``DropoutWrapper(variational_recurrent=True)`` is not supported and its
+``seed`` is not used (the masks come from the Session's generator, as ``tf.nn.dropout``'s).
 
 Its names: RNNCell, LayerRNNCell, BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell,
 MultiRNNCell, DropoutWrapper, ResidualWrapper, LSTMStateTuple.
