@@ -155,6 +155,8 @@ def _inferred_description(op, forward, dtype):
     known = {}  # input shapes -> description: a training step asks the same every run
 
     def describe(*inputs):
+        if any(type(i) is tuple for i in inputs):  # an Output of an op of several outputs
+            return Description.of(forward(*inputs))
         shapes = tuple(tuple(i.shape) for i in inputs)
         description = known.get(shapes)
         if description is None:

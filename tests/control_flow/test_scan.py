@@ -140,3 +140,22 @@ def test_scan_gradient_beside_an_int_carry(dev, passes):
     for k, e in enumerate(x0):
         a = a * e + k
     assert_close(got_acc, a, "float64")
+
+
+def test_scan_gradient_with_a_carry_of_unknown_batch_size(dev, passes):
+    """A carry of shape (None, 3) whose final value the loss does not read: its gradient
+    is zeros shaped like it at run time (a shape read from the scan's tuple of outputs)."""
+    x0 = np.linspace(-1.0, 1.0, 12).reshape(2, 2, 3)
+    with xn.Graph().as_default():
+        x = xn.placeholder("float64", (2, None, 3), name="x")
+        h0 = xn.placeholder("float64", (None, 3), name="h0")
+        w = xn.Variable(np.eye(3) * 0.5)
+        _, ys = xn.control_flow.scan_loop(
+            lambda h, e: (xn.tanh(xn.matmul(h, w) + e),) * 2, h0, x)
+        loss = xn.reduce_sum(ys)
+        (g,) = xn.gradients(loss, [h0])
+        sess = xn.Session(device=dev, passes=passes, dtype="float64")
+        feed = {x: x0, h0: np.ones((2, 3))}
+        np.testing.assert_allclose(sess.run(g, feed, to_numpy=True),
+                                   central_differences(sess, loss, h0, feed),
+                                   rtol=1e-6, atol=1e-8)

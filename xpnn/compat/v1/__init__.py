@@ -60,7 +60,7 @@ Where it differs from TF1 (each is said again where it applies):
   refuses it: ``tf.convert_to_tensor`` it first. GradientDescent adds its repeated rows up
   before the update (TF1 subtracts them one by one: rounding apart).
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
+  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.raw_rnn``...).
 
 Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
@@ -297,6 +297,6 @@ newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "indexed_slices",
                    "session", "tensors", "unsupported", "variables", "Node", "elementary",
-                   "nn_extra", "sampled", "initializer_names", "config"}
+                   "nn_extra", "sampled", "initializer_names", "config", "rnn", "rnn_cell"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -8,7 +8,8 @@ softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits,
 sigmoid_cross_entropy_with_logits, bias_add, xw_plus_b, moments, batch_normalization,
 dropout, conv2d, max_pool, max_pool2d, avg_pool, avg_pool2d, embedding_lookup, top_k,
 selu, softsign, swish, crelu, weighted_cross_entropy_with_logits, in_top_k, nce_loss,
-sampled_softmax_loss, log_uniform_candidate_sampler, uniform_candidate_sampler.
+sampled_softmax_loss, log_uniform_candidate_sampler, uniform_candidate_sampler,
+rnn_cell, dynamic_rnn, static_rnn, bidirectional_dynamic_rnn.
 
 The candidate samplers (and nce_loss, sampled_softmax_loss without ``sampled_values=``)
 draw from xpnn's generator, not TF's: see ``xpnn.compat.v1.sampled``.
@@ -28,9 +29,11 @@ from ... import normalization, ops
 from ...graph import Node
 from ...ops import conv
 from . import math as _math
+from . import rnn_cell
 from .graphs import op_name
 from .nn_extra import *  # noqa: F403 - selu ... sampled_softmax_loss
 from .nn_extra import __all__ as _more
+from .rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_rnn
 from .tensors import as_tensor
 from .unsupported import module_getattr
 
@@ -205,4 +208,5 @@ __all__ = ["avg_pool", "avg_pool2d", "batch_normalization", "bias_add", "conv2d"
            "sigmoid_cross_entropy_with_logits", "softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2", "softplus",
            "sparse_softmax_cross_entropy_with_logits", "tanh", "xw_plus_b", "top_k", *_more]
+__all__ += ["bidirectional_dynamic_rnn", "dynamic_rnn", "rnn_cell", "static_rnn"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.nn")

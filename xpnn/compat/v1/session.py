@@ -57,7 +57,8 @@ class Session(_session.Session):
         """The values of ``fetches`` (a node or name, or lists, tuples, dicts of them) with
         ``feed_dict`` fed; an op (a training step) gives None, an ``assign`` its new value."""
         leaves, rebuild = _flatten(fetches, self.graph)
-        feeds = {self._node(k, "feed_dict"): v for k, v in (feed_dict or {}).items()}
+        feeds = {self._node(k, "feed_dict"): v for key, value in (feed_dict or {}).items()
+                 for k, v in _feed_items(key, value)}
         nodes, defaults = self._needs(tuple(leaves))
         for placeholder in defaults:
             feeds.setdefault(placeholder, placeholder.default)
@@ -96,6 +97,19 @@ class Session(_session.Session):
         if self in _stack:
             _stack.remove(self)
         self.close()
+
+
+def _feed_items(key, value):
+    """TF1's feed keys may be nested tuples of tensors (an LSTMStateTuple, a MultiRNNCell's
+    state), fed the parts of a value of the same structure."""
+    if not isinstance(key, tuple):
+        yield key, value
+        return
+    if not isinstance(value, (tuple, list)) or len(value) != len(key):
+        raise ValueError(f"feed_dict: the key is a tuple of {len(key)} tensors, the value "
+                         f"{type(value).__name__} {value!r:.80} is not a tuple of as many")
+    for k, v in zip(key, value):
+        yield from _feed_items(k, v)
 
 
 class InteractiveSession(Session):

@@ -41,8 +41,10 @@ HINTS = {
                                             "variance_scaling(distribution='uniform')",
     "tf.nn.fixed_unigram_candidate_sampler": "not in xpnn.compat.v1; give nce_loss its "
                                              "sampled_values",
-    "tf.nn.rnn_cell": "not in xpnn.compat.v1 yet; xn.nn.LSTM/GRU/SimpleRNN are the layers",
-    "tf.nn.dynamic_rnn": "not in xpnn.compat.v1 yet; xn.nn.LSTM(n_in, units, loop='scan')",
+    "tf.nn.raw_rnn": "not in xpnn.compat.v1; tf.nn.dynamic_rnn, or a tf.while_loop",
+    "tf.nn.static_bidirectional_rnn": "not in xpnn.compat.v1; use bidirectional_dynamic_rnn",
+    "tf.nn.static_state_saving_rnn": "not in xpnn.compat.v1; feed the state in a placeholder",
+    "tf.nn.rnn_cell.DeviceWrapper": "not in xpnn.compat.v1; a Session runs on one device",
     "tf.nn.ctc_loss": "not implemented in xpnn",
     "tf.losses.cosine_distance": "not implemented in xpnn yet",
     "tf.losses.mean_pairwise_squared_error": "not implemented in xpnn yet",
