@@ -75,12 +75,15 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
 - modules: nn, losses, train, layers, math
+- input pipelines: data (tf.data.Dataset and its iterators; its docstring lists its names
+  and where it differs from TF1), errors (TF1's OpError classes: OutOfRangeError ends an
+  epoch)
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import layers, losses, math, nn, train
+from . import data, errors, layers, losses, math, nn, train
 from .array_ops import (
     concat,
     cumsum,

@@ -20,7 +20,17 @@ HINTS = {
     "tf.keras": "xpnn's models are xn.nn.Sequential and xn.nn.NNClassifier",
     "tf.contrib": "tf.contrib is gone from TensorFlow too",
     "tf.estimator": "train with tf.Session and an optimizer's minimize",
-    "tf.data": "batches come from xn.data.batches, fed through placeholders",
+    "tf.data.TFRecordDataset": "xpnn reads no TFRecord files; load arrays with NumPy and "
+                               "use tf.data.Dataset.from_tensor_slices",
+    "tf.data.TextLineDataset": "xpnn holds numbers and bools; read the file in Python and "
+                               "use tf.data.Dataset.from_tensor_slices",
+    "tf.data.Dataset.padded_batch": "not in xpnn.compat.v1 yet; pad in NumPy first",
+    "tf.data.Dataset.interleave": "not in xpnn.compat.v1; concatenate the datasets",
+    "tf.data.Dataset.flat_map": "not in xpnn.compat.v1; unbatch() flattens batches",
+    "tf.data.Iterator.from_string_handle": "switch datasets with "
+                                           "Iterator.from_structure and make_initializer",
+    "tf.data.Iterator.string_handle": "switch datasets with Iterator.from_structure and "
+                                      "make_initializer",
     "tf.summary": "record values in Python; xn.draw_graph draws the graph (TensorBoard's tab)",
     "tf.app": "run the program as a script",
     "tf.flags": "use argparse",
