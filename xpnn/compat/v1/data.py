@@ -48,7 +48,6 @@ from __future__ import annotations
 import itertools
 import sys
 import types
-import weakref
 
 import numpy as np
 
@@ -704,14 +703,13 @@ class _Run:
         return np.random.Generator(np.random.PCG64(seeds))
 
 
-_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Session -> its iterators
-
-
 def feed_iterators(session, nodes, feeds) -> dict:
     """``feeds`` with the next element of each iterator that ``nodes`` need (a run of an
     initializer first starts its iterator over). Raises OutOfRangeError at the end of the
     data, before the run changes anything."""
-    found = _STATES.setdefault(session, {"plans": {}, "iterators": {}})
+    found = getattr(session, "_tf1_data", None)
+    if found is None:  # the Session's iterators, and which ones each fetch list needs
+        found = session._tf1_data = {"plans": {}, "iterators": {}}
     key = tuple(nodes)
     plan = found["plans"].get(key)
     if plan is None:
