@@ -175,3 +175,31 @@ def test_errors_are_tf1s_classes():
     assert error.error_code == tf.errors.OUT_OF_RANGE == 11
     for name in ("InvalidArgumentError", "NotFoundError", "FailedPreconditionError"):
         assert issubclass(getattr(tf.errors, name), tf.errors.OpError)
+
+
+def test_elements_stay_on_the_device_between_source_and_run(on, monkeypatch):
+    """The data goes to the device once per initialization; slicing, map and batch happen
+    there, so the host-to-device copies do not grow with the number of elements."""
+    moved = []
+    original = type(on).from_host
+
+    def from_host(self, value, *args, **kwargs):
+        moved.append(np.shape(value))
+        return original(self, value, *args, **kwargs)
+
+    monkeypatch.setattr(type(on), "from_host", from_host)
+
+    def copies(rows):
+        tf.reset_default_graph()
+        data = np.arange(rows * 3, dtype=np.float32).reshape(rows, 3)
+        ds = tf.data.Dataset.from_tensor_slices((data, np.arange(rows))).map(
+            lambda x, i: (x * 2.0, i)).batch(2)
+        x, i = ds.make_one_shot_iterator().get_next()
+        total = tf.reduce_sum(x) + tf.cast(tf.reduce_sum(i), tf.float32)
+        moved.clear()
+        with tf.Session() as sess:
+            got = sum(_drain(sess, total))
+        assert got == pytest.approx(2 * data.sum() + rows * (rows - 1) / 2)
+        return len(moved)
+
+    assert copies(12) == copies(4)
