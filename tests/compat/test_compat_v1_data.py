@@ -203,3 +203,31 @@ def test_elements_stay_on_the_device_between_source_and_run(on, monkeypatch):
         return len(moved)
 
     assert copies(12) == copies(4)
+
+
+def test_counts_may_be_placeholders_fed_at_initializer_time(on):
+    """The TF1 trick for one pipeline with a training and an evaluation batch size."""
+    batch_size = tf.placeholder(tf.int64, [], name="batch_size")
+    epochs = tf.placeholder(tf.int64, [], name="epochs")
+    dataset = tf.data.Dataset.range(5).repeat(epochs).batch(batch_size, drop_remainder=True)
+    assert dataset.output_shapes.as_list() == [None]
+    iterator = dataset.make_initializable_iterator()
+    x = iterator.get_next()
+    with tf.Session() as sess:
+        sess.run(iterator.initializer, {batch_size: 4, epochs: 2})
+        assert [b.tolist() for b in _drain(sess, x)] == [[0, 1, 2, 3], [4, 0, 1, 2]]
+        sess.run(iterator.initializer, {batch_size: 5, epochs: 1})
+        assert [b.tolist() for b in _drain(sess, x)] == [[0, 1, 2, 3, 4]]
+        sess.run(iterator.initializer, {batch_size: 0, epochs: 1})
+        with pytest.raises(tf.errors.InvalidArgumentError, match="batch_size.* is 0"):
+            sess.run(x)
+    with pytest.raises(TypeError, match="scalar int32 or int64"):
+        dataset.batch(tf.placeholder(tf.float32, []))
+
+
+def test_an_unseeded_shuffle_not_reshuffling_repeats_its_order(on):
+    x = tf.data.Dataset.range(12).shuffle(12, reshuffle_each_iteration=False).repeat(3) \
+        .make_one_shot_iterator().get_next()
+    with tf.Session() as sess:
+        got = _drain(sess, x)
+    assert got[:12] == got[12:24] == got[24:] and sorted(got[:12]) == list(range(12))

@@ -200,12 +200,11 @@ class Dataset:
 
     def repeat(self, count=None, name=None):
         """The elements ``count`` times over (None or -1: forever)."""
-        count = None if count is None or count == -1 else _count(count, "repeat", "count", 0)
-        return _Repeat(self, count)
+        return _Repeat(self, _count(count, "repeat", "count", -1))
 
     def take(self, count, name=None):
         """The first ``count`` elements (-1: all)."""
-        return _Slice(self, 0, None if count == -1 else _count(count, "take", "count", 0))
+        return _Slice(self, 0, _count(count, "take", "count", -1))
 
     def skip(self, count, name=None):
         """All but the first ``count`` elements."""
@@ -257,9 +256,12 @@ class Dataset:
     def output_classes(self):
         return pack(self.spec, [Node] * len(flat(self.spec)))
 
+    counts: tuple = ()  # count arguments, each an int, None or a scalar tensor
+
     def captures(self) -> list:
-        """The graph tensors this dataset's sources read (evaluated at initialization)."""
-        return [node for d in self.inputs for node in d.captures()]
+        """The graph tensors this dataset reads (evaluated at initialization)."""
+        return [node for d in self.inputs for node in d.captures()] + [
+            c for c in self.counts if isinstance(c, Node)]
 
     def elements(self, run):
         """The elements, each a tuple of device arrays (the spec's leaves in order)."""
@@ -276,12 +278,19 @@ class Dataset:
 
 
 def _count(value, method, arg, least):
+    """A count argument: a Python int, or a scalar integer tensor (a placeholder fed at
+    initializer time) read when the iterator starts. -1 where allowed: no end (None)."""
     if isinstance(value, Node):
-        raise NotImplementedError(f"Dataset.{method}: {arg} as a tensor ({value.label}); "
-                                  f"xpnn.compat.v1 takes a Python int")
+        if value.dtype not in ("int32", "int64") or value.shape not in ((), None):
+            raise TypeError(f"Dataset.{method}: {arg} {value.label} must be a scalar int32 or "
+                            f"int64 tensor, not {value.dtype} of shape {value.shape}")
+        return value
+    if value is None and least == -1:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ValueError(f"Dataset.{method}: {arg} must be an int >= {least}, got {value!r}")
-    return int(value)
+        raise ValueError(f"Dataset.{method}: {arg} must be an int >= {max(least, 0)}"
+                         f"{' (or -1)' if least == -1 else ''}, got {value!r}")
+    return None if value == -1 else int(value)
 
 
 class _Slices(Dataset):
@@ -412,26 +421,27 @@ def _common(a, b):
 
 class _Batch(Dataset):
     def __init__(self, dataset, size, drop_remainder):
-        self.inputs, self.size, self.drop = (dataset,), size, drop_remainder
-        first = size if drop_remainder else None
+        self.inputs, self.counts, self.drop = (dataset,), (size,), drop_remainder
+        first = size if drop_remainder and not isinstance(size, Node) else None
         self.spec = pack(dataset.spec, [Spec(s.dtype, None if s.shape is None else (
             first, *s.shape)) for s in flat(dataset.spec)])
 
     def elements(self, run):
         (dataset,) = self.inputs
+        size = run.count(self.counts[0], "batch_size", 1)
         if type(dataset) is _Slices:  # rows of arrays: slice them, no stacking
-            chunks = dataset.batches(run, self.size)
+            chunks = dataset.batches(run, size)
         else:
-            chunks = self._stacked(run, dataset.elements(run))
+            chunks = self._stacked(run, dataset.elements(run), size)
         for chunk in chunks:
-            if self.drop and int(chunk[0].shape[0]) < self.size:
+            if self.drop and int(chunk[0].shape[0]) < size:
                 return
             yield chunk
 
-    def _stacked(self, run, elements):
+    def _stacked(self, run, elements, size):
         xp = run.xp
         while True:
-            group = list(itertools.islice(elements, self.size))
+            group = list(itertools.islice(elements, size))
             if not group:
                 return
             try:
@@ -459,18 +469,21 @@ class _Unbatch(Dataset):
 
 class _Slice(Dataset):
     def __init__(self, dataset, start, stop):
-        self.inputs, self.start, self.stop, self.spec = (dataset,), start, stop, dataset.spec
+        self.inputs, self.counts, self.spec = (dataset,), (start, stop), dataset.spec
 
     def elements(self, run):
-        return itertools.islice(self.inputs[0].elements(run), self.start, self.stop)
+        start, stop = self.counts
+        return itertools.islice(self.inputs[0].elements(run), run.count(start, "skip's count"),
+                                run.count(stop, "take's count", -1))
 
 
 class _Repeat(Dataset):
     def __init__(self, dataset, count):
-        self.inputs, self.count, self.spec = (dataset,), count, dataset.spec
+        self.inputs, self.counts, self.spec = (dataset,), (count,), dataset.spec
 
     def elements(self, run):
-        epochs = itertools.count() if self.count is None else range(self.count)
+        count = run.count(self.counts[0], "repeat's count", -1)
+        epochs = itertools.count() if count is None else range(count)
         for _ in epochs:
             empty = True
             for element in self.inputs[0].elements(run):
@@ -482,13 +495,14 @@ class _Repeat(Dataset):
 
 class _Shuffle(Dataset):
     def __init__(self, dataset, buffer_size, seeds, reshuffle):
-        self.inputs, self.spec = (dataset,), dataset.spec
-        self.buffer_size, self.seeds, self.reshuffle = buffer_size, seeds, reshuffle
+        self.inputs, self.spec, self.counts = (dataset,), dataset.spec, (buffer_size,)
+        self.seeds, self.reshuffle = seeds, reshuffle
 
     def elements(self, run):
         rng = run.generator(self, self.seeds, self.reshuffle)
         source = self.inputs[0].elements(run)
-        buffer = list(itertools.islice(source, self.buffer_size))
+        size = run.count(self.counts[0], "shuffle's buffer_size", 1)
+        buffer = list(itertools.islice(source, size))
         while buffer:
             i = int(rng.integers(len(buffer)))
             chosen = buffer[i]
@@ -680,6 +694,7 @@ class _Run:
             self.values = {}
         self.host: dict = {}  # id of a host array -> it on the device
         self.generators: dict = {}
+        self.drawn: dict = {}
 
     def value(self, leaf):
         """A source's component on the device."""
@@ -690,11 +705,23 @@ class _Run:
             found = self.host[id(leaf)] = self.device.from_host(leaf, leaf.dtype.name)
         return found
 
+    def count(self, count, what, least=0):
+        """A count argument's value in this initialization (None: no end)."""
+        if not isinstance(count, Node):
+            return count
+        value = int(self.device.to_host(self.values[count]))
+        if value < least:
+            raise errors.InvalidArgumentError(None, count, f"{what} {count.label} is {value}; "
+                                              f"it must be >= {max(least, 0)}")
+        return None if value == -1 else value
+
     def generator(self, stage, seeds, reshuffle):
         """``stage``'s generator: one per initialization, drawn on over the epochs a
         reshuffling stage sees; the same start every epoch where it does not reshuffle."""
-        if seeds is None:
-            seeds = self.session._random.integers(2 ** 63)
+        if seeds is None:  # no seed: the Session's generator picks one per initialization
+            if stage not in self.drawn:
+                self.drawn[stage] = int(self.session._random.integers(2 ** 63))
+            seeds = self.drawn[stage]
         if reshuffle:
             found = self.generators.get(stage)
             if found is None:
@@ -723,15 +750,16 @@ def feed_iterators(session, nodes, feeds) -> dict:
     if not inits and not takes:
         return feeds
     iterators = found["iterators"]
-    for init in inits:
-        iterators[init.iterator] = init.dataset.elements(_Run(session, init.dataset, feeds))
-    feeds = dict(feeds)
-    for take, needed in takes:
-        if all(n in feeds for n in needed):  # fed by the user: the iterator stays put
-            continue
-        element = _next(iterators, take, session)
-        for node in needed:
-            feeds.setdefault(node, element[take.nodes.index(node)])
+    with session._lock:  # threads sharing the Session take distinct elements
+        for init in inits:
+            iterators[init.iterator] = init.dataset.elements(_Run(session, init.dataset, feeds))
+        feeds = dict(feeds)
+        for take, needed in takes:
+            if all(n in feeds for n in needed):  # fed by the user: the iterator stays put
+                continue
+            element = _next(iterators, take, session)
+            for node in needed:
+                feeds.setdefault(node, element[take.nodes.index(node)])
     return feeds
 
 
