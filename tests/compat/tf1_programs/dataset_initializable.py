@@ -1,8 +1,8 @@
 """The classic TF 1.x pattern for data that does not fit in the graph: a Dataset over
-placeholders, an initializable iterator fed the training arrays at initializer time,
-re-initialized each epoch and then with the validation arrays to score them; a
-reinitializable iterator (Iterator.from_structure) switching between a shuffled training
-set and a validation set. Shuffle's order is TF's own (Philox), so the record keeps only
+placeholders, an initializable iterator fed the training arrays (and the batch size) at
+initializer time, re-initialized each epoch and then with the validation arrays to score
+them; a reinitializable iterator (Iterator.from_structure) switching between a shuffled
+training set and a validation set. Shuffle's order is TF's own (Philox), so the record keeps only
 what does not depend on it (which examples an epoch saw, how many batches)."""
 
 import numpy as np
@@ -19,7 +19,8 @@ def main(tf, workdir=None):
 
     x_ph = tf.placeholder(tf.float32, [None, features], name="x_ph")
     y_ph = tf.placeholder(tf.float32, [None, 1], name="y_ph")
-    dataset = tf.data.Dataset.from_tensor_slices((x_ph, y_ph)).batch(4)
+    batch_size = tf.placeholder(tf.int64, [], name="batch_size")
+    dataset = tf.data.Dataset.from_tensor_slices((x_ph, y_ph)).batch(batch_size)
     iterator = dataset.make_initializable_iterator()
     x, y = iterator.get_next()
 
@@ -35,14 +36,16 @@ def main(tf, workdir=None):
         sess.run(tf.global_variables_initializer())
         losses = []
         for epoch in range(3):
-            sess.run(iterator.initializer, feed_dict={x_ph: train_x, y_ph: train_y})
+            sess.run(iterator.initializer, feed_dict={x_ph: train_x, y_ph: train_y,
+                                                      batch_size: 4})
             while True:
                 try:
                     losses.append(sess.run([train, loss])[1])
                 except tf.errors.OutOfRangeError:
                     break
-            sess.run(iterator.initializer, feed_dict={x_ph: valid_x, y_ph: valid_y})
-            total, count = 0.0, 0
+            sess.run(iterator.initializer, feed_dict={x_ph: valid_x, y_ph: valid_y,
+                                                      batch_size: 5})
+            total, count, batches = 0.0, 0, 0
             while True:
                 try:
                     part, batch = sess.run([sum_squares, y])
@@ -50,8 +53,10 @@ def main(tf, workdir=None):
                     break
                 total += part
                 count += batch.shape[0]
+                batches += 1
             record[f"valid_mse{epoch}"] = np.float32(total / count)
             record[f"valid_count{epoch}"] = count
+            record[f"valid_batches{epoch}"] = batches
         record["losses"] = np.array(losses)
         record["w"], record["b"] = sess.run([w, b])
     record.update(_reinitializable(tf, train_x, valid_x))

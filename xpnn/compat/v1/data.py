@@ -35,7 +35,9 @@ apply, output_types, output_shapes, output_classes, make_one_shot_iterator,
 make_initializable_iterator), Iterator (get_next, initializer, make_initializer,
 from_structure, output_types, output_shapes, output_classes), make_one_shot_iterator,
 make_initializable_iterator, get_output_types, get_output_shapes, get_output_classes,
-experimental.AUTOTUNE, AUTOTUNE.
+experimental.AUTOTUNE, AUTOTUNE. Counts (``batch_size``, ``repeat``, ``take``, ``skip``,
+``shuffle``'s ``buffer_size``) may be scalar int tensors: placeholders fed with the
+initializer, as TF1 allows.
 
 Where it differs from TF1: ``shuffle`` draws its order from NumPy's PCG64, not TF's
 Philox: a seed gives the same order in every Session and on every backend, another order
