@@ -76,10 +76,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math
-- input pipelines: data (tf.data.Dataset and its iterators; its docstring lists its names
-  and where it differs from TF1), errors (TF1's OpError classes: OutOfRangeError ends an
-  epoch)
+- modules: nn, losses, train, layers, math, data, errors
 """
 
 import sys as _sys
