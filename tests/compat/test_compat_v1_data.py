@@ -231,3 +231,19 @@ def test_an_unseeded_shuffle_not_reshuffling_repeats_its_order(on):
     with tf.Session() as sess:
         got = _drain(sess, x)
     assert got[:12] == got[12:24] == got[24:] and sorted(got[:12]) == list(range(12))
+
+
+def test_a_reinitializable_iterator_takes_datasets_of_its_structure_only(on):
+    floats = tf.data.Dataset.from_tensor_slices({"x": np.ones((3, 2), np.float32)})
+    iterator = tf.data.Iterator.from_structure(floats.output_types, floats.output_shapes)
+    element = iterator.get_next()
+    assert sorted(element) == ["x"] and element["x"].get_shape().as_list() == [2]
+    assert iterator.output_classes == {"x": tf.Tensor}
+    with pytest.raises(TypeError, match="make_initializer: the dataset's elements are"):
+        iterator.make_initializer(tf.data.Dataset.range(3))
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.FailedPreconditionError):
+            sess.run(element)
+        sess.run(iterator.make_initializer(floats.take(2)))
+        assert len(_drain(sess, element)) == 2
+

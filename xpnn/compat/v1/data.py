@@ -751,6 +751,7 @@ def feed_iterators(session, nodes, feeds) -> dict:
     inits, takes = plan
     if not inits and not takes:
         return feeds
+    session._check_open()
     iterators = found["iterators"]
     with session._lock:  # threads sharing the Session take distinct elements
         for init in inits:
