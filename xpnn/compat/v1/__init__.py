@@ -36,6 +36,8 @@ Where it differs from TF1 (each is said again where it applies):
 - A node's ``name`` is its op name (``"x"``, not ``"x:0"``); ``"x:0"`` finds it by
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
+- ``tf.data``'s ``shuffle`` draws its order from NumPy's PCG64, not TF's Philox: a seed
+  gives the same order in every Session and on every backend, not TF's order.
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``;
   ``tf.device(...)`` places nothing.
@@ -102,13 +104,13 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math, initializers, keras
+- modules: nn, losses, train, layers, math, initializers, keras, data, errors
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import layers, losses, math, nn, train
+from . import data, errors, layers, losses, math, nn, train
 from .array_ops import (
     concat,
     cumsum,

@@ -26,6 +26,7 @@ import numpy as np
 from ... import session as _session
 from ...autodiff import topological_order
 from ...graph import Node, Update, default_sessions
+from .data import feed_iterators
 from .graphs import control_closure, get_default_graph, state
 from .indexed_slices import IndexedSlices, IndexedSlicesValue
 from .tensors import PlaceholderWithDefault
@@ -62,6 +63,7 @@ class Session(_session.Session):
         nodes, defaults = self._needs(tuple(leaves))
         for placeholder in defaults:
             feeds.setdefault(placeholder, placeholder.default)
+        feeds = feed_iterators(self, nodes, feeds)  # tf.data: each iterator's next element
         values = dict(zip(nodes, super().run(nodes, feeds, to_numpy=True)))
         return rebuild([_result(leaf, values) for leaf in leaves])
 

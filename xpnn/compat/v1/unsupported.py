@@ -19,7 +19,17 @@ HINTS = {
     "tf.numpy_function": "ops are array-API code: subclass xn.Operation",
     "tf.contrib": "tf.contrib is gone from TensorFlow too",
     "tf.estimator": "train with tf.Session and an optimizer's minimize",
-    "tf.data": "batches come from xn.data.batches, fed through placeholders",
+    "tf.data.TFRecordDataset": "xpnn reads no TFRecord files; load arrays with NumPy and "
+                               "use tf.data.Dataset.from_tensor_slices",
+    "tf.data.TextLineDataset": "xpnn holds numbers and bools; read the file in Python and "
+                               "use tf.data.Dataset.from_tensor_slices",
+    "tf.data.Dataset.padded_batch": "not in xpnn.compat.v1 yet; pad in NumPy first",
+    "tf.data.Dataset.interleave": "not in xpnn.compat.v1; concatenate the datasets",
+    "tf.data.Dataset.flat_map": "not in xpnn.compat.v1; unbatch() flattens batches",
+    "tf.data.Iterator.from_string_handle": "switch datasets with "
+                                           "Iterator.from_structure and make_initializer",
+    "tf.data.Iterator.string_handle": "switch datasets with Iterator.from_structure and "
+                                      "make_initializer",
     "tf.summary": "record values in Python; xn.draw_graph draws the graph (TensorBoard's tab)",
     "tf.app": "run the program as a script",
     "tf.flags": "use argparse",
@@ -52,8 +62,8 @@ HINTS = {
     "tf.layers.conv2d_transpose": "not implemented in xpnn yet",
     "tf.layers.separable_conv2d": "not implemented in xpnn yet",
     "tf.layers.conv3d": "not implemented in xpnn yet",
-    "tf.train.Coordinator": "xpnn has no input queues: feed batches through placeholders",
-    "tf.train.start_queue_runners": "xpnn has no input queues: feed through placeholders",
+    "tf.train.Coordinator": "xpnn has no input queues: use tf.data.Dataset iterators",
+    "tf.train.start_queue_runners": "xpnn has no input queues: use tf.data.Dataset iterators",
     "tf.train.MonitoredTrainingSession": "use tf.Session and a Python loop",
     "tf.train.Supervisor": "use tf.Session and a Python loop",
     "tf.train.FtrlOptimizer": "not implemented in xpnn yet",
