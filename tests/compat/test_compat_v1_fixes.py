@@ -138,3 +138,39 @@ def test_polynomial_decay_cycles_as_tf1(on):
         return (0.1 - 0.01) * (1 - s / steps) ** 2 + 0.01
 
     np.testing.assert_allclose(got, [want(s) for s in (0, 1, 10, 11, 25)], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- tf.pad
+
+
+@pytest.mark.parametrize("mode", ["REFLECT", "symmetric", "Symmetric"])
+def test_pad_mirrors_and_its_gradient_adds_back(on, mode):
+    data = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    x = tf.placeholder(tf.float32, [2, 3])
+    rows = [[1, 1], [2, 2]]
+    y = tf.pad(x, rows, mode=mode)
+    weights = np.random.RandomState(1).randn(4, 7).astype(np.float32)
+    grad, = tf.gradients(tf.reduce_sum(y * weights), x)
+    assert y.shape == (4, 7)
+    got, got_grad = run([y, grad], {x: data})
+    want = np.pad(data, rows, mode=mode.lower())
+    np.testing.assert_array_equal(got, want)
+    # the gradient by the chain rule on the indices np.pad copied
+    index = np.pad(np.arange(6).reshape(2, 3), rows, mode=mode.lower())
+    want_grad = np.bincount(index.ravel(), weights.ravel(), minlength=6).reshape(2, 3)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_pad_refuses_an_unknown_mode_or_too_much_mirroring(on):
+    x = tf.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    with pytest.raises(ValueError, match='mode must be one of "CONSTANT", "REFLECT", or '
+                                         '"SYMMETRIC", got \'WRAP\''):
+        tf.pad(x, [[1, 1], [1, 1]], mode="wrap")
+    with pytest.raises(ValueError, match=r"reflect padding of \(2, 1\) along axis 0 of size 2: "
+                                         r"each side takes at most 1"):
+        tf.pad(x, [[2, 1], [0, 0]], mode="REFLECT")
+    tf.pad(x, [[2, 1], [3, 0]], mode="SYMMETRIC")  # the edge repeated: up to the size
+    fed = tf.placeholder(tf.float32, [None, 3])
+    y = tf.pad(fed, [[2, 0], [0, 0]], mode="REFLECT")
+    with pytest.raises(Exception, match=r"reflect padding of \(2, 0\) along axis 0 of size 2"):
+        run(y, {fed: np.ones((2, 3), np.float32)})

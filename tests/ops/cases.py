@@ -342,6 +342,10 @@ CASES = [
     case("tile", lambda x: ops.tile(x, [2, 3]), lambda x: np.tile(x, (2, 3)), normal(2, 3)),
     case("pad", lambda x: ops.pad(x, [[1, 0], [2, 3]]),
          lambda x: np.pad(x, [[1, 0], [2, 3]]), normal(2, 3)),
+    case("pad-reflect", lambda x: ops.pad(x, [[1, 2], [2, 0]], mode="reflect"),
+         lambda x: np.pad(x, [[1, 2], [2, 0]], mode="reflect"), normal(3, 3)),
+    case("pad-symmetric", lambda x: ops.pad(x, [[2, 1], [0, 3]], mode="symmetric"),
+         lambda x: np.pad(x, [[2, 1], [0, 3]], mode="symmetric"), normal(2, 3)),
     # the LSTM cell's elementwise part (ops.recurrent): h' and c' side by side
     case("lstm_cell_elementwise",
          lambda g, c: ops.concat(list(ops.lstm_cell_elementwise(g, c)), axis=-1),

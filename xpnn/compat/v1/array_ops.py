@@ -156,11 +156,16 @@ def tile(input, multiples, name=None):  # noqa: A002 - TF1's name
 
 
 def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
-    if str(mode).upper() != "CONSTANT":
-        raise NotImplementedError(f"tf.pad(mode={mode!r}): only CONSTANT padding; build the "
-                                  "reflection with slices and tf.concat")
+    """``tensor`` padded by ``paddings`` (one [before, after] a dimension): with
+    ``constant_values``, or mirrored (``mode`` REFLECT or SYMMETRIC, any case, as TF1's)."""
+    mode = str(mode).upper()
+    if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+        raise ValueError(f'tf.pad: mode must be one of "CONSTANT", "REFLECT", or "SYMMETRIC", '
+                         f"got {mode!r}")
     rows = [_ints(row) for row in host_array(paddings).tolist()]
-    return ops.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, "Pad"))
+    kind = "Pad" if mode == "CONSTANT" else "MirrorPad"
+    return ops.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, kind),
+                   mode=mode.lower())
 
 
 def shape(input, name=None, out_type=int32):  # noqa: A002 - TF1's name
