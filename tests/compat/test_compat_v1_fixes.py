@@ -174,3 +174,85 @@ def test_pad_refuses_an_unknown_mode_or_too_much_mirroring(on):
     y = tf.pad(fed, [[2, 0], [0, 0]], mode="REFLECT")
     with pytest.raises(Exception, match=r"reflect padding of \(2, 0\) along axis 0 of size 2"):
         run(y, {fed: np.ones((2, 3), np.float32)})
+
+
+# --------------------------------------------------------------------------- shapes as tensors
+
+
+def test_tensors_in_shape_arguments_as_tf1(on):
+    """The ops take ``tf.shape(x)[0]`` (or a shape tensor) where a shape goes, keeping the
+    static shape TF1 knows (and ``reshape(x, [tf.shape(x)[0], -1])``'s last axis)."""
+    x = tf.placeholder(tf.float32, [None, 4, 5])
+    y = tf.placeholder(tf.float32, [None, 3])
+    n = tf.shape(x)[0]
+    nodes = {"range": tf.range(n), "range2": tf.range(1, n * 3, 2),
+             "flat": tf.reshape(x, [n, -1]), "cols": tf.reshape(x, [-1, tf.shape(x)[2]]),
+             "same": tf.reshape(x, tf.shape(x)), "zeros": tf.zeros([n, 3]),
+             "ones": tf.ones([n, 3], tf.int32), "fill": tf.fill(tf.shape(y), 7),
+             "tile": tf.tile(y, [n, 1]), "normal": tf.random_normal([n, 2], seed=1),
+             "uniform": tf.random_uniform(tf.shape(y), seed=1)}
+    static = {"range": (None,), "range2": (None,), "flat": (None, 20), "cols": (None, 5),
+              "same": (None, 4, 5), "zeros": (None, 3), "ones": (None, 3), "fill": (None, 3),
+              "tile": (None, 3), "normal": (None, 2), "uniform": (None, 3)}
+    assert {k: v.shape for k, v in nodes.items()} == static
+    data, rows = np.ones((2, 4, 5), np.float32), np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    got = run(nodes, {x: data, y: rows})
+    want = {"range": np.arange(2), "range2": np.arange(1, 6, 2),
+            "flat": data.reshape(2, 20), "cols": data.reshape(-1, 5), "same": data,
+            "zeros": np.zeros((2, 3)), "ones": np.ones((2, 3)), "fill": np.full((2, 3), 7),
+            "tile": np.tile(rows, (2, 1))}
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+    assert got["range"].dtype == np.int32 and got["fill"].dtype == np.int32
+    assert got["ones"].dtype == np.int32 and got["zeros"].dtype == np.float32
+    assert got["normal"].shape == (2, 2) and got["uniform"].shape == (2, 3)
+    assert 0.0 <= got["uniform"].min() and got["uniform"].max() < 1.0
+
+
+def test_a_fed_value_as_a_shape_and_its_errors(on):
+    x = tf.placeholder(tf.float32, [None, 4])
+    k = tf.placeholder(tf.int32, [])
+    flat = tf.reshape(x, [k, -1])
+    assert flat.shape == (None, None)
+    data = np.arange(8.0, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_array_equal(run(flat, {x: data, k: 4}), data.reshape(4, 2))
+    with pytest.raises(Exception, match=r"cannot reshape \(2, 4\) into \(3, -1\)"):
+        run(flat, {x: data, k: 3})
+    with pytest.raises(Exception, match=r"a list argument takes numbers, got values of shapes"):
+        run(tf.zeros([tf.shape(x), 2]), {x: data})
+
+
+def test_gradients_through_shapes_known_at_run_time(on):
+    x = tf.placeholder(tf.float32, [None, 3])
+    n = tf.shape(x)[0]
+    w = tf.Variable(np.float32([[1.0, 2.0, 3.0]]))
+    tiled = tf.tile(w, [n, 1])  # one row of w per example
+    loss = tf.reduce_sum(tf.reshape(tiled * x, [n, -1, 1]) ** 2) + tf.reduce_sum(
+        tf.fill([n, 2], tf.reduce_sum(w)))
+    grad, = tf.gradients(loss, w)
+    data = np.random.RandomState(0).randn(3, 3).astype(np.float32)
+    want = (2 * np.float32([1.0, 2.0, 3.0]) * data ** 2).sum(0, keepdims=True) + 3 * 2
+    np.testing.assert_allclose(run(grad, {x: data}), want, rtol=1e-5)
+
+
+def test_a_compiled_jax_plan_stays_compiled_for_shapes_of_its_inputs():
+    """Under jax.jit the shapes of the inputs are known while tracing: a shape computed
+    from them keeps the plan one compiled call; a fed value used as a shape is a tracer
+    there, and the plan runs op by op instead (same results)."""
+    pytest.importorskip("jax")
+    import xpnn as xn
+
+    with xn.Graph().as_default() as graph:
+        x = xn.placeholder("float32", (None, 4), name="x")
+        k = xn.placeholder("int32", (), name="k")
+        n = xn.ops.shape.shape(x)[0]
+        from_shape = xn.ops.reshape_to(x * 2.0, [n * 2, -1]) + xn.random_normal([n * 2, 2])
+        from_value = xn.ops.reshape_to(x, [k, -1])
+    data = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    for fetch, feed, eager in ((from_shape, {x: data}, False), (from_value, {x: data, k: 6},
+                                                                 True)):
+        sess = xn.Session(backend="jax", graph=graph, seed=0)
+        reference = xn.Session(backend="numpy", graph=graph, seed=0)
+        got, want = sess.run(fetch, feed, to_numpy=True), reference.run(fetch, feed)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert [r.eager for r in sess._executors.values()] == [eager]

@@ -25,6 +25,7 @@ from . import (
     contraction,
     conv,
     core,
+    dynamic,
     indexing,
     logic,
     losses,
@@ -39,6 +40,7 @@ from .arithmetic import *
 from .contraction import *
 from .conv import *
 from .core import *
+from .dynamic import *
 from .indexing import *
 from .logic import *
 from .losses import *

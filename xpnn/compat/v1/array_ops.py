@@ -152,6 +152,8 @@ def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002 - TF1's na
 
 
 def tile(input, multiples, name=None):  # noqa: A002 - TF1's name
+    if ops.holds_nodes(multiples):
+        return ops.tile_to(as_tensor(input), multiples, name=op_name(name, "Tile"))
     return ops.tile(as_tensor(input), _ints(multiples), name=op_name(name, "Tile"))
 
 
@@ -192,10 +194,10 @@ def rank(input, name=None):  # noqa: A002 - TF1's name
 
 
 def reshape(tensor, shape, name=None):
-    """``tensor`` in ``shape`` (a list; one entry may be -1)."""
-    if isinstance(shape, Node):
-        raise NotImplementedError("tf.reshape to a shape tensor: give the shape as a list "
-                                  "(one entry may be -1)")
+    """``tensor`` in ``shape`` (a list; one entry may be -1): ints, or scalar tensors
+    known at run time (``[tf.shape(x)[0], -1]``), or a shape tensor."""
+    if ops.holds_nodes(shape):
+        return ops.reshape_to(as_tensor(tensor), shape, name=op_name(name, "Reshape"))
     return ops.reshape(as_tensor(tensor), _ints(shape), name=op_name(name, "Reshape"))
 
 
