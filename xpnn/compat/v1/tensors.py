@@ -101,7 +101,7 @@ def ones(shape, dtype=float32, name=None):
 def fill(dims, value, name=None):
     """``dims``-shaped (ints and scalar tensors, or a shape tensor), every entry ``value``
     (its TF1 dtype)."""
-    if ops.holds_nodes(dims):
+    if ops.holds_nodes(dims) or isinstance(value, Node):
         return ops.fill_to(_shape(dims), as_tensor(value), name=op_name(name, "Fill"))
     value = host_array(value)
     return constant(np.full(_shape(dims), value, value.dtype), name=name or "Fill")
