@@ -256,3 +256,10 @@ def test_a_compiled_jax_plan_stays_compiled_for_shapes_of_its_inputs():
         got, want = sess.run(fetch, feed, to_numpy=True), reference.run(fetch, feed)
         np.testing.assert_allclose(got, want, rtol=1e-6)
         assert [r.eager for r in sess._executors.values()] == [eager]
+
+
+def test_fill_with_a_tensor_value(on):
+    value = tf.placeholder(tf.float32, [])
+    filled = tf.fill([2, 3], value)
+    assert filled.shape == (2, 3) and filled.dtype == "float32"
+    np.testing.assert_array_equal(run(filled, {value: 1.5}), np.full((2, 3), 1.5, np.float32))
