@@ -75,12 +75,14 @@ def _input_gradients(op: Operation, grad: Node) -> list:
     return [None if g is None else ops.as_node(g, op.graph) for g in grads]
 
 
-def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
+def gradients(ys, xs, grad_ys=None, stop_gradients=()) -> list[Node | None]:
     """A list of nodes: d(sum of ys)/dx for each x in ``xs`` (None where x does not affect ys).
 
     ``ys`` and ``xs`` may be single nodes or lists; ``grad_ys`` seeds the backward pass
-    (default: ones, as TensorFlow does for a non-scalar y). Every node it adds has
-    ``gradient_of`` set to the forward node whose gradient it computes.
+    (default: ones, as TensorFlow does for a non-scalar y). The nodes of ``stop_gradients``
+    count as constants: no gradient goes through them to their inputs (one of ``xs`` among
+    them still gets its own). Every node it adds has ``gradient_of`` set to the forward node
+    whose gradient it computes.
     """
     ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
     xs = list(xs) if isinstance(xs, (list, tuple)) else [xs]
@@ -101,10 +103,10 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
 
     order = topological_order(ys)
     # Only nodes between xs and ys need a gradient: forward-mark what depends on an x.
-    targets = set(xs)
+    targets, stop = set(xs), set(stop_gradients)
     needed = set()
     for node in order:
-        if node in targets or any(i in needed for i in node.inputs):
+        if node in targets or (node not in stop and any(i in needed for i in node.inputs)):
             needed.add(node)
 
     graph = ys[0].graph
@@ -120,11 +122,11 @@ def gradients(ys, xs, grad_ys=None) -> list[Node | None]:
         _mark(graph, start, y)
         contributions.setdefault(y, []).append(seed)
 
-    total = _backpropagate(graph, order, needed, contributions)
+    total = _backpropagate(graph, order, needed, contributions, stop)
     return [total.get(x) for x in xs]
 
 
-def _backpropagate(graph, order, needed, contributions) -> dict:
+def _backpropagate(graph, order, needed, contributions, stop=frozenset()) -> dict:
     """Each needed node's total gradient, visiting ``order`` from the outputs back:
     contributions summed, then handed to the op's inputs (an op of several outputs gets
     its Output nodes' gradients together, ``backward_outputs``)."""
@@ -141,6 +143,9 @@ def _backpropagate(graph, order, needed, contributions) -> dict:
             continue
         start = len(graph.nodes)
         grad = total[node] = ops.add_n(contributions.pop(node))
+        if node in stop:  # its gradient is asked for, but goes no further
+            _mark(graph, start, node)
+            continue
         if getattr(node, "output_index", None) is not None:  # one output of such an op
             picked.setdefault(node.inputs[0], {})[node.output_index] = grad
             _mark(graph, start, node)

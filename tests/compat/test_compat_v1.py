@@ -24,7 +24,7 @@ from tests.compat.tf1_run import run
 
 SLOW_ON_JAX = {"gradients", "mnist_softmax", "mlp_adam", "mixed_bag", "small_cnn",
                "losses_and_clipping", "layers_cnn", "layers_batch_norm", "sparse_embeddings",
-               "more_ops", "sampled_losses",
+               "more_ops", "sampled_losses", "tf1_semantics", "dynamic_shapes",
                "rnn_cells", "dynamic_rnn", "rnn_stacks", "ptb_lstm"}  # JAX: test_compat_v1_rnn
 
 
@@ -418,8 +418,8 @@ def test_structure_ops(on):
         np.testing.assert_array_equal(got, want)
     assert out[12].dtype == np.int32 and out[20].dtype == np.int32 and out[21].dtype == np.int64
     np.testing.assert_array_equal(run(tf.where(x > 2)), np.argwhere(host > 2))  # issue 27
-    with pytest.raises(NotImplementedError, match="only CONSTANT padding"):
-        tf.pad(x, [[1, 1], [1, 1]], mode="REFLECT")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        tf.pad(x, [[1, 1], [1, 1]], mode="WRAP")
     with pytest.raises(TypeError, match="not a sequence"):
         list(x)
 
@@ -435,8 +435,6 @@ def test_gradients_broadcast_and_second_order(on):
     np.testing.assert_allclose(out[0], [[28.0], [56.0]])  # 2 a sum(b^2)
     np.testing.assert_allclose(out[1], [10.0, 20.0, 30.0])  # 2 b sum(a^2)
     np.testing.assert_allclose(out[2], [[28.0], [28.0]])
-    with pytest.raises(NotImplementedError, match="stop_gradient"):
-        tf.gradients(y, a, stop_gradients=[b])
 
 
 # --------------------------------------------------------------------------- tf.nn, tf.losses

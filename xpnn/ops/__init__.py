@@ -25,6 +25,7 @@ from . import (
     contraction,
     conv,
     core,
+    dynamic,
     elementary,
     indexing,
     logic,
@@ -41,6 +42,7 @@ from .arithmetic import *
 from .contraction import *
 from .conv import *
 from .core import *
+from .dynamic import *
 from .elementary import *
 from .indexing import *
 from .logic import *

@@ -30,6 +30,7 @@ from ..dtypes import dtype_name
 from ..graph import Constant, Node, Operation, as_node
 from .arithmetic import multiply
 from .core import run_context
+from .dynamic import Argument, holds_nodes
 
 
 class _DropoutMask(Operation):
@@ -143,32 +144,39 @@ def truncated(generator, shape) -> np.ndarray:
 
 
 class RandomDraw(Operation):
-    """Base of the ops with no input that draw a ``shape``d value in ``dtype`` every run:
-    ``sample(generator, shape)`` gives it on the host."""
+    """Base of the ops that draw a ``shape``d value in ``dtype`` every run:
+    ``sample(generator, shape)`` gives it on the host. ``shape`` may hold scalar nodes or be
+    a vector node (``ops.dynamic``): the op then reads what it is computed from."""
 
     random = True
     fresh = True
 
     def __init__(self, shape, dtype="float32", seed=None, name=None):
-        self.drawn_shape = tuple(int(d) for d in shape)
+        if holds_nodes(shape):
+            self.drawn = Argument(shape, type(self).__name__)
+            self.shape_only = tuple(k for k, s in enumerate(self.drawn.shape_only) if s)
+        else:
+            self.drawn = None
+            self.drawn_shape = tuple(int(d) for d in shape)
         self.drawn_dtype = dtype_name(dtype)
         self.seed = stream_seed(seed)
-        super().__init__(name=name)
+        super().__init__(*(self.drawn.inputs if self.drawn else ()), name=name)
 
     def sample(self, generator, shape) -> np.ndarray:
         raise NotImplementedError
 
-    def forward(self, xp, draw):
-        return draw(self, self.drawn_shape, self.drawn_dtype)
+    def forward(self, xp, *values, draw):
+        shape = self.drawn.value(values) if self.drawn else self.drawn_shape
+        return draw(self, shape, self.drawn_dtype)
 
-    def infer_shape(self):
-        return self.drawn_shape
+    def infer_shape(self, *shapes):
+        return self.drawn.known if self.drawn else self.drawn_shape
 
-    def infer_dtype(self):
+    def infer_dtype(self, *dtypes):
         return self.drawn_dtype
 
     def backward(self, grad):
-        return []
+        return [None] * len(self.inputs)
 
 
 class RandomNormal(RandomDraw):

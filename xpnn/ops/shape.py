@@ -489,6 +489,76 @@ class Pad(Unary):
         return [GetItem(grad, tuple(slice(b, -a if a else None) for b, a in self.paddings))]
 
 
+class MirrorPad(Unary):
+    """x with ``paddings[i] = (before, after)`` entries mirrored around each axis i, as
+    ``numpy.pad``'s modes: "reflect" leaves the edge out (at most size - 1 entries a side),
+    "symmetric" repeats it (at most size)."""
+
+    fresh = True
+
+    def __init__(self, x, paddings, mode, name=None):
+        self.paddings = tuple((int(b), int(a)) for b, a in paddings)
+        if mode not in ("reflect", "symmetric"):
+            raise ValueError(f"pad: mode must be constant, reflect or symmetric, got {mode!r}")
+        self.mode, self.edge = mode, int(mode == "reflect")
+        if any(b < 0 or a < 0 for b, a in self.paddings):
+            raise ValueError(f"pad: paddings must not be negative, got {paddings}")
+        super().__init__(x, name=name)
+        if self.inputs[0].shape is not None:
+            self._check(self.inputs[0].shape)
+
+    def _check(self, shape):
+        if len(self.paddings) != len(shape):
+            raise ValueError(f"{self.label}: {len(self.paddings)} paddings for rank {len(shape)}")
+        for axis, ((b, a), n) in enumerate(zip(self.paddings, shape)):
+            if n is not None and max(b, a) > n - self.edge:
+                raise ValueError(
+                    f"{self.label}: {self.mode} padding of ({b}, {a}) along axis {axis} of "
+                    f"size {n}: each side takes at most {n - self.edge} (shape {tuple(shape)})")
+
+    def forward(self, xp, x):
+        self._check(x.shape)
+        for axis, (before, after) in enumerate(self.paddings):
+            n, e = x.shape[axis], self.edge
+            left = xp.flip(_along(x, axis, e, e + before), axis=axis)
+            right = xp.flip(_along(x, axis, n - e - after, n - e), axis=axis)
+            x = xp.concat([left, x, right], axis=axis)
+        return x
+
+    def infer_shape(self, shape):
+        return Pad.infer_shape(self, shape)
+
+    def backward(self, grad):
+        return [MirrorPadGrad(grad, self.inputs[0], self)]
+
+
+class MirrorPadGrad(_GradientLikeInput):
+    """The gradient of a MirrorPad: each mirrored entry's gradient added back to the entry it
+    copied (x: shape only)."""
+
+    def __init__(self, grad, x, pad):
+        self.pad = pad
+        super().__init__(grad, x)
+
+    def forward(self, xp, grad, x):
+        for axis, (before, after) in enumerate(self.pad.paddings):
+            n, e = x.shape[axis], self.pad.edge
+            left = xp.flip(_along(grad, axis, 0, before), axis=axis)
+            right = xp.flip(_along(grad, axis, before + n, before + n + after), axis=axis)
+            grad = (_along(grad, axis, before, before + n)
+                    + _pad_axis(xp, left, axis, e, n - e - before, 0.0)
+                    + _pad_axis(xp, right, axis, n - e - after, e, 0.0))
+        return grad
+
+    def backward(self, grad):
+        return [MirrorPad(grad, self.pad.paddings, self.pad.mode), None]
+
+
+def _along(x, axis, start, stop):
+    """x[start:stop] along ``axis``."""
+    return x[(slice(None),) * axis + (slice(start, stop), ...)]
+
+
 class Shape(Unary):
     """The shape of x as an int32 vector (TF1's ``tf.shape``)."""
 
@@ -614,13 +684,16 @@ def tile(x, multiples, name=None):
     return Tile(x, multiples, name=name)
 
 
-def pad(x, paddings, constant_values=0.0, name=None):
-    """x with ``paddings[i] = [before, after]`` entries of ``constant_values`` around axis i.
+def pad(x, paddings, constant_values=0.0, name=None, mode="constant"):
+    """x with ``paddings[i] = [before, after]`` entries of ``constant_values`` around axis i
+    (``mode`` "reflect" or "symmetric": the entries mirrored, as ``numpy.pad``'s).
 
     >>> import xpnn as xn
     >>> xn.Session().run(xn.ops.pad([[1.0, 2.0]], [[1, 0], [0, 1]])).tolist()
     [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]]
     """
+    if mode != "constant":
+        return MirrorPad(x, paddings, mode, name=name)
     return Pad(x, paddings, constant_values, name=name)
 
 
@@ -636,7 +709,7 @@ def _not_iterable(self):
 
 __all__ = ["Reshape", "ReshapeLike", "ExpandDims", "Transpose", "GetItem", "GetItemGrad",
            "Concat", "ConcatPart", "Stack", "OneHot", "Squeeze", "Tile",
-           "TileGrad", "Pad", "Shape", "reshape", "transpose", "concat", "stack", "unstack",
-           "split", "one_hot", "squeeze", "tile", "pad"]
+           "TileGrad", "Pad", "MirrorPad", "MirrorPadGrad", "Shape", "reshape", "transpose",
+           "concat", "stack", "unstack", "split", "one_hot", "squeeze", "tile", "pad"]
 # ``shape``, the function, is left out: the package's ``from .shape import *`` would hide the
 # module ``ops.shape`` behind it.

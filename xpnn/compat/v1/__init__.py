@@ -61,6 +61,10 @@ Where it differs from TF1 (each is said again where it applies):
   arithmetic and by the ops that convert their arguments; an op that takes only nodes
   refuses it: ``tf.convert_to_tensor`` it first. GradientDescent adds its repeated rows up
   before the update (TF1 subtracts them one by one: rounding apart).
+- Shapes given as tensors (``tf.reshape(x, [tf.shape(x)[0], -1])``, ``tf.zeros``,
+  ``tf.fill``, ``tf.tile``, ``tf.range``, ``tf.random_*``) work on every backend; a static
+  shape may know more than TF1's (that reshape of (None, 4, 5) is (None, 20), TF1 says
+  (None, None)). A fed or computed value used as a shape makes a JAX plan run op by op.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.raw_rnn``...).
 

@@ -155,15 +155,22 @@ def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002 - TF1's na
 
 
 def tile(input, multiples, name=None):  # noqa: A002 - TF1's name
+    if ops.holds_nodes(multiples):
+        return ops.tile_to(as_tensor(input), multiples, name=op_name(name, "Tile"))
     return ops.tile(as_tensor(input), _ints(multiples), name=op_name(name, "Tile"))
 
 
 def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
-    if str(mode).upper() != "CONSTANT":
-        raise NotImplementedError(f"tf.pad(mode={mode!r}): only CONSTANT padding; build the "
-                                  "reflection with slices and tf.concat")
+    """``tensor`` padded by ``paddings`` (one [before, after] a dimension): with
+    ``constant_values``, or mirrored (``mode`` REFLECT or SYMMETRIC, any case, as TF1's)."""
+    mode = str(mode).upper()
+    if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+        raise ValueError(f'tf.pad: mode must be one of "CONSTANT", "REFLECT", or "SYMMETRIC", '
+                         f"got {mode!r}")
     rows = [_ints(row) for row in host_array(paddings).tolist()]
-    return ops.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, "Pad"))
+    kind = "Pad" if mode == "CONSTANT" else "MirrorPad"
+    return ops.pad(as_tensor(tensor), rows, constant_values, name=op_name(name, kind),
+                   mode=mode.lower())
 
 
 def shape(input, name=None, out_type=int32):  # noqa: A002 - TF1's name
@@ -190,10 +197,10 @@ def rank(input, name=None):  # noqa: A002 - TF1's name
 
 
 def reshape(tensor, shape, name=None):
-    """``tensor`` in ``shape`` (a list; one entry may be -1)."""
-    if isinstance(shape, Node):
-        raise NotImplementedError("tf.reshape to a shape tensor: give the shape as a list "
-                                  "(one entry may be -1)")
+    """``tensor`` in ``shape`` (a list; one entry may be -1): ints, or scalar tensors
+    known at run time (``[tf.shape(x)[0], -1]``), or a shape tensor."""
+    if ops.holds_nodes(shape):
+        return ops.reshape_to(as_tensor(tensor), shape, name=op_name(name, "Reshape"))
     return ops.reshape(as_tensor(tensor), _ints(shape), name=op_name(name, "Reshape"))
 
 

@@ -310,7 +310,9 @@ def _training(flag, what):
         if flag.dtype != "bool":
             raise TypeError(f"tf.layers.{what}: training must be a bool or a bool placeholder, "
                             f"got {flag.label} of dtype {flag.dtype}")
-        return flag
+        # A scalar, as TF1's cond takes: a flag of unknown shape (tf.placeholder(tf.bool))
+        # would leave the layer's output shape unknown.
+        return flag if flag.shape == () else ops.reshape(flag, ())
     return bool(flag)
 
 

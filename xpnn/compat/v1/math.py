@@ -258,11 +258,32 @@ def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_op
               gate_gradients=False, aggregation_method=None, stop_gradients=None,
               unconnected_gradients=None):
     """d(sum of ys)/dx for each x, as nodes (None where x does not affect ys); gradients of
-    gradients too."""
-    if stop_gradients is not None:
-        raise NotImplementedError("tf.gradients(stop_gradients=...): wrap those tensors in "
-                                  "tf.stop_gradient where they are used")
-    return [from_gradient(g) for g in autodiff.gradients(ys, xs, grad_ys)]
+    gradients too. ``grad_ys`` (one per y, None for ones) weights the ys; no gradient goes
+    through the tensors of ``stop_gradients`` (as TF1's)."""
+    ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+    if grad_ys is not None:
+        grad_ys = list(grad_ys) if isinstance(grad_ys, (list, tuple)) else [grad_ys]
+        if len(grad_ys) != len(ys):
+            raise ValueError(f"tf.gradients: Length mismatch. Passed {len(grad_ys)} grad_ys "
+                             f"for {len(ys)} ys")
+        grad_ys = [_seed(y, g) for y, g in zip(ys, grad_ys)]
+    if stop_gradients is not None and not isinstance(stop_gradients, (list, tuple)):
+        stop_gradients = [stop_gradients]
+    return [from_gradient(g) for g in
+            autodiff.gradients(ys, xs, grad_ys, stop_gradients or ())]
+
+
+def _seed(y, g):
+    """``g`` as a tensor of y's dtype, refused where its static shape is not y's."""
+    if g is None:
+        return None
+    g = g if isinstance(g, Node) else as_tensor(g, y.dtype)
+    a, b = g.shape, y.shape
+    if a is not None and b is not None and (len(a) != len(b) or any(
+            m is not None and n is not None and m != n for m, n in zip(a, b))):
+        raise ValueError(f"tf.gradients: a grad_ys entry of shape {a} for {y.label} of shape "
+                         f"{b}; give each y a seed of its shape")
+    return g
 
 
 __getattr__ = module_getattr(sys.modules[__name__], "tf.math")

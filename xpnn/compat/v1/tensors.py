@@ -91,15 +91,23 @@ def as_tensor(value, dtype=None):
 
 
 def zeros(shape, dtype=float32, name=None):
+    """``shape``d zeros: a constant, or a Fill where the shape holds tensors."""
+    if ops.holds_nodes(shape):
+        return fill(shape, constant(0, dtype), name=op_name(name, "zeros"))
     return constant(np.zeros(_shape(shape), name_of(dtype)), name=name or "zeros")
 
 
 def ones(shape, dtype=float32, name=None):
+    if ops.holds_nodes(shape):
+        return fill(shape, constant(1, dtype), name=op_name(name, "ones"))
     return constant(np.ones(_shape(shape), name_of(dtype)), name=name or "ones")
 
 
 def fill(dims, value, name=None):
-    """``dims``-shaped, every entry ``value`` (its TF1 dtype)."""
+    """``dims``-shaped (ints and scalar tensors, or a shape tensor), every entry ``value``
+    (its TF1 dtype)."""
+    if ops.holds_nodes(dims) or isinstance(value, Node):
+        return ops.fill_to(_shape(dims), as_tensor(value), name=op_name(name, "Fill"))
     value = host_array(value)
     return constant(np.full(_shape(dims), value, value.dtype), name=name or "Fill")
 
@@ -120,17 +128,25 @@ def _like(cls, tensor, dtype, name):
 
 
 def _shape(shape):
-    if isinstance(shape, Node):
-        raise NotImplementedError("a shape given as a tensor: xpnn.compat.v1 takes shapes as "
-                                  "lists of ints (x.get_shape().as_list())")
+    """A shape as a tuple of ints; one holding tensors (``[tf.shape(x)[0], 3]``, a shape
+    tensor) as it is, known at run time (``xn.ops.dynamic``)."""
+    if ops.holds_nodes(shape):
+        return shape
     return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
         int(d) for d in shape)
 
 
 def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001 - TF1's name
-    """TF1's ``tf.range``: int32 for ints, float32 for floats (a constant)."""
+    """TF1's ``tf.range``: int32 for ints, float32 for floats; a constant, or an op where
+    an argument is a tensor (``tf.range(tf.shape(x)[0])``)."""
     if limit is None:
         start, limit = 0, start
+    given = (start, limit, delta)
+    if any(isinstance(v, Node) for v in given):
+        if dtype is None:
+            kinds = [v.dtype if isinstance(v, Node) else host_array(v).dtype.name for v in given]
+            dtype = next((k for k in ("float64", "float32", "int64") if k in kinds), "int32")
+        return ops.range_to(*given, name_of(dtype), name=op_name(name, "range"))
     values = np.arange(start, limit, delta)
     return constant(values.tolist() if dtype is None else values, dtype, name=name)
 

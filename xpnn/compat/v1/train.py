@@ -201,13 +201,19 @@ def natural_exp_decay(learning_rate, global_step, decay_steps, decay_rate, stair
 
 def polynomial_decay(learning_rate, global_step, decay_steps, end_learning_rate=0.0001,
                      power=1.0, cycle=False, name=None):
-    """(lr - end) (1 - min(step, decay_steps) / decay_steps) ** power + end."""
-    if cycle:
-        raise NotImplementedError("polynomial_decay(cycle=True) is not in xpnn.compat.v1")
+    """(lr - end) (1 - min(step, decay_steps) / decay_steps) ** power + end; with ``cycle``,
+    decay_steps times ceil(step / decay_steps) (1 at step 0) in place of the min, as TF1's."""
     rate = as_tensor(learning_rate)
     dtype = rate.dtype or "float32"
     steps = constant(float(decay_steps), dtype)
-    p = ops.divide(ops.minimum(ops.cast(as_tensor(global_step), dtype), steps), steps)
+    step = ops.cast(as_tensor(global_step), dtype)
+    if cycle:
+        cycles = ops.ceil(ops.divide(step, steps))
+        one = constant(1.0, dtype)
+        steps = ops.multiply(steps, logic.where(logic.equal(step, 0.0), one, cycles))
+        p = ops.divide(step, steps)
+    else:
+        p = ops.divide(ops.minimum(step, steps), steps)
     end = constant(end_learning_rate, dtype)
     scaled = ops.multiply(ops.subtract(rate, end),
                           ops.pow(ops.subtract(constant(1.0, dtype), p),

@@ -300,8 +300,9 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
                  validate_shape=True, use_resource=None, custom_getter=None, constraint=None,
                  synchronization=None, aggregation=None):
     """The Variable ``<scope>/<name>``: made here (``initializer``: the scope's, else TF1's
-    glorot_uniform for floats and zeros for integers), or the existing one where the scope
-    reuses. Name scopes do not prefix it, as in TF1."""
+    glorot_uniform for floats and zeros for integers; or a value, an array, list, number or
+    tensor, whose shape and dtype it takes), or the existing one where the scope reuses.
+    Name scopes do not prefix it, as in TF1."""
     scope = get_variable_scope()
     full = f"{scope.name}/{name}" if scope.name else name
     store = state().store
@@ -313,8 +314,12 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
     if scope.reuse is True:
         raise ValueError(f"Variable {full} does not exist, or was not created with "
                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
-    initial, value = _first_value(full, shape, dtype or scope.dtype,
-                                  initializer or scope.initializer)
+    if initializer is None:
+        initializer = scope.initializer
+    if _is_constant(initializer):
+        initial, value = initializer, _constant_value(full, shape, dtype, initializer)
+    else:
+        initial, value = _first_value(full, shape, dtype or scope.dtype, initializer)
     graph = _graph.get_default_graph()
     with graph.name_scope(None):  # a variable scope names it, not the name scope
         variable = Variable(value, name=full, dtype=value.dtype, trainable=trainable)
@@ -338,6 +343,27 @@ def _shared(found, shape, dtype):
         raise ValueError(f"Trying to share variable {found.name}, but specified dtype "
                          f"{as_dtype(dtype).name} and found dtype {found.dtype}_ref.")
     return found
+
+
+def _is_constant(initializer) -> bool:
+    """Whether ``initializer`` is a value (an array, a list, a number or a tensor), not an
+    initializer to call."""
+    return initializer is not None and (isinstance(initializer, Node) or not callable(
+        initializer))
+
+
+def _constant_value(full, shape, dtype, initializer):
+    """The host value of a constant ``initializer`` (its own dtype, as TF1's): TF1 refuses a
+    ``shape`` beside it, and an explicit ``dtype`` other than its own."""
+    if shape is not None:
+        raise ValueError(f"get_variable {full}: If initializer is a constant, do not specify "
+                         f"shape (got shape={list(shape)}); the shape is the initializer's")
+    value = initial_host(initializer)
+    if dtype is not None and as_dtype(dtype).name != value.dtype.name:
+        raise ValueError(f"get_variable {full}: Initializer type '{value.dtype.name}' and "
+                         f"explicit dtype '{as_dtype(dtype).name}' don't match; leave dtype out"
+                         " or give the initializer in that dtype")
+    return value
 
 
 def _first_value(full, shape, dtype, initializer) -> tuple:
