@@ -39,7 +39,7 @@ Where it differs from TF1 (each is said again where it applies):
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.dynamic_rnn``...).
+  xpnn way (``tf.keras``, ``tf.nn.dynamic_rnn``...).
 
 Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
@@ -74,13 +74,14 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math
+- modules: nn, losses, train, layers, math, summary (TensorBoard event files; also
+  ``tf.Summary``)
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import layers, losses, math, nn, train
+from . import layers, losses, math, nn, summary, train
 from .array_ops import (
     concat,
     cumsum,
@@ -126,6 +127,7 @@ from .dtypes import (
     uint8,
     uint16,
 )
+from .events import Summary
 from .graphs import (
     GraphKeys,
     add_to_collection,
@@ -263,6 +265,6 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node"}
+                   "tensors", "unsupported", "variables", "Node", "events"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -5,10 +5,10 @@ modules (pytest, doctest, IDEs) work as they do on any module.
 
 >>> import xpnn.compat.v1 as tf
 >>> try:
-...     tf.summary
+...     tf.keras
 ... except NotImplementedError as error:
 ...     print(str(error).split(":")[0])
-tf.summary is not in xpnn.compat.v1
+tf.keras is not in xpnn.compat.v1
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ HINTS = {
     "tf.contrib": "tf.contrib is gone from TensorFlow too",
     "tf.estimator": "train with tf.Session and an optimizer's minimize",
     "tf.data": "batches come from xn.data.batches, fed through placeholders",
-    "tf.summary": "record values in Python; xn.draw_graph draws the graph (TensorBoard's tab)",
+    "tf.summary.tensor_summary": "tf.summary.scalar, histogram, image, audio or text",
     "tf.app": "run the program as a script",
     "tf.flags": "use argparse",
     "tf.logging": "use print or the logging module",
