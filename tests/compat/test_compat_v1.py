@@ -662,7 +662,7 @@ def test_saver_round_trip_and_max_to_keep(on, tmp_path):
 
 @pytest.mark.parametrize("symbol, hint", [
     ("case", "tf.cond"), ("nn.dynamic_rnn", "loop='scan'"), ("layers.conv2d_transpose", "not impl"),
-    ("summary.tensor_summary", "scalar"), ("keras", "Sequential"), ("no_such_name", "help(xpnn.compat.v1)"),
+    ("flags", "argparse"), ("keras", "Sequential"), ("no_such_name", "help(xpnn.compat.v1)"),
     ("nn.rnn_cell", "xn.nn.LSTM"), ("train.FtrlOptimizer", "not implemented"),
     ("losses.cosine_distance", "not implemented"), ("math.cumprod", "help(xpnn.compat.v1)"),
 ])

@@ -265,6 +265,6 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node", "events"}
+                   "tensors", "unsupported", "variables", "Node", "events", "strings"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -52,6 +52,7 @@ from .events import (
     protos,
 )
 from .graphs import GraphKeys, add_to_collections, get_collection
+from .strings import TextConstant
 from .tensors import convert_to_tensor
 from .unsupported import module_getattr
 
@@ -80,25 +81,6 @@ class SummaryOp(Node):
             summary.value.extend(encode(*values[start:start + count]))
             start += count
         return summary.SerializeToString()
-
-
-class TextConstant(Node):
-    """``tf.constant`` of strings: held on the host (xpnn's arrays hold numbers and bools),
-    for ``tf.summary.text``; fetched, it gives bytes as TF1's string tensors do."""
-
-    kind = "constant"
-    host_inputs = ()
-
-    def __init__(self, value, name=None):
-        super().__init__(None, name)
-        strings = np.asarray(value)
-        self.strings = np.array([s if isinstance(s, bytes) else str(s).encode()
-                                 for s in strings.reshape(-1).tolist()],
-                                dtype=object).reshape(strings.shape)
-        self.shape, self.dtype = strings.shape, "string"
-
-    def from_host(self, values):
-        return self.strings[()] if self.strings.ndim == 0 else self.strings.copy()
 
 
 # --------------------------------------------------------------------------- naming

@@ -29,6 +29,7 @@ from ...graph import Constant, Node, Placeholder
 from ...ops import random as _random
 from .dtypes import as_dtype, float32, name_of
 from .graphs import op_name, op_seeds
+from .strings import TextConstant
 
 _INT32 = np.iinfo(np.int32)
 
@@ -57,9 +58,7 @@ def host_array(value, dtype=None) -> np.ndarray:
 def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
     """A constant; ``shape`` broadcasts a scalar (``tf.constant(0.1, shape=[10])``) or
     reshapes a value of that many entries."""
-    if _is_text(value):  # kept on the host, for tf.summary.text (summary.py)
-        from .summary import TextConstant
-
+    if _is_text(value):  # kept on the host, for tf.summary.text
         return TextConstant(value, name=op_name(name, "Const"))
     array = host_array(value, dtype)
     if shape is not None:
