@@ -230,6 +230,14 @@ def test_without_tensorboardx_the_error_names_the_extra(on, monkeypatch):
         events.protos.cache_clear()
 
 
+def test_the_docstring_lists_every_name():
+    from tests.compat.test_compat_v1 import _listed
+
+    assert _listed(tf.summary.__doc__, "Its names:") == set(tf.summary.__all__)
+    for name in tf.summary.__all__:
+        getattr(tf.summary, name)
+
+
 def test_unsupported_summary_names_raise_tf1_name_errors():
     with pytest.raises(TF1NameError, match="tf.summary.tensor_summary is not in.*scalar"):
         tf.summary.tensor_summary  # noqa: B018

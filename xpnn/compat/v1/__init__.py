@@ -38,6 +38,8 @@ Where it differs from TF1 (each is said again where it applies):
   ``x.get_shape()`` a TensorShape with ``as_list()``.
 - ``Session(config=...)`` and ``target`` are accepted and ignored; the Session runs on
   xpnn's default device, ``tf.use_device(...)``'s, or its own ``device=``/``backend=``.
+- String tensors are only ``tf.constant`` of strings, held on the host (fetched as bytes),
+  for ``tf.summary.text``; ``help(tf.summary)`` says where summaries differ.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
   xpnn way (``tf.keras``, ``tf.nn.dynamic_rnn``...).
 
@@ -74,8 +76,8 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math, summary (TensorBoard event files; also
-  ``tf.Summary``)
+- summaries: Summary
+- modules: nn, losses, train, layers, math, summary
 """
 
 import sys as _sys

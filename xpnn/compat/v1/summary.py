@@ -9,8 +9,10 @@ tensorboardX's (``pip install xpnn[summary]``: tensorboardX and Pillow); without
 summary op or a FileWriter raises ModuleNotFoundError naming that extra.
 
 Its names: scalar, histogram, image, audio, text, merge, merge_all, FileWriter,
-FileWriterCache, Summary, Event, SessionLog (also ``tf.Summary``; ``tf.train.summary_iterator``
-reads event files back, with TensorBoard's reader: ``pip install tensorboard``).
+FileWriterCache, Summary, Event, SessionLog.
+
+``tf.Summary`` is ``tf.summary.Summary``; ``tf.train.summary_iterator`` reads event files
+back with TensorBoard's reader (``pip install tensorboard``).
 
 Where it differs from TF1: a string tensor is only ``tf.constant`` of strings (held on the
 host: xpnn computes no strings), for ``text``, which also takes a Python string; ``merge``

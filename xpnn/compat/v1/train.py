@@ -7,8 +7,7 @@ Its names: Optimizer, GradientDescentOptimizer, MomentumOptimizer, AdamOptimizer
 RMSPropOptimizer, AdagradOptimizer, get_global_step, create_global_step,
 get_or_create_global_step, global_step, exponential_decay, inverse_time_decay,
 natural_exp_decay, polynomial_decay, piecewise_constant, Saver, CheckpointState,
-get_checkpoint_state, latest_checkpoint, checkpoint_exists, summary_iterator (reads
-TensorBoard event files: summary.py).
+get_checkpoint_state, latest_checkpoint, checkpoint_exists, summary_iterator.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
