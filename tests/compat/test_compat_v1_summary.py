@@ -160,18 +160,33 @@ def test_histogram_buckets_hold_every_value(on):
 
 @needs_writer
 def test_file_writer_flush_close_reopen_and_cache(on, tmp_path):
+    from xpnn.compat.v1 import events
+    from xpnn.compat.v1.events import protos
+
     acc = tf.Summary(value=[tf.Summary.Value(tag="accuracy", simple_value=0.5)])
     writer = tf.summary.FileWriter(tmp_path / "a", max_queue=100, flush_secs=1000)
     writer.add_summary(acc, global_step=7)
     writer.add_summary(acc.SerializeToString(), 8)
+    x = tf.placeholder(tf.float32, [2], name="x")
+    graph_def = events.graph_to_graph_def(tf.get_default_graph())
+    writer.add_graph(graph_def)  # a GraphDef where TF1 takes a Graph, as TF1 allows
     writer.flush()
     (path,) = glob.glob(str(tmp_path / "a" / "events.out.tfevents.*"))
     if importlib.util.find_spec("tensorboard") is not None:
         read = list(tf.train.summary_iterator(path))
         assert read[0].file_version == "brain.Event:2"
-        assert [(e.step, e.summary.value[0].simple_value) for e in read[1:]] == [(7, .5), (8, .5)]
+        assert [(e.step, e.summary.value[0].simple_value) for e in read[1:3]] == [(7, .5), (8, .5)]
+        graph = protos().graph.GraphDef.FromString(read[3].graph_def)
+        assert [(n.name, n.op) for n in graph.node] == [(x.name, "Placeholder")]
     writer.close()
     writer.add_summary(acc, 9)  # after close: dropped, as TF1's
+    writer.reopen()  # a new event file (named by the second: this one may replace the first)
+    writer.add_summary(acc, 10)
+    writer.close()
+    if importlib.util.find_spec("tensorboard") is not None:
+        steps = {e.step for path in glob.glob(str(tmp_path / "a" / "events.out.tfevents.*"))
+                 for e in tf.train.summary_iterator(path)}
+        assert 10 in steps and 9 not in steps
     assert writer.get_logdir() == str(tmp_path / "a")
     cached = tf.summary.FileWriterCache.get(str(tmp_path / "b"))
     assert tf.summary.FileWriterCache.get(str(tmp_path / "b")) is cached

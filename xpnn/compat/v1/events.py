@@ -129,8 +129,10 @@ class FileWriter:
         self.add_event(event)
 
     def add_graph(self, graph, global_step=None, graph_def=None) -> None:
-        """Write ``graph``'s GraphDef (or ``graph_def``, a GraphDef protobuf) for
-        TensorBoard's graph tab."""
+        """Write ``graph``'s GraphDef (or ``graph_def``, a GraphDef protobuf, which ``graph``
+        may also be, as TF1 accepts) for TensorBoard's graph tab."""
+        if graph_def is None and hasattr(graph, "SerializeToString"):
+            graph_def = graph
         if graph_def is None:
             if not isinstance(graph, Graph):
                 raise TypeError(f"add_graph takes an xpnn graph (tf.get_default_graph(), "
