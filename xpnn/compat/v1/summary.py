@@ -44,6 +44,7 @@ import numpy as np
 
 from ... import graph as _graph
 from ...graph import Node
+from ...summary import histogram as _histogram
 from .events import (
     EXTRA,
     Event,
@@ -141,7 +142,7 @@ def histogram(name, values, collections=None, family=None):
     by 10% up to ±1e20, and 0; runs of empty buckets merged as TF1 writes them)."""
 
     def encoder(tag):
-        return lambda array: [protos().summary.Summary.Value(tag=tag, histo=_histo(tag, array))]
+        return lambda array: [protos().summary.Summary.Value(tag=tag, histo=_histogram(tag, array))]
 
     return _summary_op(name, family, [values], encoder, collections)
 
