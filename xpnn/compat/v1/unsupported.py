@@ -5,10 +5,10 @@ modules (pytest, doctest, IDEs) work as they do on any module.
 
 >>> import xpnn.compat.v1 as tf
 >>> try:
-...     tf.keras
+...     tf.estimator
 ... except NotImplementedError as error:
 ...     print(str(error).split(":")[0])
-tf.keras is not in xpnn.compat.v1
+tf.estimator is not in xpnn.compat.v1
 """
 
 from __future__ import annotations
