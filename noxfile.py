@@ -25,7 +25,9 @@ nox.options.sessions = ["tests", "lint"]
 @nox.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax", "cupy_standin"])
 def tests(session, backend):
     # The MPI tests (tests/distributed/test_distributed.py) run in one session; elsewhere they skip.
-    session.install("-e", ".[test,mpi]" if backend == "numpy" else ".[test]")
+    # tensorboard: the reader the tf.summary tests read event files back with
+    extras = "test,summary,mpi" if backend == "numpy" else "test,summary"
+    session.install("-e", f".[{extras}]", "tensorboard")
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
     if backend == "jax":
@@ -38,9 +40,9 @@ def tests_tf1(session):
     """xpnn against real TensorFlow 1 (tf.compat.v1) as the oracle: its optimizers
     (tests/compat/test_tf1_oracle.py) and xpnn.compat.v1 running TF 1.x programs unchanged
     (tests/compat/test_compat_v1_oracle.py); tf_keras for tf.layers under Keras 3."""
-    session.install("-e", ".[test]", "tensorflow-cpu", "tf_keras")
+    session.install("-e", ".[test,summary]", "tensorflow-cpu", "tf_keras", "tensorboard")
     session.run("pytest", "-q", "tests/compat/test_tf1_oracle.py",
-                "tests/compat/test_compat_v1_oracle.py",
+                "tests/compat/test_compat_v1_oracle.py", "tests/compat/test_compat_v1_summary.py",
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
 
 

@@ -21,6 +21,7 @@ from . import (
     metrics,
     nn,
     ops,
+    summary,
     train,
 )
 from .assignment import assign, assign_add, assign_sub, group

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import xpnn.compat.v1 as xtf
-from tests.compat.tf1_programs import PROGRAMS
+from tests.compat.tf1_programs import PROGRAMS, missing
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # read when tf.layers is first used
 tf = pytest.importorskip(
@@ -62,6 +62,8 @@ def _tf_layers_missing() -> str | None:
 def test_program_matches_tensorflow(name, tmp_path):
     program = importlib.import_module(f"tests.compat.tf1_programs.{name}")
     if getattr(program, "USES_TF_LAYERS", False) and (why := _tf_layers_missing()):
+        pytest.skip(why)
+    if why := missing(name):
         pytest.skip(why)
     (tmp_path / "tf").mkdir()
     (tmp_path / "xpnn").mkdir()

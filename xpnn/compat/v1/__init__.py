@@ -65,8 +65,10 @@ Where it differs from TF1 (each is said again where it applies):
   ``tf.fill``, ``tf.tile``, ``tf.range``, ``tf.random_*``) work on every backend; a static
   shape may know more than TF1's (that reshape of (None, 4, 5) is (None, 20), TF1 says
   (None, None)). A fed or computed value used as a shape makes a JAX plan run op by op.
+- String tensors are only ``tf.constant`` of strings, held on the host (fetched as bytes),
+  for ``tf.summary.text``; ``help(tf.summary)`` says where summaries differ.
 - Anything else not listed below raises NotImplementedError naming the TF1 symbol and the
-  xpnn way (``tf.keras``, ``tf.summary``, ``tf.nn.raw_rnn``...).
+  xpnn way (``tf.keras.layers``, ``tf.estimator``, ``tf.nn.raw_rnn``...).
 
 Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 
@@ -108,13 +110,14 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math, initializers, keras, data, errors
+- summaries: Summary
+- modules: nn, losses, train, layers, math, initializers, keras, data, errors, summary
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import data, errors, layers, losses, math, nn, train
+from . import data, errors, layers, losses, math, nn, summary, train
 from .array_ops import (
     concat,
     cumsum,
@@ -163,6 +166,7 @@ from .dtypes import (
     uint16,
 )
 from .elementary import *  # noqa: F403 - sin ... segment_sum, listed in its __all__
+from .events import Summary
 from .graphs import (
     GraphKeys,
     add_to_collection,
@@ -303,6 +307,7 @@ newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "indexed_slices",
                    "session", "tensors", "unsupported", "variables", "Node", "elementary",
-                   "nn_extra", "sampled", "initializer_names", "config", "rnn", "rnn_cell"}
+                   "nn_extra", "sampled", "initializer_names", "config", "rnn", "rnn_cell",
+                   "events", "strings"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -71,7 +71,7 @@ class Session(_session.Session):
         """(nodes to run, placeholders with defaults among their inputs), per fetch."""
         found = self._fetch_plans.get(leaves)
         if found is None:
-            nodes = list(dict.fromkeys(leaves))
+            nodes = list(dict.fromkeys(n for leaf in leaves for n in _computes(leaf)))
             nodes += [leaf.value for leaf in leaves if _is_assign(leaf)]
             nodes += control_closure(nodes)
             nodes = list(dict.fromkeys(nodes))
@@ -147,7 +147,15 @@ def _is_assign(node) -> bool:
     return isinstance(getattr(node, "value", None), Node) and isinstance(node, Update)
 
 
+def _computes(leaf) -> tuple:
+    """The nodes a fetch has computed: a summary op (summary.py) its tensors, whose values
+    it serializes on the host."""
+    return getattr(leaf, "host_inputs", (leaf,))
+
+
 def _result(leaf, values):
+    if hasattr(leaf, "host_inputs"):
+        return leaf.from_host([values[n] for n in leaf.host_inputs])
     if _is_assign(leaf):
         return _numpy(values[leaf.value])
     return _numpy(values[leaf])

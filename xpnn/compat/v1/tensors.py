@@ -30,6 +30,7 @@ from ...ops import random as _random
 from .dtypes import as_dtype, float32, name_of
 from .graphs import op_name, op_seeds
 from .indexed_slices import IndexedSlices, to_dense
+from .strings import TextConstant
 
 _INT32 = np.iinfo(np.int32)
 
@@ -58,6 +59,8 @@ def host_array(value, dtype=None) -> np.ndarray:
 def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
     """A constant; ``shape`` broadcasts a scalar (``tf.constant(0.1, shape=[10])``) or
     reshapes a value of that many entries."""
+    if _is_text(value):  # kept on the host, for tf.summary.text
+        return TextConstant(value, name=op_name(name, "Const"))
     array = host_array(value, dtype)
     if shape is not None:
         shape = tuple(int(d) for d in shape)
@@ -69,6 +72,11 @@ def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
             raise TypeError(f"constant: a value of shape {array.shape} does not fill shape "
                             f"{shape}")
     return Constant(array, dtype=array.dtype, name=op_name(name, "Const"))
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, (str, bytes)) or (
+        isinstance(value, (list, tuple, np.ndarray)) and np.asarray(value).dtype.kind in "SU")
 
 
 def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):

@@ -7,7 +7,7 @@ Its names: Optimizer, GradientDescentOptimizer, MomentumOptimizer, AdamOptimizer
 RMSPropOptimizer, AdagradOptimizer, get_global_step, create_global_step,
 get_or_create_global_step, global_step, exponential_decay, inverse_time_decay,
 natural_exp_decay, polynomial_decay, piecewise_constant, Saver, CheckpointState,
-get_checkpoint_state, latest_checkpoint, checkpoint_exists.
+get_checkpoint_state, latest_checkpoint, checkpoint_exists, summary_iterator.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -36,6 +36,7 @@ from ...graph import Node
 from ...ops import logic
 from . import graphs
 from .dtypes import int64
+from .events import summary_iterator
 from .graphs import GraphKeys, add_to_collection, op_name, state
 from .indexed_slices import from_gradient, to_dense
 from .tensors import as_tensor, constant
@@ -335,5 +336,5 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOp
            "get_or_create_global_step", "global_step", "exponential_decay",
            "inverse_time_decay", "natural_exp_decay", "polynomial_decay", "piecewise_constant",
            "Saver", "CheckpointState", "get_checkpoint_state", "latest_checkpoint",
-           "checkpoint_exists"]
+           "checkpoint_exists", "summary_iterator"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.train")

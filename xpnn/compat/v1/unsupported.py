@@ -5,10 +5,10 @@ modules (pytest, doctest, IDEs) work as they do on any module.
 
 >>> import xpnn.compat.v1 as tf
 >>> try:
-...     tf.summary
+...     tf.estimator
 ... except NotImplementedError as error:
 ...     print(str(error).split(":")[0])
-tf.summary is not in xpnn.compat.v1
+tf.estimator is not in xpnn.compat.v1
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ HINTS = {
                                            "Iterator.from_structure and make_initializer",
     "tf.data.Iterator.string_handle": "switch datasets with Iterator.from_structure and "
                                       "make_initializer",
-    "tf.summary": "record values in Python; xn.draw_graph draws the graph (TensorBoard's tab)",
+    "tf.summary.tensor_summary": "tf.summary.scalar, histogram, image, audio or text",
     "tf.app": "run the program as a script",
     "tf.flags": "use argparse",
     "tf.logging": "use print or the logging module",
