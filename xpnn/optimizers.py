@@ -153,6 +153,13 @@ class ApplyGradients(Update):
     def type(self) -> str:
         return f"{type(self.optimizer).__name__} step"
 
+    @property
+    def reads_targets(self) -> bool:
+        """Whether it reads the Variables and slots it writes (not the new values of an
+        update it runs after, ``graph.NewValue``): only then may a device update in place."""
+        n = len(self.pairs)
+        return all(self.inputs[n + k] is t for k, t in enumerate(self.targets))
+
     def shape_problem(self, values) -> str | None:
         """Why these gradients cannot update these Variables (checked before any write)."""
         for pair in self.pairs:

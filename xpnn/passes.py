@@ -73,9 +73,10 @@ class UpdateTable(dict):
 
     def has_fast_update(self, step) -> bool:
         """Whether ``step`` is an optimizer's update with a formula here (a learning rate
-        that is a graph node takes the portable update)."""
+        that is a graph node takes the portable update, and so does a step that reads
+        another update's new values in place of its Variables')."""
         return (isinstance(step, ApplyGradients) and type(step.optimizer) in self
-                and step.rate is None)
+                and step.rate is None and step.reads_targets)
 
     def choose(self, plan, live, session) -> list:
         """The updates that may write the Variables' arrays in place: optimizer steps with a

@@ -32,7 +32,8 @@ Where it differs from TF1 (each is said again where it applies):
   initial value (TF1 raises FailedPreconditionError).
 - A run computes everything first and writes Variables last: a value fetched in the same
   run as an update is the value from before it (as TF1 gives for a training step and its
-  loss), also under ``control_dependencies``.
+  loss). Under ``control_dependencies`` a node reads the new value of a Variable that the
+  block's updates write, as TF1 does; gradients made there read what their forward read.
 - A node's ``name`` is its op name (``"x"``, not ``"x:0"``); ``"x:0"`` finds it by
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
@@ -263,6 +264,6 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "tensors", "unsupported", "variables", "Node"}
+                   "slots", "tensors", "unsupported", "variables", "Node"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

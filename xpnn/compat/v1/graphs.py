@@ -144,17 +144,20 @@ def flatten(values) -> list:
 
 @contextlib.contextmanager
 def control_dependencies(control_inputs):
-    """Nodes made in the block also run ``control_inputs`` whenever they run. As every run
-    writes its updates after computing everything, a node here reads Variables as they
-    were before the run (TF1 runs the inputs first and may read their writes).
+    """Nodes made in the block also run ``control_inputs`` whenever they run, and read the
+    Variables those write as written (TF1's reads after writes): a node here that reads a
+    Variable an update among ``control_inputs`` writes (through ``group``s and their own
+    control inputs too) reads that update's new value. The Variable itself is written at the
+    end of the run. Gradients made here read what their forward read.
 
     >>> import xpnn.compat.v1 as tf
     >>> tf.reset_default_graph()
     >>> v = tf.Variable(0.0)
     >>> with tf.control_dependencies([tf.assign_add(v, 1.0)]):
-    ...     y = tf.identity(tf.constant(5.0))
-    >>> sess = tf.Session(); _ = sess.run(y); _ = sess.run(y); float(sess.run(v))
-    2.0
+    ...     y = tf.identity(v)
+    >>> sess = tf.Session(); _ = sess.run(tf.global_variables_initializer())
+    >>> float(sess.run(y)), float(sess.run(y)), float(sess.run(v))
+    (1.0, 2.0, 2.0)
     """
     graph = _graph.get_default_graph()
     deps = tuple(d for d in flatten(control_inputs) if isinstance(d, Node))
@@ -162,11 +165,33 @@ def control_dependencies(control_inputs):
     try:
         yield
     finally:
-        for node in graph.nodes[start:]:
+        made, written = graph.nodes[start:], _written(deps)
+        for node in made:
             # Variables made here (an optimizer's slots) are not: TF1 lifts them and their
             # initializers out (init_scope), so the initializer runs without the deps.
-            if not isinstance(node, _graph.Variable):
-                node._tf1_control = getattr(node, "_tf1_control", ()) + deps
+            if isinstance(node, _graph.Variable):
+                continue
+            node._tf1_control = getattr(node, "_tf1_control", ()) + deps
+            if node.gradient_of is None and not written.keys().isdisjoint(node.inputs):
+                node.inputs = tuple(_graph.new_value(written[i], i) if i in written else i
+                                    for i in node.inputs)
+
+
+def _written(deps) -> dict:
+    """Variable -> the update that writes it last when ``deps`` run (the later of two
+    reads the earlier's new value)."""
+    updates = [n for n in topological_order([*deps, *control_closure(deps)])
+               if isinstance(n, _graph.Update)]
+    writers = {}
+    for update in updates:
+        for variable in update.targets:
+            writers.setdefault(variable, []).append(update)
+    last = {}
+    for variable, found in writers.items():
+        read = {n.update for u in found for n in topological_order([u])
+                if isinstance(n, _graph.NewValue) and n.variable is variable}
+        last[variable] = ([u for u in found if u not in read] or found)[-1]
+    return last
 
 
 def control_closure(nodes) -> list:

@@ -34,7 +34,7 @@ from ...autodiff import gradients
 from ...dtypes import is_floating
 from ...graph import Node
 from ...ops import logic
-from . import graphs
+from . import graphs, slots
 from .dtypes import int64
 from .graphs import GraphKeys, add_to_collection, op_name, state
 from .tensors import as_tensor, constant
@@ -48,6 +48,7 @@ class Optimizer:
 
     def __init__(self, optimizer, name):
         self.optimizer, self._name = optimizer, name
+        self._slots = {}  # TF1's slot name -> {Variable: slot Variable}
 
     @property
     def learning_rate(self):
@@ -73,9 +74,20 @@ class Optimizer:
             raise ValueError("No gradients provided for any variable: "
                              f"{[v.name for _, v in grads_and_vars]}")
         if global_step is None:
-            return self.optimizer.apply_gradients(pairs, name=op_name(name, self._name))
-        update = self.optimizer.apply_gradients(pairs)
+            update = self.optimizer.apply_gradients(pairs, name=op_name(name, self._name))
+            return slots.named(self, update)
+        update = slots.named(self, self.optimizer.apply_gradients(pairs))
         return graphs.group(update, assign_add(global_step, 1), name=name or self._name)
+
+    def get_slot(self, var, name):
+        """The slot Variable ``name`` (``get_slot_names``) the optimizer keeps for ``var``,
+        or None."""
+        return self._slots.get(name, {}).get(var)
+
+    def get_slot_names(self):
+        """The names of the slots made so far, sorted (Momentum's "momentum", Adam's "m"
+        and "v", RMSProp's "rms" and "momentum", Adagrad's "accumulator")."""
+        return sorted(self._slots)
 
     def minimize(self, loss, global_step=None, var_list=None, gate_gradients=1,
                  aggregation_method=None, colocate_gradients_with_ops=False, name=None,

@@ -24,6 +24,7 @@ import numpy as np
 
 from ... import assignment as _assign
 from ... import graph as _graph
+from ... import ops as _ops
 from ...autodiff import topological_order
 from ...graph import Node, get_default_session
 from ...session import Session as _CoreSession
@@ -87,7 +88,9 @@ class Variable(_graph.Variable):
         return self
 
     def read_value(self):
-        return self
+        """A read of the Variable made here: under ``control_dependencies`` it reads what
+        the block's updates wrote."""
+        return _ops.identity(self, name=op_name(None, "read"))
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
         return assign(self, value, name=name)
