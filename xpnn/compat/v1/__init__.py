@@ -34,6 +34,8 @@ Where it differs from TF1 (each is said again where it applies):
   run as an update is the value from before it (as TF1 gives for a training step and its
   loss). Under ``control_dependencies`` a node reads the new value of a Variable that the
   block's updates write, as TF1 does; gradients made there read what their forward read.
+- ``AdamOptimizer`` keeps its beta powers per Variable (``w/adam_beta1_power``), TF1 once
+  per graph (``beta1_power``); the other slots have TF1's names (``w/Adam``, ``w/Adam_1``).
 - A node's ``name`` is its op name (``"x"``, not ``"x:0"``); ``"x:0"`` finds it by
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
@@ -59,7 +61,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   model_variables, global_variables_initializer, variables_initializer,
   initialize_all_variables, local_variables_initializer, tables_initializer,
   is_variable_initialized, assign, assign_add, assign_sub, variable_scope, VariableScope,
-  get_variable, get_variable_scope, AUTO_REUSE
+  get_variable, get_variable_scope, AUTO_REUSE, moving_average_variables
 - initializers: zeros_initializer, ones_initializer, constant_initializer,
   random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
   variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer
@@ -212,6 +214,7 @@ from .math import (
     tanh,
     truediv,
 )
+from .moving_averages import moving_average_variables
 from .session import InteractiveSession, Session, use_device
 from .tensors import (
     cast,
@@ -264,6 +267,6 @@ Operation = Node
 newaxis = None
 
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "initializers", "session",
-                   "slots", "tensors", "unsupported", "variables", "Node"}
+                   "moving_averages", "slots", "tensors", "unsupported", "variables", "Node"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

@@ -81,6 +81,8 @@ class GraphKeys:
     GLOBAL_STEP = "global_step"
     SUMMARIES = "summaries"
     TRAIN_OP = "train_op"
+    MOVING_AVERAGE_VARIABLES = "moving_average_variables"
+    METRIC_VARIABLES = "metric_variables"
 
 
 def get_collection(key, scope=None) -> list:

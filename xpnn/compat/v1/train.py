@@ -7,7 +7,10 @@ Its names: Optimizer, GradientDescentOptimizer, MomentumOptimizer, AdamOptimizer
 RMSPropOptimizer, AdagradOptimizer, get_global_step, create_global_step,
 get_or_create_global_step, global_step, exponential_decay, inverse_time_decay,
 natural_exp_decay, polynomial_decay, piecewise_constant, Saver, CheckpointState,
-get_checkpoint_state, latest_checkpoint, checkpoint_exists.
+get_checkpoint_state, latest_checkpoint, checkpoint_exists, ExponentialMovingAverage
+
+Optimizers have ``get_slot`` and ``get_slot_names``; ``ExponentialMovingAverage`` is in
+``moving_averages.py``.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -37,6 +40,7 @@ from ...ops import logic
 from . import graphs, slots
 from .dtypes import int64
 from .graphs import GraphKeys, add_to_collection, op_name, state
+from .moving_averages import ExponentialMovingAverage
 from .tensors import as_tensor, constant
 from .unsupported import module_getattr
 from .variables import Variable, assign_add, global_variables, trainable_variables
@@ -338,5 +342,5 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOp
            "get_or_create_global_step", "global_step", "exponential_decay",
            "inverse_time_decay", "natural_exp_decay", "polynomial_decay", "piecewise_constant",
            "Saver", "CheckpointState", "get_checkpoint_state", "latest_checkpoint",
-           "checkpoint_exists"]
+           "checkpoint_exists", "ExponentialMovingAverage"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.train")
