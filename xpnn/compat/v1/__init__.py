@@ -77,13 +77,13 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
 - sequences: gather_nd, scatter_nd, unsorted_segment_sum, sequence_mask, cumsum, einsum,
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
-- modules: nn, losses, train, layers, math
+- modules: nn, losses, train, layers, math, metrics
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import layers, losses, math, nn, train
+from . import layers, losses, math, metrics, nn, train
 from .array_ops import (
     concat,
     cumsum,

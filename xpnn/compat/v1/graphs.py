@@ -90,7 +90,7 @@ def get_collection(key, scope=None) -> list:
     starts with ``scope`` when given."""
     graph = _graph.get_default_graph()
     if key == GraphKeys.GLOBAL_VARIABLES:
-        items = list(graph.variables)
+        items = [v for v in graph.variables if not getattr(v, "_tf1_local", False)]
     elif key == GraphKeys.TRAINABLE_VARIABLES:
         items = graph.trainable_variables()
     else:

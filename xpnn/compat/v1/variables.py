@@ -73,6 +73,8 @@ class Variable(_graph.Variable):
                          trainable=True if trainable is None else bool(trainable))
         self._initializer = None
         self.initial_draw = drawn_anew(initial_value)
+        if collections is not None:
+            in_collections(self, collections)
 
     @property
     def initializer(self):
@@ -103,6 +105,16 @@ class Variable(_graph.Variable):
 
     def load(self, value, session=None):
         (session or get_default_session()).set_value(self, value)
+
+
+def in_collections(variable, collections) -> None:
+    """Put ``variable`` in TF1's ``collections``: one that names no GLOBAL_VARIABLES is
+    local (``tf.local_variables``, left out of ``global_variables`` and its initializer)."""
+    collections = list(collections)
+    variable._tf1_local = GraphKeys.GLOBAL_VARIABLES not in collections
+    for key in collections:
+        if key not in (GraphKeys.GLOBAL_VARIABLES, GraphKeys.TRAINABLE_VARIABLES):
+            add_to_collection(key, variable)
 
 
 def drawn_anew(value):
@@ -165,8 +177,10 @@ def _as_value(value, ref):
 
 
 def global_variables(scope=None):
-    """Every Variable of the default graph (optimizer slots too, as in TF1)."""
-    return _scoped(_graph.get_default_graph().variables, scope)
+    """Every Variable of the default graph (optimizer slots too, as in TF1) but the local
+    ones."""
+    variables = _graph.get_default_graph().variables
+    return _scoped([v for v in variables if not getattr(v, "_tf1_local", False)], scope)
 
 
 def trainable_variables(scope=None):
@@ -174,7 +188,9 @@ def trainable_variables(scope=None):
 
 
 def local_variables(scope=None):
-    return []
+    """The Variables made in TF1's ``LOCAL_VARIABLES`` collection (metrics' counts)."""
+    variables = _graph.get_default_graph().variables
+    return _scoped([v for v in variables if getattr(v, "_tf1_local", False)], scope)
 
 
 def model_variables(scope=None):
@@ -201,7 +217,8 @@ def initialize_all_variables():
 
 
 def local_variables_initializer():
-    return variables_initializer([], name="init")
+    """The op that sets every local Variable (metrics' counts) back to its initial value."""
+    return variables_initializer(local_variables(), name="init")
 
 
 def tables_initializer(name="init_all_tables"):
