@@ -35,6 +35,20 @@ def test_a_read_made_under_control_dependencies_sees_the_write(on):
     np.testing.assert_allclose(final[1], start * 9)
 
 
+def test_loops_branches_and_assigns_under_control_dependencies_read_the_write(on):
+    c, copy = tf.Variable(1.0, name="c"), tf.Variable(0.0, name="copy")
+    with tf.control_dependencies([tf.assign_add(c, 100.0)]):
+        branch = tf.cond(tf.constant(True), lambda: c + 1.0, lambda: c - 1.0)
+        loop = tf.while_loop(lambda i, s: i < 2, lambda i, s: (i + 1, s + c),
+                             [tf.constant(0), tf.constant(0.0)])
+        copied = tf.assign(copy, c)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert float(sess.run(branch)) == 101.0 + 1.0
+        assert float(sess.run(loop)[1]) == 2 * 201.0
+        assert float(sess.run(copied)) == 301.0 and float(sess.run(copy)) == 301.0
+
+
 def test_a_fetch_beside_an_update_without_dependencies_reads_before(on):
     v = tf.Variable(1.0)
     bump = tf.assign_add(v, 10.0)

@@ -1,8 +1,8 @@
 """Reads after writes under tf.control_dependencies, as TF 1.x programs rely on them: a
 counter read after its increment, an assign chain (two writes of one Variable in one run),
-a tf.group of updates, reads through read_value() and arithmetic, a nested block, and a
-hand-written moving average of the weights read after the optimizer's step (Momentum and
-Adam, whose steps are fused kernels)."""
+a tf.group of updates, reads through read_value(), arithmetic, tf.cond and an assign, a
+nested block, and a hand-written moving average of the weights read after the optimizer's
+step (Momentum and Adam, whose steps are fused kernels)."""
 
 import numpy as np
 
@@ -28,6 +28,12 @@ def main(tf, workdir=None):
     with tf.control_dependencies([both]):
         summed = tf.reduce_sum(a) * b
         read = a.read_value()
+
+    level = tf.Variable(3.0, name="level")
+    copy = tf.Variable(0.0, name="copy")
+    with tf.control_dependencies([tf.assign_add(level, 1.0)]):
+        branch = tf.cond(level > 4.5, lambda: level * 2.0, lambda: -level)
+        copied = tf.assign(copy, level)
 
     x = tf.placeholder(tf.float32, [None, 3])
     y = tf.placeholder(tf.float32, [None, 1])
@@ -56,6 +62,8 @@ def main(tf, workdir=None):
         out["summed"] = sess.run(summed)
         out["read"] = sess.run(read)
         out["a"], out["b"] = sess.run([a, b])
+        out["branch"] = [sess.run(branch) for _ in range(2)]
+        out["copied"], out["copy"] = sess.run(copied), sess.run(copy)
         for name, (loss, train, moved, w, shadow) in record.items():
             losses, moves = [], []
             for _ in range(4):

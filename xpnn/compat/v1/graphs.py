@@ -177,6 +177,8 @@ def control_dependencies(control_inputs):
             if node.gradient_of is None and not written.keys().isdisjoint(node.inputs):
                 node.inputs = tuple(_graph.new_value(written[i], i) if i in written else i
                                     for i in node.inputs)
+                if isinstance(node, _assign.Assign):  # what fetching it gives
+                    node.value = node.inputs[0]
 
 
 def _written(deps) -> dict:
