@@ -42,11 +42,13 @@ def test_loops_branches_and_assigns_under_control_dependencies_read_the_write(on
         loop = tf.while_loop(lambda i, s: i < 2, lambda i, s: (i + 1, s + c),
                              [tf.constant(0), tf.constant(0.0)])
         copied = tf.assign(copy, c)
+        (dx,) = tf.gradients(c * copy, [copy])  # its forward reads the new c
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         assert float(sess.run(branch)) == 101.0 + 1.0
         assert float(sess.run(loop)[1]) == 2 * 201.0
         assert float(sess.run(copied)) == 301.0 and float(sess.run(copy)) == 301.0
+        assert float(sess.run(dx)) == 401.0
 
 
 def test_a_fetch_beside_an_update_without_dependencies_reads_before(on):

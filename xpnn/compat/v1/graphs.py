@@ -150,7 +150,7 @@ def control_dependencies(control_inputs):
     Variables those write as written (TF1's reads after writes): a node here that reads a
     Variable an update among ``control_inputs`` writes (through ``group``s and their own
     control inputs too) reads that update's new value. The Variable itself is written at the
-    end of the run. Gradients made here read what their forward read.
+    end of the run. A gradient made here reads what its forward read.
 
     >>> import xpnn.compat.v1 as tf
     >>> tf.reset_default_graph()
@@ -168,13 +168,17 @@ def control_dependencies(control_inputs):
         yield
     finally:
         made, written = graph.nodes[start:], _written(deps)
+        here = set(made)
         for node in made:
             # Variables made here (an optimizer's slots) are not: TF1 lifts them and their
             # initializers out (init_scope), so the initializer runs without the deps.
             if isinstance(node, _graph.Variable):
                 continue
             node._tf1_control = getattr(node, "_tf1_control", ()) + deps
-            if node.gradient_of is None and not written.keys().isdisjoint(node.inputs):
+            # A gradient reads what its forward read: the new value if the forward is here.
+            forward = node.gradient_of
+            if (forward is None or forward in here) and not written.keys().isdisjoint(
+                    node.inputs):
                 node.inputs = tuple(_graph.new_value(written[i], i) if i in written else i
                                     for i in node.inputs)
                 if isinstance(node, _assign.Assign):  # what fetching it gives
