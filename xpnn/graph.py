@@ -649,6 +649,9 @@ class NewValue(Operation):
         super().__init__(*update.inputs, name=None)
 
     def forward(self, xp, *values):
+        alone = getattr(self.update, "new_value", None)  # an optimizer step: one Variable's
+        if alone is not None:
+            return alone(xp, values, self.position)
         return self.update.forward(xp, *values)[self.position]
 
     def backward(self, grad):

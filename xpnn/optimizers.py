@@ -181,22 +181,36 @@ class ApplyGradients(Update):
         return any(slot_dtype(d) != dtype_name(d) for d in held)
 
     def forward(self, xp, *values):
-        new_params, new_slots = [], []
+        updated = [self.pair_values(xp, values, pair) for pair in self.pairs]
+        return [new[0] for new in updated] + [s for new in updated for s in new[1:]]
+
+    def pair_values(self, xp, values, pair) -> list:
+        """One Variable's new value, then its slots', from the step's input ``values``."""
         rate = None if self.rate is None else values[self.rate]
+        param = values[pair.variable]
+        slots = [values[k] for k in pair.slots]
+        work = _work(xp, param.dtype)
+        grad = _cast(xp, values[pair.gradient], work)
+        wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
+        if rate is None:  # an optimizer of a user's own may not take lr=
+            updated = self.optimizer.update(xp, wide[0], grad, *wide[1:])
+        else:
+            updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
+                                            lr=_cast(xp, rate, work))
+        return [_cast(xp, updated[0], param.dtype),
+                *(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))]
+
+    def new_value(self, xp, values, position):
+        """The new value of ``targets[position]`` alone (``graph.NewValue``'s): only its
+        Variable's update is computed."""
+        if position < len(self.pairs):
+            return self.pair_values(xp, values, self.pairs[position])[0]
+        offset = position - len(self.pairs)
         for pair in self.pairs:
-            param = values[pair.variable]
-            slots = [values[k] for k in pair.slots]
-            work = _work(xp, param.dtype)
-            grad = _cast(xp, values[pair.gradient], work)
-            wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
-            if rate is None:  # an optimizer of a user's own may not take lr=
-                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:])
-            else:
-                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
-                                                lr=_cast(xp, rate, work))
-            new_params.append(_cast(xp, updated[0], param.dtype))
-            new_slots.extend(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))
-        return new_params + new_slots
+            if offset < len(pair.slots):
+                return self.pair_values(xp, values, pair)[1 + offset]
+            offset -= len(pair.slots)
+        raise IndexError(f"{self.label} writes {len(self.targets)} Variables, not {position + 1}")
 
 
 def slot_dtype(dtype) -> str:

@@ -99,6 +99,23 @@ def test_an_optimizer_step_after_another_starts_from_its_new_weights(on):
     np.testing.assert_allclose(got, moved - np.float32(0.2) * push, rtol=1e-6)
 
 
+def test_the_new_value_of_each_variable_and_slot_is_the_steps_own(on):
+    rng = np.random.RandomState(5)
+    w = tf.Variable(rng.randn(2, 3).astype(np.float32), name="w")
+    b = tf.Variable(rng.randn(3).astype(np.float32), name="b")
+    loss = tf.reduce_sum(tf.square(tf.matmul(tf.ones([1, 2]), w) + b))
+    step = tf.train.AdamOptimizer(0.1).minimize(loss)
+    with tf.control_dependencies([step]):
+        seen = [tf.identity(v) for v in step.targets]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        got = sess.run(seen)
+        want = sess.run(step.targets)
+    assert len(got) == 2 + 2 * 4  # Adam: m, v and the two powers of each Variable
+    for target, new, written in zip(step.targets, got, want):
+        np.testing.assert_allclose(new, written, rtol=1e-6, err_msg=target.name)
+
+
 # --------------------------------------------------------------------------- slots
 
 
