@@ -23,7 +23,7 @@ from tests.compat.tf1_run import run
 # --------------------------------------------------------------------------- programs
 
 SLOW_ON_JAX = {"gradients", "mnist_softmax", "mlp_adam", "mixed_bag", "small_cnn",
-               "losses_and_clipping", "layers_cnn", "layers_batch_norm"}
+               "losses_and_clipping", "layers_cnn", "layers_batch_norm", "metrics"}
 
 
 @functools.cache
