@@ -177,8 +177,12 @@ def test_moving_average_refuses_what_tf1_refuses(on):
     ema.apply([w])
     with pytest.raises(ValueError, match="Moving average already computed for: w"):
         ema.apply([w])
+    v = tf.Variable(2.0, name="v")
     with pytest.raises(TypeError, match="n has dtype int32; only floating"):
-        ema.apply([tf.Variable(1, name="n")])
+        ema.apply([v, tf.Variable(1, name="n")])
+    assert ema.average(v) is None  # nothing made for the list that failed
+    with pytest.raises(ValueError, match=r"tensor x has shape \(None,\); its average needs"):
+        ema.apply([tf.placeholder(tf.float32, [None], name="x")])
     with pytest.raises(NotImplementedError, match="zero_debias=True"):
         tf.train.ExponentialMovingAverage(0.9, zero_debias=True).apply([w * 2.0])
 

@@ -46,8 +46,9 @@ class ExponentialMovingAverage:
         """The op that moves each shadow toward its Variable's (or tensor's) value; makes
         the shadows (in the global Variables) the first time."""
         var_list = trainable_variables() if var_list is None else list(var_list)
-        for var in var_list:
+        for var in var_list:  # every one checked before any shadow is made
             _check(var, self)
+        for var in var_list:
             self._averages[var] = self._shadow(var)
             if isinstance(var, _graph.Variable):
                 add_to_collection(GraphKeys.MOVING_AVERAGE_VARIABLES, var)
@@ -60,13 +61,6 @@ class ExponentialMovingAverage:
         if isinstance(var, _graph.Variable):
             start = var.initial_value
         else:
-            if self._zero_debias:
-                raise NotImplementedError(
-                    f"ExponentialMovingAverage(zero_debias=True).apply of tensor {var.name}: "
-                    "not in xpnn.compat.v1; average a Variable, or pass zero_debias=False")
-            if var.shape is None or None in var.shape:
-                raise ValueError(f"ExponentialMovingAverage.apply: tensor {var.name} has shape "
-                                 f"{var.shape}; its average needs a fully known shape")
             start = np.zeros(var.shape, dtype=var.dtype)
         graph = _graph.get_default_graph()
         with graph.name_scope(None):
@@ -112,6 +106,15 @@ def _check(var, ema):
                         "only floating Variables and tensors have moving averages")
     if var in ema._averages:
         raise ValueError(f"Moving average already computed for: {var.name}")
+    if isinstance(var, _graph.Variable):
+        return
+    if ema._zero_debias:
+        raise NotImplementedError(
+            f"ExponentialMovingAverage(zero_debias=True).apply of tensor {var.name}: not in "
+            "xpnn.compat.v1; average a Variable, or pass zero_debias=False")
+    if var.shape is None or None in var.shape:
+        raise ValueError(f"ExponentialMovingAverage.apply: tensor {var.name} has shape "
+                         f"{var.shape}; its average needs a fully known shape")
 
 
 def _moved(shadow, value, decay):
