@@ -6,6 +6,8 @@ real TensorFlow.)"""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -269,3 +271,11 @@ def test_metrics_refuse_bad_input(on):
                        summation_method="careful_interpolation")
     with pytest.raises(NotImplementedError, match="tf.metrics.mean_iou is not in"):
         tf.metrics.mean_iou  # noqa: B018
+
+
+def test_help_lists_every_name_of_tf_metrics():
+    listed = tf.metrics.__doc__.split("Its names:", 1)[1].split("\n\n", 1)[0]
+    assert {n for n in re.split(r"[\s,.]+", listed) if n} == set(tf.metrics.__all__)
+    for name in tf.metrics.__all__:
+        assert callable(getattr(tf.metrics, name))
+    assert "metrics" in tf.__all__ and "moving_average_variables" in tf.__all__
