@@ -181,11 +181,12 @@ class ApplyGradients(Update):
         return any(slot_dtype(d) != dtype_name(d) for d in held)
 
     def forward(self, xp, *values):
-        updated = [self.pair_values(xp, values, pair) for pair in self.pairs]
+        updated = [self.pair_values(xp, values, k) for k in range(len(self.pairs))]
         return [new[0] for new in updated] + [s for new in updated for s in new[1:]]
 
-    def pair_values(self, xp, values, pair) -> list:
-        """One Variable's new value, then its slots', from the step's input ``values``."""
+    def pair_values(self, xp, values, k) -> list:
+        """Variable k's new value, then its slots', from the step's input ``values``."""
+        pair = self.pairs[k]
         rate = None if self.rate is None else values[self.rate]
         param = values[pair.variable]
         slots = [values[k] for k in pair.slots]
@@ -204,11 +205,11 @@ class ApplyGradients(Update):
         """The new value of ``targets[position]`` alone (``graph.NewValue``'s): only its
         Variable's update is computed."""
         if position < len(self.pairs):
-            return self.pair_values(xp, values, self.pairs[position])[0]
+            return self.pair_values(xp, values, position)[0]
         offset = position - len(self.pairs)
-        for pair in self.pairs:
+        for k, pair in enumerate(self.pairs):
             if offset < len(pair.slots):
-                return self.pair_values(xp, values, pair)[1 + offset]
+                return self.pair_values(xp, values, k)[1 + offset]
             offset -= len(pair.slots)
         raise IndexError(f"{self.label} writes {len(self.targets)} Variables, not {position + 1}")
 
