@@ -189,7 +189,7 @@ class ApplyGradients(Update):
         pair = self.pairs[k]
         rate = None if self.rate is None else values[self.rate]
         param = values[pair.variable]
-        slots = [values[k] for k in pair.slots]
+        slots = [values[s] for s in pair.slots]
         work = _work(xp, param.dtype)
         grad = _cast(xp, values[pair.gradient], work)
         wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
