@@ -633,3 +633,41 @@ class Update(Operation):
 
     def backward(self, grad):
         raise TypeError(f"{self.label} updates Variables and has no gradient")
+
+
+class NewValue(Operation):
+    """The value ``update`` writes into its target ``variable``, as a node: what a read made
+    after the update sees (TF1's ``control_dependencies``). It runs the update's rule on the
+    update's inputs as a step of its own; the Variable itself is still written at the
+    commit. A plan may hold two updates of one Variable where the later reads the earlier's
+    NewValue: it commits them in that order."""
+
+    def __init__(self, update: Update, variable: Variable):
+        self.update, self.variable = update, variable
+        self.position = next(k for k, t in enumerate(update.targets) if t is variable)
+        self.reads_values = update.reads_values
+        super().__init__(*update.inputs, name=None)
+
+    def forward(self, xp, *values):
+        alone = getattr(self.update, "new_value", None)  # an optimizer step: one Variable's
+        if alone is not None:
+            return alone(xp, values, self.position)
+        return self.update.forward(xp, *values)[self.position]
+
+    def backward(self, grad):
+        raise TypeError(f"{self.label} is the value {self.update.label} writes into "
+                        f"{self.variable.label}: it has no gradient")
+
+    def infer_shape(self, *shapes):
+        return self.variable.shape
+
+    def infer_dtype(self, *dtypes):
+        return self.variable.dtype
+
+
+def new_value(update: Update, variable: Variable) -> NewValue:
+    """``update``'s new value of ``variable`` (one node per pair, made once)."""
+    made = update.__dict__.setdefault("_new_values", {})
+    if variable not in made:
+        made[variable] = NewValue(update, variable)
+    return made[variable]

@@ -202,6 +202,13 @@ class ApplyGradients(Update):
     def type(self) -> str:
         return f"{type(self.optimizer).__name__} step"
 
+    @property
+    def reads_targets(self) -> bool:
+        """Whether it reads the Variables and slots it writes (not the new values of an
+        update it runs after, ``graph.NewValue``): only then may a device update in place."""
+        n = len(self.pairs)
+        return all(self.inputs[n + k] is t for k, t in enumerate(self.targets))
+
     def shape_problem(self, values) -> str | None:
         """Why these gradients cannot update these Variables (checked before any write)."""
         for pair in self.pairs:
@@ -223,24 +230,39 @@ class ApplyGradients(Update):
         return any(slot_dtype(d) != dtype_name(d) for d in held)
 
     def forward(self, xp, *values):
-        new_params, new_slots = [], []
+        updated = [self.pair_values(xp, values, k) for k in range(len(self.pairs))]
+        return [new[0] for new in updated] + [s for new in updated for s in new[1:]]
+
+    def pair_values(self, xp, values, k) -> list:
+        """Variable k's new value, then its slots', from the step's input ``values``."""
+        pair = self.pairs[k]
         rate = None if self.rate is None else values[self.rate]
-        for pair, mask in zip(self.pairs, self.masks):
-            param = values[pair.variable]
-            slots = [values[k] for k in pair.slots]
-            work = _work(xp, param.dtype)
-            grad = _cast(xp, values[pair.gradient], work)
-            wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
-            if rate is None:  # an optimizer of a user's own may not take lr=
-                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:])
-            else:
-                updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
-                                                lr=_cast(xp, rate, work))
-            if mask is not None:
-                updated = _keep_rows(xp, values[mask], updated, wide)
-            new_params.append(_cast(xp, updated[0], param.dtype))
-            new_slots.extend(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))
-        return new_params + new_slots
+        param = values[pair.variable]
+        slots = [values[s] for s in pair.slots]
+        work = _work(xp, param.dtype)
+        grad = _cast(xp, values[pair.gradient], work)
+        wide = [_cast(xp, x, _work(xp, x.dtype)) for x in (param, *slots)]
+        if rate is None:  # an optimizer of a user's own may not take lr=
+            updated = self.optimizer.update(xp, wide[0], grad, *wide[1:])
+        else:
+            updated = self.optimizer.update(xp, wide[0], grad, *wide[1:],
+                                            lr=_cast(xp, rate, work))
+        if self.masks[k] is not None:
+            updated = _keep_rows(xp, values[self.masks[k]], updated, wide)
+        return [_cast(xp, updated[0], param.dtype),
+                *(_cast(xp, new, old.dtype) for new, old in zip(updated[1:], slots))]
+
+    def new_value(self, xp, values, position):
+        """The new value of ``targets[position]`` alone (``graph.NewValue``'s): only its
+        Variable's update is computed."""
+        if position < len(self.pairs):
+            return self.pair_values(xp, values, position)[0]
+        offset = position - len(self.pairs)
+        for k, pair in enumerate(self.pairs):
+            if offset < len(pair.slots):
+                return self.pair_values(xp, values, k)[1 + offset]
+            offset -= len(pair.slots)
+        raise IndexError(f"{self.label} writes {len(self.targets)} Variables, not {position + 1}")
 
 
 def _keep_rows(xp, mask, new, old):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import topological_order
-from .graph import DEFAULT_FLOAT, Constant, Node, Operation, Placeholder, Update, Variable
+from .graph import DEFAULT_FLOAT, Constant, NewValue, Node, Operation, Placeholder, Update, Variable
 from .optimizers import Pair
 
 
@@ -237,13 +237,37 @@ def _order(nodes, fed) -> list:
             ": value}"
         )
     targets = [v for node in order if isinstance(node, Update) for v in node.targets]
-    twice = {v.label for v in targets if targets.count(v) > 1}
+    if len(set(targets)) < len(targets):
+        order = _chain_updates(order)
+    return order
+
+
+def _chain_updates(order) -> list:
+    """``order`` with its updates in commit order, where two write one Variable and the
+    later reads the earlier's ``NewValue`` of it (TF1's assign under control_dependencies
+    of another): the later's value is written last. Any other two writes of one Variable
+    in a run are refused."""
+    updates = [n for n in order if isinstance(n, Update)]
+    reads = {u: {n.update for n in topological_order([u])
+                 if isinstance(n, NewValue) and n.update in updates} for u in updates}
+    twice = set()
+    for k, u in enumerate(updates):
+        for other in updates[k + 1:]:
+            for v in set(u.targets) & set(other.targets):
+                if u not in reads[other] and other not in reads[u]:
+                    twice.add(v.label)
     if twice:
         raise ValueError(
             f"Variables {sorted(twice)} would be updated by two steps in one run; fetch "
             "the steps in separate runs (or build one optimizer step over all Variables)"
         )
-    return order
+    after = {u: reads[u] | {i for i in u.inputs if isinstance(i, Update)} for u in updates}
+    ranked = []
+    while len(ranked) < len(updates):
+        left = [u for u in updates if u not in ranked]
+        ranked.append(next((u for u in left if after[u] <= set(ranked)), left[0]))
+    sequence = iter(ranked)
+    return [next(sequence) if isinstance(n, Update) else n for n in order]
 
 
 def _lay_out(order, nodes, rebuild, session, fed=()) -> Plan:

@@ -24,7 +24,7 @@ from tests.compat.tf1_run import run
 
 SLOW_ON_JAX = {"gradients", "mnist_softmax", "mlp_adam", "mixed_bag", "small_cnn",
                "losses_and_clipping", "layers_cnn", "layers_batch_norm", "sparse_embeddings",
-               "more_ops", "sampled_losses", "tf1_semantics", "dynamic_shapes",
+               "more_ops", "sampled_losses", "tf1_semantics", "dynamic_shapes", "metrics",
                "rnn_cells", "dynamic_rnn", "rnn_stacks", "ptb_lstm"}  # JAX: test_compat_v1_rnn
 
 

@@ -32,7 +32,10 @@ Where it differs from TF1 (each is said again where it applies):
   initial value (TF1 raises FailedPreconditionError).
 - A run computes everything first and writes Variables last: a value fetched in the same
   run as an update is the value from before it (as TF1 gives for a training step and its
-  loss), also under ``control_dependencies``.
+  loss). Under ``control_dependencies`` a node reads the new value of a Variable that the
+  block's updates write, as TF1 does; gradients made there read what their forward read.
+- ``AdamOptimizer`` keeps its beta powers per Variable (``w/adam_beta1_power``), TF1 once
+  per graph (``beta1_power``); the other slots have TF1's names (``w/Adam``, ``w/Adam_1``).
 - A node's ``name`` is its op name (``"x"``, not ``"x:0"``); ``"x:0"`` finds it by
   ``get_tensor_by_name`` and in fetches and feeds. ``x.shape`` is a tuple;
   ``x.get_shape()`` a TensorShape with ``as_list()``.
@@ -88,7 +91,7 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   model_variables, global_variables_initializer, variables_initializer,
   initialize_all_variables, local_variables_initializer, tables_initializer,
   is_variable_initialized, assign, assign_add, assign_sub, variable_scope, VariableScope,
-  get_variable, get_variable_scope, AUTO_REUSE
+  get_variable, get_variable_scope, AUTO_REUSE, moving_average_variables
 - initializers: zeros_initializer, ones_initializer, constant_initializer,
   random_normal_initializer, truncated_normal_initializer, random_uniform_initializer,
   variance_scaling_initializer, glorot_uniform_initializer, glorot_normal_initializer,
@@ -111,13 +114,14 @@ Every name (tf.nn, tf.losses, tf.train and tf.layers list theirs):
   tensordot
 - loops: cond, while_loop, scan, foldl, foldr, map_fn, TensorArray
 - summaries: Summary
-- modules: nn, losses, train, layers, math, initializers, keras, data, errors, summary
+- modules: nn, losses, train, layers, math, initializers, keras, data, errors, summary,
+  metrics
 """
 
 import sys as _sys
 
 from ...graph import Graph, Node, TensorShape, get_default_session
-from . import data, errors, layers, losses, math, nn, summary, train
+from . import data, errors, layers, losses, math, metrics, nn, summary, train
 from .array_ops import (
     concat,
     cumsum,
@@ -254,6 +258,7 @@ from .math import (
     tanh,
     truediv,
 )
+from .moving_averages import moving_average_variables
 from .session import InteractiveSession, Session, use_device
 from .tensors import (
     cast,
@@ -308,6 +313,6 @@ newaxis = None
 _IMPLEMENTATION = {"array_ops", "control_flow", "dtypes", "graphs", "indexed_slices",
                    "session", "tensors", "unsupported", "variables", "Node", "elementary",
                    "nn_extra", "sampled", "initializer_names", "config", "rnn", "rnn_cell",
-                   "events", "strings"}
+                   "events", "strings", "moving_averages", "slots"}
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _IMPLEMENTATION)
 __getattr__ = _module_getattr(_sys.modules[__name__], "tf")

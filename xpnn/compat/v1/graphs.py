@@ -81,6 +81,8 @@ class GraphKeys:
     GLOBAL_STEP = "global_step"
     SUMMARIES = "summaries"
     TRAIN_OP = "train_op"
+    MOVING_AVERAGE_VARIABLES = "moving_average_variables"
+    METRIC_VARIABLES = "metric_variables"
 
 
 def get_collection(key, scope=None) -> list:
@@ -88,7 +90,7 @@ def get_collection(key, scope=None) -> list:
     starts with ``scope`` when given."""
     graph = _graph.get_default_graph()
     if key == GraphKeys.GLOBAL_VARIABLES:
-        items = list(graph.variables)
+        items = [v for v in graph.variables if not getattr(v, "_tf1_local", False)]
     elif key == GraphKeys.TRAINABLE_VARIABLES:
         items = graph.trainable_variables()
     else:
@@ -144,17 +146,20 @@ def flatten(values) -> list:
 
 @contextlib.contextmanager
 def control_dependencies(control_inputs):
-    """Nodes made in the block also run ``control_inputs`` whenever they run. As every run
-    writes its updates after computing everything, a node here reads Variables as they
-    were before the run (TF1 runs the inputs first and may read their writes).
+    """Nodes made in the block also run ``control_inputs`` whenever they run, and read the
+    Variables those write as written (TF1's reads after writes): a node here that reads a
+    Variable an update among ``control_inputs`` writes (through ``group``s and their own
+    control inputs too) reads that update's new value. The Variable itself is written at the
+    end of the run. A gradient made here reads what its forward read.
 
     >>> import xpnn.compat.v1 as tf
     >>> tf.reset_default_graph()
     >>> v = tf.Variable(0.0)
     >>> with tf.control_dependencies([tf.assign_add(v, 1.0)]):
-    ...     y = tf.identity(tf.constant(5.0))
-    >>> sess = tf.Session(); _ = sess.run(y); _ = sess.run(y); float(sess.run(v))
-    2.0
+    ...     y = tf.identity(v)
+    >>> sess = tf.Session(); _ = sess.run(tf.global_variables_initializer())
+    >>> float(sess.run(y)), float(sess.run(y)), float(sess.run(v))
+    (1.0, 2.0, 2.0)
     """
     graph = _graph.get_default_graph()
     deps = tuple(d for d in flatten(control_inputs) if isinstance(d, Node))
@@ -162,11 +167,39 @@ def control_dependencies(control_inputs):
     try:
         yield
     finally:
-        for node in graph.nodes[start:]:
+        made, written = graph.nodes[start:], _written(deps)
+        here = set(made)
+        for node in made:
             # Variables made here (an optimizer's slots) are not: TF1 lifts them and their
             # initializers out (init_scope), so the initializer runs without the deps.
-            if not isinstance(node, _graph.Variable):
-                node._tf1_control = getattr(node, "_tf1_control", ()) + deps
+            if isinstance(node, _graph.Variable):
+                continue
+            node._tf1_control = getattr(node, "_tf1_control", ()) + deps
+            # A gradient reads what its forward read: the new value if the forward is here.
+            forward = node.gradient_of
+            if (forward is None or forward in here) and not written.keys().isdisjoint(
+                    node.inputs):
+                node.inputs = tuple(_graph.new_value(written[i], i) if i in written else i
+                                    for i in node.inputs)
+                if isinstance(node, _assign.Assign):  # what fetching it gives
+                    node.value = node.inputs[0]
+
+
+def _written(deps) -> dict:
+    """Variable -> the update that writes it last when ``deps`` run (the later of two
+    reads the earlier's new value)."""
+    updates = [n for n in topological_order([*deps, *control_closure(deps)])
+               if isinstance(n, _graph.Update)]
+    writers = {}
+    for update in updates:
+        for variable in update.targets:
+            writers.setdefault(variable, []).append(update)
+    last = {}
+    for variable, found in writers.items():
+        read = {n.update for u in found for n in topological_order([u])
+                if isinstance(n, _graph.NewValue) and n.variable is variable}
+        last[variable] = ([u for u in found if u not in read] or found)[-1]
+    return last
 
 
 def control_closure(nodes) -> list:

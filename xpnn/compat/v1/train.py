@@ -7,7 +7,11 @@ Its names: Optimizer, GradientDescentOptimizer, MomentumOptimizer, AdamOptimizer
 RMSPropOptimizer, AdagradOptimizer, get_global_step, create_global_step,
 get_or_create_global_step, global_step, exponential_decay, inverse_time_decay,
 natural_exp_decay, polynomial_decay, piecewise_constant, Saver, CheckpointState,
-get_checkpoint_state, latest_checkpoint, checkpoint_exists, summary_iterator.
+get_checkpoint_state, latest_checkpoint, checkpoint_exists, summary_iterator,
+ExponentialMovingAverage.
+
+Optimizers have ``get_slot`` and ``get_slot_names``; ``ExponentialMovingAverage`` is in
+``moving_averages.py``.
 
 >>> import xpnn.compat.v1 as tf
 >>> tf.reset_default_graph()
@@ -34,11 +38,12 @@ from ...autodiff import gradients
 from ...dtypes import is_floating
 from ...graph import Node
 from ...ops import logic
-from . import graphs
+from . import graphs, slots
 from .dtypes import int64
 from .events import summary_iterator
 from .graphs import GraphKeys, add_to_collection, op_name, state
 from .indexed_slices import from_gradient, to_dense
+from .moving_averages import ExponentialMovingAverage
 from .tensors import as_tensor, constant
 from .unsupported import module_getattr
 from .variables import Variable, assign_add, global_variables, trainable_variables
@@ -50,6 +55,7 @@ class Optimizer:
 
     def __init__(self, optimizer, name):
         self.optimizer, self._name = optimizer, name
+        self._slots = {}  # TF1's slot name -> {Variable: slot Variable}
 
     @property
     def learning_rate(self):
@@ -76,9 +82,20 @@ class Optimizer:
             raise ValueError("No gradients provided for any variable: "
                              f"{[v.name for _, v in grads_and_vars]}")
         if global_step is None:
-            return self.optimizer.apply_gradients(pairs, name=op_name(name, self._name))
-        update = self.optimizer.apply_gradients(pairs)
+            update = self.optimizer.apply_gradients(pairs, name=op_name(name, self._name))
+            return slots.named(self, update)
+        update = slots.named(self, self.optimizer.apply_gradients(pairs))
         return graphs.group(update, assign_add(global_step, 1), name=name or self._name)
+
+    def get_slot(self, var, name):
+        """The slot Variable ``name`` (``get_slot_names``) the optimizer keeps for ``var``,
+        or None."""
+        return self._slots.get(name, {}).get(var)
+
+    def get_slot_names(self):
+        """The names of the slots made so far, sorted (Momentum's "momentum", Adam's "m"
+        and "v", RMSProp's "rms" and "momentum", Adagrad's "accumulator")."""
+        return sorted(self._slots)
 
     def minimize(self, loss, global_step=None, var_list=None, gate_gradients=1,
                  aggregation_method=None, colocate_gradients_with_ops=False, name=None,
@@ -336,5 +353,6 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOp
            "get_or_create_global_step", "global_step", "exponential_decay",
            "inverse_time_decay", "natural_exp_decay", "polynomial_decay", "piecewise_constant",
            "Saver", "CheckpointState", "get_checkpoint_state", "latest_checkpoint",
-           "checkpoint_exists", "summary_iterator"]
+           "checkpoint_exists", "summary_iterator",
+           "ExponentialMovingAverage"]
 __getattr__ = module_getattr(sys.modules[__name__], "tf.train")

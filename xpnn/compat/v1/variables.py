@@ -24,6 +24,7 @@ import numpy as np
 
 from ... import assignment as _assign
 from ... import graph as _graph
+from ... import ops as _ops
 from ...autodiff import topological_order
 from ...graph import Node, get_default_session
 from ...session import Session as _CoreSession
@@ -72,6 +73,8 @@ class Variable(_graph.Variable):
                          trainable=True if trainable is None else bool(trainable))
         self._initializer = None
         self.initial_draw = drawn_anew(initial_value)
+        if collections is not None:
+            in_collections(self, collections)
 
     @property
     def initializer(self):
@@ -87,7 +90,9 @@ class Variable(_graph.Variable):
         return self
 
     def read_value(self):
-        return self
+        """A read of the Variable made here: under ``control_dependencies`` it reads what
+        the block's updates wrote."""
+        return _ops.identity(self, name=op_name(None, "read"))
 
     def assign(self, value, use_locking=None, name=None, read_value=True):
         return assign(self, value, name=name)
@@ -100,6 +105,16 @@ class Variable(_graph.Variable):
 
     def load(self, value, session=None):
         (session or get_default_session()).set_value(self, value)
+
+
+def in_collections(variable, collections) -> None:
+    """Put ``variable`` in TF1's ``collections``: one that names no GLOBAL_VARIABLES is
+    local (``tf.local_variables``, left out of ``global_variables`` and its initializer)."""
+    collections = list(collections)
+    variable._tf1_local = GraphKeys.GLOBAL_VARIABLES not in collections
+    for key in collections:
+        if key not in (GraphKeys.GLOBAL_VARIABLES, GraphKeys.TRAINABLE_VARIABLES):
+            add_to_collection(key, variable)
 
 
 def drawn_anew(value):
@@ -162,8 +177,10 @@ def _as_value(value, ref):
 
 
 def global_variables(scope=None):
-    """Every Variable of the default graph (optimizer slots too, as in TF1)."""
-    return _scoped(_graph.get_default_graph().variables, scope)
+    """Every Variable of the default graph (optimizer slots too, as in TF1) but the local
+    ones."""
+    variables = _graph.get_default_graph().variables
+    return _scoped([v for v in variables if not getattr(v, "_tf1_local", False)], scope)
 
 
 def trainable_variables(scope=None):
@@ -171,7 +188,9 @@ def trainable_variables(scope=None):
 
 
 def local_variables(scope=None):
-    return []
+    """The Variables made in TF1's ``LOCAL_VARIABLES`` collection (metrics' counts)."""
+    variables = _graph.get_default_graph().variables
+    return _scoped([v for v in variables if getattr(v, "_tf1_local", False)], scope)
 
 
 def model_variables(scope=None):
@@ -198,7 +217,8 @@ def initialize_all_variables():
 
 
 def local_variables_initializer():
-    return variables_initializer([], name="init")
+    """The op that sets every local Variable (metrics' counts) back to its initial value."""
+    return variables_initializer(local_variables(), name="init")
 
 
 def tables_initializer(name="init_all_tables"):
