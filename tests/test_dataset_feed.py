@@ -249,7 +249,7 @@ def test_fit_learns_from_a_shuffled_memmap_on_disk(dev, tmp_path):
 def test_fit_refuses_y_with_a_dataset_and_names_a_bad_batch(dev):
     X, y = xn.data.make_blobs(n_per_class=20, seed=0)
     model = _blobs_model(dev)
-    with pytest.raises(TypeError, match="y is not taken with a Dataset"):
+    with pytest.raises(ValueError, match="y is not taken with a Dataset"):
         model.fit(Dataset(X, y), y)
     with pytest.raises(TypeError, match="the labels y are missing"):
         model.fit(X)

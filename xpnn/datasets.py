@@ -399,8 +399,8 @@ def dataset_for_fit(X, y, comm=None) -> Dataset | None:
                             "with an xn.data.Dataset of (X, y) batches")
         return None
     if y is not None:
-        raise TypeError("fit: y is not taken with a Dataset, which gives (X, y) batches "
-                        "itself: call fit(dataset)")
+        raise ValueError("fit: y is not taken with a Dataset, which gives (X, y) batches "
+                         "itself: call fit(dataset)")  # Keras: ValueError for a Sequence
     if comm is not None:
         raise ValueError("fit: a Dataset is not sharded across ranks; with comm= pass "
                          "arrays X, y (every rank the same)")
