@@ -29,9 +29,9 @@ __all__ = ["Dataset", "dataset_for_fit", "feed_batches"]
 
 
 class Dataset:
-    """Minibatches ``(X_batch, y_batch)`` of one epoch each time it is iterated, the next
-    ``prefetch`` of them prepared on a background thread while the caller works on the
-    current one (``prefetch=0``: no thread).
+    """Minibatches ``(X_batch, y_batch)`` of one epoch each time it is iterated, prepared on
+    a background thread while the caller works on the ones before: handed over ``prefetch``
+    at a time, at most two such groups ahead (``prefetch=0``: no thread).
 
     Over arrays ``X, y`` (``y`` may be None): ``batch_size`` rows (default 32, as Keras),
     the last smaller batch kept unless ``drop_last``; with ``shuffle`` each epoch takes a new
@@ -284,10 +284,12 @@ _END = object()
 
 
 class _Prefetcher:
-    """Runs an iterator on a thread, up to ``depth`` items ahead of the consumer."""
+    """Runs an iterator on a thread, handing its items over in groups of ``depth``: the
+    thread works on the next group while the consumer takes the current one (so at most
+    two groups ahead)."""
 
     def __init__(self, items, depth):
-        self._items, self._queue = items, queue.Queue(maxsize=depth)
+        self._items, self._queue, self._depth = items, queue.Queue(maxsize=1), depth
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="xpnn-prefetch",
                                         daemon=True)
@@ -296,13 +298,22 @@ class _Prefetcher:
         self._thread.start()
 
     def _produce(self):
+        # Handed over ``depth`` at a time: one wake-up of each thread (and one GIL hand-over)
+        # per group, not per batch.
+        group = []
         try:
             for item in self._items:
-                if not self._put(item):
-                    return
+                group.append(item)
+                if len(group) == self._depth:
+                    if not self._put(group):
+                        return
+                    group = []
+            if group and not self._put(group):
+                return
             self._put(_END)
         except BaseException as exc:  # noqa: BLE001 -- handed to the consumer, raised there
-            self._put(_Failure(exc))
+            if not group or self._put(group):  # the batches before the error come first
+                self._put(_Failure(exc))
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -327,7 +338,7 @@ class _Prefetcher:
             if isinstance(item, _Failure):
                 error, item = item.error, None
                 raise error  # its __traceback__ still holds the thread's frames
-            yield item
+            yield from item
 
     def close(self):
         """Stop the thread (after the item it is preparing) and wait for it."""
