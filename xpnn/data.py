@@ -23,18 +23,22 @@ from pathlib import Path
 import array_api_compat
 import numpy as np
 
+from xpnn.datasets import Dataset, dataset_for_fit, feed_batches
 from xpnn.devices import context_of
 from xpnn.dtypes import dtype_name
 from xpnn.host import to_numpy
 from xpnn.io import open_regular, write_atomic
 
 __all__ = [
+    "Dataset",
     "MNIST_MD5",
     "MNIST_MIRRORS",
     "MAX_IDX_NBYTES",
     "MNIST_NBYTES",
     "MNISTNotFoundError",
     "batches",
+    "dataset_for_fit",
+    "feed_batches",
     "load_mnist",
     "make_blobs",
     "make_moons",

@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import sys
 import time
@@ -309,7 +310,7 @@ class NNClassifier:
             step.optimizer.learning_rate = learning_rate
         return step
 
-    def fit(self, X, y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
+    def fit(self, X, y=None, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
             validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
             lr_schedule=None, comm=None) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
@@ -318,6 +319,10 @@ class NNClassifier:
         rate (default 0.01 for a name; ``lr`` is its old spelling). ``verbose=1`` shows a
         progress bar (tqdm when installed). A later ``fit`` with the same ``optimizer``
         continues its state (momentum, Adam's moments) at the new rate.
+
+        ``X`` may be an ``xn.data.Dataset`` (data on disk, a generator), without ``y``: its
+        own batches, shuffle and prefetch thread are used (``batch_size``, ``shuffle`` and
+        ``seed`` here are not); a bad batch raises when it comes, after the steps before it.
 
         A step whose loss is NaN or infinite stops training, as Keras's TerminateOnNaN: that
         step writes nothing, so the weights are those after the last finite step; a
@@ -345,8 +350,10 @@ class NNClassifier:
         [0.1, 0.1, 0.01]
         """
         learning_rate = _renamed_lr(lr, learning_rate)
-        X = self._features(X)
-        y = self._targets(y, X.shape[0])
+        dataset = data.dataset_for_fit(X, y, comm)  # None for arrays
+        if dataset is None:
+            X = self._features(X)
+            y = self._targets(y, X.shape[0])
         step = self._train_step(optimizer, learning_rate, comm)
         checksum = None
         if comm is not None:
@@ -360,9 +367,12 @@ class NNClassifier:
             started = time.perf_counter()
             if lr_schedule is not None:
                 _schedule(step.optimizer, lr_schedule, epoch, history)
-            batch_iter, n_batches = _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum)
-            sums = self._train_epoch(fetches, allreduces, _progress(
-                batch_iter, n_batches, epoch, epochs, verbose), epoch, comm)
+            batch_iter, n_batches = (
+                _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum) if dataset is None
+                else _dataset_batches(self, dataset))
+            with contextlib.closing(batch_iter):  # stops a Dataset's thread, come what may
+                sums = self._train_epoch(fetches, allreduces, _progress(
+                    batch_iter, n_batches, epoch, epochs, verbose), epoch, comm)
             if isinstance(sums, str):
                 history.stopped = sums
                 warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
@@ -546,6 +556,20 @@ def _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum=None):
     batch_iter = distributed.batches(X, y, batch_size, comm, shuffle=shuffle, seed=rng,
                                      shares=True, data_checksum=checksum)
     return batch_iter, -(-X.shape[0] // (batch_size * comm.size))
+
+
+def _dataset_batches(model, dataset):
+    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
+    the model's device on the dataset's prefetch thread; the labels stay on the host,
+    where ``fit`` counts them."""
+    def check(Xb, yb):
+        if yb is None:
+            raise ValueError("fit: the Dataset gives batches without labels (y is None); "
+                             "give it (X, y) batches")
+        Xb = model._features(Xb)
+        return Xb, model._targets(yb, Xb.shape[0]), 1.0
+
+    return data.feed_batches(dataset, model.session, (model.inputs, None, None), check)
 
 
 def _epoch_sums(session, losses, correct, comm=None) -> tuple[float, float, int]:
