@@ -180,6 +180,9 @@ def test_errors_are_tf1s_classes():
 def test_elements_stay_on_the_device_between_source_and_run(on, monkeypatch):
     """The data goes to the device once per initialization; slicing, map and batch happen
     there, so the host-to-device copies do not grow with the number of elements."""
+    if on.backend == "cupy_standin":
+        pytest.skip("the CuPy stand-in's device arrays are NumPy arrays: a fed element "
+                    "cannot be told from host data, so every feed counts as a copy")
     moved = []
     original = type(on).from_host
 
