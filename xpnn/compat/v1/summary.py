@@ -34,7 +34,6 @@ A training loop as TF1 tutorials write it (tests/compat/tf1_programs/summaries.p
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 import sys
@@ -145,41 +144,6 @@ def histogram(name, values, collections=None, family=None):
         return lambda array: [protos().summary.Summary.Value(tag=tag, histo=_histogram(tag, array))]
 
     return _summary_op(name, family, [values], encoder, collections)
-
-
-@functools.cache
-def _bucket_limits() -> np.ndarray:
-    limit, positive = 1e-12, []
-    while limit < 1e20:  # TF1's histogram.cc: the same float64 products, in the same order
-        positive.append(limit)
-        limit *= 1.1
-    positive.append(sys.float_info.max)
-    return np.array([-x for x in reversed(positive)] + [0.0] + positive)
-
-
-def _histo(tag, array):
-    values = np.asarray(array, np.float64).reshape(-1)
-    if not np.isfinite(values).all():
-        bad = "Nan" if np.isnan(values).any() else "Infinity"
-        raise ValueError(f"{bad} in summary histogram for: {tag}")
-    limits = _bucket_limits()
-    bucket = np.minimum(np.searchsorted(limits, values, side="right"), len(limits) - 1)
-    counts = np.bincount(bucket, minlength=len(limits))
-    histo = protos().summary.HistogramProto(
-        min=values.min() if values.size else limits[-1],
-        max=values.max() if values.size else -limits[-1], num=values.size,
-        sum=np.cumsum(values)[-1] if values.size else 0.0,  # TF1 adds in order
-        sum_squares=np.cumsum(values * values)[-1] if values.size else 0.0)
-    i = 0
-    while i < len(counts):  # an empty bucket absorbs the empty ones after it
-        j = i + 1
-        if counts[i] == 0:
-            while j < len(counts) and counts[j] == 0:
-                j += 1
-        histo.bucket_limit.append(limits[j - 1])
-        histo.bucket.append(float(counts[j - 1]))
-        i = j
-    return histo
 
 
 def image(name, tensor, max_outputs=3, collections=None, family=None):
