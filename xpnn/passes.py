@@ -73,10 +73,10 @@ class UpdateTable(dict):
 
     def has_fast_update(self, step) -> bool:
         """Whether ``step`` is an optimizer's update with a formula here (a learning rate
-        that is a graph node takes the portable update, and so does a sparse one:
-        ``ApplyGradients.sparse``)."""
+        that is a graph node takes the portable update, and so do a sparse one and one
+        that accumulates: ``ApplyGradients.portable_only``)."""
         return (isinstance(step, ApplyGradients) and type(step.optimizer) in self
-                and step.rate is None and not step.sparse)
+                and step.rate is None and not step.portable_only)
 
     def choose(self, plan, live, session) -> list:
         """The updates that may write the Variables' arrays in place: optimizer steps with a
