@@ -218,6 +218,25 @@ def test_clipping_lets_a_nonfinite_gradient_through(dev):
         assert np.isnan(sess.run(w, to_numpy=True)).all()
 
 
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm"])
+def test_a_float16_gradient_norm_does_not_overflow(dev, option):
+    """Gradients 600 and 800: their squares overflow float16 (max 65504), so the norm is
+    summed in float32 and the clip gives 0.6 and 0.8, not NaN."""
+    if not hasattr(dev.xp, "float16"):
+        pytest.skip(f"{dev.backend} has no float16 (the array API standard has none)")
+    with xn.Graph().as_default():
+        start = np.array([3.0, 4.0], dtype=np.float16)
+        w = xn.Variable(start, name="w")
+        opt = xn.train.GradientDescentOptimizer(0.5, **{option: 1.0})
+        step = opt.minimize(xn.reduce_sum(w * w * 100.0))
+        sess = xn.Session(device=dev)
+        sess.run(step)
+        got = sess.run(w, to_numpy=True)
+    assert got.dtype == np.float16
+    g = 200.0 * start.astype(np.float64)
+    np.testing.assert_allclose(got, start - 0.5 * g / np.linalg.norm(g), **tolerance("float16"))
+
+
 @pytest.mark.parametrize("options, message", [
     ({"clipnorm": 1.0, "clipvalue": 1.0}, r"at most one of clipnorm, clipvalue and "
                                           r"global_clipnorm \(as in Keras\), got"),
