@@ -188,7 +188,7 @@ def _in_place(sess) -> list:
     return [u in executor.in_place for u in executor.plan.updates]
 
 
-@pytest.mark.backends("numpy", "torch")
+@pytest.mark.backends("numpy", "torch", "cupy", "cupy_standin")
 @pytest.mark.parametrize("make", ["GradientDescentOptimizer", "MomentumOptimizer",
                                   "AdamOptimizer"])
 @pytest.mark.parametrize("option, limit", CLIPS)
