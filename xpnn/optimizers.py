@@ -15,12 +15,16 @@ True
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import ops
 from .autodiff import gradients
+from .clipping import clip_gradients
 from .dtypes import dtype_name, is_floating
 from .graph import Node, Update, Variable
 from .ops.arithmetic import Add
@@ -29,12 +33,51 @@ from .ops.indexing import GatherGrad, RowsPresent, UnsortedSegmentSum
 
 class Optimizer:
     """Base: ``compute_gradients`` + ``apply_gradients`` = ``minimize``. ``sparse``: whether
-    a row-sparse gradient (``sparse_rows``) updates only its rows (see ``MomentumOptimizer``)."""
+    a row-sparse gradient (``sparse_rows``) updates only its rows (see ``MomentumOptimizer``).
+
+    Every optimizer takes Keras's options, fixed when its step is built:
+
+    - ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (at most one): the gradients are
+      clipped before the update, as graph ops (``xpnn.clipping.clip_gradients``);
+    - ``accumulate=k``: each run adds the gradients to accumulators, and every k-th run
+      applies the update with their **mean** (clipped), as Keras's
+      ``gradient_accumulation_steps``: k runs of b rows step as one run of k b rows would
+      for a mean loss. The other runs change no Variable but the accumulators.
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([0.0])
+    >>> opt = xn.train.GradientDescentOptimizer(1.0, clipvalue=0.5, accumulate=2)
+    >>> step = opt.minimize(xn.reduce_sum(w * -3.0))
+    >>> sess = xn.Session(); _ = sess.run(step); sess.run(w).tolist()
+    [0.0]
+    >>> _ = sess.run(step); sess.run(w).tolist()  # mean gradient -3, clipped to -0.5
+    [0.5]
+    """
 
     sparse = False
+    # Class defaults too: a user's subclass may not call this __init__.
+    clipnorm = clipvalue = global_clipnorm = None
+    accumulate = 1
 
-    def __init__(self, learning_rate: float):
+    def __init__(self, learning_rate: float, *, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, accumulate=1):
         self.learning_rate = learning_rate
+        clips = {k: v for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                   ("global_clipnorm", global_clipnorm)) if v is not None}
+        if len(clips) > 1:
+            raise ValueError(f"{type(self).__name__}: set at most one of clipnorm, clipvalue "
+                             f"and global_clipnorm (as in Keras), got {clips}")
+        for key, value in clips.items():
+            value = float(value)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{type(self).__name__}: {key} must be a finite number > 0, "
+                                 f"got {value}")
+            setattr(self, key, value)
+        if (not isinstance(accumulate, numbers.Integral) or isinstance(accumulate, bool)
+                or accumulate < 1):
+            raise ValueError(f"{type(self).__name__}: accumulate must be a whole number >= 1 "
+                             f"(the runs whose gradients make one update), got {accumulate!r}")
+        self.accumulate = int(accumulate)
 
     @property
     def learning_rate(self) -> float | Node:
@@ -99,14 +142,20 @@ class Optimizer:
                 slots.append(self._slots(v))
         rate = self.learning_rate if isinstance(self.learning_rate, Node) else None
         masks = [None] * len(pairs)
-        if self.sparse:
+        if self.sparse:  # from the gradients as made: clipping keeps their zero rows
             masks = [_rows_mask(g, v) for g, v in pairs]
-        return ApplyGradients(self, [g for g, _ in pairs], variables, slots, name=name,
+        grads = [g for g, _ in pairs]
+        if self.accumulate > 1:
+            return _accumulating(self, grads, variables, slots, masks, name, rate)
+        return ApplyGradients(self, self._clip(grads), variables, slots, name=name,
                               rate=rate, masks=masks)
 
     def minimize(self, loss: Node, var_list=None, name=None) -> Update:
         """The training step: fetch it with ``Session.run`` to update the Variables."""
         return self.apply_gradients(self.compute_gradients(loss, var_list), name=name)
+
+    def _clip(self, grads):
+        return clip_gradients(grads, self.clipnorm, self.clipvalue, self.global_clipnorm)
 
     # Subclasses: the slot Variables each parameter needs, and the portable update.
     def _slots(self, variable: Variable) -> list[Variable]:
@@ -175,7 +224,8 @@ class ApplyGradients(Update):
     a node (``rate``: its position, else None), then the row masks of the Variables updated
     sparsely (``masks``: each pair's position, else None); ``pairs`` says which is whose."""
 
-    def __init__(self, optimizer, grads, variables, slots, name=None, rate=None, masks=None):
+    def __init__(self, optimizer, grads, variables, slots, name=None, rate=None, masks=None,
+                 more=(), more_targets=()):
         self.optimizer = optimizer
         n, flat_slots, pairs = len(variables), [], []
         for i, group in enumerate(slots):
@@ -189,14 +239,22 @@ class ApplyGradients(Update):
         for mask in masks or [None] * n:
             self.masks.append(None if mask is None else 2 * n + len(flat_slots) + len(extra))
             extra += [] if mask is None else [mask]
-        super().__init__(variables + flat_slots, *grads, *variables, *flat_slots, *extra,
-                         name=name)
+        # ``more``: a subclass's own inputs, last; ``more_targets`` the Variables among them
+        # that it writes too (``AccumulatedGradients``).
+        super().__init__(variables + flat_slots + list(more_targets), *grads, *variables,
+                         *flat_slots, *extra, *more, name=name)
 
     @property
     def sparse(self) -> bool:
         """Whether some Variable here is updated only in the rows its gradient touches (the
         portable update does that; the devices' in-place kernels do not)."""
         return any(m is not None for m in self.masks)
+
+    @property
+    def portable_only(self) -> bool:
+        """Whether only ``forward`` computes this step, not a device's in-place kernel: a
+        sparse step (``sparse``), or one that accumulates (``AccumulatedGradients``)."""
+        return self.sparse
 
     @property
     def type(self) -> str:
@@ -265,6 +323,62 @@ class ApplyGradients(Update):
         raise IndexError(f"{self.label} writes {len(self.targets)} Variables, not {position + 1}")
 
 
+class AccumulatedGradients(ApplyGradients):
+    """The update node of an optimizer with ``accumulate=k``: ApplyGradients' inputs (its
+    gradients: the mean of the accumulated ones, clipped), then each Variable's
+    accumulator plus this run's gradient, the accumulators, and the run counter. Every run
+    computes the update; on the k-th it is kept and the accumulators and counter reset,
+    on the others only the sums and the counter are kept (``where``, not a branch on the
+    host: a compiled JAX plan runs it as it is)."""
+
+    def __init__(self, optimizer, means, variables, slots, sums, accumulators, counter,
+                 name=None, rate=None):
+        self.every = optimizer.accumulate
+        super().__init__(optimizer, means, variables, slots, name=name, rate=rate,
+                         more=[*sums, *accumulators, counter],
+                         more_targets=[*accumulators, counter])
+        self.sums = len(self.inputs) - 2 * len(variables) - 1
+
+    @property
+    def portable_only(self) -> bool:
+        return True
+
+    def new_value(self, xp, values, position):
+        """The value ``targets[position]`` is written (``graph.NewValue``): the whole step,
+        as whether this run updates depends on the count."""
+        return self.forward(xp, *values)[position]
+
+    def forward(self, xp, *values):
+        n, pairs = len(self.pairs), self.pairs
+        old = [values[p.variable] for p in pairs] + [values[k] for p in pairs for k in p.slots]
+        count = values[-1] + 1
+        full = count >= self.every
+        new = super().forward(xp, *values)
+        sums = [_cast(xp, s, a.dtype) for s, a in
+                zip(values[self.sums:self.sums + n], values[self.sums + n:self.sums + 2 * n])]
+        return ([xp.where(full, x, o) for x, o in zip(new, old)]
+                + [xp.where(full, xp.zeros_like(s), s) for s in sums]
+                + [xp.where(full, xp.zeros_like(count), count)])
+
+
+def _accumulating(optimizer, grads, variables, slots, masks, name, rate):
+    """The step of an optimizer with ``accumulate`` > 1 (``AccumulatedGradients``)."""
+    if any(m is not None for m in masks):
+        raise ValueError(
+            f"{type(optimizer).__name__}(sparse=True) updates only the rows a batch looked "
+            f"up, which accumulate={optimizer.accumulate} does not follow over its runs: "
+            "use sparse=False with accumulate")
+    graph = variables[0].graph
+    with graph.name_scope(None):
+        accumulators = [optimizer._zeros(v, "accumulator") for v in variables]
+        counter = Variable(np.asarray(0, dtype=np.int32), trainable=False, graph=graph,
+                           name=graph.unique_name("accumulate_count"))
+    sums = [ops.add(a, g) for a, g in zip(accumulators, grads)]
+    means = optimizer._clip([ops.divide(s, float(optimizer.accumulate)) for s in sums])
+    return AccumulatedGradients(optimizer, means, variables, slots, sums, accumulators,
+                                counter, name=name, rate=rate)
+
+
 def _keep_rows(xp, mask, new, old):
     """The new values in the rows of ``mask``, the old ones elsewhere: TF1's sparse update
     (a row no index names keeps its value and its slots)."""
@@ -320,8 +434,8 @@ class MomentumOptimizer(Optimizer):
     """
 
     def __init__(self, learning_rate: float, momentum: float = 0.9, use_nesterov: bool = False,
-                 sparse: bool = False):
-        super().__init__(learning_rate)
+                 sparse: bool = False, **options):
+        super().__init__(learning_rate, **options)
         self.momentum, self.use_nesterov = float(momentum), use_nesterov
         self.sparse = bool(sparse)
 
@@ -353,8 +467,8 @@ class AdamOptimizer(Optimizer):
     ['0.9240254', '0.9000000']
     """
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, **options):
+        super().__init__(learning_rate, **options)
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _slots(self, variable):
@@ -374,11 +488,40 @@ class AdamOptimizer(Optimizer):
         return new, m, v, beta1_power * b1, beta2_power * b2
 
 
+class AdamWOptimizer(AdamOptimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's ``AdamW`` and
+    Keras's: each step first shrinks every weight, ``w <- w (1 - lr weight_decay)``, then
+    takes ``AdamOptimizer``'s step from the gradient (which holds no decay term). Defaults
+    are PyTorch's (``get("adamw")`` gives Keras's: weight_decay 0.004, epsilon 1e-7);
+    epsilon is added as in ``AdamOptimizer`` (TF1's place).
+
+    >>> import xpnn as xn
+    >>> w = xn.Variable([2.0])
+    >>> step = xn.train.AdamWOptimizer(0.1, weight_decay=0.5).minimize(xn.reduce_sum(w * 0.0))
+    >>> sess = xn.Session(); _ = sess.run(step)
+    >>> round(sess.run(w).item(), 6)  # a zero gradient: only the decay, 2 (1 - 0.1 * 0.5)
+    1.9
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.01, beta1=0.9, beta2=0.999,
+                 epsilon=1e-8, **options):
+        super().__init__(learning_rate, beta1, beta2, epsilon, **options)
+        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+            raise ValueError(f"AdamWOptimizer: weight_decay must be a finite number >= 0, "
+                             f"got {weight_decay}")
+        self.weight_decay = float(weight_decay)
+
+    def update(self, xp, param, grad, *slots, lr=None):
+        decayed = param * (1.0 - self._rate(lr) * self.weight_decay)
+        return super().update(xp, decayed, grad, *slots, lr=lr)
+
+
 class RMSPropOptimizer(Optimizer):
     """RMSProp as TensorFlow 1 computes it, with its defaults: the mean square ``ms`` starts
     at **1**, ``ms <- ms + (g^2 - ms)(1 - decay)``, ``mom <- momentum mom + lr g /
     sqrt(ms + epsilon)``, ``w <- w - mom``. ``centered=True`` also keeps the mean gradient
     ``mg`` and divides by ``sqrt(ms - mg^2 + epsilon)``. ``sparse``: as ``MomentumOptimizer``'s.
+    ``initial_mean_square=0`` starts ``ms`` at 0 as Keras's ``RMSprop`` does (``get("rmsprop")``).
 
     >>> import xpnn as xn
     >>> w = xn.Variable([1.0])
@@ -389,14 +532,18 @@ class RMSPropOptimizer(Optimizer):
     """
 
     def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False,
-                 sparse=False):
-        super().__init__(learning_rate)
+                 sparse=False, initial_mean_square=1.0, **options):
+        super().__init__(learning_rate, **options)
         self.decay, self.momentum = float(decay), float(momentum)
         self.epsilon, self.centered = float(epsilon), bool(centered)
         self.sparse = bool(sparse)
+        if not initial_mean_square >= 0:
+            raise ValueError(f"initial_mean_square must be >= 0, got {initial_mean_square}")
+        self.initial_mean_square = float(initial_mean_square)
 
     def _slots(self, variable):
-        ms = Variable(np.ones(variable.shape, dtype=slot_dtype(variable.dtype)),
+        ms = Variable(np.full(variable.shape, self.initial_mean_square,
+                              dtype=slot_dtype(variable.dtype)),
                       name=variable.graph.unique_name(f"{variable.label}/rms"),
                       trainable=False, graph=variable.graph)
         slots = [ms, self._zeros(variable, "momentum")]
@@ -427,8 +574,8 @@ class AdagradOptimizer(Optimizer):
     0.506135
     """
 
-    def __init__(self, learning_rate, initial_accumulator_value=0.1):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate, initial_accumulator_value=0.1, **options):
+        super().__init__(learning_rate, **options)
         if not initial_accumulator_value > 0:
             raise ValueError(f"initial_accumulator_value must be > 0, got "
                              f"{initial_accumulator_value}")
@@ -443,6 +590,69 @@ class AdagradOptimizer(Optimizer):
     def update(self, xp, param, grad, acc, lr=None):
         acc = acc + grad * grad
         return param - (grad * self._rate(lr)) * (1.0 / xp.sqrt(acc)), acc
+
+
+# Keras's names, and Keras's defaults for them where xpnn's rule is the same ("momentum" and
+# "nesterov" are Keras's SGD(momentum=0.9) and SGD(momentum=0.9, nesterov=True)).
+NAMES = {
+    "sgd": (GradientDescentOptimizer, {"learning_rate": 0.01}),
+    "momentum": (MomentumOptimizer, {"learning_rate": 0.01, "momentum": 0.9}),
+    "nesterov": (MomentumOptimizer, {"learning_rate": 0.01, "momentum": 0.9,
+                                     "use_nesterov": True}),
+    "adam": (AdamOptimizer, {"learning_rate": 0.001, "epsilon": 1e-7}),
+    "adamw": (AdamWOptimizer, {"learning_rate": 0.001, "weight_decay": 0.004,
+                               "epsilon": 1e-7}),
+    "rmsprop": (RMSPropOptimizer, {"learning_rate": 0.001, "epsilon": 1e-7,
+                                   "initial_mean_square": 0.0}),
+    "adagrad": (AdagradOptimizer, {"learning_rate": 0.001}),
+}
+_KERAS_SPELLINGS = {"beta_1": "beta1", "beta_2": "beta2", "rho": "decay",
+                    "nesterov": "use_nesterov"}
+_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm", "accumulate")
+
+
+def get(identifier, learning_rate=None, **kwargs) -> Optimizer:
+    """The optimizer ``identifier`` names, as Keras's ``optimizers.get``: ``"sgd"``,
+    ``"momentum"``, ``"nesterov"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``
+    (any case) with Keras's default learning rate for that name unless ``learning_rate``
+    is given; ``kwargs`` go to its constructor (Keras's spellings ``beta_1``, ``rho``,
+    ``nesterov`` too, and ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``accumulate``);
+    ``"sgd"`` with ``momentum`` > 0 is ``"momentum"``. An optimizer object is returned as
+    it is (with ``learning_rate``, its rate set to it).
+
+    >>> import xpnn as xn
+    >>> opt = xn.train.get("Adam", clipnorm=1.0)
+    >>> type(opt).__name__, opt.learning_rate, opt.clipnorm
+    ('AdamOptimizer', 0.001, 1.0)
+    >>> xn.train.get("sgd", 0.1, momentum=0.9, nesterov=True).use_nesterov
+    True
+    """
+    if isinstance(identifier, Optimizer):
+        if kwargs:
+            raise ValueError(f"optimizers.get: options {sorted(kwargs)} apply to an optimizer "
+                             f"named by a string; {identifier!r} is already made: give them "
+                             "to its constructor")
+        if learning_rate is not None:
+            identifier.learning_rate = learning_rate
+        return identifier
+    key = identifier.lower() if isinstance(identifier, str) else None
+    if key not in NAMES:
+        raise ValueError(f"unknown optimizer {identifier!r}: use one of "
+                         f"{', '.join(map(repr, NAMES))} (any case), or an xn.train optimizer "
+                         "object such as xn.train.AdamOptimizer(1e-3)")
+    kwargs = {_KERAS_SPELLINGS.get(k, k): v for k, v in kwargs.items()}
+    if key == "sgd" and kwargs.get("momentum"):
+        key = "nesterov" if kwargs.get("use_nesterov") else "momentum"
+    elif key == "sgd":
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("momentum", "use_nesterov")}
+    cls, defaults = NAMES[key]
+    accepted = [p for p in inspect.signature(cls).parameters if p != "options"] + list(_OPTIONS)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"optimizers.get({identifier!r}): {cls.__name__} takes no option "
+                         f"{', '.join(unknown)}; its options: {', '.join(accepted)}")
+    given = {"learning_rate": learning_rate} if learning_rate is not None else {}
+    return cls(**{**defaults, **given, **kwargs})
 
 
 def adam_step_size(lr, xp, beta1_power, beta2_power):

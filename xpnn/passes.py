@@ -73,11 +73,11 @@ class UpdateTable(dict):
 
     def has_fast_update(self, step) -> bool:
         """Whether ``step`` is an optimizer's update with a formula here (a learning rate
-        that is a graph node takes the portable update, and so does a sparse one
-        (``ApplyGradients.sparse``) and one that reads another update's new values in place
-        of its Variables')."""
+        that is a graph node takes the portable update, and so do a sparse one and one that
+        accumulates (``ApplyGradients.portable_only``) and one that reads another update's
+        new values in place of its Variables')."""
         return (isinstance(step, ApplyGradients) and type(step.optimizer) in self
-                and step.rate is None and not step.sparse and step.reads_targets)
+                and step.rate is None and not step.portable_only and step.reads_targets)
 
     def choose(self, plan, live, session) -> list:
         """The updates that may write the Variables' arrays in place: optimizer steps with a

@@ -4,13 +4,17 @@
 >>> import xpnn as xn
 >>> xn.train.GradientDescentOptimizer(0.1).learning_rate
 0.1
+>>> type(xn.train.get("rmsprop")).__name__  # Keras's names, with Keras's default rates
+'RMSPropOptimizer'
 """
 
 from .optimizers import (  # noqa: F401
     AdagradOptimizer,
     AdamOptimizer,
+    AdamWOptimizer,
     GradientDescentOptimizer,
     MomentumOptimizer,
     Optimizer,
     RMSPropOptimizer,
+    get,
 )

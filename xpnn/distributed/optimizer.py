@@ -22,8 +22,8 @@ class DistributedOptimizer(Optimizer):
     see ``Allreduce``) and applies the averages with ``optimizer``'s rule; ``minimize`` is
     the two. Unlike Horovod's, which averages in ``compute_gradients``, the average is taken
     where gradients are applied, so gradients from anywhere (placeholders too) are averaged
-    exactly once; to clip averaged gradients, average them yourself with
-    ``xn.distributed.average_gradients`` and apply them with the wrapped optimizer.
+    exactly once; the wrapped optimizer's ``clipnorm``, ``clipvalue``, ``global_clipnorm``
+    and ``accumulate`` act on the averages.
 
     ``learning_rate`` is the wrapped optimizer's (a schedule may change it between runs).
     With ``check_finite`` a step whose averaged gradients hold NaN or infinity fails on

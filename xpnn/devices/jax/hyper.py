@@ -10,7 +10,7 @@ numbers, which its update may branch on) keys the compilation cache instead.
 >>> step = xn.train.MomentumOptimizer(0.1, 0.9).minimize(xn.Variable(1.0) ** 2)
 >>> hyper = Hyper([step])
 >>> [round(float(v), 6) for v in hyper.values()], hyper.key()
-([0.1, 0.9], (False,))
+([0.1, 0.9], (1, False, False))
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ TRACED = {
     optimizers.MomentumOptimizer: ("_learning_rate", "momentum"),
     # Adam's betas key the cache: its (1 - beta) is rounded in the dtype on the host.
     optimizers.AdamOptimizer: ("_learning_rate", "epsilon"),
+    optimizers.AdamWOptimizer: ("_learning_rate", "epsilon", "weight_decay"),
 }
 _SIMPLE = (bool, int, float, str, type(None))
 
