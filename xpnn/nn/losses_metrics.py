@@ -197,8 +197,10 @@ def build(out, loss, metrics, from_logits, y_true) -> Spec:
         if key not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, a function "
                              f"loss(y_true, y_pred) or a node, got {loss!r}")
-        labels, per, logits = _named_loss(key, out, from_logits)
+        labels, per, _ = _named_loss(key, out, from_logits)
         name = key
+    if logits is None:  # is the output itself logits (for binary accuracy's threshold)
+        logits = out.type not in ("Softmax", "Sigmoid")
     weights = placeholder(out.dtype, (None,), name="sample_weight")
     if per.shape is not None and len(per.shape) == 0:
         node = plain = per  # a scalar loss of the user's: no per-sample weights
