@@ -121,6 +121,8 @@ class NNClassifier(Model):
 
     def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
                  dtype="float32", input_shape=None):
+        self._given = dict(units=units, activation=activation, device=device, backend=backend,
+                           seed=seed, dtype=dtype, input_shape=input_shape)
         self.activation, dtype = activation, dtype_name(dtype)
         net, self.units, input_shape = _network(units, input_shape)
         if net is None:  # an MLP gets its own graph
@@ -332,6 +334,32 @@ class NNClassifier(Model):
     def predict(self, X, batch_size=4096) -> np.ndarray:
         """Predicted class labels (int64, host): one per sample, or per step."""
         return np.argmax(self.predict_proba(X, batch_size), axis=-1).astype(np.int64)
+
+    def get_params(self, deep=True) -> dict:
+        """The constructor's arguments, as scikit-learn's ``get_params``."""
+        return dict(self._given)
+
+    def set_params(self, **params) -> NNClassifier:
+        """Rebuild the model with these constructor arguments changed (new weights), as
+        scikit-learn's ``set_params``; an unknown name raises before anything changes."""
+        unknown = sorted(set(params) - set(self._given))
+        if unknown:
+            raise ValueError(f"NNClassifier has no parameter {unknown[0]!r}: its parameters "
+                             f"are {sorted(self._given)}")
+        self.__init__(**{**self._given, **params})
+        return self
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags (read by its checks; imported only when asked)."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), input_tags=InputTags())
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, 0 .. n_classes - 1 (scikit-learn's attribute)."""
+        return np.arange(self.n_classes)
 
     def score(self, X, y) -> float:
         """Accuracy on ``X, y`` (per step: over the real steps)."""
