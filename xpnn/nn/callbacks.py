@@ -40,6 +40,22 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None): ...
 
 
+class History(dict):
+    """Per-epoch lists by name (``loss``, metrics, ``val_*``), Keras's ``history.history``;
+    ``epoch`` lists the epochs run; ``stopped`` says why training stopped early on a
+    non-finite loss (None otherwise)."""
+
+    stopped: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch = []
+
+    @property
+    def history(self):  # Keras spelling
+        return self
+
+
 class CallbackList:
     """The callbacks of one ``fit``, called in order."""
 
@@ -237,5 +253,5 @@ class LearningRateScheduler(Callback):
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
 
 
-__all__ = ["Callback", "CSVLogger", "EarlyStopping", "LearningRateScheduler",
+__all__ = ["Callback", "CSVLogger", "History", "EarlyStopping", "LearningRateScheduler",
            "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"]

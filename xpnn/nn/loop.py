@@ -79,9 +79,7 @@ def train(model, step, run):
         nan_stop = cbks.TerminateOnNaN()
         given.append(nan_stop)
     callbacks = cbks.CallbackList(given, model)
-    from .model import History
-
-    history = model.history = History({k: [] for k in ("loss", *model.metric_sums)})
+    history = model.history = cbks.History({k: [] for k in ("loss", *model.metric_sums)})
     model.stop_training = False
     callbacks.on_train_begin({})
     for epoch in range(o["initial_epoch"], o["epochs"]):

@@ -28,6 +28,7 @@ from ..host import to_numpy
 from ..session import Session
 from . import loop, saving
 from . import losses_metrics as lm
+from .callbacks import History
 from .layers import MLP, Sequential
 
 # Keras's default learning rate for each optimizer name.
@@ -51,22 +52,6 @@ def _optimizer(identifier, learning_rate):
         return make(rate if learning_rate is None else learning_rate, **options)
     raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_NAMES)} or an xn.train "
                      f"optimizer (e.g. xn.train.AdamOptimizer(1e-3)), got {identifier!r}")
-
-
-class History(dict):
-    """Per-epoch lists by name (``loss``, metrics, ``val_*``), Keras's ``history.history``;
-    ``epoch`` lists the epochs run; ``stopped`` says why training stopped early on a
-    non-finite loss (None otherwise)."""
-
-    stopped: str | None = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.epoch = []
-
-    @property
-    def history(self):  # Keras spelling
-        return self
 
 
 class Model:
