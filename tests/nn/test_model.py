@@ -331,3 +331,17 @@ def test_one_output_unit_with_two_classes_says_what_to_do(dev):
     m.compile(loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match=r"use 2 outputs .*loss='binary_crossentropy'"):
         m.fit(X, y, verbose=0)
+
+
+def test_the_readme_keras_section_runs(capsys):
+    """The README's "For Keras users" block, run as printed."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## For Keras users", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["history"].epoch[0] == 0 and "val_accuracy" in scope["history"].history
+    assert scope["accuracy"] > 0.8 and scope["logits"].shape == (5, 2)
+    assert "Total params: 354" in capsys.readouterr().out
