@@ -174,6 +174,7 @@ def test_transformer_toy_learns_to_reverse(dev, capsys):
 
 
 SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn", "transformer_toy",
+           "regression", "autoencoder",
            "char_lstm"]
 
 
@@ -241,3 +242,19 @@ def test_a_bad_option_value_is_an_argparse_error_naming_the_option(name, option,
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"error: argument {option}: must be" in err and value in err, err
     assert not any(tmp_path.iterdir())  # stopped before anything ran
+
+
+def test_regression_beats_least_squares(dev, capsys):
+    result = load("regression").main(["--train", "1500", "--test", "300", "--epochs", "25",
+                                      "--hidden", "32", *device_args(dev)])
+    assert result["rmse"] < 0.75 * result["linear_rmse"]  # the price is not linear
+    out = capsys.readouterr().out
+    assert "held-out RMSE" in out and "Total params: 1,377" in out
+
+
+def test_autoencoder_rebuilds_better_than_the_mean_image(dev, capsys):
+    result = load("autoencoder").main(["--train", "600", "--test", "200", "--epochs", "8",
+                                       *device_args(dev)])
+    assert result["mse"] < result["mean_mse"] / 3
+    assert result["history"].history["loss"][-1] < result["history"].history["loss"][0]
+    assert "held-out reconstruction MSE" in capsys.readouterr().out

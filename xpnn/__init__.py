@@ -45,6 +45,7 @@ from .graph import (
     reset_default_graph,
 )
 from .host import to_numpy
+from .nn import callbacks  # xn.callbacks, Keras's name
 from .normalization import batch_normalization, moments
 
 # The op families that kept their module's name stay reachable as xn.<family>

@@ -82,6 +82,11 @@ class Device:
     def __repr__(self) -> str:
         return f"Device({self.backend}:{self.name})"
 
+    def __deepcopy__(self, memo):
+        # A device is a place, not data: a copy is the same device (scikit-learn's clone
+        # deep-copies an estimator's parameters, device= among them).
+        return self
+
     def dtype(self, name) -> Any:
         """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
         if not isinstance(name, str):

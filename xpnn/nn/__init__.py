@@ -1,13 +1,25 @@
 """Layers and models built on the graph: ``layers.py`` (a layer turns an input node into an
-output node and owns Variables), ``classifier.py`` (``NNClassifier``: a graph, a Session and
-the series' training loop) and ``saving.py`` (save and load, the layer stack as data); the
-sequence layers are in ``embedding.py`` (Embedding, positions), ``attention.py``
-(LayerNorm, MultiHeadAttention, TransformerBlock) and ``recurrent.py`` (SimpleRNN, LSTM,
-GRU, Bidirectional).
+output node and owns Variables), ``model.py`` (``Model``: a graph, a Session,
+``compile``/``fit``/``evaluate``/``predict``), ``loop.py`` (its one training loop),
+``callbacks.py`` (Keras's callbacks), ``classifier.py`` (``NNClassifier``, a Model with
+softmax cross-entropy and the series' lesson) and ``saving.py`` (save and load, the
+layer stack as data); the sequence layers are in ``embedding.py`` (Embedding,
+positions), ``attention.py`` (LayerNorm, MultiHeadAttention, TransformerBlock) and
+``recurrent.py`` (SimpleRNN, LSTM, GRU, Bidirectional).
 """
 
+from . import callbacks
 from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
-from .classifier import OPTIMIZERS, SGD, History, NNClassifier
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+from .classifier import OPTIMIZERS, SGD, NNClassifier
 from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
@@ -26,11 +38,16 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .model import History, Model
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+
+Dense = Linear  # Keras's name; its weights are made at once, so it takes (n_in, n_out)
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",
            "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
            "Embedding", "LayerNorm", "MultiHeadAttention", "PositionEmbedding",
            "PositionalEncoding", "TransformerBlock", "SimpleRNN", "LSTM", "GRU",
-           "Bidirectional"]
+           "Bidirectional", "Model", "Dense", "callbacks", "Callback", "CSVLogger",
+           "EarlyStopping", "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau",
+           "TerminateOnNaN"]

@@ -12,31 +12,26 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import operator
-import sys
-import time
 import warnings
 
-import array_api_compat
 import numpy as np
 
-from .. import data, distributed, ops, optimizers
-from .. import init as initializers
-from ..autodiff import gradients
-from ..devices import context_of
+from .. import data, ops, optimizers
 from ..dtypes import dtype_name
 from ..graph import Graph, placeholder
 from ..host import to_numpy
 from ..ops import losses
-from ..session import NumericsError, Session
+from . import losses_metrics as lm
 from . import saving
+from .callbacks import LearningRateScheduler
 from .layers import MLP, Conv2D, Layer, Linear, Sequential
+from .model import History, Model
 
 
 def _network(units, input_shape):
-    """(the layer stack given, or None for an MLP; the MLP's sizes or None; the shape of one
-    sample)."""
+    """(the layer stack given, or an MLP of the sizes given; the MLP's sizes or None; the
+    shape of one sample)."""
     if isinstance(units, Sequential) or (
             isinstance(units, (list, tuple)) and units and isinstance(units[0], Layer)):
         if input_shape is None:
@@ -74,22 +69,7 @@ def _check_units(units) -> list[int]:
     return sizes
 
 
-OPTIMIZERS = {
-    "sgd": optimizers.GradientDescentOptimizer,
-    "momentum": optimizers.MomentumOptimizer,
-    "adam": optimizers.AdamOptimizer,
-}
-
-
-class History(dict):
-    """Per-epoch lists: ``loss``, ``accuracy`` (and ``val_loss``, ``val_accuracy``);
-    ``stopped`` says why training stopped early (None when it ran every epoch)."""
-
-    stopped: str | None = None
-
-    @property
-    def history(self):  # Keras spelling
-        return self
+OPTIMIZERS = {name: make for name, (make, _) in optimizers.NAMES.items()}
 
 
 def _renamed_lr(lr, learning_rate):
@@ -102,7 +82,7 @@ def _renamed_lr(lr, learning_rate):
     return lr
 
 
-class NNClassifier:
+class NNClassifier(Model):
     """A softmax classifier on its own graph and Session: an MLP of layer sizes ``units``, or
     any stack of layers (a ``Sequential`` or a list, e.g. Conv2D, MaxPool2D, Flatten,
     Dropout, Linear) with ``input_shape``, the shape of one sample. ``fit`` runs Dropout in
@@ -141,42 +121,47 @@ class NNClassifier:
 
     def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
                  dtype="float32", input_shape=None):
-        self.activation, self.dtype = activation, dtype_name(dtype)
-        self.net, self.units, self.input_shape = _network(units, input_shape)
-        # Given layers, the model lives in their Variables' graph; an MLP gets its own.
-        params = self.net.parameters() if self.net is not None else []
-        self.graph = params[0].graph if params else Graph()
+        self._given = dict(units=units, activation=activation, device=device, backend=backend,
+                           seed=seed, dtype=dtype, input_shape=input_shape)
+        self.activation, dtype = activation, dtype_name(dtype)
+        net, self.units, input_shape = _network(units, input_shape)
+        if net is None:  # an MLP gets its own graph
+            with Graph().as_default():
+                net = MLP(self.units, activation, seed=seed, dtype=dtype)
+        super().__init__(net, input_shape, dtype=dtype, device=device, backend=backend,
+                         seed=seed)
+        self.logits = self.outputs
+        self.n_classes, self.label_shape = _classes(self.logits)
         with self.graph.as_default():
-            if self.net is None:
-                self.net = MLP(self.units, activation, seed=seed, dtype=self.dtype)
-            self.inputs = placeholder(self.dtype, (None, *self.input_shape), name="X")
-            self.training = placeholder("bool", (), name="training")
-            self.logits = self.net(self.inputs, self.training)
-            self.n_classes, self.label_shape = _classes(self.logits)
             self.labels = placeholder("int32", (None, *self.label_shape), name="t")
+            self.sample_weight = placeholder(self.dtype, (None,), name="sample_weight")
             self.probs = ops.softmax(self.logits)
-            self.loss_node, self.n_correct = self._loss_and_hits()
-            # fit fetches this: a non-finite loss fails the step before it writes any weight.
-            self._checked_loss = ops.check_numerics(self.loss_node, "the training loss")
-            self.params = self.net.parameters()
-            self.grad_nodes = gradients(self.loss_node, self.params)
-        self.session = Session(self.graph, device=device, backend=backend, seed=seed)
-        for layer in self.net.layers:  # reaches every layer's W-style properties
-            layer.session = self.session
+            loss_node, self.n_correct = self._loss_and_hits()
+            train_loss, _ = self._loss_and_hits(self.sample_weight)
+        self._finish_loss(loss_node, train_loss, {"accuracy": self.n_correct})
         self._last_feed = None
-        self._train_steps = {}
 
-    def _loss_and_hits(self):
-        """The mean cross-entropy and the number of right predictions; per step, over the
-        real steps only (a negative label marks a padded step)."""
+    def _loss_and_hits(self, sample_weight=None):
+        """The mean cross-entropy (each sample's scaled by ``sample_weight`` where given)
+        and the number of right predictions; per step, over the real steps only (a
+        negative label marks a padded step)."""
         hits = ops.equal(ops.argmax(self.logits), self.labels)
         if not self.label_shape:
-            return (losses.sparse_softmax_cross_entropy(self.labels, self.logits),
-                    ops.reduce_sum(hits))
+            if sample_weight is None:
+                return (losses.sparse_softmax_cross_entropy(self.labels, self.logits),
+                        ops.reduce_sum(hits))
+            per_sample = losses.sparse_softmax_cross_entropy(self.labels, self.logits, "none")
+            return ops.reduce_mean(ops.multiply(per_sample, sample_weight)), None
         real = ops.greater_equal(self.labels, 0)
         labels = ops.where(real, self.labels, ops.zeros_like(self.labels))  # never read
-        loss = losses.sparse_softmax_cross_entropy(labels, self.logits, weights=real)
-        return loss, ops.reduce_sum(ops.multiply(hits, real))
+        if sample_weight is None:
+            loss = losses.sparse_softmax_cross_entropy(labels, self.logits, weights=real)
+            return loss, ops.reduce_sum(ops.multiply(hits, real))
+        weights = ops.multiply(ops.cast(real, self.dtype), ops.reshape(sample_weight, (-1, 1)))
+        total = losses.sparse_softmax_cross_entropy(labels, self.logits, "sum", weights=weights)
+        steps = ops.reduce_sum(ops.cast(real, self.dtype))
+        # Every step padding (a batch of padding only) gives 0, not 0 / 0.
+        return ops.divide(total, ops.maximum(steps, 1.0)), None
 
     @property
     def layers(self):
@@ -184,30 +169,12 @@ class NNClassifier:
         on the model's device)."""
         return [layer for layer in self.net.layers if isinstance(layer, (Linear, Conv2D))]
 
-    @property
-    def device(self):
-        return self.session.device
-
     def __repr__(self) -> str:
         if self.units is None:
             return f"NNClassifier({self.net!r}, device={self.device})"
         return f"NNClassifier({self.units}, activation={self.activation!r}, device={self.device})"
 
     # ------------------------------------------------------------------ checks
-
-    def _features(self, X):
-        """X as an array (lists and other array-likes become NumPy arrays), checked."""
-        if not array_api_compat.is_array_api_obj(X):
-            X = np.asarray(X)
-        shape = tuple(X.shape)
-        if shape[1:] != self.input_shape:
-            raise ValueError(
-                f"X must have shape (n_samples, {', '.join(map(str, self.input_shape))}), "
-                f"got {shape}"
-            )
-        if shape[0] == 0:
-            raise ValueError("X has no samples: pass at least one row")
-        return X
 
     def _targets(self, t, n):
         """The labels as int32 class indices (which every device holds, JAX without x64
@@ -224,6 +191,7 @@ class NNClassifier:
                     f"{host[~whole][0]} (dtype {host.dtype})"
                 )
         k = self.n_classes
+        lm.one_unit(host[host >= 0], k)
         bad = (host >= k) if self.label_shape else (host < 0) | (host >= k)
         if bad.any():
             raise ValueError(
@@ -238,6 +206,13 @@ class NNClassifier:
         want = (n, *self.label_shape)
         if len(shape) == len(want) and all(w in (None, d) for w, d in zip(want, shape)):
             return
+        if not self.label_shape and tuple(shape) == (n, self.n_classes) and n and \
+                self.n_classes > 1:
+            raise ValueError(
+                f"labels of shape {tuple(shape)} look one-hot (a row of {self.n_classes} per "
+                f"sample), but NNClassifier's loss (sparse_categorical_crossentropy) takes one "
+                f"class index per sample: pass integer labels (y.argmax(1)) or use "
+                f"loss='categorical_crossentropy' (xn.nn.Model)")
         if not self.label_shape:
             hint = ("" if len(shape) < 2 else ": this model gives one class per sample; for "
                     "one per step, keep the time axis to the end (return_sequences=True) "
@@ -250,26 +225,23 @@ class NNClassifier:
             f"padded step), got {shape}; for one label per sequence, end with a recurrent "
             f"layer without return_sequences (or Flatten) and a Linear layer")
 
-    def _feed(self, X, t=None):
+    def _lesson_feed(self, X, t=None):
         X = self._features(X)
-        feed = {self.inputs: X, self.training: False}
-        if t is not None:
-            feed[self.labels] = self._targets(t, X.shape[0])
-        return feed
+        return self._feed(X, None if t is None else self._targets(t, X.shape[0]))
 
     # ------------------------------------------------------------------ the lesson's loop
 
     def forward(self, X):
         """Logits for ``X`` (an array on the model's device)."""
-        return self.session.run(self.logits, self._feed(X))
+        return self.session.run(self.logits, self._lesson_feed(X))
 
     def forward_probs(self, X):
         """Class probabilities for ``X`` (softmax of the logits), on the model's device."""
-        return self.session.run(self.probs, self._feed(X))
+        return self.session.run(self.probs, self._lesson_feed(X))
 
     def loss(self, X, t) -> float:
         """Mean cross-entropy for integer labels ``t``; remembers the batch for backward()."""
-        self._last_feed = self._feed(X, t)
+        self._last_feed = self._lesson_feed(X, t)
         return float(to_numpy(self.session.run(self.loss_node, self._last_feed)))
 
     def backward(self):
@@ -284,35 +256,17 @@ class NNClassifier:
 
     # ------------------------------------------------------------------ scikit-learn way
 
-    def _train_step(self, optimizer, learning_rate, comm=None):
-        """The training step of this optimizer (a name, or an ``xn.train`` optimizer), made
-        once: a later ``fit`` with another learning rate changes its rate and keeps its state
-        (momentum, Adam's moments). With ``comm`` its gradients are averaged over the ranks
-        (``DistributedOptimizer``); a non-finite average stops every rank alike."""
-        key = optimizer if comm is None else (optimizer, comm)
-        step = self._train_steps.get(key)
-        if step is None:
-            if isinstance(optimizer, optimizers.Optimizer):
-                opt = optimizer
-            elif optimizer in OPTIMIZERS:
-                opt = OPTIMIZERS[optimizer](0.01 if learning_rate is None else learning_rate)
-            else:
-                raise ValueError(
-                    f"optimizer must be one of {sorted(OPTIMIZERS)} or an xn.train optimizer "
-                    f"(e.g. xn.train.AdamOptimizer(1e-3)), got {optimizer!r}"
-                )
-            if comm is not None and not isinstance(opt, distributed.DistributedOptimizer):
-                opt = distributed.DistributedOptimizer(opt, comm, check_finite=True)
-            with self.graph.as_default():
-                step = self._train_steps[key] = opt.apply_gradients(
-                    zip(self.grad_nodes, self.params))
-        if learning_rate is not None:
-            step.optimizer.learning_rate = learning_rate
-        return step
+    def _new_optimizer(self, optimizer, learning_rate):
+        """``optimizers.get``; a name's optimizer starts at rate 0.01 unless
+        ``learning_rate`` says (the lesson's rate, not Keras's per-name defaults)."""
+        if learning_rate is None and isinstance(optimizer, str):
+            learning_rate = 0.01
+        return optimizers.get(optimizer, learning_rate)
 
     def fit(self, X, y=None, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
             validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
-            lr_schedule=None, comm=None) -> History:
+            lr_schedule=None, comm=None, *, callbacks=None, validation_split=0.0,
+            class_weight=None, sample_weight=None, initial_epoch=0) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
         ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
@@ -328,6 +282,9 @@ class NNClassifier:
         step writes nothing, so the weights are those after the last finite step; a
         RuntimeWarning says where it stopped, and ``history.stopped`` too (None otherwise).
         The history holds the epochs completed before it.
+
+        ``callbacks``, ``validation_split``, ``class_weight``, ``sample_weight`` and
+        ``initial_epoch`` are Keras's (see ``Model.fit``).
 
         ``lr_schedule(epoch, lr)``, as Keras's LearningRateScheduler, gives the rate for each
         epoch (counted from 0) from the current one; the history then records
@@ -350,94 +307,22 @@ class NNClassifier:
         [0.1, 0.1, 0.01]
         """
         learning_rate = _renamed_lr(lr, learning_rate)
-        dataset = data.dataset_for_fit(X, y, comm)  # None for arrays
-        if dataset is None:
-            X = self._features(X)
-            y = self._targets(y, X.shape[0])
-        step = self._train_step(optimizer, learning_rate, comm)
-        checksum = None
-        if comm is not None:
-            checksum = distributed.sharding.check_data(X, y, comm)  # before any value changes
-            comm.broadcast_variables(self.session)
-            verbose = verbose if comm.rank == 0 else 0
-        fetches, allreduces = self._fit_fetches(step, comm)
-        rng = initializers.generator(seed)
-        history = History(loss=[], accuracy=[])
-        for epoch in range(epochs):
-            started = time.perf_counter()
-            if lr_schedule is not None:
-                _schedule(step.optimizer, lr_schedule, epoch, history)
-            batch_iter, n_batches = (
-                _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum) if dataset is None
-                else _dataset_batches(self, dataset))
-            with contextlib.closing(batch_iter):  # stops a Dataset's thread, come what may
-                sums = self._train_epoch(fetches, allreduces, _progress(
-                    batch_iter, n_batches, epoch, epochs, verbose), epoch, comm)
-            if isinstance(sums, str):
-                history.stopped = sums
-                warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
-                return history
-            total, hits, n = sums
-            history["loss"].append(total / n)
-            history["accuracy"].append(hits / n)
-            if validation_data is not None:
-                val_loss, val_acc = self.evaluate(*validation_data,
-                                                  batch_size=max(batch_size, 1024), comm=comm)
-                history.setdefault("val_loss", []).append(val_loss)
-                history.setdefault("val_accuracy", []).append(val_acc)
-            if verbose:
-                _report(epoch, epochs, history, time.perf_counter() - started)
-        return history
+        callbacks = list(callbacks or [])
+        if lr_schedule is not None:
+            callbacks.append(LearningRateScheduler(lr_schedule))
+        return self._fit(optimizer, learning_rate, X, y, batch_size=batch_size, epochs=epochs,
+                         verbose=verbose, callbacks=callbacks, validation_split=validation_split,
+                         validation_data=validation_data, shuffle=shuffle,
+                         class_weight=class_weight, sample_weight=sample_weight,
+                         initial_epoch=initial_epoch, seed=seed, comm=comm)
 
-    def _fit_fetches(self, step, comm):
-        """What each training run fetches, and the step's allreduces (with ``comm``)."""
-        # The layers' own updates (BatchNorm's moving statistics) run with the step. Across
-        # ranks the step's own check of the averaged gradients stands in for the loss's:
-        # a check on one rank alone would stop it and leave the others in the allreduce.
-        loss_node = self._checked_loss if comm is None else self.loss_node
-        fetches = [step, loss_node, self.n_correct, *self.net.updates()]
-        allreduces = distributed.allreduces(step)  # their weights follow uneven last batches
-        for allreduce in allreduces:
-            allreduce.check_finite = True
-        return fetches, allreduces
-
-    def _train_epoch(self, fetches, allreduces, batches, epoch, comm):
-        """Run the training step over ``batches``: the epoch's (loss sum, hits, rows), or
-        the message saying where it stopped when a step's loss was not finite."""
-        losses, correct = [], []
-        for batch, (Xb, yb, share) in enumerate(batches):
-            for allreduce in allreduces:
-                allreduce.scale = share
-            try:
-                _, loss, hits, *_ = self.session.run(
-                    fetches, {self.inputs: Xb, self.labels: yb, self.training: True})
-            except NumericsError:
-                return (f"fit stopped at epoch {epoch + 1}, batch {batch + 1}: the loss is not "
-                        "finite (NaN or inf); the weights are those after the last finite "
-                        "step. Lower the learning rate, or look for NaN/inf in the data")
-            losses.append((loss, self._count(yb)))
-            correct.append(hits)
-        return _epoch_sums(self.session, losses, correct, comm)
-
-    def evaluate(self, X, y, batch_size=1024, comm=None) -> tuple[float, float]:
+    def evaluate(self, X, y, batch_size=1024, comm=None, sample_weight=None
+                 ) -> tuple[float, float]:
         """(mean loss, accuracy) over ``X, y`` (per step: over the real steps); with
         ``comm`` (every rank passing the same data) each rank evaluates its shard and the
         sums are taken over the ranks."""
-        X = self._features(X)
-        y = self._targets(y, X.shape[0])
-        n = self._count(y)
-        if comm is not None:
-            X, y = distributed.shard(X, y, comm, even=False)
-        total = correct = 0.0
-        for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
-            loss, hits = self.session.run([self.loss_node, self.n_correct],
-                                          {self.inputs: Xb, self.labels: yb,
-                                           self.training: False}, to_numpy=True)
-            total += float(loss) * self._count(yb)
-            correct += float(hits)
-        if comm is not None:
-            total, correct = comm.sum([total, correct])
-        return total / n, correct / n
+        logs = self._evaluate_logs(X, y, sample_weight, batch_size, comm)
+        return logs["loss"], logs["accuracy"]
 
     def _count(self, y) -> int:
         """What the loss and accuracy average over: the samples, or per step the real
@@ -456,6 +341,32 @@ class NNClassifier:
     def predict(self, X, batch_size=4096) -> np.ndarray:
         """Predicted class labels (int64, host): one per sample, or per step."""
         return np.argmax(self.predict_proba(X, batch_size), axis=-1).astype(np.int64)
+
+    def get_params(self, deep=True) -> dict:
+        """The constructor's arguments, as scikit-learn's ``get_params``."""
+        return dict(self._given)
+
+    def set_params(self, **params) -> NNClassifier:
+        """Rebuild the model with these constructor arguments changed (new weights), as
+        scikit-learn's ``set_params``; an unknown name raises before anything changes."""
+        unknown = sorted(set(params) - set(self._given))
+        if unknown:
+            raise ValueError(f"NNClassifier has no parameter {unknown[0]!r}: its parameters "
+                             f"are {sorted(self._given)}")
+        self.__init__(**{**self._given, **params})
+        return self
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags (read by its checks; imported only when asked)."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), input_tags=InputTags())
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, 0 .. n_classes - 1 (scikit-learn's attribute)."""
+        return np.arange(self.n_classes)
 
     def score(self, X, y) -> float:
         """Accuracy on ``X, y`` (per step: over the real steps)."""
@@ -533,83 +444,3 @@ class SGD:
                 raise RuntimeError("call model.backward() before SGD.step()")
             grads += [layer.dW, layer.db]
         self.model.session.run(self.update, dict(zip(self.grad_inputs, grads)))
-
-
-def _schedule(optimizer, lr_schedule, epoch, history) -> None:
-    """Set this epoch's learning rate from ``lr_schedule(epoch, lr)`` and record it."""
-    rate = lr_schedule(epoch, optimizer.learning_rate)
-    try:
-        optimizer.learning_rate = rate
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fit: lr_schedule({epoch}, {optimizer.learning_rate}) gave "
-                         f"{rate!r}: {exc}") from None
-    history.setdefault("learning_rate", []).append(optimizer.learning_rate)
-
-
-def _fit_batches(X, y, batch_size, shuffle, rng, comm, checksum=None):
-    """(iterator of (X_batch, y_batch, share), number of batches) for one epoch of fit:
-    with ``comm`` this rank's part of each global batch (``distributed.batches``, which
-    compares ``checksum``, the data's, across the ranks)."""
-    if comm is None:
-        batch_iter = data.batches(X, y, batch_size, shuffle=shuffle, seed=rng)
-        return ((Xb, yb, 1.0) for Xb, yb in batch_iter), -(-X.shape[0] // batch_size)
-    batch_iter = distributed.batches(X, y, batch_size, comm, shuffle=shuffle, seed=rng,
-                                     shares=True, data_checksum=checksum)
-    return batch_iter, -(-X.shape[0] // (batch_size * comm.size))
-
-
-def _dataset_batches(model, dataset):
-    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
-    the model's device on the dataset's prefetch thread; the labels stay on the host,
-    where ``fit`` counts them."""
-    def check(Xb, yb):
-        if yb is None:
-            raise ValueError("fit: the Dataset gives batches without labels (y is None); "
-                             "give it (X, y) batches")
-        Xb = model._features(Xb)
-        return Xb, model._targets(yb, Xb.shape[0]), 1.0
-
-    return data.feed_batches(dataset, model.session, (model.inputs, None, None), check)
-
-
-def _epoch_sums(session, losses, correct, comm=None) -> tuple[float, float, int]:
-    """(sum of loss * batch size, sum of correct counts, rows) over an epoch's ``(loss,
-    size)`` pairs and counts, each still on the device: stacked there and brought to the
-    host in one transfer, not one (and one GPU synchronisation) per batch; with ``comm``
-    summed over the ranks too (one message)."""
-    rows = sum(m for _, m in losses)
-    total, hits = _device_sums(session, losses, correct)
-    if comm is None:
-        return total, hits, rows
-    total, hits, rows = comm.sum([total, hits, rows])
-    return total, hits, int(rows)
-
-
-def _device_sums(session, losses, correct) -> tuple[float, float]:
-    if not losses:
-        return 0.0, 0.0
-    xp = session.xp
-    with context_of(correct[0]):  # CuPy stacks on the current GPU: make it the values' one
-        loss, hits = xp.stack([loss for loss, _ in losses]), xp.stack(correct)
-        dtype = xp.result_type(loss.dtype, hits.dtype)
-        both = xp.stack([xp.astype(loss, dtype), xp.astype(hits, dtype)])
-    loss, hits = session.device.to_host(both).tolist()
-    return sum(v * m for v, (_, m) in zip(loss, losses)), sum(hits)
-
-
-def _progress(iterable, total, epoch, epochs, verbose):
-    if verbose != 1:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                file=sys.stderr)
-
-
-def _report(epoch, epochs, history, seconds):
-    parts = [f"epoch {epoch + 1}/{epochs}", f"{seconds:.2f}s"]
-    parts += [f"{k} {v[-1]:.4g}" if k == "learning_rate" else f"{k} {v[-1]:.4f}"
-              for k, v in history.items()]
-    print(" - ".join(parts), flush=True)

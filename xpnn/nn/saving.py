@@ -24,7 +24,10 @@ import json
 import math
 import numbers
 import operator
+import os
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -325,8 +328,27 @@ _CHECKS = {
 
 # NNClassifier's save, load_weights and load (its methods say what each does).
 
+def check_suffix(path, what="save") -> None:
+    """Warn where ``path`` has another suffix than .npz (``model.keras``, ``model.h5``):
+    say which file is written instead of adding .npz silently."""
+    suffix = Path(os.fspath(path)).suffix
+    if suffix and suffix.lower() != ".npz":
+        warnings.warn(f"{what}({os.fspath(path)!r}) writes {io.npz_path(path)}: xpnn saves "
+                      f".npz files (weights, and the architecture as JSON), not the {suffix} "
+                      f"format; name it with .npz to silence this, and load it by either "
+                      f"name", UserWarning, stacklevel=4)
+
+
+def save_weights(model, path) -> None:
+    """Write ``model``'s weights only to ``path``."""
+    check_suffix(path, "save_weights")
+    io.save_arrays(path, {name: to_numpy(model.session.get_value(v))
+                          for name, v in model._param_names().items()})
+
+
 def save(model, path) -> None:
     """Write ``model``'s weights and its architecture to ``path`` (see NNClassifier.save)."""
+    check_suffix(path)
     arrays = {name: to_numpy(model.session.get_value(v))
               for name, v in model._param_names().items()}
     if model.units is not None:

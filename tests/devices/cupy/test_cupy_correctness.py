@@ -25,7 +25,7 @@ from xpnn import data, io, ops
 from xpnn import plan as plans
 from xpnn.devices.cupy import CupyDevice
 from xpnn.host import to_numpy
-from xpnn.nn import classifier
+from xpnn.nn import classifier, loop
 
 F32 = np.float32
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.3, 0.1, -2.0], [-1.0, 1.5, 1.0]], F32)
@@ -346,13 +346,13 @@ def test_epoch_sums_match_the_per_batch_sums(dev):
     rng = np.random.default_rng(0)
     values, counts = rng.random(5).astype(F32), rng.integers(0, 32, 5).astype(F32)
     sizes = [32, 32, 32, 32, 7]
-    losses = [(dev.from_host(v), m) for v, m in zip(values, sizes)]
-    correct = [dev.from_host(c) for c in counts]
+    batches = [[dev.from_host(v), dev.from_host(c)] for v, c in zip(values, counts)]
     sess = xn.Session(device=dev)
-    total, hits, rows = classifier._epoch_sums(sess, losses, correct)
-    assert total == sum(float(v) * m for v, m in zip(values, sizes))
-    assert hits == sum(float(c) for c in counts) and rows == sum(sizes)
-    assert classifier._epoch_sums(sess, [], []) == (0.0, 0.0, 0)
+    loss, hits = loop._epoch_means(sess, batches, sizes)
+    rows = sum(sizes)
+    np.testing.assert_allclose(loss, sum(float(v) * m for v, m in zip(values, sizes)) / rows,
+                               rtol=1e-12)
+    np.testing.assert_allclose(hits, sum(float(c) for c in counts) / rows, rtol=1e-12)
 
 
 def test_fit_brings_epoch_values_to_the_host_once_per_epoch(dev, monkeypatch):

@@ -1271,7 +1271,10 @@ def test_shape_only_loss_still_checks_its_inputs_every_run():
     X = np.random.default_rng(13).standard_normal((6, 4)).astype(F32)
     y = np.array([0, 1, 2, 0, 1, 2])
     step = model._train_step("sgd", 0.1)
-    run = model.session.run
+    def run(step, feed):  # fit's feed: the step's loss weights each sample
+        feed[model.sample_weight] = np.ones(len(feed[model.inputs]), F32)
+        return model.session.run(step, feed)
+
     run(step, {model.inputs: X, model.labels: y})
     before = [np.array(layer.W) for layer in model.layers]
     for _ in range(2):
