@@ -17,6 +17,7 @@ from .callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    TensorBoard,
     TerminateOnNaN,
 )
 from .classifier import OPTIMIZERS, SGD, NNClassifier
@@ -50,4 +51,4 @@ __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", 
            "PositionalEncoding", "TransformerBlock", "SimpleRNN", "LSTM", "GRU",
            "Bidirectional", "Model", "Dense", "callbacks", "Callback", "CSVLogger",
            "EarlyStopping", "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau",
-           "TerminateOnNaN"]
+           "TensorBoard", "TerminateOnNaN"]

@@ -4,8 +4,7 @@ stops training by setting ``model.stop_training = True``.
 
 ``logs`` at an epoch's end hold that epoch's ``loss``, metrics and ``val_*``; the batch hooks
 get an empty dict (the loop keeps each batch's loss on the device until the epoch ends).
-A TensorBoard callback plugs in here: subclass :class:`Callback` and write ``logs`` in
-``on_epoch_end``.
+``TensorBoard(log_dir)`` writes them, the weights' histograms and the graph to event files.
 
 >>> import xpnn as xn
 >>> X, y = xn.data.make_blobs(n_per_class=20, seed=0)
@@ -253,5 +252,49 @@ class LearningRateScheduler(Callback):
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
 
 
+class TensorBoard(Callback):
+    """Keras's TensorBoard callback on ``xn.summary.FileWriter`` (``pip install
+    xpnn[summary]``): event files under ``log_dir/train`` and ``log_dir/validation``, as
+    Keras lays them out; each epoch's logs as scalars ``epoch_<name>`` (``val_<name>`` under
+    validation/ as ``epoch_<name>``); with ``histogram_freq`` = n, every weight's histogram
+    every n epochs; with ``write_graph``, the model's graph (TensorBoard's graph tab).
+    ``tensorboard --logdir log_dir`` shows them."""
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True):
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or (
+                histogram_freq < 0):
+            raise ValueError(f"TensorBoard: histogram_freq must be a whole number >= 0, got "
+                             f"{histogram_freq!r}")
+        self.log_dir, self.histogram_freq = os.fspath(log_dir), histogram_freq
+        self.write_graph, self.writers = write_graph, {}
+
+    def on_train_begin(self, logs=None):
+        from ..summary import FileWriter  # tensorboardX is imported only here
+
+        for part in ("train", "validation"):
+            self.writers[part] = FileWriter(os.path.join(self.log_dir, part))
+        if self.write_graph:
+            self.writers["train"].add_graph(self.model.graph)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self.writers[part].add_scalar(f"epoch_{name}", value, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            from ..host import to_numpy
+
+            session = self.model.session
+            for variable in self.model._state_variables():
+                self.writers["train"].add_histogram(
+                    variable.label, to_numpy(session.get_value(variable)), epoch)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
 __all__ = ["Callback", "CSVLogger", "History", "EarlyStopping", "LearningRateScheduler",
-           "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"]
+           "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
