@@ -7,6 +7,12 @@ flatten, dropout 0.5, dense 10, trained with Adam (lr 1e-3, batch 128) on MNIST 
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
 of MNIST's shape (no files needed); ``--distributed`` as in mnist_mlp.py.
+
+Keras's callbacks, watching the loss on a tenth of the training rows held out:
+``--patience N`` stops when it has not improved for N epochs and keeps the best weights
+(EarlyStopping), ``--checkpoint PATH`` saves the best model there (ModelCheckpoint),
+``--logdir DIR`` writes TensorBoard logs (``pip install -e ".[summary]"``; then
+``tensorboard --logdir DIR``).
 """
 
 from mnist_mlp import distributed, mnist_arguments, mnist_data, train_and_test
@@ -22,9 +28,28 @@ def convnet(seed=0):
             nn.Flatten(), nn.Dropout(0.5), nn.Linear(5 * 5 * 64, 10, seed=seed + 2)]
 
 
+def callbacks(args):
+    """The Keras callbacks the options ask for; files are written by rank 0 alone."""
+    chosen = []
+    if args.patience:
+        chosen.append(xn.callbacks.EarlyStopping(patience=args.patience,
+                                                 restore_best_weights=True))
+    if args.comm is not None and args.comm.rank != 0:
+        return chosen
+    if args.checkpoint:
+        chosen.append(xn.callbacks.ModelCheckpoint(args.checkpoint, save_best_only=True))
+    if args.logdir:
+        chosen.append(xn.callbacks.TensorBoard(args.logdir, histogram_freq=1))
+    return chosen
+
+
 def main(argv=None):
-    args = distributed(mnist_arguments("The simple MNIST convnet", epochs=15, optimizer="adam",
-                                       lr=1e-3).parse_args(argv))
+    parser = mnist_arguments("The simple MNIST convnet", epochs=15, optimizer="adam", lr=1e-3)
+    parser.add_argument("--patience", type=int, default=0,
+                        help="EarlyStopping: epochs without a better val_loss (0: off)")
+    parser.add_argument("--checkpoint", default=None, help="ModelCheckpoint: the best model's file")
+    parser.add_argument("--logdir", default=None, help="TensorBoard: the logs' folder")
+    args = distributed(parser.parse_args(argv))
     (X, y), (X_test, y_test) = mnist_data(args)
     X, X_test = X.reshape(-1, 28, 28, 1), X_test.reshape(-1, 28, 28, 1)
     args.say(f"train {X.shape}, test {X_test.shape}")
@@ -32,7 +57,13 @@ def main(argv=None):
     with xn.Graph().as_default():  # with --distributed, fit broadcasts rank 0's weights
         model = xn.nn.NNClassifier(convnet(args.seed), input_shape=(28, 28, 1),
                                    device=args.device, backend=args.backend, seed=seed)
-    return train_and_test(model, X, y, X_test, y_test, args)
+    result = train_and_test(model, X, y, X_test, y_test, args, callbacks(args))
+    if args.checkpoint:
+        args.say(f"the best model is in {args.checkpoint} (xn.nn.NNClassifier.load)")
+    if args.logdir:
+        args.say(f"TensorBoard logs are in {args.logdir}: open them with "
+                 f"`tensorboard --logdir {args.logdir}`")
+    return result
 
 
 if __name__ == "__main__":

@@ -108,9 +108,10 @@ def step_decay(drops):
     return lambda epoch, lr: lr / 10 if epoch + 1 in drops else lr
 
 
-def train_and_test(model, X, y, X_test, y_test, args):
+def train_and_test(model, X, y, X_test, y_test, args, callbacks=()):
     """fit with the options (over ``args.comm``'s ranks with --distributed), then the test
-    accuracy and the time training took."""
+    accuracy and the time training took. With ``callbacks``, a tenth of the training rows
+    is held out for them to watch (``val_loss``), unless --validate gives the test set."""
     comm = args.comm
     args.say(model if comm is None else f"{model} on {comm.size} ranks, batch "
              f"{args.batch_size} each ({args.batch_size * comm.size} a step)")
@@ -118,8 +119,9 @@ def train_and_test(model, X, y, X_test, y_test, args):
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
                         validation_data=(X_test, y_test) if args.validate else None,
+                        validation_split=0.1 if callbacks and not args.validate else 0.0,
                         verbose=2 if args.quiet else 1, lr_schedule=step_decay(args.lr_drop),
-                        comm=comm)
+                        comm=comm, callbacks=list(callbacks))
     seconds = time.perf_counter() - started
     test_loss, test_accuracy = model.evaluate(X_test, y_test, comm=comm)
     args.say(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {args.epochs} "

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import xpnn as xn
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -131,6 +133,25 @@ def test_mnist_cnn_synthetic(dev):
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert len(result["history"]["loss"]) == 2
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+def test_mnist_cnn_with_keras_callbacks(dev, tmp_path, capsys):
+    """EarlyStopping, ModelCheckpoint and (where tensorboardX is) TensorBoard from the
+    command line; the checkpoint loads back and the logs are where the script says."""
+    logs = importlib.util.find_spec("tensorboardX") is not None
+    checkpoint = tmp_path / "best.npz"
+    result = load("mnist_cnn").main([
+        "--synthetic", "--limit", "256", "--epochs", "3", "--quiet", "--patience", "1",
+        "--checkpoint", str(checkpoint), *(["--logdir", str(tmp_path / "logs")] if logs else []),
+        *device_args(dev)])
+    assert "val_loss" in result["history"] and 1 <= len(result["history"]["loss"]) <= 3
+    assert checkpoint.exists()
+    assert isinstance(xn.nn.NNClassifier.load(str(checkpoint)), xn.nn.NNClassifier)
+    out = capsys.readouterr().out
+    assert f"the best model is in {checkpoint}" in out
+    if logs:
+        assert any((tmp_path / "logs" / "train").iterdir())
+        assert f"tensorboard --logdir {tmp_path / 'logs'}" in out
 
 
 def test_mnist_mlp_with_dropout_synthetic(dev):
