@@ -44,9 +44,10 @@ def main(argv=None):
     X_train, X_test = X[:args.train], X[args.train:]
     d = X.shape[1]
     with xn.Graph().as_default():
-        layers = [xn.nn.Dense(d, 64, seed=0), xn.nn.ReLU(), xn.nn.Dense(64, args.code, seed=1),
-                  xn.nn.ReLU(), xn.nn.Dense(args.code, 64, seed=2), xn.nn.ReLU(),
-                  xn.nn.Dense(64, d, seed=3), xn.nn.Sigmoid()]
+        layers = [xn.nn.Dense(64, activation="relu", seed=0),
+                  xn.nn.Dense(args.code, activation="relu", seed=1),
+                  xn.nn.Dense(64, activation="relu", seed=2),
+                  xn.nn.Dense(d, activation="sigmoid", seed=3)]
         model = xn.nn.Model(layers, input_shape=(d,), device=args.device, backend=args.backend)
     model.compile(optimizer="adam", loss="mse")
     history = model.fit(X_train, X_train, batch_size=64, epochs=args.epochs,

@@ -40,9 +40,9 @@ def main(argv=None):
     X_train, y_train = X[:args.train], y[:args.train]
     X_test, y_test = X[args.train:], y[args.train:]
     with xn.Graph().as_default():
-        layers = [xn.nn.Dense(8, args.hidden, seed=0), xn.nn.ReLU(),
-                  xn.nn.Dense(args.hidden, args.hidden, seed=1), xn.nn.ReLU(),
-                  xn.nn.Dense(args.hidden, 1, seed=2)]
+        layers = [xn.nn.Dense(args.hidden, activation="relu", seed=0),
+                  xn.nn.Dense(args.hidden, activation="relu", seed=1),
+                  xn.nn.Dense(1, seed=2)]
         model = xn.nn.Model(layers, input_shape=(8,), device=args.device, backend=args.backend)
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     model.summary()

@@ -240,13 +240,13 @@ Model: "model"
 _________________________________________________________________
  Layer (type)                Output Shape              Param #
 =================================================================
- dense (Linear)              (None, 8)                 40
+ dense (Dense)               (None, 8)                 40
 
  re_lu (ReLU)                (None, 8)                 0
 
  dropout (Dropout)           (None, 8)                 0
 
- dense_1 (Linear)            (None, 3)                 27
+ dense_1 (Dense)             (None, 3)                 27
 
 =================================================================
 Total params: 67 (268.00 Byte)
@@ -256,11 +256,9 @@ _________________________________________________________________"""
 
 
 def test_summary_prints_as_keras(dev):
-    """The layout tf_keras prints for Dense(8), ReLU, Dropout, Dense(3) on 4 inputs (its
-    text, with Keras's class name Dense replaced by xpnn's Linear)."""
+    """The text tf_keras prints for Dense(8), ReLU, Dropout, Dense(3) on 4 inputs."""
     with xn.Graph().as_default():
-        model = xn.nn.Model([xn.nn.Dense(4, 8, name="dense"), xn.nn.ReLU(),
-                             xn.nn.Dropout(0.1), xn.nn.Dense(8, 3, name="dense_1")],
+        model = xn.nn.Model([xn.nn.Dense(8), xn.nn.ReLU(), xn.nn.Dropout(0.1), xn.nn.Dense(3)],
                             input_shape=(4,), device=dev)
     lines = []
     model.summary(print_fn=lines.append)
@@ -270,7 +268,7 @@ def test_summary_prints_as_keras(dev):
 
 
 def test_keras_names_exist():
-    assert xn.nn.Dense is xn.nn.Linear and xn.callbacks.EarlyStopping is xn.nn.EarlyStopping
+    assert xn.callbacks.EarlyStopping is xn.nn.EarlyStopping
     for name in ["EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "CSVLogger",
                  "TerminateOnNaN", "LearningRateScheduler", "Callback"]:
         assert getattr(xn.callbacks, name) is getattr(xn.nn, name)

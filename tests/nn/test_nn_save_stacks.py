@@ -418,3 +418,17 @@ def test_a_layer_setting_that_is_not_json_fails_save_and_keeps_the_old_file(save
     with pytest.raises(TypeError, match="is not JSON data"):
         other.save(target)
     assert xn.nn.NNClassifier.load(target).predict_proba(_images()[0]).shape == (48, 3)
+
+
+def test_a_token_model_round_trips(tmp_path, dev):
+    """A model whose input is token ids (int64, for Embedding) saves and loads: the file's
+    input dtype may be an integer one."""
+    with xn.Graph().as_default():
+        model = xn.nn.Model([xn.nn.Embedding(12, 6, seed=0), xn.nn.Flatten(),
+                             xn.nn.Dense(3, activation="softmax", seed=1)],
+                            input_shape=(5,), dtype="int64", device=dev)
+    tokens = np.random.default_rng(0).integers(0, 12, size=(4, 5))
+    model.save(tmp_path / "tokens.npz")
+    twin = xn.nn.Model.load(tmp_path / "tokens.npz", device=dev)
+    assert twin.inputs.dtype == "int64"
+    np.testing.assert_array_equal(twin.predict(tokens), model.predict(tokens))

@@ -21,6 +21,7 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .classifier import OPTIMIZERS, SGD, NNClassifier
+from .dense import Dense
 from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
@@ -41,8 +42,6 @@ from .layers import (
 )
 from .model import History, Model
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
-
-Dense = Linear  # Keras's name; its weights are made at once, so it takes (n_in, n_out)
 
 __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", "Conv2D",
            "Dropout", "Flatten", "History", "Layer", "Linear", "MaxPool2D", "NNClassifier",

@@ -67,7 +67,8 @@ class Model:
         self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = dtype if isinstance(dtype, str) else np.dtype(dtype).name
         params = self.net.parameters()
-        # The model lives in its layers' Variables' graph.
+        # The model lives in its layers' Variables' graph (layers built on their first input,
+        # such as Dense, make theirs there).
         self.graph = params[0].graph if params else Graph()
         with self.graph.as_default():
             self.inputs = placeholder(self.dtype, (None, *self.input_shape), name="X")
@@ -77,7 +78,7 @@ class Model:
                 x = layer(x, self.training)
                 self._layer_shapes.append(x.shape)
             self.outputs = x
-        self.params = params
+        self.params = self.net.parameters()
 
     def _from_graph(self, inputs, outputs, training):
         if not isinstance(inputs, Placeholder) or not isinstance(outputs, Node):

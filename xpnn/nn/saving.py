@@ -36,6 +36,8 @@ from ..devices import resolve
 from ..graph import Graph
 from ..host import to_numpy
 from .attention import FEED_FORWARD, LayerNorm, MultiHeadAttention, TransformerBlock
+from .dense import ACTIVATIONS as DENSE_ACTIVATIONS
+from .dense import Dense
 from .embedding import Embedding, PositionalEncoding, PositionEmbedding
 from .layers import (
     ACTIVATIONS,
@@ -55,13 +57,14 @@ from .recurrent import LOOPS, RECURRENT, Bidirectional
 
 # class name -> layer class: the only classes load builds (a user's own layers it does not)
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
-    Linear, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
+    Linear, Dense, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
     Dropout, Embedding, PositionalEncoding, PositionEmbedding, LayerNorm, MultiHeadAttention,
     TransformerBlock, *RECURRENT.values(), Bidirectional)}
 # The module a file names for these layers: their public home (files written before the
 # nn package split name it too).
 MODULE = "xpnn.nn"
 FLOATS = ("float16", "float32", "float64")
+INPUT_DTYPES = (*FLOATS, "int32", "int64")  # a model's input: token ids too (Embedding)
 MAX_COUNT = 2**31 - 1  # a layer size (the stored weights bound the real ones)
 MAX_SAMPLE = 2**31  # elements in one sample
 MAX_LAYERS = 10_000
@@ -148,8 +151,8 @@ def read(arrays, where) -> Stack:
     dimension). Raises ValueError naming ``where`` and what to do."""
     input_shape = _input_shape(arrays.get("__input_shape__"), where)
     dtype = _text(arrays, "__dtype__", where)
-    if dtype not in FLOATS:
-        raise _corrupt(where, f"__dtype__ must be one of {FLOATS}, got {dtype!r}")
+    if dtype not in INPUT_DTYPES:
+        raise _corrupt(where, f"__dtype__ must be one of {INPUT_DTYPES}, got {dtype!r}")
     try:
         layers = json.loads(_text(arrays, "__layers__", where))
     except (ValueError, RecursionError) as exc:
@@ -281,7 +284,7 @@ def _flag(value, limit):
 def _choice(options):
     def check(value, limit):
         if value not in options:
-            return f"must be one of {sorted(options)}"
+            return f"must be one of {sorted(options, key=str)}"
     return check
 
 
@@ -320,9 +323,10 @@ _CHECKS = {
     # the sequence layers' (attention.py, embedding.py, recurrent.py)
     "vocab_size": _count, "dim": _count, "num_heads": _count, "ff_dim": _count,
     "max_len": _count, "eps": _number(0.0, 1e3, True), "dropout": _number(0.0, 1.0, False),
-    "causal": _flag, "norm_first": _flag, "activation": _choice(FEED_FORWARD),
+    "causal": _flag, "norm_first": _flag,
+    "activation": _choice({*FEED_FORWARD, *DENSE_ACTIVATIONS}),  # each class checks its own
     "units": _count, "return_sequences": _flag, "return_state": _flag, "layer": _wrapped,
-    "loop": _choice(LOOPS),
+    "loop": _choice(LOOPS), "use_bias": _flag, "input_dim": _count,  # Dense's
 }
 
 
