@@ -4,7 +4,7 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'stall']
+['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall']
 """
 
 from __future__ import annotations
@@ -276,6 +276,60 @@ def _train_until_rank_1_stops(comm, at_step_3):
     print(f"rank {comm.rank} was not stopped", flush=True)
 
 
+OVERLAP_BACKENDS = {"numpy": "cpu", "array_api_strict": "device1", "torch": "cpu", "jax": "cpu"}
+MODES = {"blocking": {}, "buckets": {"bucket_bytes": 40}, "fp16": {"compression": "fp16"},
+         "fp16_buckets": {"compression": "fp16", "bucket_bytes": 40}}
+
+
+def installed_backends():
+    """OVERLAP_BACKENDS less those not installed (JAX in its x64 mode: int64 labels)."""
+    import importlib.util
+
+    found = {b: d for b, d in OVERLAP_BACKENDS.items() if importlib.util.find_spec(b)}
+    if "jax" in found:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return found
+
+
+def overlap_case(comm, out):
+    """small_model trained with momentum on every installed backend, each way the gradients
+    can travel (MODES): the final weights; one step's local gradients with the averages the
+    update read, fetched in the same run; the plan's op types in order."""
+    X, y = data()
+    arrays, steps = {}, {}
+    for backend, device in installed_backends().items():
+        for mode, options in MODES.items():
+            if "compression" in options and backend == "array_api_strict":
+                continue  # no float16 in the standard
+            prefix = f"{backend}/{mode}"
+            with xn.Graph().as_default():
+                x, t, params, loss = small_model(seed=0)
+                opt = xn.distributed.DistributedOptimizer(
+                    xn.train.MomentumOptimizer(0.1, 0.9), comm, **options)
+                pairs = opt.compute_gradients(loss)
+                step = opt.apply_gradients(pairs)
+                sess = xn.Session(device=device, backend=backend)
+                local = [g for g, _ in pairs]
+                averaged = list(step.inputs[:len(local)])
+                got = sess.run([local, averaged, step], {x: X[:8 * (comm.rank + 1)],
+                                                         t: y[:8 * (comm.rank + 1)]})
+                for i, (g, a) in enumerate(zip(*got[:2])):
+                    arrays[f"{prefix}/local{i}"] = xn.to_numpy(g)
+                    arrays[f"{prefix}/averaged{i}"] = xn.to_numpy(a)
+                for epoch in range(3):
+                    for Xb, yb in xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=epoch,
+                                                         drop_last=True):
+                        sess.run(step, {x: Xb, t: yb})
+                for i, p in enumerate(params):
+                    arrays[f"{prefix}/final{i}"] = xn.to_numpy(sess.run(p))
+                plan = [e for e in sess._executors.values() if e.plan.updates][-1].plan  # step's
+                steps[prefix] = [s.op.type for s in plan.steps if s.op is not None]
+    np.savez(out / f"overlap_rank{comm.rank}.npz", **arrays)
+    (out / f"overlap_rank{comm.rank}.json").write_text(json.dumps(steps))
+
+
 def left_case(comm, out):
     """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
     stall_case(xn.distributed.init(timeout=2), out, leave=True)
@@ -306,7 +360,8 @@ def cupy_case(comm, out):
 
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
-         "mismatch": mismatch_case, "fault": fault_case, "stall": stall_case, "left": left_case}
+         "mismatch": mismatch_case, "fault": fault_case, "overlap": overlap_case,
+         "stall": stall_case, "left": left_case}
 
 
 def main(argv):

@@ -277,6 +277,84 @@ def test_a_rank_that_stops_stepping_ends_every_rank_at_the_timeout(tmp_path, cas
     assert ("rank 1 left its loop" in output) == (case == "left")
 
 
+@pytest.fixture(scope="module")
+def overlap_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("overlap")
+    code, output, _ = run_mpi("overlap", out)
+    assert code == 0, output
+    ranks = [dict(np.load(out / f"overlap_rank{r}.npz")) for r in range(2)]
+    return ranks, json.loads((out / "overlap_rank0.json").read_text())
+
+
+def _modes(ranks, mode):
+    """The backends that ran ``mode`` in the overlap case."""
+    return sorted({k.split("/")[0] for k in ranks[0] if k.split("/")[1] == mode})
+
+
+def test_buckets_overlapped_with_backprop_train_as_the_blocking_allreduce(overlap_run):
+    ranks, steps = overlap_run
+    backends = _modes(ranks, "buckets")
+    assert "numpy" in backends and "array_api_strict" in backends
+    for backend in backends:
+        for i in range(3):
+            for rank in range(2):  # bit for bit: the same sums, divided alike
+                for kind in ("averaged", "final"):
+                    np.testing.assert_array_equal(
+                        ranks[rank][f"{backend}/buckets/{kind}{i}"],
+                        ranks[rank][f"{backend}/blocking/{kind}{i}"], err_msg=f"{backend} {i}")
+            np.testing.assert_array_equal(ranks[0][f"{backend}/buckets/final{i}"],
+                                          ranks[1][f"{backend}/buckets/final{i}"])
+        order = steps[f"{backend}/buckets"]
+        assert order.count("Bucket") == 2 and order.count("OverlappedAllreduce") == 1, order
+        # the first bucket (W2's gradient) is sent before the backward pass computes W1's
+        assert order.index("Bucket") < max(i for i, t in enumerate(order) if "Grad" in t), order
+
+
+def test_fp16_compression_averages_the_float16_rounded_gradients(overlap_run):
+    ranks, _ = overlap_run
+    backends = _modes(ranks, "fp16")
+    assert "numpy" in backends
+    for backend in backends:
+        for mode in ("fp16", "fp16_buckets"):
+            for i in range(3):
+                halves = [ranks[r][f"{backend}/{mode}/local{i}"].astype(np.float16)
+                          for r in range(2)]
+                expected = (halves[0] + halves[1]).astype(np.float32) / 2
+                for rank in range(2):
+                    averaged = ranks[rank][f"{backend}/{mode}/averaged{i}"]
+                    assert averaged.dtype == np.float32
+                    np.testing.assert_array_equal(averaged, expected, err_msg=f"{mode} {i}")
+                exact = sum(ranks[r][f"{backend}/blocking/local{i}"] for r in range(2)) / 2
+                assert not np.array_equal(expected, exact)  # the rounding is visible
+
+
+def _accuracy(arrays, prefix):
+    X, y = worker.data()
+    W1, b1, W2 = (arrays[f"{prefix}/final{i}"] for i in range(3))
+    return float(np.mean(np.argmax(np.maximum(X @ W1 + b1, 0) @ W2, axis=1) == y))
+
+
+def test_fp16_compression_trains_to_the_float32_accuracy(overlap_run):
+    ranks, _ = overlap_run
+    for backend in _modes(ranks, "fp16"):
+        full = _accuracy(ranks[0], f"{backend}/blocking")
+        initial = _accuracy({f"x/final{i}": w for i, w in enumerate(_initial_small_model())},
+                            "x")
+        assert full > initial + 0.1, (full, initial)  # it trained
+        for mode in ("fp16", "fp16_buckets"):
+            assert abs(_accuracy(ranks[0], f"{backend}/{mode}") - full) <= 0.02
+            for i in range(3):  # the same path, to float16 rounding of each step's average
+                np.testing.assert_allclose(ranks[0][f"{backend}/{mode}/final{i}"],
+                                           ranks[0][f"{backend}/blocking/final{i}"], atol=5e-3)
+
+
+def _initial_small_model():
+    with xn.Graph().as_default():
+        _, _, params, _ = worker.small_model(seed=0)
+        sess = xn.Session()
+        return [xn.to_numpy(sess.run(p)) for p in params]
+
+
 def test_the_timeout_is_read_from_init_or_the_environment(monkeypatch):
     from xpnn.distributed.comm import TIMEOUT, timeout_seconds
 

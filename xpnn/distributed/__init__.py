@@ -26,9 +26,10 @@ Run it with ``mpiexec -n 2 python script.py``.
 
 from .agreement import GraphMismatchError
 from .allreduce import Allreduce, Unpack, allreduces, average_gradients
-from .comm import Communicator, init
+from .comm import Communicator, RankTimeoutError, init
 from .optimizer import DistributedOptimizer
 from .sharding import batches, shard
 
 __all__ = ["Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
-           "Unpack", "allreduces", "average_gradients", "batches", "init", "shard"]
+           "RankTimeoutError", "Unpack", "allreduces", "average_gradients", "batches", "init",
+           "shard"]
