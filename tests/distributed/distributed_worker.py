@@ -4,7 +4,7 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall']
+['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall']
 """
 
 from __future__ import annotations
@@ -276,6 +276,21 @@ def _train_until_rank_1_stops(comm, at_step_3):
     print(f"rank {comm.rank} was not stopped", flush=True)
 
 
+def caught_case(comm, out):
+    """left_case without the except hook (init(abort_on_error=False, timeout=2)): rank 0
+    catches the error its step raises at the timeout, says what and when, then ends the job
+    (the allreduce it left can never complete)."""
+    comm = xn.distributed.init(abort_on_error=False, timeout=2)
+    started = time.monotonic()
+    try:
+        stall_case(comm, out, leave=True)
+    except xn.OpError as exc:
+        cause = exc.__cause__
+        print(f"CAUGHT {type(cause).__name__} on rank {comm.rank} after "
+              f"{time.monotonic() - started:.1f} s: {cause}", flush=True)
+        comm.mpi.Abort(3)
+
+
 OVERLAP_BACKENDS = {"numpy": "cpu", "array_api_strict": "device1", "torch": "cpu", "jax": "cpu"}
 MODES = {"blocking": {}, "buckets": {"bucket_bytes": 40}, "fp16": {"compression": "fp16"},
          "fp16_buckets": {"compression": "fp16", "bucket_bytes": 40}}
@@ -361,6 +376,7 @@ def cupy_case(comm, out):
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
          "mismatch": mismatch_case, "fault": fault_case, "overlap": overlap_case,
+         "caught": caught_case,
          "stall": stall_case, "left": left_case}
 
 

@@ -277,6 +277,22 @@ def test_a_rank_that_stops_stepping_ends_every_rank_at_the_timeout(tmp_path, cas
     assert ("rank 1 left its loop" in output) == (case == "left")
 
 
+def test_a_rank_that_leaves_makes_the_others_raise_a_timeout_error_they_can_catch(tmp_path):
+    """Rank 1 leaves its loop; rank 0's step raises RankTimeoutError (the OpError's cause)
+    naming rank 0 and the allreduce, 2 s later, which it catches (no except hook)."""
+    code, output, seconds = run_mpi("caught", tmp_path, timeout=60)
+    assert seconds < 30, output
+    line = next((x for x in output.splitlines() if x.startswith("CAUGHT ")), None)
+    assert line is not None, output
+    assert line.startswith("CAUGHT RankTimeoutError on rank 0 after "), line
+    waited = float(line.split(" after ")[1].split(" s:")[0])
+    assert 2.0 <= waited < 20, line  # rank 0 started at once; the bound is 2 s
+    assert ("xpnn.distributed: rank 0 of 2 waited 2 s in the gradients' allreduce of step 4 "
+            "without every rank joining it") in line
+    assert issubclass(xn.distributed.RankTimeoutError, TimeoutError)
+    assert "was not stopped" not in output
+
+
 @pytest.fixture(scope="module")
 def overlap_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("overlap")
