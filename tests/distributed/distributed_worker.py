@@ -4,7 +4,7 @@ arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it c
 Importing it runs nothing and does not import mpi4py.
 
 >>> sorted(CASES)
-['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall']
+['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall', 'syncbn']
 """
 
 from __future__ import annotations
@@ -345,6 +345,41 @@ def overlap_case(comm, out):
     (out / f"overlap_rank{comm.rank}.json").write_text(json.dumps(steps))
 
 
+def batch_norm_model(bn_of, seed=0):
+    """x (n, 6) -> Linear(4) -> bn_of(4) (training) -> ReLU -> 3 logits, sparse softmax
+    cross-entropy: x, t, the normalised values, the layer, [W1, gamma, beta, W2], loss."""
+    rng = xn.init.generator(seed)
+    x = xn.placeholder("float32", (None, 6), name="x")
+    t = xn.placeholder("int64", (None,), name="t")
+    W1 = xn.Variable(xn.init.he_normal((6, 4), rng), name="W1")
+    W2 = xn.Variable(xn.init.he_normal((4, 3), rng), name="W2")
+    bn = bn_of(4)
+    normalised = bn(x @ W1 + 1.5, training=True)
+    loss = xn.losses.sparse_softmax_cross_entropy(t, xn.relu(normalised) @ W2)
+    return x, t, normalised, bn, [W1, bn.gamma, bn.beta, W2], loss
+
+
+def sync_batch_norm_case(comm, out):
+    """Each rank normalises its half of 16 rows with SyncBatchNorm: its normalised rows, its
+    gradients (of its own rows' mean loss) and the moving statistics after one update."""
+    X, y = data()
+    rows = slice(8 * comm.rank, 8 * comm.rank + 8)
+    arrays = {}
+    for backend, device in installed_backends().items():
+        with xn.Graph().as_default():
+            x, t, normalised, bn, params, loss = batch_norm_model(
+                lambda c: xn.distributed.SyncBatchNorm(c, comm, momentum=0.5))
+            grads = xn.gradients(loss, params)
+            sess = xn.Session(device=device, backend=backend)
+            got = sess.run([normalised, grads, bn.updates()], {x: X[rows], t: y[rows]})
+            arrays[f"{backend}/normalised"] = xn.to_numpy(got[0])
+            for i, g in enumerate(got[1]):
+                arrays[f"{backend}/grad{i}"] = xn.to_numpy(g)
+            for name in ("moving_mean", "moving_variance"):
+                arrays[f"{backend}/{name}"] = xn.to_numpy(sess.run(getattr(bn, name)))
+    np.savez(out / f"syncbn_rank{comm.rank}.npz", **arrays)
+
+
 def left_case(comm, out):
     """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
     stall_case(xn.distributed.init(timeout=2), out, leave=True)
@@ -376,7 +411,7 @@ def cupy_case(comm, out):
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
          "mismatch": mismatch_case, "fault": fault_case, "overlap": overlap_case,
-         "caught": caught_case,
+         "caught": caught_case, "syncbn": sync_batch_norm_case,
          "stall": stall_case, "left": left_case}
 
 

@@ -293,6 +293,43 @@ def test_a_rank_that_leaves_makes_the_others_raise_a_timeout_error_they_can_catc
     assert "was not stopped" not in output
 
 
+def _batch_norm_reference(rows):
+    """worker.batch_norm_model with xn.nn.BatchNorm in one process on ``rows`` of the data:
+    (normalised, gradients, moving mean, moving variance)."""
+    X, y = worker.data()
+    with xn.Graph().as_default():
+        x, t, normalised, bn, params, loss = worker.batch_norm_model(
+            lambda c: xn.nn.BatchNorm(c, momentum=0.5))
+        sess = xn.Session()
+        got = sess.run([normalised, xn.gradients(loss, params), bn.updates()],
+                       {x: X[rows], t: y[rows]}, to_numpy=True)
+        return got[0], got[1], *sess.run([bn.moving_mean, bn.moving_variance], to_numpy=True)
+
+
+def test_sync_batch_norm_on_two_halves_equals_one_process_on_the_batch(tmp_path):
+    """Each rank normalises 8 of 16 rows with SyncBatchNorm: its rows equal one process's
+    BatchNorm on all 16, the mean of its gradients equals that process's, and the moving
+    statistics are the process's on every rank and backend."""
+    code, output, _ = run_mpi("syncbn", tmp_path)
+    assert code == 0, output
+    ranks = [dict(np.load(tmp_path / f"syncbn_rank{r}.npz")) for r in range(2)]
+    normalised, grads, moving_mean, moving_variance = _batch_norm_reference(slice(0, 16))
+    half = _batch_norm_reference(slice(0, 8))  # what a BatchNorm of its own would give
+    assert np.abs(half[2] - moving_mean).max() > 1e-3
+    backends = sorted({k.split("/")[0] for k in ranks[0]})
+    assert "numpy" in backends and "array_api_strict" in backends
+    for b in backends:
+        assert_float32_close(np.concatenate([ranks[r][f"{b}/normalised"] for r in range(2)]),
+                             normalised, f"{b}: the normalised rows")
+        for i, g in enumerate(grads):  # W1, gamma, beta, W2
+            np.testing.assert_allclose((ranks[0][f"{b}/grad{i}"] + ranks[1][f"{b}/grad{i}"]) / 2,
+                                       g, rtol=1e-4, atol=1e-6, err_msg=f"{b}: gradient {i}")
+        for r in range(2):
+            assert_float32_close(ranks[r][f"{b}/moving_mean"], moving_mean, f"{b} rank {r}")
+            assert_float32_close(ranks[r][f"{b}/moving_variance"], moving_variance,
+                                 f"{b} rank {r}")
+
+
 @pytest.fixture(scope="module")
 def overlap_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("overlap")

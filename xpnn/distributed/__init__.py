@@ -21,7 +21,7 @@ Run it with ``mpiexec -n 2 python script.py``.
 
 >>> import xpnn as xn
 >>> sorted(n for n in dir(xn.distributed) if not n.startswith("_"))[:4]
-['Allreduce', 'Communicator', 'DistributedOptimizer', 'GraphMismatchError']
+['AllSum', 'Allreduce', 'Communicator', 'DistributedOptimizer']
 """
 
 from .agreement import GraphMismatchError
@@ -29,7 +29,8 @@ from .allreduce import Allreduce, Unpack, allreduces, average_gradients
 from .comm import Communicator, RankTimeoutError, init
 from .optimizer import DistributedOptimizer
 from .sharding import batches, shard
+from .sync_batch_norm import AllSum, SyncBatchNorm
 
-__all__ = ["Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
-           "RankTimeoutError", "Unpack", "allreduces", "average_gradients", "batches", "init",
-           "shard"]
+__all__ = ["AllSum", "Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
+           "RankTimeoutError", "SyncBatchNorm", "Unpack", "allreduces", "average_gradients",
+           "batches", "init", "shard"]
