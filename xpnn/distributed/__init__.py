@@ -28,9 +28,9 @@ from .agreement import GraphMismatchError
 from .allreduce import Allreduce, Unpack, allreduces, average_gradients
 from .comm import Communicator, RankTimeoutError, init
 from .optimizer import DistributedOptimizer
-from .sharding import batches, shard
+from .sharding import batches, shard, shard_dataset
 from .sync_batch_norm import AllSum, SyncBatchNorm
 
 __all__ = ["AllSum", "Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
            "RankTimeoutError", "SyncBatchNorm", "Unpack", "allreduces", "average_gradients",
-           "batches", "init", "shard"]
+           "batches", "init", "shard", "shard_dataset"]
