@@ -3,8 +3,9 @@ distributed_worker.py CASE OUTDIR``. Each case writes what the test compares (ra
 arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it checks.
 Importing it runs nothing and does not import mpi4py.
 
->>> sorted(CASES)
-['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'overlap', 'stall', 'syncbn']
+>>> sorted(CASES)  # doctest: +NORMALIZE_WHITESPACE
+['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'join', 'left', 'mismatch', 'overlap',
+ 'stall', 'syncbn']
 """
 
 from __future__ import annotations
@@ -380,6 +381,48 @@ def sync_batch_norm_case(comm, out):
     np.savez(out / f"syncbn_rank{comm.rank}.npz", **arrays)
 
 
+JOIN_BATCHES = (3, 5)  # rank 0's, rank 1's
+
+
+def join_batches(rank):
+    """Rank ``rank``'s batches of 8 rows (``JOIN_BATCHES[rank]`` of them), its own rows."""
+    X, y = data()
+    start = 40 * rank
+    return [(X[start + 8 * i:start + 8 * i + 8], y[start + 8 * i:start + 8 * i + 8])
+            for i in range(JOIN_BATCHES[rank])]
+
+
+def join_case(comm, out):
+    """small_model trained with momentum, rank 0 on 3 batches and rank 1 on 5, then
+    ``join``: the weights each rank ends with (and the rank they came from) per backend;
+    one rank with no batch at all joins too."""
+    arrays, notes = {}, {}
+    for backend, device in installed_backends().items():
+        with xn.Graph().as_default():
+            x, t, params, loss = small_model(seed=comm.rank)  # broadcast below
+            opt = xn.distributed.DistributedOptimizer(xn.train.MomentumOptimizer(0.1, 0.9),
+                                                      comm, joinable=True)
+            step = opt.minimize(loss)
+            sess = xn.Session(device=device, backend=backend)
+            comm.broadcast_variables(sess)
+            for Xb, yb in join_batches(comm.rank):
+                sess.run(step, {x: Xb, t: yb})
+            notes[backend] = xn.distributed.join(sess, step, comm)
+            for i, p in enumerate(params):
+                arrays[f"{backend}/final{i}"] = xn.to_numpy(sess.run(p))
+    with xn.Graph().as_default():  # rank 1 never steps
+        x, t, params, loss = small_model(seed=0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm, joinable=True).minimize(loss)
+        sess = xn.Session()
+        for Xb, yb in join_batches(0) if comm.rank == 0 else ():
+            sess.run(step, {x: Xb, t: yb})
+        notes["idle"] = xn.distributed.join(sess, step, comm)
+        arrays["idle/final0"] = xn.to_numpy(sess.run(params[0]))
+    np.savez(out / f"join_rank{comm.rank}.npz", **arrays)
+    (out / f"join_rank{comm.rank}.json").write_text(json.dumps(notes))
+
+
 def left_case(comm, out):
     """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
     stall_case(xn.distributed.init(timeout=2), out, leave=True)
@@ -411,7 +454,7 @@ def cupy_case(comm, out):
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
          "mismatch": mismatch_case, "fault": fault_case, "overlap": overlap_case,
-         "caught": caught_case, "syncbn": sync_batch_norm_case,
+         "caught": caught_case, "syncbn": sync_batch_norm_case, "join": join_case,
          "stall": stall_case, "left": left_case}
 
 

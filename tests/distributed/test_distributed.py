@@ -330,6 +330,46 @@ def test_sync_batch_norm_on_two_halves_equals_one_process_on_the_batch(tmp_path)
                                  f"{b} rank {r}")
 
 
+def _one_process_join(optimizer, steps):
+    """small_model (seed 0) trained by one process on ``steps``' batches: the weights."""
+    with xn.Graph().as_default():
+        x_, t_, params, loss = worker.small_model(seed=0)
+        step = optimizer.minimize(loss)
+        sess = xn.Session()
+        for Xb, yb in steps:
+            sess.run(step, {x_: Xb, t_: yb})
+        return [xn.to_numpy(sess.run(p)) for p in params]
+
+
+def test_ranks_with_uneven_batches_finish_together_with_equal_variables(tmp_path):
+    """Rank 0 has 3 batches, rank 1 has 5; each calls join after its last: the job ends
+    (no hang), every rank holds the weights of one process that averaged both ranks'
+    gradients for 3 steps and took rank 1's alone for 2; a rank with no batch joins too."""
+    code, output, seconds = run_mpi("join", tmp_path, timeout=90,
+                                    env={"XPNN_ALLREDUCE_TIMEOUT": "30"})
+    assert code == 0, output
+    ranks = [dict(np.load(tmp_path / f"join_rank{r}.npz")) for r in range(2)]
+    notes = [json.loads((tmp_path / f"join_rank{r}.json").read_text()) for r in range(2)]
+    mine = [worker.join_batches(r) for r in range(2)]
+    both = [(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
+            for a, b in zip(*mine)]
+    expected = _one_process_join(xn.train.MomentumOptimizer(0.1, 0.9), both + mine[1][3:])
+    backends = sorted(notes[0])
+    assert {"numpy", "array_api_strict", "idle"} <= set(backends)
+    for backend in backends:
+        assert notes[0][backend] == notes[1][backend] == (0 if backend == "idle" else 1)
+        if backend == "idle":
+            continue
+        for i, w in enumerate(expected):
+            for r in range(2):
+                assert_float32_close(ranks[r][f"{backend}/final{i}"], w, f"{backend} {r} {i}")
+            np.testing.assert_array_equal(ranks[0][f"{backend}/final{i}"],
+                                          ranks[1][f"{backend}/final{i}"])
+    alone = _one_process_join(xn.train.GradientDescentOptimizer(0.1), mine[0])
+    for r in range(2):
+        assert_float32_close(ranks[r]["idle/final0"], alone[0], f"idle rank {r}")
+
+
 @pytest.fixture(scope="module")
 def overlap_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("overlap")

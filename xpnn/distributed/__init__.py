@@ -27,10 +27,11 @@ Run it with ``mpiexec -n 2 python script.py``.
 from .agreement import GraphMismatchError
 from .allreduce import Allreduce, Unpack, allreduces, average_gradients
 from .comm import Communicator, RankTimeoutError, init
+from .join import join
 from .optimizer import DistributedOptimizer
 from .sharding import batches, shard, shard_dataset
 from .sync_batch_norm import AllSum, SyncBatchNorm
 
 __all__ = ["AllSum", "Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
            "RankTimeoutError", "SyncBatchNorm", "Unpack", "allreduces", "average_gradients",
-           "batches", "init", "shard", "shard_dataset"]
+           "batches", "init", "join", "shard", "shard_dataset"]

@@ -51,8 +51,8 @@ class Allreduce(Operation):
     overlapped = False
 
     def __init__(self, grads, variables, comm, check_finite=False, compression=None,
-                 name=None):
-        self.comm, self.variables = comm, list(variables)
+                 joinable=False, name=None):
+        self.comm, self.variables, self.joinable = comm, list(variables), joinable
         self.compression = check_compression(compression)
         self.sizes = [math.prod(v.shape) for v in self.variables]
         self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes) + 1)]
@@ -69,11 +69,19 @@ class Allreduce(Operation):
         self.comm.steps += 1  # named by a timeout's message
         scale = float(self.scale)
         sums = []
-        for g in groups:
+        for k, g in enumerate(groups):
             members = self._compress(xp, [grads[i] for i in g.members])
-            total = transport.allreduce_sum(xp, members, scale)
+            if self.joinable:  # scaled here: the count that ends the first message is not
+                members = [m * scale for m in members] if scale != 1.0 else members
+                if k == 0:
+                    members.append(xp.ones((1,), dtype=members[0].dtype,
+                                           device=array_api_compat.device(members[0])))
+            total = transport.allreduce_sum(xp, members, 1.0 if self.joinable else scale)
             sums.append(self._decompress(xp, total, grads[g.members[0]]))
-        average = _average(xp, sums, groups, len(grads), self.comm.size)
+        divisor = self.comm.size
+        if self.joinable:  # the ranks that have not joined (see join.py) sent 1, the others 0
+            divisor, sums[0] = sums[0][-1:], sums[0][:-1]
+        average = _average(xp, sums, groups, len(grads), divisor)
         return self._checked(xp, average)
 
     def _compress(self, xp, grads) -> list:
@@ -171,7 +179,7 @@ class OverlappedAllreduce(Allreduce):
         variables = list(variables)
         self.buckets = [Bucket([grads[i] for i in members], members)
                         for members in buckets_of(variables, bucket_bytes)]
-        super().__init__(self.buckets, variables, comm, check_finite, compression, name)
+        super().__init__(self.buckets, variables, comm, check_finite, compression, name=name)
         for bucket in self.buckets:
             bucket.owner = self
         self.in_flight, self.waited = [], 0.0
@@ -277,12 +285,13 @@ def unpack(op: Allreduce) -> list[Unpack]:
 
 
 def average_gradients(grads_and_vars, comm, check_finite=False, compression=None,
-                      bucket_bytes=None, name=None) -> list:
+                      bucket_bytes=None, joinable=False, name=None) -> list:
     """``grads_and_vars`` with every gradient replaced by its average over the ranks of
     ``comm``, all computed by one Allreduce node (None gradients stay None; gradients that
     already are such averages are not averaged again). With ``bucket_bytes`` an
     :class:`OverlappedAllreduce`, its buckets started during the backward pass;
-    ``compression="fp16"`` sends floating gradients as float16.
+    ``compression="fp16"`` sends floating gradients as float16; ``joinable``: ranks may
+    stop early (``xn.distributed.join``).
 
     >>> import xpnn as xn
     >>> w = xn.Variable([1.0, 2.0], name="w")
@@ -295,7 +304,7 @@ def average_gradients(grads_and_vars, comm, check_finite=False, compression=None
         return pairs
     grads, variables = [pairs[i][0] for i in todo], [pairs[i][1] for i in todo]
     if bucket_bytes is None:
-        op = Allreduce(grads, variables, comm, check_finite, compression, name=name)
+        op = Allreduce(grads, variables, comm, check_finite, compression, joinable, name=name)
     else:
         op = OverlappedAllreduce(grads, variables, comm, bucket_bytes, check_finite,
                                  compression, name=name)

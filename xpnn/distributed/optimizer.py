@@ -33,10 +33,12 @@ class DistributedOptimizer(Optimizer):
     that many bytes started as their gradients are ready (None: one message after the
     backward pass). ``compression="fp16"``: floating gradients travel as float16 (half the
     bytes; the average is then that of the float16-rounded gradients), as Horovod's
-    ``Compression.fp16``."""
+    ``Compression.fp16``. ``joinable``: ranks may run different numbers of steps, each
+    calling :func:`xpnn.distributed.join` when it has no more (Horovod's ``join``): the
+    average is then over the ranks still stepping (one more float in the message)."""
 
     def __init__(self, optimizer, comm, check_finite=False, compression=None,
-                 bucket_bytes=None):
+                 bucket_bytes=None, joinable=False):
         if not isinstance(optimizer, Optimizer) or isinstance(optimizer, DistributedOptimizer):
             raise TypeError(f"DistributedOptimizer wraps an xn.train optimizer (e.g. "
                             f"xn.train.MomentumOptimizer(0.05)), got {optimizer!r}")
@@ -44,7 +46,10 @@ class DistributedOptimizer(Optimizer):
         self.compression = check_compression(compression)
         if bucket_bytes is not None:
             buckets_of([], bucket_bytes)  # checks it
-        self.bucket_bytes = bucket_bytes
+        if joinable and bucket_bytes is not None:
+            raise ValueError("DistributedOptimizer: joinable=True works with one message per "
+                             "step: leave bucket_bytes None")
+        self.bucket_bytes, self.joinable = bucket_bytes, joinable
 
     @property
     def learning_rate(self) -> float:
@@ -61,7 +66,7 @@ class DistributedOptimizer(Optimizer):
     def apply_gradients(self, grads_and_vars, name=None):
         """The wrapped optimizer's update node, applying the averages of the gradients."""
         averaged = average_gradients(grads_and_vars, self.comm, self.check_finite,
-                                     self.compression, self.bucket_bytes)
+                                     self.compression, self.bucket_bytes, self.joinable)
         return self.optimizer.apply_gradients(averaged, name=name)
 
     def __repr__(self) -> str:
