@@ -45,7 +45,10 @@ class Allreduce(Operation):
     share of the global batch; ``fit`` sets ``rows * size / global rows`` when the last
     batch splits unevenly, so the average is the global batch's mean gradient. With
     ``check_finite`` a non-finite average fails the run on every rank alike
-    (FloatingPointError, which the Session reports as a NumericsError)."""
+    (FloatingPointError, which the Session reports as a NumericsError). ``compression``:
+    "fp16" sends floating gradients as float16. ``joinable``: the first message ends with a
+    count, 1 from each rank that steps and 0 from one that has joined (``join``), and the
+    sum is divided by the summed count, not by the number of ranks."""
 
     fresh = True  # its result is a new array, never a buffer kept between runs
     overlapped = False
@@ -153,7 +156,8 @@ def _groups(grads) -> list[Group]:
 
 
 def _average(xp, sums, groups, n, size):
-    """The sums divided by the number of ranks, as one new flat array in input order."""
+    """The sums divided by ``size`` (the number of ranks, or the summed count), as one new
+    flat array in input order."""
     if len(sums) == 1:
         return sums[0] / size
     dtype = xp.result_type(*(s.dtype for s in sums))
