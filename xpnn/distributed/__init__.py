@@ -19,6 +19,12 @@ module does not import mpi4py.
 
 Run it with ``mpiexec -n 2 python script.py``.
 
+For real clusters: ``SyncBatchNorm`` (BatchNorm over every rank's rows);
+``DistributedOptimizer(..., bucket_bytes=)`` (the allreduce overlapped with the backward
+pass), ``compression="fp16"``, ``joinable=True`` with ``join`` (ranks with uneven data);
+``init(timeout=)`` (a rank that stops leaves the others a ``RankTimeoutError``);
+``shard_dataset`` (each rank reads only its rows of a memmapped data set).
+
 >>> import xpnn as xn
 >>> sorted(n for n in dir(xn.distributed) if not n.startswith("_"))[:4]
 ['AllSum', 'Allreduce', 'Communicator', 'DistributedOptimizer']
