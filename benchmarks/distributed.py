@@ -10,6 +10,14 @@ Then a model of the step on 8, 64 and 512 GPUs from the measured compute time pe
 
     python benchmarks/distributed.py [--data ../shared/datasets/mnist] [--steps 150]
     python benchmarks/distributed.py --model-only --compute-ms 3.0   # the model alone
+    python benchmarks/distributed.py --overlap [--bucket-kb 64] [--steps 60]
+
+``--overlap``: 2 processes x 1 thread, the MLP and the CNN of examples/mnist_cnn.py (batch
+64 each), with the gradients' allreduce after the backward pass (one blocking message) and
+overlapped with it (``DistributedOptimizer(bucket_bytes=)``, buckets started as their
+gradients are ready), each also with ``MPICH_ASYNC_PROGRESS=1`` (MPICH's progress thread,
+which moves a started message on while Python computes): ms per step, and the allreduce's
+exposed ms per step (the wait after the backward pass ends) and share of the step.
 
 Needs the ``mpi`` extra (mpi4py, and the mpich wheel's ``mpiexec``). Without --data (or
 when the files are missing) it trains on random data of MNIST's shape.
@@ -119,6 +127,117 @@ def worker(args) -> None:
         print("RESULT " + json.dumps(result), flush=True)
 
 
+# ----------------------------------------------------------------------------- overlap
+
+
+def overlap_model(name, seed=0):
+    if name == "MLP":
+        return xn.nn.NNClassifier(UNITS, seed=seed), (784,)
+    nn = xn.nn  # examples/mnist_cnn.py's convnet, without its Dropout (the same work a step)
+    layers = [nn.Conv2D(1, 32, 3, seed=seed), nn.ReLU(), nn.MaxPool2D(2),
+              nn.Conv2D(32, 64, 3, seed=seed + 1), nn.ReLU(), nn.MaxPool2D(2),
+              nn.Flatten(), nn.Linear(5 * 5 * 64, 10, seed=seed + 2)]
+    return xn.nn.NNClassifier(layers, input_shape=(28, 28, 1)), (28, 28, 1)
+
+
+class Windows:
+    """Records, per step, the seconds from the first bucket's start to the wait (the part of
+    the backward pass a started message could hide behind), and the OverlappedAllreduces
+    made."""
+
+    def __init__(self):
+        from xpnn.distributed.allreduce import Bucket, OverlappedAllreduce
+
+        self.made, self.seconds, self.first = [], 0.0, None
+        init, start, wait = (OverlappedAllreduce.__init__, Bucket.forward,
+                             OverlappedAllreduce.forward)
+
+        def recording(op, *a, **k):
+            init(op, *a, **k)
+            self.made.append(op)
+
+        def started(bucket, *a):
+            if bucket is bucket.owner.buckets[0]:
+                self.first = time.perf_counter()
+            return start(bucket, *a)
+
+        def waiting(op, *a):
+            self.seconds += time.perf_counter() - self.first
+            return wait(op, *a)
+
+        OverlappedAllreduce.__init__, Bucket.forward = recording, started
+        OverlappedAllreduce.forward = waiting
+
+    def waited(self) -> float:
+        return sum(op.waited for op in self.made)
+
+
+def overlap_worker(args) -> None:
+    """Rank 0 prints a RESULT per model: ms per step, exposed allreduce ms per step (the
+    wait after the backward pass) and the window ms (first bucket's start to the wait)."""
+    comm = xn.distributed.init()
+    timed, windows = TimedAllreduce(comm), Windows()
+    bucket = None if args.mode == "blocking" else args.bucket_kb * 1024
+    for name in ("MLP", "CNN"):
+        model, shape = overlap_model(name)
+        rng = np.random.default_rng(0)
+        n = GLOBAL_BATCH * (args.steps + 5)
+        X = rng.random((n, *shape), dtype=np.float32)
+        y = rng.integers(0, 10, n)
+        opt = xn.distributed.DistributedOptimizer(xn.train.MomentumOptimizer(0.05, 0.9), comm,
+                                                  check_finite=True, bucket_bytes=bucket)
+        fit = dict(batch_size=GLOBAL_BATCH // comm.size, optimizer=opt, verbose=0, comm=comm,
+                   shuffle=False)
+        model.fit(X[:5 * GLOBAL_BATCH], y[:5 * GLOBAL_BATCH], epochs=1, **fit)  # warm-up
+        timed.seconds, waited, windows.seconds = 0.0, windows.waited(), 0.0
+        started = time.perf_counter()
+        model.fit(X[5 * GLOBAL_BATCH:], y[5 * GLOBAL_BATCH:], epochs=1, **fit)
+        step_ms = 1e3 * (time.perf_counter() - started) / args.steps
+        exposed = timed.seconds + windows.waited() - waited
+        if comm.rank == 0:
+            print("RESULT " + json.dumps({"model": name, "mode": args.mode,
+                                          "step_ms": step_ms,
+                                          "exposed_ms": 1e3 * exposed / args.steps,
+                                          "window_ms": 1e3 * windows.seconds / args.steps}),
+                  flush=True)
+
+
+def overlap_main(args) -> None:
+    """Each mode in fresh processes, in rounds; the best round of each."""
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    modes = [("blocking", {}), ("overlapped", {}),
+             ("blocking", {"MPICH_ASYNC_PROGRESS": "1"}),
+             ("overlapped", {"MPICH_ASYNC_PROGRESS": "1"})]
+    best = {}
+    for _ in range(args.rounds):
+        for mode, extra in modes:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                       XPNN_THREADS="1", **extra, PYTHONPATH=os.pathsep.join(
+                           [str(Path(__file__).resolve().parents[1]),
+                            os.environ.get("PYTHONPATH", "")]))
+            command = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", "2",
+                       sys.executable, __file__, "--overlap-worker", "--mode", mode,
+                       "--steps", str(args.steps), "--bucket-kb", str(args.bucket_kb)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                  timeout=900)
+            if done.returncode:
+                raise RuntimeError(f"{command} failed:\n{done.stdout}\n{done.stderr}")
+            for line in done.stdout.splitlines():
+                if line.startswith("RESULT "):
+                    r = json.loads(line[len("RESULT "):])
+                    key = (r["model"], mode, "async progress" if extra else "")
+                    if key not in best or r["step_ms"] < best[key]["step_ms"]:
+                        best[key] = r
+    print(f"2 processes x 1 thread, batch 64 each, {args.steps} steps, buckets of "
+          f"{args.bucket_kb} KB, best of {args.rounds} rounds")
+    print(f"{'model':<5} {'allreduce':<30} {'ms/step':>8} {'exposed ms':>11} {'share':>6} "
+          f"{'window ms':>10}")
+    for (name, mode, progress), r in sorted(best.items()):
+        label = f"{mode}{', ' + progress if progress else ''}"
+        print(f"{name:<5} {label:<30} {r['step_ms']:8.2f} {r['exposed_ms']:11.3f} "
+              f"{r['exposed_ms'] / r['step_ms']:6.1%} {r['window_ms']:10.3f}")
+
+
 # ----------------------------------------------------------------------------- the driver
 
 
@@ -208,11 +327,19 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--distributed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-only", action="store_true")
+    parser.add_argument("--overlap", action="store_true")
+    parser.add_argument("--overlap-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="blocking", help=argparse.SUPPRESS)
+    parser.add_argument("--bucket-kb", type=int, default=64)
     parser.add_argument("--compute-ms", type=float, default=None,
                         help="compute ms per step for the model (default: measured)")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.overlap_worker:
+        return overlap_worker(args)
+    if args.overlap:
+        return overlap_main(args)
     compute_ms = args.compute_ms
     if not args.model_only:
         results = {(1, 2): [], (2, 1): [], (1, 1): []}  # 1 x 1: the control

@@ -3,8 +3,9 @@ distributed_worker.py CASE OUTDIR``. Each case writes what the test compares (ra
 arrays in ``OUTDIR/<case>_rank<r>.npz``, notes in ``.json``) or prints what it checks.
 Importing it runs nothing and does not import mpi4py.
 
->>> sorted(CASES)
-['cnn', 'cupy', 'fault', 'fit', 'graph', 'left', 'mismatch', 'stall']
+>>> sorted(CASES)  # doctest: +NORMALIZE_WHITESPACE
+['caught', 'cnn', 'cupy', 'fault', 'fit', 'graph', 'join', 'left', 'mismatch', 'overlap',
+ 'stall', 'syncbn']
 """
 
 from __future__ import annotations
@@ -276,6 +277,152 @@ def _train_until_rank_1_stops(comm, at_step_3):
     print(f"rank {comm.rank} was not stopped", flush=True)
 
 
+def caught_case(comm, out):
+    """left_case without the except hook (init(abort_on_error=False, timeout=2)): rank 0
+    catches the error its step raises at the timeout, says what and when, then ends the job
+    (the allreduce it left can never complete)."""
+    comm = xn.distributed.init(abort_on_error=False, timeout=2)
+    started = time.monotonic()
+    try:
+        stall_case(comm, out, leave=True)
+    except xn.OpError as exc:
+        cause = exc.__cause__
+        print(f"CAUGHT {type(cause).__name__} on rank {comm.rank} after "
+              f"{time.monotonic() - started:.1f} s: {cause}", flush=True)
+        comm.mpi.Abort(3)
+
+
+OVERLAP_BACKENDS = {"numpy": "cpu", "array_api_strict": "device1", "torch": "cpu", "jax": "cpu"}
+MODES = {"blocking": {}, "buckets": {"bucket_bytes": 40}, "fp16": {"compression": "fp16"},
+         "fp16_buckets": {"compression": "fp16", "bucket_bytes": 40}}
+
+
+def installed_backends():
+    """OVERLAP_BACKENDS less those not installed (JAX in its x64 mode: int64 labels)."""
+    import importlib.util
+
+    found = {b: d for b, d in OVERLAP_BACKENDS.items() if importlib.util.find_spec(b)}
+    if "jax" in found:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return found
+
+
+def overlap_case(comm, out):
+    """small_model trained with momentum on every installed backend, each way the gradients
+    can travel (MODES): the final weights; one step's local gradients with the averages the
+    update read, fetched in the same run; the plan's op types in order."""
+    X, y = data()
+    arrays, steps = {}, {}
+    for backend, device in installed_backends().items():
+        for mode, options in MODES.items():
+            if "compression" in options and backend == "array_api_strict":
+                continue  # no float16 in the standard
+            prefix = f"{backend}/{mode}"
+            with xn.Graph().as_default():
+                x, t, params, loss = small_model(seed=0)
+                opt = xn.distributed.DistributedOptimizer(
+                    xn.train.MomentumOptimizer(0.1, 0.9), comm, **options)
+                pairs = opt.compute_gradients(loss)
+                step = opt.apply_gradients(pairs)
+                sess = xn.Session(device=device, backend=backend)
+                local = [g for g, _ in pairs]
+                averaged = list(step.inputs[:len(local)])
+                got = sess.run([local, averaged, step], {x: X[:8 * (comm.rank + 1)],
+                                                         t: y[:8 * (comm.rank + 1)]})
+                for i, (g, a) in enumerate(zip(*got[:2])):
+                    arrays[f"{prefix}/local{i}"] = xn.to_numpy(g)
+                    arrays[f"{prefix}/averaged{i}"] = xn.to_numpy(a)
+                for epoch in range(3):
+                    for Xb, yb in xn.distributed.batches(X, y, PER_RANK_BATCH, comm, seed=epoch,
+                                                         drop_last=True):
+                        sess.run(step, {x: Xb, t: yb})
+                for i, p in enumerate(params):
+                    arrays[f"{prefix}/final{i}"] = xn.to_numpy(sess.run(p))
+                plan = [e for e in sess._executors.values() if e.plan.updates][-1].plan  # step's
+                steps[prefix] = [s.op.type for s in plan.steps if s.op is not None]
+    np.savez(out / f"overlap_rank{comm.rank}.npz", **arrays)
+    (out / f"overlap_rank{comm.rank}.json").write_text(json.dumps(steps))
+
+
+def batch_norm_model(bn_of, seed=0):
+    """x (n, 6) -> Linear(4) -> bn_of(4) (training) -> ReLU -> 3 logits, sparse softmax
+    cross-entropy: x, t, the normalised values, the layer, [W1, gamma, beta, W2], loss."""
+    rng = xn.init.generator(seed)
+    x = xn.placeholder("float32", (None, 6), name="x")
+    t = xn.placeholder("int64", (None,), name="t")
+    W1 = xn.Variable(xn.init.he_normal((6, 4), rng), name="W1")
+    W2 = xn.Variable(xn.init.he_normal((4, 3), rng), name="W2")
+    bn = bn_of(4)
+    normalised = bn(x @ W1 + 1.5, training=True)
+    loss = xn.losses.sparse_softmax_cross_entropy(t, xn.relu(normalised) @ W2)
+    return x, t, normalised, bn, [W1, bn.gamma, bn.beta, W2], loss
+
+
+def sync_batch_norm_case(comm, out):
+    """Each rank normalises its half of 16 rows with SyncBatchNorm: its normalised rows, its
+    gradients (of its own rows' mean loss) and the moving statistics after one update."""
+    X, y = data()
+    rows = slice(8 * comm.rank, 8 * comm.rank + 8)
+    arrays = {}
+    for backend, device in installed_backends().items():
+        with xn.Graph().as_default():
+            x, t, normalised, bn, params, loss = batch_norm_model(
+                lambda c: xn.distributed.SyncBatchNorm(c, comm, momentum=0.5))
+            grads = xn.gradients(loss, params)
+            sess = xn.Session(device=device, backend=backend)
+            got = sess.run([normalised, grads, bn.updates()], {x: X[rows], t: y[rows]})
+            arrays[f"{backend}/normalised"] = xn.to_numpy(got[0])
+            for i, g in enumerate(got[1]):
+                arrays[f"{backend}/grad{i}"] = xn.to_numpy(g)
+            for name in ("moving_mean", "moving_variance"):
+                arrays[f"{backend}/{name}"] = xn.to_numpy(sess.run(getattr(bn, name)))
+    np.savez(out / f"syncbn_rank{comm.rank}.npz", **arrays)
+
+
+JOIN_BATCHES = (3, 5)  # rank 0's, rank 1's
+
+
+def join_batches(rank):
+    """Rank ``rank``'s batches of 8 rows (``JOIN_BATCHES[rank]`` of them), its own rows."""
+    X, y = data()
+    start = 40 * rank
+    return [(X[start + 8 * i:start + 8 * i + 8], y[start + 8 * i:start + 8 * i + 8])
+            for i in range(JOIN_BATCHES[rank])]
+
+
+def join_case(comm, out):
+    """small_model trained with momentum, rank 0 on 3 batches and rank 1 on 5, then
+    ``join``: the weights each rank ends with (and the rank they came from) per backend;
+    one rank with no batch at all joins too."""
+    arrays, notes = {}, {}
+    for backend, device in installed_backends().items():
+        with xn.Graph().as_default():
+            x, t, params, loss = small_model(seed=comm.rank)  # broadcast below
+            opt = xn.distributed.DistributedOptimizer(xn.train.MomentumOptimizer(0.1, 0.9),
+                                                      comm, joinable=True)
+            step = opt.minimize(loss)
+            sess = xn.Session(device=device, backend=backend)
+            comm.broadcast_variables(sess)
+            for Xb, yb in join_batches(comm.rank):
+                sess.run(step, {x: Xb, t: yb})
+            notes[backend] = xn.distributed.join(sess, step, comm)
+            for i, p in enumerate(params):
+                arrays[f"{backend}/final{i}"] = xn.to_numpy(sess.run(p))
+    with xn.Graph().as_default():  # rank 1 never steps
+        x, t, params, loss = small_model(seed=0)
+        step = xn.distributed.DistributedOptimizer(
+            xn.train.GradientDescentOptimizer(0.1), comm, joinable=True).minimize(loss)
+        sess = xn.Session()
+        for Xb, yb in join_batches(0) if comm.rank == 0 else ():
+            sess.run(step, {x: Xb, t: yb})
+        notes["idle"] = xn.distributed.join(sess, step, comm)
+        arrays["idle/final0"] = xn.to_numpy(sess.run(params[0]))
+    np.savez(out / f"join_rank{comm.rank}.npz", **arrays)
+    (out / f"join_rank{comm.rank}.json").write_text(json.dumps(notes))
+
+
 def left_case(comm, out):
     """stall_case with rank 1 ending early, the timeout given to init (2 s)."""
     stall_case(xn.distributed.init(timeout=2), out, leave=True)
@@ -306,7 +453,9 @@ def cupy_case(comm, out):
 
 
 CASES = {"cnn": cnn_case, "cupy": cupy_case, "fit": fit_case, "graph": graph_case,
-         "mismatch": mismatch_case, "fault": fault_case, "stall": stall_case, "left": left_case}
+         "mismatch": mismatch_case, "fault": fault_case, "overlap": overlap_case,
+         "caught": caught_case, "syncbn": sync_batch_norm_case, "join": join_case,
+         "stall": stall_case, "left": left_case}
 
 
 def main(argv):

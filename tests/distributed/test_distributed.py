@@ -277,6 +277,177 @@ def test_a_rank_that_stops_stepping_ends_every_rank_at_the_timeout(tmp_path, cas
     assert ("rank 1 left its loop" in output) == (case == "left")
 
 
+def test_a_rank_that_leaves_makes_the_others_raise_a_timeout_error_they_can_catch(tmp_path):
+    """Rank 1 leaves its loop; rank 0's step raises RankTimeoutError (the OpError's cause)
+    naming rank 0 and the allreduce, 2 s later, which it catches (no except hook)."""
+    code, output, seconds = run_mpi("caught", tmp_path, timeout=60)
+    assert seconds < 30, output
+    line = next((x for x in output.splitlines() if x.startswith("CAUGHT ")), None)
+    assert line is not None, output
+    assert line.startswith("CAUGHT RankTimeoutError on rank 0 after "), line
+    waited = float(line.split(" after ")[1].split(" s:")[0])
+    assert 2.0 <= waited < 20, line  # rank 0 started at once; the bound is 2 s
+    assert ("xpnn.distributed: rank 0 of 2 waited 2 s in the gradients' allreduce of step 4 "
+            "without every rank joining it") in line
+    assert issubclass(xn.distributed.RankTimeoutError, TimeoutError)
+    assert "was not stopped" not in output
+
+
+def _batch_norm_reference(rows):
+    """worker.batch_norm_model with xn.nn.BatchNorm in one process on ``rows`` of the data:
+    (normalised, gradients, moving mean, moving variance)."""
+    X, y = worker.data()
+    with xn.Graph().as_default():
+        x, t, normalised, bn, params, loss = worker.batch_norm_model(
+            lambda c: xn.nn.BatchNorm(c, momentum=0.5))
+        sess = xn.Session()
+        got = sess.run([normalised, xn.gradients(loss, params), bn.updates()],
+                       {x: X[rows], t: y[rows]}, to_numpy=True)
+        return got[0], got[1], *sess.run([bn.moving_mean, bn.moving_variance], to_numpy=True)
+
+
+def test_sync_batch_norm_on_two_halves_equals_one_process_on_the_batch(tmp_path):
+    """Each rank normalises 8 of 16 rows with SyncBatchNorm: its rows equal one process's
+    BatchNorm on all 16, the mean of its gradients equals that process's, and the moving
+    statistics are the process's on every rank and backend."""
+    code, output, _ = run_mpi("syncbn", tmp_path)
+    assert code == 0, output
+    ranks = [dict(np.load(tmp_path / f"syncbn_rank{r}.npz")) for r in range(2)]
+    normalised, grads, moving_mean, moving_variance = _batch_norm_reference(slice(0, 16))
+    half = _batch_norm_reference(slice(0, 8))  # what a BatchNorm of its own would give
+    assert np.abs(half[2] - moving_mean).max() > 1e-3
+    backends = sorted({k.split("/")[0] for k in ranks[0]})
+    assert "numpy" in backends and "array_api_strict" in backends
+    for b in backends:
+        assert_float32_close(np.concatenate([ranks[r][f"{b}/normalised"] for r in range(2)]),
+                             normalised, f"{b}: the normalised rows")
+        for i, g in enumerate(grads):  # W1, gamma, beta, W2
+            np.testing.assert_allclose((ranks[0][f"{b}/grad{i}"] + ranks[1][f"{b}/grad{i}"]) / 2,
+                                       g, rtol=1e-4, atol=1e-6, err_msg=f"{b}: gradient {i}")
+        for r in range(2):
+            assert_float32_close(ranks[r][f"{b}/moving_mean"], moving_mean, f"{b} rank {r}")
+            assert_float32_close(ranks[r][f"{b}/moving_variance"], moving_variance,
+                                 f"{b} rank {r}")
+
+
+def _one_process_join(optimizer, steps):
+    """small_model (seed 0) trained by one process on ``steps``' batches: the weights."""
+    with xn.Graph().as_default():
+        x_, t_, params, loss = worker.small_model(seed=0)
+        step = optimizer.minimize(loss)
+        sess = xn.Session()
+        for Xb, yb in steps:
+            sess.run(step, {x_: Xb, t_: yb})
+        return [xn.to_numpy(sess.run(p)) for p in params]
+
+
+def test_ranks_with_uneven_batches_finish_together_with_equal_variables(tmp_path):
+    """Rank 0 has 3 batches, rank 1 has 5; each calls join after its last: the job ends
+    (no hang), every rank holds the weights of one process that averaged both ranks'
+    gradients for 3 steps and took rank 1's alone for 2; a rank with no batch joins too."""
+    code, output, seconds = run_mpi("join", tmp_path, timeout=90,
+                                    env={"XPNN_ALLREDUCE_TIMEOUT": "30"})
+    assert code == 0, output
+    ranks = [dict(np.load(tmp_path / f"join_rank{r}.npz")) for r in range(2)]
+    notes = [json.loads((tmp_path / f"join_rank{r}.json").read_text()) for r in range(2)]
+    mine = [worker.join_batches(r) for r in range(2)]
+    both = [(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
+            for a, b in zip(*mine)]
+    expected = _one_process_join(xn.train.MomentumOptimizer(0.1, 0.9), both + mine[1][3:])
+    backends = sorted(notes[0])
+    assert {"numpy", "array_api_strict", "idle"} <= set(backends)
+    for backend in backends:
+        assert notes[0][backend] == notes[1][backend] == (0 if backend == "idle" else 1)
+        if backend == "idle":
+            continue
+        for i, w in enumerate(expected):
+            for r in range(2):
+                assert_float32_close(ranks[r][f"{backend}/final{i}"], w, f"{backend} {r} {i}")
+            np.testing.assert_array_equal(ranks[0][f"{backend}/final{i}"],
+                                          ranks[1][f"{backend}/final{i}"])
+    alone = _one_process_join(xn.train.GradientDescentOptimizer(0.1), mine[0])
+    for r in range(2):
+        assert_float32_close(ranks[r]["idle/final0"], alone[0], f"idle rank {r}")
+
+
+@pytest.fixture(scope="module")
+def overlap_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("overlap")
+    code, output, _ = run_mpi("overlap", out)
+    assert code == 0, output
+    ranks = [dict(np.load(out / f"overlap_rank{r}.npz")) for r in range(2)]
+    return ranks, json.loads((out / "overlap_rank0.json").read_text())
+
+
+def _modes(ranks, mode):
+    """The backends that ran ``mode`` in the overlap case."""
+    return sorted({k.split("/")[0] for k in ranks[0] if k.split("/")[1] == mode})
+
+
+def test_buckets_overlapped_with_backprop_train_as_the_blocking_allreduce(overlap_run):
+    ranks, steps = overlap_run
+    backends = _modes(ranks, "buckets")
+    assert "numpy" in backends and "array_api_strict" in backends
+    for backend in backends:
+        for i in range(3):
+            for rank in range(2):  # bit for bit: the same sums, divided alike
+                for kind in ("averaged", "final"):
+                    np.testing.assert_array_equal(
+                        ranks[rank][f"{backend}/buckets/{kind}{i}"],
+                        ranks[rank][f"{backend}/blocking/{kind}{i}"], err_msg=f"{backend} {i}")
+            np.testing.assert_array_equal(ranks[0][f"{backend}/buckets/final{i}"],
+                                          ranks[1][f"{backend}/buckets/final{i}"])
+        order = steps[f"{backend}/buckets"]
+        assert order.count("Bucket") == 2 and order.count("OverlappedAllreduce") == 1, order
+        # the first bucket (W2's gradient) is sent before the backward pass computes W1's
+        assert order.index("Bucket") < max(i for i, t in enumerate(order) if "Grad" in t), order
+
+
+def test_fp16_compression_averages_the_float16_rounded_gradients(overlap_run):
+    ranks, _ = overlap_run
+    backends = _modes(ranks, "fp16")
+    assert "numpy" in backends
+    for backend in backends:
+        for mode in ("fp16", "fp16_buckets"):
+            for i in range(3):
+                halves = [ranks[r][f"{backend}/{mode}/local{i}"].astype(np.float16)
+                          for r in range(2)]
+                expected = (halves[0] + halves[1]).astype(np.float32) / 2
+                for rank in range(2):
+                    averaged = ranks[rank][f"{backend}/{mode}/averaged{i}"]
+                    assert averaged.dtype == np.float32
+                    np.testing.assert_array_equal(averaged, expected, err_msg=f"{mode} {i}")
+                exact = sum(ranks[r][f"{backend}/blocking/local{i}"] for r in range(2)) / 2
+                assert not np.array_equal(expected, exact)  # the rounding is visible
+
+
+def _accuracy(arrays, prefix):
+    X, y = worker.data()
+    W1, b1, W2 = (arrays[f"{prefix}/final{i}"] for i in range(3))
+    return float(np.mean(np.argmax(np.maximum(X @ W1 + b1, 0) @ W2, axis=1) == y))
+
+
+def test_fp16_compression_trains_to_the_float32_accuracy(overlap_run):
+    ranks, _ = overlap_run
+    for backend in _modes(ranks, "fp16"):
+        full = _accuracy(ranks[0], f"{backend}/blocking")
+        initial = _accuracy({f"x/final{i}": w for i, w in enumerate(_initial_small_model())},
+                            "x")
+        assert full > initial + 0.1, (full, initial)  # it trained
+        for mode in ("fp16", "fp16_buckets"):
+            assert abs(_accuracy(ranks[0], f"{backend}/{mode}") - full) <= 0.02
+            for i in range(3):  # the same path, to float16 rounding of each step's average
+                np.testing.assert_allclose(ranks[0][f"{backend}/{mode}/final{i}"],
+                                           ranks[0][f"{backend}/blocking/final{i}"], atol=5e-3)
+
+
+def _initial_small_model():
+    with xn.Graph().as_default():
+        _, _, params, _ = worker.small_model(seed=0)
+        sess = xn.Session()
+        return [xn.to_numpy(sess.run(p)) for p in params]
+
+
 def test_the_timeout_is_read_from_init_or_the_environment(monkeypatch):
     from xpnn.distributed.comm import TIMEOUT, timeout_seconds
 

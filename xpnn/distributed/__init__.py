@@ -19,16 +19,25 @@ module does not import mpi4py.
 
 Run it with ``mpiexec -n 2 python script.py``.
 
+For real clusters: ``SyncBatchNorm`` (BatchNorm over every rank's rows);
+``DistributedOptimizer(..., bucket_bytes=)`` (the allreduce overlapped with the backward
+pass), ``compression="fp16"``, ``joinable=True`` with ``join`` (ranks with uneven data);
+``init(timeout=)`` (a rank that stops leaves the others a ``RankTimeoutError``);
+``shard_dataset`` (each rank reads only its rows of a memmapped data set).
+
 >>> import xpnn as xn
 >>> sorted(n for n in dir(xn.distributed) if not n.startswith("_"))[:4]
-['Allreduce', 'Communicator', 'DistributedOptimizer', 'GraphMismatchError']
+['AllSum', 'Allreduce', 'Communicator', 'DistributedOptimizer']
 """
 
 from .agreement import GraphMismatchError
 from .allreduce import Allreduce, Unpack, allreduces, average_gradients
-from .comm import Communicator, init
+from .comm import Communicator, RankTimeoutError, init
+from .join import join
 from .optimizer import DistributedOptimizer
-from .sharding import batches, shard
+from .sharding import batches, shard, shard_dataset
+from .sync_batch_norm import AllSum, SyncBatchNorm
 
-__all__ = ["Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
-           "Unpack", "allreduces", "average_gradients", "batches", "init", "shard"]
+__all__ = ["AllSum", "Allreduce", "Communicator", "DistributedOptimizer", "GraphMismatchError",
+           "RankTimeoutError", "SyncBatchNorm", "Unpack", "allreduces", "average_gradients",
+           "batches", "init", "join", "shard", "shard_dataset"]

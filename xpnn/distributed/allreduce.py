@@ -15,6 +15,7 @@ in-place kernels still apply it).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import array_api_compat
@@ -23,7 +24,7 @@ from .. import ops
 from ..dtypes import dtype_name
 from ..graph import Operation
 from .agreement import agree, describe_variables
-from .transport import kind_of, transport_for
+from .transport import kind_of, transport_for, what
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,18 @@ class Allreduce(Operation):
     share of the global batch; ``fit`` sets ``rows * size / global rows`` when the last
     batch splits unevenly, so the average is the global batch's mean gradient. With
     ``check_finite`` a non-finite average fails the run on every rank alike
-    (FloatingPointError, which the Session reports as a NumericsError)."""
+    (FloatingPointError, which the Session reports as a NumericsError). ``compression``:
+    "fp16" sends floating gradients as float16. ``joinable``: the first message ends with a
+    count, 1 from each rank that steps and 0 from one that has joined (``join``), and the
+    sum is divided by the summed count, not by the number of ranks."""
 
     fresh = True  # its result is a new array, never a buffer kept between runs
+    overlapped = False
 
-    def __init__(self, grads, variables, comm, check_finite=False, name=None):
-        self.comm, self.variables = comm, list(variables)
+    def __init__(self, grads, variables, comm, check_finite=False, compression=None,
+                 joinable=False, name=None):
+        self.comm, self.variables, self.joinable = comm, list(variables), joinable
+        self.compression = check_compression(compression)
         self.sizes = [math.prod(v.shape) for v in self.variables]
         self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes) + 1)]
         self.scale, self.check_finite = 1.0, check_finite
@@ -64,9 +71,36 @@ class Allreduce(Operation):
         transport, groups = self._layout(grads)
         self.comm.steps += 1  # named by a timeout's message
         scale = float(self.scale)
-        sums = [transport.allreduce_sum(xp, [grads[i] for i in g.members], scale)
-                for g in groups]
-        average = _average(xp, sums, groups, len(grads), self.comm.size)
+        sums = []
+        for k, g in enumerate(groups):
+            members = self._compress(xp, [grads[i] for i in g.members])
+            if self.joinable:  # scaled here: the count that ends the first message is not
+                members = [m * scale for m in members] if scale != 1.0 else members
+                if k == 0:
+                    members.append(xp.ones((1,), dtype=members[0].dtype,
+                                           device=array_api_compat.device(members[0])))
+            total = transport.allreduce_sum(xp, members, 1.0 if self.joinable else scale)
+            sums.append(self._decompress(xp, total, grads[g.members[0]]))
+        divisor = self.comm.size
+        if self.joinable:  # the ranks that have not joined (see join.py) sent 1, the others 0
+            divisor, sums[0] = sums[0][-1:], sums[0][:-1]
+        average = _average(xp, sums, groups, len(grads), divisor)
+        return self._checked(xp, average)
+
+    def _compress(self, xp, grads) -> list:
+        """``grads`` as they travel: float16 with ``compression="fp16"`` (floating ones)."""
+        if self.compression is None or not xp.isdtype(grads[0].dtype, "real floating"):
+            return grads
+        half = getattr(xp, "float16", None)
+        if half is None:
+            raise TypeError(f"compression='fp16': this array library ({xp.__name__}) has no "
+                            "float16; use compression=None on it")
+        return [xp.astype(g, half) for g in grads]
+
+    def _decompress(self, xp, total, like):
+        return total if total.dtype == like.dtype else xp.astype(total, like.dtype)
+
+    def _checked(self, xp, average):
         if self.check_finite:
             problem = ops.nonfinite(xp, average)
             if problem is not None:
@@ -75,8 +109,8 @@ class Allreduce(Operation):
                     "gradients are not finite; every rank stops at this step")
         return average
 
-    def _check_shapes(self, grads) -> None:
-        for v, g in zip(self.variables, grads):
+    def _check_shapes(self, grads, variables=None) -> None:
+        for v, g in zip(self.variables if variables is None else variables, grads):
             if tuple(g.shape) != v.shape:
                 raise ValueError(f"the gradient for Variable {v.label} has shape "
                                  f"{tuple(g.shape)} but the Variable has shape {v.shape}")
@@ -84,14 +118,26 @@ class Allreduce(Operation):
     def _layout(self, grads):
         """(transport, groups) for gradients of these dtypes on this device, made once; the
         first time, the ranks' Variables and transports are compared (one allgather)."""
-        key = (str(array_api_compat.device(grads[0])), *(str(g.dtype) for g in grads))
-        layout = self._layouts.get(key)
-        if layout is None:
-            agree(self.comm, "DistributedOptimizer",
-                  describe_variables(self.variables, grads), kind_of(grads[0]))
-            transport = transport_for(self.comm, grads[0])  # NCCL's set-up is collective
-            layout = self._layouts[key] = (transport, _groups(grads))
-        return layout
+        return _layout(self._layouts, self.comm, self.variables, grads)
+
+
+def _layout(layouts, comm, variables, grads):
+    key = (str(array_api_compat.device(grads[0])), *(str(g.dtype) for g in grads))
+    layout = layouts.get(key)
+    if layout is None:
+        agree(comm, "DistributedOptimizer", describe_variables(variables, grads),
+              kind_of(grads[0]))
+        transport = transport_for(comm, grads[0])  # NCCL's set-up is collective
+        layout = layouts[key] = (transport, _groups(grads))
+    return layout
+
+
+def check_compression(compression):
+    """``compression`` if it is one there is (None, "fp16"), else a ValueError."""
+    if compression not in (None, "fp16"):
+        raise ValueError(f"compression must be None or 'fp16' (gradients sent as float16, "
+                         f"Horovod's Compression.fp16), got {compression!r}")
+    return compression
 
 
 def _groups(grads) -> list[Group]:
@@ -110,7 +156,8 @@ def _groups(grads) -> list[Group]:
 
 
 def _average(xp, sums, groups, n, size):
-    """The sums divided by the number of ranks, as one new flat array in input order."""
+    """The sums divided by ``size`` (the number of ranks, or the summed count), as one new
+    flat array in input order."""
     if len(sums) == 1:
         return sums[0] / size
     dtype = xp.result_type(*(s.dtype for s in sums))
@@ -119,6 +166,98 @@ def _average(xp, sums, groups, n, size):
         for i, (start, stop) in zip(group.members, group.spans):
             pieces[i] = xp.astype(total[start:stop], dtype)
     return xp.concat(pieces) / size
+
+
+class OverlappedAllreduce(Allreduce):
+    """:class:`Allreduce`'s average, its message cut into buckets of about ``bucket_bytes``
+    (the gradients taken in reverse order of their Variables' creation, as Horovod and
+    PyTorch's DDP do): each :class:`Bucket` starts its sum (nonblocking) as soon as its
+    gradients are computed, in the backward pass, and this op waits for them all before the
+    update. Its result equals Allreduce's bit for bit. ``waited``: the seconds spent waiting
+    here so far (the allreduce's share not hidden behind the backward pass)."""
+
+    overlapped = True
+
+    def __init__(self, grads, variables, comm, bucket_bytes, check_finite=False,
+                 compression=None, name=None):
+        variables = list(variables)
+        self.buckets = [Bucket([grads[i] for i in members], members)
+                        for members in buckets_of(variables, bucket_bytes)]
+        super().__init__(self.buckets, variables, comm, check_finite, compression, name=name)
+        for bucket in self.buckets:
+            bucket.owner = self
+        self.in_flight, self.waited = [], 0.0
+
+    def forward(self, xp, *tokens):
+        started = time.perf_counter()
+        pieces = [None] * len(self.variables)
+        for bucket in self.buckets:
+            for request, result, group, like in bucket.pending:
+                if request is not None:
+                    self.comm.wait(request, what(self.comm))
+                total = self._decompress(xp, result(), like)
+                for i, (start, stop) in zip(group.members, group.spans):
+                    pieces[bucket.members[i]] = total[start:stop]
+            bucket.pending = ()
+        self.in_flight = []
+        self.waited += time.perf_counter() - started
+        dtype = xp.result_type(*(p.dtype for p in pieces))
+        average = xp.concat([xp.astype(p, dtype) for p in pieces]) / self.comm.size
+        return self._checked(xp, average)
+
+
+class Bucket(Operation):
+    """Some gradients of an :class:`OverlappedAllreduce` (``members``: their positions in
+    it): its forward packs them and starts their sum over the ranks, without waiting; its
+    value is an empty array, which orders the wait after it."""
+
+    def __init__(self, grads, members, name=None):
+        self.members, self.owner, self.pending = tuple(members), None, ()
+        self._layouts = {}
+        super().__init__(*grads, name=name)
+
+    def infer_shape(self, *shapes):
+        return (0,)
+
+    def forward(self, xp, *grads):
+        owner = self.owner
+        variables = [owner.variables[i] for i in self.members]
+        owner._check_shapes(grads, variables)
+        transport, groups = _layout(self._layouts, owner.comm, variables, grads)
+        if self is owner.buckets[0]:
+            owner.comm.steps += 1  # named by a timeout's message
+        for request in owner.in_flight:  # MPI progresses the messages sent before
+            request.Test()
+        pending = []
+        for k, g in enumerate(groups):
+            members = owner._compress(xp, [grads[i] for i in g.members])
+            request, result = transport.start(xp, members, float(owner.scale), (id(self), k))
+            pending.append((request, result, g, grads[g.members[0]]))
+            if request is not None:
+                owner.in_flight.append(request)
+        self.pending = tuple(pending)
+        return xp.zeros((0,), dtype=grads[0].dtype, device=array_api_compat.device(grads[0]))
+
+
+def buckets_of(variables, bucket_bytes) -> list[list[int]]:
+    """Positions of ``variables`` in buckets of at least ``bucket_bytes`` each (the last
+    may be smaller), from the last Variable to the first.
+
+    >>> import xpnn as xn
+    >>> vs = [xn.Variable([0.0] * n) for n in (4, 1, 2, 8)]
+    >>> buckets_of(vs, 12)
+    [[3], [2, 1], [0]]
+    """
+    if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int) or bucket_bytes < 1:
+        raise ValueError(f"bucket_bytes must be a number of bytes >= 1, got {bucket_bytes!r}")
+    buckets, current, size = [], [], 0
+    for i in reversed(range(len(variables))):
+        current.append(i)
+        size += math.prod(variables[i].shape) * dtype_size(variables[i].dtype)
+        if size >= bucket_bytes:
+            buckets.append(current)
+            current, size = [], 0
+    return buckets + [current] if current else buckets
 
 
 class Unpack(Operation):
@@ -136,6 +275,12 @@ class Unpack(Operation):
         return self.new_shape
 
 
+def dtype_size(dtype) -> int:
+    """Bytes per entry of a dtype named like "float32" (1 for "bool")."""
+    bits = "".join(c for c in dtype_name(dtype) if c.isdigit())
+    return int(bits or 8) // 8
+
+
 def unpack(op: Allreduce) -> list[Unpack]:
     """An Unpack per Variable of ``op``, named after it."""
     return [Unpack(op, op.offsets[i], op.offsets[i + 1], v.shape,
@@ -143,10 +288,14 @@ def unpack(op: Allreduce) -> list[Unpack]:
             for i, v in enumerate(op.variables)]
 
 
-def average_gradients(grads_and_vars, comm, check_finite=False, name=None) -> list:
+def average_gradients(grads_and_vars, comm, check_finite=False, compression=None,
+                      bucket_bytes=None, joinable=False, name=None) -> list:
     """``grads_and_vars`` with every gradient replaced by its average over the ranks of
     ``comm``, all computed by one Allreduce node (None gradients stay None; gradients that
-    already are such averages are not averaged again).
+    already are such averages are not averaged again). With ``bucket_bytes`` an
+    :class:`OverlappedAllreduce`, its buckets started during the backward pass;
+    ``compression="fp16"`` sends floating gradients as float16; ``joinable``: ranks may
+    stop early (``xn.distributed.join``).
 
     >>> import xpnn as xn
     >>> w = xn.Variable([1.0, 2.0], name="w")
@@ -157,8 +306,12 @@ def average_gradients(grads_and_vars, comm, check_finite=False, name=None) -> li
     todo = [i for i, (g, _) in enumerate(pairs) if g is not None and not _averaged(g, comm)]
     if not todo:
         return pairs
-    op = Allreduce([pairs[i][0] for i in todo], [pairs[i][1] for i in todo], comm,
-                   check_finite=check_finite, name=name)
+    grads, variables = [pairs[i][0] for i in todo], [pairs[i][1] for i in todo]
+    if bucket_bytes is None:
+        op = Allreduce(grads, variables, comm, check_finite, compression, joinable, name=name)
+    else:
+        op = OverlappedAllreduce(grads, variables, comm, bucket_bytes, check_finite,
+                                 compression, name=name)
     for i, averaged in zip(todo, unpack(op)):
         pairs[i] = (averaged, pairs[i][1])
     return pairs

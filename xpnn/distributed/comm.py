@@ -11,8 +11,8 @@ one, and everything below works unchanged::
 
 Its allreduces (the gradients' and the metrics') wait ``timeout`` seconds at most for the
 other ranks (600 by default): a rank that stops calling its step would otherwise leave the
-others waiting for ever. Past it, the waiting rank prints what it waited for and aborts
-every rank.
+others waiting for ever. Past it, the waiting rank raises :class:`RankTimeoutError` naming
+itself and what it waited for (uncaught, it aborts every rank).
 
 >>> timeout_seconds(None), timeout_seconds(2), timeout_seconds(0)
 (600.0, 2.0, None)
@@ -52,7 +52,8 @@ def init(comm=None, abort_on_error=True, timeout=None) -> Communicator:
     prints its traceback, naming the rank, then aborts every rank (``MPI_Abort``), as
     ChainerMN's global except hook: the others would otherwise wait in the next allreduce
     for ever. ``timeout``: the seconds an allreduce waits for the other ranks before this
-    rank prints what it waited for and aborts every rank (None: ``$XPNN_ALLREDUCE_TIMEOUT``,
+    rank raises :class:`RankTimeoutError`, naming itself and the allreduce (uncaught, with
+    ``abort_on_error``, it aborts every rank) (None: ``$XPNN_ALLREDUCE_TIMEOUT``,
     else 600; 0 waits for ever, in a plain blocking ``MPI_Allreduce``).
 
     >>> import xpnn as xn  # doctest: +SKIP
@@ -64,6 +65,12 @@ def init(comm=None, abort_on_error=True, timeout=None) -> Communicator:
     if abort_on_error and communicator.size > 1:
         install_except_hook(communicator.rank, communicator.size)
     return communicator
+
+
+class RankTimeoutError(TimeoutError):
+    """A rank waited longer than the timeout for the others in a collective operation: the
+    message names the waiting rank and the operation. The pending message cannot complete,
+    so the job cannot go on: uncaught (``init(abort_on_error=True)``) it aborts every rank."""
 
 
 class Communicator:
@@ -100,33 +107,37 @@ class Communicator:
     def allreduce(self, send, receive, what="an allreduce") -> None:
         """Sum ``send`` over the ranks into ``receive`` (host buffers, or device buffers for
         a CUDA-aware MPI; ``send`` may be ``MPI.IN_PLACE``). With a timeout it is a
-        nonblocking allreduce, polled: past the deadline this rank prints a line naming
-        itself and ``what`` it waited in, then aborts every rank (``MPI_Abort``)."""
-        MPI = mpi()
+        nonblocking allreduce, polled: past the deadline this rank raises
+        :class:`RankTimeoutError` naming itself and ``what`` it waited in."""
         if self.timeout is None:
-            self.mpi.Allreduce(send, receive, op=MPI.SUM)
+            self.mpi.Allreduce(send, receive, op=mpi().SUM)
             return
-        request = self.mpi.Iallreduce(send, receive, op=MPI.SUM)
+        self.wait(self.start(send, receive), what)
+
+    def start(self, send, receive):
+        """A nonblocking allreduce (sum) of ``send`` into ``receive``: its request, for
+        :meth:`wait`. ``receive`` must not be read before."""
+        return self.mpi.Iallreduce(send, receive, op=mpi().SUM)
+
+    def wait(self, request, what="an allreduce") -> None:
+        """Wait for ``request`` to complete, at most ``timeout`` seconds (see :func:`init`),
+        polling it; past the deadline raise :class:`RankTimeoutError`."""
+        if self.timeout is None:
+            request.Wait()
+            return
         started = time.monotonic()
         while not request.Test():
             waited = time.monotonic() - started
             if waited > self.timeout:
-                self._abort(what)
+                raise RankTimeoutError(
+                    f"xpnn.distributed: rank {self.rank} of {self.size} waited "
+                    f"{self.timeout:g} s in {what} without every rank joining it: a rank "
+                    "stopped calling its step (it hangs, died, or left its loop early). The "
+                    "bound is init(timeout=...) or $XPNN_ALLREDUCE_TIMEOUT (0: wait for ever)")
             if waited < SPIN:  # let a process with work (the other rank on a shared core)
                 _yield()  # run first, as MPICH's blocking waits do
             else:  # a long wait: poll once a millisecond
                 time.sleep(0.001)
-
-    def _abort(self, what) -> None:
-        sys.stdout.flush()
-        sys.stderr.write(
-            f"\nxpnn.distributed: rank {self.rank} of {self.size} waited {self.timeout:g} s in "
-            f"{what} without every rank joining it: a rank stopped calling its step (it hangs, "
-            "or it left its loop early); aborting every rank (MPI_Abort). The bound is "
-            "init(timeout=...) or $XPNN_ALLREDUCE_TIMEOUT (0: wait for ever)\n")
-        sys.stderr.flush()
-        time.sleep(0.2)  # mpiexec forwards the line before the abort ends its I/O (else lost)
-        self.mpi.Abort(1)
 
     def broadcast_variables(self, session, root=0) -> None:
         """Give every rank's ``session`` rank ``root``'s values of all the graph's Variables

@@ -13,7 +13,7 @@ update node, reading averages that one Allreduce node computes in one message pe
 from __future__ import annotations
 
 from ..optimizers import Optimizer
-from .allreduce import average_gradients
+from .allreduce import average_gradients, buckets_of, check_compression
 
 
 class DistributedOptimizer(Optimizer):
@@ -27,13 +27,29 @@ class DistributedOptimizer(Optimizer):
 
     ``learning_rate`` is the wrapped optimizer's (a schedule may change it between runs).
     With ``check_finite`` a step whose averaged gradients hold NaN or infinity fails on
-    every rank alike, writing nothing (``fit`` turns it on)."""
+    every rank alike, writing nothing (``fit`` turns it on).
 
-    def __init__(self, optimizer, comm, check_finite=False):
+    ``bucket_bytes``: overlap the allreduce with the backward pass, in buckets of about
+    that many bytes started as their gradients are ready (None: one message after the
+    backward pass). ``compression="fp16"``: floating gradients travel as float16 (half the
+    bytes; the average is then that of the float16-rounded gradients), as Horovod's
+    ``Compression.fp16``. ``joinable``: ranks may run different numbers of steps, each
+    calling :func:`xpnn.distributed.join` when it has no more (Horovod's ``join``): the
+    average is then over the ranks still stepping (one more float in the message)."""
+
+    def __init__(self, optimizer, comm, check_finite=False, compression=None,
+                 bucket_bytes=None, joinable=False):
         if not isinstance(optimizer, Optimizer) or isinstance(optimizer, DistributedOptimizer):
             raise TypeError(f"DistributedOptimizer wraps an xn.train optimizer (e.g. "
                             f"xn.train.MomentumOptimizer(0.05)), got {optimizer!r}")
         self.optimizer, self.comm, self.check_finite = optimizer, comm, check_finite
+        self.compression = check_compression(compression)
+        if bucket_bytes is not None:
+            buckets_of([], bucket_bytes)  # checks it
+        if joinable and bucket_bytes is not None:
+            raise ValueError("DistributedOptimizer: joinable=True works with one message per "
+                             "step: leave bucket_bytes None")
+        self.bucket_bytes, self.joinable = bucket_bytes, joinable
 
     @property
     def learning_rate(self) -> float:
@@ -49,7 +65,8 @@ class DistributedOptimizer(Optimizer):
 
     def apply_gradients(self, grads_and_vars, name=None):
         """The wrapped optimizer's update node, applying the averages of the gradients."""
-        averaged = average_gradients(grads_and_vars, self.comm, self.check_finite)
+        averaged = average_gradients(grads_and_vars, self.comm, self.check_finite,
+                                     self.compression, self.bucket_bytes, self.joinable)
         return self.optimizer.apply_gradients(averaged, name=name)
 
     def __repr__(self) -> str:

@@ -138,3 +138,65 @@ def _check_same_data(comm, n, digest, order) -> None:
         if others:
             ranks = ", ".join(f"rank {r} has {describe(r)}" for r in [0, *others])
             raise ValueError(f"distributed batches: the ranks' {what} differ ({ranks}): {fix}")
+
+
+class Rows:
+    """Rows ``start:stop`` of an array-like ``a`` (a memmap, ``np.load(mmap_mode="r")``, an
+    HDF5 dataset): indexing it reads those rows of ``a`` only, into memory, never others.
+
+    >>> import numpy as np
+    >>> part = Rows(np.arange(10) * 10, 4, 7)
+    >>> part.shape, part[1:].tolist(), part[np.array([0, 2])].tolist()
+    ((3,), [50, 60], [40, 60])
+    """
+
+    def __init__(self, a, start, stop):
+        self.a, self.start, self.stop = a, int(start), int(stop)
+        self.shape = (self.stop - self.start, *tuple(a.shape)[1:])
+        self.dtype = a.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        rows, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        n = self.shape[0]
+        if isinstance(rows, slice):
+            r = range(n)[rows]
+            rows = slice(self.start + r.start, self.start + r.stop, r.step) if r else slice(0, 0)
+        else:
+            rows = np.asarray(rows)
+            if rows.size and (rows.min() < -n or rows.max() >= n):
+                raise IndexError(f"rows {rows.min()}..{rows.max()} are outside this shard's "
+                                 f"{n} rows (rows {self.start}:{self.stop} of the data)")
+            rows = np.where(rows < 0, rows + n, rows) + self.start
+        return np.asarray(self.a[(rows, *rest)])
+
+
+def shard_dataset(X, y=None, comm=None, num_shards=None, index=None, even=False, **options):
+    """An ``xn.data.Dataset`` over this rank's contiguous block of ``X`` (and ``y``): a
+    memmap (or any array-like) is read only in this rank's rows, each batch as it is
+    prepared. The block is ``comm``'s rank's of ``comm.size`` (or ``index`` of
+    ``num_shards``), as :func:`shard` cuts it (``even``: every block ``n // size`` rows);
+    ``options`` are the Dataset's (``batch_size``, ``shuffle``, ``seed``, ``prefetch``...).
+    The blocks of all ranks together are the data (without ``even``).
+
+    >>> import numpy as np
+    >>> ds = shard_dataset(np.arange(10), None, num_shards=3, index=1, batch_size=2)
+    >>> [b.tolist() for b, _ in ds]
+    [[4, 5], [6]]
+    """
+    from ..datasets import Dataset
+
+    if comm is not None:
+        num_shards, index = comm.size, comm.rank
+    if num_shards is None or index is None or not 0 <= index < num_shards:
+        raise ValueError(f"shard_dataset: pass comm (xn.distributed.init()), or num_shards "
+                         f">= 1 and an index in [0, num_shards); got {num_shards}, {index}")
+    n = _n_rows(X)
+    if y is not None and _n_rows(y) != n:
+        raise ValueError(f"X and y differ in length: len(X) = {n}, len(y) = {_n_rows(y)}")
+    counts = [n // num_shards] * num_shards if even else split(n, num_shards)
+    start = sum(counts[:index])
+    stop = start + counts[index]
+    return Dataset(Rows(X, start, stop), None if y is None else Rows(y, start, stop), **options)

@@ -76,9 +76,10 @@ class Transport:
     def __init__(self, comm, array):
         self.comm, self._buffers = comm, {}
 
-    def buffer(self, dtype, n, make):
-        """The reused buffer for ``n`` entries of ``dtype`` (``make(n, dtype)`` makes it)."""
-        key = (str(dtype), n)
+    def buffer(self, dtype, n, make, tag=None):
+        """The reused buffer for ``n`` entries of ``dtype`` (``make(n, dtype)`` makes it);
+        ``tag`` tells apart buffers in flight at once (an overlapped allreduce's buckets)."""
+        key = (str(dtype), n, tag)
         buffer = self._buffers.get(key)
         if buffer is None:
             buffer = self._buffers[key] = make(n, dtype)
@@ -90,17 +91,32 @@ class Transport:
         call)."""
         raise NotImplementedError
 
+    def start(self, xp, arrays, scale, tag):
+        """Start :meth:`allreduce_sum` of ``arrays``, nonblocking where the route can:
+        ``(request, result)``, ``result()`` the sum once ``comm.wait(request)`` returned
+        (``request`` None: done already). Here: the blocking sum."""
+        total = self.allreduce_sum(xp, arrays, scale)
+        return None, lambda: total
+
 
 class NumpyTransport(Transport):
     kind = "numpy"
 
     def allreduce_sum(self, xp, arrays, scale):
+        buffer = self.pack(arrays, scale)
+        self.comm.allreduce(mpi().IN_PLACE, buffer, what(self.comm))
+        return buffer
+
+    def start(self, xp, arrays, scale, tag):
+        buffer = self.pack(arrays, scale, tag)
+        return self.comm.start(mpi().IN_PLACE, buffer), lambda: buffer
+
+    def pack(self, arrays, scale, tag=None):
         n = sum(a.size for a in arrays)
-        buffer = self.buffer(arrays[0].dtype, n, np.empty)
+        buffer = self.buffer(arrays[0].dtype, n, np.empty, tag)
         np.concatenate([np.reshape(a, -1) for a in arrays], out=buffer)
         if scale != 1.0:
             np.multiply(buffer, scale, out=buffer)
-        self.comm.allreduce(mpi().IN_PLACE, buffer, what(self.comm))
         return buffer
 
 
@@ -108,14 +124,29 @@ class HostTransport(Transport):
     kind = "host"
 
     def allreduce_sum(self, xp, arrays, scale):
+        send, received = self.pack(xp, arrays, scale)
+        self.comm.allreduce(send, received, what(self.comm))
+        return self.back(xp, arrays[0], received)
+
+    def start(self, xp, arrays, scale, tag):
+        send, received = self.pack(xp, arrays, scale, tag)
+
+        def result(_send=send):  # holds the host copy MPI reads until the message is done
+            return self.back(xp, arrays[0], received)
+
+        return self.comm.start(send, received), result
+
+    def pack(self, xp, arrays, scale, tag=None):
         packed = xp.concat([xp.reshape(a, (-1,)) for a in arrays])
         if scale != 1.0:
             packed = packed * scale
         send = host_view(packed)
-        received = self.buffer(send.dtype, send.size, np.empty)
-        self.comm.allreduce(send, received, what(self.comm))
-        with context_of(arrays[0]):  # a copy: JAX may alias host memory, and runs later
-            return xp.asarray(received, device=array_api_compat.device(arrays[0]), copy=True)
+        return send, self.buffer(send.dtype, send.size, np.empty, tag)
+
+    @staticmethod
+    def back(xp, like, received):
+        with context_of(like):  # a copy: JAX may alias host memory, and runs later
+            return xp.asarray(received, device=array_api_compat.device(like), copy=True)
 
 
 def what(comm) -> str:

@@ -268,7 +268,7 @@ class BatchNorm(Layer):
         if x.shape is None:
             raise ValueError(f"BatchNorm needs an input of known rank, got {x.label}")
         training = True if training is None else training
-        mean, variance = moments(x, axes=list(range(len(x.shape) - 1)))
+        mean, variance = self.moments(x)
         if training is not True:  # a placeholder (or False): blend by the flag
             on = ops.equal(training, True)
             off = ops.subtract(1.0, on)
@@ -278,6 +278,10 @@ class BatchNorm(Layer):
         if training is not False:
             self._updates.append(_MovingAverages(self, mean, variance, training))
         return batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+
+    def moments(self, x):
+        """The batch's (mean, variance) per channel (``SyncBatchNorm``: over every rank's)."""
+        return moments(x, axes=list(range(len(x.shape) - 1)))
 
     def parameters(self):
         return [self.gamma, self.beta]
