@@ -134,7 +134,7 @@ class NNClassifier(Model):
     """
 
     def __init__(self, units=(None, 100, None), activation="relu", device=None, backend=None,
-                 seed=0, dtype="float32", input_shape=None, warm_start=False):
+                 seed=0, dtype="float32", input_shape=None, warm_start=None):
         # Parameters only, as scikit-learn's estimators: the network is built at fit, or at
         # first use where ``units`` gives every size (the lesson's forward before any fit).
         self._given = dict(units=units, activation=activation, device=device, backend=backend,
@@ -318,8 +318,8 @@ class NNClassifier(Model):
         """``X`` checked as scikit-learn checks it (dense, real numbers, finite); an MLP's
         as (n_samples, n_features)."""
         if self.units is None:
-            return super()._features(estimator.check_X(X, flat=False))
-        return estimator.check_X(X, self.units[0])
+            return super()._features(estimator.check_X(X, flat=False, finite=False))
+        return estimator.check_X(X, self.units[0], finite=self._from_data())
 
     def _check_label_shape(self, shape, n):
         want = (n, *self.label_shape)
@@ -445,7 +445,7 @@ class NNClassifier(Model):
         if sizes is None or isinstance(X, data.Dataset):
             self._start(None)
             return X, y, class_weight
-        X = estimator.check_X(X, sizes[0], hint=(
+        X = estimator.check_X(X, sizes[0], finite=self._from_data(), hint=(
             f"; units={self._given['units']!r} fixes {sizes[0]} (give None first to take the "
             f"width from the data)"))
         y = estimator.column_y(y, "fit")
@@ -463,8 +463,20 @@ class NNClassifier(Model):
         built, start it over unless ``warm_start``."""
         if self._net is None or (units is not None and self.units != units):
             self._build(self._given["units"] if units is None else units)
-        elif not self._given["warm_start"]:
+        elif not self._warm_start():
             self._restart()
+
+    def _warm_start(self) -> bool:
+        """``warm_start``; None: start over where the sizes come from the data (scikit-
+        learn's fit), continue where ``units`` gives them (Keras's, the lesson's)."""
+        warm = self._given["warm_start"]
+        return not self._from_data() if warm is None else bool(warm)
+
+    def _from_data(self) -> bool:
+        """Whether ``units`` leaves a size to the data: then X and y are checked as
+        scikit-learn checks them (NaN and infinity refused before training too)."""
+        sizes = _sizes(self._given["units"])
+        return sizes is not None and None in (sizes[0], sizes[-1])
 
     def evaluate(self, X, y, batch_size=1024, comm=None, sample_weight=None
                  ) -> tuple[float, float]:
@@ -516,9 +528,6 @@ class NNClassifier(Model):
         if _is_stack(self._given["units"]):
             self._network()  # the layers are stored as save stores them
         params = dict(self._given)
-        device = params["device"]
-        if device is not None and not isinstance(device, str):  # a Device holds modules
-            params["device"], params["backend"] = device.name, device.backend
         state = {"params": params, "fitted": {k: v for k, v in self.__dict__.items()
                                               if k.endswith("_")}}
         if self._net is not None:

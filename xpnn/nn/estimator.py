@@ -39,8 +39,9 @@ def _is_sparse(X) -> bool:
     return type(X).__module__.startswith("scipy.sparse")
 
 
-def check_X(X, n_features=None, flat=True, hint=""):
-    """``X`` as an array, checked: dense, real numbers, at least one sample, finite; with
+def check_X(X, n_features=None, flat=True, hint="", finite=True):
+    """``X`` as an array, checked: dense, real numbers, at least one sample, finite (with
+    ``finite``; else a NaN reaches the loss, which stops fit as Keras's TerminateOnNaN); with
     ``flat``, two-dimensional with ``n_features`` columns (any number >= 1 when None).
     Device arrays stay where they are; ``hint`` ends a wrong width's message."""
     if _is_sparse(X):
@@ -58,7 +59,8 @@ def check_X(X, n_features=None, flat=True, hint=""):
     if shape and shape[0] == 0:
         raise ValueError(f"X has no samples: Found array with 0 sample(s) (shape={shape}) "
                          f"while a minimum of 1 is required.")
-    _check_finite(X)
+    if finite:
+        _check_finite(X)
     return X
 
 
