@@ -134,3 +134,14 @@ def test_fit_refuses_what_scikit_learn_refuses(dev, bad, message):
     with pytest.raises(ValueError, match=message):
         model.fit(*bad(X, y), verbose=0)
     assert vars(model)["_net"] is None  # nothing built
+
+
+def test_a_refused_refit_changes_nothing(dev):
+    X, y = xn.data.make_blobs(n_per_class=20, seed=0)
+    model = xn.nn.NNClassifier([None, 4, None], device=dev, seed=0)
+    model.fit(X, y, epochs=3, learning_rate=0.1, verbose=0)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+        model.fit(X, y, learning_rate=-1.0, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -102,6 +102,14 @@ class NNClassifier(Model):
     Dropout, Linear) with ``input_shape``, the shape of one sample. ``fit`` runs Dropout in
     training mode, everything else in inference mode.
 
+    As a scikit-learn estimator, ``NNClassifier(units=[None, 64, None])`` takes the number
+    of features (``n_features_in_``) and the classes (``classes_``: any labels, strings or
+    ints not starting at 0; ``predict`` gives them back) from ``fit(X, y)``, and checks
+    ``X`` and ``y`` as scikit-learn does (NaN, infinity, regression targets, one class are
+    refused). The network is built at fit, or at first use (``forward``, ``get_weights``)
+    where ``units`` gives every size; a stack of layers at once. ``warm_start``: whether
+    ``fit`` continues from the current weights (None: where ``units`` gives every size).
+
     A stack whose output is (n_samples, steps, n_classes) (``Embedding``, ``LSTM(...,
     return_sequences=True)``, ``Linear``) is a sequence tagger: its labels are one class
     per step, (n_samples, steps), a negative one (-1, or PyTorch's -100) marking a padded
@@ -141,6 +149,8 @@ class NNClassifier(Model):
                            seed=seed, dtype=dtype, input_shape=input_shape,
                            warm_start=warm_start)
         self._net = None
+        if _is_stack(units):  # built at once, as its layers are read through it (layer.W)
+            self._network()
 
     # ------------------------------------------------------------------ the network, lazily
 
@@ -390,8 +400,10 @@ class NNClassifier(Model):
         ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
         rate (default 0.01 for a name; ``lr`` is its old spelling). ``verbose=1`` shows a
-        progress bar (tqdm when installed). A later ``fit`` with the same ``optimizer``
-        continues its state (momentum, Adam's moments) at the new rate.
+        progress bar (tqdm when installed). Where ``units`` gives every size, a later ``fit``
+        continues from the weights there, and with the same ``optimizer`` its state
+        (momentum, Adam's moments) at the new rate, as Keras's; where the data give them,
+        each ``fit`` starts over, as scikit-learn's (``warm_start`` says either way).
 
         ``X`` may be an ``xn.data.Dataset`` (data on disk, a generator), without ``y``: its
         own batches, shuffle and prefetch thread are used (``batch_size``, ``shuffle`` and
@@ -448,7 +460,8 @@ class NNClassifier(Model):
         X = estimator.check_X(X, sizes[0], finite=self._from_data(), hint=(
             f"; units={self._given['units']!r} fixes {sizes[0]} (give None first to take the "
             f"width from the data)"))
-        y = estimator.column_y(y, "fit")
+        if y is not None or self._from_data():  # else fit's own message (Keras's form)
+            y = estimator.column_y(y, "fit")
         if sizes[-1] is not None:
             self._start([X.shape[1], *sizes[1:]])
             return X, y, class_weight
@@ -464,7 +477,15 @@ class NNClassifier(Model):
         if self._net is None or (units is not None and self.units != units):
             self._build(self._given["units"] if units is None else units)
         elif not self._warm_start():
+            self._start_over = True  # done by _train_step, once fit's inputs are checked
+
+    def _train_step(self, optimizer, learning_rate, comm=None):
+        """Model's; then, where fit starts over, fresh weights: after every check of fit's
+        inputs (the learning rate's last), so a refused fit changes nothing."""
+        step = super()._train_step(optimizer, learning_rate, comm)
+        if self._network().pop("_start_over", False):
             self._restart()
+        return step
 
     def _warm_start(self) -> bool:
         """``warm_start``; None: start over where the sizes come from the data (scikit-
