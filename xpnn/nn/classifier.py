@@ -83,6 +83,7 @@ def _check_units(units, none_ends=False) -> list:
     return sizes
 
 
+FIT_DEFAULTS = dict(epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, verbose=1)
 OPTIMIZERS = {name: make for name, (make, _) in optimizers.NAMES.items()}
 
 
@@ -109,6 +110,9 @@ class NNClassifier(Model):
     refused). The network is built at fit, or at first use (``forward``, ``get_weights``)
     where ``units`` gives every size; a stack of layers at once. ``warm_start``: whether
     ``fit`` continues from the current weights (None: where ``units`` gives every size).
+    ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate`` and ``verbose`` are fit's
+    defaults (None: fit's own), so that scikit-learn's ``fit(X, y)`` (a Pipeline,
+    GridSearchCV) trains as wanted and can tune them.
 
     A stack whose output is (n_samples, steps, n_classes) (``Embedding``, ``LSTM(...,
     return_sequences=True)``, ``Linear``) is a sequence tagger: its labels are one class
@@ -142,12 +146,14 @@ class NNClassifier(Model):
     """
 
     def __init__(self, units=(None, 100, None), activation="relu", device=None, backend=None,
-                 seed=0, dtype="float32", input_shape=None, warm_start=None):
+                 seed=0, dtype="float32", input_shape=None, warm_start=None, epochs=None,
+                 batch_size=None, optimizer=None, learning_rate=None, verbose=None):
         # Parameters only, as scikit-learn's estimators: the network is built at fit, or at
         # first use where ``units`` gives every size (the lesson's forward before any fit).
         self._given = dict(units=units, activation=activation, device=device, backend=backend,
                            seed=seed, dtype=dtype, input_shape=input_shape,
-                           warm_start=warm_start)
+                           warm_start=warm_start, epochs=epochs, batch_size=batch_size,
+                           optimizer=optimizer, learning_rate=learning_rate, verbose=verbose)
         self._net = None
         if _is_stack(units):  # built at once, as its layers are read through it (layer.W)
             self._network()
@@ -392,8 +398,8 @@ class NNClassifier(Model):
             learning_rate = 0.01
         return optimizers.get(optimizer, learning_rate)
 
-    def fit(self, X, y=None, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
-            validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
+    def fit(self, X, y=None, epochs=None, batch_size=None, optimizer=None, learning_rate=None,
+            validation_data=None, verbose=None, seed=0, shuffle=True, lr=None,
             lr_schedule=None, comm=None, *, callbacks=None, validation_split=0.0,
             class_weight=None, sample_weight=None, initial_epoch=0) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
@@ -437,7 +443,9 @@ class NNClassifier(Model):
         >>> [round(r, 4) for r in h["learning_rate"]]
         [0.1, 0.1, 0.01]
         """
-        learning_rate = _renamed_lr(lr, learning_rate)
+        epochs, batch_size, optimizer, learning_rate, verbose = self._fit_settings(
+            epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+            learning_rate=_renamed_lr(lr, learning_rate), verbose=verbose)
         X, y, class_weight = self._ready_to_fit(X, y, sample_weight, class_weight)
         callbacks = list(callbacks or [])
         if lr_schedule is not None:
@@ -447,6 +455,12 @@ class NNClassifier(Model):
                          validation_data=validation_data, shuffle=shuffle,
                          class_weight=class_weight, sample_weight=sample_weight,
                          initial_epoch=initial_epoch, seed=seed, comm=comm)
+
+    def _fit_settings(self, **given) -> list:
+        """Each of fit's settings: as given to fit, else to the constructor, else fit's
+        default (10 epochs of batches of 32, SGD at 0.01, a progress bar)."""
+        return [value if value is not None else self._given[name] if self._given[name]
+                is not None else FIT_DEFAULTS[name] for name, value in given.items()]
 
     def _ready_to_fit(self, X, y, sample_weight, class_weight):
         """Check an MLP's ``X`` and ``y`` as scikit-learn does and build the network for
