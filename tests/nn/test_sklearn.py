@@ -165,3 +165,15 @@ def test_the_constructor_gives_fits_settings_and_grid_search_tunes_them(dev):
     assert search.best_params_["learning_rate"] in (0.01, 0.5)
     assert search.best_estimator_.get_params()["learning_rate"] == \
         search.best_params_["learning_rate"]
+
+
+def test_pickle_a_stack_keeps_its_layers_and_weights(dev):
+    X = np.random.default_rng(0).normal(size=(16, 4, 4, 1)).astype("float32")
+    with xn.Graph().as_default():
+        model = xn.nn.NNClassifier([xn.nn.Conv2D(1, 2, 3, seed=0), xn.nn.Flatten(),
+                                    xn.nn.Linear(8, 3, seed=1)], input_shape=(4, 4, 1),
+                                   device=dev)
+    model.fit(X, np.arange(16) % 3, epochs=2, learning_rate=0.1, verbose=0)
+    twin = pickle.loads(pickle.dumps(model))
+    assert repr(twin.net) == repr(model.net) and twin.device.backend == dev.backend
+    np.testing.assert_array_equal(twin.predict_proba(X), model.predict_proba(X))

@@ -178,6 +178,9 @@ class NNClassifier(Model):
             object.__delattr__(self, name)
 
     def __getattr__(self, name):
+        net = self.__dict__.get("_net")
+        if net is not None and name in net:  # the common case: read in every training step
+            return net[name]
         if name.startswith("__") or name.endswith("_") or "_given" not in self.__dict__:
             raise AttributeError(f"'NNClassifier' object has no attribute {name!r}")
         try:
@@ -569,8 +572,8 @@ class NNClassifier(Model):
             state["arrays"] = {name: to_numpy(self.session.get_value(v))
                                for name, v in self._param_names().items()}
             if self.units is None:
-                state["arrays"].update(saving.describe(self.net.layers, self.input_shape,
-                                                       self.dtype))
+                record = saving.describe(self.net.layers, self.input_shape, self.dtype)
+                state["arrays"].update({k: np.asarray(v) for k, v in record.items()})
                 params["units"] = params["input_shape"] = None
             state["units"] = self.units
         return state
