@@ -177,3 +177,13 @@ def test_pickle_a_stack_keeps_its_layers_and_weights(dev):
     twin = pickle.loads(pickle.dumps(model))
     assert repr(twin.net) == repr(model.net) and twin.device.backend == dev.backend
     np.testing.assert_array_equal(twin.predict_proba(X), model.predict_proba(X))
+
+
+def test_a_dataset_needs_the_sizes_first(dev):
+    X, y = xn.data.make_blobs(n_per_class=10, seed=0)
+    model = xn.nn.NNClassifier([None, 4, None], device=dev, verbose=0)
+    with pytest.raises(AttributeError, match="not fitted yet.*call fit\\(X, y\\) first"):
+        model.fit(xn.data.Dataset(X, y, batch_size=8))
+    model.fit(X, np.array(["a", "b"])[y], epochs=1)
+    history = model.fit(xn.data.Dataset(X, np.array(["a", "b"])[y], batch_size=8), epochs=1)
+    assert len(history["loss"]) == 1 and model.classes_.tolist() == ["a", "b"]

@@ -192,7 +192,8 @@ class NNClassifier(Model):
         """The network's attributes, built now where ``units`` gives every size."""
         if self._net is None:
             units = self._given["units"]
-            if _sizes(units) is not None and None in _sizes(units):
+            sizes = _sizes(units)
+            if sizes is not None and None in sizes:
                 raise estimator.not_fitted(
                     f"this NNClassifier is not fitted yet: units={units!r} takes its input "
                     f"and output sizes from the data; call fit(X, y) first, or give every "
@@ -260,6 +261,8 @@ class NNClassifier(Model):
         return self._network()["units"]
 
     def __sklearn_is_fitted__(self) -> bool:
+        """Whether the network exists (fit, or first use where ``units`` gives every size):
+        scikit-learn's ``check_is_fitted`` asks this."""
         return self._net is not None
 
     def _loss_and_hits(self, sample_weight=None):
@@ -489,10 +492,13 @@ class NNClassifier(Model):
         return X, y, class_weight
 
     def _start(self, units) -> None:
-        """Build the network of these sizes (None: of ``units`` as given), or, where it is
-        built, start it over unless ``warm_start``."""
-        if self._net is None or (units is not None and self.units != units):
-            self._build(self._given["units"] if units is None else units)
+        """Build the network of these sizes (None: of ``units`` as given; not fitted where
+        they leave a size to the data), or, where it is built, start it over unless
+        ``warm_start``."""
+        if self._net is None and units is None:
+            self._network()
+        elif self._net is None or (units is not None and self.units != units):
+            self._build(units)
         elif not self._warm_start():
             self._start_over = True  # done by _train_step, once fit's inputs are checked
 
