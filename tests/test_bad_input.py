@@ -328,11 +328,13 @@ def test_torch_feeds_carry_no_autograd_history():
 
 @pytest.mark.parametrize("units", [[2, 0, 2], [4, -5, 3], [3]])
 def test_nnclassifier_refuses_bad_units(units):
+    # As scikit-learn's estimators, __init__ stores its arguments; they are checked when the
+    # network is built (first use or fit).
     with pytest.raises(ValueError, match=r"units must hold an input size, any hidden sizes "
                                          r"and an output size, each >= 1"):
-        xn.nn.NNClassifier(units)
+        xn.nn.NNClassifier(units).get_weights()
     with pytest.raises(TypeError, match="units must be a list of whole numbers"):
-        xn.nn.NNClassifier([2, 2.5, 2])
+        xn.nn.NNClassifier([2, 2.5, 2]).get_weights()
 
 
 def test_fit_takes_lists_as_scikit_learn_does(dev):

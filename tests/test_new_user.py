@@ -122,7 +122,7 @@ def test_a_device_number_is_refused_with_the_string_to_write(number, wanted):
     with xn.Graph().as_default():
         for make in (lambda: xn.Session(device=number), lambda: xn.devices.resolve(number),
                      lambda: xn.set_default_device(number),
-                     lambda: xn.nn.NNClassifier([2, 2], device=number)):
+                     lambda: xn.nn.NNClassifier([2, 2], device=number).get_weights()):
             with pytest.raises(TypeError, match=f"write device='{wanted}', for the CPU "
                                                 "device='cpu'"):
                 make()

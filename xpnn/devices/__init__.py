@@ -87,6 +87,11 @@ class Device:
         # deep-copies an estimator's parameters, device= among them).
         return self
 
+    def __reduce__(self):
+        # Pickled as its name (scikit-learn pickles and hashes an estimator's parameters,
+        # device= among them): the copy is the device resolve gives for that name.
+        return resolve, (self.name, self.backend)
+
     def dtype(self, name) -> Any:
         """The namespace's dtype object for ``"float32"``-style names (or a dtype)."""
         if not isinstance(name, str):

@@ -22,18 +22,28 @@ from ..dtypes import dtype_name
 from ..graph import Graph, placeholder
 from ..host import to_numpy
 from ..ops import losses
+from ..session import Session
+from . import estimator, saving
 from . import losses_metrics as lm
-from . import saving
 from .callbacks import LearningRateScheduler
 from .layers import MLP, Conv2D, Layer, Linear, Sequential
 from .model import History, Model
 
 
+def _is_stack(units) -> bool:
+    return isinstance(units, Sequential) or (
+        isinstance(units, (list, tuple)) and bool(units) and isinstance(units[0], Layer))
+
+
+def _sizes(units):
+    """An MLP's layer sizes as given, checked (None first or last: that size comes from the
+    data at fit); None for a stack of layers."""
+    return None if _is_stack(units) else _check_units(units, none_ends=True)
+
+
 def _network(units, input_shape):
-    """(the layer stack given, or an MLP of the sizes given; the MLP's sizes or None; the
-    shape of one sample)."""
-    if isinstance(units, Sequential) or (
-            isinstance(units, (list, tuple)) and units and isinstance(units[0], Layer)):
+    """(the layer stack given, or None; the MLP's sizes or None; the shape of one sample)."""
+    if _is_stack(units):
         if input_shape is None:
             raise ValueError("a model of layers needs input_shape=, the shape of one sample "
                              "(e.g. (28, 28, 1))")
@@ -54,14 +64,18 @@ def _classes(logits) -> tuple[int, tuple]:
     return shape[-1], tuple(shape[1:-1])
 
 
-def _check_units(units) -> list[int]:
-    """Layer sizes as ints: at least an input and an output size, each a whole number >= 1."""
+def _check_units(units, none_ends=False) -> list:
+    """Layer sizes as ints: at least an input and an output size, each a whole number >= 1;
+    with ``none_ends``, the first and last may be None (from the data)."""
     try:
-        sizes = [operator.index(u) for u in units]
+        sizes = list(units)
+        last = len(sizes) - 1
+        sizes = [u if u is None and none_ends and i in (0, last) else operator.index(u)
+                 for i, u in enumerate(sizes)]
     except TypeError as exc:
         raise TypeError(f"units must be a list of whole numbers (layer sizes), got {units!r}"
                         ) from exc
-    if len(sizes) < 2 or min(sizes) < 1:
+    if len(sizes) < 2 or min((s for s in sizes if s is not None), default=1) < 1:
         raise ValueError(
             f"units must hold an input size, any hidden sizes and an output size, each >= 1, "
             f"got {sizes}"
@@ -69,6 +83,7 @@ def _check_units(units) -> list[int]:
     return sizes
 
 
+FIT_DEFAULTS = dict(epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, verbose=1)
 OPTIMIZERS = {name: make for name, (make, _) in optimizers.NAMES.items()}
 
 
@@ -87,6 +102,17 @@ class NNClassifier(Model):
     any stack of layers (a ``Sequential`` or a list, e.g. Conv2D, MaxPool2D, Flatten,
     Dropout, Linear) with ``input_shape``, the shape of one sample. ``fit`` runs Dropout in
     training mode, everything else in inference mode.
+
+    As a scikit-learn estimator, ``NNClassifier(units=[None, 64, None])`` takes the number
+    of features (``n_features_in_``) and the classes (``classes_``: any labels, strings or
+    ints not starting at 0; ``predict`` gives them back) from ``fit(X, y)``, and checks
+    ``X`` and ``y`` as scikit-learn does (NaN, infinity, regression targets, one class are
+    refused). The network is built at fit, or at first use (``forward``, ``get_weights``)
+    where ``units`` gives every size; a stack of layers at once. ``warm_start``: whether
+    ``fit`` continues from the current weights (None: where ``units`` gives every size).
+    ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate`` and ``verbose`` are fit's
+    defaults (None: fit's own), so that scikit-learn's ``fit(X, y)`` (a Pipeline,
+    GridSearchCV) trains as wanted and can tune them.
 
     A stack whose output is (n_samples, steps, n_classes) (``Embedding``, ``LSTM(...,
     return_sequences=True)``, ``Linear``) is a sequence tagger: its labels are one class
@@ -119,17 +145,86 @@ class NNClassifier(Model):
     True
     """
 
-    def __init__(self, units, activation="relu", device=None, backend=None, seed=0,
-                 dtype="float32", input_shape=None):
+    def __init__(self, units=(None, 100, None), activation="relu", device=None, backend=None,
+                 seed=0, dtype="float32", input_shape=None, warm_start=None, epochs=None,
+                 batch_size=None, optimizer=None, learning_rate=None, verbose=None):
+        # Parameters only, as scikit-learn's estimators: the network is built at fit, or at
+        # first use where ``units`` gives every size (the lesson's forward before any fit).
         self._given = dict(units=units, activation=activation, device=device, backend=backend,
-                           seed=seed, dtype=dtype, input_shape=input_shape)
-        self.activation, dtype = activation, dtype_name(dtype)
-        net, self.units, input_shape = _network(units, input_shape)
+                           seed=seed, dtype=dtype, input_shape=input_shape,
+                           warm_start=warm_start, epochs=epochs, batch_size=batch_size,
+                           optimizer=optimizer, learning_rate=learning_rate, verbose=verbose)
+        self._net = None
+        if _is_stack(units):  # built at once, as its layers are read through it (layer.W)
+            self._network()
+
+    # ------------------------------------------------------------------ the network, lazily
+
+    def __setattr__(self, name, value):
+        # The network's attributes (session, graph, logits, ...) live in one dict, made by
+        # _build and dropped by set_params: scikit-learn wants __init__ and fit to add no
+        # public attribute but the fitted ones, ending in _ (classes_, n_features_in_).
+        net = self.__dict__.get("_net")
+        if name in ("_given", "_net") or name.endswith("_") or net is None:
+            object.__setattr__(self, name, value)
+        else:
+            net[name] = value
+
+    def __delattr__(self, name):
+        net = self.__dict__.get("_net")
+        if name not in self.__dict__ and net is not None and name in net:
+            del net[name]
+        else:
+            object.__delattr__(self, name)
+
+    def __getattr__(self, name):
+        net = self.__dict__.get("_net")
+        if net is not None and name in net:  # the common case: read in every training step
+            return net[name]
+        if name.startswith("__") or name.endswith("_") or "_given" not in self.__dict__:
+            raise AttributeError(f"'NNClassifier' object has no attribute {name!r}")
+        try:
+            return self._network()[name]
+        except KeyError:
+            raise AttributeError(f"'NNClassifier' object has no attribute {name!r}") from None
+
+    def _network(self) -> dict:
+        """The network's attributes, built now where ``units`` gives every size."""
+        if self._net is None:
+            units = self._given["units"]
+            sizes = _sizes(units)
+            if sizes is not None and None in sizes:
+                raise estimator.not_fitted(
+                    f"this NNClassifier is not fitted yet: units={units!r} takes its input "
+                    f"and output sizes from the data; call fit(X, y) first, or give every "
+                    f"size (e.g. [2, 8, 2]) to use it before fit")
+            self._build(units)
+        return self._net
+
+    def _build(self, units) -> None:
+        """Make the network of ``units`` (every size known), a new graph for an MLP."""
+        given = self._given
+        net, sizes, input_shape = _network(units, given["input_shape"])
+        dtype = dtype_name(given["dtype"])
         if net is None:  # an MLP gets its own graph
             with Graph().as_default():
-                net = MLP(self.units, activation, seed=seed, dtype=dtype)
-        super().__init__(net, input_shape, dtype=dtype, device=device, backend=backend,
-                         seed=seed)
+                net = MLP(sizes, given["activation"], seed=given["seed"], dtype=dtype)
+        self._forget()
+        self._net = {}
+        try:
+            self._build_model(net, input_shape, dtype, sizes)
+        except BaseException:
+            self._net = None
+            raise
+        self.classes_ = np.arange(self.n_classes)
+        if len(self.input_shape) == 1:
+            self.n_features_in_ = self.input_shape[0]
+
+    def _build_model(self, net, input_shape, dtype, sizes) -> None:
+        given = self._given
+        super().__init__(net, input_shape, dtype=dtype, device=given["device"],
+                         backend=given["backend"], seed=given["seed"])
+        self.units, self.activation = sizes, given["activation"]
         self.logits = self.outputs
         self.n_classes, self.label_shape = _classes(self.logits)
         with self.graph.as_default():
@@ -140,6 +235,35 @@ class NNClassifier(Model):
             train_loss, _ = self._loss_and_hits(self.sample_weight)
         self._finish_loss(loss_node, train_loss, {"accuracy": self.n_correct})
         self._last_feed = None
+
+    def _forget(self) -> None:
+        """Drop the network and what fit learned (set_params, a fit on other sizes)."""
+        if self._net is not None and "session" in self._net:
+            self._net["session"].close()
+        self._net = None
+        for name in ("classes_", "n_features_in_"):
+            self.__dict__.pop(name, None)
+
+    def _restart(self) -> None:
+        """Start over on the same network: a new Session, in which every Variable (the
+        optimizers' slots too) starts from its seeded initial value again."""
+        given, old = self._given, self.session
+        self.session = Session(self.graph, device=given["device"], backend=given["backend"],
+                               seed=given["seed"])
+        old.close()
+        for layer in self.net.layers:
+            layer.session = self.session
+        self.stop_training, self.history, self._last_feed = False, None, None
+
+    @property
+    def units(self):
+        """The MLP's layer sizes (None for a stack of layers), once built."""
+        return self._network()["units"]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether the network exists (fit, or first use where ``units`` gives every size):
+        scikit-learn's ``check_is_fitted`` asks this."""
+        return self._net is not None
 
     def _loss_and_hits(self, sample_weight=None):
         """The mean cross-entropy (each sample's scaled by ``sample_weight`` where given)
@@ -170,6 +294,10 @@ class NNClassifier(Model):
         return [layer for layer in self.net.layers if isinstance(layer, (Linear, Conv2D))]
 
     def __repr__(self) -> str:
+        if self._net is None:
+            given = self._given
+            return (f"NNClassifier({given['units']!r}, activation={given['activation']!r}, "
+                    f"device={given['device']!r})")
         if self.units is None:
             return f"NNClassifier({self.net!r}, device={self.device})"
         return f"NNClassifier({self.units}, activation={self.activation!r}, device={self.device})"
@@ -182,6 +310,8 @@ class NNClassifier(Model):
         step, a negative label marks a padded step."""
         host = np.asarray(to_numpy(t))
         self._check_label_shape(host.shape, n)
+        if self._classes_from_data():
+            host = estimator.indices(host, self.classes_)
         if host.dtype.kind not in "iu":
             whole = (np.isfinite(host) & (host == np.round(host)) if host.dtype.kind == "f"
                      else np.zeros(host.shape, bool))
@@ -201,6 +331,17 @@ class NNClassifier(Model):
         if self.label_shape and not (host >= 0).any():
             raise ValueError("every label is negative (padding): give at least one real step")
         return host.astype(np.int32, copy=False)
+
+    def _classes_from_data(self) -> bool:
+        sizes = _sizes(self._given["units"])
+        return sizes is not None and sizes[-1] is None
+
+    def _features(self, X):
+        """``X`` checked as scikit-learn checks it (dense, real numbers, finite); an MLP's
+        as (n_samples, n_features)."""
+        if self.units is None:
+            return super()._features(estimator.check_X(X, flat=False, finite=False))
+        return estimator.check_X(X, self.units[0], finite=self._from_data())
 
     def _check_label_shape(self, shape, n):
         want = (n, *self.label_shape)
@@ -263,16 +404,18 @@ class NNClassifier(Model):
             learning_rate = 0.01
         return optimizers.get(optimizer, learning_rate)
 
-    def fit(self, X, y=None, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None,
-            validation_data=None, verbose=1, seed=0, shuffle=True, lr=None,
+    def fit(self, X, y=None, epochs=None, batch_size=None, optimizer=None, learning_rate=None,
+            validation_data=None, verbose=None, seed=0, shuffle=True, lr=None,
             lr_schedule=None, comm=None, *, callbacks=None, validation_split=0.0,
             class_weight=None, sample_weight=None, initial_epoch=0) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
         ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
         rate (default 0.01 for a name; ``lr`` is its old spelling). ``verbose=1`` shows a
-        progress bar (tqdm when installed). A later ``fit`` with the same ``optimizer``
-        continues its state (momentum, Adam's moments) at the new rate.
+        progress bar (tqdm when installed). Where ``units`` gives every size, a later ``fit``
+        continues from the weights there, and with the same ``optimizer`` its state
+        (momentum, Adam's moments) at the new rate, as Keras's; where the data give them,
+        each ``fit`` starts over, as scikit-learn's (``warm_start`` says either way).
 
         ``X`` may be an ``xn.data.Dataset`` (data on disk, a generator), without ``y``: its
         own batches, shuffle and prefetch thread are used (``batch_size``, ``shuffle`` and
@@ -306,7 +449,10 @@ class NNClassifier(Model):
         >>> [round(r, 4) for r in h["learning_rate"]]
         [0.1, 0.1, 0.01]
         """
-        learning_rate = _renamed_lr(lr, learning_rate)
+        epochs, batch_size, optimizer, learning_rate, verbose = self._fit_settings(
+            epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+            learning_rate=_renamed_lr(lr, learning_rate), verbose=verbose)
+        X, y, class_weight = self._ready_to_fit(X, y, sample_weight, class_weight)
         callbacks = list(callbacks or [])
         if lr_schedule is not None:
             callbacks.append(LearningRateScheduler(lr_schedule))
@@ -315,6 +461,66 @@ class NNClassifier(Model):
                          validation_data=validation_data, shuffle=shuffle,
                          class_weight=class_weight, sample_weight=sample_weight,
                          initial_epoch=initial_epoch, seed=seed, comm=comm)
+
+    def _fit_settings(self, **given) -> list:
+        """Each of fit's settings: as given to fit, else to the constructor, else fit's
+        default (10 epochs of batches of 32, SGD at 0.01, a progress bar)."""
+        return [value if value is not None else self._given[name] if self._given[name]
+                is not None else FIT_DEFAULTS[name] for name, value in given.items()]
+
+    def _ready_to_fit(self, X, y, sample_weight, class_weight):
+        """Check an MLP's ``X`` and ``y`` as scikit-learn does and build the network for
+        their sizes, or start the one there over (unless ``warm_start``); ``classes_`` are
+        the labels found in ``y`` where ``units`` ends in None. Nothing has changed when
+        this raises."""
+        sizes = _sizes(self._given["units"])
+        if sizes is None or isinstance(X, data.Dataset):
+            self._start(None)
+            return X, y, class_weight
+        X = estimator.check_X(X, sizes[0], finite=self._from_data(), hint=(
+            f"; units={self._given['units']!r} fixes {sizes[0]} (give None first to take the "
+            f"width from the data)"))
+        if y is not None or self._from_data():  # else fit's own message (Keras's form)
+            y = estimator.column_y(y, "fit")
+        if sizes[-1] is not None:
+            self._start([X.shape[1], *sizes[1:]])
+            return X, y, class_weight
+        classes = estimator.classes_of(y, X.shape[0], "fit", sample_weight)
+        class_weight = estimator.class_weight_by_index(class_weight, classes)
+        self._start([X.shape[1], *sizes[1:-1], len(classes)])
+        self.classes_ = classes
+        return X, y, class_weight
+
+    def _start(self, units) -> None:
+        """Build the network of these sizes (None: of ``units`` as given; not fitted where
+        they leave a size to the data), or, where it is built, start it over unless
+        ``warm_start``."""
+        if self._net is None and units is None:
+            self._network()
+        elif self._net is None or (units is not None and self.units != units):
+            self._build(units)
+        elif not self._warm_start():
+            self._start_over = True  # done by _train_step, once fit's inputs are checked
+
+    def _train_step(self, optimizer, learning_rate, comm=None):
+        """Model's; then, where fit starts over, fresh weights: after every check of fit's
+        inputs (the learning rate's last), so a refused fit changes nothing."""
+        step = super()._train_step(optimizer, learning_rate, comm)
+        if self._network().pop("_start_over", False):
+            self._restart()
+        return step
+
+    def _warm_start(self) -> bool:
+        """``warm_start``; None: start over where the sizes come from the data (scikit-
+        learn's fit), continue where ``units`` gives them (Keras's, the lesson's)."""
+        warm = self._given["warm_start"]
+        return not self._from_data() if warm is None else bool(warm)
+
+    def _from_data(self) -> bool:
+        """Whether ``units`` leaves a size to the data: then X and y are checked as
+        scikit-learn checks them (NaN and infinity refused before training too)."""
+        sizes = _sizes(self._given["units"])
+        return sizes is not None and None in (sizes[0], sizes[-1])
 
     def evaluate(self, X, y, batch_size=1024, comm=None, sample_weight=None
                  ) -> tuple[float, float]:
@@ -339,22 +545,58 @@ class NNClassifier(Model):
         return np.concatenate(parts)
 
     def predict(self, X, batch_size=4096) -> np.ndarray:
-        """Predicted class labels (int64, host): one per sample, or per step."""
-        return np.argmax(self.predict_proba(X, batch_size), axis=-1).astype(np.int64)
+        """Predicted class labels (host, from ``classes_``; int64 class indices where
+        ``units`` fixes the classes): one per sample, or per step."""
+        proba = self.predict_proba(X, batch_size)
+        return self.classes_[np.argmax(proba, axis=-1)]
 
     def get_params(self, deep=True) -> dict:
         """The constructor's arguments, as scikit-learn's ``get_params``."""
         return dict(self._given)
 
     def set_params(self, **params) -> NNClassifier:
-        """Rebuild the model with these constructor arguments changed (new weights), as
-        scikit-learn's ``set_params``; an unknown name raises before anything changes."""
+        """Change constructor arguments, as scikit-learn's ``set_params``: the network is
+        dropped and built again (new weights) at fit or first use; an unknown name raises
+        before anything changes."""
         unknown = sorted(set(params) - set(self._given))
         if unknown:
             raise ValueError(f"NNClassifier has no parameter {unknown[0]!r}: its parameters "
                              f"are {sorted(self._given)}")
-        self.__init__(**{**self._given, **params})
+        self._forget()
+        self._given.update(params)
         return self
+
+    def __getstate__(self) -> dict:
+        """For pickle and deepcopy: the parameters, what fit learned and, once built, the
+        architecture and weights as ``save`` writes them; no Session, no graph."""
+        if _is_stack(self._given["units"]):
+            self._network()  # the layers are stored as save stores them
+        params = dict(self._given)
+        state = {"params": params, "fitted": {k: v for k, v in self.__dict__.items()
+                                              if k.endswith("_")}}
+        if self._net is not None:
+            state["arrays"] = {name: to_numpy(self.session.get_value(v))
+                               for name, v in self._param_names().items()}
+            if self.units is None:
+                record = saving.describe(self.net.layers, self.input_shape, self.dtype)
+                state["arrays"].update({k: np.asarray(v) for k, v in record.items()})
+                params["units"] = params["input_shape"] = None
+            state["units"] = self.units
+        return state
+
+    def __setstate__(self, state) -> None:
+        self.__init__(**state["params"])
+        arrays = state.get("arrays")
+        if arrays is not None:
+            units = state["units"]
+            if units is None:
+                stack = saving.read(arrays, "a pickled NNClassifier")
+                self._given.update(units=stack.build(), input_shape=stack.input_shape)
+                units = self._given["units"]
+            self._build(units)
+            for name, variable in self._param_names().items():
+                self.session.set_value(variable, arrays[name])
+        self.__dict__.update(state["fitted"])
 
     def __sklearn_tags__(self):
         """scikit-learn's tags (read by its checks; imported only when asked)."""
@@ -362,11 +604,6 @@ class NNClassifier(Model):
 
         return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
                     classifier_tags=ClassifierTags(), input_tags=InputTags())
-
-    @property
-    def classes_(self) -> np.ndarray:
-        """The class labels, 0 .. n_classes - 1 (scikit-learn's attribute)."""
-        return np.arange(self.n_classes)
 
     def score(self, X, y) -> float:
         """Accuracy on ``X, y`` (per step: over the real steps)."""
