@@ -64,7 +64,7 @@ def _prepare_dataset(model, dataset, y, o) -> SimpleNamespace:
             raise ValueError(f"fit: {key} is not taken with a Dataset; give arrays X, y")
     if o["validation_split"]:
         raise ValueError("fit: validation_split needs arrays; with a Dataset give "
-                         "validation_data=(X_val, y_val)")
+                         "validation_data=(X_val, y_val) or another Dataset")
     val = _validation(model, o["validation_data"])
     return SimpleNamespace(X=None, y=None, w=None, val=val, options=o, dataset=dataset)
 
@@ -76,8 +76,11 @@ def _rows(y, start, stop):
 def _validation(model, given):
     if given is None:
         return None
+    if isinstance(given, data.Dataset):
+        return given, None, None
     if not isinstance(given, (tuple, list)) or len(given) not in (2, 3):
-        raise ValueError("fit: validation_data must be (x, y) or (x, y, sample_weight)")
+        raise ValueError("fit: validation_data must be (x, y), (x, y, sample_weight) or an "
+                         "xn.data.Dataset of (x, y) batches")
     X = model._features(given[0])
     y = model._targets(given[1], X.shape[0])
     sw = given[2] if len(given) == 3 else None
@@ -137,7 +140,7 @@ def _epoch(model, fetches, allreduces, run, rng, epoch, callbacks, checksum, ver
         return sums
     logs = dict(zip(("loss", *model.metric_sums), sums))
     if run.val is not None:
-        val = evaluate(model, *run.val, max(o["batch_size"], 1024), comm)
+        val = evaluate(model, *run.val, max(o["batch_size"], 1024), comm, callbacks)
         logs.update({f"val_{k}": v for k, v in val.items()})
     return logs
 
@@ -161,6 +164,7 @@ def _train_epoch(model, fetches, allreduces, batches, epoch, comm, callbacks):
     message saying where it stopped when a step's loss was not finite."""
     values, counts = [], []
     n_metrics = len(model.metric_sums)
+    running = _Running(model) if callbacks.wants("on_train_batch_end") else None
     for batch, (Xb, yb, wb, share) in enumerate(batches):
         for allreduce in allreduces:
             allreduce.scale = share
@@ -173,8 +177,26 @@ def _train_epoch(model, fetches, allreduces, batches, epoch, comm, callbacks):
                     "step. Lower the learning rate, or look for NaN/inf in the data")
         values.append(got[:1 + n_metrics])
         counts.append(model._count(yb) if yb is not None else Xb.shape[0])
-        callbacks.on_train_batch_end(batch, {})
+        # Keras's batch logs: this batch's values to the host, only for a hook that reads them
+        logs = running.add(model.session.device.to_host, values[-1], counts[-1]) if (
+            running is not None) else {}
+        callbacks.on_train_batch_end(batch, logs)
     return _epoch_means(model.session, values, counts, comm)
+
+
+class _Running:
+    """Keras's running logs over the batches so far: the loss's mean weighted by each
+    batch's rows, each metric's sum over the rows."""
+
+    def __init__(self, model):
+        self.names = ("loss", *model.metric_sums)
+        self.totals, self.rows = np.zeros(len(self.names)), 0
+
+    def add(self, to_host, got, count) -> dict:
+        host = [float(np.asarray(to_host(v))) for v in got]
+        self.totals += [host[0] * count, *host[1:]]
+        self.rows += count
+        return dict(zip(self.names, (self.totals / max(self.rows, 1)).tolist()))
 
 
 def _epoch_means(session, values, counts, comm=None) -> list[float]:
@@ -214,39 +236,88 @@ def _fit_batches(run, rng, comm, checksum=None):
     return ((Xb, yb, None, share) for Xb, yb, share in it), -(-X.shape[0] // (size * comm.size))
 
 
-def _dataset_batches(model, dataset):
+def _dataset_batches(model, dataset, what="fit"):
     """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
     the model's device on the dataset's prefetch thread (``data.feed_batches``); the labels
-    stay on the host, where the loop counts them."""
+    stay on the host, where the loop counts them (``predict`` ignores them)."""
     def check(Xb, yb):
-        if yb is None:
-            raise ValueError("fit: the Dataset gives batches without labels (y is None); "
+        if yb is None and what != "predict":
+            raise ValueError(f"{what}: the Dataset gives batches without labels (y is None); "
                              "give it (X, y) batches")
         Xb = model._features(Xb)
-        return Xb, model._targets(yb, Xb.shape[0]), None, 1.0
+        yb = None if what == "predict" else model._targets(yb, Xb.shape[0])
+        return Xb, yb, None, 1.0
 
     return data.feed_batches(dataset, model.session, (model.inputs, None, None, None), check)
 
 
-def evaluate(model, X, y, w, batch_size, comm=None) -> dict:
-    """``{"loss": mean, metric: mean}`` over ``X, y``; with ``comm`` (every rank passing the
-    same data) each rank evaluates its shard and the sums are taken over the ranks."""
-    n = model._count(y) if y is not None else X.shape[0]
-    if comm is not None:
-        X, y = distributed.shard(X, y, comm, even=False)
-        w = None
-    fetches = [model._train_loss, *model.metric_sums.values()]
-    totals, start = np.zeros(len(fetches)), 0
+def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
+    """``{"loss": mean, metric: mean}`` over ``X, y`` (arrays, or an ``xn.data.Dataset``
+    of (X, y) batches); with ``comm`` (every rank passing the same data) each rank
+    evaluates its shard and the sums are taken over the ranks. ``callbacks``: a
+    ``CallbackList`` whose ``on_test_*`` hooks run, as Keras's."""
+    callbacks = callbacks or cbks.CallbackList([], model)
+    callbacks.on_test_begin({})
+    if isinstance(X, data.Dataset):
+        batches, _ = _dataset_batches(model, X, "evaluate")
+        with contextlib.closing(batches):
+            totals, n = _evaluate_batches(model, batches, callbacks)
+    else:
+        n = model._count(y) if y is not None else X.shape[0]
+        if comm is not None:
+            X, y = distributed.shard(X, y, comm, even=False)
+            w = None
+        totals, _ = _evaluate_batches(model, _weighted(X, y, w, batch_size), callbacks)
+        if comm is not None:
+            totals = np.asarray(comm.sum(totals.tolist()))
+    logs = dict(zip(("loss", *model.metric_sums), (totals / max(n, 1)).tolist()))
+    callbacks.on_test_end(dict(logs))
+    return logs
+
+
+def _weighted(X, y, w, batch_size):
+    """(X, y, weights or None, 1.0) batches in order."""
+    start = 0
     for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
         rows = Xb.shape[0]
-        wb = None if w is None else w[start:start + rows]
+        yield Xb, yb, None if w is None else w[start:start + rows], 1.0
         start += rows
+
+
+def _evaluate_batches(model, batches, callbacks):
+    """(the loss's sum over the rows and the metrics' sums, the rows): host numbers."""
+    fetches = [model._train_loss, *model.metric_sums.values()]
+    totals, rows = np.zeros(len(fetches)), 0
+    for batch, (Xb, yb, wb, _) in enumerate(batches):
+        callbacks.on_test_batch_begin(batch, {})
         got = model.session.run(fetches, model._feed(Xb, yb, wb), to_numpy=True)
-        count = model._count(yb) if yb is not None else rows
+        count = model._count(yb) if yb is not None else Xb.shape[0]
         totals += [float(got[0]) * count, *map(float, got[1:])]
-    if comm is not None:
-        totals = np.asarray(comm.sum(totals.tolist()))
-    return dict(zip(("loss", *model.metric_sums), (totals / n).tolist()))
+        rows += count
+        callbacks.on_test_batch_end(batch, dict(zip(("loss", *model.metric_sums),
+                                                    (totals / rows).tolist())))
+    return totals, rows
+
+
+def predict(model, X, batch_size, callbacks) -> np.ndarray:
+    """The outputs for ``X`` (an array, or a Dataset whose batches' labels are ignored) as
+    one host array, with the ``on_predict_*`` hooks."""
+    if isinstance(X, data.Dataset):
+        batches, _ = _dataset_batches(model, X, "predict")
+    else:
+        batches = ((Xb, None, None, 1.0) for Xb, _ in
+                   data.batches(model._features(X), None, batch_size, shuffle=False))
+    callbacks.on_predict_begin({})
+    parts = []
+    with contextlib.closing(batches):
+        for batch, (Xb, *_) in enumerate(batches):
+            callbacks.on_predict_batch_begin(batch, {})
+            parts.append(model.session.run(model.outputs, model._feed(Xb), to_numpy=True))
+            callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
+    callbacks.on_predict_end({})
+    if not parts:
+        raise ValueError("predict: the Dataset gave no batches")
+    return np.concatenate(parts)
 
 
 def _progress(iterable, total, epoch, epochs, verbose):

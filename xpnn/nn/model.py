@@ -26,6 +26,7 @@ from ..autodiff import gradients
 from ..graph import Graph, Node, Placeholder, Variable, placeholder
 from ..host import to_numpy
 from ..session import Session
+from . import callbacks as cbks
 from . import loop, saving
 from . import losses_metrics as lm
 from .callbacks import History
@@ -240,29 +241,38 @@ class Model:
         return loop.train(self, step, run)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
-                 return_dict=False, comm=None):
+                 return_dict=False, callbacks=None, comm=None):
         """The loss (and metrics, in compile's order: a list ``[loss, *metrics]``) over
-        ``x, y``, as Keras's ``evaluate``; ``return_dict`` gives them by name."""
+        ``x, y`` (or ``x`` an ``xn.data.Dataset`` of (x, y) batches), as Keras's
+        ``evaluate``; ``return_dict`` gives them by name; ``callbacks``' ``on_test_*`` hooks
+        run."""
         self._compiled("evaluate")
-        logs = self._evaluate_logs(x, y, sample_weight, batch_size or 1024, comm)
+        hooks = cbks.CallbackList(callbacks or [], self)
+        if isinstance(x, data.Dataset):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: y and sample_weight are not taken with a Dataset, "
+                                 "which gives (x, y) batches itself: call evaluate(dataset)")
+            logs = loop.evaluate(self, x, None, None, None, None, hooks)
+        else:
+            logs = self._evaluate_logs(x, y, sample_weight, batch_size or 1024, comm, hooks)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None) -> dict:
+    def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None, callbacks=None
+                       ) -> dict:
         X = self._features(X)
         y = self._targets(y, X.shape[0])
         w = self._weights(y, X.shape[0], sample_weight, None)
-        return loop.evaluate(self, X, y, w, batch_size, comm)
+        return loop.evaluate(self, X, y, w, batch_size, comm, callbacks)
 
-    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
-        """The outputs for ``x`` as a host NumPy array, in batches of ``batch_size``
-        (None: 1024), in inference mode."""
-        X = self._features(x)
-        parts = [self.session.run(self.outputs, self._feed(Xb), to_numpy=True)
-                 for Xb, _ in data.batches(X, None, batch_size or 1024, shuffle=False)]
-        return np.concatenate(parts)
+    def predict(self, x, batch_size=None, verbose=0, callbacks=None) -> np.ndarray:
+        """The outputs for ``x`` (an array, or an ``xn.data.Dataset``, whose labels are
+        ignored) as a host NumPy array, in batches of ``batch_size`` (None: 1024), in
+        inference mode; ``callbacks``' ``on_predict_*`` hooks run."""
+        return loop.predict(self, x, batch_size or 1024, cbks.CallbackList(callbacks or [],
+                                                                             self))
 
     def _feed(self, X, y=None, w=None, training=False) -> dict:
         feed = {self.inputs: X}
