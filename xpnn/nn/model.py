@@ -21,13 +21,13 @@ import re
 import array_api_compat
 import numpy as np
 
-from .. import data, distributed, ops, optimizers
+from .. import data, distributed, io, ops, optimizers
 from ..autodiff import gradients
 from ..graph import Graph, Node, Placeholder, Variable, placeholder
 from ..host import to_numpy
 from ..session import Session
 from . import callbacks as cbks
-from . import loop, saving
+from . import compiled, loop, saving
 from . import losses_metrics as lm
 from .callbacks import History
 from .layers import MLP, Sequential
@@ -119,6 +119,8 @@ class Model:
             raise ValueError("compile needs loss=, e.g. 'sparse_categorical_crossentropy' "
                              f"or 'mse' (one of {sorted(lm.LOSSES)}), a function or a node")
         self.optimizer = optimizers.get(optimizer)
+        self._compile_args = {"loss": loss, "metrics": list(metrics or []),
+                              "from_logits": from_logits}
         with self.graph.as_default():
             spec = lm.build(self.outputs, loss, metrics, from_logits, y_true)
         self.compiled_loss, self.labels, self.sample_weight = spec, spec.labels, spec.weights
@@ -316,12 +318,14 @@ class Model:
 
     def save(self, path) -> None:
         """Write the weights and the architecture to ``path`` (.npz, atomic); see
-        ``NNClassifier.save``. A graph's model saves its weights only."""
+        ``NNClassifier.save``; with what ``compile`` said (loss and metrics by name, the
+        optimizer and its slots: see ``xpnn/nn/compiled.py``), which :meth:`load` restores.
+        A graph's model saves its weights only."""
         if self.net is None:
             raise ValueError("save: a model made from inputs=/outputs= has no stored "
                              "architecture: use save_weights, and load_weights into the same "
                              "graph built by your code")
-        saving.save(self, path)
+        saving.save(self, path, compiled.record(self))
 
     def save_weights(self, path) -> None:
         """Write the weights only to ``path`` (.npz, atomic)."""
@@ -334,8 +338,10 @@ class Model:
 
     @classmethod
     def load(cls, path, device=None, backend=None):
-        """A new model from a file written by :meth:`save` (not compiled: call compile to
-        train or evaluate it; predict works at once)."""
+        """A new model from a file written by :meth:`save`, compiled as it was when saved
+        (loss and metrics by name, the optimizer and its state), as Keras's
+        ``load_model``: ``fit``, ``evaluate`` and ``predict`` work at once. A model saved
+        uncompiled, or compiled with a loss function or node, loads uncompiled."""
 
         def build(layers, activation=None, input_shape=None, **options):
             if activation is not None:  # an MLP's sizes
@@ -344,7 +350,10 @@ class Model:
                 return cls(net, input_shape=(int(layers[0]),), **options)
             return cls(layers, input_shape=input_shape, **options)
 
-        return saving.load(build, path, device, backend)
+        arrays = io.load_arrays(path)
+        model = saving.load(build, path, device, backend, arrays)
+        compiled.restore(model, arrays, path)
+        return model
 
     # ------------------------------------------------------------------ summary
 
