@@ -18,7 +18,7 @@ def _data(n=40, seed=0):
 
 def _model(dev):
     with xn.Graph().as_default():
-        model = xn.nn.Model([xn.nn.Dense(3, 2, seed=0)], input_shape=(3,), device=dev)
+        model = xn.nn.Model([xn.nn.Linear(3, 2, seed=0)], input_shape=(3,), device=dev)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model

@@ -19,7 +19,7 @@ def _data(n=48, seed=0):
 
 def _model(dev):
     with xn.Graph().as_default():
-        return xn.nn.Model([xn.nn.Dense(4, 8, seed=0), xn.nn.ReLU(), xn.nn.Dense(8, 2, seed=1)],
+        return xn.nn.Model([xn.nn.Linear(4, 8, seed=0), xn.nn.ReLU(), xn.nn.Linear(8, 2, seed=1)],
                            input_shape=(4,), device=dev)
 
 
