@@ -29,28 +29,32 @@ def prepare(model, x, y, o) -> SimpleNamespace:
         raise TypeError("fit: the labels y are missing: call fit(X, y), or fit(dataset) "
                         "with an xn.data.Dataset of (X, y) batches")
     X = model._features(x)
-    y = model._targets(y, X.shape[0])
+    n = rows(X)
+    y = model._targets(y, n)
     for key in ("batch_size", "epochs", "initial_epoch"):
         value = o[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
                 1 if key == "batch_size" else 0):
             raise ValueError(f"fit: {key} must be a whole number >= "
                              f"{1 if key == 'batch_size' else 0}, got {value!r}")
-    w = model._weights(y, X.shape[0], o["sample_weight"], o["class_weight"])
+    w = model._weights(y, n, o["sample_weight"], o["class_weight"])
     weighted = o["sample_weight"] is not None or o["class_weight"] is not None
     if weighted and o["comm"] is not None:
         raise ValueError("fit: sample_weight and class_weight are not supported with comm=")
+    if isinstance(X, tuple) and o["comm"] is not None:
+        raise ValueError("fit: comm= shards models of one input; this one has "
+                         f"{len(X)} inputs")
     val = _validation(model, o["validation_data"])
     split = o["validation_split"]
     if not 0 <= split < 1:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {split}")
     if split and val is None:
-        cut = int(X.shape[0] * (1 - split))
-        if cut in (0, X.shape[0]):
-            raise ValueError(f"fit: validation_split={split} of {X.shape[0]} samples leaves "
+        cut = int(n * (1 - split))
+        if cut in (0, n):
+            raise ValueError(f"fit: validation_split={split} of {n} samples leaves "
                              f"{'no training' if cut == 0 else 'no validation'} samples")
-        val = (X[cut:], _rows(y, cut, None), w[cut:])
-        X, y, w = X[:cut], _rows(y, 0, cut), w[:cut]
+        val = (take(X, slice(cut, None)), _rows(y, cut, None), w[cut:])
+        X, y, w = take(X, slice(0, cut)), _rows(y, 0, cut), w[:cut]
     return SimpleNamespace(X=X, y=y, w=w if weighted else None, val=val, options=o,
                            dataset=None)
 
@@ -69,6 +73,29 @@ def _prepare_dataset(model, dataset, y, o) -> SimpleNamespace:
     return SimpleNamespace(X=None, y=None, w=None, val=val, options=o, dataset=dataset)
 
 
+def rows(X) -> int:
+    """The samples in ``X``: an array, or a tuple of them (one per input)."""
+    return int((X[0] if isinstance(X, tuple) else X).shape[0])
+
+
+def take(X, index):
+    """Rows ``index`` of ``X`` (an array or a tuple of them)."""
+    return tuple(a[index] for a in X) if isinstance(X, tuple) else X[index]
+
+
+def batches(X, y, size, shuffle=False, seed=None):
+    """``data.batches`` for ``X`` an array or a tuple of them (a model's inputs): each part
+    takes the same permutation (a copy of the generator, drawn from once per part)."""
+    if not isinstance(X, tuple):
+        return data.batches(X, y, size, shuffle=shuffle, seed=seed)
+    seed = np.random.default_rng(seed) if shuffle and not isinstance(
+        seed, np.random.Generator) else seed
+    copies = [copy.deepcopy(seed) for _ in X[1:]]
+    first = data.batches(X[0], y, size, shuffle=shuffle, seed=seed)
+    rest = [data.batches(a, None, size, shuffle=shuffle, seed=c) for a, c in zip(X[1:], copies)]
+    return ((tuple([Xb, *(next(r)[0] for r in rest)]), yb) for Xb, yb in first)
+
+
 def _rows(y, start, stop):
     return None if y is None else y[start:stop]
 
@@ -82,9 +109,9 @@ def _validation(model, given):
         raise ValueError("fit: validation_data must be (x, y), (x, y, sample_weight) or an "
                          "xn.data.Dataset of (x, y) batches")
     X = model._features(given[0])
-    y = model._targets(given[1], X.shape[0])
+    y = model._targets(given[1], rows(X))
     sw = given[2] if len(given) == 3 else None
-    return X, y, model._weights(y, X.shape[0], sw, None)
+    return X, y, model._weights(y, rows(X), sw, None)
 
 
 def train(model, step, run):
@@ -176,7 +203,7 @@ def _train_epoch(model, fetches, allreduces, batches, epoch, comm, callbacks):
                     "finite (NaN or inf); the weights are those after the last finite "
                     "step. Lower the learning rate, or look for NaN/inf in the data")
         values.append(got[:1 + n_metrics])
-        counts.append(model._count(yb) if yb is not None else Xb.shape[0])
+        counts.append(model._count(yb) if yb is not None else rows(Xb))
         # Keras's batch logs: this batch's values to the host, only for a hook that reads them
         logs = running.add(model.session.device.to_host, values[-1], counts[-1]) if (
             running is not None) else {}
@@ -226,11 +253,11 @@ def _fit_batches(run, rng, comm, checksum=None):
     if comm is None:
         # The weights' batches take the same permutation: a copy of the generator.
         w_rng = copy.deepcopy(rng)
-        xy = data.batches(X, y, size, shuffle=shuffle, seed=rng)
+        xy = batches(X, y, size, shuffle=shuffle, seed=rng)
         ws = (data.batches(w, None, size, shuffle=shuffle, seed=w_rng) if w is not None
               else None)
         it = ((Xb, yb, None if ws is None else next(ws)[0], 1.0) for Xb, yb in xy)
-        return it, -(-X.shape[0] // size)
+        return it, -(-rows(X) // size)
     it = distributed.batches(X, y, size, comm, shuffle=shuffle, seed=rng, shares=True,
                              data_checksum=checksum)
     return ((Xb, yb, None, share) for Xb, yb, share in it), -(-X.shape[0] // (size * comm.size))
@@ -240,6 +267,9 @@ def _dataset_batches(model, dataset, what="fit"):
     """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
     the model's device on the dataset's prefetch thread (``data.feed_batches``); the labels
     stay on the host, where the loop counts them (``predict`` ignores them)."""
+    if len(model._ins) > 1:
+        raise ValueError(f"{what}: an xn.data.Dataset feeds a model of one input; this one "
+                         f"has {len(model._ins)}: pass x as a list of arrays")
     def check(Xb, yb):
         if yb is None and what != "predict":
             raise ValueError(f"{what}: the Dataset gives batches without labels (y is None); "
@@ -263,7 +293,7 @@ def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
         with contextlib.closing(batches):
             totals, n = _evaluate_batches(model, batches, callbacks)
     else:
-        n = model._count(y) if y is not None else X.shape[0]
+        n = model._count(y) if y is not None else rows(X)
         if comm is not None:
             X, y = distributed.shard(X, y, comm, even=False)
             w = None
@@ -278,39 +308,39 @@ def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
 def _weighted(X, y, w, batch_size):
     """(X, y, weights or None, 1.0) batches in order."""
     start = 0
-    for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
-        rows = Xb.shape[0]
-        yield Xb, yb, None if w is None else w[start:start + rows], 1.0
-        start += rows
+    for Xb, yb in batches(X, y, batch_size):
+        end = start + rows(Xb)
+        yield Xb, yb, None if w is None else w[start:end], 1.0
+        start = end
 
 
 def _evaluate_batches(model, batches, callbacks):
     """(the loss's sum over the rows and the metrics' sums, the rows): host numbers."""
     fetches = [model._train_loss, *model.metric_sums.values()]
-    totals, rows = np.zeros(len(fetches)), 0
+    totals, seen = np.zeros(len(fetches)), 0
     for batch, (Xb, yb, wb, _) in enumerate(batches):
         callbacks.on_test_batch_begin(batch, {})
         got = model.session.run(fetches, model._feed(Xb, yb, wb), to_numpy=True)
-        count = model._count(yb) if yb is not None else Xb.shape[0]
+        count = model._count(yb) if yb is not None else rows(Xb)
         totals += [float(got[0]) * count, *map(float, got[1:])]
-        rows += count
+        seen += count
         callbacks.on_test_batch_end(batch, dict(zip(("loss", *model.metric_sums),
-                                                    (totals / rows).tolist())))
-    return totals, rows
+                                                    (totals / seen).tolist())))
+    return totals, seen
 
 
 def predict(model, X, batch_size, callbacks) -> np.ndarray:
     """The outputs for ``X`` (an array, or a Dataset whose batches' labels are ignored) as
     one host array, with the ``on_predict_*`` hooks."""
     if isinstance(X, data.Dataset):
-        batches, _ = _dataset_batches(model, X, "predict")
+        given, _ = _dataset_batches(model, X, "predict")
     else:
-        batches = ((Xb, None, None, 1.0) for Xb, _ in
-                   data.batches(model._features(X), None, batch_size, shuffle=False))
+        given = ((Xb, None, None, 1.0) for Xb, _ in
+                 batches(model._features(X), None, batch_size))
     callbacks.on_predict_begin({})
     parts = []
-    with contextlib.closing(batches):
-        for batch, (Xb, *_) in enumerate(batches):
+    with contextlib.closing(given):
+        for batch, (Xb, *_) in enumerate(given):
             callbacks.on_predict_batch_begin(batch, {})
             parts.append(model.session.run(model.outputs, model._feed(Xb), to_numpy=True))
             callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})

@@ -81,14 +81,31 @@ class Model:
         self.params = params
 
     def _from_graph(self, inputs, outputs, training):
-        if not isinstance(inputs, Placeholder) or not isinstance(outputs, Node):
-            raise TypeError(f"Model(inputs=, outputs=) takes one placeholder and one node "
-                            f"(lists are not supported), got {inputs!r} and {outputs!r}")
-        self.net, self.graph, self.inputs, self.outputs = None, outputs.graph, inputs, outputs
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
+        if not ins or not all(isinstance(p, Placeholder) for p in ins) or not isinstance(
+                outputs, Node):
+            raise TypeError(f"Model(inputs=, outputs=) takes a placeholder or a list of them "
+                            f"and one output node (a list of outputs is not supported yet), "
+                            f"got {inputs!r} and {outputs!r}")
+        used = {id(n) for n in _ancestors(outputs)}
+        unused = [p.label for p in ins if id(p) not in used]
+        if unused:
+            raise ValueError(f"Model: the outputs do not depend on the inputs {unused}: give "
+                             f"inputs= only the placeholders the outputs are computed from")
+        self.net, self.graph, self.outputs = None, outputs.graph, outputs
+        self.inputs = inputs if len(ins) > 1 else ins[0]
         self.training = training
-        self.input_shape = tuple(inputs.shape[1:]) if inputs.shape else ()
-        self.dtype = inputs.dtype
-        self.params = [v for v in _ancestors(outputs) if isinstance(v, Variable) and v.trainable]
+        self.input_shape = tuple(ins[0].shape[1:]) if ins[0].shape else ()
+        self.dtype = ins[0].dtype
+        # In the order they were made, as Keras's weights (get_weights, summary).
+        self.params = [v for v in outputs.graph.trainable_variables() if id(v) in used]
+
+    @property
+    def _ins(self) -> tuple:
+        """The input placeholders, in order (one for a stack's model)."""
+        return tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else (self.inputs,)
 
     def __repr__(self) -> str:
         what = repr(self.net) if self.net is not None else f"inputs={self.inputs!r}"
@@ -156,16 +173,29 @@ class Model:
     # ------------------------------------------------------------------ data checks
 
     def _features(self, X):
-        """X as an array (lists and other array-likes become NumPy arrays), checked."""
-        if not array_api_compat.is_array_api_obj(X):
-            X = np.asarray(X)
-        shape, want = tuple(X.shape), self.input_shape
-        if len(shape) != len(want) + 1 or any(w not in (None, d) for w, d in zip(want, shape[1:])):
-            raise ValueError(f"X must have shape (n_samples, "
-                             f"{', '.join(map(str, want))}), got {shape}")
-        if shape[0] == 0:
-            raise ValueError("X has no samples: pass at least one row")
-        return X
+        """X as an array (lists and other array-likes become NumPy arrays), checked; for a
+        model of several inputs, a tuple of them from a list or a dict by input name."""
+        if len(self._ins) > 1:
+            return self._several_features(X)
+        return _checked_features(X, self.input_shape, "X")
+
+    def _several_features(self, X):
+        ins, names = self._ins, [p.name for p in self._ins]
+        if isinstance(X, dict):
+            if set(X) != set(names):
+                raise ValueError(f"x must give each input by name, {names}, got {sorted(X)}")
+            X = [X[name] for name in names]
+        if not isinstance(X, (list, tuple)) or len(X) != len(ins):
+            raise ValueError(f"this model has {len(ins)} inputs {names}: pass x as a list of "
+                             f"{len(ins)} arrays (in that order) or a dict by name, got "
+                             f"{type(X).__name__}")
+        parts = tuple(_checked_features(a, tuple(p.shape[1:]), f"x[{p.name!r}]")
+                      for a, p in zip(X, ins))
+        rows = {int(a.shape[0]) for a in parts}
+        if len(rows) > 1:
+            raise ValueError(f"the inputs {names} must have the same number of samples, got "
+                             f"{[int(a.shape[0]) for a in parts]}")
+        return parts
 
     def _targets(self, y, n):
         return self.compiled_loss.targets(y, n)
@@ -265,8 +295,10 @@ class Model:
     def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None, callbacks=None
                        ) -> dict:
         X = self._features(X)
-        y = self._targets(y, X.shape[0])
-        w = self._weights(y, X.shape[0], sample_weight, None)
+        if comm is not None and isinstance(X, tuple):
+            raise ValueError("evaluate: comm= shards models of one input")
+        y = self._targets(y, loop.rows(X))
+        w = self._weights(y, loop.rows(X), sample_weight, None)
         return loop.evaluate(self, X, y, w, batch_size, comm, callbacks)
 
     def predict(self, x, batch_size=None, verbose=0, callbacks=None) -> np.ndarray:
@@ -277,13 +309,13 @@ class Model:
                                                                              self))
 
     def _feed(self, X, y=None, w=None, training=False) -> dict:
-        feed = {self.inputs: X}
+        feed = dict(zip(self._ins, X if isinstance(X, tuple) else (X,)))
         if self.training is not None:
             feed[self.training] = training
         if y is not None and getattr(self, "labels", None) is not None:
             feed[self.labels] = y
         if getattr(self, "sample_weight", None) is not None:
-            w = np.ones(X.shape[0]) if w is None else w
+            w = np.ones(loop.rows(X)) if w is None else w
             feed[self.sample_weight] = np.asarray(w, dtype=self.sample_weight.dtype)
         return feed
 
@@ -375,6 +407,18 @@ def _ancestors(node):
     return found
 
 
+def _checked_features(X, want, what):
+    if not array_api_compat.is_array_api_obj(X):
+        X = np.asarray(X)
+    shape = tuple(X.shape)
+    if len(shape) != len(want) + 1 or any(w not in (None, d) for w, d in zip(want, shape[1:])):
+        raise ValueError(f"{what} must have shape (n_samples, "
+                         f"{', '.join(map(str, want))}), got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{what} has no samples: pass at least one row")
+    return X
+
+
 def _snake(name):
     """Keras's snake case: ReLU -> re_lu, NNClassifier -> nn_classifier."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -385,8 +429,8 @@ def _summary_rows(model):
     """(name (type), output shape, parameter count) per layer or, for a graph's model, per
     Variable."""
     if model.net is None:
-        rows = [(f"{model.inputs.name or 'input'} (InputLayer)",
-                 str(tuple(model.inputs.shape)), 0)]
+        rows = [(f"{p.name or 'input'} (InputLayer)", str(tuple(p.shape)), 0)
+                for p in model._ins]
         return rows + [(f"{v.name} (Variable)", str(tuple(v.shape)), int(np.prod(v.shape)))
                        for v in model.params]
     rows, counts = [], {}
