@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import data, distributed, io, ops, optimizers
 from ..autodiff import gradients
-from ..graph import Graph, Node, Placeholder, Variable, placeholder
+from ..graph import Graph, Node, Placeholder, placeholder
 from ..host import to_numpy
 from ..session import Session
 from . import callbacks as cbks
