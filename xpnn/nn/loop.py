@@ -41,9 +41,8 @@ def prepare(model, x, y, o) -> SimpleNamespace:
     weighted = o["sample_weight"] is not None or o["class_weight"] is not None
     if weighted and o["comm"] is not None:
         raise ValueError("fit: sample_weight and class_weight are not supported with comm=")
-    if isinstance(X, tuple) and o["comm"] is not None:
-        raise ValueError("fit: comm= shards models of one input; this one has "
-                         f"{len(X)} inputs")
+    if (isinstance(X, tuple) or isinstance(y, tuple)) and o["comm"] is not None:
+        raise ValueError("fit: comm= shards models of one input and one output")
     val = _validation(model, o["validation_data"])
     split = o["validation_split"]
     if not 0 <= split < 1:
@@ -63,6 +62,7 @@ def _prepare_dataset(model, dataset, y, o) -> SimpleNamespace:
     """``prepare`` for an ``xn.data.Dataset`` of (X, y) batches (``data.dataset_for_fit``
     refuses y and comm with it); the options that need the rows at hand are refused."""
     data.dataset_for_fit(dataset, y, o["comm"])
+    _one_in_one_out(model, "fit")
     for key in ("sample_weight", "class_weight"):
         if o[key] is not None:
             raise ValueError(f"fit: {key} is not taken with a Dataset; give arrays X, y")
@@ -84,20 +84,31 @@ def take(X, index):
 
 
 def batches(X, y, size, shuffle=False, seed=None):
-    """``data.batches`` for ``X`` an array or a tuple of them (a model's inputs): each part
-    takes the same permutation (a copy of the generator, drawn from once per part)."""
-    if not isinstance(X, tuple):
+    """``data.batches`` for ``X`` and ``y`` arrays or tuples of them (a model's inputs,
+    outputs' labels): each part takes the same permutation (a copy of the generator, drawn
+    from once per part)."""
+    if not isinstance(X, tuple) and not isinstance(y, tuple):
         return data.batches(X, y, size, shuffle=shuffle, seed=seed)
+    xs = X if isinstance(X, tuple) else (X,)
+    ys = y if isinstance(y, tuple) else () if y is None else (y,)
     seed = np.random.default_rng(seed) if shuffle and not isinstance(
         seed, np.random.Generator) else seed
-    copies = [copy.deepcopy(seed) for _ in X[1:]]
-    first = data.batches(X[0], y, size, shuffle=shuffle, seed=seed)
-    rest = [data.batches(a, None, size, shuffle=shuffle, seed=c) for a, c in zip(X[1:], copies)]
-    return ((tuple([Xb, *(next(r)[0] for r in rest)]), yb) for Xb, yb in first)
+    copies = [copy.deepcopy(seed) for _ in range(len(xs) + len(ys) - 1)]
+    parts = [data.batches(a, None, size, shuffle=shuffle, seed=c)
+             for a, c in zip((*xs, *ys), [seed, *copies])]
+
+    def joined():
+        for first in parts[0]:
+            got = [first[0], *(next(p)[0] for p in parts[1:])]
+            Xb, yb = tuple(got[:len(xs)]), tuple(got[len(xs):])
+            yield (Xb if isinstance(X, tuple) else Xb[0],
+                   yb if isinstance(y, tuple) else yb[0] if yb else None)
+
+    return joined()
 
 
 def _rows(y, start, stop):
-    return None if y is None else y[start:stop]
+    return None if y is None else take(y, slice(start, stop))
 
 
 def _validation(model, given):
@@ -267,9 +278,19 @@ def _dataset_batches(model, dataset, what="fit"):
     """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
     the model's device on the dataset's prefetch thread (``data.feed_batches``); the labels
     stay on the host, where the loop counts them (``predict`` ignores them)."""
-    if len(model._ins) > 1:
-        raise ValueError(f"{what}: an xn.data.Dataset feeds a model of one input; this one "
-                         f"has {len(model._ins)}: pass x as a list of arrays")
+    _one_in_one_out(model, what)
+    return data.feed_batches(dataset, model.session, (model.inputs, None, None, None),
+                             _dataset_check(model, what))
+
+
+def _one_in_one_out(model, what):
+    if len(model._ins) > 1 or len(model._outs) > 1:
+        raise ValueError(f"{what}: an xn.data.Dataset feeds a model of one input and one "
+                         f"output; this one has {len(model._ins)} and {len(model._outs)}: "
+                         f"pass x (and y) as lists of arrays")
+
+
+def _dataset_check(model, what):
     def check(Xb, yb):
         if yb is None and what != "predict":
             raise ValueError(f"{what}: the Dataset gives batches without labels (y is None); "
@@ -278,7 +299,7 @@ def _dataset_batches(model, dataset, what="fit"):
         yb = None if what == "predict" else model._targets(yb, Xb.shape[0])
         return Xb, yb, None, 1.0
 
-    return data.feed_batches(dataset, model.session, (model.inputs, None, None, None), check)
+    return check
 
 
 def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
@@ -347,6 +368,8 @@ def predict(model, X, batch_size, callbacks) -> np.ndarray:
     callbacks.on_predict_end({})
     if not parts:
         raise ValueError("predict: the Dataset gave no batches")
+    if isinstance(model.outputs, (list, tuple)):  # one array per output, as Keras's
+        return [np.concatenate(each) for each in zip(*parts)]
     return np.concatenate(parts)
 
 

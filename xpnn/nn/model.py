@@ -31,6 +31,7 @@ from . import compiled, loop, saving
 from . import losses_metrics as lm
 from .callbacks import History
 from .layers import MLP, Sequential
+from .outputs import Outputs
 
 
 class Model:
@@ -82,30 +83,34 @@ class Model:
 
     def _from_graph(self, inputs, outputs, training):
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-            outputs = outputs[0]
-        if not ins or not all(isinstance(p, Placeholder) for p in ins) or not isinstance(
-                outputs, Node):
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if not ins or not outs or not all(isinstance(p, Placeholder) for p in ins) or not all(
+                isinstance(o, Node) for o in outs):
             raise TypeError(f"Model(inputs=, outputs=) takes a placeholder or a list of them "
-                            f"and one output node (a list of outputs is not supported yet), "
-                            f"got {inputs!r} and {outputs!r}")
-        used = {id(n) for n in _ancestors(outputs)}
+                            f"and a node or a list of them, got {inputs!r} and {outputs!r}")
+        used = {id(n) for o in outs for n in _ancestors(o)}
         unused = [p.label for p in ins if id(p) not in used]
         if unused:
             raise ValueError(f"Model: the outputs do not depend on the inputs {unused}: give "
                              f"inputs= only the placeholders the outputs are computed from")
-        self.net, self.graph, self.outputs = None, outputs.graph, outputs
+        self.net, self.graph = None, outs[0].graph
         self.inputs = inputs if len(ins) > 1 else ins[0]
+        self.outputs = outs if len(outs) > 1 else outs[0]
         self.training = training
         self.input_shape = tuple(ins[0].shape[1:]) if ins[0].shape else ()
         self.dtype = ins[0].dtype
         # In the order they were made, as Keras's weights (get_weights, summary).
-        self.params = [v for v in outputs.graph.trainable_variables() if id(v) in used]
+        self.params = [v for v in self.graph.trainable_variables() if id(v) in used]
 
     @property
     def _ins(self) -> tuple:
         """The input placeholders, in order (one for a stack's model)."""
         return tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else (self.inputs,)
+
+    @property
+    def _outs(self) -> tuple:
+        return tuple(self.outputs) if isinstance(self.outputs, (list, tuple)) else (
+            self.outputs,)
 
     def __repr__(self) -> str:
         what = repr(self.net) if self.net is not None else f"inputs={self.inputs!r}"
@@ -122,7 +127,7 @@ class Model:
     # ------------------------------------------------------------------ compile
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, from_logits=None,
-                y_true=None):
+                y_true=None, loss_weights=None):
         """Say how to train, as Keras's ``compile``. ``loss``: ``"sparse_categorical_
         crossentropy"`` (integer labels), ``"categorical_crossentropy"`` (one-hot or soft
         rows), ``"binary_crossentropy"``, ``"mse"``, ``"mae"``, ``"huber"``, a function
@@ -131,7 +136,8 @@ class Model:
         output is logits (True) or probabilities (False), Keras's flag; None (the default)
         decides from the graph: probabilities where the output is a softmax or sigmoid.
         ``metrics``: ``"accuracy"`` (which one by Keras's rules: sparse, categorical or
-        binary from the loss), ``"mae"``, ``"mse"``."""
+        binary from the loss), ``"mae"``, ``"mse"``. A model of several outputs takes a
+        loss (and metrics) per output and ``loss_weights``: see ``xpnn/nn/outputs.py``."""
         if loss is None:
             raise ValueError("compile needs loss=, e.g. 'sparse_categorical_crossentropy' "
                              f"or 'mse' (one of {sorted(lm.LOSSES)}), a function or a node")
@@ -139,7 +145,13 @@ class Model:
         self._compile_args = {"loss": loss, "metrics": list(metrics or []),
                               "from_logits": from_logits}
         with self.graph.as_default():
-            spec = lm.build(self.outputs, loss, metrics, from_logits, y_true)
+            if len(self._outs) > 1:
+                spec = Outputs(self._outs, loss, metrics, loss_weights, from_logits)
+            elif loss_weights is not None:
+                raise ValueError("compile: loss_weights weighs the losses of several outputs; "
+                                 "this model has one")
+            else:
+                spec = lm.build(self.outputs, loss, metrics, from_logits, y_true)
         self.compiled_loss, self.labels, self.sample_weight = spec, spec.labels, spec.weights
         self._finish_loss(spec.plain, spec.loss, spec.sums)
         self._train_steps = {}
@@ -202,7 +214,7 @@ class Model:
 
     def _count(self, y) -> int:
         """What the loss and metrics average over: the samples."""
-        return int(y.shape[0]) if y is not None else 0
+        return loop.rows(y) if y is not None else 0
 
     def _weights(self, y, n, sample_weight, class_weight):
         """Per-sample weights (float, host): ``sample_weight`` times ``class_weight`` of
@@ -215,6 +227,9 @@ class Model:
                                  f"shape ({n},), got shape {given.shape}")
             w = w * given
         if class_weight is not None:
+            if len(self._outs) > 1:
+                raise ValueError("class_weight is for a model of one output; with several, "
+                                 "give sample_weight")
             w = w * lm.class_weights(class_weight, y, self._n_classes())
         return w
 
@@ -295,8 +310,8 @@ class Model:
     def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None, callbacks=None
                        ) -> dict:
         X = self._features(X)
-        if comm is not None and isinstance(X, tuple):
-            raise ValueError("evaluate: comm= shards models of one input")
+        if comm is not None and (isinstance(X, tuple) or len(self._outs) > 1):
+            raise ValueError("evaluate: comm= shards models of one input and one output")
         y = self._targets(y, loop.rows(X))
         w = self._weights(y, loop.rows(X), sample_weight, None)
         return loop.evaluate(self, X, y, w, batch_size, comm, callbacks)
@@ -313,10 +328,12 @@ class Model:
         if self.training is not None:
             feed[self.training] = training
         if y is not None and getattr(self, "labels", None) is not None:
-            feed[self.labels] = y
-        if getattr(self, "sample_weight", None) is not None:
+            feed.update(zip(self.labels, y) if isinstance(y, tuple) else [(self.labels, y)])
+        weights = getattr(self, "sample_weight", None)
+        if weights is not None:
             w = np.ones(loop.rows(X)) if w is None else w
-            feed[self.sample_weight] = np.asarray(w, dtype=self.sample_weight.dtype)
+            for p in weights if isinstance(weights, tuple) else (weights,):
+                feed[p] = np.asarray(w, dtype=p.dtype)
         return feed
 
     # ------------------------------------------------------------------ weights
