@@ -70,7 +70,8 @@ def _prepare_dataset(model, dataset, y, o) -> SimpleNamespace:
         raise ValueError("fit: validation_split needs arrays; with a Dataset give "
                          "validation_data=(X_val, y_val) or another Dataset")
     val = _validation(model, o["validation_data"])
-    return SimpleNamespace(X=None, y=None, w=None, val=val, options=o, dataset=dataset)
+    return SimpleNamespace(X=None, y=None, w=None, val=val, options=o,
+                           dataset=checked_whole(model, dataset, "fit"))
 
 
 def rows(X) -> int:
@@ -275,12 +276,30 @@ def _fit_batches(run, rng, comm, checksum=None):
 
 
 def _dataset_batches(model, dataset, what="fit"):
-    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
-    the model's device on the dataset's prefetch thread (``data.feed_batches``); the labels
-    stay on the host, where the loop counts them (``predict`` ignores them)."""
+    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked (unless
+    ``checked_whole`` checked all its rows) and its X moved to the model's device on the
+    dataset's prefetch thread (``data.feed_batches``); the labels stay on the host, where
+    the loop counts them (``predict`` ignores them)."""
     _one_in_one_out(model, what)
+    check = None if getattr(dataset, "_checked_for", None) is model else _dataset_check(
+        model, what)
     return data.feed_batches(dataset, model.session, (model.inputs, None, None, None),
-                             _dataset_check(model, what))
+                             check or (lambda Xb, yb: (Xb, yb, None, 1.0)))
+
+
+def checked_whole(model, dataset, what):
+    """A Dataset over arrays with its X's shape and all its labels checked now, before any
+    step (as arrays given to fit are): a shallow copy holding the checked labels, which
+    shares the original's generator (the same shuffles); its batches then skip the checks.
+    Other Datasets are returned as they are, their batches checked as they come."""
+    if dataset.kind != "arrays" or dataset.transform is not None or (
+            dataset.y is None and what != "predict"):
+        return dataset
+    model._features(dataset.X)  # the shape only: a memmap's rows are not read here
+    whole = copy.copy(dataset)
+    whole.y = None if what == "predict" else model._targets(dataset.y, dataset.n)
+    whole._checked_for = model
+    return whole
 
 
 def _one_in_one_out(model, what):
@@ -310,7 +329,7 @@ def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
     callbacks = callbacks or cbks.CallbackList([], model)
     callbacks.on_test_begin({})
     if isinstance(X, data.Dataset):
-        batches, _ = _dataset_batches(model, X, "evaluate")
+        batches, _ = _dataset_batches(model, checked_whole(model, X, "evaluate"), "evaluate")
         with contextlib.closing(batches):
             totals, n = _evaluate_batches(model, batches, callbacks)
     else:
@@ -354,7 +373,7 @@ def predict(model, X, batch_size, callbacks) -> np.ndarray:
     """The outputs for ``X`` (an array, or a Dataset whose batches' labels are ignored) as
     one host array, with the ``on_predict_*`` hooks."""
     if isinstance(X, data.Dataset):
-        given, _ = _dataset_batches(model, X, "predict")
+        given, _ = _dataset_batches(model, checked_whole(model, X, "predict"), "predict")
     else:
         given = ((Xb, None, None, 1.0) for Xb, _ in
                  batches(model._features(X), None, batch_size))
