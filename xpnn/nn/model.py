@@ -267,7 +267,9 @@ class Model:
         """Minibatch training, as Keras's ``fit`` (``batch_size`` None: 32): returns the
         ``History`` (``history.history["loss"]``, metrics, ``val_*``; ``history.epoch``).
         ``validation_split`` holds out the last fraction of ``x, y`` (before shuffling);
-        ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``. ``class_weight``
+        ``validation_data`` is ``(x, y)``, ``(x, y, sample_weight)`` or an
+        ``xn.data.Dataset``; ``x`` may be a Dataset of (x, y) batches, and for a model of
+        several inputs (outputs) ``x`` (``y``) is a list or a dict by name. ``class_weight``
         ({class: weight}) and ``sample_weight`` (one per sample) scale each sample's loss
         (the mean over the batch, as Keras's). ``callbacks``: ``xn.callbacks`` objects;
         a ``TerminateOnNaN`` is added unless given. ``learning_rate`` overrides the
