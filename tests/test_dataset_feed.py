@@ -261,7 +261,12 @@ def test_fit_refuses_y_with_a_dataset_and_names_a_bad_batch(dev):
     with pytest.raises(ValueError, match="label 5 is outside \\[0, 2\\)"):
         model.fit(Dataset(X, bad, batch_size=20), verbose=0)
     assert not prefetch_threads()
-    # the first batch trained; the bad one changed nothing after it
+    # a Dataset over arrays has all its labels checked before the first step, as arrays
+    np.testing.assert_array_equal(to_numpy(model.layers[0].W), before)
+    with pytest.raises(ValueError, match="label 5 is outside \\[0, 2\\)"):
+        model.fit(Dataset(lambda: ((X[i:i + 20], bad[i:i + 20]) for i in (0, 20))), verbose=0)
+    assert not prefetch_threads()
+    # batches of a function are checked as they come: the first trained, the bad one not
     assert not np.array_equal(to_numpy(model.layers[0].W), before)
 
 

@@ -148,6 +148,8 @@ class Dataset:
             batches = _one_epoch(iter(batches), self.kind)
         if self.steps is not None:
             batches = itertools.islice(batches, self.steps)
+        if self.kind == "arrays" and self.transform is None:
+            return batches  # pairs of arrays made here: nothing to check
         return _checked(batches, self.transform, self.kind)
 
 
@@ -199,9 +201,13 @@ def _rows(a) -> int:
 def _array_batches(X, y, n, batch_size, order, drop_last):
     take_X, take_y = _taker(X), _taker(y)
     stop = n - n % batch_size if drop_last else n
+    if order is not None:  # each batch's rows sorted, all full batches in one call
+        full = n - n % batch_size
+        order = np.concatenate([np.sort(order[:full].reshape(-1, batch_size), axis=1).ravel(),
+                                np.sort(order[full:])])
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, n)
-        rows = slice(start, end) if order is None else np.sort(order[start:end])
+        rows = slice(start, end) if order is None else order[start:end]
         yield take_X(rows), take_y(rows)
 
 
@@ -374,12 +380,13 @@ def feed_batches(dataset: Dataset, session, placeholders, check=None):
     (2, [('float32', 'float64'), ('float32', 'float64')])
     """
     device, session_dtype = session.device, session.dtype
+    dtypes = {}  # (position, the batch's dtype) -> the dtype it runs in: resolved once
 
     def place(batch):
         if check is not None:
             batch = check(*batch)
-        return tuple(_place(device, value, p, session_dtype)
-                     for value, p in zip(batch, placeholders))
+        return tuple(_place(device, value, p, session_dtype, dtypes, i)
+                     for i, (value, p) in enumerate(zip(batch, placeholders)))
 
     try:
         n = len(dataset)
@@ -388,12 +395,15 @@ def feed_batches(dataset: Dataset, session, placeholders, check=None):
     return dataset.batches(place), n
 
 
-def _place(device, value, placeholder, session_dtype):
+def _place(device, value, placeholder, session_dtype, dtypes, position):
     if placeholder is None or value is None or not isinstance(value, np.ndarray):
         return value  # a device array, or one to keep on the host: the Session checks it
     if value.dtype.kind not in "fiub":
         return value  # the Session says what is wrong with it
-    dtype = placeholder.run_dtype(dtype_name(value.dtype), session_dtype)
+    dtype = dtypes.get((position, value.dtype))
+    if dtype is None:
+        dtype = dtypes[position, value.dtype] = placeholder.run_dtype(
+            dtype_name(value.dtype), session_dtype)
     if device.host_native:
         return value.astype(dtype, copy=False)
     if device.context is None:

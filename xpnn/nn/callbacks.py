@@ -1,9 +1,13 @@
 """Keras's callbacks for ``Model.fit``, with Keras's names and hooks: ``on_train_begin/end``,
-``on_epoch_begin/end(epoch, logs)``, ``on_train_batch_begin/end(batch, logs)``; a callback
-stops training by setting ``model.stop_training = True``.
+``on_epoch_begin/end(epoch, logs)``, ``on_train_batch_begin/end(batch, logs)``, and those of
+``evaluate`` (``on_test_*``, also run by fit's validation) and ``predict``
+(``on_predict_*``); a callback stops training by setting ``model.stop_training = True``.
 
-``logs`` at an epoch's end hold that epoch's ``loss``, metrics and ``val_*``; the batch hooks
-get an empty dict (the loop keeps each batch's loss on the device until the epoch ends).
+``logs`` at an epoch's end hold that epoch's ``loss``, metrics and ``val_*``; at a batch's
+end, as Keras's, the means so far this epoch (``loss`` weighted by the batches' rows, the
+metrics); ``on_test_end`` gets evaluate's results, ``on_predict_batch_end`` the batch's
+``outputs``; the ``*_begin`` hooks get an empty dict. The loop brings each batch's values to
+the host only where a callback defines a batch's end hook (else once per epoch).
 ``TensorBoard(log_dir)`` writes them, the weights' histograms and the graph to event files.
 
 >>> import xpnn as xn
@@ -37,6 +41,14 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_begin(self, batch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+    def on_test_batch_begin(self, batch, logs=None): ...
+    def on_test_batch_end(self, batch, logs=None): ...
+    def on_predict_begin(self, logs=None): ...
+    def on_predict_end(self, logs=None): ...
+    def on_predict_batch_begin(self, batch, logs=None): ...
+    def on_predict_batch_end(self, batch, logs=None): ...
 
 
 class History(dict):
@@ -65,6 +77,11 @@ class CallbackList:
                 raise TypeError(f"fit: callbacks must be xn.callbacks.Callback objects "
                                 f"(e.g. xn.callbacks.EarlyStopping()), got {callback!r}")
             callback.set_model(model)
+
+    def wants(self, hook) -> bool:
+        """Whether a callback defines ``hook`` (not the base class's, which does nothing)."""
+        return any(getattr(type(c), hook) is not getattr(Callback, hook)
+                   for c in self.callbacks)
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):

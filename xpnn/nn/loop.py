@@ -29,28 +29,31 @@ def prepare(model, x, y, o) -> SimpleNamespace:
         raise TypeError("fit: the labels y are missing: call fit(X, y), or fit(dataset) "
                         "with an xn.data.Dataset of (X, y) batches")
     X = model._features(x)
-    y = model._targets(y, X.shape[0])
+    n = rows(X)
+    y = model._targets(y, n)
     for key in ("batch_size", "epochs", "initial_epoch"):
         value = o[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
                 1 if key == "batch_size" else 0):
             raise ValueError(f"fit: {key} must be a whole number >= "
                              f"{1 if key == 'batch_size' else 0}, got {value!r}")
-    w = model._weights(y, X.shape[0], o["sample_weight"], o["class_weight"])
+    w = model._weights(y, n, o["sample_weight"], o["class_weight"])
     weighted = o["sample_weight"] is not None or o["class_weight"] is not None
     if weighted and o["comm"] is not None:
         raise ValueError("fit: sample_weight and class_weight are not supported with comm=")
+    if (isinstance(X, tuple) or isinstance(y, tuple)) and o["comm"] is not None:
+        raise ValueError("fit: comm= shards models of one input and one output")
     val = _validation(model, o["validation_data"])
     split = o["validation_split"]
     if not 0 <= split < 1:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {split}")
     if split and val is None:
-        cut = int(X.shape[0] * (1 - split))
-        if cut in (0, X.shape[0]):
-            raise ValueError(f"fit: validation_split={split} of {X.shape[0]} samples leaves "
+        cut = int(n * (1 - split))
+        if cut in (0, n):
+            raise ValueError(f"fit: validation_split={split} of {n} samples leaves "
                              f"{'no training' if cut == 0 else 'no validation'} samples")
-        val = (X[cut:], _rows(y, cut, None), w[cut:])
-        X, y, w = X[:cut], _rows(y, 0, cut), w[:cut]
+        val = (take(X, slice(cut, None)), _rows(y, cut, None), w[cut:])
+        X, y, w = take(X, slice(0, cut)), _rows(y, 0, cut), w[:cut]
     return SimpleNamespace(X=X, y=y, w=w if weighted else None, val=val, options=o,
                            dataset=None)
 
@@ -59,29 +62,68 @@ def _prepare_dataset(model, dataset, y, o) -> SimpleNamespace:
     """``prepare`` for an ``xn.data.Dataset`` of (X, y) batches (``data.dataset_for_fit``
     refuses y and comm with it); the options that need the rows at hand are refused."""
     data.dataset_for_fit(dataset, y, o["comm"])
+    _one_in_one_out(model, "fit")
     for key in ("sample_weight", "class_weight"):
         if o[key] is not None:
             raise ValueError(f"fit: {key} is not taken with a Dataset; give arrays X, y")
     if o["validation_split"]:
         raise ValueError("fit: validation_split needs arrays; with a Dataset give "
-                         "validation_data=(X_val, y_val)")
+                         "validation_data=(X_val, y_val) or another Dataset")
     val = _validation(model, o["validation_data"])
-    return SimpleNamespace(X=None, y=None, w=None, val=val, options=o, dataset=dataset)
+    return SimpleNamespace(X=None, y=None, w=None, val=val, options=o,
+                           dataset=checked_whole(model, dataset, "fit"))
+
+
+def rows(X) -> int:
+    """The samples in ``X``: an array, or a tuple of them (one per input)."""
+    return int((X[0] if isinstance(X, tuple) else X).shape[0])
+
+
+def take(X, index):
+    """Rows ``index`` of ``X`` (an array or a tuple of them)."""
+    return tuple(a[index] for a in X) if isinstance(X, tuple) else X[index]
+
+
+def batches(X, y, size, shuffle=False, seed=None):
+    """``data.batches`` for ``X`` and ``y`` arrays or tuples of them (a model's inputs,
+    outputs' labels): each part takes the same permutation (a copy of the generator, drawn
+    from once per part)."""
+    if not isinstance(X, tuple) and not isinstance(y, tuple):
+        return data.batches(X, y, size, shuffle=shuffle, seed=seed)
+    xs = X if isinstance(X, tuple) else (X,)
+    ys = y if isinstance(y, tuple) else () if y is None else (y,)
+    seed = np.random.default_rng(seed) if shuffle and not isinstance(
+        seed, np.random.Generator) else seed
+    copies = [copy.deepcopy(seed) for _ in range(len(xs) + len(ys) - 1)]
+    parts = [data.batches(a, None, size, shuffle=shuffle, seed=c)
+             for a, c in zip((*xs, *ys), [seed, *copies])]
+
+    def joined():
+        for first in parts[0]:
+            got = [first[0], *(next(p)[0] for p in parts[1:])]
+            Xb, yb = tuple(got[:len(xs)]), tuple(got[len(xs):])
+            yield (Xb if isinstance(X, tuple) else Xb[0],
+                   yb if isinstance(y, tuple) else yb[0] if yb else None)
+
+    return joined()
 
 
 def _rows(y, start, stop):
-    return None if y is None else y[start:stop]
+    return None if y is None else take(y, slice(start, stop))
 
 
 def _validation(model, given):
     if given is None:
         return None
+    if isinstance(given, data.Dataset):
+        return given, None, None
     if not isinstance(given, (tuple, list)) or len(given) not in (2, 3):
-        raise ValueError("fit: validation_data must be (x, y) or (x, y, sample_weight)")
+        raise ValueError("fit: validation_data must be (x, y), (x, y, sample_weight) or an "
+                         "xn.data.Dataset of (x, y) batches")
     X = model._features(given[0])
-    y = model._targets(given[1], X.shape[0])
+    y = model._targets(given[1], rows(X))
     sw = given[2] if len(given) == 3 else None
-    return X, y, model._weights(y, X.shape[0], sw, None)
+    return X, y, model._weights(y, rows(X), sw, None)
 
 
 def train(model, step, run):
@@ -137,7 +179,7 @@ def _epoch(model, fetches, allreduces, run, rng, epoch, callbacks, checksum, ver
         return sums
     logs = dict(zip(("loss", *model.metric_sums), sums))
     if run.val is not None:
-        val = evaluate(model, *run.val, max(o["batch_size"], 1024), comm)
+        val = evaluate(model, *run.val, max(o["batch_size"], 1024), comm, callbacks)
         logs.update({f"val_{k}": v for k, v in val.items()})
     return logs
 
@@ -161,6 +203,7 @@ def _train_epoch(model, fetches, allreduces, batches, epoch, comm, callbacks):
     message saying where it stopped when a step's loss was not finite."""
     values, counts = [], []
     n_metrics = len(model.metric_sums)
+    running = _Running(model) if callbacks.wants("on_train_batch_end") else None
     for batch, (Xb, yb, wb, share) in enumerate(batches):
         for allreduce in allreduces:
             allreduce.scale = share
@@ -172,9 +215,27 @@ def _train_epoch(model, fetches, allreduces, batches, epoch, comm, callbacks):
                     "finite (NaN or inf); the weights are those after the last finite "
                     "step. Lower the learning rate, or look for NaN/inf in the data")
         values.append(got[:1 + n_metrics])
-        counts.append(model._count(yb) if yb is not None else Xb.shape[0])
-        callbacks.on_train_batch_end(batch, {})
+        counts.append(model._count(yb) if yb is not None else rows(Xb))
+        # Keras's batch logs: this batch's values to the host, only for a hook that reads them
+        logs = running.add(model.session.device.to_host, values[-1], counts[-1]) if (
+            running is not None) else {}
+        callbacks.on_train_batch_end(batch, logs)
     return _epoch_means(model.session, values, counts, comm)
+
+
+class _Running:
+    """Keras's running logs over the batches so far: the loss's mean weighted by each
+    batch's rows, each metric's sum over the rows."""
+
+    def __init__(self, model):
+        self.names = ("loss", *model.metric_sums)
+        self.totals, self.rows = np.zeros(len(self.names)), 0
+
+    def add(self, to_host, got, count) -> dict:
+        host = [float(np.asarray(to_host(v))) for v in got]
+        self.totals += [host[0] * count, *host[1:]]
+        self.rows += count
+        return dict(zip(self.names, (self.totals / max(self.rows, 1)).tolist()))
 
 
 def _epoch_means(session, values, counts, comm=None) -> list[float]:
@@ -204,49 +265,131 @@ def _fit_batches(run, rng, comm, checksum=None):
     if comm is None:
         # The weights' batches take the same permutation: a copy of the generator.
         w_rng = copy.deepcopy(rng)
-        xy = data.batches(X, y, size, shuffle=shuffle, seed=rng)
+        xy = batches(X, y, size, shuffle=shuffle, seed=rng)
         ws = (data.batches(w, None, size, shuffle=shuffle, seed=w_rng) if w is not None
               else None)
         it = ((Xb, yb, None if ws is None else next(ws)[0], 1.0) for Xb, yb in xy)
-        return it, -(-X.shape[0] // size)
+        return it, -(-rows(X) // size)
     it = distributed.batches(X, y, size, comm, shuffle=shuffle, seed=rng, shares=True,
                              data_checksum=checksum)
     return ((Xb, yb, None, share) for Xb, yb, share in it), -(-X.shape[0] // (size * comm.size))
 
 
-def _dataset_batches(model, dataset):
-    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked and its X moved to
-    the model's device on the dataset's prefetch thread (``data.feed_batches``); the labels
-    stay on the host, where the loop counts them."""
+def _dataset_batches(model, dataset, what="fit"):
+    """``_fit_batches`` for an ``xn.data.Dataset``: each batch checked (unless
+    ``checked_whole`` checked all its rows) and its X moved to the model's device on the
+    dataset's prefetch thread (``data.feed_batches``); the labels stay on the host, where
+    the loop counts them (``predict`` ignores them)."""
+    _one_in_one_out(model, what)
+    check = None if getattr(dataset, "_checked_for", None) is model else _dataset_check(
+        model, what)
+    return data.feed_batches(dataset, model.session, (model.inputs, None, None, None),
+                             check or (lambda Xb, yb: (Xb, yb, None, 1.0)))
+
+
+def checked_whole(model, dataset, what):
+    """A Dataset over arrays with its X's shape and all its labels checked now, before any
+    step (as arrays given to fit are): a shallow copy holding the checked labels, which
+    shares the original's generator (the same shuffles); its batches then skip the checks.
+    Other Datasets are returned as they are, their batches checked as they come."""
+    if dataset.kind != "arrays" or dataset.transform is not None or (
+            dataset.y is None and what != "predict"):
+        return dataset
+    model._features(dataset.X)  # the shape only: a memmap's rows are not read here
+    whole = copy.copy(dataset)
+    whole.y = None if what == "predict" else model._targets(dataset.y, dataset.n)
+    whole._checked_for = model
+    return whole
+
+
+def _one_in_one_out(model, what):
+    if len(model._ins) > 1 or len(model._outs) > 1:
+        raise ValueError(f"{what}: an xn.data.Dataset feeds a model of one input and one "
+                         f"output; this one has {len(model._ins)} and {len(model._outs)}: "
+                         f"pass x (and y) as lists of arrays")
+
+
+def _dataset_check(model, what):
     def check(Xb, yb):
-        if yb is None:
-            raise ValueError("fit: the Dataset gives batches without labels (y is None); "
+        if yb is None and what != "predict":
+            raise ValueError(f"{what}: the Dataset gives batches without labels (y is None); "
                              "give it (X, y) batches")
         Xb = model._features(Xb)
-        return Xb, model._targets(yb, Xb.shape[0]), None, 1.0
+        yb = None if what == "predict" else model._targets(yb, Xb.shape[0])
+        return Xb, yb, None, 1.0
 
-    return data.feed_batches(dataset, model.session, (model.inputs, None, None, None), check)
+    return check
 
 
-def evaluate(model, X, y, w, batch_size, comm=None) -> dict:
-    """``{"loss": mean, metric: mean}`` over ``X, y``; with ``comm`` (every rank passing the
-    same data) each rank evaluates its shard and the sums are taken over the ranks."""
-    n = model._count(y) if y is not None else X.shape[0]
-    if comm is not None:
-        X, y = distributed.shard(X, y, comm, even=False)
-        w = None
+def evaluate(model, X, y, w, batch_size, comm=None, callbacks=None) -> dict:
+    """``{"loss": mean, metric: mean}`` over ``X, y`` (arrays, or an ``xn.data.Dataset``
+    of (X, y) batches); with ``comm`` (every rank passing the same data) each rank
+    evaluates its shard and the sums are taken over the ranks. ``callbacks``: a
+    ``CallbackList`` whose ``on_test_*`` hooks run, as Keras's."""
+    callbacks = callbacks or cbks.CallbackList([], model)
+    callbacks.on_test_begin({})
+    if isinstance(X, data.Dataset):
+        batches, _ = _dataset_batches(model, checked_whole(model, X, "evaluate"), "evaluate")
+        with contextlib.closing(batches):
+            totals, n = _evaluate_batches(model, batches, callbacks)
+    else:
+        n = model._count(y) if y is not None else rows(X)
+        if comm is not None:
+            X, y = distributed.shard(X, y, comm, even=False)
+            w = None
+        totals, _ = _evaluate_batches(model, _weighted(X, y, w, batch_size), callbacks)
+        if comm is not None:
+            totals = np.asarray(comm.sum(totals.tolist()))
+    logs = dict(zip(("loss", *model.metric_sums), (totals / max(n, 1)).tolist()))
+    callbacks.on_test_end(dict(logs))
+    return logs
+
+
+def _weighted(X, y, w, batch_size):
+    """(X, y, weights or None, 1.0) batches in order."""
+    start = 0
+    for Xb, yb in batches(X, y, batch_size):
+        end = start + rows(Xb)
+        yield Xb, yb, None if w is None else w[start:end], 1.0
+        start = end
+
+
+def _evaluate_batches(model, batches, callbacks):
+    """(the loss's sum over the rows and the metrics' sums, the rows): host numbers."""
     fetches = [model._train_loss, *model.metric_sums.values()]
-    totals, start = np.zeros(len(fetches)), 0
-    for Xb, yb in data.batches(X, y, batch_size, shuffle=False):
-        rows = Xb.shape[0]
-        wb = None if w is None else w[start:start + rows]
-        start += rows
+    totals, seen = np.zeros(len(fetches)), 0
+    for batch, (Xb, yb, wb, _) in enumerate(batches):
+        callbacks.on_test_batch_begin(batch, {})
         got = model.session.run(fetches, model._feed(Xb, yb, wb), to_numpy=True)
-        count = model._count(yb) if yb is not None else rows
+        count = model._count(yb) if yb is not None else rows(Xb)
         totals += [float(got[0]) * count, *map(float, got[1:])]
-    if comm is not None:
-        totals = np.asarray(comm.sum(totals.tolist()))
-    return dict(zip(("loss", *model.metric_sums), (totals / n).tolist()))
+        seen += count
+        callbacks.on_test_batch_end(batch, dict(zip(("loss", *model.metric_sums),
+                                                    (totals / seen).tolist())))
+    return totals, seen
+
+
+def predict(model, X, batch_size, callbacks) -> np.ndarray:
+    """The outputs for ``X`` (an array, or a Dataset whose batches' labels are ignored) as
+    one host array, with the ``on_predict_*`` hooks."""
+    if isinstance(X, data.Dataset):
+        given, _ = _dataset_batches(model, checked_whole(model, X, "predict"), "predict")
+    else:
+        given = ((Xb, None, None, 1.0) for Xb, _ in
+                 batches(model._features(X), None, batch_size))
+    callbacks.on_predict_begin({})
+    parts = []
+    with contextlib.closing(given):
+        for batch, (Xb, *_) in enumerate(given):
+            callbacks.on_predict_batch_begin(batch, {})
+            parts.append(model.session.run(model.outputs, model._feed(Xb), to_numpy=True))
+            callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
+    callbacks.on_predict_end({})
+    if not parts:
+        raise ValueError("predict: the Dataset gave no batches")
+    if isinstance(model.outputs, (list, tuple)):  # one array per output, as Keras's
+        return [np.concatenate(each) for each in zip(*parts)]
+    return np.concatenate(parts)
 
 
 def _progress(iterable, total, epoch, epochs, verbose):

@@ -21,15 +21,17 @@ import re
 import array_api_compat
 import numpy as np
 
-from .. import data, distributed, ops, optimizers
+from .. import data, distributed, io, ops, optimizers
 from ..autodiff import gradients
-from ..graph import Graph, Node, Placeholder, Variable, placeholder
+from ..graph import Graph, Node, Placeholder, placeholder
 from ..host import to_numpy
 from ..session import Session
-from . import loop, saving
+from . import callbacks as cbks
+from . import compiled, loop, saving
 from . import losses_metrics as lm
 from .callbacks import History
 from .layers import MLP, Sequential
+from .outputs import Outputs
 
 
 class Model:
@@ -81,14 +83,35 @@ class Model:
         self.params = self.net.parameters()
 
     def _from_graph(self, inputs, outputs, training):
-        if not isinstance(inputs, Placeholder) or not isinstance(outputs, Node):
-            raise TypeError(f"Model(inputs=, outputs=) takes one placeholder and one node "
-                            f"(lists are not supported), got {inputs!r} and {outputs!r}")
-        self.net, self.graph, self.inputs, self.outputs = None, outputs.graph, inputs, outputs
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if not ins or not outs or not all(isinstance(p, Placeholder) for p in ins) or not all(
+                isinstance(o, Node) for o in outs):
+            raise TypeError(f"Model(inputs=, outputs=) takes a placeholder or a list of them "
+                            f"and a node or a list of them, got {inputs!r} and {outputs!r}")
+        used = {id(n) for o in outs for n in _ancestors(o)}
+        unused = [p.label for p in ins if id(p) not in used]
+        if unused:
+            raise ValueError(f"Model: the outputs do not depend on the inputs {unused}: give "
+                             f"inputs= only the placeholders the outputs are computed from")
+        self.net, self.graph = None, outs[0].graph
+        self.inputs = inputs if len(ins) > 1 else ins[0]
+        self.outputs = outs if len(outs) > 1 else outs[0]
         self.training = training
-        self.input_shape = tuple(inputs.shape[1:]) if inputs.shape else ()
-        self.dtype = inputs.dtype
-        self.params = [v for v in _ancestors(outputs) if isinstance(v, Variable) and v.trainable]
+        self.input_shape = tuple(ins[0].shape[1:]) if ins[0].shape else ()
+        self.dtype = ins[0].dtype
+        # In the order they were made, as Keras's weights (get_weights, summary).
+        self.params = [v for v in self.graph.trainable_variables() if id(v) in used]
+
+    @property
+    def _ins(self) -> tuple:
+        """The input placeholders, in order (one for a stack's model)."""
+        return tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else (self.inputs,)
+
+    @property
+    def _outs(self) -> tuple:
+        return tuple(self.outputs) if isinstance(self.outputs, (list, tuple)) else (
+            self.outputs,)
 
     def __repr__(self) -> str:
         what = repr(self.net) if self.net is not None else f"inputs={self.inputs!r}"
@@ -105,7 +128,7 @@ class Model:
     # ------------------------------------------------------------------ compile
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, from_logits=None,
-                y_true=None):
+                y_true=None, loss_weights=None):
         """Say how to train, as Keras's ``compile``. ``loss``: ``"sparse_categorical_
         crossentropy"`` (integer labels), ``"categorical_crossentropy"`` (one-hot or soft
         rows), ``"binary_crossentropy"``, ``"mse"``, ``"mae"``, ``"huber"``, a function
@@ -114,13 +137,22 @@ class Model:
         output is logits (True) or probabilities (False), Keras's flag; None (the default)
         decides from the graph: probabilities where the output is a softmax or sigmoid.
         ``metrics``: ``"accuracy"`` (which one by Keras's rules: sparse, categorical or
-        binary from the loss), ``"mae"``, ``"mse"``."""
+        binary from the loss), ``"mae"``, ``"mse"``. A model of several outputs takes a
+        loss (and metrics) per output and ``loss_weights``: see ``xpnn/nn/outputs.py``."""
         if loss is None:
             raise ValueError("compile needs loss=, e.g. 'sparse_categorical_crossentropy' "
                              f"or 'mse' (one of {sorted(lm.LOSSES)}), a function or a node")
         self.optimizer = optimizers.get(optimizer)
+        self._compile_args = {"loss": loss, "metrics": list(metrics or []),
+                              "from_logits": from_logits}
         with self.graph.as_default():
-            spec = lm.build(self.outputs, loss, metrics, from_logits, y_true)
+            if len(self._outs) > 1:
+                spec = Outputs(self._outs, loss, metrics, loss_weights, from_logits)
+            elif loss_weights is not None:
+                raise ValueError("compile: loss_weights weighs the losses of several outputs; "
+                                 "this model has one")
+            else:
+                spec = lm.build(self.outputs, loss, metrics, from_logits, y_true)
         self.compiled_loss, self.labels, self.sample_weight = spec, spec.labels, spec.weights
         self._finish_loss(spec.plain, spec.loss, spec.sums)
         self._train_steps = {}
@@ -154,23 +186,36 @@ class Model:
     # ------------------------------------------------------------------ data checks
 
     def _features(self, X):
-        """X as an array (lists and other array-likes become NumPy arrays), checked."""
-        if not array_api_compat.is_array_api_obj(X):
-            X = np.asarray(X)
-        shape, want = tuple(X.shape), self.input_shape
-        if len(shape) != len(want) + 1 or any(w not in (None, d) for w, d in zip(want, shape[1:])):
-            raise ValueError(f"X must have shape (n_samples, "
-                             f"{', '.join(map(str, want))}), got {shape}")
-        if shape[0] == 0:
-            raise ValueError("X has no samples: pass at least one row")
-        return X
+        """X as an array (lists and other array-likes become NumPy arrays), checked; for a
+        model of several inputs, a tuple of them from a list or a dict by input name."""
+        if len(self._ins) > 1:
+            return self._several_features(X)
+        return _checked_features(X, self.input_shape, "X")
+
+    def _several_features(self, X):
+        ins, names = self._ins, [p.name for p in self._ins]
+        if isinstance(X, dict):
+            if set(X) != set(names):
+                raise ValueError(f"x must give each input by name, {names}, got {sorted(X)}")
+            X = [X[name] for name in names]
+        if not isinstance(X, (list, tuple)) or len(X) != len(ins):
+            raise ValueError(f"this model has {len(ins)} inputs {names}: pass x as a list of "
+                             f"{len(ins)} arrays (in that order) or a dict by name, got "
+                             f"{type(X).__name__}")
+        parts = tuple(_checked_features(a, tuple(p.shape[1:]), f"x[{p.name!r}]")
+                      for a, p in zip(X, ins))
+        rows = {int(a.shape[0]) for a in parts}
+        if len(rows) > 1:
+            raise ValueError(f"the inputs {names} must have the same number of samples, got "
+                             f"{[int(a.shape[0]) for a in parts]}")
+        return parts
 
     def _targets(self, y, n):
         return self.compiled_loss.targets(y, n)
 
     def _count(self, y) -> int:
         """What the loss and metrics average over: the samples."""
-        return int(y.shape[0]) if y is not None else 0
+        return loop.rows(y) if y is not None else 0
 
     def _weights(self, y, n, sample_weight, class_weight):
         """Per-sample weights (float, host): ``sample_weight`` times ``class_weight`` of
@@ -183,6 +228,9 @@ class Model:
                                  f"shape ({n},), got shape {given.shape}")
             w = w * given
         if class_weight is not None:
+            if len(self._outs) > 1:
+                raise ValueError("class_weight is for a model of one output; with several, "
+                                 "give sample_weight")
             w = w * lm.class_weights(class_weight, y, self._n_classes())
         return w
 
@@ -220,7 +268,9 @@ class Model:
         """Minibatch training, as Keras's ``fit`` (``batch_size`` None: 32): returns the
         ``History`` (``history.history["loss"]``, metrics, ``val_*``; ``history.epoch``).
         ``validation_split`` holds out the last fraction of ``x, y`` (before shuffling);
-        ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``. ``class_weight``
+        ``validation_data`` is ``(x, y)``, ``(x, y, sample_weight)`` or an
+        ``xn.data.Dataset``; ``x`` may be a Dataset of (x, y) batches, and for a model of
+        several inputs (outputs) ``x`` (``y``) is a list or a dict by name. ``class_weight``
         ({class: weight}) and ``sample_weight`` (one per sample) scale each sample's loss
         (the mean over the batch, as Keras's). ``callbacks``: ``xn.callbacks`` objects;
         a ``TerminateOnNaN`` is added unless given. ``learning_rate`` overrides the
@@ -241,39 +291,52 @@ class Model:
         return loop.train(self, step, run)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
-                 return_dict=False, comm=None):
+                 return_dict=False, callbacks=None, comm=None):
         """The loss (and metrics, in compile's order: a list ``[loss, *metrics]``) over
-        ``x, y``, as Keras's ``evaluate``; ``return_dict`` gives them by name."""
+        ``x, y`` (or ``x`` an ``xn.data.Dataset`` of (x, y) batches), as Keras's
+        ``evaluate``; ``return_dict`` gives them by name; ``callbacks``' ``on_test_*`` hooks
+        run."""
         self._compiled("evaluate")
-        logs = self._evaluate_logs(x, y, sample_weight, batch_size or 1024, comm)
+        hooks = cbks.CallbackList(callbacks or [], self)
+        if isinstance(x, data.Dataset):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: y and sample_weight are not taken with a Dataset, "
+                                 "which gives (x, y) batches itself: call evaluate(dataset)")
+            logs = loop.evaluate(self, x, None, None, None, None, hooks)
+        else:
+            logs = self._evaluate_logs(x, y, sample_weight, batch_size or 1024, comm, hooks)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None) -> dict:
+    def _evaluate_logs(self, X, y, sample_weight, batch_size, comm=None, callbacks=None
+                       ) -> dict:
         X = self._features(X)
-        y = self._targets(y, X.shape[0])
-        w = self._weights(y, X.shape[0], sample_weight, None)
-        return loop.evaluate(self, X, y, w, batch_size, comm)
+        if comm is not None and (isinstance(X, tuple) or len(self._outs) > 1):
+            raise ValueError("evaluate: comm= shards models of one input and one output")
+        y = self._targets(y, loop.rows(X))
+        w = self._weights(y, loop.rows(X), sample_weight, None)
+        return loop.evaluate(self, X, y, w, batch_size, comm, callbacks)
 
-    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
-        """The outputs for ``x`` as a host NumPy array, in batches of ``batch_size``
-        (None: 1024), in inference mode."""
-        X = self._features(x)
-        parts = [self.session.run(self.outputs, self._feed(Xb), to_numpy=True)
-                 for Xb, _ in data.batches(X, None, batch_size or 1024, shuffle=False)]
-        return np.concatenate(parts)
+    def predict(self, x, batch_size=None, verbose=0, callbacks=None) -> np.ndarray:
+        """The outputs for ``x`` (an array, or an ``xn.data.Dataset``, whose labels are
+        ignored) as a host NumPy array, in batches of ``batch_size`` (None: 1024), in
+        inference mode; ``callbacks``' ``on_predict_*`` hooks run."""
+        return loop.predict(self, x, batch_size or 1024, cbks.CallbackList(callbacks or [],
+                                                                             self))
 
     def _feed(self, X, y=None, w=None, training=False) -> dict:
-        feed = {self.inputs: X}
+        feed = dict(zip(self._ins, X if isinstance(X, tuple) else (X,)))
         if self.training is not None:
             feed[self.training] = training
         if y is not None and getattr(self, "labels", None) is not None:
-            feed[self.labels] = y
-        if getattr(self, "sample_weight", None) is not None:
-            w = np.ones(X.shape[0]) if w is None else w
-            feed[self.sample_weight] = np.asarray(w, dtype=self.sample_weight.dtype)
+            feed.update(zip(self.labels, y) if isinstance(y, tuple) else [(self.labels, y)])
+        weights = getattr(self, "sample_weight", None)
+        if weights is not None:
+            w = np.ones(loop.rows(X)) if w is None else w
+            for p in weights if isinstance(weights, tuple) else (weights,):
+                feed[p] = np.asarray(w, dtype=p.dtype)
         return feed
 
     # ------------------------------------------------------------------ weights
@@ -307,12 +370,14 @@ class Model:
 
     def save(self, path) -> None:
         """Write the weights and the architecture to ``path`` (.npz, atomic); see
-        ``NNClassifier.save``. A graph's model saves its weights only."""
+        ``NNClassifier.save``; with what ``compile`` said (loss and metrics by name, the
+        optimizer and its slots: see ``xpnn/nn/compiled.py``), which :meth:`load` restores.
+        A graph's model saves its weights only."""
         if self.net is None:
             raise ValueError("save: a model made from inputs=/outputs= has no stored "
                              "architecture: use save_weights, and load_weights into the same "
                              "graph built by your code")
-        saving.save(self, path)
+        saving.save(self, path, compiled.record(self))
 
     def save_weights(self, path) -> None:
         """Write the weights only to ``path`` (.npz, atomic)."""
@@ -325,8 +390,10 @@ class Model:
 
     @classmethod
     def load(cls, path, device=None, backend=None):
-        """A new model from a file written by :meth:`save` (not compiled: call compile to
-        train or evaluate it; predict works at once)."""
+        """A new model from a file written by :meth:`save`, compiled as it was when saved
+        (loss and metrics by name, the optimizer and its state), as Keras's
+        ``load_model``: ``fit``, ``evaluate`` and ``predict`` work at once. A model saved
+        uncompiled, or compiled with a loss function or node, loads uncompiled."""
 
         def build(layers, activation=None, input_shape=None, **options):
             if activation is not None:  # an MLP's sizes
@@ -335,7 +402,10 @@ class Model:
                 return cls(net, input_shape=(int(layers[0]),), **options)
             return cls(layers, input_shape=input_shape, **options)
 
-        return saving.load(build, path, device, backend)
+        arrays = io.load_arrays(path)
+        model = saving.load(build, path, device, backend, arrays)
+        compiled.restore(model, arrays, path)
+        return model
 
     # ------------------------------------------------------------------ summary
 
@@ -357,6 +427,18 @@ def _ancestors(node):
     return found
 
 
+def _checked_features(X, want, what):
+    if not array_api_compat.is_array_api_obj(X):
+        X = np.asarray(X)
+    shape = tuple(X.shape)
+    if len(shape) != len(want) + 1 or any(w not in (None, d) for w, d in zip(want, shape[1:])):
+        raise ValueError(f"{what} must have shape (n_samples, "
+                         f"{', '.join(map(str, want))}), got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{what} has no samples: pass at least one row")
+    return X
+
+
 def _snake(name):
     """Keras's snake case: ReLU -> re_lu, NNClassifier -> nn_classifier."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -367,8 +449,8 @@ def _summary_rows(model):
     """(name (type), output shape, parameter count) per layer or, for a graph's model, per
     Variable."""
     if model.net is None:
-        rows = [(f"{model.inputs.name or 'input'} (InputLayer)",
-                 str(tuple(model.inputs.shape)), 0)]
+        rows = [(f"{p.name or 'input'} (InputLayer)", str(tuple(p.shape)), 0)
+                for p in model._ins]
         return rows + [(f"{v.name} (Variable)", str(tuple(v.shape)), int(np.prod(v.shape)))
                        for v in model.params]
     rows, counts = [], {}

@@ -350,8 +350,9 @@ def save_weights(model, path) -> None:
                           for name, v in model._param_names().items()})
 
 
-def save(model, path) -> None:
-    """Write ``model``'s weights and its architecture to ``path`` (see NNClassifier.save)."""
+def save(model, path, extra=None) -> None:
+    """Write ``model``'s weights and its architecture to ``path`` (see NNClassifier.save),
+    with the ``extra`` arrays (``__*`` names: Model.save's compile record)."""
     check_suffix(path)
     arrays = {name: to_numpy(model.session.get_value(v))
               for name, v in model._param_names().items()}
@@ -360,7 +361,7 @@ def save(model, path) -> None:
         arrays["__activation__"] = np.asarray(model.activation)
     else:
         arrays.update(describe(model.net.layers, model.input_shape, model.dtype))
-    io.save_arrays(path, arrays)
+    io.save_arrays(path, {**arrays, **(extra or {})})
 
 
 def load_weights(model, path) -> None:
@@ -376,9 +377,10 @@ def load_weights(model, path) -> None:
         model.session.set_value(variable, arrays[name])
 
 
-def load(cls, path, device=None, backend=None):
-    """A new ``cls`` model from ``path`` (see NNClassifier.load)."""
-    arrays = io.load_arrays(path)
+def load(cls, path, device=None, backend=None, arrays=None):
+    """A new ``cls`` model from ``path`` (see NNClassifier.load); ``arrays``: its
+    contents, where the caller has read them."""
+    arrays = io.load_arrays(path) if arrays is None else arrays
     if "__layers__" in arrays:
         return _load_stack(cls, arrays, path, device, backend)
     units, activation = _stored_architecture(arrays, path)
