@@ -147,3 +147,16 @@ def test_python_m_xpnn_debug_compare_runs():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "model lstm, batch 8: compare_backends over cpu/portable, cpu," in done.stdout
+
+
+@pytest.mark.parametrize("example", ["mnist_mlp", "mnist_cnn"])
+def test_the_mnist_examples_compare_one_batch_before_training(dev, example, capsys):
+    from tests.test_examples import load
+
+    devices = f"cpu,{dev.backend}:{dev.name}"
+    result = load(example).main(["--synthetic", "--limit", "32", "--epochs", "1",
+                                 "--batch-size", "16", "--quiet", "--compare", devices])
+    report = result["compare"]
+    assert report.ok and report.devices == devices.split(",") and report.backward > 0
+    out = capsys.readouterr().out
+    assert out.index(str(report)) < out.index("epoch 1/1")

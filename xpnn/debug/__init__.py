@@ -3,6 +3,7 @@ devices (or with and without a device's passes) and names the first node whose v
 differs; ``python -m xpnn.debug compare --model mlp --devices cpu,torch:cpu`` does it for
 small built-in models (``models.py``) and exits with status 1 on a disagreement."""
 
+from . import models
 from .compare import TOLERANCES, Disagreement, Entry, Report, compare_backends
 
-__all__ = ["TOLERANCES", "Disagreement", "Entry", "Report", "compare_backends"]
+__all__ = ["models", "TOLERANCES", "Disagreement", "Entry", "Report", "compare_backends"]
