@@ -160,3 +160,30 @@ def test_the_mnist_examples_compare_one_batch_before_training(dev, example, caps
     assert report.ok and report.devices == devices.split(",") and report.backward > 0
     out = capsys.readouterr().out
     assert out.index(str(report)) < out.index("epoch 1/1")
+
+
+def test_bad_arguments_are_refused_naming_what_to_give():
+    graph, loss, feed = models.build("mlp")
+    before = len(graph.nodes)
+    with pytest.raises(ValueError, match="passes must be True, False or 'both', got 'yes'"):
+        xn.debug.compare_backends(loss, feed, devices=["cpu", "device1"], passes="yes")
+    with pytest.raises(ValueError, match="1 run to compare; give two devices or more, or "
+                                         "passes='both'"):
+        xn.debug.compare_backends(loss, feed, devices=["cpu"])
+    with pytest.raises(ValueError, match="unknown device 'gpu7'.*'backend:device'"):
+        xn.debug.compare_backends(loss, feed, devices=["cpu", "gpu7"])
+    with xn.Graph().as_default():
+        stray = xn.placeholder(name="stray")
+    with pytest.raises(ValueError, match="stray is not in the graph compared .the first "
+                                         "fetch's graph.: pass graph="):
+        xn.debug.compare_backends(loss, {**feed, stray: 1.0}, devices=["cpu", "device1"])
+    with pytest.raises(TypeError, match="cannot fetch a str"):
+        xn.debug.compare_backends("loss", feed, devices=["cpu", "device1"])
+    assert len(graph.nodes) == before  # refused before the gradients were built
+
+
+def test_device_arrays_are_fed_to_every_device_as_host_data(dev):
+    graph, loss, feed = models.build("mlp")
+    on_dev = {p: dev.from_host(v) for p, v in feed.items()}
+    report = xn.debug.compare_backends(loss, on_dev, devices=["cpu", "device1"])
+    assert report.ok and report.compared > report.backward > 0

@@ -24,12 +24,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from array_api_compat import is_array_api_obj
 
 from ..autodiff import gradients as _gradients
 from ..autodiff import topological_order
 from ..devices import COMPARED, Device, named
 from ..dtypes import dtype_name
-from ..graph import Node, Operation, Placeholder, Update, Variable, get_default_graph
+from ..graph import Node, Operation, Placeholder, Update, Variable
 from ..host import to_numpy
 from ..ops.outputs import MultiOutput
 from ..session import Session
@@ -132,18 +133,19 @@ def compare_backends(fetches, feed_dict=None, devices=COMPARED,
     w.r.t. the trainable Variables (an optimizer step among the fetches is not run: its
     gradients are compared instead, and no Variable changes).
 
-    ``devices``: device strings, ``"backend:device"`` pairs or Devices
+    The graph is ``graph``, else ``session``'s, else the fetches'. ``devices``: device
+    strings, ``"backend:device"`` pairs or Devices
     (``xn.devices.named``); by default ``xn.devices.COMPARED``, NumPy, PyTorch and JAX on
     the CPU. ``passes``: True (each device's passes), False (its portable plan) or
     ``"both"`` (each device both ways, the portable plan first: ``devices=["cpu"],
     passes="both"`` checks the NumPy passes). Entries agree within their dtype's
     ``TOLERANCES`` (``rtol``/``atol`` replace every float dtype's; integers must be
     equal). Returns a :class:`Report`; its ``first`` is the first node that differs."""
-    feed_dict = dict(feed_dict or {})
-    if graph is None:
-        graph = session.graph if session is not None else get_default_graph()
+    flat = list(_flatten(fetches))
+    feed_dict = {node: _on_host(value) for node, value in (feed_dict or {}).items()}
+    graph = _graph_of(flat, feed_dict, graph, session)
     columns = _columns(devices, passes)
-    fetched, forward = _fetch_nodes(fetches, gradients)
+    fetched, forward = _fetch_nodes(flat, gradients)
     nodes = _comparable(fetched, feed_dict)
     sessions = _sessions(columns, graph, session)
     try:
@@ -182,10 +184,37 @@ def _columns(devices, passes) -> list:
     return columns
 
 
-def _fetch_nodes(fetches, gradients) -> tuple[list, set]:
+def _graph_of(flat, feed_dict, graph, session):
+    """The graph to run: ``graph``, else ``session``'s, else the fetches'; every fetch and
+    fed placeholder must be in it."""
+    if not flat:
+        raise ValueError("compare_backends: nothing to fetch; give the loss (or the nodes) "
+                         "whose values to compare")
+    source = "graph=" if graph is not None else (
+        "the session's graph" if session is not None else "the first fetch's graph")
+    graph = graph or (session.graph if session is not None else flat[0].graph)
+    if session is not None and session.graph is not graph:
+        raise ValueError("compare_backends: session runs another graph than graph=; give "
+                         "one of them")
+    for node in [*flat, *feed_dict]:
+        if not isinstance(node, Node) or node.graph is not graph:
+            what = node.label if isinstance(node, Node) else f"feed_dict key {node!r}"
+            raise ValueError(f"compare_backends: {what} is not in the graph compared "
+                             f"({source}): pass graph= the graph the fetches and "
+                             f"placeholders were built in")
+    return graph
+
+
+def _on_host(value):
+    """A fed array of any library as NumPy: every device is fed the same host data."""
+    if isinstance(value, np.ndarray) or not is_array_api_obj(value):
+        return value
+    return to_numpy(value)
+
+
+def _fetch_nodes(flat, gradients) -> tuple[list, set]:
     """The nodes to compare at the end (the fetches, an optimizer step's gradients in its
     place, a scalar loss's gradients) and the forward nodes among everything they need."""
-    flat = [fetches] if isinstance(fetches, Node) else list(_flatten(fetches))
     values = [n for n in flat if not isinstance(n, Update)]
     forward = set(topological_order(values))
     steps = [n for n in flat if isinstance(n, Update)]
