@@ -72,6 +72,7 @@ class Disagreement:
     path: list  # node names from a fed placeholder (or a Variable) to this node
     tolerance: tuple  # (rtol, atol) of its dtype
     fetches_only: bool = False  # seen only in the run of the fetches alone
+    majority: bool = True  # ``agree`` outnumbers every other group (else a tie: who is right?)
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Report:
     def __str__(self) -> str:
         head = (f"compare_backends over {', '.join(self.devices)}: {self.compared} nodes "
                 f"compared ({self.backward} of the backward pass)")
+        if self.skipped:
+            head += f"; {len(self.skipped)} not compared (not arrays)"
         if self.ok:
             return f"{head}: all agree within their dtype's tolerance"
         more = len(self.disagreements) - 1
@@ -111,7 +114,8 @@ def _describe(d: Disagreement) -> str:
              + (" in the run of the fetches alone" if d.fetches_only else ""),
              "  inputs: " + ("; ".join(f"{n} {s} {t}" for n, s, t in d.inputs) or "none"),
              f"  {', '.join(d.devices)} {'disagrees' if len(d.devices) == 1 else 'disagree'} "
-             f"with {', '.join(d.agree)}: {d.detail}"]
+             f"with {', '.join(d.agree)}"
+             + ("" if d.majority else " (no majority tells which is right)") + f": {d.detail}"]
     if d.worst:
         rtol, atol = d.tolerance
         lines.append(f"  worst entries (rtol {rtol:g}, atol {atol:g} x the largest magnitude):")
@@ -341,7 +345,8 @@ def _compare_node(node, values, tolerance) -> Disagreement | None:
         worst = _worst(values, agree[0], odd, tolerance)
     return Disagreement(node, node.label, node.type, False,
                         getattr(node.gradient_of, "label", None), [], odd, agree, reason,
-                        detail, worst, [], _tolerance(reference.dtype, tolerance))
+                        detail, worst, [], _tolerance(reference.dtype, tolerance),
+                        majority=all(len(g) < len(agree) for g in groups if g is not agree))
 
 
 def _tolerance(dtype, given) -> tuple:
