@@ -171,6 +171,8 @@ def test_bad_arguments_are_refused_naming_what_to_give():
     with pytest.raises(ValueError, match="1 run to compare; give two devices or more, or "
                                          "passes='both'"):
         xn.debug.compare_backends(loss, feed, devices=["cpu"])
+    with pytest.raises(ValueError, match="device 'cpu' is given twice"):
+        xn.debug.compare_backends(loss, feed, devices=["cpu", "device1", "cpu"])
     with pytest.raises(ValueError, match="unknown device 'gpu7'.*'backend:device'"):
         xn.debug.compare_backends(loss, feed, devices=["cpu", "gpu7"])
     with xn.Graph().as_default():

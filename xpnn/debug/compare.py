@@ -63,7 +63,7 @@ class Disagreement:
     op_type: str
     backward: bool  # a node of the gradients' graph
     gradient_of: str | None  # the forward node whose gradient it computes
-    inputs: list  # (name, shape, dtype) of each input, on the reference device
+    inputs: list  # (name, shape, dtype) of each input, on the first device
     devices: list  # the devices that disagree (outside the largest agreeing group)
     agree: list  # the devices of the largest agreeing group
     reason: str  # "values", "shape", "dtype"
@@ -175,8 +175,13 @@ def _columns(devices, passes) -> list:
     if isinstance(devices, (str, Device)):
         devices = [devices]
     columns = []
+    seen = set()
     for spec in devices:
         name, device = named(spec)
+        if name in seen:
+            raise ValueError(f"compare_backends: device {name!r} is given twice; give each "
+                             f"once (passes='both' runs one both ways)")
+        seen.add(name)
         if passes in (False, "both"):
             columns.append((f"{name}/portable", device, False))
         if passes in (True, "both"):
@@ -375,7 +380,7 @@ def _excess(reference, value, tolerance) -> np.ndarray:
     """Each entry's difference over what the tolerance allows (> 1: it differs); equal
     entries (infinities, and NaN against NaN, included) 0."""
     rtol, atol = tolerance
-    if reference.dtype.kind not in "fc":
+    if reference.dtype.kind != "f":
         return (reference != value).astype(np.float64) * 2
     r, v = reference.astype(np.float64), value.astype(np.float64)
     same = (r == v) | (np.isnan(r) & np.isnan(v))
