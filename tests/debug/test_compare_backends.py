@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,8 @@ def test_the_cli_exits_1_on_a_disagreement(monkeypatch, capsys):
 def test_python_m_xpnn_debug_compare_runs():
     done = subprocess.run([sys.executable, "-m", "xpnn.debug", "compare", "--model", "lstm",
                            "--devices", "cpu,cupy_standin", "--passes", "both"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])  # this checkout's xpnn
     assert done.returncode == 0, done.stderr
     assert "model lstm, batch 8: compare_backends over cpu/portable, cpu," in done.stdout
 
