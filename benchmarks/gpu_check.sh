@@ -21,6 +21,11 @@
 # The steps:
 #   versions               CuPy, NumPy and the GPUs, and one ElementwiseKernel compiled and
 #                          run: CuPy 14 needs NVRTC and the CUDA headers from its [ctk] extra
+#   compare_cuda           python -m xpnn.debug compare on the mlp, cnn and lstm models: every
+#                          node, forward and backward, on CuPy with and without its pass
+#                          against NumPy's; names the first node that disagrees
+#                          ($COMPARE_DEVICES, default cpu,cuda: cpu,cupy_standin checks the
+#                          step without a GPU)
 #   cupy_pass_tests        tests/devices/cupy/test_cupy_pass.py on the GPU, random programs
 #                          through the pass
 #   cupy_pass_vs_portable  benchmarks/cupy_pass.py: the pass against XPNN_PASSES=0 (ms/step;
@@ -73,6 +78,15 @@ if got != [1.0, 2.0, 5.0, 10.0]:
     sys.exit(f"a probe kernel computed {got}, not [1, 2, 5, 10]")
 print("NVRTC", cupy.cuda.nvrtc.getVersion(), "compiled a kernel, which ran:", got)
 EOF
+}
+
+compare_cuda() {  # the first correctness check: where CuPy and NumPy part, node by node
+  local model rc=0
+  for model in mlp cnn lstm; do
+    timeout 180 $PY -m xpnn.debug compare --model "$model" --devices "${COMPARE_DEVICES:-cpu,cuda}" \
+      --passes both || rc=1
+  done
+  return $rc
 }
 
 cupy_pass_tests() {
@@ -131,7 +145,7 @@ sys.exit(0 if xpnn >= low and abs(xpnn - found.get("torch", xpnn)) <= gap else 1
 EOF
 }
 
-STEPS=(versions cupy_pass_tests cupy_pass_vs_portable tests_cupy_1 tests_cupy_2 tests_cupy_3
+STEPS=(versions compare_cuda cupy_pass_tests cupy_pass_vs_portable tests_cupy_1 tests_cupy_2 tests_cupy_3
        mlp_warmup mlp_mnist_cuda mnist_mlp_cuda sequence_cuda)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${STEPS[@]}"; exit 0; fi
 for step in "$@"; do

@@ -6,7 +6,7 @@ flatten, dropout 0.5, dense 10, trained with Adam (lr 1e-3, batch 128) on MNIST 
         [--data ../shared/datasets/mnist] [--epochs 15] [--quiet]
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
-of MNIST's shape (no files needed); ``--distributed`` as in mnist_mlp.py.
+of MNIST's shape (no files needed); ``--distributed`` and ``--compare`` as in mnist_mlp.py.
 
 Keras's callbacks, watching the loss on a tenth of the training rows held out:
 ``--patience N`` stops when it has not improved for N epochs and keeps the best weights
@@ -15,7 +15,13 @@ Keras's callbacks, watching the loss on a tenth of the training rows held out:
 ``tensorboard --logdir DIR``).
 """
 
-from mnist_mlp import distributed, mnist_arguments, mnist_data, train_and_test
+from mnist_mlp import (
+    compare_first_batch,
+    distributed,
+    mnist_arguments,
+    mnist_data,
+    train_and_test,
+)
 
 import xpnn as xn
 
@@ -54,10 +60,12 @@ def main(argv=None):
     X, X_test = X.reshape(-1, 28, 28, 1), X_test.reshape(-1, 28, 28, 1)
     args.say(f"train {X.shape}, test {X_test.shape}")
     seed = args.seed if args.comm is None else args.seed + args.comm.rank  # dropout masks
+    compared = compare_first_batch(lambda: convnet(args.seed), (28, 28, 1), X, y, args)
     with xn.Graph().as_default():  # with --distributed, fit broadcasts rank 0's weights
         model = xn.nn.NNClassifier(convnet(args.seed), input_shape=(28, 28, 1),
                                    device=args.device, backend=args.backend, seed=seed)
     result = train_and_test(model, X, y, X_test, y_test, args, callbacks(args))
+    result["compare"] = compared
     if args.checkpoint:
         args.say(f"the best model is in {args.checkpoint} (xn.nn.NNClassifier.load)")
     if args.logdir:

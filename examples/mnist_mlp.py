@@ -6,7 +6,8 @@ on MNIST (the lesson reached 92.37% test accuracy with plain SGD; these defaults
         [--dropout 0.2]
 
 ``--limit N`` trains and tests on the first N samples only; ``--synthetic`` uses random data
-of MNIST's shape (no files needed).
+of MNIST's shape (no files needed). ``--compare cpu,torch:cpu,jax:cpu`` first runs the model
+on one batch on each device and prints the first node where they disagree.
 
 ``--distributed`` trains data-parallel over MPI, one process per rank (``pip install
 'xpnn[mpi]'``); ``--batch-size`` is then each rank's, so two ranks with 64 train as one
@@ -61,7 +62,37 @@ def mnist_arguments(description, epochs, optimizer, lr):
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over MPI (run under mpiexec); --batch-size per rank")
+    parser.add_argument("--compare", default=None, metavar="DEVICES",
+                        help="before training, run the model on one batch on each of these "
+                             "comma-separated devices (e.g. cpu,torch:cpu,jax:cpu) and print "
+                             "where they first disagree (xn.debug.compare_backends)")
     return parser
+
+
+def compare_first_batch(make_layers, input_shape, X, y, args):
+    """--compare: the model's layers (``make_layers()``, in a graph of their own) on the
+    first batch, forward and gradients, on each device; the report is printed (and
+    returned). None without --compare."""
+    if not args.compare:
+        return None
+    with xn.Graph().as_default() as graph:
+        layers = make_layers()
+    n = args.batch_size
+    graph, loss, feed = xn.debug.models.layers_loss(layers, input_shape, X[:n], y[:n], graph)
+    report = xn.debug.compare_backends(loss, feed, devices=args.compare.split(","),
+                                       graph=graph)
+    args.say(report)
+    return report
+
+
+def mlp_layers(units, dropout, seed):
+    """The MLP's layers, with Dropout after each hidden one where ``dropout``."""
+    rng = xn.init.generator(seed)
+    layers = []
+    for n_in, n_out in zip(units[:-2], units[1:-1]):
+        layers += [xn.nn.Linear(n_in, n_out, seed=rng), xn.nn.ReLU()]
+        layers += [xn.nn.Dropout(dropout)] if dropout else []
+    return layers + [xn.nn.Linear(units[-2], units[-1], seed=rng)]
 
 
 def distributed(args):
@@ -142,19 +173,16 @@ def main(argv=None):
     seed = args.seed if args.comm is None else args.seed + args.comm.rank  # dropout masks
 
     units = [784, *args.units, 10]
+    compared = compare_first_batch(lambda: mlp_layers(units, args.dropout, args.seed), (784,),
+                                   X, y, args)
     if args.dropout:  # the MLP's layers with Dropout after each hidden one
         with xn.Graph().as_default():
-            rng = xn.init.generator(args.seed)
-            layers = []
-            for n_in, n_out in zip(units[:-2], units[1:-1]):
-                layers += [xn.nn.Linear(n_in, n_out, seed=rng), xn.nn.ReLU(),
-                           xn.nn.Dropout(args.dropout)]
-            layers.append(xn.nn.Linear(units[-2], units[-1], seed=rng))
-            model = xn.nn.NNClassifier(layers, input_shape=(784,), device=args.device,
+            model = xn.nn.NNClassifier(mlp_layers(units, args.dropout, args.seed),
+                                       input_shape=(784,), device=args.device,
                                        backend=args.backend, seed=seed)
     else:  # with --distributed, fit starts every rank from rank 0's weights
         model = xn.nn.NNClassifier(units, device=args.device, backend=args.backend, seed=seed)
-    return train_and_test(model, X, y, X_test, y_test, args)
+    return {**train_and_test(model, X, y, X_test, y_test, args), "compare": compared}
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from . import (
     assignment,
     control_flow,
     data,
+    debug,
     devices,
     distributed,
     init,

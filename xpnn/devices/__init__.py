@@ -304,3 +304,33 @@ def resolve(device: str | Device | None = None, backend: str | None = None) -> D
     if device is not None and not isinstance(device, str):
         _parse(device)  # refused: device=0 is falsy and would mean the default device
     return _resolve(device or get_default_device(), backend)
+
+
+# What ``xn.debug.compare_backends`` compares by default: NumPy, PyTorch and JAX on the CPU.
+COMPARED = ("cpu", "torch:cpu", "jax:cpu")
+
+
+def named(spec) -> tuple[str, Device]:
+    """(name, Device) for a device string (``"cpu"``, ``"cuda:1"``, ``"device1"``), a
+    ``"backend:device"`` pair (``"torch:cpu"``, ``"jax:cpu"``, ``"array_api_strict:device1"``),
+    a backend alone (``"cupy_standin"``: on ``"cpu"``) or a Device (named
+    ``"backend:device"``): how ``xn.debug.compare_backends`` is told its devices.
+
+    >>> import xpnn as xn
+    >>> name, device = xn.devices.named("array_api_strict:device1")
+    >>> name, device.backend, device.name
+    ('array_api_strict:device1', 'array_api_strict', 'device1')
+    """
+    if isinstance(spec, Device):
+        return f"{spec.backend}:{spec.name}", spec
+    if not isinstance(spec, str):
+        raise TypeError(f"a device is a string such as 'cpu' or 'torch:cpu', or a Device, "
+                        f"not {spec!r}")
+    library, _, where = spec.partition(":")
+    if library in BACKENDS:
+        return spec, resolve(where or "cpu", backend=library)
+    try:
+        return spec, resolve(spec)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or 'backend:device' with a backend of {BACKENDS}, such as "
+                         f"'{COMPARED[1]}'") from None
