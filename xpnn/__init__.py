@@ -20,6 +20,7 @@ from . import (
     io,
     metrics,
     nn,
+    onnx,
     ops,
     summary,
     train,
