@@ -235,3 +235,37 @@ def test_a_branch_left_unused_by_inference_is_not_exported(tmp_path):
         path = xn.onnx.export(xn.Session(g), x, y, tmp_path / "m.onnx")
     X = np.arange(8, dtype="float32").reshape(2, 4)
     np.testing.assert_allclose(_runtime(path).run(None, {"x": X})[0], 2 * X)
+
+
+def test_recurrent_scan_loop_is_refused_naming_the_loop(tmp_path):
+    with xn.Graph().as_default() as g:
+        x = xn.placeholder("float32", (None, 5, 3), name="x")
+        y = xn.nn.LSTM(3, 4, loop="scan", seed=0)(x)
+        with pytest.raises(NotImplementedError, match="control-flow op.*loop='unroll'"):
+            xn.onnx.export(xn.Session(g), x, y, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_opsets_and_a_float64_session(tmp_path, opset):
+    """Reductions take their axes as an attribute before opset 18, as an input from it;
+    a Session(dtype="float64") exports float64 inputs, weights and outputs."""
+    with xn.Graph().as_default() as g:
+        x = xn.placeholder("float32", (None, 3, 8), name="x")
+        h = xn.nn.LayerNorm(8)(xn.nn.Linear(8, 8, seed=0)(x))
+        y = xn.masked_softmax(h, h > 0.0) + xn.reduce_max(h, axis=1, keepdims=True)
+        for dtype in ("float32", "float64"):
+            _assert_same(tmp_path, xn.Session(g, dtype=dtype), [x], [y],
+                         lambda n, dtype=dtype: [_rng(n).standard_normal((n, 3, 8)).astype(dtype)],
+                         opset=opset)
+
+
+def test_readme_block_runs_as_printed(tmp_path, monkeypatch):
+    """The README's ONNX block, run as printed (it writes mlp.onnx where it runs)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("```python\nimport numpy as np, onnxruntime")
+    code = text[start + len("```python\n"):text.index("```", start + 3)]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "mlp.onnx").exists()

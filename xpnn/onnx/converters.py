@@ -39,8 +39,12 @@ def converts(*types):
 def convert(b, op):
     fn = CONVERTERS.get(type(op).__name__)
     if fn is None:
-        what = "a control-flow op" if op.runs_bodies else (
-            "a random op" if op.random else "an op")
+        what = "an op"
+        if op.runs_bodies:
+            what = ("a control-flow op (cond, while_loop, scan); recurrent layers export "
+                    "with loop='unroll', their default")
+        elif op.random:
+            what = "a random op, drawn anew every run"
         raise unsupported(op, what)
     return fn(b, op)
 

@@ -168,7 +168,10 @@ class Builder:
             self.names[node] = self.fresh(node.label)
             self.dtypes[self.names[node]] = self.dtype_of(node)
         elif isinstance(node, Placeholder):
-            self.known[node] = self.fixed_value(node)
+            try:
+                self.known[node] = self.fixed_value(node)
+            except ValueError as exc:  # an error only where something needs it
+                self.names[node] = exc
         elif isinstance(node, (Variable, Constant)):
             self.known[node] = self.leaf_value(node)
         elif not isinstance(node, Operation):
