@@ -269,3 +269,21 @@ def test_readme_block_runs_as_printed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "mlp.onnx").exists()
+
+
+def test_compat_v1_shapes_known_at_run_time(dev, tmp_path):
+    """tf.reshape, tf.fill, tf.tile and tf.range given tf.shape(x) entries: the ONNX model
+    computes them from the input's shape, at each batch size."""
+    import xpnn.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, [None, 2, 3], name="x")
+        n = tf.shape(x)[0]
+        flat = tf.reshape(x, [n, -1])
+        filled = tf.fill([n, 2], 0.5)
+        tiled = tf.tile(x[:, :1, :], [1, tf.shape(x)[1], 1])
+        steps = tf.cast(tf.range(tf.shape(x)[2]), tf.float32)
+        y = tf.concat([flat, filled], axis=1) + tf.reduce_sum(tiled * steps)
+        sess = tf.Session(device=dev)
+        _assert_same(tmp_path, sess, [x], [y], lambda n: _images(n, (2, 3)))

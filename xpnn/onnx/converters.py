@@ -430,6 +430,47 @@ def _gather(b, op):
     return b.emit("Gather", [params, indices], b.dtypes[params], base=op.label, axis=op.axis)
 
 
+# ------------------------------------------------------------------- shapes known at run time
+
+
+def _argument(b, argument) -> str:
+    """A Dynamic op's argument (a shape, multiples) as an int64 vector, or a scalar."""
+    if argument.kind == "node":
+        return b.cast(b.tensor(argument.entries[0]), "int64")
+    known = [b.value(e) if hasattr(e, "graph") else np.asarray(e) for e in argument.entries]
+    if argument.kind == "scalar":
+        entry = argument.entries[0]
+        return b.ints(known[0]) if known[0] is not None else b.cast(b.tensor(entry), "int64")
+    if all(k is not None for k in known):
+        return b.ints([int(np.asarray(k).reshape(())) for k in known], "shape")
+    one = b.ints([1], "shape")
+    parts = [b.ints([int(np.asarray(k).reshape(()))]) if k is not None else
+             b.emit("Reshape", [b.cast(b.tensor(e), "int64"), one], "int64")
+             for e, k in zip(argument.entries, known)]
+    return b.emit("Concat", parts, "int64", axis=0)
+
+
+@converts("ReshapeTo", "TileTo")
+def _reshape_or_tile_to(b, op):
+    x = b.tensor(op.inputs[0])
+    kind = "Reshape" if type(op).__name__ == "ReshapeTo" else "Tile"
+    return b.emit(kind, [x, _argument(b, op.arguments[0])], b.dtypes[x], base=op.label)
+
+
+@converts("FillTo")
+def _fill_to(b, op):
+    value = b.tensor(op.inputs[0])
+    return b.emit("Expand", [value, _argument(b, op.arguments[0])], b.dtypes[value],
+                  base=op.label)
+
+
+@converts("RangeTo")
+def _range_to(b, op):
+    dtype = b.dtype_of(op)
+    start, limit, delta = (b.cast(_argument(b, a), dtype) for a in op.arguments)
+    return b.emit("Range", [start, limit, delta], dtype, base=op.label)
+
+
 # --------------------------------------------------------------------------- images
 
 

@@ -88,6 +88,8 @@ def _forward_nodes(inputs, outputs) -> list:
         found.append(node)
         if id(node) not in stop:
             stack.extend(node.inputs)
+            for argument in getattr(node, "arguments", ()):  # a Dynamic op's shape entries
+                stack.extend(e for e in argument.entries if isinstance(e, Node))
     return sorted(found, key=lambda n: n.index)
 
 
