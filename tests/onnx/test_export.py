@@ -287,3 +287,22 @@ def test_compat_v1_shapes_known_at_run_time(dev, tmp_path):
         y = tf.concat([flat, filled], axis=1) + tf.reduce_sum(tiled * steps)
         sess = tf.Session(device=dev)
         _assert_same(tmp_path, sess, [x], [y], lambda n: _images(n, (2, 3)))
+
+
+def test_bad_arguments_name_what_is_wrong(tmp_path):
+    with xn.Graph().as_default() as g:
+        x = xn.placeholder("float32", (None, 2), name="x")
+        w = xn.Variable(np.ones((2, 2), "float32"), name="w")
+        y = x @ w
+        sess = xn.Session(g)
+        with pytest.raises(TypeError, match="got Model .*export_onnx"):
+            xn.onnx.export(xn.nn.Model(inputs=x, outputs=y), x, y, tmp_path / "m.onnx")
+        with pytest.raises(TypeError, match="input w is a variable, not a placeholder"):
+            xn.onnx.export(sess, w, y, tmp_path / "m.onnx")
+        with pytest.raises(ValueError, match="opset must be an int >= 13"):
+            xn.onnx.export(sess, x, y, tmp_path / "m.onnx", opset=11)
+    with xn.Graph().as_default():
+        other = xn.placeholder("float32", (None, 2), name="other")
+    with pytest.raises(ValueError, match="other belongs to another graph"):
+        xn.onnx.export(sess, other, y, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -12,6 +12,7 @@ from ..devices import resolve
 from ..dtypes import is_floating
 from ..graph import Constant, Node, Operation, Placeholder, Variable
 from ..host import to_numpy
+from ..session import Session
 from . import converters
 from .converters import Known, unsupported
 
@@ -62,6 +63,10 @@ def _listed(given, what) -> list:
 
 
 def _check_arguments(session, inputs, outputs, opset) -> None:
+    if not isinstance(session, Session):
+        raise TypeError(f"xn.onnx.export: the first argument is the Session whose weights "
+                        f"are exported, got {type(session).__name__} (a model exports with "
+                        f"model.export_onnx(path))")
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"xn.onnx.export: opset must be an int >= {MIN_OPSET}, got {opset!r}")
     for x in inputs:
@@ -166,7 +171,7 @@ class Builder:
     # ------------------------------------------------------------------ visiting
 
     def visit(self, node) -> None:
-        if node in self.inputs:
+        if any(node is x for x in self.inputs):
             self.names[node] = self.fresh(node.label)
             self.dtypes[self.names[node]] = self.dtype_of(node)
         elif isinstance(node, Placeholder):
