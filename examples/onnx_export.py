@@ -77,7 +77,7 @@ def main(argv=None):
     gap = float(np.abs(served - ours).max())
     agreement = float(np.mean(served.argmax(1) == ours.argmax(1)))
     accuracy = float(np.mean(served.argmax(1) == y_test))
-    print(f"trained on {model.device}, exported {path}")
+    print(f"trained with {model.device.backend} on {model.device.name}, exported {path}")
     print(f"onnxruntime on {len(X_test)} test images: accuracy {accuracy:.2%}, classes agree "
           f"with xpnn's on {agreement:.2%}, largest logit gap {gap:.2e}")
     return {"path": path, "gap": gap, "agreement": agreement, "accuracy": accuracy}
