@@ -306,3 +306,28 @@ def test_bad_arguments_name_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="other belongs to another graph"):
         xn.onnx.export(sess, other, y, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_compat_v1_static_rnn_exports_and_dynamic_rnn_is_refused(dev, tmp_path):
+    import xpnn.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, [None, 4, 3], name="x")
+        lengths = tf.placeholder(tf.int32, [None], name="lengths")
+        cell = tf.nn.rnn_cell.BasicLSTMCell(5)
+        outputs, state = tf.nn.static_rnn(cell, tf.unstack(x, axis=1), dtype=tf.float32,
+                                          sequence_length=lengths)
+        with tf.variable_scope("dynamic"):
+            looped, _ = tf.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=tf.float32)
+        sess = tf.Session(device=dev)
+        sess.run(tf.global_variables_initializer())
+
+        def feed(n):
+            return [_rng(n).standard_normal((n, 4, 3)).astype("float32"),
+                    _rng(n).integers(1, 5, n).astype("int32")]
+
+        _assert_same(tmp_path, sess, [x, lengths], [tf.stack(outputs, axis=1), state.h],
+                     feed)
+        with pytest.raises(NotImplementedError, match="'dynamic/rnn/rnn' .*static_rnn.*Scan"):
+            xn.onnx.export(sess, [x, lengths], looped)

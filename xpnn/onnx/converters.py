@@ -41,8 +41,9 @@ def convert(b, op):
     if fn is None:
         what = "an op"
         if op.runs_bodies:
-            what = ("a control-flow op (cond, while_loop, scan); recurrent layers export "
-                    "with loop='unroll', their default")
+            what = ("a control-flow op (cond, while_loop, scan); xn.nn's recurrent layers "
+                    "export with loop='unroll', their default, TF1 programs with "
+                    "tf.nn.static_rnn")
         elif op.random:
             what = "a random op, drawn anew every run"
         raise unsupported(op, what)
