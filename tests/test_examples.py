@@ -196,7 +196,7 @@ def test_transformer_toy_learns_to_reverse(dev, capsys):
 
 SCRIPTS = ["perceptron", "bce_linear", "moons", "mnist_mlp", "mnist_cnn", "transformer_toy",
            "regression", "autoencoder",
-           "char_lstm"]
+           "char_lstm", "onnx_export"]
 
 
 def help_entries(text):
@@ -279,3 +279,13 @@ def test_autoencoder_rebuilds_better_than_the_mean_image(dev, capsys):
     assert result["mse"] < result["mean_mse"] / 3
     assert result["history"].history["loss"][-1] < result["history"].history["loss"][0]
     assert "held-out reconstruction MSE" in capsys.readouterr().out
+
+
+def test_onnx_export_serves_what_xpnn_predicts(dev, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install "
+                        "xpnn[onnx]")
+    result = load("onnx_export").main(["--samples", "128", "--epochs", "2", "--batch-size",
+                                       "50", "--out", str(tmp_path), *device_args(dev)])
+    assert result["path"] == tmp_path / "stripes.onnx" and result["path"].exists()
+    assert result["agreement"] == 1.0 and result["gap"] < 1e-4
+    assert "classes agree with xpnn's on 100.00%" in capsys.readouterr().out

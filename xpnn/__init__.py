@@ -21,6 +21,7 @@ from . import (
     io,
     metrics,
     nn,
+    onnx,
     ops,
     summary,
     train,

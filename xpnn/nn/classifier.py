@@ -535,6 +535,10 @@ class NNClassifier(Model):
         steps (labels >= 0)."""
         return int(np.count_nonzero(y >= 0)) if self.label_shape else y.shape[0]
 
+    def export_onnx(self, path, opset=17):
+        """The class probabilities (``predict_proba``'s) as an ONNX model at ``path``."""
+        return super().export_onnx(path, opset, outputs=self.probs)
+
     def predict_proba(self, X, batch_size=4096) -> np.ndarray:
         """Class probabilities as a host NumPy array: (n_samples, n_classes), or per step
         (n_samples, steps, n_classes)."""

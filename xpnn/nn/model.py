@@ -407,6 +407,15 @@ class Model:
         compiled.restore(model, arrays, path)
         return model
 
+    def export_onnx(self, path, opset=17, outputs=None):
+        """The forward graph in inference mode (``training`` False), with the current
+        weights, as an ONNX model at ``path``: ``xn.onnx.export`` (needs ``onnx``)."""
+        from ..onnx import export
+
+        fixed = {self.training: False} if self.training is not None else None
+        return export(self.session, self.inputs, outputs or self.outputs, path, opset=opset,
+                      feed_dict=fixed)
+
     # ------------------------------------------------------------------ summary
 
     def summary(self, print_fn=print) -> None:
