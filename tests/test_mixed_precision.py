@@ -255,3 +255,25 @@ def test_bfloat16_values_come_to_the_host_as_float32(dev):
         sess = xn.Session(device=dev, precision="mixed_bfloat16")
         got = sess.run(y, {x: [[2.0, 4.0]]}, to_numpy=True)
     assert isinstance(got, np.ndarray) and got.astype(np.float32).tolist() == [[4.0]]
+
+
+def test_a_model_fits_in_mixed_precision(dev):
+    """``Model(precision="mixed_float16")``: fit scales the loss (a LossScaleOptimizer
+    around the compiled optimizer) and reaches the float32 model's accuracy."""
+    _half_or_skip(dev, "mixed_float16")
+    X, y = _moons(200)
+    accuracy = {}
+    for policy in (None, "mixed_float16"):
+        with xn.Graph().as_default():
+            model = xn.nn.Model([xn.nn.Linear(2, 16, seed=0), xn.nn.ReLU(),
+                                 xn.nn.Linear(16, 2, seed=1)], input_shape=(2,), device=dev,
+                                precision=policy)
+            model.compile(xn.train.AdamOptimizer(0.05), "sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+            history = model.fit(X, y, batch_size=50, epochs=25, verbose=0)
+            accuracy[policy] = history.history["accuracy"][-1]
+            if policy is not None:  # 2**15, grown by no 2000 finite steps yet (100 here)
+                scale = model.graph.get_operation_by_name("loss_scale")
+                assert float(_host(model.session.run(scale))) == 2.0 ** 15
+    assert accuracy[None] > 0.95, accuracy
+    assert abs(accuracy["mixed_float16"] - accuracy[None]) <= 0.02, accuracy

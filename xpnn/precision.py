@@ -116,15 +116,17 @@ def _rule(op, half, after_gradients) -> str | None:
 
 def rewrite(plan, session) -> None:
     """Put a cast step in ``plan`` in front of every op whose floating inputs are not in the
-    dtype its rule says (``_rule``). A slot's dtype is tracked where it is known; where it is
-    not (a value made from a shape), the cast step checks it when it runs."""
+    dtype its rule says (``_rule``); a forward op whose inputs are float32 results (and
+    Variables, constants, feeds) stays float32, as BatchNorm's ``1 / sqrt(variance + eps)``
+    and a check of the loss. A slot's dtype is tracked where it is known; where it is not
+    (a value made from a shape), the cast step checks it when it runs."""
     from .plan import Step, bind  # plan imports optimizers, which this module imports
 
     half = session.compute_dtype
     known = {f.slot: (str(f.dtype) if f.dtype is not None else "?") for f in plan.feeds}
     known.update((s, v.dtype) for s, v in plan.variables.items())
     known.update((s, c.dtype) for s, c in plan.constants.items())
-    gradient, casts, steps = set(), {}, []
+    gradient, wide, casts, steps = set(), set(), {}, []
 
     def cast(s, node, target):
         if known.get(s) in (target, "tuple") or (known.get(s) not in ("?", None, half)
@@ -148,11 +150,17 @@ def rewrite(plan, session) -> None:
         if op.gradient_of is not None or after:
             gradient.add(step.out)
         target = _rule(op, half, after)
+        values = [s for k, s in enumerate(step.inputs) if k not in op.shape_only]
+        if (target == half and op.gradient_of is None and any(s in wide for s in values)
+                and all(known.get(s) != half for s in values)):
+            target = "float32"  # what a float32 op made stays float32 (a loss's check)
         if target is not None:
             step.inputs = tuple(s if k in op.shape_only else cast(s, op.inputs[k], target)
                                 for k, s in enumerate(step.inputs))
         steps.append(step)
         known[step.out] = _out_dtype(op, target, step, known)
+        if known[step.out] == "float32":
+            wide.add(step.out)
     for update in plan.updates:
         update.inputs = tuple(cast(s, node, "float32")
                               for s, node in zip(update.inputs, update.op.inputs))
