@@ -161,8 +161,8 @@ def rewrite(plan, session) -> None:
         known[step.out] = _out_dtype(op, target, step, known)
         if known[step.out] == "float32":
             wide.add(step.out)
-    for update in plan.updates:
-        update.inputs = tuple(cast(s, node, "float32")
+    for update in plan.updates:  # gradients in float32; each Variable as it is held
+        update.inputs = tuple(s if s in plan.variables else cast(s, node, "float32")
                               for s, node in zip(update.inputs, update.op.inputs))
     plan.steps = steps
     plan.template = plan.template + [None] * (plan.n_slots - len(plan.template))
