@@ -20,6 +20,7 @@ import array_api_compat
 import numpy as np
 
 from . import devices, dtypes, io, ops
+from . import precision as mixed
 from .executor import Executor
 from .graph import (
     Constant,
@@ -72,7 +73,8 @@ class Session:
     reference its passes are tested against: no NumPy, torch or CuPy kernels, no
     ``jax.jit`` (every op runs eagerly). ``jit=`` is its deprecated old name; so are
     ``$XPNN_JIT``, ``$XPNN_TORCH_PASSES`` and ``$XPNN_CUPY_PASSES`` (each still "0": that
-    device's passes off).
+    device's passes off). ``precision="mixed_float16"`` (or ``"mixed_bfloat16"``) keeps the
+    Variables in float32 and computes in the half dtype (``xpnn.precision``).
 
     A Session may be used from several threads: its runs (and ``get_value``,
     ``set_value``, ``save``, ``restore``, ``close``) take one lock, so they happen one at a
@@ -89,11 +91,16 @@ class Session:
     """
 
     def __init__(self, graph: Graph | None = None, device=None, backend=None, dtype=None,
-                 check_numerics=False, seed=None, jit=None, passes=None):
+                 check_numerics=False, seed=None, jit=None, passes=None, precision=None):
         self.graph = graph if graph is not None else get_default_graph()
         self.device = devices.resolve(device, backend)
         self.xp = self.device.xp
         self.dtype = None if dtype is None else dtypes.dtype_name(dtype)
+        if precision is not None and dtype is not None:
+            raise ValueError(f"Session(dtype={self.dtype!r}, precision={precision!r}): give one; "
+                             "a precision policy keeps the Variables in float32")
+        self.compute_dtype = mixed.half_dtype(precision, self.device)
+        self.precision = precision
         if self.dtype is not None and not dtypes.is_floating(self.dtype):
             raise ValueError(f"Session(dtype={self.dtype!r}): the Session's dtype sets the "
                              f"floating values' type; use one of {sorted(dtypes.FLOAT_DTYPES)}")
@@ -495,6 +502,8 @@ class Session:
             for node in feed_dict:
                 self._check_feed_key(node)
             plan = compile_plan(self, nodes, rebuild, feed_dict)
+            if self.compute_dtype is not None:
+                mixed.rewrite(plan, self)
             for s, constant in plan.constants.items():
                 plan.template[s] = self._leaf_value(constant)
             # passes off: the portable executor, every device's reference

@@ -18,3 +18,4 @@ from .optimizers import (  # noqa: F401
     RMSPropOptimizer,
     get,
 )
+from .precision import LossScaleOptimizer  # noqa: F401

@@ -25,6 +25,7 @@ from .. import data, distributed, io, ops, optimizers
 from ..autodiff import gradients
 from ..graph import Graph, Node, Placeholder, placeholder
 from ..host import to_numpy
+from ..precision import LossScaleOptimizer
 from ..session import Session
 from . import callbacks as cbks
 from . import compiled, loop, saving
@@ -39,12 +40,15 @@ class Model:
     ``input_shape``, the shape of one sample; or ``inputs`` (a placeholder of shape
     ``(None, ...)``) and ``outputs`` (a node computed from it), and optionally ``training``
     (a bool placeholder the graph's Dropout/BatchNorm read: True while ``fit`` trains).
-    ``compile`` then says the loss; see :meth:`compile` and :meth:`fit`."""
+    ``compile`` then says the loss; see :meth:`compile` and :meth:`fit`. ``precision``:
+    Keras's policy name, ``"mixed_float16"`` (``fit`` then scales the loss) or
+    ``"mixed_bfloat16"`` (``Session(precision=...)``)."""
 
     units = None  # a stack's model; NNClassifier's MLP sets its sizes (save writes them)
 
     def __init__(self, layers=None, input_shape=None, *, inputs=None, outputs=None,
-                 training=None, dtype="float32", device=None, backend=None, seed=0):
+                 training=None, dtype="float32", device=None, backend=None, seed=0,
+                 precision=None):
         if layers is not None:
             if inputs is not None or outputs is not None:
                 raise TypeError("Model: give layers (with input_shape) or inputs= and "
@@ -55,7 +59,8 @@ class Model:
                             "inputs= (a placeholder) and outputs= (a node made from it)")
         else:
             self._from_graph(inputs, outputs, training)
-        self.session = Session(self.graph, device=device, backend=backend, seed=seed)
+        self.session = Session(self.graph, device=device, backend=backend, seed=seed,
+                               precision=precision)
         for layer in self.net.layers if self.net is not None else []:
             layer.session = self.session  # reaches every layer's W-style properties
         self.stop_training, self.history, self.optimizer = False, None, None
@@ -251,8 +256,11 @@ class Model:
             if comm is not None and not isinstance(opt, distributed.DistributedOptimizer):
                 opt = distributed.DistributedOptimizer(opt, comm, check_finite=True)
             with self.graph.as_default():
-                step = opt.apply_gradients(
-                    [(g, p) for g, p in zip(self._train_grads, self.params) if g is not None])
+                pairs = [(g, p) for g, p in zip(self._train_grads, self.params) if g is not None]
+                if self.session.compute_dtype == "float16" and comm is None:  # as Keras's
+                    opt = LossScaleOptimizer(opt)
+                    pairs = opt.compute_gradients(self._train_loss, [p for _, p in pairs])
+                step = opt.apply_gradients(pairs)
             self._train_steps[key] = step
         if learning_rate is not None:
             step.optimizer.learning_rate = learning_rate

@@ -120,5 +120,7 @@ def open_device(device, kind, index) -> TorchDevice:
 def to_numpy(array) -> np.ndarray:
     """A tensor on the host, sharing no memory with it (``xpnn.to_numpy``)."""
     host = array.detach().cpu()
+    if str(host.dtype) == "torch.bfloat16":  # NumPy has none; float32 holds it exactly
+        return host.float().numpy()
     # On the CPU .numpy() shares the tensor's memory: copy, as for every other backend.
     return host.numpy().copy() if host.data_ptr() == array.data_ptr() else host.numpy()
