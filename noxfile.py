@@ -26,7 +26,8 @@ nox.options.sessions = ["tests", "lint"]
 def tests(session, backend):
     # The MPI tests (tests/distributed/test_distributed.py) run in one session; elsewhere they skip.
     # tensorboard: the reader the tf.summary tests read event files back with
-    extras = "test,summary,mpi" if backend == "numpy" else "test,summary"
+    # onnx: the exported models tests/onnx runs in onnxruntime
+    extras = "test,summary,onnx,mpi" if backend == "numpy" else "test,summary,onnx"
     session.install("-e", f".[{extras}]", "tensorboard", "scikit-learn")  # check_estimator
     if backend == "torch":
         session.install("torch==2.13.0")  # the CPU build; a bare `torch` pulls CUDA wheels
