@@ -69,23 +69,25 @@ def mpiexec(argv, timeout=TIME_BOUND, n=2, env=None):
     return process.returncode, output, time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
-def fit_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fit")
-    code, output, _ = run_mpi("fit", out)
+def run_case(tmp_path_factory, case):
+    """Run a worker case on 2 ranks; each rank's arrays and notes, and the output."""
+    out = tmp_path_factory.mktemp(case)
+    code, output, _ = run_mpi(case, out)
     assert code == 0, output
-    ranks = [dict(np.load(out / f"fit_rank{r}.npz")) for r in range(2)]
-    notes = [json.loads((out / f"fit_rank{r}.json").read_text()) for r in range(2)]
+    ranks = [dict(np.load(out / f"{case}_rank{r}.npz")) for r in range(2)]
+    notes = [json.loads((out / f"{case}_rank{r}.json").read_text()) for r in range(2)]
     return ranks, notes, output
 
 
 @pytest.fixture(scope="module")
+def fit_run(tmp_path_factory):
+    return run_case(tmp_path_factory, "fit")
+
+
+@pytest.fixture(scope="module")
 def graph_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("graph")
-    code, output, _ = run_mpi("graph", out)
-    assert code == 0, output
-    ranks = [dict(np.load(out / f"graph_rank{r}.npz")) for r in range(2)]
-    return ranks, json.loads((out / "graph_rank0.json").read_text())
+    ranks, notes, _ = run_case(tmp_path_factory, "graph")
+    return ranks, notes[0]
 
 
 def one_process_fit(backend, optimizer):
@@ -372,11 +374,8 @@ def test_ranks_with_uneven_batches_finish_together_with_equal_variables(tmp_path
 
 @pytest.fixture(scope="module")
 def overlap_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("overlap")
-    code, output, _ = run_mpi("overlap", out)
-    assert code == 0, output
-    ranks = [dict(np.load(out / f"overlap_rank{r}.npz")) for r in range(2)]
-    return ranks, json.loads((out / "overlap_rank0.json").read_text())
+    ranks, notes, _ = run_case(tmp_path_factory, "overlap")
+    return ranks, notes[0]
 
 
 def _modes(ranks, mode):
