@@ -409,7 +409,8 @@ class NNClassifier(Model):
             lr_schedule=None, comm=None, *, callbacks=None, validation_split=0.0,
             class_weight=None, sample_weight=None, initial_epoch=0) -> History:
         """Minibatch training; returns per-epoch ``loss``/``accuracy`` (and ``val_*``).
-        ``optimizer`` is ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object, as in
+        ``optimizer`` is a name (``"sgd"``, ``"momentum"``, ``"adam"``, ``"rmsprop"`` ...: see
+        ``xn.train.get``) or an optimizer object, as in
         Keras (``xn.train.MomentumOptimizer(0.05, 0.9)``); ``learning_rate`` overrides its
         rate (default 0.01 for a name; ``lr`` is its old spelling). ``verbose=1`` shows a
         progress bar (tqdm when installed). Where ``units`` gives every size, a later ``fit``
