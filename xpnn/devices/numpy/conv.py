@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...ops import conv
-from . import threads
+from . import blas, threads
 from .kernels import _Kept, fast
 
 _NO_PADS = ((0, 0), (0, 0))
@@ -179,6 +179,7 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
     pieces = _Kept(lambda key: np.empty(key[0], key[1]))
+    grid = _padder(0.0)
 
     def forward(x, w, g):  # x: its description (shape and dtype) only
         op.infer_shape(x.shape, w.shape, g.shape)
@@ -187,17 +188,49 @@ def _conv2d_backprop_input(op, portable):
         kh, kw, c, o = w.shape
         nhwc, pads, out_hw = _geometry(op, x.shape, (kh, kw))
         g = op._in(np, g)
-        rows = g.reshape(-1, o)
-        # Offset by offset, the portable GEMM's columns for that offset: a product that
-        # stays in cache instead of one (N*oh*ow, kh*kw*C) matrix.
-        piece = pieces.get(((rows.shape[0], c), w.dtype))
-        dx = np.zeros(_padded_shape("NHWC", nhwc, pads), w.dtype)
-        for i, j, index in _offsets("NHWC", (kh, kw), op.window, out_hw):
-            np.matmul(rows, w[i, j].T, out=piece)
-            dx[index] += piece.reshape(g.shape[:3] + (c,))
+        shape = _padded_shape("NHWC", nhwc, pads)
+        if tuple(op.window.strides) == (1, 1) and w.flags.c_contiguous and blas.available():
+            dx = _shifted_products(g, w, shape, op.window.dilations, grid)
+        else:
+            dx = _col2im_products(g, w, shape, op.window, out_hw, pieces)
         return op._out(np, dx[_inner("NHWC", pads, nhwc[1:3])])
 
     return forward
+
+
+def _col2im_products(g, w, shape, window, out_hw, pieces):
+    """The padded input gradient offset by offset: each offset's columns of the portable
+    GEMM as one product that stays in cache, added into its strided slice of dx."""
+    kh, kw, c, o = w.shape
+    rows = g.reshape(-1, o)
+    piece = pieces.get(((rows.shape[0], c), w.dtype))
+    dx = np.zeros(shape, w.dtype)
+    for i, j, index in _offsets("NHWC", (kh, kw), window, out_hw):
+        np.matmul(rows, w[i, j].T, out=piece)
+        dx[index] += piece.reshape(g.shape[:3] + (c,))
+    return dx
+
+
+def _shifted_products(g, w, shape, dilations, grid):
+    """The padded input gradient of a stride-1 convolution without strided slices: with g
+    written into the top-left corner of a zero grid of the padded input's shape, offset
+    (i, j) adds ``g[n, h, w] @ w[i, j].T`` at grid row ``r + i*dh*W + j*dw`` for every flat
+    row r, so each offset is one GEMM accumulated by BLAS into a contiguous block of dx's
+    rows. Products whose target wraps past a row's or an image's end come from the grid's
+    zero border (r there lies outside g), so they add nothing."""
+    kh, kw, c, o = w.shape
+    n, height, width, _ = shape
+    out_hw = g.shape[1:3]
+    corner = ((0, height - out_hw[0]), (0, width - out_hw[1]))
+    rows = grid(g, "NHWC", corner, out_hw).reshape(-1, o)
+    dx = np.empty((n * height * width, c), w.dtype)
+    np.matmul(rows, w[0, 0].T, out=dx)
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                shift = i * dilations[0] * width + j * dilations[1]
+                blas.accumulate_product(dx[shift:], rows[:len(rows) - shift], w[i, j].T, 1.0)
+    return dx.reshape(shape)
 
 
 # ----------------------------------------------------------------------------- pooling

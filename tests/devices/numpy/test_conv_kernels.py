@@ -1,0 +1,73 @@
+"""The NumPy conv kernels' faster paths (``xpnn/devices/numpy/conv.py``, issue #30) against
+the portable ops on odd shapes: strides 1 and 2, SAME, VALID and explicit padding,
+dilation, 1 and 3 channels, batch 1, both layouts; float32 and float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn.devices.numpy import blas, kernels
+from xpnn.plan import Description
+
+XP = xn.devices.resolve("cpu").xp
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+# (batch, height, width, in channels, out channels, kernel, strides, dilations, padding)
+SHAPES = [
+    (2, 7, 6, 3, 4, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 5, 5, 1, 2, (3, 3), (1, 1), (1, 1), "VALID"),
+    (3, 6, 7, 1, 3, (3, 2), (1, 1), (2, 1), "SAME"),
+    (2, 4, 4, 3, 2, (1, 1), (1, 1), (1, 1), "VALID"),
+    (2, 5, 6, 2, 3, (2, 3), (1, 1), (1, 1), ((2, 0), (1, 3))),
+    (2, 7, 7, 3, 2, (3, 3), (2, 2), (1, 1), "SAME"),
+    (1, 8, 5, 1, 2, (3, 3), (2, 1), (1, 1), "VALID"),
+]
+IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}-k{s[5][0]}{s[5][1]}-s{s[6][0]}{s[6][1]}-d{s[7][0]}{s[7][1]}-"
+       f"{s[8] if isinstance(s[8], str) else 'explicit'}" for s in SHAPES]
+
+
+def _case(shape, dtype, data_format, seed=0):
+    n, h, w, c, o, k, strides, dilations, padding = shape
+    rng = np.random.default_rng(seed)
+    window = xn.conv.Window(strides, dilations, padding)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    f = rng.standard_normal((*k, c, o)).astype(dtype)
+    with xn.Graph().as_default():
+        conv = xn.conv.Conv2D(xn.placeholder(), xn.placeholder(), window=window)
+        y = conv.forward(XP, x, f)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    if data_format == "NCHW":
+        x, g = x.transpose(0, 3, 1, 2).copy(), g.transpose(0, 3, 1, 2).copy()
+    return window, x, f, g
+
+
+def _op(cls, window, data_format, arity=3):
+    with xn.Graph().as_default():
+        return cls(*[xn.placeholder() for _ in range(arity)], window=window,
+                   data_format=data_format)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_input_gradient_as_shifted_products_matches_portable(shape, dtype, data_format,
+                                                             monkeypatch):
+    """Stride 1: one BLAS product per kernel offset accumulated into dx (no strided adds),
+    the portable op's values; other strides keep the col2im kernel."""
+    if not blas.available():
+        pytest.skip("NumPy's OpenBLAS not found: the kernel uses col2im")
+    calls = []
+    real = blas.accumulate_product
+    monkeypatch.setattr(blas, "accumulate_product", lambda *a, **k: calls.append(1) or
+                        real(*a, **k))
+    window, x, f, g = _case(shape, dtype, data_format)
+    op = _op(xn.conv.Conv2DBackpropInput, window, data_format)
+    got = kernels.forward_fn(op, False, None)(Description.of(x), f, g)
+    expected = op.forward(XP, x, f, g)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype])
+    offsets = shape[5][0] * shape[5][1]
+    assert len(calls) == (offsets - 1 if shape[6] == (1, 1) else 0)
+
