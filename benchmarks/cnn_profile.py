@@ -95,8 +95,7 @@ def torch_net(model):
 
 def torch_explicit(params, opt, times):
     """fn(X, y, order, batch): the same step as autograd runs it, each kernel called by its
-    ATen name (the ones autograd calls) and timed, the filter, input and bias gradients of a
-    convolution in separate calls."""
+    ATen name (the ones autograd calls, with the same arguments) and timed."""
     import torch
 
     aten = torch.ops.aten
@@ -110,14 +109,9 @@ def torch_explicit(params, opt, times):
         times[label].append((time.perf_counter() - wall, time.process_time() - cpu))
         return result
 
-    def conv_grads(n, g, x, w, bias, need_input):
-        gx = op(f"conv {n} input grad", aten.convolution_backward, g, x, w, bias, *conv,
-                [True, False, False])[0] if need_input else None
-        gw = op(f"conv {n} filter grad", aten.convolution_backward, g, x, w, bias, *conv,
-                [False, True, False])[1]
-        gb = op(f"conv {n} bias grad", aten.convolution_backward, g, x, w, bias, *conv,
-                [False, False, True])[2]
-        return gx, gw, gb
+    def conv_grads(n, g, x, w, bias, need_input):  # as autograd: one call for all three
+        return op(f"conv {n} backward (input, filter, bias)", aten.convolution_backward, g, x,
+                  w, bias, *conv, [need_input, True, True])
 
     def step(xb, yb):
         c1 = op("conv 1 (bias fused)", aten.convolution, xb, w1, b1, *conv)
