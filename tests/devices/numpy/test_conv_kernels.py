@@ -71,3 +71,24 @@ def test_input_gradient_as_shifted_products_matches_portable(shape, dtype, data_
     offsets = shape[5][0] * shape[5][1]
     assert len(calls) == (offsets - 1 if shape[6] == (1, 1) else 0)
 
+
+
+@pytest.mark.parametrize("n, elements", [(128, 128 * 21632), (7, 7 * 10), (3, 3 << 20),
+                                         (1, 1 << 21)])
+def test_over_batch_hands_out_cache_sized_blocks(n, elements):
+    """Each call gets consecutive rows touching at most ``BLOCK_ELEMENTS`` entries (or one
+    row where a row is larger); together they cover ``range(n)`` once."""
+    import threading
+
+    from xpnn.devices.numpy import threads
+
+    lock, ranges = threading.Lock(), []
+
+    def fn(a, b):
+        with lock:
+            ranges.append((a, b))
+
+    threads.over_batch(fn, n, elements)
+    per_row = elements // n
+    assert sorted(r for a, b in ranges for r in range(a, b)) == list(range(n))
+    assert all(b - a == 1 or (b - a) * per_row <= threads.BLOCK_ELEMENTS for a, b in ranges)
