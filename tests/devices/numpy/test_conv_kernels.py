@@ -92,3 +92,30 @@ def test_over_batch_hands_out_cache_sized_blocks(n, elements):
     per_row = elements // n
     assert sorted(r for a, b in ranges for r in range(a, b)) == list(range(n))
     assert all(b - a == 1 or (b - a) * per_row <= threads.BLOCK_ELEMENTS for a, b in ranges)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(2, 5, 4, 3, 6, (1, 1), (1, 1), (1, 1), "SAME"),
+                                   (1, 3, 3, 1, 2, (1, 1), (1, 1), (1, 1), "VALID")],
+                         ids=["2x5x4x3-SAME", "batch1-1channel-VALID"])
+def test_one_by_one_filters_use_the_input_as_patch_matrix(shape, dtype, data_format,
+                                                          monkeypatch):
+    """A 1x1 filter at stride 1: the forward and filter gradient multiply the input itself
+    (no patch copy gathered), with the portable op's values."""
+    from xpnn.devices.numpy import conv as conv_kernels
+
+    gathered = []
+    real = conv_kernels.as_strided
+    monkeypatch.setattr(conv_kernels, "as_strided", lambda *a, **k: gathered.append(1) or
+                        real(*a, **k))
+    window, x, f, g = _case(shape, dtype, data_format)
+    forward = _op(xn.conv.Conv2D, window, data_format, arity=2)
+    filters = _op(xn.conv.Conv2DBackpropFilter, window, data_format)
+    got_y = kernels.forward_fn(forward, False, None)(x, f)
+    got_dw = kernels.forward_fn(filters, False, None)(x, Description.of(f), g)
+    for got, expected in [(got_y, forward.forward(XP, x, f)),
+                          (got_dw, filters.forward(XP, x, f, g))]:
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype])
+    assert not gathered

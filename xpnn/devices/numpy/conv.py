@@ -91,13 +91,16 @@ def _geometry(op, shape, k):
 
 
 def _im2col(op, pad, kept):
-    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape, its
-    columns in the portable order (offset-major, then channel)."""
+    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape (x
+    itself for a 1x1 filter at stride 1), its columns in the portable order (offset-major,
+    then channel)."""
 
     def columns(x, k):
         pads, (oh, ow) = conv._geometry(x.shape, k, op.window)
-        padded = pad(x, "NHWC", pads, x.shape[1:3])
         n, _, _, c = x.shape
+        if k == (1, 1) and pads == _NO_PADS and tuple(op.window.strides) == (1, 1):
+            return x.reshape(n * oh * ow, c)  # each patch is one pixel: x itself, no copy
+        padded = pad(x, "NHWC", pads, x.shape[1:3])
         if c == 1:  # offset-major rows: each a copy of whole image rows, not of 1 value
             cols_t = kept.get(((k[0] * k[1], n, oh, ow), x.dtype))
             for i, j, index in _offsets("NHWC", k, op.window, (oh, ow)):
