@@ -119,3 +119,28 @@ def test_one_by_one_filters_use_the_input_as_patch_matrix(shape, dtype, data_for
         assert got.shape == expected.shape and got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype])
     assert not gathered
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 3), (2, 5, 3, 32), (1, 17, 1, 64), (3, 4, 5, 1),
+                                   (2, 3, 3, 600), (8, 26, 26, 32)])
+def test_bias_gradient_sums_without_blas(shape, dtype, monkeypatch):
+    """The channel sums of an NHWC gradient (any row count, with or without rows left over
+    from the folded first sum) are the portable op's, computed by NumPy's sums alone: no
+    BLAS call wakes BLAS's threads for them."""
+    from xpnn.devices.numpy import conv as conv_kernels
+
+    products = []
+    matmul = np.matmul
+    monkeypatch.setattr(conv_kernels.np, "matmul", lambda *a, **k: products.append(1) or
+                        matmul(*a, **k))
+    g = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    with xn.Graph().as_default():
+        op = xn.conv.BiasAddGrad(xn.placeholder())
+    got = kernels.forward_fn(op, False, None)(g)
+    monkeypatch.undo()
+    expected = op.forward(XP, g)
+    assert got.shape == expected.shape == (shape[-1],) and got.dtype == expected.dtype
+    rows = np.prod(shape[:-1])
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype] * rows ** 0.5)
+    assert not products
