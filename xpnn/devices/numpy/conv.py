@@ -2,9 +2,11 @@
 arithmetic (im2col and one GEMM, col2im by added slices, pooling over one slice per kernel
 offset, in the same order) without its copies. The padded input is written into a buffer
 kept per shape instead of concatenated anew; the patch matrix is copied from one strided
-view of it into another kept buffer instead of stacked from kh*kw slices; col2im adds each
-offset's columns into strided slices of one zero array instead of spreading, padding and
-summing kh*kw arrays. Kept buffers never leave a kernel: every result is a fresh array.
+view of it into another kept buffer instead of stacked from kh*kw slices (a 1x1 filter
+uses the input itself); col2im adds each offset's columns into strided slices of one zero
+array instead of spreading, padding and summing kh*kw arrays, and at stride 1 BLAS
+accumulates them into shifted rows of dx. Kept buffers never leave a kernel: every result
+is a fresh array.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import kernels
