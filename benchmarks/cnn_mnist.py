@@ -46,8 +46,7 @@ def make_xpnn(device, backend=None):
     def run(X, y, order, batch_size):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            model.session.run(fetches, {model.inputs: X[idx], model.labels: y[idx],
-                                        model.training: True})
+            model.session.run(fetches, model._feed(X[idx], y[idx], training=True))
         xn.to_numpy(model.layers[0].b)  # wait for the device
 
     return model, run

@@ -185,10 +185,10 @@ def make_xpnn(weights, lr, device, optimizer="sgd"):
 
 
 def run_xpnn_epoch(model, step, X, y, order, batch_size):
-    run, inputs, labels = model.session.run, model.inputs, model.labels
+    run, feed = model.session.run, model._feed
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        run(step, {inputs: X[idx], labels: y[idx]})
+        run(step, feed(X[idx], y[idx], training=True))  # as fit feeds it (sample weights 1)
     xn.to_numpy(model.layers[0].b)  # wait for the device
 
 

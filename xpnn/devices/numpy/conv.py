@@ -2,9 +2,11 @@
 arithmetic (im2col and one GEMM, col2im by added slices, pooling over one slice per kernel
 offset, in the same order) without its copies. The padded input is written into a buffer
 kept per shape instead of concatenated anew; the patch matrix is copied from one strided
-view of it into another kept buffer instead of stacked from kh*kw slices; col2im adds each
-offset's columns into strided slices of one zero array instead of spreading, padding and
-summing kh*kw arrays. Kept buffers never leave a kernel: every result is a fresh array.
+view of it into another kept buffer instead of stacked from kh*kw slices (a 1x1 filter
+uses the input itself); col2im adds each offset's columns into strided slices of one zero
+array instead of spreading, padding and summing kh*kw arrays, and at stride 1 BLAS
+accumulates them into shifted rows of dx. Kept buffers never leave a kernel: every result
+is a fresh array.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import kernels
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...ops import conv
-from . import threads
+from . import blas, threads
 from .kernels import _Kept, fast
 
 _NO_PADS = ((0, 0), (0, 0))
@@ -91,13 +93,16 @@ def _geometry(op, shape, k):
 
 
 def _im2col(op, pad, kept):
-    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape, its
-    columns in the portable order (offset-major, then channel)."""
+    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape (x
+    itself for a 1x1 filter at stride 1), its columns in the portable order (offset-major,
+    then channel)."""
 
     def columns(x, k):
         pads, (oh, ow) = conv._geometry(x.shape, k, op.window)
-        padded = pad(x, "NHWC", pads, x.shape[1:3])
         n, _, _, c = x.shape
+        if k == (1, 1) and pads == _NO_PADS and tuple(op.window.strides) == (1, 1):
+            return x.reshape(n * oh * ow, c)  # each patch is one pixel: x itself, no copy
+        padded = pad(x, "NHWC", pads, x.shape[1:3])
         if c == 1:  # offset-major rows: each a copy of whole image rows, not of 1 value
             cols_t = kept.get(((k[0] * k[1], n, oh, ow), x.dtype))
             for i, j, index in _offsets("NHWC", k, op.window, (oh, ow)):
@@ -179,6 +184,7 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
     pieces = _Kept(lambda key: np.empty(key[0], key[1]))
+    grid = _padder(0.0)
 
     def forward(x, w, g):  # x: its description (shape and dtype) only
         op.infer_shape(x.shape, w.shape, g.shape)
@@ -187,17 +193,49 @@ def _conv2d_backprop_input(op, portable):
         kh, kw, c, o = w.shape
         nhwc, pads, out_hw = _geometry(op, x.shape, (kh, kw))
         g = op._in(np, g)
-        rows = g.reshape(-1, o)
-        # Offset by offset, the portable GEMM's columns for that offset: a product that
-        # stays in cache instead of one (N*oh*ow, kh*kw*C) matrix.
-        piece = pieces.get(((rows.shape[0], c), w.dtype))
-        dx = np.zeros(_padded_shape("NHWC", nhwc, pads), w.dtype)
-        for i, j, index in _offsets("NHWC", (kh, kw), op.window, out_hw):
-            np.matmul(rows, w[i, j].T, out=piece)
-            dx[index] += piece.reshape(g.shape[:3] + (c,))
+        shape = _padded_shape("NHWC", nhwc, pads)
+        if tuple(op.window.strides) == (1, 1) and w.flags.c_contiguous and blas.available():
+            dx = _shifted_products(g, w, shape, op.window.dilations, grid)
+        else:
+            dx = _col2im_products(g, w, shape, op.window, out_hw, pieces)
         return op._out(np, dx[_inner("NHWC", pads, nhwc[1:3])])
 
     return forward
+
+
+def _col2im_products(g, w, shape, window, out_hw, pieces):
+    """The padded input gradient offset by offset: each offset's columns of the portable
+    GEMM as one product that stays in cache, added into its strided slice of dx."""
+    kh, kw, c, o = w.shape
+    rows = g.reshape(-1, o)
+    piece = pieces.get(((rows.shape[0], c), w.dtype))
+    dx = np.zeros(shape, w.dtype)
+    for i, j, index in _offsets("NHWC", (kh, kw), window, out_hw):
+        np.matmul(rows, w[i, j].T, out=piece)
+        dx[index] += piece.reshape(g.shape[:3] + (c,))
+    return dx
+
+
+def _shifted_products(g, w, shape, dilations, grid):
+    """The padded input gradient of a stride-1 convolution without strided slices: with g
+    written into the top-left corner of a zero grid of the padded input's shape, offset
+    (i, j) adds ``g[n, h, w] @ w[i, j].T`` at grid row ``r + i*dh*W + j*dw`` for every flat
+    row r, so each offset is one GEMM accumulated by BLAS into a contiguous block of dx's
+    rows. Products whose target wraps past a row's or an image's end come from the grid's
+    zero border (r there lies outside g), so they add nothing."""
+    kh, kw, c, o = w.shape
+    n, height, width, _ = shape
+    out_hw = g.shape[1:3]
+    corner = ((0, height - out_hw[0]), (0, width - out_hw[1]))
+    rows = grid(g, "NHWC", corner, out_hw).reshape(-1, o)
+    dx = np.empty((n * height * width, c), w.dtype)
+    np.matmul(rows, w[0, 0].T, out=dx)
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                shift = i * dilations[0] * width + j * dilations[1]
+                blas.accumulate_product(dx[shift:], rows[:len(rows) - shift], w[i, j].T, 1.0)
+    return dx.reshape(shape)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -405,9 +443,27 @@ def _bias_add_grad(op, portable):
     def forward(g):
         if not _floats(g) or g.ndim < 2 or op.data_format != "NHWC" or not g.flags.c_contiguous:
             return portable(g)
-        # The channel sums as ones @ g, a BLAS matrix-vector product (BLAS's order of
-        # additions): add.reduce walks the rows with an inner loop of one row.
         rows = g.reshape(-1, g.shape[-1])
-        return np.matmul(ones.get(((rows.shape[0],), g.dtype)), rows)
+        if g.dtype.itemsize < 4:  # float16: the fold adds in float16, matmul's sums are closer
+            return np.matmul(ones.get(((rows.shape[0],), g.dtype)), rows)
+        return _channel_sums(rows)
 
     return forward
+
+
+_FOLD = 512  # entries per row of the first sum
+
+
+def _channel_sums(rows):
+    """The column sums of C-ordered (M, C) ``rows``: first over rows of ``_FOLD // C`` of
+    them side by side, then those partial sums. add.reduce over the rows themselves runs an
+    inner loop of one row (a few dozen channels), and ``ones @ rows`` (BLAS's
+    matrix-vector product) wakes BLAS's threads for a fraction of a millisecond of work."""
+    m, c = rows.shape
+    k = max(1, _FOLD // c)
+    top = m - m % k
+    total = np.add.reduce(np.add.reduce(rows[:top].reshape(-1, k * c), axis=0).reshape(k, c),
+                          axis=0)
+    if top < m:
+        total += np.add.reduce(rows[top:], axis=0)
+    return total

@@ -19,6 +19,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_ELEMENTS = 1 << 18  # below this, starting the parts costs more than they save
+# Entries a call of ``fn`` gets at most (a few images): the kernels pass over strided
+# slices of their rows several times, and a block this size is still in L2 for the next.
+BLOCK_ELEMENTS = 1 << 17
 
 
 @functools.cache
@@ -36,16 +39,23 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def over_batch(fn, n: int, elements: int) -> None:
-    """``fn(start, stop)`` over consecutive ranges covering ``range(n)``: in parallel when
-    the work touches ``elements`` or more entries, else as one call."""
+    """``fn(start, stop)`` over consecutive ranges covering ``range(n)``, each touching
+    about ``BLOCK_ELEMENTS`` of the ``elements`` entries or one row: the ranges in parallel
+    when there are ``MIN_ELEMENTS`` or more, else one after the other."""
+    rows = max(1, BLOCK_ELEMENTS * n // max(elements, 1))
     parts = min(_workers(), n)
     if parts < 2 or elements < MIN_ELEMENTS:
-        fn(0, n)
+        _blocks(fn, 0, n, rows)
         return
     bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool().submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    futures = [_pool().submit(_blocks, fn, a, b, rows) for a, b in zip(bounds[1:-1], bounds[2:])]
     try:
-        fn(bounds[0], bounds[1])
+        _blocks(fn, bounds[0], bounds[1], rows)
     finally:
         for future in futures:
             future.result()
+
+
+def _blocks(fn, start, stop, rows):
+    for a in range(start, stop, rows):
+        fn(a, min(a + rows, stop))
