@@ -70,12 +70,18 @@ class Executor:
         try:
             self.call(values)
         except Exception as exc:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename != _PROGRAM:
-                tb = tb.tb_next
-            if tb is None:  # not raised by a step
+            failure = self.failure(exc)
+            if failure is None:
                 raise
-            raise StepFailed(self.plan.steps[tb.tb_lineno - 2], exc) from exc
+            raise failure from exc
+
+    def failure(self, exc):
+        """A StepFailed naming the step of the program that raised ``exc``, or None where
+        no step did (the Session calls ``call`` itself: a frame less per run)."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != _PROGRAM:
+            tb = tb.tb_next
+        return None if tb is None else StepFailed(self.plan.steps[tb.tb_lineno - 2], exc)
 
     def commit(self, values) -> None:
         """Write the run's updates: the portable ones' new values, all computed (and checked,

@@ -109,6 +109,7 @@ class Session:
         self._values: dict[Variable, object] = {}
         self._constants: dict[Constant, object] = {}
         self._executors: dict[tuple, Executor] = {}  # the plan cache: each plan's executor
+        self._last = None  # the last run's fetches and fed keys, and its executor (run)
         self._closed = False
         self.check_numerics = check_numerics
         self._random = np.random.Generator(np.random.PCG64(seed))
@@ -145,6 +146,7 @@ class Session:
     def check_numerics(self, on: bool) -> None:
         self._check_numerics = bool(on)
         self._executors.clear()  # plans are compiled with or without the checks
+        self._last = None
 
     @property
     def _plans(self) -> dict:
@@ -167,6 +169,7 @@ class Session:
             self._values.clear()
             self._constants.clear()
             self._executors.clear()
+            self._last = None
             self._closed = True
 
     def _check_open(self) -> None:
@@ -434,17 +437,30 @@ class Session:
         ``to_numpy=True``); an optimizer step fetches as None. Runs from several threads
         happen one at a time (the Session's lock)."""
         feed_dict = feed_dict or {}
-        with self._lock, ops.run_context.reading(self.device.reads_without_sync):
+        device = self.device
+        with self._lock:
             self._check_open()
-            executor = self._executor(fetches, feed_dict)
-            if self.device.context is None:
+            last = self._last  # the last run's (fetches, their copy, fed keys, executor)
+            if (last is not None and fetches is last[0] and type(feed_dict) is dict
+                    and feed_dict.keys() == last[2] and (last[1] is fetches or last[1] == fetches)
+                    and ops.run_context.reads_without_sync == device.reads_without_sync
+                    and device.context is None):  # the same run again: nothing to look up
+                executor = last[3]
                 out = self._execute(executor, feed_dict)
-            else:  # CuPy: new arrays go to the current GPU, so make it this session's
-                with self.device.context:
-                    out = self._execute(executor, feed_dict)
+            else:
+                executor, out = self._run_anew(fetches, feed_dict)
         if to_numpy:
             out = [None if v is None else host_copy(v) for v in out]
         return executor.plan.rebuild(out)
+
+    def _run_anew(self, fetches, feed_dict):
+        """A run whose plan is looked up (compiled on first use): (executor, fetched values)."""
+        with ops.run_context.reading(self.device.reads_without_sync):
+            executor = self._executor(fetches, feed_dict)
+            if self.device.context is None:
+                return executor, self._execute(executor, feed_dict)
+            with self.device.context:  # CuPy: new arrays go to the current GPU, make it ours
+                return executor, self._execute(executor, feed_dict)
 
     def _execute(self, executor: Executor, feed_dict) -> list:
         """Feed, run every step, commit the updates; the fetched values in order."""
@@ -468,8 +484,13 @@ class Session:
             value = state.get(variable)
             values[s] = value if value is not None else self._leaf_value(variable)
         try:
-            executor.run(values)
-        except StepFailed as failure:
+            executor.call(values)  # Executor.run, inlined: a frame less per run
+        except Exception as exc:
+            failure = executor.failure(exc)
+            if failure is None:
+                if not isinstance(exc, StepFailed):
+                    raise
+                failure = exc
             raise self._op_error(failure.step, values, failure.error) from failure.error
         out = [None if s is None else values[s] for s in plan.fetch_slots]
         copies = executor.copies
@@ -509,6 +530,8 @@ class Session:
             # passes off: the portable executor, every device's reference
             executor = self.device.compile(plan, self) if self.passes else self.portable(plan)
             self._executors[key] = executor
+        copy = _snapshot(fetches)
+        self._last = None if copy is None else (fetches, copy, frozenset(feed_dict), executor)
         return executor
 
     def portable(self, plan) -> Executor:
@@ -562,6 +585,19 @@ class Session:
 
 
 _HOST = array_api_compat.array_namespace(np.empty(0))
+
+
+def _snapshot(fetches):
+    """What tells a later run's ``fetches`` the same as these: the node or tuple of nodes
+    itself, a copy of a list or dict of nodes (which may be changed in place between
+    runs); None for nested structures, which are looked up by their key every run."""
+    if isinstance(fetches, Node):
+        return fetches
+    if type(fetches) in (list, tuple, dict):
+        nodes = fetches.values() if type(fetches) is dict else fetches
+        if all(isinstance(node, Node) for node in nodes):
+            return fetches if type(fetches) is tuple else type(fetches)(fetches)
+    return None
 
 
 def check_values(who, xp, array, source, dtype, fed="was fed", kind="placeholder") -> None:
