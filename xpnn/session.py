@@ -442,25 +442,29 @@ class Session:
             self._check_open()
             last = self._last  # the last run's (fetches, their copy, fed keys, executor)
             if (last is not None and fetches is last[0] and type(feed_dict) is dict
-                    and feed_dict.keys() == last[2] and (last[1] is fetches or last[1] == fetches)
-                    and ops.run_context.reads_without_sync == device.reads_without_sync
-                    and device.context is None):  # the same run again: nothing to look up
-                executor = last[3]
+                    and feed_dict.keys() == last[2]
+                    and (last[1] is fetches or last[1] == fetches)):
+                executor = last[3]  # the same run again: nothing to look up
+            else:
+                with ops.run_context.reading(device.reads_without_sync):
+                    executor = self._executor(fetches, feed_dict)
+            if (device.context is None
+                    and ops.run_context.reads_without_sync == device.reads_without_sync):
                 out = self._execute(executor, feed_dict)
             else:
-                executor, out = self._run_anew(fetches, feed_dict)
+                out = self._execute_in_context(executor, feed_dict)
         if to_numpy:
             out = [None if v is None else host_copy(v) for v in out]
         return executor.plan.rebuild(out)
 
-    def _run_anew(self, fetches, feed_dict):
-        """A run whose plan is looked up (compiled on first use): (executor, fetched values)."""
+    def _execute_in_context(self, executor: Executor, feed_dict) -> list:
+        """``_execute`` with ``ops.run_context`` set for this device, and within the device's
+        context where it has one."""
         with ops.run_context.reading(self.device.reads_without_sync):
-            executor = self._executor(fetches, feed_dict)
             if self.device.context is None:
-                return executor, self._execute(executor, feed_dict)
+                return self._execute(executor, feed_dict)
             with self.device.context:  # CuPy: new arrays go to the current GPU, make it ours
-                return executor, self._execute(executor, feed_dict)
+                return self._execute(executor, feed_dict)
 
     def _execute(self, executor: Executor, feed_dict) -> list:
         """Feed, run every step, commit the updates; the fetched values in order."""
