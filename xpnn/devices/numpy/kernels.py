@@ -228,15 +228,14 @@ def _sigmoid(op, portable):
     def forward(x):  # the portable formula, in two buffers
         if x.ndim == 0 or x.dtype.kind != "f":
             return portable(x)
-        one = _ONE.get(x.dtype, 1.0)
         e = np.abs(x)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        y = np.add(one, e)
-        np.divide(e, y, out=e)  # sigmoid(-|x|)
-        np.divide(one, y, out=y)  # sigmoid(|x|)
-        np.copyto(y, e, where=x < _ZERO.get(x.dtype, 0.0))
-        return y
+        d = np.add(_ONE.get(x.dtype, 1.0), e)
+        # The portable 1 / d where x >= 0 and e / d below, as one division without a select:
+        # max(e, x >= 0) is 1 where x >= 0 (there e <= 1) and e below or where x is NaN.
+        np.maximum(e, x >= _ZERO.get(x.dtype, 0.0), out=e)
+        return np.divide(e, d, out=e)
 
     return forward
 
