@@ -127,16 +127,25 @@ class Runner(Executor):
             if step.op is not None and step.op.random:
                 bind(step, session.device, self.draws.draw, session)
 
-    def _jit(self):
-        """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
+    def _jit(self, static):
+        """A new ``jax.jit`` of the body for one entry (a function object of its own), its
+        hyper-parameter key ``static`` bound. It takes the arrays as one flat argument
+        list, feeds, donated, kept, hyper-parameters then draws, and returns the computed
+        fetches, the new values and the counts as one flat tuple: jax.jit's dispatch
+        flattens nested arguments and rebuilds nested results at every call."""
         import jax
 
-        body = self.body
+        body, layout = self.body, self.layout
+        feeds, donated = len(layout.feeds), len(layout.feeds) + len(layout.donated)
+        kept = donated + len(layout.kept)
+        hyper = kept + len(self.hyper.values())
 
         def entry(*args):
-            return body(*args)
+            fetched, new, counts = body(args[:feeds], args[feeds:donated], args[donated:kept],
+                                        args[kept:hyper], args[hyper:], static)
+            return (*fetched, *new, counts)
 
-        return jax.jit(entry, donate_argnums=(1,), static_argnums=(5,))
+        return jax.jit(entry, donate_argnums=tuple(range(feeds, donated)))
 
     def _run(self, values) -> None:
         if self.eager:
@@ -155,18 +164,18 @@ class Runner(Executor):
             entries.move_to_end(key)
         if self.fed is not None:  # before anything is drawn or donated
             self.fed.run(values, entry.fed)
-        self._call(entry, values, feeds, key[1])
+        self._call(entry, values, feeds)
 
-    def _arguments(self, values, feeds, draws, static):
+    def _arguments(self, values, feeds, draws) -> tuple:
         layout = self.layout
-        return (feeds, layout.take_donated(values), layout.take_kept(values),
-                self.hyper.values(), draws, static)
+        return (feeds + layout.take_donated(values) + layout.take_kept(values)
+                + self.hyper.values() + draws)
 
     def _trace(self, key, values, feeds):
         """The new entry for ``key``, or None after running the portable program instead."""
-        failure, jitted = None, self._jit()
+        failure, jitted = None, self._jit(key[1])
         try:
-            jitted.trace(*self._arguments(values, feeds, (), key[1]))
+            jitted.trace(*self._arguments(values, feeds, ()))
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
@@ -186,23 +195,24 @@ class Runner(Executor):
         self._hand_out(values)
         return None
 
-    def _call(self, entry, values, feeds, static) -> None:
+    def _call(self, entry, values, feeds) -> None:
         feeds = tuple([np.array(v) if type(v) is np.ndarray else v for v in feeds])
         draws = self.draws.make(entry.draws) if entry.draws else ()
-        args = self._arguments(values, feeds, draws, static)
+        args = self._arguments(values, feeds, draws)
         if entry.compiled:
-            fetched, new, counts = entry.jitted(*args)
+            out = entry.jitted(*args)
         else:  # the first call compiles
             with _COMPILING, warnings.catch_warnings():
                 for message in _DONATION_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
-                fetched, new, counts = entry.jitted(*args)
+                out = entry.jitted(*args)
             entry.compiled = True
+        computed = self.layout.computed
         if entry.checks:  # a NaN or infinity fails the run here, before any value is kept
-            self.checks.raise_found(entry.checks, counts, values)
-        for s, value in zip(self.layout.computed, fetched):
+            self.checks.raise_found(entry.checks, out[-1], values)
+        for s, value in zip(computed, out):
             values[s] = value
-        self.new = new  # written at the commit
+        self.new = out[len(computed):-1]  # written at the commit
         if self.layout.hands_out:
             self._hand_out(values)
 
