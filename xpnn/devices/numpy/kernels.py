@@ -446,6 +446,15 @@ def _sparse_ce_grad(op, portable):
     return forward
 
 
+# As a decorator errstate sets the state at each call without making and entering a new
+# context manager (thread-safe in NumPy 2: the state is a context variable).
+@np.errstate(divide="ignore")
+def _logs(p):
+    """log(p) and log(1 - p), log(0) = -inf without a warning (BCE floors it)."""
+    log_q = np.subtract(_ONE.get(p.dtype, 1.0), p)
+    return np.log(p), np.log(log_q, out=log_q)
+
+
 @fast(ops.BinaryCrossEntropy)
 def _bce(op, portable):
     floors = _constants(ops.BCE_LOG_FLOOR)
@@ -453,10 +462,7 @@ def _bce(op, portable):
     def forward(p, y):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
             return portable(p, y)
-        with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
-            log_p = np.log(p)
-            log_q = np.subtract(_ONE.get(p.dtype, 1.0), p)
-            np.log(log_q, out=log_q)
+        log_p, log_q = _logs(p)
         floor = floors.get(log_p.dtype, ops.BCE_LOG_FLOOR)
         np.maximum(log_p, floor, out=log_p)
         np.maximum(log_q, floor, out=log_q)
