@@ -29,6 +29,7 @@ every optimizer update) is one XLA call. One concept a file:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import array_api_compat
@@ -53,7 +54,7 @@ class JaxDevice(Device):
     old_switch = "XPNN_JIT"
     control_flow = JaxControlFlow()
 
-    @property
+    @functools.cached_property  # asked at every run; the platform does not change
     def reads_without_sync(self) -> bool:
         return self.device.platform == "cpu"
 

@@ -162,14 +162,12 @@ class Runner(Executor):
                 return
         elif len(entries) > 1:
             entries.move_to_end(key)
-        if self.fed is not None:  # before anything is drawn or donated
+        if entry.fed:  # before anything is drawn or donated
             self.fed.run(values, entry.fed)
         self._call(entry, values, feeds)
 
     def _arguments(self, values, feeds, draws) -> tuple:
-        layout = self.layout
-        return (feeds + layout.take_donated(values) + layout.take_kept(values)
-                + self.hyper.values() + draws)
+        return feeds + self.layout.take_variables(values) + self.hyper.values() + draws
 
     def _trace(self, key, values, feeds):
         """The new entry for ``key``, or None after running the portable program instead."""
