@@ -34,6 +34,10 @@ class Executor:
     differs in its attributes."""
 
     host_feeds = False  # host NumPy feeds of the placeholder's dtype are passed as they are
+    # fn(feed_dict) -> the fetched values, or None: the Session's repeated run (the last
+    # run's fetches and fed placeholders) served without the Session's own look at it,
+    # where the executor can tell that every check would pass unseen (JAX's runner).
+    repeat = None
     checks_shapes = True  # the Session checks the updates' gradient shapes before commit
 
     def __init__(self, plan, session):

@@ -440,19 +440,22 @@ class Session:
         device = self.device
         with self._lock:
             self._check_open()
-            last = self._last  # the last run's (fetches, their copy, fed keys, executor)
+            last, out = self._last, None  # the last run's fetches, their copy, fed keys, executor
             if (last is not None and fetches is last[0] and type(feed_dict) is dict
                     and feed_dict.keys() == last[2]
                     and (last[1] is fetches or last[1] == fetches)):
                 executor = last[3]  # the same run again: nothing to look up
+                if executor.repeat is not None:
+                    out = executor.repeat(feed_dict)
             else:
                 with ops.run_context.reading(device.reads_without_sync):
                     executor = self._executor(fetches, feed_dict)
-            if (device.context is None
-                    and ops.run_context.reads_without_sync == device.reads_without_sync):
-                out = self._execute(executor, feed_dict)
-            else:
-                out = self._execute_in_context(executor, feed_dict)
+            if out is None:
+                if (device.context is None
+                        and ops.run_context.reads_without_sync == device.reads_without_sync):
+                    out = self._execute(executor, feed_dict)
+                else:
+                    out = self._execute_in_context(executor, feed_dict)
         if to_numpy:
             out = [None if v is None else host_copy(v) for v in out]
         return executor.plan.rebuild(out)

@@ -38,7 +38,7 @@ from .checks import Checks
 from .draws import Draws
 from .fed import FedChecks
 from .hyper import Hyper
-from .layout import Layout
+from .layout import Layout, _taker
 
 # Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
 # value has another dtype), or where the platform does not implement donation: the call is
@@ -75,12 +75,13 @@ class Entry:
     """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
     draws that trace asked for, and the values it checks for NaN and infinity."""
 
-    __slots__ = ("jitted", "draws", "checks", "fed", "compiled")
+    __slots__ = ("jitted", "draws", "checks", "fed", "compiled", "key")
 
-    def __init__(self, jitted, draws, checks, fed):
+    def __init__(self, jitted, draws, checks, fed, key):
         self.jitted, self.draws, self.checks = jitted, tuple(draws), list(checks)
         self.fed = fed  # (step, slot, check): the host checks of fed values
         self.compiled = False
+        self.key = key  # ((shape, dtype) of each feed, the hyper-parameter key)
 
 
 class Runner(Executor):
@@ -108,6 +109,7 @@ class Runner(Executor):
         self.traces = [0]
         self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
         self.checks = self.fed = None
+        self.last = self.fetched = self.repeat = None  # set where a plan can repeat
         if session.check_numerics:
             self.layout = Layout(plan)
             return
@@ -123,9 +125,24 @@ class Runner(Executor):
         self.eager, self.reason = False, None
         # Host feeds go into the call as they are; the trace checks the updates' shapes.
         self.host_feeds, self.checks_shapes = True, False
+        self._prepare_repeat(plan)
         for step in plan.steps:
             if step.op is not None and step.op.random:
                 bind(step, session.device, self.draws.draw, session)
+
+    def _prepare_repeat(self, plan) -> None:
+        """What ``repeat`` reads: each fetch's index among the call's results (None for an
+        update), the Variables in the call's order. A plan that hands out a fed or kept
+        value, or is fed an op (a loop body's), has no repeat."""
+        layout, index = self.layout, {s: k for k, s in enumerate(self.layout.computed)}
+        fetched = [None if s is None else index.get(s) for s in plan.fetch_slots]
+        if (layout.hands_out or any(s is not None and k is None
+                                    for s, k in zip(plan.fetch_slots, fetched))
+                or any(feed.dtype is None for feed in plan.feeds)):
+            return
+        self.fetched = fetched
+        self.take_state = _taker([plan.variables[s] for s in layout.donated + layout.kept])
+        self.repeat = self._repeat
 
     def _jit(self, static):
         """A new ``jax.jit`` of the body for one entry (a function object of its own), its
@@ -179,7 +196,7 @@ class Runner(Executor):
         if failure is None:
             fed = self.fed.recorded() if self.fed is not None else ()
             entry = self.entries[key] = Entry(jitted, self.draws.recorded, self.checks.recorded,
-                                              fed)
+                                              fed, key)
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)  # with its function, JAX's caches of it
             return entry
@@ -213,6 +230,46 @@ class Runner(Executor):
         self.new = out[len(computed):-1]  # written at the commit
         if self.layout.hands_out:
             self._hand_out(values)
+        self.last = entry if self._repeatable(entry) else None
+
+    def _repeatable(self, entry) -> bool:
+        """Whether ``repeat`` may run ``entry`` again: it draws, checks and hands out nothing,
+        every fetch is a value it computes or None, and it was traced for host feeds of
+        the placeholders' run dtypes (``Feed.dtype``)."""
+        if self.fetched is None or entry.draws or entry.checks:
+            return False
+        return all(dtype == feed.dtype for (_, dtype), feed in zip(entry.key[0], self.plan.feeds))
+
+    def _repeat(self, feed_dict):
+        """The Session's repeated run (``Executor.repeat``): the last entry called again
+        where the feeds are host arrays of its shapes and dtypes, which the Session accepted
+        when it made the entry and would pass now without a look, and the fed values that
+        ops read pass their checks; then the new values written, and the fetched values in
+        order. None where the Session must run it (and raise any error)."""
+        entry = self.last
+        if entry is None or self.hyper.key() != entry.key[1]:
+            return None
+        feeds = []
+        for feed, (shape, dtype) in zip(self.plan.feeds, entry.key[0]):
+            value = feed_dict[feed.placeholder]
+            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+                return None
+            feeds.append(value)
+        if entry.fed:
+            try:
+                self.fed.run({f.slot: v for f, v in zip(self.plan.feeds, feeds)}, entry.fed)
+            except StepFailed:
+                return None
+        feeds = [np.array(v) for v in feeds]  # the call may read them after it returns
+        state = self.state
+        try:
+            variables = self.take_state(state)
+        except KeyError:  # a Variable's value not made yet
+            return None
+        out = entry.jitted(*feeds, *variables, *self.hyper.values())
+        for variable, value in zip(self.layout.targets, out[len(self.layout.computed):-1]):
+            state[variable] = value
+        return [None if k is None else out[k] for k in self.fetched]
 
     def _hand_out(self, values) -> None:
         """Fetched placeholders as device arrays, fetched Variables as copies."""
@@ -237,6 +294,7 @@ class Runner(Executor):
         """Make this the portable executor again, for good: its runs are eager from now on
         (this one's commit too)."""
         self.eager, self.body = True, None
+        self.last = self.repeat = None
         self.host_feeds, self.checks_shapes = False, True
         self.entries.clear()
         self.reason = f"{type(failure).__name__}: {failure}"
