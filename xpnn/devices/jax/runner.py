@@ -110,6 +110,7 @@ class Runner(Executor):
         self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
         self.checks = self.fed = None
         self.last = self.fetched = self.repeat = None  # set where a plan can repeat
+        self.last_seen = self.last_hyper = None
         if session.check_numerics:
             self.layout = Layout(plan)
             return
@@ -140,7 +141,7 @@ class Runner(Executor):
                                     for s, k in zip(plan.fetch_slots, fetched))
                 or any(feed.dtype is None for feed in plan.feeds)):
             return
-        self.fetched = fetched
+        self.fetched, self.placeholders = fetched, [feed.placeholder for feed in plan.feeds]
         self.take_state = _taker([plan.variables[s] for s in layout.donated + layout.kept])
         self.repeat = self._repeat
 
@@ -231,6 +232,8 @@ class Runner(Executor):
         if self.layout.hands_out:
             self._hand_out(values)
         self.last = entry if self._repeatable(entry) else None
+        # The hyper-parameters this call was given: a repeat passes the same while unchanged.
+        self.last_seen, self.last_hyper = self.hyper.seen(), self.hyper.values()
 
     def _repeatable(self, entry) -> bool:
         """Whether ``repeat`` may run ``entry`` again: it draws, checks and hands out nothing,
@@ -246,27 +249,27 @@ class Runner(Executor):
         when it made the entry and would pass now without a look, and the fed values that
         ops read pass their checks; then the new values written, and the fetched values in
         order. None where the Session must run it (and raise any error)."""
-        entry = self.last
-        if entry is None or self.hyper.key() != entry.key[1]:
+        entry, seen = self.last, self.hyper.seen()
+        if entry is None or seen is None or seen != self.last_seen:
             return None
         feeds = []
-        for feed, (shape, dtype) in zip(self.plan.feeds, entry.key[0]):
-            value = feed_dict[feed.placeholder]
-            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+        for placeholder, (shape, dtype) in zip(self.placeholders, entry.key[0]):
+            value = feed_dict[placeholder]
+            if (type(value) is not np.ndarray or value.shape != shape
+                    or (value.dtype is not dtype and value.dtype != dtype)):
                 return None
-            feeds.append(value)
+            feeds.append(np.array(value))  # the call may read it after it returns
         if entry.fed:
             try:
-                self.fed.run({f.slot: v for f, v in zip(self.plan.feeds, feeds)}, entry.fed)
+                self.fed.run(dict(zip(self.layout.feeds, feeds)), entry.fed)
             except StepFailed:
                 return None
-        feeds = [np.array(v) for v in feeds]  # the call may read them after it returns
         state = self.state
         try:
             variables = self.take_state(state)
         except KeyError:  # a Variable's value not made yet
             return None
-        out = entry.jitted(*feeds, *variables, *self.hyper.values())
+        out = entry.jitted(*feeds, *variables, *self.last_hyper)
         for variable, value in zip(self.layout.targets, out[len(self.layout.computed):-1]):
             state[variable] = value
         return [None if k is None else out[k] for k in self.fetched]
