@@ -47,6 +47,11 @@ class Executor:
         # Fetched slots handed out as copies (kept between runs, or updated in place).
         self.copies = shared_fetches(plan) if self.device.mutable else frozenset()
         self.portable = tuple(plan.updates)  # updates computed by their portable rule
+        # (update, its op's shape_problem): the gradients' shapes the Session checks before
+        # the commit, where static shapes do not prove them (``checks_shapes``).
+        self.shape_checks = tuple(
+            (update, update.op.shape_problem) for update in plan.updates
+            if update.check_shapes and getattr(update.op, "shape_problem", None) is not None)
         self.in_place = ()  # updates written into the Variables' arrays by ``write``
         self.write = None
         self.passes(plan, session)

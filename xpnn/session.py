@@ -439,7 +439,8 @@ class Session:
         feed_dict = feed_dict or {}
         device = self.device
         with self._lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()
             last, out = self._last, None  # the last run's fetches, their copy, fed keys, executor
             if (last is not None and fetches is last[0] and type(feed_dict) is dict
                     and feed_dict.keys() == last[2]
@@ -550,9 +551,8 @@ class Session:
         gradients' shapes checked here, then the executor's commit, which computes (and
         checks) every new value before it writes the first. A failure changes nothing."""
         if executor.checks_shapes:
-            for update in executor.plan.updates:
-                check = getattr(update.op, "shape_problem", None) if update.check_shapes else None
-                problem = check(update.gather(values)) if check is not None else None
+            for update, check in executor.shape_checks:
+                problem = check(update.gather(values))
                 if problem:
                     raise self._op_error(update, values, ValueError(problem))
         try:
