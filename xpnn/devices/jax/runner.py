@@ -8,6 +8,13 @@ fetched values and the updated Variables' new values, the old ones' buffers dona
 Session checked the feeds' shapes and values before the run, and writes the new values at
 its commit, when nothing can fail any more.
 
+The Session's repeated run (the last run's fetches and fed placeholders, a training loop's
+every step) is served by ``repeat``: where the feeds are host arrays of the shapes and
+dtypes of the entry the last run called, and the optimizers' attributes are as that call
+saw them, every check the Session makes would pass unseen; so the entry is called again
+(fed labels and rates still checked first) and the new values written, in a few Python
+calls. Anything else returns None, and the Session runs it the checked way.
+
 A new entry is traced first (``jax.jit(...).trace``), before anything is drawn or donated.
 When that trace fails, the portable program runs on the same values: it raises the portable
 path's error naming the op (an update's gradient of the wrong shape fails after it, as at
@@ -23,6 +30,7 @@ few MB each); an evicted entry's function takes them with it.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import warnings
@@ -143,6 +151,13 @@ class Runner(Executor):
             return
         self.fetched, self.placeholders = fetched, [feed.placeholder for feed in plan.feeds]
         self.take_state = _taker([plan.variables[s] for s in layout.donated + layout.kept])
+        # The fetched values from the call's results, a list; an update's None is the last
+        # result (the check_numerics counts, None: an entry with checks does not repeat).
+        picks = [-1 if k is None else k for k in fetched]
+        get = operator.itemgetter(*picks) if picks else None
+        self.pick = ((lambda out: []) if get is None else (lambda out: [get(out)])
+                     if len(picks) == 1 else (lambda out: list(get(out))))
+        self.written = slice(len(layout.computed), -1)  # the results a commit writes
         self.repeat = self._repeat
 
     def _jit(self, static):
@@ -258,7 +273,7 @@ class Runner(Executor):
             if (type(value) is not np.ndarray or value.shape != shape
                     or (value.dtype is not dtype and value.dtype != dtype)):
                 return None
-            feeds.append(np.array(value))  # the call may read it after it returns
+            feeds.append(value.copy())  # the call may read it after it returns
         if entry.fed:
             try:
                 self.fed.run(dict(zip(self.layout.feeds, feeds)), entry.fed)
@@ -270,9 +285,8 @@ class Runner(Executor):
         except KeyError:  # a Variable's value not made yet
             return None
         out = entry.jitted(*feeds, *variables, *self.last_hyper)
-        for variable, value in zip(self.layout.targets, out[len(self.layout.computed):-1]):
-            state[variable] = value
-        return [None if k is None else out[k] for k in self.fetched]
+        state.update(zip(self.layout.targets, out[self.written]))
+        return self.pick(out)
 
     def _hand_out(self, values) -> None:
         """Fetched placeholders as device arrays, fetched Variables as copies."""
