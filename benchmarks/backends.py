@@ -152,9 +152,13 @@ class XpnnMLP:
 
     def run(self, X, y, order, batch_size):
         run, inputs, labels = self.model.session.run, self.model.inputs, self.model.labels
+        weights, ones = self.model.sample_weight, {}  # every sample weighs 1, as fit feeds
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            run(self.step, {inputs: X[idx], labels: y[idx]})
+            w = ones.get(len(idx))
+            if w is None:
+                w = ones[len(idx)] = np.ones(len(idx), np.float32)
+            run(self.step, {inputs: X[idx], labels: y[idx], weights: w})
         xn.to_numpy(self.model.layers[0].b)  # wait for the device
 
     def accuracy(self, X, y):
