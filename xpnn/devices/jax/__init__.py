@@ -30,7 +30,6 @@ every optimizer update) is one XLA call. One concept a file:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import array_api_compat
@@ -55,7 +54,7 @@ class JaxDevice(Device):
     old_switch = "XPNN_JIT"
     control_flow = JaxControlFlow()
 
-    @functools.cached_property  # asked at every run; the platform does not change
+    @property
     def reads_without_sync(self) -> bool:
         return self.device.platform == "cpu"
 
