@@ -185,10 +185,14 @@ def make_xpnn(weights, lr, device, optimizer="sgd"):
 
 
 def run_xpnn_epoch(model, step, X, y, order, batch_size):
-    run, feed = model.session.run, model._feed
+    run, inputs, labels = model.session.run, model.inputs, model.labels
+    weights, ones = model.sample_weight, {}  # every sample weighs 1, as fit feeds them
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        run(step, feed(X[idx], y[idx], training=True))  # as fit feeds it (sample weights 1)
+        w = ones.get(len(idx))
+        if w is None:
+            w = ones[len(idx)] = np.ones(len(idx), np.float32)
+        run(step, {inputs: X[idx], labels: y[idx], weights: w})
     xn.to_numpy(model.layers[0].b)  # wait for the device
 
 

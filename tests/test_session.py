@@ -94,6 +94,82 @@ def test_plan_is_cached_per_fetches_and_fed_placeholders(dev):
         assert [len(s) for s in op_steps(sess)] == [3, 3, 6]
 
 
+def count_lookups(sess, monkeypatch) -> list:
+    """A list that grows by one each time ``sess`` looks a run's plan up by its key (a run
+    with the last run's fetches and fed placeholders takes the last executor instead)."""
+    calls, lookup = [], sess._executor
+    monkeypatch.setattr(sess, "_executor", lambda *args: calls.append(args) or lookup(*args))
+    return calls
+
+
+def test_a_repeated_run_skips_the_lookup_and_still_checks_its_feeds(dev, monkeypatch):
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(3,), name="x")
+        n = xn.placeholder(dtype="int32", shape=(3,), name="n")
+        w = xn.Variable([1.0, 2.0, 3.0], name="w")
+        loss = xn.reduce_sum(w * x * xn.cast(n, "float32"))
+        step = xn.train.GradientDescentOptimizer(0.1).minimize(loss)
+        sess = xn.Session(device=dev)
+    fetches, ones, counts = [step, loss], np.ones(3, np.float32), np.ones(3, np.int32)
+    lookups = count_lookups(sess, monkeypatch)
+    sess.run(fetches, {x: ones, n: counts})
+    sess.run(fetches, {x: ones, n: counts})
+    assert len(lookups) == 1  # the second run took the first's executor
+    before = snapshot(sess)
+    for feed, error, message in [
+        ({x: np.ones(4, np.float32), n: counts}, ValueError,
+         "placeholder x expects shape (3,) but was fed shape (4,)"),
+        ({x: np.ones((1, 3), np.float32), n: counts}, ValueError,
+         "placeholder x expects shape (3,) but was fed shape (1, 3)"),
+        ({x: ones, n: np.array([0.5, 1.0, 1.0])}, TypeError,
+         "placeholder n holds int32 but was fed fractional float64 data"),
+        ({x: ones, n: np.array([1, 2**40, 1])}, ValueError,
+         "placeholder n holds int32 but was fed the value 1099511627776"),
+        ({x: ones, n: np.ones(3, np.complex64)}, TypeError,
+         "cannot feed data of dtype complex64"),
+    ]:
+        with pytest.raises(error, match=re.escape(message)):
+            sess.run(fetches, feed)
+    assert_unchanged(sess, before)
+    # another dtype (float64, a list) is converted as on the first run
+    _, value = sess.run(fetches, {x: np.ones(3), n: [1, 1, 1]})
+    assert value.dtype == dev.dtype("float32")
+    assert len(lookups) == 1
+
+
+def test_a_changed_fetch_list_or_feed_is_looked_up_anew(dev, monkeypatch):
+    with xn.Graph().as_default():
+        x = xn.placeholder(name="x")
+        u = xn.placeholder(name="u")
+        a, b = x * 2.0, x + 10.0
+        sess = xn.Session(device=dev)
+    lookups = count_lookups(sess, monkeypatch)
+
+    def run(fetches, feed=None):
+        out = sess.run(fetches, feed or {x: [1.0]}, to_numpy=True)
+        return [float(v[0]) for v in (out.values() if isinstance(out, dict) else out)]
+
+    fetches = [a]
+    assert run(fetches) == run(fetches) == [2.0] and len(lookups) == 1
+    fetches[0] = b  # the same list, holding another node
+    assert run(fetches) == [11.0] and len(lookups) == 2
+    fetches.append(a)
+    assert run(fetches) == [11.0, 2.0] and len(lookups) == 3
+    assert run(fetches, {x: [1.0], u: 0.0}) == [11.0, 2.0] and len(lookups) == 4
+    named = {"out": a}
+    assert run(named) == run(named) == [2.0] and len(lookups) == 5
+    named["out"] = b
+    assert run(named) == [11.0] and len(lookups) == 6
+    nested = [[a]]  # not told unchanged cheaply: looked up every run, still right
+    assert run(nested[0]) == [2.0]
+    assert sess.run(nested, {x: [1.0]}, to_numpy=True)[0][0].tolist() == [2.0]
+    nested[0][0] = b
+    assert sess.run(nested, {x: [1.0]}, to_numpy=True)[0][0].tolist() == [11.0]
+    sess.close()
+    with pytest.raises(RuntimeError, match="this Session is closed"):
+        sess.run(fetches, {x: [1.0]})
+
+
 class ForwardCounted(xn.Operation):
     """x * 3, counting forward calls; infers its shape only when ``infers`` is set."""
 

@@ -34,6 +34,10 @@ class Executor:
     differs in its attributes."""
 
     host_feeds = False  # host NumPy feeds of the placeholder's dtype are passed as they are
+    # fn(feed_dict) -> the fetched values, or None: the Session's repeated run (the last
+    # run's fetches and fed placeholders) served without the Session's own look at it,
+    # where the executor can tell that every check would pass unseen (JAX's runner).
+    repeat = None
     checks_shapes = True  # the Session checks the updates' gradient shapes before commit
 
     def __init__(self, plan, session):
@@ -43,6 +47,11 @@ class Executor:
         # Fetched slots handed out as copies (kept between runs, or updated in place).
         self.copies = shared_fetches(plan) if self.device.mutable else frozenset()
         self.portable = tuple(plan.updates)  # updates computed by their portable rule
+        # (update, its op's shape_problem): the gradients' shapes the Session checks before
+        # the commit, where static shapes do not prove them (``checks_shapes``).
+        self.shape_checks = tuple(
+            (update, update.op.shape_problem) for update in plan.updates
+            if update.check_shapes and getattr(update.op, "shape_problem", None) is not None)
         self.in_place = ()  # updates written into the Variables' arrays by ``write``
         self.write = None
         self.passes(plan, session)
@@ -70,12 +79,18 @@ class Executor:
         try:
             self.call(values)
         except Exception as exc:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename != _PROGRAM:
-                tb = tb.tb_next
-            if tb is None:  # not raised by a step
+            failure = self.failure(exc)
+            if failure is None:
                 raise
-            raise StepFailed(self.plan.steps[tb.tb_lineno - 2], exc) from exc
+            raise failure from exc
+
+    def failure(self, exc):
+        """A StepFailed naming the step of the program that raised ``exc``, or None where
+        no step did (the Session calls ``call`` itself: a frame less per run)."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != _PROGRAM:
+            tb = tb.tb_next
+        return None if tb is None else StepFailed(self.plan.steps[tb.tb_lineno - 2], exc)
 
     def commit(self, values) -> None:
         """Write the run's updates: the portable ones' new values, all computed (and checked,

@@ -240,6 +240,48 @@ def test_a_training_step_is_one_compiled_call():
     assert runner.traces[0] == 1 and jitted._cache_size() == 1
 
 
+def test_a_repeated_step_calls_its_entry_again_and_other_feeds_are_still_checked(monkeypatch):
+    """A run with the last run's fetches and fed placeholders, fed host arrays of the shapes
+    and dtypes its entry was traced for, calls that entry again without the Session's feed
+    loop or the runner's lookup (``Runner.repeat``); any other feed, a bad label or a
+    changed optimizer attribute takes the checked path, with the eager path's errors."""
+    X, y = _data()
+    jit, eager = _pair("momentum")
+    fetches = {model: [model.step, model.loss] for model in (jit, eager)}
+
+    def step(X, y):
+        losses = [model.sess.run(fetches[model], model.feed(X, y))[1] for model in (jit, eager)]
+        _close(*losses, what="loss")
+        _same_state(jit, eager)
+
+    step(X[:8], y[:8])
+    runner = _runner(jit.sess)
+    checked, call = [], runner.call
+    monkeypatch.setattr(runner, "call", lambda values: checked.append(1) or call(values))
+    step(X[8:16], y[8:16])
+    step(X[16:24], y[16:24])
+    assert checked == []  # the entry called again: no Session feed loop, no lookup
+    step(X[:8].astype(np.float64), y[:8])  # converted on the checked path
+    step(X[:5], y[:5])  # another batch size: checked, a new entry
+    assert len(checked) == 2
+    step(X[5:10], y[5:10])
+    assert len(checked) == 2 and runner.traces[0] == 2
+    before = jit.state()
+    with pytest.raises(ValueError, match=r"placeholder x expects shape \('\?', 12\)"):
+        jit.sess.run(fetches[jit], jit.feed(np.ones((5, 11), np.float32), y[:5]))
+    bad = y[:5].copy()
+    bad[2] = 7
+    with pytest.raises(xn.OpError, match=r"labels must be class indices in \[0, 3\), got 7"):
+        jit.sess.run(fetches[jit], jit.feed(X[:5], bad))
+    after = jit.state()
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+    for model in (jit, eager):  # an attribute the compiled call was traced with: checked
+        model.optimizer.use_nesterov = True
+    step(X[:5], y[:5])
+    assert runner.traces[0] == 3
+
+
 def test_a_new_learning_rate_is_followed_without_compiling_again():
     X, y = _data()
     jit, eager = _pair("momentum")

@@ -137,6 +137,8 @@ for _s in [(3, 4), (7,), (), "scalar", (2, 3, 4)]:
 case("Rsqrt-edges", ops.Rsqrt, lambda rng, dt: [np.array([0.0, 1e-30, 4.0, np.inf], dt)])
 case("Sigmoid-large", ops.Sigmoid,
      lambda rng, dt: [np.array([-1e4, -90.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 90.0, 1e4], dt)])
+case("Sigmoid-nonfinite", ops.Sigmoid,
+     lambda rng, dt: [np.array([[np.nan, np.inf, -np.inf], [-0.0, 0.0, -1e-40]], dt)])
 # The layouts a plan hands ReLU: F-ordered (a transposed product), C-ordered, strided views.
 for _alpha in (0.2, 1.0, 0.0, 1.5):
     case(f"LeakyRelu-{_alpha}", lambda x, a=_alpha: ops.LeakyRelu(x, a), lambda rng, dt: [

@@ -13,7 +13,8 @@ every optimizer update) is one XLA call. One concept a file:
 - ``fed``: fed values that ops read (labels, a dropout rate) checked on the host, before
   the call;
 - ``runner``: the executor: the pass, the cache per feed shapes, the call, the commit of
-  the new values it made, the fall-back to the portable program.
+  the new values it made, the fall-back to the portable program, and the repeat of the
+  last call for the Session's repeated run (``Executor.repeat``).
 
 ``Session(passes=False)`` (or ``$XPNN_PASSES=0``) keeps the portable eager path, the reference
 ``tests/devices/jax/test_jax_jit.py`` compares this pass with.

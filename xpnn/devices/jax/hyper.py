@@ -16,6 +16,7 @@ numbers, which its update may branch on) keys the compilation cache instead.
 from __future__ import annotations
 
 import copy
+import operator
 
 from ... import optimizers
 
@@ -46,26 +47,41 @@ class Hyper:
             self.static.append((opt, [n for n, v in vars(opt).items()
                                       if n not in names and isinstance(v, _SIMPLE)]))
 
-        self._traced = [(vars(opt), n) for opt, names in self.traced for n in names]
+        # As parallel tuples, read by map() at every run (no Python frame per call).
+        self._dicts_owners = tuple(opt for opt, names in self.traced for _ in names)
+        self._dicts = tuple(vars(opt) for opt in self._dicts_owners)
+        self._names = tuple(n for _, names in self.traced for n in names)
         self._static = [(opt, n) for opt, names in self.static for n in names]
+        self._objects = tuple(opt for opt, _ in self._static)
+        self._attributes = tuple(n for _, n in self._static)
         self._last = self._arrays = None
 
     def values(self) -> tuple:
         """The traced hyper-parameters' current values, as JAX scalars made when they
         change (weakly typed, as Python floats are: a float32 update stays float32; a
         Python float would cost a conversion at every call)."""
-        current = tuple([attributes[n] for attributes, n in self._traced])
+        current = tuple(map(operator.getitem, self._dicts, self._names))
         if current != self._last:
             import jax.numpy as jnp
 
             self._last, self._arrays = current, tuple(jnp.asarray(v) for v in current)
         return self._arrays
 
+    def seen(self):
+        """Every attribute ``values`` and ``key`` read, as it is now (None where one was
+        deleted): equal to an earlier ``seen()``, neither has changed since."""
+        try:
+            return tuple(map(getattr, self._dicts_owners + self._objects,
+                             self._names + self._attributes))
+        except AttributeError:
+            return None
+
     def key(self) -> tuple:
         """The other attributes' current values: a change compiles anew."""
-        if not self._static:
-            return ()
-        return tuple([getattr(opt, n, None) for opt, n in self._static])
+        try:
+            return tuple(map(getattr, self._objects, self._attributes))
+        except AttributeError:  # one was deleted: None, as for an attribute never set
+            return tuple([getattr(opt, n, None) for opt, n in self._static])
 
     def bound(self, traced) -> dict:
         """While tracing: ``{id(optimizer): a copy that reads traced (tracers) for its

@@ -45,8 +45,7 @@ class Layout:
         self.fetched_variables = tuple(s for s, v in plan.variables.items()
                                        if s in fetched and v not in written)
         self.hands_out = bool(self.fetched_feeds or self.fetched_variables)
-        self.take_feeds, self.take_donated, self.take_kept = (
-            _taker(self.feeds), _taker(self.donated), _taker(self.kept))
+        self.take_feeds, self.take_variables = _taker(self.feeds), _taker(self.donated + self.kept)
 
 
 def _taker(slots):

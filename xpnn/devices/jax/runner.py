@@ -8,6 +8,13 @@ fetched values and the updated Variables' new values, the old ones' buffers dona
 Session checked the feeds' shapes and values before the run, and writes the new values at
 its commit, when nothing can fail any more.
 
+The Session's repeated run (the last run's fetches and fed placeholders, a training loop's
+every step) is served by ``repeat``: where the feeds are host arrays of the shapes and
+dtypes of the entry the last run called, and the optimizers' attributes are as that call
+saw them, every check the Session makes would pass unseen; so the entry is called again
+(fed labels and rates still checked first) and the new values written, in a few Python
+calls. Anything else returns None, and the Session runs it the checked way.
+
 A new entry is traced first (``jax.jit(...).trace``), before anything is drawn or donated.
 When that trace fails, the portable program runs on the same values: it raises the portable
 path's error naming the op (an update's gradient of the wrong shape fails after it, as at
@@ -23,6 +30,7 @@ few MB each); an evicted entry's function takes them with it.
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import warnings
@@ -38,7 +46,7 @@ from .checks import Checks
 from .draws import Draws
 from .fed import FedChecks
 from .hyper import Hyper
-from .layout import Layout
+from .layout import Layout, _taker
 
 # Raised at a compilation where a donated buffer cannot hold any result (a Variable whose new
 # value has another dtype), or where the platform does not implement donation: the call is
@@ -75,12 +83,13 @@ class Entry:
     """A traced (feed shapes, hyper-parameter key): its own jitted function, the random
     draws that trace asked for, and the values it checks for NaN and infinity."""
 
-    __slots__ = ("jitted", "draws", "checks", "fed", "compiled")
+    __slots__ = ("jitted", "draws", "checks", "fed", "compiled", "key")
 
-    def __init__(self, jitted, draws, checks, fed):
+    def __init__(self, jitted, draws, checks, fed, key):
         self.jitted, self.draws, self.checks = jitted, tuple(draws), list(checks)
         self.fed = fed  # (step, slot, check): the host checks of fed values
         self.compiled = False
+        self.key = key  # ((shape, dtype) of each feed, the hyper-parameter key)
 
 
 class Runner(Executor):
@@ -108,6 +117,8 @@ class Runner(Executor):
         self.traces = [0]
         self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
         self.checks = self.fed = None
+        self.last = self.fetched = self.repeat = None  # set where a plan can repeat
+        self.last_seen = self.last_hyper = None
         if session.check_numerics:
             self.layout = Layout(plan)
             return
@@ -123,20 +134,51 @@ class Runner(Executor):
         self.eager, self.reason = False, None
         # Host feeds go into the call as they are; the trace checks the updates' shapes.
         self.host_feeds, self.checks_shapes = True, False
+        self._prepare_repeat(plan)
         for step in plan.steps:
             if step.op is not None and step.op.random:
                 bind(step, session.device, self.draws.draw, session)
 
-    def _jit(self):
-        """A new ``jax.jit`` of the body: a function object of its own, for one entry."""
+    def _prepare_repeat(self, plan) -> None:
+        """What ``repeat`` reads: each fetch's index among the call's results (None for an
+        update), the Variables in the call's order. A plan that hands out a fed or kept
+        value, or is fed an op (a loop body's), has no repeat."""
+        layout, index = self.layout, {s: k for k, s in enumerate(self.layout.computed)}
+        fetched = [None if s is None else index.get(s) for s in plan.fetch_slots]
+        if (layout.hands_out or any(s is not None and k is None
+                                    for s, k in zip(plan.fetch_slots, fetched))
+                or any(feed.dtype is None for feed in plan.feeds)):
+            return
+        self.fetched, self.placeholders = fetched, [feed.placeholder for feed in plan.feeds]
+        self.take_state = _taker([plan.variables[s] for s in layout.donated + layout.kept])
+        # The fetched values from the call's results, a list; an update's None is the last
+        # result (the check_numerics counts, None: an entry with checks does not repeat).
+        picks = [-1 if k is None else k for k in fetched]
+        get = operator.itemgetter(*picks) if picks else None
+        self.pick = ((lambda out: []) if get is None else (lambda out: [get(out)])
+                     if len(picks) == 1 else (lambda out: list(get(out))))
+        self.written = slice(len(layout.computed), -1)  # the results a commit writes
+        self.repeat = self._repeat
+
+    def _jit(self, static):
+        """A new ``jax.jit`` of the body for one entry (a function object of its own), its
+        hyper-parameter key ``static`` bound. It takes the arrays as one flat argument
+        list, feeds, donated, kept, hyper-parameters then draws, and returns the computed
+        fetches, the new values and the counts as one flat tuple: jax.jit's dispatch
+        flattens nested arguments and rebuilds nested results at every call."""
         import jax
 
-        body = self.body
+        body, layout = self.body, self.layout
+        feeds, donated = len(layout.feeds), len(layout.feeds) + len(layout.donated)
+        kept = donated + len(layout.kept)
+        hyper = kept + len(self.hyper.values())
 
         def entry(*args):
-            return body(*args)
+            fetched, new, counts = body(args[:feeds], args[feeds:donated], args[donated:kept],
+                                        args[kept:hyper], args[hyper:], static)
+            return (*fetched, *new, counts)
 
-        return jax.jit(entry, donate_argnums=(1,), static_argnums=(5,))
+        return jax.jit(entry, donate_argnums=tuple(range(feeds, donated)))
 
     def _run(self, values) -> None:
         if self.eager:
@@ -153,26 +195,24 @@ class Runner(Executor):
                 return
         elif len(entries) > 1:
             entries.move_to_end(key)
-        if self.fed is not None:  # before anything is drawn or donated
+        if entry.fed:  # before anything is drawn or donated
             self.fed.run(values, entry.fed)
-        self._call(entry, values, feeds, key[1])
+        self._call(entry, values, feeds)
 
-    def _arguments(self, values, feeds, draws, static):
-        layout = self.layout
-        return (feeds, layout.take_donated(values), layout.take_kept(values),
-                self.hyper.values(), draws, static)
+    def _arguments(self, values, feeds, draws) -> tuple:
+        return feeds + self.layout.take_variables(values) + self.hyper.values() + draws
 
     def _trace(self, key, values, feeds):
         """The new entry for ``key``, or None after running the portable program instead."""
-        failure, jitted = None, self._jit()
+        failure, jitted = None, self._jit(key[1])
         try:
-            jitted.trace(*self._arguments(values, feeds, (), key[1]))
+            jitted.trace(*self._arguments(values, feeds, ()))
         except Exception as exc:  # noqa: BLE001 - the portable program tells what it was
             failure = exc
         if failure is None:
             fed = self.fed.recorded() if self.fed is not None else ()
             entry = self.entries[key] = Entry(jitted, self.draws.recorded, self.checks.recorded,
-                                              fed)
+                                              fed, key)
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)  # with its function, JAX's caches of it
             return entry
@@ -186,25 +226,67 @@ class Runner(Executor):
         self._hand_out(values)
         return None
 
-    def _call(self, entry, values, feeds, static) -> None:
+    def _call(self, entry, values, feeds) -> None:
         feeds = tuple([np.array(v) if type(v) is np.ndarray else v for v in feeds])
         draws = self.draws.make(entry.draws) if entry.draws else ()
-        args = self._arguments(values, feeds, draws, static)
+        args = self._arguments(values, feeds, draws)
         if entry.compiled:
-            fetched, new, counts = entry.jitted(*args)
+            out = entry.jitted(*args)
         else:  # the first call compiles
             with _COMPILING, warnings.catch_warnings():
                 for message in _DONATION_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
-                fetched, new, counts = entry.jitted(*args)
+                out = entry.jitted(*args)
             entry.compiled = True
+        computed = self.layout.computed
         if entry.checks:  # a NaN or infinity fails the run here, before any value is kept
-            self.checks.raise_found(entry.checks, counts, values)
-        for s, value in zip(self.layout.computed, fetched):
+            self.checks.raise_found(entry.checks, out[-1], values)
+        for s, value in zip(computed, out):
             values[s] = value
-        self.new = new  # written at the commit
+        self.new = out[len(computed):-1]  # written at the commit
         if self.layout.hands_out:
             self._hand_out(values)
+        self.last = entry if self._repeatable(entry) else None
+        # The hyper-parameters this call was given: a repeat passes the same while unchanged.
+        self.last_seen, self.last_hyper = self.hyper.seen(), self.hyper.values()
+
+    def _repeatable(self, entry) -> bool:
+        """Whether ``repeat`` may run ``entry`` again: it draws, checks and hands out nothing,
+        every fetch is a value it computes or None, and it was traced for host feeds of
+        the placeholders' run dtypes (``Feed.dtype``)."""
+        if self.fetched is None or entry.draws or entry.checks:
+            return False
+        return all(dtype == feed.dtype for (_, dtype), feed in zip(entry.key[0], self.plan.feeds))
+
+    def _repeat(self, feed_dict):
+        """The Session's repeated run (``Executor.repeat``): the last entry called again
+        where the feeds are host arrays of its shapes and dtypes, which the Session accepted
+        when it made the entry and would pass now without a look, and the fed values that
+        ops read pass their checks; then the new values written, and the fetched values in
+        order. None where the Session must run it (and raise any error)."""
+        entry, seen = self.last, self.hyper.seen()
+        if entry is None or seen is None or seen != self.last_seen:
+            return None
+        feeds = []
+        for placeholder, (shape, dtype) in zip(self.placeholders, entry.key[0]):
+            value = feed_dict[placeholder]
+            if (type(value) is not np.ndarray or value.shape != shape
+                    or (value.dtype is not dtype and value.dtype != dtype)):
+                return None
+            feeds.append(value.copy())  # the call may read it after it returns
+        if entry.fed:
+            try:
+                self.fed.run(dict(zip(self.layout.feeds, feeds)), entry.fed)
+            except StepFailed:
+                return None
+        state = self.state
+        try:
+            variables = self.take_state(state)
+        except KeyError:  # a Variable's value not made yet
+            return None
+        out = entry.jitted(*feeds, *variables, *self.last_hyper)
+        state.update(zip(self.layout.targets, out[self.written]))
+        return self.pick(out)
 
     def _hand_out(self, values) -> None:
         """Fetched placeholders as device arrays, fetched Variables as copies."""
@@ -229,6 +311,7 @@ class Runner(Executor):
         """Make this the portable executor again, for good: its runs are eager from now on
         (this one's commit too)."""
         self.eager, self.body = True, None
+        self.last = self.repeat = None
         self.host_feeds, self.checks_shapes = False, True
         self.entries.clear()
         self.reason = f"{type(failure).__name__}: {failure}"

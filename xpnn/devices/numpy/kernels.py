@@ -27,6 +27,21 @@ INPLACE = KernelTable()  # op class -> make(op, portable) -> fn(*values) overwri
 FRESH: set = set()
 
 
+def _constants(value) -> dict:
+    """dtype -> ``value`` as a read-only 0-d array of that floating dtype. A kernel passes
+    it where a Python float would do: the same number in the array's dtype (a Python float
+    is cast to it), so the same result, without the ufunc converting a Python scalar at
+    every call (which a small array's ufunc call takes longer for than its loop)."""
+    kept = {}
+    for name in ("float16", "float32", "float64"):
+        kept[np.dtype(name)] = array = np.array(value, name)
+        array.flags.writeable = False
+    return kept
+
+
+_ONE, _ZERO, _TINY = _constants(1.0), _constants(0.0), _constants(1e-12)
+
+
 def has_fast_forward(op_class) -> bool:
     return op_class in FORWARD
 
@@ -216,11 +231,11 @@ def _sigmoid(op, portable):
         e = np.abs(x)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        y = np.add(1.0, e)
-        np.divide(e, y, out=e)  # sigmoid(-|x|)
-        np.divide(1.0, y, out=y)  # sigmoid(|x|)
-        np.copyto(y, e, where=x < 0)
-        return y
+        d = np.add(_ONE.get(x.dtype, 1.0), e)
+        # The portable 1 / d where x >= 0 and e / d below, as one division without a select:
+        # max(e, x >= 0) is 1 where x >= 0 (there e <= 1) and e below or where x is NaN.
+        np.maximum(e, x >= _ZERO.get(x.dtype, 0.0), out=e)
+        return np.divide(e, d, out=e)
 
     return forward
 
@@ -230,7 +245,7 @@ def _sigmoid_grad(op, portable):
     def forward(g, y):
         if y.ndim == 0 or g.dtype != y.dtype:  # no out= into a scalar or a narrower dtype
             return portable(g, y)
-        t = np.subtract(1.0, y)
+        t = np.subtract(_ONE.get(y.dtype, 1.0), y)
         np.multiply(y, t, out=t)
         return np.multiply(g, t, out=t) if g.shape == t.shape else np.multiply(g, t)
 
@@ -299,7 +314,7 @@ def _matmul_grad_a(op, portable):
         if rows is not None:  # g (..., m) @ b^T: a's shape
             return np.matmul(rows, b.T).reshape(a.shape)
         if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of W is outer(g, x)
-            return np.multiply.outer(g, b)
+            return np.multiply(g[:, None], b)  # the outer product, with less to set up
         if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of x is W @ g
             return np.matmul(b, g)
         return portable(g, a, b)
@@ -319,7 +334,7 @@ def _matmul_grad_b(op, portable):
         if a.ndim == 2 and b.ndim == 1:  # W @ x: the gradient of x is W^T g
             return np.matmul(g, a)
         if a.ndim == 1 and b.ndim == 2:  # x @ W: the gradient of W is outer(x, g)
-            return np.multiply.outer(a, g)
+            return np.multiply(a[:, None], g)
         return portable(g, a, b)
 
     return forward
@@ -371,9 +386,12 @@ def _broadcast_back(op, portable):
 
 @fast(ops.ReduceSum)
 def _reduce_sum(op, portable):
+    axis, keepdims = op.axis, op.keepdims
+
     def forward(x):  # integers in their own dtype, as the portable op (int32 stays int32)
-        dtype = x.dtype if x.dtype.kind in "iu" else None
-        return np.add.reduce(x, axis=op.axis, keepdims=op.keepdims, dtype=dtype)
+        if x.dtype.kind in "iu":
+            return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+        return np.add.reduce(x, axis, None, None, keepdims)
 
     return forward
 
@@ -431,21 +449,28 @@ def _sparse_ce_grad(op, portable):
     return forward
 
 
+# As a decorator errstate sets the state at each call without making and entering a new
+# context manager (thread-safe in NumPy 2: the state is a context variable).
+@np.errstate(divide="ignore")
+def _logs(p):
+    """log(p) and log(1 - p), log(0) = -inf without a warning (BCE floors it)."""
+    log_q = np.subtract(_ONE.get(p.dtype, 1.0), p)
+    return np.log(p), np.log(log_q, out=log_q)
+
+
 @fast(ops.BinaryCrossEntropy)
 def _bce(op, portable):
-    floor = ops.BCE_LOG_FLOOR
+    floors = _constants(ops.BCE_LOG_FLOOR)
 
     def forward(p, y):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
             return portable(p, y)
-        with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
-            log_p = np.log(p)
-            log_q = np.subtract(1.0, p)
-            np.log(log_q, out=log_q)
+        log_p, log_q = _logs(p)
+        floor = floors.get(log_p.dtype, ops.BCE_LOG_FLOOR)
         np.maximum(log_p, floor, out=log_p)
         np.maximum(log_q, floor, out=log_q)
         total = np.multiply(y, log_p)
-        total += np.multiply(np.subtract(1.0, y), log_q)
+        total += np.multiply(np.subtract(_ONE.get(y.dtype, 1.0), y), log_q)
         return np.negative(total, out=total)
 
     return forward
@@ -457,9 +482,9 @@ def _bce_grad(op, portable):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
             return portable(grad, p, y)
         d = np.multiply(grad, np.subtract(p, y))
-        t = np.subtract(1.0, p)
+        t = np.subtract(_ONE.get(p.dtype, 1.0), p)
         np.multiply(p, t, out=t)
-        np.maximum(t, 1e-12, out=t)
+        np.maximum(t, _TINY.get(t.dtype, 1e-12), out=t)
         return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
 
     return forward
