@@ -22,7 +22,7 @@ import array_api_compat
 import numpy as np
 
 from .. import data, distributed, io, ops, optimizers
-from ..autodiff import gradients
+from ..autodiff import gradients, topological_order
 from ..graph import Graph, Node, Placeholder, placeholder
 from ..host import to_numpy
 from ..precision import LossScaleOptimizer
@@ -94,7 +94,7 @@ class Model:
                 isinstance(o, Node) for o in outs):
             raise TypeError(f"Model(inputs=, outputs=) takes a placeholder or a list of them "
                             f"and a node or a list of them, got {inputs!r} and {outputs!r}")
-        used = {id(n) for o in outs for n in _ancestors(o)}
+        used = {id(n) for n in topological_order(outs)}
         unused = [p.label for p in ins if id(p) not in used]
         if unused:
             raise ValueError(f"Model: the outputs do not depend on the inputs {unused}: give "
@@ -430,18 +430,6 @@ class Model:
         """Print the layers, their output shapes and parameter counts as Keras does."""
         for line in _summary_lines(self):
             print_fn(line)
-
-
-def _ancestors(node):
-    seen, stack, found = set(), [node], []
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        found.append(n)
-        stack.extend(getattr(n, "inputs", ()))
-    return found
 
 
 def _checked_features(X, want, what):
