@@ -322,3 +322,64 @@ def test_out_of_range_labels_still_fail_the_step(make, nd):
         with pytest.raises(OpError):
             sess.run(step, {x: xs, t: np.full(xs.shape[:-1], 7)})
         np.testing.assert_array_equal(xn.to_numpy(sess.get_value(w)), np.eye(3))
+
+
+def _count_kernel_runs(monkeypatch, op_class):
+    from xpnn.devices.numpy import kernels
+
+    runs = []
+    for table in (kernels.FORWARD, kernels.INPLACE):
+        make = table.get(op_class)
+        if make is None:
+            continue
+
+        def counted(op, portable, make=make, **options):
+            fn = make(op, portable, **options)
+            return lambda *v: runs.append(1) or fn(*v)
+
+        monkeypatch.setitem(table, op_class, counted)
+    return runs
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log")  # strict's log(0)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("also_fetched", [False, True], ids=["fused", "bce-grad-fetched"])
+def test_sigmoid_grad_folded_into_bce_grad_matches_portable(reduction, dtype, also_fetched,
+                                                             monkeypatch):
+    """SigmoidGrad(BinaryCrossEntropyGrad(g, p, y), p) as one kernel (``fusion``): equal to
+    the portable ops bit for bit, with saturated probabilities (p = 0 and 1 in float32) and
+    hard labels, for the gradients and the trained Variables; not fused where the BCE's
+    gradient is also fetched."""
+    runs = _count_kernel_runs(monkeypatch, xn.ops.SigmoidGrad)
+    rng = np.random.default_rng(21)
+    x0 = (rng.standard_normal((6, 3)) * 4).astype(dtype)
+    x0[0] = [60.0, -60.0, 0.0]  # sigmoid 1, 0 (float32) and 0.5
+    y0 = rng.integers(0, 2, (6, 2)).astype(dtype)
+    y0[1] = [0.3, 0.9]  # soft labels too
+
+    def build():
+        x = xn.placeholder(dtype, shape=(6, 3), name="x")
+        y = xn.placeholder(dtype, shape=(6, 2), name="y")
+        w = xn.Variable(np.linspace(-1, 1, 6).reshape(3, 2).astype(dtype), name="w")
+        p = xn.sigmoid(x @ w)
+        loss = xn.losses.binary_cross_entropy(p, y, reduction=reduction)
+        (dz,) = xn.gradients(loss, [p.inputs[0]])
+        assert isinstance(dz, xn.ops.SigmoidGrad)
+        assert isinstance(dz.inputs[0], xn.ops.BinaryCrossEntropyGrad)
+        step = xn.train.GradientDescentOptimizer(0.5).minimize(loss)
+        fetches = [dz, step, loss] + ([dz.inputs[0]] if also_fetched else [])
+        return x, y, w, fetches
+
+    def run(sess, nodes):
+        x, y, w, fetches = nodes
+        out = []
+        for _ in range(3):
+            got = sess.run(fetches, {x: x0, y: y0})
+            out += [xn.to_numpy(v) for v in got if v is not None]
+        return out + [xn.to_numpy(sess.run(w))]
+
+    fast, portable = _both(build, run)  # NumPy first: its kernels alone are counted
+    for got, want in zip(fast, portable, strict=True):
+        np.testing.assert_array_equal(got, want, strict=True)
+    assert len(runs) == (3 if also_fetched else 0)  # fused: no SigmoidGrad kernel ran

@@ -53,7 +53,7 @@ class NumpyExecutor(Executor):
         if chosen:
             pending = deferred.defer(plan, facts, chosen, session.xp)
             self.update_in_place(chosen, updates.commit_in_place(facts, chosen, pending))
-        options, fused = fusion.relu_into_pool_grad(plan, facts, skip=pending)
+        options, fused = fusion.fold_all(plan, facts, skip=pending)
         paired = pairs.pair(plan, skip=pending, options=options)
         kernels.swap_in(plan, facts, skip=pending | paired | fused, options=options)
         shape_folding.wrap(plan, facts)

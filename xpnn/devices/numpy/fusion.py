@@ -32,6 +32,35 @@ def relu_into_pool_grad(plan, facts, skip=()) -> tuple[dict, set]:
     that ReluGrad alone. Returns the kernel options of the pool gradients' slots
     (``relu_grad``: the portable ReluGrad, for the kernel's non-float fallback) and the
     ReluGrad slots, whose steps now pass their input on."""
+    return _fold(plan, facts, skip, ops.ReluGrad, conv.MaxPoolGrad, "relu_grad",
+                 lambda inner, outer: inner.inputs[0] == outer.inputs[1])
+
+
+def sigmoid_into_bce_grad(plan, facts, skip=()) -> tuple[dict, set]:
+    """Fuse each SigmoidGrad(BinaryCrossEntropyGrad(g, p, y), p), the backward pass of a
+    binary cross-entropy on a sigmoid's output (lesson 5's logistic unit): both compute
+    p (1 - p), which the fused kernel computes once (``kernels._bce_grad``), in the same
+    operations and order, so the result is the unfused kernels' bit for bit. Returns the
+    BinaryCrossEntropyGrad slots' kernel options (``sigmoid_grad``: the portable SigmoidGrad,
+    the fallback) and the SigmoidGrad slots, whose steps now pass their input on."""
+    return _fold(plan, facts, skip, ops.SigmoidGrad, ops.BinaryCrossEntropyGrad,
+                 "sigmoid_grad", lambda inner, outer: inner.inputs[1] == outer.inputs[1])
+
+
+def fold_all(plan, facts, skip=()) -> tuple[dict, set]:
+    """Every fusion here: the kernel options by slot, and the slots that pass their input on."""
+    options, fused = {}, set()
+    for fold in (relu_into_pool_grad, sigmoid_into_bce_grad):
+        more, passed_on = fold(plan, facts, skip)
+        options.update(more)
+        fused |= passed_on
+    return options, fused
+
+
+def _fold(plan, facts, skip, outer_class, inner_class, option, same_operand):
+    """Each ``outer_class`` step whose first input is made by an ``inner_class`` step, read
+    there alone, with ``same_operand(inner, outer)``: the inner step's kernel is given
+    ``{option: the outer step's portable fn}`` and the outer step passes its input on."""
     made = {step.out: step for step in plan.steps if step.kind == "value"}
     readers = {}
     for step in made.values():
@@ -39,15 +68,15 @@ def relu_into_pool_grad(plan, facts, skip=()) -> tuple[dict, set]:
             readers[s] = readers.get(s, 0) + 1
     options, fused = {}, set()
     for index, step in enumerate(plan.steps):
-        if step.kind != "value" or type(step.op) is not ops.ReluGrad or step.out in skip:
+        if step.kind != "value" or type(step.op) is not outer_class or step.out in skip:
             continue
-        dx, y = step.inputs
-        pool = made.get(dx)
-        if (pool is None or type(pool.op) is not conv.MaxPoolGrad or pool.inputs[0] != y
-                or pool.out in skip or dx == y or readers[dx] != 1
-                or dx in facts.update_reads or not facts.owned(dx, index)):
+        first, operand = step.inputs
+        inner = made.get(first)
+        if (inner is None or type(inner.op) is not inner_class or not same_operand(inner, step)
+                or inner.out in skip or first == operand or readers[first] != 1
+                or first in facts.update_reads or not facts.owned(first, index)):
             continue
-        options[pool.out] = {"relu_grad": step.fn}
+        options[inner.out] = {option: step.fn}
         step.fn = _passed_on
         fused.add(step.out)
     return options, fused

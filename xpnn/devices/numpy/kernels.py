@@ -477,14 +477,27 @@ def _bce(op, portable):
 
 
 @fast(ops.BinaryCrossEntropyGrad)
-def _bce_grad(op, portable):
+def _bce_grad(op, portable, sigmoid_grad=None):
+    """Given ``sigmoid_grad`` (the portable SigmoidGrad, ``fusion``), the result is also
+    multiplied by p (1 - p), the sigmoid's gradient, as ``_sigmoid_grad`` would."""
+
     def forward(grad, p, y):
         if p.ndim == 0:  # 0-d ufunc results are scalars: no out=
-            return portable(grad, p, y)
+            d = portable(grad, p, y)
+            return d if sigmoid_grad is None else sigmoid_grad(d, p)
         d = np.multiply(grad, np.subtract(p, y))
         t = np.subtract(_ONE.get(p.dtype, 1.0), p)
         np.multiply(p, t, out=t)
+        if sigmoid_grad is not None:
+            if d.dtype != p.dtype:  # where _sigmoid_grad takes the portable path
+                return sigmoid_grad(_divided(d, np.maximum(t, _TINY.get(t.dtype, 1e-12))), p)
+            d = _divided(d, np.maximum(t, _TINY.get(t.dtype, 1e-12)))
+            return np.multiply(d, t, out=d) if d.shape == t.shape else np.multiply(d, t)
         np.maximum(t, _TINY.get(t.dtype, 1e-12), out=t)
-        return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
+        return _divided(d, t)
 
     return forward
+
+
+def _divided(d, t):
+    return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)

@@ -71,16 +71,24 @@ def update_inplace(step, values, owned, pending=()) -> bool:
     if not UPDATES.has_fast_update(step):
         return False
     pending = pending or (False,) * len(step.pairs)
-    groups = list(zip(step.pairs, owned, pending))
+    groups = _prepared(zip(step.pairs, owned, pending))
     _apply(step.optimizer, values, groups, _keeps_slots(groups))
     return True
 
 
+def _prepared(groups) -> tuple:
+    """(gradient, variable, slots, owned, pending) of each (Pair, owned, pending), in the
+    order the commit applies them: newest gradients first, since the plan computed them
+    last, so they are still in cache. Plain tuples: the commit reads them every run."""
+    return tuple((group.gradient, group.variable, tuple(group.slots), own, late)
+                 for group, own, late in reversed(list(groups)))
+
+
 def _apply(optimizer, values, groups, flush: bool) -> None:
-    """The update of each (group, owned, pending): a group says where one Variable's
-    gradient, value and slots sit in ``values`` (an ``optimizers.Pair``: of the step's
-    inputs, or of the plan's slots). Slots decay toward zero, so updates that keep
-    them run with subnormals flushed (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
+    """The update of each of the ``_prepared`` ``groups`` (where one Variable's gradient,
+    value and slots sit in ``values``: of the step's inputs, or of the plan's slots). Slots
+    decay toward zero, so updates that keep them run with subnormals flushed
+    (``denormals``): ``flush``, ``_keeps_slots(groups)``."""
     if flush:
         with denormals.flushed():
             _apply_each(optimizer, values, groups)
@@ -89,15 +97,15 @@ def _apply(optimizer, values, groups, flush: bool) -> None:
 
 
 def _keeps_slots(groups) -> bool:
-    return any(group.slots for group, _, _ in groups)
+    return any(slots for _, _, slots, _, _ in groups)
 
 
 def _apply_each(optimizer, values, groups) -> None:
     fn = UPDATES[type(optimizer)]
-    # Newest gradients first: the plan computed them last, so they are still in cache.
-    for group, own, late in reversed(groups):
-        grad, param = values[group.gradient], values[group.variable]
-        slots = [values[k] for k in group.slots] if group.slots else ()
+    for gradient, variable, slots, own, late in groups:
+        grad, param = values[gradient], values[variable]
+        if slots:
+            slots = [values[k] for k in slots]
         if late:
             if deferred.apply(optimizer, param, grad, slots):
                 continue
@@ -117,11 +125,10 @@ def commit_in_place(facts, chosen, pending):
     ``pending``."""
 
     def arguments(update):
-        groups = []
-        for group in update.groups():
-            g = group.gradient
-            own = facts.sole_owner(g) and g not in facts.pending_operands
-            groups.append((group, own, g in pending))
+        groups = _prepared(
+            (group, facts.sole_owner(group.gradient)
+             and group.gradient not in facts.pending_operands, group.gradient in pending)
+            for group in update.groups())
         return groups, _keeps_slots(groups)
 
     return UPDATES.commit(chosen, _apply, arguments)
