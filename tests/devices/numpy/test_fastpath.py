@@ -139,6 +139,8 @@ case("Sigmoid-large", ops.Sigmoid,
      lambda rng, dt: [np.array([-1e4, -90.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 90.0, 1e4], dt)])
 case("Sigmoid-nonfinite", ops.Sigmoid,
      lambda rng, dt: [np.array([[np.nan, np.inf, -np.inf], [-0.0, 0.0, -1e-40]], dt)])
+case("Sigmoid-nan-signs", ops.Sigmoid,  # both signs of NaN come out as the portable's
+     lambda rng, dt: [np.array([np.nan, -np.nan, np.copysign(np.nan, -1.0), 1.0], dt)])
 # The layouts a plan hands ReLU: F-ordered (a transposed product), C-ordered, strided views.
 for _alpha in (0.2, 1.0, 0.0, 1.5):
     case(f"LeakyRelu-{_alpha}", lambda x, a=_alpha: ops.LeakyRelu(x, a), lambda rng, dt: [

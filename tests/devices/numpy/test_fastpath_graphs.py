@@ -383,3 +383,23 @@ def test_sigmoid_grad_folded_into_bce_grad_matches_portable(reduction, dtype, al
     for got, want in zip(fast, portable, strict=True):
         np.testing.assert_array_equal(got, want, strict=True)
     assert len(runs) == (3 if also_fetched else 0)  # fused: no SigmoidGrad kernel ran
+
+
+def test_small_value_is_its_own_description():
+    """A small array read for its shape by memoized steps alone (a loss, for its gradient)
+    is passed as it is, a large one as a Description (``shape_folding._own_description``);
+    either way the gradient of a mean follows the batch size run to run."""
+    from xpnn.devices.numpy import shape_folding
+    from xpnn.plan import Description
+
+    small, large = np.ones(4, F32), np.ones(shape_folding._OWN_DESCRIPTION + 1, F32)
+    assert shape_folding._own_description(small) is small
+    described = shape_folding._own_description(large)
+    assert type(described) is Description and described.shape == large.shape
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None,), name="x")
+        (g,) = xn.gradients(xn.reduce_mean(x * x), [x])
+        sess = numpy_session()
+        for n in (3, 5, 3, 5000):
+            v = np.arange(n, dtype=F32)
+            np.testing.assert_allclose(sess.run(g, {x: v}), 2 * v / n, rtol=1e-6)

@@ -40,6 +40,7 @@ def _constants(value) -> dict:
 
 
 _ONE, _ZERO, _TINY = _constants(1.0), _constants(0.0), _constants(1e-12)
+_MINUS_ONE = _constants(-1.0)
 
 
 def has_fast_forward(op_class) -> bool:
@@ -228,8 +229,7 @@ def _sigmoid(op, portable):
     def forward(x):  # the portable formula, in two buffers
         if x.ndim == 0 or x.dtype.kind != "f":
             return portable(x)
-        e = np.abs(x)
-        np.negative(e, out=e)
+        e = np.copysign(x, _MINUS_ONE.get(x.dtype, -1.0))  # -|x|, NaN's sign set as -|x|'s
         np.exp(e, out=e)
         d = np.add(_ONE.get(x.dtype, 1.0), e)
         # The portable 1 / d where x >= 0 and e / d below, as one division without a select:

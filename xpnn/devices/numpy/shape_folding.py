@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...plan import Description
 from . import kernels
 
 _KEEP = 2  # results kept per step (a last, smaller batch is a second shape)
@@ -31,10 +32,28 @@ def find(plan, facts) -> None:
 
 
 def wrap(plan, facts) -> None:
-    """Make each marked step compute once per shape."""
+    """Make each marked step compute once per shape; a small array read by such steps alone
+    is passed as its own description (``_own_description``)."""
+    readers = {}
     for step in plan.steps:
+        for s in step.inputs:
+            readers.setdefault(s, []).append(step.out)
         if step.out in facts.kept:
             step.fn = _memoized_by_shape(step.fn, facts.kept[step.out])
+    for step in plan.steps:
+        if (step.kind == "describe" and step.out in readers
+                and all(r in facts.kept for r in readers[step.out])):
+            step.fn = _own_description
+
+
+_OWN_DESCRIPTION = 1 << 12  # entries: an array kept this long alive costs nothing
+
+
+def _own_description(array):
+    """The array itself where it is small: it has the shape, ndim and dtype a description
+    has, and the memoized steps that read it key on those alone. A training step's loss is
+    the usual one, described for its gradient's shape at every run."""
+    return array if array.size <= _OWN_DESCRIPTION else Description.of(array)
 
 
 def _memoized_by_shape(fn, described):
