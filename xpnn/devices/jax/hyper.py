@@ -54,6 +54,8 @@ class Hyper:
         self._static = [(opt, n) for opt, names in self.static for n in names]
         self._objects = tuple(opt for opt, _ in self._static)
         self._attributes = tuple(n for _, n in self._static)
+        self._seen_owners = self._dicts_owners + self._objects  # what ``seen`` reads
+        self._seen_names = self._names + self._attributes
         self._last = self._arrays = None
 
     def values(self) -> tuple:
@@ -71,8 +73,7 @@ class Hyper:
         """Every attribute ``values`` and ``key`` read, as it is now (None where one was
         deleted): equal to an earlier ``seen()``, neither has changed since."""
         try:
-            return tuple(map(getattr, self._dicts_owners + self._objects,
-                             self._names + self._attributes))
+            return tuple(map(getattr, self._seen_owners, self._seen_names))
         except AttributeError:
             return None
 
