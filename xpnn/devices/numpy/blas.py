@@ -130,14 +130,14 @@ def accumulate_product(c, a, b, alpha: float, beta: float = 1.0) -> None:
        _address(b), layout_b[1], beta, _address(c), max(1, n))
 
 
-_MIN_AXPBY = 4096  # below this, the foreign call and its checks cost more than NumPy's pass
+MIN_AXPBY = 4096  # below this, the foreign call and its checks cost more than NumPy's pass
 
 
 def scale_add(y, x, alpha: float, beta: float = 1.0) -> None:
     """``y = alpha * x + beta * y`` in place, for NumPy arrays of one floating dtype and
     shape laid out alike. BLAS (axpby) runs it in one pass where NumPy needs two or three;
     it may fuse the multiply-add, so results agree with NumPy's to rounding."""
-    fn = _axpby.get(y.dtype) if y.size >= _MIN_AXPBY else None
+    fn = _axpby.get(y.dtype) if y.size >= MIN_AXPBY else None
     usable = (fn is not None and type(x) is type(y) is np.ndarray and x.dtype == y.dtype
               and x.shape == y.shape and y.flags.writeable and y.flags.aligned
               and x.flags.aligned and _same_layout(x, y) and not np.may_share_memory(x, y))

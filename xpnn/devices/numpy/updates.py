@@ -21,7 +21,11 @@ from . import blas, deferred, denormals
 
 
 def _sgd(opt, param, grad, grad_owned):
-    blas.scale_add(param, grad, -opt.learning_rate)
+    rate = -opt._learning_rate  # a number here (``UpdateTable.has_fast_update``)
+    if param.size < blas.MIN_AXPBY:  # scale_add's own small case, without its checks
+        param += grad * rate
+    else:
+        blas.scale_add(param, grad, rate)
 
 
 def _momentum(opt, param, grad, velocity, grad_owned):
@@ -116,7 +120,10 @@ def _apply_each(optimizer, values, groups) -> None:
             for buffer, new in zip((param, *slots), optimizer.update(np, param, grad, *slots)):
                 buffer[...] = new
             continue
-        fn(optimizer, param, grad, *slots, own)
+        if slots:
+            fn(optimizer, param, grad, *slots, own)
+        else:  # a call without * unpacking: a small step's commit is mostly calls
+            fn(optimizer, param, grad, own)
 
 
 def commit_in_place(facts, chosen, pending):
