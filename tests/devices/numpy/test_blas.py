@@ -3,6 +3,12 @@ float64 for every layout it takes and every case it must hand back to NumPy."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -187,3 +193,108 @@ def test_scale_add_calls_blas_for_large_arrays_laid_out_alike(monkeypatch):
     blas.scale_add(big, np.asfortranarray(np.ones((70, 64), np.float32)), 1.0)  # mixed
     assert calls == [70 * 64]
     assert (big == 3.0).all()
+
+
+def _without_callback(fn):
+    """``fn()`` with OpenBLAS's own threads (the callback removed meanwhile)."""
+    setter, callback = blas._installed[0]
+    setter(blas._CALLBACK())
+    try:
+        return fn()
+    finally:
+        setter(callback)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(15488, 288, 64), (288, 15488, 64), (700, 900, 1)],
+                         ids=["conv-forward", "conv-filter-grad", "matrix-vector"])
+def test_parallel_jobs_run_on_xpnn_threads(dtype, shape, monkeypatch):
+    """OpenBLAS's parallel jobs go through threads.run_together, and the products are bit for
+    bit those of OpenBLAS's own threads (the same jobs, other threads)."""
+    if not blas._installed:
+        pytest.skip("NumPy's OpenBLAS has no threads callback here: its own threads are used")
+    from xpnn.devices.numpy import threads
+
+    calls = []
+    real = threads.run_together
+    monkeypatch.setattr(threads, "run_together",
+                        lambda fns, **kw: calls.append(len(fns)) or real(fns, **kw))
+    m, k, n = shape
+    a = RNG.standard_normal((m, k)).astype(dtype)
+    b = RNG.standard_normal((k, n)).astype(dtype)
+    got = a @ b
+    c = np.zeros((m, n), dtype)
+    blas.accumulate_product(c, a, b, 1.0, 0.0)
+    own = _without_callback(lambda: a @ b)
+    own_c = np.zeros((m, n), dtype)
+    _without_callback(lambda: blas.accumulate_product(own_c, a, b, 1.0, 0.0))
+    np.testing.assert_array_equal(got, own)
+    np.testing.assert_array_equal(c, own_c)
+    tol = 1e-3 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b.astype(np.float64), rtol=tol,
+                               atol=tol)
+    if _blas_threads() > 1:
+        assert calls and all(count > 1 for count in calls)
+
+
+def _blas_threads() -> int:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count() or 1)
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+               default=1)
+
+
+def test_threads_callback_missing_leaves_openblas_alone(monkeypatch):
+    """A library without the callback (older OpenBLAS, another BLAS): nothing installed,
+    products still right."""
+
+    class NoCallback:
+        pass
+
+    monkeypatch.setattr(blas, "_installed", [])
+    assert blas.install_threads_callback(NoCallback()) is False
+    assert blas._installed == []
+    a = RNG.standard_normal((300, 200)).astype(np.float32)
+    np.testing.assert_allclose(a @ a.T, a.astype(np.float64) @ a.T.astype(np.float64),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_blas_switched_off_installs_no_callback():
+    """``XPNN_BLAS=numpy``: OpenBLAS keeps its own threads (a fresh process: the callback is
+    process-wide)."""
+    code = ("import numpy as np; from xpnn.devices.numpy import blas; "
+            "a = np.ones((500, 500), np.float32); "
+            "print(blas._installed == [], blas.available(), float((a @ a)[0, 0]))")
+    env = dict(os.environ, XPNN_BLAS="numpy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["True", "False", "500.0"]
+
+
+def test_products_after_fork_run_in_the_child():
+    """A forked child has none of its parent's helper threads; its products start their
+    own (a helper the parent left idle would never run the child's jobs: a hang)."""
+    if not blas._installed or not hasattr(os, "fork"):
+        pytest.skip("no threads callback here, or no fork")
+    a = RNG.standard_normal((2000, 300)).astype(np.float32)
+    b = RNG.standard_normal((300, 200)).astype(np.float32)
+    want = a @ b  # leaves a helper idle in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running pytest's teardown
+        ok = bool(blas._installed) and np.array_equal(a @ b, want)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    deadline, status = time.monotonic() + 60, None
+    while status is None and time.monotonic() < deadline:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        status = code if done else time.sleep(0.05)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's product hung")
+    assert os.read(read, 1) == b"1"
+    os.close(read)
