@@ -81,19 +81,3 @@ def test_ctrl_c_waits_for_blas_jobs_then_raises():
         assert finished == [1]
         time.sleep(5)  # the interrupt raised again arrives here
     assert finished == [1]
-
-
-def test_no_call_starts_when_a_helper_cannot(monkeypatch):
-    """Calls wait for one another (BLAS's jobs do): if a helper thread cannot be started,
-    none of them runs and the idle helpers are kept."""
-    threads.run_together([_meeting(2)] * 2)  # leaves at least one helper idle
-    idle = len(threads._idle)
-
-    def cannot_start():
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(threads, "_Helper", cannot_start)
-    ran = []
-    with pytest.raises(RuntimeError, match="can't start"):
-        threads.run_together([lambda: ran.append(0)] * (idle + 2))
-    assert ran == [] and len(threads._idle) == idle

@@ -111,9 +111,7 @@ def _load_axpby(library, naming, integer) -> None:
 
 def _run_jobs(sync, dojob, numjobs, elsize, jobdata, dojob_data):
     """OpenBLAS's parallel jobs, each on a thread of its own and all at once: a GEMM's jobs
-    wait for the panels the others pack. Calls through ``dojob`` release the GIL. Should a
-    helper thread fail to start (the process out of threads), no job runs and ctypes prints
-    the error: OpenBLAS cannot be handed the work back from here."""
+    wait for the panels the others pack. Calls through ``dojob`` release the GIL."""
     if numjobs == 1:
         dojob(0, jobdata, dojob_data)
         return

@@ -78,12 +78,15 @@ def run_together(calls, interruptible: bool = True) -> None:
     the same time; return when all have returned, raising the first error. With
     ``interruptible=False`` a signal (Ctrl-C) does not end the wait: it is raised again once
     every call is done (BLAS jobs hold pointers into their caller's stack)."""
-    helpers = _helpers(len(calls) - 1)  # all of them before any call starts
     started = []
-    for fn, helper in zip(calls[1:], helpers):
+    for fn in calls[1:]:
         done = _thread.allocate_lock()
         done.acquire()
         outcome: list = []  # the call's error or None, appended before done is released
+        try:
+            helper = _idle.pop()
+        except IndexError:
+            helper = _Helper()
         helper.work.put((fn, done, outcome))
         started.append((done, outcome))
     errors = []
@@ -96,22 +99,6 @@ def run_together(calls, interruptible: bool = True) -> None:
         errors += [error for error in outcome if error is not None]
     if errors:
         raise errors[0]
-
-
-def _helpers(count):
-    """``count`` idle helpers, started where too few are idle; none taken if one cannot
-    start (no call may then wait for a partner that never runs)."""
-    helpers = []
-    try:
-        while len(helpers) < count:
-            try:
-                helpers.append(_idle.pop())
-            except IndexError:
-                helpers.append(_Helper())
-    except BaseException:
-        _idle.extend(helpers)
-        raise
-    return helpers
 
 
 def _wait(done, outcome, interruptible):
