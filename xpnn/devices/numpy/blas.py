@@ -10,14 +10,6 @@ make two thread pools fight over the cores. Where that library is not found (ano
 an unusual build) or ``XPNN_BLAS=numpy`` is set, ``available()`` is False and callers use
 NumPy.
 
-The same library runs its parallel jobs (a large product's two halves) on xpnn's helper
-threads (``threads.py``), handed over through OpenBLAS's threads callback (OpenBLAS >= 0.3.28):
-OpenBLAS's own threads spin on a core for a while after each product, and the conv net's
-elementwise steps that run on xpnn's threads right after it waited for that core. Where the
-symbol is missing (older OpenBLAS, another BLAS, ``XPNN_BLAS=numpy``) OpenBLAS keeps its own
-threads. The callback is process-wide once xpnn's NumPy device is loaded (NumPy called from
-any thread goes through it) and removed at interpreter exit.
-
 >>> import numpy as np
 >>> from xpnn.devices.numpy import blas
 >>> c = np.ones((2, 2), dtype=np.float32)
@@ -29,15 +21,11 @@ any thread goes through it) and removed at interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
-import functools
 import glob
 import os
 
 import numpy as np
-
-from . import threads
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (symbol prefix, integer type) of the CBLAS GEMMs, in the order they are looked for.
@@ -49,15 +37,6 @@ _NAMINGS = [
 ]
 _gemm: dict = {}  # dtype -> the ctypes function (empty when unavailable)
 _axpby: dict = {}  # dtype -> y = alpha x + beta y (level 1, on BLAS's threads)
-_CALLBACK_SETTERS = ["scipy_openblas_set_threads_callback_function64_",
-                     "scipy_openblas_set_threads_callback_function",
-                     "openblas_set_threads_callback_function64_",
-                     "openblas_set_threads_callback_function"]
-# void dojob(int thread_num, void *jobdata, int dojob_data);
-_DOJOB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
-# void callback(int sync, dojob, int numjobs, size_t jobdata_elsize, void *jobdata, int dojob_data);
-_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, _DOJOB, ctypes.c_int, ctypes.c_size_t,
-                             ctypes.c_void_p, ctypes.c_int)
 
 
 def _numpy_openblas() -> list[str]:
@@ -92,7 +71,6 @@ def _load() -> None:
             if len(found) == 2:
                 _gemm.update(found)
                 _load_axpby(library, naming.replace("gemm", "axpby"), integer)
-                install_threads_callback(library)
                 return
 
 
@@ -107,38 +85,6 @@ def _load_axpby(library, naming, integer) -> None:
                        integer]
         fn.restype = None
         _axpby[np.dtype(dtype)] = fn
-
-
-def _run_jobs(sync, dojob, numjobs, elsize, jobdata, dojob_data):
-    """OpenBLAS's parallel jobs, each on a thread of its own and all at once: a GEMM's jobs
-    wait for the panels the others pack. Calls through ``dojob`` release the GIL."""
-    if numjobs == 1:
-        dojob(0, jobdata, dojob_data)
-        return
-    threads.run_together([functools.partial(dojob, i, jobdata + i * elsize, dojob_data)
-                          for i in range(numjobs)], interruptible=False)
-
-
-_installed: list = []  # (setter, the ctypes callback kept alive while OpenBLAS holds it)
-
-
-def install_threads_callback(library) -> bool:
-    """Hand ``library``'s parallel jobs to ``threads.run_together``; False (nothing changed)
-    where it has no threads callback."""
-    for name in _CALLBACK_SETTERS:
-        setter = getattr(library, name, None)
-        if setter is not None:
-            break
-    else:
-        return False
-    if _installed:  # loaded again (tests): one callback is enough
-        return True
-    setter.argtypes, setter.restype = [_CALLBACK], None
-    callback = _CALLBACK(_run_jobs)
-    setter(callback)
-    _installed.append((setter, callback))
-    atexit.register(setter, _CALLBACK())  # NULL: no Python callbacks in interpreter shutdown
-    return True
 
 
 def available() -> bool:
