@@ -3,6 +3,10 @@ float64 for every layout it takes and every case it must hand back to NumPy."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -187,3 +191,57 @@ def test_scale_add_calls_blas_for_large_arrays_laid_out_alike(monkeypatch):
     blas.scale_add(big, np.asfortranarray(np.ones((70, 64), np.float32)), 1.0)  # mixed
     assert calls == [70 * 64]
     assert (big == 3.0).all()
+
+
+_SPIN_PROBE = """
+import os, sys, time
+import numpy as np
+a = np.random.default_rng(0).standard_normal((800, 800)).astype(np.float32)
+before = a @ a  # OpenBLAS's threads as it loaded
+from xpnn.devices.numpy import blas
+spun = 0.0
+for _ in range(6):
+    after = a @ a
+    start = time.process_time()
+    time.sleep(0.03)  # this thread sleeps: any CPU time now is BLAS's threads spinning
+    spun += time.process_time() - start
+print(spun * 1e3, np.array_equal(before, after), "OPENBLAS_THREAD_TIMEOUT" in os.environ)
+"""
+
+
+def _spin_ms(**env):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT",
+                                                           "XPNN_BLAS")} | env
+    done = subprocess.run([sys.executable, "-c", _SPIN_PROBE], capture_output=True, text=True,
+                          env=dict(env, OPENBLAS_NUM_THREADS="2"), timeout=120, check=True)
+    spun, same, left_set = done.stdout.split()
+    return float(spun), same == "True", left_set == "True"
+
+
+def test_openblas_threads_sleep_soon_after_a_product():
+    """Loading xpnn's BLAS shortens how long OpenBLAS's threads spin after a product (they
+    held the core xpnn's own threads wanted next); the products are bit for bit the same,
+    the environment is left as it was, and a user's OPENBLAS_THREAD_TIMEOUT or
+    XPNN_BLAS=numpy leaves OpenBLAS as it is."""
+    if not _numpy_blas_is_scipy_openblas():
+        pytest.skip("this NumPy is not built with scipy-openblas")
+    short, same, left_set = _spin_ms()
+    long_, same_long, left_long = _spin_ms(OPENBLAS_THREAD_TIMEOUT="28")
+    off, same_off, _ = _spin_ms(XPNN_BLAS="numpy")
+    if long_ < 5.0:
+        pytest.skip(f"OpenBLAS's threads did not spin here ({long_:.1f} ms): nothing to shorten")
+    assert same and same_long and same_off
+    assert not left_set and left_long  # ours removed again; the user's kept
+    assert short < 0.25 * long_, (short, long_)
+    assert off > 0.25 * long_, (off, long_)
+
+
+def test_shorten_spin_needs_openblas_functions(monkeypatch):
+    """Another BLAS or a build without the two functions: nothing changes."""
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+
+    class OtherBlas:
+        pass
+
+    assert blas._shorten_spin(OtherBlas()) is False
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ

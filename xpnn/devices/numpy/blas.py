@@ -10,6 +10,11 @@ make two thread pools fight over the cores. Where that library is not found (ano
 an unusual build) or ``XPNN_BLAS=numpy`` is set, ``available()`` is False and callers use
 NumPy.
 
+Loading it also shortens how long OpenBLAS's threads spin waiting for the next product
+(``_shorten_spin``): by default each spins on its core for some 2^28 cycles (about 0.1 s)
+after a product, and the conv net's elementwise steps, split over xpnn's threads
+(``threads.py``) right after a product, waited for that core.
+
 >>> import numpy as np
 >>> from xpnn.devices.numpy import blas
 >>> c = np.ones((2, 2), dtype=np.float32)
@@ -71,6 +76,7 @@ def _load() -> None:
             if len(found) == 2:
                 _gemm.update(found)
                 _load_axpby(library, naming.replace("gemm", "axpby"), integer)
+                _shorten_spin(library)
                 return
 
 
@@ -85,6 +91,29 @@ def _load_axpby(library, naming, integer) -> None:
                        integer]
         fn.restype = None
         _axpby[np.dtype(dtype)] = fn
+
+
+_SPIN = "4"  # OPENBLAS_THREAD_TIMEOUT's least: spin 2^4 cycles, then sleep until woken
+
+
+def _shorten_spin(library) -> bool:
+    """OpenBLAS reads its threads' spin (``OPENBLAS_THREAD_TIMEOUT``) when it loads, before
+    xpnn can set it: read it again with the shortest spin, and stop the threads, which
+    OpenBLAS starts again at its next parallel product (as after a fork). False where the
+    two functions are not exported (another BLAS, another build) or the variable is set:
+    the user's choice stands. Done at import, before xpnn runs any product."""
+    read_env = getattr(library, "openblas_read_env", None)
+    shutdown = getattr(library, "blas_thread_shutdown_", None)
+    if read_env is None or shutdown is None or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return False
+    read_env.restype = shutdown.restype = None
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = _SPIN
+    try:
+        read_env()  # OpenBLAS keeps the values; the threads it starts anew use them
+    finally:
+        del os.environ["OPENBLAS_THREAD_TIMEOUT"]  # child processes get the user's environment
+    shutdown()
+    return True
 
 
 def available() -> bool:

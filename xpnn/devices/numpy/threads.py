@@ -2,7 +2,9 @@
 ufuncs run on one core and release the GIL; BLAS already uses them all, the elementwise
 steps of a conv layer (pooling and its gradient, gathering patches, adding them back) did
 not. Each part computes its own rows, so the result is bit for bit the one-thread result.
-``XPNN_THREADS=1`` runs everything inline.
+``XPNN_THREADS=1`` runs everything inline. The parts often start right after a product:
+``blas.py`` has OpenBLAS's threads sleep soon after each one instead of spinning on the
+cores these threads want.
 
 >>> import numpy as np
 >>> from xpnn.devices.numpy import threads
