@@ -9,7 +9,8 @@ tested against it (``tests/devices/numpy/test_fastpath*.py``, and
 - ``updates``: optimizer updates written into the Variables' own buffers;
 - ``kernels``: NumPy kernels for ops, writing into a dead input where allowed;
 - ``pairs``: a forward kernel's work handed to its gradient's kernel (conv patches);
-- ``fusion``: a ReLU's gradient folded into the max-pool gradient after it;
+- ``fusion``: a ReLU's gradient folded into the max-pool gradient after it, a sigmoid's
+  into the binary cross-entropy's gradient before it;
 - ``recurrent``: the LSTM cell and its gradient, each written into a few buffers;
 - ``allocator``: the C heap kept for large temporaries (glibc), set at the first plan.
 

@@ -4,6 +4,8 @@ so the ReLU's mask (x > 0) is the maxima's (t > 0). The pool's kernel applies it
 pooled shares (a quarter of the entries for 2x2 windows) and the ReluGrad step passes its
 input on, which spares a pass over the whole input. Products by 1 and 0 are exact, so the
 result is the unfused kernels' bit for bit, NaN, infinities and signed zeros included.
+``sigmoid_into_bce_grad`` likewise folds a sigmoid's gradient into the binary
+cross-entropy's gradient before it (both compute p (1 - p)).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
