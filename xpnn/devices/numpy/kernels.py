@@ -488,16 +488,13 @@ def _bce_grad(op, portable, sigmoid_grad=None):
         d = np.multiply(grad, np.subtract(p, y))
         t = np.subtract(_ONE.get(p.dtype, 1.0), p)
         np.multiply(p, t, out=t)
-        if sigmoid_grad is not None:
-            if d.dtype != p.dtype:  # where _sigmoid_grad takes the portable path
-                return sigmoid_grad(_divided(d, np.maximum(t, _TINY.get(t.dtype, 1e-12))), p)
-            d = _divided(d, np.maximum(t, _TINY.get(t.dtype, 1e-12)))
-            return np.multiply(d, t, out=d) if d.shape == t.shape else np.multiply(d, t)
-        np.maximum(t, _TINY.get(t.dtype, 1e-12), out=t)
-        return _divided(d, t)
+        # the sigmoid's gradient needs p (1 - p) unfloored: floor into a new array then
+        floored = np.maximum(t, _TINY.get(t.dtype, 1e-12), out=None if sigmoid_grad else t)
+        d = np.divide(d, floored, out=d) if d.shape == floored.shape else np.divide(d, floored)
+        if sigmoid_grad is None:
+            return d
+        if d.dtype != p.dtype:  # where _sigmoid_grad takes the portable path
+            return sigmoid_grad(d, p)
+        return np.multiply(d, t, out=d) if d.shape == t.shape else np.multiply(d, t)
 
     return forward
-
-
-def _divided(d, t):
-    return np.divide(d, t, out=d) if d.shape == t.shape else np.divide(d, t)
