@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...ops import conv
 from . import blas, threads
-from .kernels import _Kept, fast
+from .kernels import _Kept, _row_axes, _rowwise, fast
 
 _NO_PADS = ((0, 0), (0, 0))
 
@@ -414,26 +414,35 @@ def _bias_shape(op, v, b):
     return b if op.data_format == "NHWC" else b.reshape((b.shape[0],) + (1,) * (v.ndim - 2))
 
 
-@fast(conv.BiasAdd)
-def _bias_add(op, portable):
-    def forward(v, b):
-        op.infer_shape(v.shape, b.shape)
-        if not _floats(v, b):
-            return portable(v, b)
-        return np.add(v, _bias_shape(op, v, b))
+def _bias_add_maker(inplace):
+    """BiasAdd's kernel: the bias laid along a row of v's trailing axes (``kernels._rowwise``:
+    a whole image where it spans the channel axis, copied into a buffer kept per shape)
+    rather than a row of channels alone, and added split over threads when v is large."""
 
-    return forward
+    def make(op, portable):
+        rows = _Kept(lambda key: np.empty(key[0], key[1]))
+
+        def forward(v, b):
+            op.infer_shape(v.shape, b.shape)
+            if not _floats(v, b):
+                return portable(v, b)
+            bias = _bias_shape(op, v, b)
+            if not v.flags.c_contiguous:
+                return np.add(v, bias, out=v if inplace else None)
+            k = _row_axes(v.shape)
+            if k >= bias.ndim and bias.size < math.prod(v.shape[-k:]):
+                row = rows.get((v.shape[-k:], v.dtype))
+                np.copyto(row, bias)
+                bias = row
+            return _rowwise(np.add, v, bias, v if inplace else None)
+
+        return forward
+
+    return make
 
 
-@fast(conv.BiasAdd, inplace=True)
-def _bias_add_inplace(op, portable):
-    def forward(v, b):
-        op.infer_shape(v.shape, b.shape)
-        if not _floats(v, b):
-            return portable(v, b)
-        return np.add(v, _bias_shape(op, v, b), out=v)
-
-    return forward
+fast(conv.BiasAdd)(_bias_add_maker(inplace=False))
+fast(conv.BiasAdd, inplace=True)(_bias_add_maker(inplace=True))
 
 
 @fast(conv.BiasAddGrad)

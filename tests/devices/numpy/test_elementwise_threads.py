@@ -1,0 +1,98 @@
+"""The NumPy device's elementwise kernels around the conv layers (issue #30) on arrays large
+enough for ``threads.over_batch`` to split, two threads forced: bit for bit the portable ops
+(compared as integers, so signed zeros and NaN payloads count), NaN, infinities, signed
+zeros and exact cancellations included."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import xpnn as xn
+from xpnn.devices.numpy import kernels, threads
+
+XP = xn.devices.resolve("cpu").xp
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+
+
+@pytest.fixture
+def splits(monkeypatch):
+    """Two threads whatever the machine or ``XPNN_THREADS``; the sizes ``over_batch`` split."""
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(threads, "_workers", lambda: 2)
+    monkeypatch.setattr(threads, "_pool", lambda: pool)
+    real, seen = threads.over_batch, []
+    monkeypatch.setattr(threads, "over_batch", lambda fn, n, elements: seen.append(elements)
+                        or real(fn, n, elements))
+    yield seen
+    pool.shutdown()
+
+
+def bits(a):
+    return np.asarray(a).view(f"u{a.dtype.itemsize}")
+
+
+def specials(shape, dtype, seed=0):
+    """Normal values with every kind of special one sprinkled in."""
+    a = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    flat = a.reshape(-1)
+    for start, value in enumerate([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf]):
+        flat[start::7 + start] = value
+    return a
+
+
+# NHWC images whose bias row spans whole images (k = 3), and larger ones (a row of pixels)
+SHAPES = [(100, 20, 20, 8), (6, 40, 40, 32)]
+
+
+def _bias_case(shape, dtype, data_format):
+    v = specials(shape, dtype)
+    b = specials(shape[-1:], dtype, seed=1)
+    b[:3] = [-0.0, 0.0, -0.0]
+    v[::2, ::3, :, 0] = -0.0  # -0.0 + -0.0 keeps its sign
+    v[1::2, :, ::5, 1] = -0.0  # -0.0 + 0.0 does not
+    v[:, :, 1, 5] = -b[5]  # exact cancellation: +0.0
+    if data_format == "NCHW":
+        v = np.ascontiguousarray(v.transpose(0, 3, 1, 2))
+    return v, b
+
+
+@DTYPES
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["image-rows", "pixel-rows"])
+@pytest.mark.parametrize("inplace", [False, True], ids=["new", "inplace"])
+def test_bias_add_then_relu_split_over_threads_match_portable(shape, data_format, dtype,
+                                                              inplace, splits):
+    v, b = _bias_case(shape, dtype, data_format)
+    assert v.size >= threads.MIN_ELEMENTS
+    with xn.Graph().as_default():
+        add = xn.conv.BiasAdd(xn.placeholder(), xn.placeholder(), data_format=data_format)
+        relu = xn.ops.Relu(xn.placeholder())
+    given = v.copy()
+    with np.errstate(invalid="ignore"):  # inf - inf
+        expected = add.forward(XP, v, b)
+        got = kernels.forward_fn(add, inplace, None)(given, b)
+        assert (got is given) == inplace
+        np.testing.assert_array_equal(bits(got), bits(expected))
+        y = kernels.forward_fn(relu, inplace, None)(got)
+        np.testing.assert_array_equal(bits(y), bits(relu.forward(XP, expected)))
+    assert (y is got) == inplace
+    assert np.signbit(expected[expected == 0]).any() and np.isnan(y).any()
+    assert splits == [v.size, v.size]  # each kernel split its array over the threads
+
+
+@DTYPES
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("shape", [(700, 400), (50, 30, 200)])
+def test_relu_split_over_threads_in_either_order_matches_portable(shape, order, dtype, splits):
+    x = np.asarray(specials(shape, dtype), order=order)
+    with xn.Graph().as_default():
+        relu = xn.ops.Relu(xn.placeholder())
+    expected = relu.forward(XP, x)
+    got = kernels.forward_fn(relu, False, None)(x)
+    np.testing.assert_array_equal(bits(got), bits(expected))
+    assert got.flags[f"{order}_CONTIGUOUS"]
+    assert splits == [x.size]
+
