@@ -96,3 +96,27 @@ def test_relu_split_over_threads_in_either_order_matches_portable(shape, order, 
     assert got.flags[f"{order}_CONTIGUOUS"]
     assert splits == [x.size]
 
+
+@pytest.mark.parametrize("state", ["raise", "ignore"])
+def test_error_state_holds_in_every_thread(state, splits):
+    """inf - inf in the last image alone, which the second thread adds: ``np.errstate``
+    rules there as on the portable path (it raises, or stays silent)."""
+    import warnings
+
+    v = np.ones((8, 64, 64, 8), np.float32)
+    v[-1, 0, 0, 0] = np.inf
+    b = np.zeros(8, np.float32)
+    b[0] = -np.inf
+    with xn.Graph().as_default():
+        add = xn.conv.BiasAdd(xn.placeholder(), xn.placeholder())
+    kernel = kernels.forward_fn(add, False, None)
+    with np.errstate(invalid=state), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if state == "raise":
+            with pytest.raises(FloatingPointError):
+                add.forward(XP, v, b)
+            with pytest.raises(FloatingPointError):
+                kernel(v, b)
+        else:
+            np.testing.assert_array_equal(kernel(v, b), add.forward(XP, v, b))
+    assert splits == [v.size]
