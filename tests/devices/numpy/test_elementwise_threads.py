@@ -120,3 +120,50 @@ def test_error_state_holds_in_every_thread(state, splits):
         else:
             np.testing.assert_array_equal(kernel(v, b), add.forward(XP, v, b))
     assert splits == [v.size]
+
+
+def _pool_case(data_format, nan_image=None):
+    """ReLU outputs (ties of zeros, -0.0 among them, and infinities) pooled 2x2, and a
+    gradient with every special value; a NaN in image ``nan_image`` of the input."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((12, 30, 34, 24)), 0).astype(np.float32)
+    x[0] = 0.0  # every window tied
+    x[1, ::2] = -0.0  # ties of -0.0 and 0.0
+    x[2, 5, 7] = np.inf
+    x[3, ::3, ::2] = x[3, 1::3, ::2]  # ties of positive maxima
+    if nan_image is not None:
+        x[nan_image, 3, 4, 5] = np.nan
+    g = specials((12, 15, 17, 24), np.float32, seed=6)
+    if data_format == "NCHW":
+        x, g = (np.ascontiguousarray(a.transpose(0, 3, 1, 2)) for a in (x, g))
+    return x, g
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("nan_image", [None, 11], ids=["finite", "nan-in-last-image"])
+def test_max_pool_grad_with_relu_mask_matches_unfused_kernels(data_format, nan_image, splits):
+    """The tiled max-pool gradient with the ReLU's mask folded in (``fusion``) against the
+    unfused kernels bit for bit (the mask applied to g once per block rather than to each
+    offset's hits) and against the portable ops; a NaN in the second thread's images alone
+    sends the whole gradient to the general kernel (equal values, zeros of either sign)."""
+    x, g = _pool_case(data_format, nan_image)
+    assert x.size >= threads.MIN_ELEMENTS
+    window = xn.conv.Window((2, 2))
+    with xn.Graph().as_default():
+        grad = xn.conv.MaxPoolGrad(xn.placeholder(), xn.placeholder(), ksize=(2, 2),
+                                   window=window, data_format=data_format)
+        relu_grad = xn.ops.ReluGrad(xn.placeholder(), xn.placeholder())
+    portable_relu_grad = lambda d, y: relu_grad.forward(XP, d, y)  # noqa: E731
+    fused = kernels.forward_fn(grad, False, None, relu_grad=portable_relu_grad)
+    with np.errstate(invalid="ignore"):  # 0 * inf
+        got = fused(x, g)
+        unfused = kernels.forward_fn(relu_grad, False, None)(
+            kernels.forward_fn(grad, False, None)(x, g), x)
+        portable = relu_grad.forward(XP, grad.forward(XP, x, g), x)
+    if nan_image is None:  # the general kernel adds shares into zeros: -0.0 becomes 0.0
+        np.testing.assert_array_equal(bits(got), bits(unfused))
+        assert np.signbit(got[got == 0]).any()
+    np.testing.assert_array_equal(got, portable)
+    np.testing.assert_array_equal(got, unfused)
+    assert np.isnan(got).any()
+    assert splits[0] == x.size  # the tiled kernel split over the threads

@@ -346,11 +346,11 @@ def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
         if top is None:
             top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
                                  out_hw)
-        positive = None if relu_grad is None else top > 0
         if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
-            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, positive)
+            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, relu_grad is not None)
             if dx is not None:
                 return dx
+        positive = None if relu_grad is None else top > 0
         padded = pad(x, fmt, pads, hw)
         dx = np.zeros(padded.shape, g.dtype)
         taken = np.zeros(top.shape, bool)
@@ -368,17 +368,14 @@ def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
     return forward
 
 
-def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
+def _max_pool_grad_tiled(op, x, g, top, out_hw, relu=False):
     """MaxPoolGrad where the windows tile the input without overlap or padding (the usual
     2x2, stride 2): each entry is in one window at most, so each offset's share is written,
     not added, and the first-maximum bookkeeping needs no NaN test once the maxima hold no
-    NaN. None when they do (the general kernel then handles it). ``positive``: the maxima's
-    ReLU mask, or None."""
+    NaN. None when they do (the general kernel then handles it). ``relu``: also apply the
+    maxima's ReLU mask (t > 0), to g once per block: hit * (g * mask) and (hit & mask) * g
+    are the same products by 0 and 1 (signed zeros and NaN included)."""
     fmt = op.data_format
-    with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
-        maybe_nan = np.isnan(np.add.reduce(top, axis=None))
-    if maybe_nan and np.isnan(top).any():
-        return None
     h, w, _ = conv.FORMATS[fmt]
     covered = (out_hw[0] * op.ksize[0], out_hw[1] * op.ksize[1])
     dx = np.empty(x.shape, g.dtype)
@@ -386,11 +383,19 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
         dx[_region(fmt, slice(covered[0], None), slice(None))] = 0
         dx[_region(fmt, slice(None), slice(covered[1], None))] = 0
     offsets = [index for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw)]
+    found_nan = []
 
     def rows(a, b):  # images a..b: each part its own buffers
         part = slice(a, b)
-        t, gp, hit, taken = top[part], g[part], np.empty(top[part].shape, bool), None
-        share = hit if positive is None else np.empty(hit.shape, bool)
+        t, gp = top[part], g[part]
+        with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
+            maybe_nan = np.isnan(np.add.reduce(t, axis=None))
+        if found_nan or (maybe_nan and np.isnan(t).any()):
+            found_nan.append(True)
+            return
+        if relu:
+            gp = np.multiply(gp, t > 0)  # a bool operand multiplies as 0/1 in g's dtype
+        hit, taken = np.empty(t.shape, bool), None
         for n, index in enumerate(offsets):
             np.equal(x[part][index], t, out=hit)
             if taken is None:
@@ -399,12 +404,10 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
                 np.greater(hit, taken, out=hit)  # a maximum, and none before it
                 if n < len(offsets) - 1:
                     np.logical_or(taken, hit, out=taken)
-            if positive is not None:
-                np.logical_and(hit, positive[part], out=share)
-            np.multiply(share, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+            np.multiply(hit, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
 
     threads.over_batch(rows, x.shape[0], x.size)
-    return dx
+    return None if found_nan else dx
 
 
 # ----------------------------------------------------------------------------- bias
