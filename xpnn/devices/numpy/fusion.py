@@ -3,7 +3,9 @@ kernel: the pool's gradient gives shares to window maxima only, and there x is t
 so the ReLU's mask (x > 0) is the maxima's (t > 0). The pool's kernel applies it to the
 pooled shares (a quarter of the entries for 2x2 windows) and the ReluGrad step passes its
 input on, which spares a pass over the whole input. Products by 1 and 0 are exact, so the
-result is the unfused kernels' bit for bit, NaN, infinities and signed zeros included.
+result is the unfused kernels' bit for bit, NaN, infinities and signed zeros included, where
+the windows tile the input; where they overlap or pad it (or the maxima hold NaN), the
+masked shares are added into zeros, so a zero the unfused kernels give as -0.0 may be 0.0.
 ``sigmoid_into_bce_grad`` likewise folds a sigmoid's gradient into the binary
 cross-entropy's gradient before it (both compute p (1 - p)).
 
