@@ -167,3 +167,23 @@ def test_max_pool_grad_with_relu_mask_matches_unfused_kernels(data_format, nan_i
     np.testing.assert_array_equal(got, unfused)
     assert np.isnan(got).any()
     assert splits[0] == x.size  # the tiled kernel split over the threads
+
+
+@DTYPES
+@pytest.mark.parametrize("shape", [(128, 26, 26, 32), (128, 11, 11, 64), (200, 30, 31, 3)])
+def test_bias_gradient_split_over_threads_is_the_one_thread_sum(shape, dtype, splits,
+                                                                monkeypatch):
+    """The channel sums of a large NHWC gradient, chunks of it summed on two threads: the
+    portable sums within float tolerance, and bit for bit what one thread gives (the chunks
+    do not depend on the thread count)."""
+    g = np.random.default_rng(8).standard_normal(shape).astype(dtype)
+    with xn.Graph().as_default():
+        op = xn.conv.BiasAddGrad(xn.placeholder())
+    kernel = kernels.forward_fn(op, False, None)
+    got = kernel(g)
+    assert splits and splits[0] >= threads.MIN_ELEMENTS
+    monkeypatch.setattr(threads, "_workers", lambda: 1)
+    np.testing.assert_array_equal(bits(got), bits(kernel(g)))
+    expected = op.forward(XP, g)
+    tol = {np.float32: 2e-5, np.float64: 1e-12}[dtype] * np.prod(shape[:-1]) ** 0.5
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

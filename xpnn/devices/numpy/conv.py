@@ -474,8 +474,29 @@ def _channel_sums(rows):
     m, c = rows.shape
     k = max(1, _FOLD // c)
     top = m - m % k
-    total = np.add.reduce(np.add.reduce(rows[:top].reshape(-1, k * c), axis=0).reshape(k, c),
-                          axis=0)
+    total = np.add.reduce(_column_sums(rows[:top].reshape(-1, k * c)).reshape(k, c), axis=0)
     if top < m:
         total += np.add.reduce(rows[top:], axis=0)
     return total
+
+
+_SUM_CHUNK = 1 << 19  # entries of a partial sum: a few chunks, each reduce call has a cost
+
+
+def _column_sums(wide):
+    """The column sums of (R, W) ``wide``: one partial sum per chunk of about
+    ``_SUM_CHUNK`` entries, the chunks split over threads, then the partial sums added in
+    order. The chunks do not depend on the number of threads, nor the result."""
+    r, w = wide.shape
+    step = max(1, _SUM_CHUNK // w)
+    n = -(-r // step)
+    if n < 2:
+        return np.add.reduce(wide, axis=0)
+    partials = np.empty((n, w), wide.dtype)
+
+    def chunks(a, b):
+        for j in range(a, b):
+            np.add.reduce(wide[j * step:(j + 1) * step], axis=0, out=partials[j])
+
+    threads.over_batch(chunks, n, wide.size)
+    return np.add.reduce(partials, axis=0)
