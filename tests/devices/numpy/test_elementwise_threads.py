@@ -187,3 +187,21 @@ def test_bias_gradient_split_over_threads_is_the_one_thread_sum(shape, dtype, sp
     expected = op.forward(XP, g)
     tol = {np.float32: 2e-5, np.float64: 1e-12}[dtype] * np.prod(shape[:-1]) ** 0.5
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("strides, padding", [((1, 1), "SAME"), ((2, 1), "VALID")])
+def test_patch_matrix_copied_over_threads_is_the_portable_one(strides, padding, splits):
+    """im2col's copy of conv 2's patches, split by images over the threads: the portable
+    patch matrix bit for bit (NaN and signed zeros among the inputs)."""
+    from xpnn.devices.numpy import conv as conv_kernels
+    from xpnn.ops import conv
+
+    x = specials((40, 15, 15, 32), np.float32, seed=9)
+    window = xn.conv.Window(strides, padding=padding)
+    with xn.Graph().as_default():
+        op = xn.conv.Conv2D(xn.placeholder(), xn.placeholder(), window=window)
+    got = conv_kernels._im2col_for(op)(x, (3, 3))
+    pads, out_hw = conv._geometry(x.shape, (3, 3), window)
+    expected = conv._im2col(XP, conv._pad(XP, x, pads), (3, 3), window, out_hw)
+    np.testing.assert_array_equal(bits(got), bits(expected))
+    assert splits == [got.size] and got.size >= threads.MIN_ELEMENTS
