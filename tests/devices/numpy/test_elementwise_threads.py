@@ -205,3 +205,68 @@ def test_patch_matrix_copied_over_threads_is_the_portable_one(strides, padding, 
     expected = conv._im2col(XP, conv._pad(XP, x, pads), (3, 3), window, out_hw)
     np.testing.assert_array_equal(bits(got), bits(expected))
     assert splits == [got.size] and got.size >= threads.MIN_ELEMENTS
+
+
+def _count_relu_kernels(monkeypatch):
+    runs = []
+    for table in (kernels.FORWARD, kernels.INPLACE):
+        make = table[xn.ops.Relu]
+
+        def counted(op, portable, make=make, **options):
+            fn = make(op, portable, **options)
+            return lambda *v: runs.append(1) or fn(*v)
+
+        monkeypatch.setitem(table, xn.ops.Relu, counted)
+    return runs
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("source", ["owned", "fed", "also-fetched"])
+def test_relu_folded_into_bias_add_matches_unfused_kernels(data_format, source, splits,
+                                                          monkeypatch):
+    """Relu(BiasAdd(v, b)) as one kernel (``fusion.relu_into_bias_add``): bit for bit the
+    unfused kernels (a plan with the fusion turned off) and equal to array-api-strict, with
+    every special value in v and b; written into v where the plan owns it (v = x * 1.0),
+    into a new array where v is fed; not fused where the BiasAdd's result is also fetched."""
+    from tests.devices.numpy.test_fastpath import numpy_session, strict_session
+    from xpnn.devices.numpy import fusion
+
+    v0, b0 = _bias_case(SHAPES[0], np.float32, data_format)
+    before = v0.copy()
+
+    def build():
+        x = xn.placeholder(shape=v0.shape, name="x")
+        b = xn.placeholder(shape=b0.shape, name="b")
+        added = xn.bias_add(x * 1.0 if source == "owned" else x, b, data_format=data_format)
+        y = xn.relu(added)
+        return x, b, [y, added] if source == "also-fetched" else [y]
+
+    def run(session):
+        with xn.Graph().as_default():
+            x, b, fetches = build()
+            with np.errstate(invalid="ignore"):
+                return [xn.to_numpy(v) for v in session().run(fetches, {x: v0, b: b0})]
+
+    runs, made = _count_relu_kernels(monkeypatch), []
+    for table in (kernels.FORWARD, kernels.INPLACE):
+        make = table[xn.conv.BiasAdd]
+
+        def recorded(op, portable, make=make, table=table, **options):
+            made.append((table is kernels.INPLACE, sorted(options)))
+            return make(op, portable, **options)
+
+        monkeypatch.setitem(table, xn.conv.BiasAdd, recorded)
+    fused = run(numpy_session)
+    fused_runs = len(runs)
+    monkeypatch.setattr(fusion, "relu_into_bias_add", lambda *a, **k: ({}, set()),
+                        raising=False)  # before the fusion existed: the same plan
+    unfused = run(numpy_session)
+    portable = run(strict_session)
+    for got, plain, want in zip(fused, unfused, portable):
+        np.testing.assert_array_equal(bits(got), bits(plain))
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(bits(v0), bits(before))  # the fed array is left alone
+    assert fused_runs == (1 if source == "also-fetched" else 0)  # fused: no Relu kernel ran
+    assert made[0] == ({"owned": (True, ["relu"]), "fed": (False, ["relu"]),
+                        "also-fetched": (False, [])}[source])
+    assert len(runs) == fused_runs + 1 and v0.size in splits

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...ops import conv
 from . import blas, threads
-from .kernels import _Kept, _row_axes, _rowwise, fast
+from .kernels import _filled, _Kept, _relu_with, _row_axes, _rowwise, fast
 
 _NO_PADS = ((0, 0), (0, 0))
 
@@ -420,24 +420,35 @@ def _bias_shape(op, v, b):
 def _bias_add_maker(inplace):
     """BiasAdd's kernel: the bias laid along a row of v's trailing axes (``kernels._rowwise``:
     a whole image where it spans the channel axis, copied into a buffer kept per shape)
-    rather than a row of channels alone, and added split over threads when v is large."""
+    rather than a row of channels alone, and added split over threads when v is large.
+    Given ``relu`` (the portable Relu, ``fusion``), each block is also clamped at 0 by the
+    Relu kernel's ufunc while in cache: Relu(BiasAdd(v, b)) in one pass, bit for bit."""
 
-    def make(op, portable):
-        rows = _Kept(lambda key: np.empty(key[0], key[1]))
+    def make(op, portable, relu=None):
+        rows, zeros = _Kept(lambda key: np.empty(key[0], key[1])), _filled(0.0)
 
         def forward(v, b):
             op.infer_shape(v.shape, b.shape)
             if not _floats(v, b):
-                return portable(v, b)
-            bias = _bias_shape(op, v, b)
+                return portable(v, b) if relu is None else relu(portable(v, b))
+            bias, out = _bias_shape(op, v, b), v if inplace else None
             if not v.flags.c_contiguous:
-                return np.add(v, bias, out=v if inplace else None)
+                y = np.add(v, bias, out=out)
+                return y if relu is None else _relu_with(zeros, y, y)
             k = _row_axes(v.shape)
             if k >= bias.ndim and bias.size < math.prod(v.shape[-k:]):
                 row = rows.get((v.shape[-k:], v.dtype))
                 np.copyto(row, bias)
                 bias = row
-            return _rowwise(np.add, v, bias, v if inplace else None)
+            if relu is None:
+                return _rowwise(np.add, v, bias, out)
+            zero = zeros.get(((1,) * (v.ndim - k) + v.shape[-k:], v.dtype))  # _relu_with's
+
+            def add_relu(x, row, out=None):
+                y = np.add(x, row, out=out)
+                return np.maximum(y, zero, out=y)
+
+            return _rowwise(add_relu, v, bias, out)
 
         return forward
 

@@ -50,7 +50,7 @@ def has_fast_forward(op_class) -> bool:
 
 def forward_fn(op, donate: bool, portable, **options):
     """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
-    table = INPLACE if donate and type(op) in INPLACE and not options else FORWARD
+    table = INPLACE if donate and type(op) in INPLACE else FORWARD
     return table.kernel(op, portable, **options)
 
 
