@@ -28,8 +28,12 @@ from ... import ops
 from ...ops import conv
 
 
-def _passed_on(value, *operands):
-    return value
+def _passed_on(g, y):
+    return g
+
+
+def _passed_on_alone(x):
+    return x
 
 
 def relu_into_pool_grad(plan, facts, skip=()) -> tuple[dict, set]:
@@ -92,6 +96,6 @@ def _fold(plan, facts, skip, outer_class, inner_class, option, same_operand):
                 or first in facts.update_reads or not facts.owned(first, index)):
             continue
         options[inner.out] = {option: step.fn}
-        step.fn = _passed_on
+        step.fn = _passed_on if len(step.inputs) == 2 else _passed_on_alone
         fused.add(step.out)
     return options, fused
