@@ -32,6 +32,7 @@ from .agreement import agree, describe_variables
 
 INSTALL = "pip install 'xpnn[mpi]' (mpi4py and the mpich wheel, which brings mpiexec)"
 TIMEOUT = 600.0  # seconds an allreduce waits for the other ranks: init(timeout=...)
+ABORT_PAUSE = 0.2  # seconds between printing an uncaught exception and aborting every rank
 SPIN = 0.1  # seconds of polling before each poll sleeps a millisecond (leaves the core)
 _yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
@@ -200,6 +201,9 @@ def install_except_hook(rank, size) -> None:
             previous(kind, value, traceback)
             sys.stdout.flush()
             sys.stderr.flush()
+            # mpiexec forwards a rank's output through its own process, which the abort
+            # kills: on a loaded machine the traceback's last lines were lost without a pause.
+            time.sleep(ABORT_PAUSE)
         finally:
             mpi().COMM_WORLD.Abort(1)
 
