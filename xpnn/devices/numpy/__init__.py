@@ -10,7 +10,7 @@ tested against it (``tests/devices/numpy/test_fastpath*.py``, and
 - ``kernels``: NumPy kernels for ops, writing into a dead input where allowed;
 - ``pairs``: a forward kernel's work handed to its gradient's kernel (conv patches);
 - ``fusion``: a ReLU's gradient folded into the max-pool gradient after it, a sigmoid's
-  into the binary cross-entropy's gradient before it;
+  into the binary cross-entropy's gradient before it, a ReLU into the bias add before it;
 - ``recurrent``: the LSTM cell and its gradient, each written into a few buffers;
 - ``allocator``: the C heap kept for large temporaries (glibc), set at the first plan.
 

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ...ops import conv
 from . import blas, threads
-from .kernels import _Kept, fast
+from .kernels import _filled, _Kept, _relu_with, _row_axes, _rowwise, fast
 
 _NO_PADS = ((0, 0), (0, 0))
 
@@ -125,7 +125,10 @@ def _im2col(op, pad, kept):
         cols = kept.get((shape, x.dtype))
 
         def gather(a, b):
-            np.copyto(cols[a:b], view[a:b])
+            if b - a == n:  # the whole batch, not split: the copy alone split over threads
+                threads.over_batch(lambda i, j: np.copyto(cols[i:j], view[i:j]), n, cols.size)
+            else:  # a block, on the thread that multiplies it
+                np.copyto(cols[a:b], view[a:b])
             return cols[a:b].reshape((b - a) * per, k[0] * k[1] * c)
 
         return cols.reshape(n * per, k[0] * k[1] * c), gather
@@ -409,11 +412,11 @@ def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
         if top is None:
             top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
                                  out_hw)
-        positive = None if relu_grad is None else top > 0
         if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
-            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, positive)
+            dx = _max_pool_grad_tiled(op, x, g, top, out_hw, relu_grad is not None)
             if dx is not None:
                 return dx
+        positive = None if relu_grad is None else top > 0
         padded = pad(x, fmt, pads, hw)
         dx = np.zeros(padded.shape, g.dtype)
         taken = np.zeros(top.shape, bool)
@@ -431,17 +434,14 @@ def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
     return forward
 
 
-def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
+def _max_pool_grad_tiled(op, x, g, top, out_hw, relu=False):
     """MaxPoolGrad where the windows tile the input without overlap or padding (the usual
     2x2, stride 2): each entry is in one window at most, so each offset's share is written,
     not added, and the first-maximum bookkeeping needs no NaN test once the maxima hold no
-    NaN. None when they do (the general kernel then handles it). ``positive``: the maxima's
-    ReLU mask, or None."""
+    NaN. None when they do (the general kernel then handles it). ``relu``: also apply the
+    maxima's ReLU mask (t > 0), to g once per block: hit * (g * mask) and (hit & mask) * g
+    are the same products by 0 and 1 (signed zeros and NaN included)."""
     fmt = op.data_format
-    with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
-        maybe_nan = np.isnan(np.add.reduce(top, axis=None))
-    if maybe_nan and np.isnan(top).any():
-        return None
     h, w, _ = conv.FORMATS[fmt]
     covered = (out_hw[0] * op.ksize[0], out_hw[1] * op.ksize[1])
     dx = np.empty(x.shape, g.dtype)
@@ -449,11 +449,19 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
         dx[_region(fmt, slice(covered[0], None), slice(None))] = 0
         dx[_region(fmt, slice(None), slice(covered[1], None))] = 0
     offsets = [index for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw)]
+    found_nan = []
 
     def rows(a, b):  # images a..b: each part its own buffers
         part = slice(a, b)
-        t, gp, hit, taken = top[part], g[part], np.empty(top[part].shape, bool), None
-        share = hit if positive is None else np.empty(hit.shape, bool)
+        t, gp = top[part], g[part]
+        with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
+            maybe_nan = np.isnan(np.add.reduce(t, axis=None))
+        if found_nan or (maybe_nan and np.isnan(t).any()):
+            found_nan.append(True)
+            return
+        if relu:
+            gp = np.multiply(gp, t > 0)  # a bool operand multiplies as 0/1 in g's dtype
+        hit, taken = np.empty(t.shape, bool), None
         for n, index in enumerate(offsets):
             np.equal(x[part][index], t, out=hit)
             if taken is None:
@@ -462,12 +470,10 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, positive=None):
                 np.greater(hit, taken, out=hit)  # a maximum, and none before it
                 if n < len(offsets) - 1:
                     np.logical_or(taken, hit, out=taken)
-            if positive is not None:
-                np.logical_and(hit, positive[part], out=share)
-            np.multiply(share, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+            np.multiply(hit, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
 
     threads.over_batch(rows, x.shape[0], x.size)
-    return dx
+    return None if found_nan else dx
 
 
 # ----------------------------------------------------------------------------- bias
@@ -477,26 +483,46 @@ def _bias_shape(op, v, b):
     return b if op.data_format == "NHWC" else b.reshape((b.shape[0],) + (1,) * (v.ndim - 2))
 
 
-@fast(conv.BiasAdd)
-def _bias_add(op, portable):
-    def forward(v, b):
-        op.infer_shape(v.shape, b.shape)
-        if not _floats(v, b):
-            return portable(v, b)
-        return np.add(v, _bias_shape(op, v, b))
+def _bias_add_maker(inplace):
+    """BiasAdd's kernel: the bias laid along a row of v's trailing axes (``kernels._rowwise``:
+    a whole image where it spans the channel axis, copied into a buffer kept per shape)
+    rather than a row of channels alone, and added split over threads when v is large.
+    Given ``relu`` (the portable Relu, ``fusion``), each block is also clamped at 0 by the
+    Relu kernel's ufunc while in cache: Relu(BiasAdd(v, b)) in one pass, bit for bit."""
 
-    return forward
+    def make(op, portable, relu=None):
+        rows, zeros = _Kept(lambda key: np.empty(key[0], key[1])), _filled(0.0)
+
+        def forward(v, b):
+            op.infer_shape(v.shape, b.shape)
+            if not _floats(v, b):
+                return portable(v, b) if relu is None else relu(portable(v, b))
+            bias, out = _bias_shape(op, v, b), v if inplace else None
+            if not v.flags.c_contiguous:
+                y = np.add(v, bias, out=out)
+                return y if relu is None else _relu_with(zeros, y, y)
+            k = _row_axes(v.shape)
+            if k >= bias.ndim and bias.size < math.prod(v.shape[-k:]):
+                row = rows.get((v.shape[-k:], v.dtype))
+                np.copyto(row, bias)
+                bias = row
+            if relu is None:
+                return _rowwise(np.add, v, bias, out)
+            zero = zeros.get(((1,) * (v.ndim - k) + v.shape[-k:], v.dtype))  # _relu_with's
+
+            def add_relu(x, row, out=None):
+                y = np.add(x, row, out=out)
+                return np.maximum(y, zero, out=y)
+
+            return _rowwise(add_relu, v, bias, out)
+
+        return forward
+
+    return make
 
 
-@fast(conv.BiasAdd, inplace=True)
-def _bias_add_inplace(op, portable):
-    def forward(v, b):
-        op.infer_shape(v.shape, b.shape)
-        if not _floats(v, b):
-            return portable(v, b)
-        return np.add(v, _bias_shape(op, v, b), out=v)
-
-    return forward
+fast(conv.BiasAdd)(_bias_add_maker(inplace=False))
+fast(conv.BiasAdd, inplace=True)(_bias_add_maker(inplace=True))
 
 
 @fast(conv.BiasAddGrad)
@@ -525,8 +551,29 @@ def _channel_sums(rows):
     m, c = rows.shape
     k = max(1, _FOLD // c)
     top = m - m % k
-    total = np.add.reduce(np.add.reduce(rows[:top].reshape(-1, k * c), axis=0).reshape(k, c),
-                          axis=0)
+    total = np.add.reduce(_column_sums(rows[:top].reshape(-1, k * c)).reshape(k, c), axis=0)
     if top < m:
         total += np.add.reduce(rows[top:], axis=0)
     return total
+
+
+_SUM_CHUNK = 1 << 19  # entries of a partial sum: a few chunks, each reduce call has a cost
+
+
+def _column_sums(wide):
+    """The column sums of (R, W) ``wide``: one partial sum per chunk of about
+    ``_SUM_CHUNK`` entries, the chunks split over threads, then the partial sums added in
+    order. The chunks do not depend on the number of threads, nor the result."""
+    r, w = wide.shape
+    step = max(1, _SUM_CHUNK // w)
+    n = -(-r // step)
+    if n < 2:
+        return np.add.reduce(wide, axis=0)
+    partials = np.empty((n, w), wide.dtype)
+
+    def chunks(a, b):
+        for j in range(a, b):
+            np.add.reduce(wide[j * step:(j + 1) * step], axis=0, out=partials[j])
+
+    threads.over_batch(chunks, n, wide.size)
+    return np.add.reduce(partials, axis=0)

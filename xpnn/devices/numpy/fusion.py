@@ -3,9 +3,12 @@ kernel: the pool's gradient gives shares to window maxima only, and there x is t
 so the ReLU's mask (x > 0) is the maxima's (t > 0). The pool's kernel applies it to the
 pooled shares (a quarter of the entries for 2x2 windows) and the ReluGrad step passes its
 input on, which spares a pass over the whole input. Products by 1 and 0 are exact, so the
-result is the unfused kernels' bit for bit, NaN, infinities and signed zeros included.
+result is the unfused kernels' bit for bit, NaN, infinities and signed zeros included, where
+the windows tile the input; where they overlap or pad it (or the maxima hold NaN), the
+masked shares are added into zeros, so a zero the unfused kernels give as -0.0 may be 0.0.
 ``sigmoid_into_bce_grad`` likewise folds a sigmoid's gradient into the binary
-cross-entropy's gradient before it (both compute p (1 - p)).
+cross-entropy's gradient before it (both compute p (1 - p)), and ``relu_into_bias_add`` a
+conv layer's ReLU into its bias add (one pass over the activation instead of two).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
@@ -29,6 +32,10 @@ def _passed_on(g, y):
     return g
 
 
+def _passed_on_alone(x):
+    return x
+
+
 def relu_into_pool_grad(plan, facts, skip=()) -> tuple[dict, set]:
     """Fuse each ReluGrad whose gradient input is a MaxPoolGrad of the same ``x``, read by
     that ReluGrad alone. Returns the kernel options of the pool gradients' slots
@@ -49,10 +56,20 @@ def sigmoid_into_bce_grad(plan, facts, skip=()) -> tuple[dict, set]:
                  "sigmoid_grad", lambda inner, outer: inner.inputs[1] == outer.inputs[1])
 
 
+def relu_into_bias_add(plan, facts, skip=()) -> tuple[dict, set]:
+    """Fuse each Relu of a BiasAdd read by that Relu alone (a conv layer's activation): the
+    BiasAdd kernel clamps each block of its result while the block is in cache, with the
+    Relu kernel's ufunc and zeros, so the result is the unfused kernels' bit for bit.
+    Returns the BiasAdd slots' kernel options (``relu``: the portable Relu, the fallback)
+    and the Relu slots, whose steps now pass their input on."""
+    return _fold(plan, facts, skip, ops.Relu, conv.BiasAdd, "relu",
+                 lambda inner, outer: True)
+
+
 def fold_all(plan, facts, skip=()) -> tuple[dict, set]:
     """Every fusion here: the kernel options by slot, and the slots that pass their input on."""
     options, fused = {}, set()
-    for fold in (relu_into_pool_grad, sigmoid_into_bce_grad):
+    for fold in (relu_into_pool_grad, sigmoid_into_bce_grad, relu_into_bias_add):
         more, passed_on = fold(plan, facts, skip)
         options.update(more)
         fused |= passed_on
@@ -72,13 +89,13 @@ def _fold(plan, facts, skip, outer_class, inner_class, option, same_operand):
     for index, step in enumerate(plan.steps):
         if step.kind != "value" or type(step.op) is not outer_class or step.out in skip:
             continue
-        first, operand = step.inputs
+        first = step.inputs[0]
         inner = made.get(first)
         if (inner is None or type(inner.op) is not inner_class or not same_operand(inner, step)
-                or inner.out in skip or first == operand or readers[first] != 1
+                or inner.out in skip or first in step.inputs[1:] or readers[first] != 1
                 or first in facts.update_reads or not facts.owned(first, index)):
             continue
         options[inner.out] = {option: step.fn}
-        step.fn = _passed_on
+        step.fn = _passed_on if len(step.inputs) == 2 else _passed_on_alone
         fused.add(step.out)
     return options, fused

@@ -19,6 +19,7 @@ import numpy as np
 
 from ... import ops
 from ...passes import KernelTable
+from . import threads
 
 FORWARD = KernelTable()  # op class -> make(op, portable) -> fn(*values)
 INPLACE = KernelTable()  # op class -> make(op, portable) -> fn(*values) overwriting values[0]
@@ -49,7 +50,7 @@ def has_fast_forward(op_class) -> bool:
 
 def forward_fn(op, donate: bool, portable, **options):
     """The callable a NumPy plan runs for ``op``; ``portable`` is ``fn(*values)`` fallback."""
-    table = INPLACE if donate and type(op) in INPLACE and not options else FORWARD
+    table = INPLACE if donate and type(op) in INPLACE else FORWARD
     return table.kernel(op, portable, **options)
 
 
@@ -148,21 +149,48 @@ def _filled(value):
     return _Kept(make)
 
 
+_ROW = 1 << 15  # entries of a broadcast operand's row at most (the per-row loop's length)
+
+
+def _row_axes(shape) -> int:
+    """How many trailing axes, never the first, a row of at most ``_ROW`` entries spans
+    (at least one): a whole image of a conv activation, a row of a dense one."""
+    k, size = 1, shape[-1]
+    while k < len(shape) - 1 and size * shape[-k - 1] <= _ROW:
+        k, size = k + 1, size * shape[-k - 1]
+    return k
+
+
+def _rowwise(ufunc, x, row, out=None):
+    """ufunc(x, row) for a C-ordered x of rank >= 2, ``row`` broadcast along its first axis:
+    split over that axis on every core where x is large (``threads``)."""
+    if x.size < threads.MIN_ELEMENTS:
+        return ufunc(x, row, out=out)
+    if out is None:
+        out = np.empty(x.shape, np.result_type(x, row))
+    threads.over_batch(lambda a, b: ufunc(x[a:b], row, out=out[a:b]), x.shape[0], x.size)
+    return out
+
+
 def _relu_with(zeros, x, out):
-    """max(x, 0) against zeros laid along x's contiguous axis: NumPy's maximum runs that as
-    vector code, but not a scalar 0 (timed in benchmarks/README.md; a whole zero array of
-    x's shape costs more cache than it saves)."""
+    """max(x, 0) against zeros laid along x's contiguous trailing axes (a whole image of a
+    conv activation): NumPy's maximum runs each row of that as vector code, but not a scalar
+    0, and pays per row (timed in benchmarks/README.md; a whole zero array of a dense
+    activation's shape costs more cache than it saves). Split over threads when large."""
     if type(x) is not np.ndarray or x.dtype.kind != "f" or x.ndim == 0:
         return np.maximum(x, 0.0)  # an integer x gives floats: not writable into x
     if x.ndim == 1:  # the zero "row" would be as large as x
-        zero = 0.0
-    elif x.flags.c_contiguous:
-        zero = zeros.get(((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype))
-    elif x.flags.f_contiguous:
-        zero = zeros.get((x.shape[:1] + (1,) * (x.ndim - 1), x.dtype))
-    else:
-        zero = 0.0
-    return np.maximum(x, zero, out=out)
+        return np.maximum(x, 0.0, out=out)
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        return np.maximum(x, 0.0, out=out)
+    if x.flags.c_contiguous:
+        work, out_work = x, out
+    else:  # F-ordered: its transpose is C-ordered, and the result's transpose is the result
+        work, out_work = x.T, None if out is None else out.T
+    k = _row_axes(work.shape)
+    zero = zeros.get(((1,) * (work.ndim - k) + work.shape[-k:], x.dtype))
+    result = _rowwise(np.maximum, work, zero, out_work)
+    return result if work is x else result.T
 
 
 @fast(ops.Relu)

@@ -1,7 +1,9 @@
 """Large elementwise work split over the batch axis and run on every core at once. NumPy's
 ufuncs run on one core and release the GIL; BLAS already uses them all, the elementwise
 steps of a conv layer (pooling and its gradient, gathering patches, adding them back) did
-not. Each part computes its own rows, so the result is bit for bit the one-thread result.
+not. Each part computes its own rows, so the result is bit for bit the one-thread result,
+and runs in a copy of the caller's context, so NumPy's error state (``np.errstate``, a
+context variable) holds in every part.
 ``XPNN_THREADS=1`` runs everything inline. The parts often start right after a product:
 ``blas.py`` has OpenBLAS's threads sleep soon after each one instead of spinning on the
 cores these threads want.
@@ -16,6 +18,7 @@ cores these threads want.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +59,8 @@ def over_batch(fn, n: int, elements: int) -> None:
         _blocks(fn, 0, n, rows)
         return
     bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool().submit(_blocks, fn, a, b, rows) for a, b in zip(bounds[1:-1], bounds[2:])]
+    futures = [_pool().submit(contextvars.copy_context().run, _blocks, fn, a, b, rows)
+               for a, b in zip(bounds[1:-1], bounds[2:])]
     try:
         _blocks(fn, bounds[0], bounds[1], rows)
     finally:
@@ -72,7 +76,8 @@ def over_parts(fn, n: int, elements: int) -> list:
     if parts < 2 or elements < MIN_ELEMENTS:
         return [fn(0, 0, n)]
     bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool().submit(fn, k, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    futures = [_pool().submit(contextvars.copy_context().run, fn, k, bounds[k], bounds[k + 1])
+               for k in range(1, parts)]
     try:
         first = fn(0, bounds[0], bounds[1])
     finally:
