@@ -95,6 +95,33 @@ def test_numpy_fallback_cases():
     np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_and_columns_of_a_matrix_go_to_blas(dtype, monkeypatch):
+    """Operands whose rows (or columns) are contiguous but spaced wider than they are long
+    (rows of an F-ordered matrix, columns of a C-ordered one, a block of rows transposed)
+    go to BLAS with their leading dimension, with NumPy's values; others fall back."""
+    if not blas.available():
+        pytest.skip("NumPy's OpenBLAS not found")
+    big_f = np.asfortranarray(RNG.standard_normal((40, 6)).astype(dtype))
+    big_c = RNG.standard_normal((7, 30)).astype(dtype)
+    pairs = {"rows of an F matrix by columns of a C one": (big_f[5:17], big_c[:6, 3:12]),
+             "a block of rows transposed": (big_c[1:4, 2:10].T, big_f[20:23, 1:5])}
+    fell_back = []
+    real = blas.np.matmul
+    monkeypatch.setattr(blas.np, "matmul", lambda *a, **k: fell_back.append(1) or real(*a, **k))
+    for what, (a, b) in pairs.items():
+        c = RNG.standard_normal((a.shape[0], b.shape[1])).astype(dtype)
+        expected = c * 0.5 + 2.0 * (real(a.astype(np.float64), b.astype(np.float64)))
+        blas.accumulate_product(c, a, b, alpha=2.0, beta=0.5)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5, err_msg=what)
+    assert not fell_back
+    strided = big_c[:, ::2][:, :6]  # neither rows nor columns contiguous: NumPy's product
+    c = np.zeros((7, 4), dtype)
+    blas.accumulate_product(c, strided, big_f[:6, :4], alpha=1.0)
+    np.testing.assert_allclose(c, real(strided, big_f[:6, :4]), rtol=1e-5, atol=1e-5)
+    assert fell_back
+
+
 def test_without_blas_the_result_is_the_same(monkeypatch):
     a = RNG.standard_normal((6, 5)).astype(np.float32)
     b = RNG.standard_normal((5, 4)).astype(np.float32)

@@ -4,6 +4,8 @@ dilation, 1 and 3 channels, batch 1, both layouts; float32 and float64."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,82 @@ def test_bias_gradient_sums_without_blas(shape, dtype, monkeypatch):
     rows = np.prod(shape[:-1])
     np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype] * rows ** 0.5)
     assert not products
+
+
+@pytest.fixture
+def split_products(monkeypatch):
+    """Every conv product split over two of xpnn's threads in blocks of one or two images,
+    whatever the machine's cores; the OpenBLAS thread counts seen inside recorded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xpnn.devices.numpy import conv as conv_kernels
+    from xpnn.devices.numpy import threads
+
+    if not blas.splits_products():
+        pytest.skip("NumPy's OpenBLAS thread count not found: the products are not split")
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(threads, "_workers", lambda: 2)
+    monkeypatch.setattr(threads, "_pool", lambda: pool)
+    monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(conv_kernels, "_BLOCK_ENTRIES", 1)
+    seen = []
+    real = blas.one_thread
+
+    @contextlib.contextmanager
+    def recorded():
+        with real():
+            seen.append(blas._thread_count[1]())
+            yield
+
+    monkeypatch.setattr(blas, "one_thread", recorded)
+    yield seen
+    pool.shutdown()
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_products_split_by_image_blocks_match_portable(shape, dtype, data_format,
+                                                       split_products):
+    """The forward, filter gradient (gathering its own patches, or handed the forward's)
+    and input gradient, each thread multiplying its images block by block with OpenBLAS at
+    one thread: the portable ops' values, and OpenBLAS's thread count restored after."""
+    from xpnn.devices.numpy import conv as conv_kernels
+
+    before = blas._thread_count[1]()
+    window, x, f, g = _case((shape[0] + 3, *shape[1:]), dtype, data_format, seed=1)
+    forward = _op(xn.conv.Conv2D, window, data_format, arity=2)
+    filters = _op(xn.conv.Conv2DBackpropFilter, window, data_format)
+    inputs = _op(xn.conv.Conv2DBackpropInput, window, data_format)
+    handoff = conv_kernels.Handoff()
+    paired_forward = kernels.FORWARD[xn.conv.Conv2D](forward, None, handoff=handoff)
+    paired_filters = kernels.FORWARD[xn.conv.Conv2DBackpropFilter](filters, None,
+                                                                   handoff=handoff)
+    got = [kernels.forward_fn(forward, False, None)(x, f),
+           kernels.forward_fn(filters, False, None)(x, Description.of(f), g),
+           paired_forward(x, f), paired_filters(x, Description.of(f), g),
+           kernels.forward_fn(inputs, False, None)(Description.of(x), f, g)]
+    expected_y, expected_dw = forward.forward(XP, x, f), filters.forward(XP, x, f, g)
+    expected = [expected_y, expected_dw, expected_y, expected_dw, inputs.forward(XP, x, f, g)]
+    for value, reference in zip(got, expected):
+        assert value.shape == reference.shape and value.dtype == reference.dtype
+        np.testing.assert_allclose(value, reference, rtol=TOL[dtype], atol=TOL[dtype])
+    stride_one = shape[6] == (1, 1)
+    assert split_products == [1] * (4 + stride_one)  # col2im (strides > 1) is not split
+    assert blas._thread_count[1]() == before
+
+
+def test_one_thread_restores_the_count_after_an_error_and_nests():
+    """``one_thread`` sets OpenBLAS's count to 1 until its last user leaves, even one that
+    raised, then puts the count it found back."""
+    if not blas.splits_products():
+        pytest.skip("NumPy's OpenBLAS thread count not found")
+    count = blas._thread_count[1]
+    before = count()
+    with pytest.raises(RuntimeError, match="inside"):
+        with blas.one_thread():
+            with blas.one_thread():
+                assert count() == 1
+            assert count() == 1
+            raise RuntimeError("inside")
+    assert count() == before

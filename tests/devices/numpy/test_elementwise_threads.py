@@ -191,8 +191,9 @@ def test_bias_gradient_split_over_threads_is_the_one_thread_sum(shape, dtype, sp
 
 @pytest.mark.parametrize("strides, padding", [((1, 1), "SAME"), ((2, 1), "VALID")])
 def test_patch_matrix_copied_over_threads_is_the_portable_one(strides, padding, splits):
-    """im2col's copy of conv 2's patches, split by images over the threads: the portable
-    patch matrix bit for bit (NaN and signed zeros among the inputs)."""
+    """im2col's copy of conv 2's patches for the whole batch, split by images over the
+    threads, and gathered block by block as a split product does: the portable patch
+    matrix bit for bit (NaN and signed zeros among the inputs)."""
     from xpnn.devices.numpy import conv as conv_kernels
     from xpnn.ops import conv
 
@@ -200,11 +201,18 @@ def test_patch_matrix_copied_over_threads_is_the_portable_one(strides, padding, 
     window = xn.conv.Window(strides, padding=padding)
     with xn.Graph().as_default():
         op = xn.conv.Conv2D(xn.placeholder(), xn.placeholder(), window=window)
-    got = conv_kernels._im2col_for(op)(x, (3, 3))
     pads, out_hw = conv._geometry(x.shape, (3, 3), window)
     expected = conv._im2col(XP, conv._pad(XP, x, pads), (3, 3), window, out_hw)
+    got, gather = conv_kernels._im2col_for(op)(x, (3, 3))
+    assert gather(0, 40) is not None
     np.testing.assert_array_equal(bits(got), bits(expected))
     assert splits == [got.size] and got.size >= threads.MIN_ELEMENTS
+    per = out_hw[0] * out_hw[1]
+    got, gather = conv_kernels._im2col_for(op)(x, (3, 3))
+    blocks = [gather(a, min(a + 7, 40)) for a in range(0, 40, 7)]
+    np.testing.assert_array_equal(bits(np.concatenate(blocks)), bits(expected))
+    np.testing.assert_array_equal(bits(got), bits(expected))
+    assert blocks[1].shape == (7 * per, expected.shape[1]) and len(splits) == 1
 
 
 def _count_relu_kernels(monkeypatch):

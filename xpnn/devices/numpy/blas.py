@@ -10,7 +10,9 @@ make two thread pools fight over the cores. Where that library is not found (ano
 an unusual build) or ``XPNN_BLAS=numpy`` is set, ``available()`` is False and callers use
 NumPy.
 
-Loading it also shortens how long OpenBLAS's threads spin waiting for the next product
+``one_thread`` sets OpenBLAS's thread count to one while xpnn's own threads each run their
+products (the conv kernels split a batch by images). Loading the library also shortens how
+long OpenBLAS's threads spin waiting for the next product
 (``_shorten_spin``): by default each spins on its core for some 2^28 cycles (about 0.1 s)
 after a product, and the conv net's elementwise steps, split over xpnn's threads
 (``threads.py``) right after a product, waited for that core.
@@ -26,9 +28,11 @@ after a product, and the conv net's elementwise steps, split over xpnn's threads
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
+import threading
 
 import numpy as np
 
@@ -76,6 +80,7 @@ def _load() -> None:
             if len(found) == 2:
                 _gemm.update(found)
                 _load_axpby(library, naming.replace("gemm", "axpby"), integer)
+                _load_thread_count(library)
                 _shorten_spin(library)
                 return
 
@@ -91,6 +96,52 @@ def _load_axpby(library, naming, integer) -> None:
                        integer]
         fn.restype = None
         _axpby[np.dtype(dtype)] = fn
+
+
+# (set, get) of OpenBLAS's thread count, in the order they are looked for.
+_THREAD_COUNT = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                 ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                 ("openblas_set_num_threads", "openblas_get_num_threads")]
+_thread_count: list = []  # [set, get] when found
+_one_thread = threading.Lock()
+_one_thread_users = [0, 0]  # [callers inside one_thread(), the count to restore]
+
+
+def _load_thread_count(library) -> None:
+    for set_name, get_name in _THREAD_COUNT:
+        set_count, get_count = getattr(library, set_name, None), getattr(library, get_name, None)
+        if set_count is not None and get_count is not None:
+            set_count.argtypes, set_count.restype = [ctypes.c_int], None
+            get_count.argtypes, get_count.restype = [], ctypes.c_int
+            _thread_count[:] = [set_count, get_count]
+            return
+
+
+def splits_products() -> bool:
+    """Whether ``one_thread`` can have OpenBLAS run each product on its caller's thread."""
+    return bool(_thread_count) and bool(_gemm)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """OpenBLAS runs every product on the thread that calls it, until the last caller
+    inside leaves: the conv kernels split a batch over xpnn's threads, each of which runs
+    its own products on its part, in cache after gathering its patches, instead of one
+    product split by OpenBLAS after a gathering pass over the whole batch. OpenBLAS's
+    thread count is process-wide: another thread's product meanwhile runs on one thread
+    too (as fast as a split one, where xpnn's threads take the cores)."""
+    with _one_thread:
+        if _one_thread_users[0] == 0:
+            _one_thread_users[1] = _thread_count[1]()
+            _thread_count[0](1)
+        _one_thread_users[0] += 1
+    try:
+        yield
+    finally:
+        with _one_thread:
+            _one_thread_users[0] -= 1
+            if _one_thread_users[0] == 0:
+                _thread_count[0](_one_thread_users[1])
 
 
 _SPIN = "4"  # OPENBLAS_THREAD_TIMEOUT's least: spin 2^4 cycles, then sleep until woken
@@ -122,11 +173,18 @@ def available() -> bool:
 
 
 def _operand(m):
-    """(transpose flag, leading dimension) of a C- or F-contiguous matrix; None otherwise."""
+    """(transpose flag, leading dimension) of a matrix whose rows or columns are contiguous
+    (a C- or F-ordered matrix, or rows or columns of one); None otherwise."""
     if m.flags.c_contiguous:
         return _NO_TRANS, max(1, m.shape[1])
     if m.flags.f_contiguous:
         return _TRANS, max(1, m.shape[0])
+    size = m.itemsize
+    rows, cols = m.strides
+    if cols == size and rows % size == 0 and rows >= m.shape[1] * size:
+        return _NO_TRANS, rows // size
+    if rows == size and cols % size == 0 and cols >= m.shape[0] * size:
+        return _TRANS, cols // size
     return None
 
 

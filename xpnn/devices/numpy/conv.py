@@ -5,8 +5,9 @@ kept per shape instead of concatenated anew; the patch matrix is copied from one
 view of it into another kept buffer instead of stacked from kh*kw slices (a 1x1 filter
 uses the input itself); col2im adds each offset's columns into strided slices of one zero
 array instead of spreading, padding and summing kh*kw arrays, and at stride 1 BLAS
-accumulates them into shifted rows of dx. Kept buffers never leave a kernel: every result
-is a fresh array.
+accumulates them into shifted rows of dx. The products run image block by image block on
+each of xpnn's threads (``_by_blocks``), a block's patches gathered right before its product
+while they are in cache. Kept buffers never leave a kernel: every result is a fresh array.
 
 >>> import xpnn as xn
 >>> from xpnn.devices.numpy import kernels
@@ -93,35 +94,71 @@ def _geometry(op, shape, k):
 
 
 def _im2col(op, pad, kept):
-    """fn(x NHWC, k) -> the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape (x
-    itself for a 1x1 filter at stride 1), its columns in the portable order (offset-major,
-    then channel)."""
+    """fn(x NHWC, k) -> (the (N*oh*ow, kh*kw*C) patch matrix, in a buffer kept per shape,
+    its columns in the portable order (offset-major, then channel); gather(a, b), which
+    fills the rows of images a..b and returns them). A 1x1 filter at stride 1 without
+    padding multiplies x itself: gather only slices it."""
 
     def columns(x, k):
         pads, (oh, ow) = conv._geometry(x.shape, k, op.window)
         n, _, _, c = x.shape
+        per = oh * ow
         if k == (1, 1) and pads == _NO_PADS and tuple(op.window.strides) == (1, 1):
-            return x.reshape(n * oh * ow, c)  # each patch is one pixel: x itself, no copy
+            matrix = x.reshape(n * per, c)  # each patch is one pixel: x itself, no copy
+            return matrix, lambda a, b: matrix[a * per:b * per]
         padded = pad(x, "NHWC", pads, x.shape[1:3])
         if c == 1:  # offset-major rows: each a copy of whole image rows, not of 1 value
             cols_t = kept.get(((k[0] * k[1], n, oh, ow), x.dtype))
-            for i, j, index in _offsets("NHWC", k, op.window, (oh, ow)):
-                np.copyto(cols_t[i * k[1] + j], padded[index][..., 0])
-            return cols_t.reshape(k[0] * k[1], n * oh * ow).T
+            offsets = list(_offsets("NHWC", k, op.window, (oh, ow)))
+
+            def gather_rows(a, b):
+                for i, j, index in offsets:
+                    np.copyto(cols_t[i * k[1] + j, a:b], padded[a:b][index][..., 0])
+                return cols_t[:, a:b].reshape(k[0] * k[1], (b - a) * per).T
+
+            return cols_t.reshape(k[0] * k[1], n * per).T, gather_rows
         (sh, sw), (dh, dw) = op.window.strides, op.window.dilations
         s_n, s_h, s_w, s_c = padded.strides
         shape = (n, oh, ow, k[0], k[1], c)
         view = as_strided(padded, shape, (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
                           writeable=False)
         cols = kept.get((shape, x.dtype))
-        threads.over_batch(lambda a, b: np.copyto(cols[a:b], view[a:b]), n, cols.size)
-        return cols.reshape(n * oh * ow, k[0] * k[1] * c)
+
+        def gather(a, b):
+            if b - a == n:  # the whole batch, not split: the copy alone split over threads
+                threads.over_batch(lambda i, j: np.copyto(cols[i:j], view[i:j]), n, cols.size)
+            else:  # a block, on the thread that multiplies it
+                np.copyto(cols[a:b], view[a:b])
+            return cols[a:b].reshape((b - a) * per, k[0] * k[1] * c)
+
+        return cols.reshape(n * per, k[0] * k[1] * c), gather
 
     return columns
 
 
 def _im2col_for(op):
     return _im2col(op, _padder(0.0), _Kept(lambda key: np.empty(key[0], key[1])))
+
+
+# Entries (patches, gradients, results) one block of images touches in a split product:
+# small enough to stay in cache from its gathering to its product.
+_BLOCK_ENTRIES = 1 << 18
+
+
+def _by_blocks(n, entries_per_image, block, total):
+    """Run ``block(part, a, b)`` over blocks of images covering range(n): each of xpnn's
+    threads takes its share, block after block, with OpenBLAS at one thread (so the cores
+    are xpnn's); one call over all n where the products are not split (one thread, small
+    work, no OpenBLAS thread count). The results of each thread's blocks, a list per part."""
+    if threads.count() < 2 or total < threads.MIN_ELEMENTS or not blas.splits_products():
+        return [[block(0, 0, n)]]
+    step = max(1, _BLOCK_ENTRIES // max(1, entries_per_image))
+
+    def part(k, a, b):
+        return [block(k, s, min(s + step, b)) for s in range(a, b, step)]
+
+    with blas.one_thread():
+        return threads.over_parts(part, n, total)
 
 
 class Handoff:
@@ -153,12 +190,19 @@ def _conv2d(op, portable, handoff=None):
             return portable(x, w)
         kh, kw, c, o = w.shape
         source, x = x, op._in(np, x)
-        cols = columns(x, (kh, kw))
+        cols, gather = columns(x, (kh, kw))
+        weights = w.reshape(kh * kw * c, o)
+        n, (_, (oh, ow)) = x.shape[0], conv._geometry(x.shape, (kh, kw), op.window)
+        per = oh * ow
+        y = np.empty((cols.shape[0], o), x.dtype)
+
+        def block(_, a, b):
+            np.matmul(gather(a, b), weights, out=y[a * per:b * per])
+
+        _by_blocks(x.shape[0], per * (cols.shape[1] + o), block, cols.size)
         if handoff is not None:
             handoff.leave(source, cols)
-        y = np.matmul(cols, w.reshape(kh * kw * c, o))
-        _, (oh, ow) = conv._geometry(x.shape, (kh, kw), op.window)
-        return op._out(np, y.reshape(x.shape[0], oh, ow, o))
+        return op._out(np, y.reshape(n, oh, ow, o))
 
     return forward
 
@@ -174,13 +218,28 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
             return portable(x, w, g)
         kh, kw, c, o = w.shape
         if cols is None:
-            cols = columns(op._in(np, x), (kh, kw))
-        dw = np.matmul(cols.T, op._in(np, g).reshape(cols.shape[0], o))
+            cols, gather = columns(op._in(np, x), (kh, kw))
+        else:  # the forward's patches, gathered already
+            gather = None
+        n = x.shape[0]
+        per = cols.shape[0] // n
+        rows = op._in(np, g).reshape(cols.shape[0], o)
+
+        def block(_, a, b):
+            patches = cols[a * per:b * per] if gather is None else gather(a, b)
+            return np.matmul(patches.T, rows[a * per:b * per])
+
+        parts = _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
+        dw = None
+        for products in parts:  # each part's sum, then the parts': fixed order
+            for product in products:
+                if dw is None:
+                    dw = product
+                else:
+                    dw += product
         return dw.reshape(kh, kw, c, o)
 
     return forward
-
-
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
     pieces = _Kept(lambda key: np.empty(key[0], key[1]))
@@ -229,12 +288,19 @@ def _shifted_products(g, w, shape, dilations, grid):
     corner = ((0, height - out_hw[0]), (0, width - out_hw[1]))
     rows = grid(g, "NHWC", corner, out_hw).reshape(-1, o)
     dx = np.empty((n * height * width, c), w.dtype)
-    np.matmul(rows, w[0, 0].T, out=dx)
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                shift = i * dilations[0] * width + j * dilations[1]
-                blas.accumulate_product(dx[shift:], rows[:len(rows) - shift], w[i, j].T, 1.0)
+    per = height * width
+
+    def block(_, a, b):  # images a..b: what wraps past image b comes from zero rows
+        part, into = rows[a * per:b * per], dx[a * per:b * per]
+        np.matmul(part, w[0, 0].T, out=into)
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    shift = i * dilations[0] * width + j * dilations[1]
+                    blas.accumulate_product(into[shift:], part[:len(part) - shift], w[i, j].T,
+                                            1.0)
+
+    _by_blocks(n, per * (o + c), block, rows.size)
     return dx.reshape(shape)
 
 

@@ -38,6 +38,12 @@ def _workers() -> int:
                       else os.cpu_count() or 1))
 
 
+def count() -> int:
+    """How many threads the parallel kernels use (``XPNN_THREADS``, else the cores, at
+    most 4)."""
+    return _workers()
+
+
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_workers() - 1, thread_name_prefix="xpnn")
@@ -60,6 +66,23 @@ def over_batch(fn, n: int, elements: int) -> None:
     finally:
         for future in futures:
             future.result()
+
+
+def over_parts(fn, n: int, elements: int) -> list:
+    """``fn(part, start, stop)`` once for each worker's share of ``range(n)`` (consecutive
+    ranges, part 0 first), in parallel when there are ``MIN_ELEMENTS`` or more entries
+    (else one call covers it all); their results in order."""
+    parts = min(_workers(), n)
+    if parts < 2 or elements < MIN_ELEMENTS:
+        return [fn(0, 0, n)]
+    bounds = [n * i // parts for i in range(parts + 1)]
+    futures = [_pool().submit(contextvars.copy_context().run, fn, k, bounds[k], bounds[k + 1])
+               for k in range(1, parts)]
+    try:
+        first = fn(0, bounds[0], bounds[1])
+    finally:
+        rest = [future.result() for future in futures]
+    return [first, *rest]
 
 
 def _blocks(fn, start, stop, rows):
