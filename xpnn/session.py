@@ -436,22 +436,22 @@ class Session:
         from ``feed_dict``. Returns arrays of this session's namespace (NumPy arrays with
         ``to_numpy=True``); an optimizer step fetches as None. Runs from several threads
         happen one at a time (the Session's lock)."""
-        feed_dict = feed_dict or {}
-        device = self.device
         with self._lock:
-            if self._closed:
-                self._check_open()
-            last, out = self._last, None  # the last run's fetches, their copy, fed keys, executor
+            last = self._last  # the last run's fetches, their copy, fed keys, executor
             if (last is not None and fetches is last[0] and type(feed_dict) is dict
                     and feed_dict.keys() == last[2]
                     and (last[1] is fetches or last[1] == fetches)):
                 executor = last[3]  # the same run again: nothing to look up
-                if executor.repeat is not None:
-                    out = executor.repeat(feed_dict)
-            else:
-                with ops.run_context.reading(device.reads_without_sync):
+                repeat = executor.repeat
+                out = None if repeat is None else repeat(feed_dict)
+            else:  # (close() forgets the last run: a closed Session never repeats one)
+                if self._closed:
+                    self._check_open()
+                feed_dict, out = feed_dict or {}, None
+                with ops.run_context.reading(self.device.reads_without_sync):
                     executor = self._executor(fetches, feed_dict)
             if out is None:
+                device = self.device
                 if (device.context is None
                         and ops.run_context.reads_without_sync == device.reads_without_sync):
                     out = self._execute(executor, feed_dict)

@@ -54,8 +54,12 @@ class Hyper:
         self._static = [(opt, n) for opt, names in self.static for n in names]
         self._objects = tuple(opt for opt, _ in self._static)
         self._attributes = tuple(n for _, n in self._static)
-        self._seen_owners = self._dicts_owners + self._objects  # what ``seen`` reads
-        self._seen_names = self._names + self._attributes
+        # What ``seen`` reads: each optimizer's attributes above, from its own __dict__ (they
+        # were found there) by one itemgetter.
+        names = {}
+        for opt, n in zip(self._dicts_owners + self._objects, self._names + self._attributes):
+            names.setdefault(id(opt), (opt, []))[1].append(n)
+        self._seen = tuple((operator.itemgetter(*ns), vars(opt)) for opt, ns in names.values())
         self._last = self._arrays = None
 
     def values(self) -> tuple:
@@ -72,10 +76,20 @@ class Hyper:
     def seen(self):
         """Every attribute ``values`` and ``key`` read, as it is now (None where one was
         deleted): equal to an earlier ``seen()``, neither has changed since."""
+        read, of = self.seen_reader()
         try:
-            return tuple(map(getattr, self._seen_owners, self._seen_names))
-        except AttributeError:
+            return read(of)
+        except KeyError:
             return None
+
+    def seen_reader(self):
+        """(read, of): ``read(of)`` is ``seen()``'s value, or raises KeyError where one
+        attribute was deleted; one C call for the usual single optimizer."""
+        if not self._seen:
+            return tuple, ()
+        if len(self._seen) == 1:
+            return self._seen[0]
+        return (lambda pairs: tuple([get(attributes) for get, attributes in pairs])), self._seen
 
     def key(self) -> tuple:
         """The other attributes' current values: a change compiles anew."""

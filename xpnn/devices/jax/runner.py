@@ -117,8 +117,7 @@ class Runner(Executor):
         self.traces = [0]
         self.eager, self.reason, self.body, self.new = True, "not compiled", None, None
         self.checks = self.fed = None
-        self.last = self.fetched = self.repeat = None  # set where a plan can repeat
-        self.last_seen = self.last_hyper = None
+        self.fetched = self.repeat = None  # set where a plan can repeat
         if session.check_numerics:
             self.layout = Layout(plan)
             return
@@ -155,10 +154,10 @@ class Runner(Executor):
         # result (the check_numerics counts, None: an entry with checks does not repeat).
         picks = [-1 if k is None else k for k in fetched]
         get = operator.itemgetter(*picks) if picks else None
-        self.pick = ((lambda out: []) if get is None else (lambda out: [get(out)])
-                     if len(picks) == 1 else (lambda out: list(get(out))))
+        # A sequence the plan's rebuild reads (itemgetter of two or more gives a tuple).
+        self.pick = ((lambda out: ()) if get is None else (lambda out: (get(out),))
+                     if len(picks) == 1 else get)
         self.written = slice(len(layout.computed), -1)  # the results a commit writes
-        self.repeat = self._repeat
 
     def _jit(self, static):
         """A new ``jax.jit`` of the body for one entry (a function object of its own), its
@@ -246,9 +245,7 @@ class Runner(Executor):
         self.new = out[len(computed):-1]  # written at the commit
         if self.layout.hands_out:
             self._hand_out(values)
-        self.last = entry if self._repeatable(entry) else None
-        # The hyper-parameters this call was given: a repeat passes the same while unchanged.
-        self.last_seen, self.last_hyper = self.hyper.seen(), self.hyper.values()
+        self.repeat = self._repeat_of(entry) if self._repeatable(entry) else None
 
     def _repeatable(self, entry) -> bool:
         """Whether ``repeat`` may run ``entry`` again: it draws, checks and hands out nothing,
@@ -258,35 +255,50 @@ class Runner(Executor):
             return False
         return all(dtype == feed.dtype for (_, dtype), feed in zip(entry.key[0], self.plan.feeds))
 
-    def _repeat(self, feed_dict):
-        """The Session's repeated run (``Executor.repeat``): the last entry called again
-        where the feeds are host arrays of its shapes and dtypes, which the Session accepted
-        when it made the entry and would pass now without a look, and the fed values that
-        ops read pass their checks; then the new values written, and the fetched values in
-        order. None where the Session must run it (and raise any error)."""
-        entry, seen = self.last, self.hyper.seen()
-        if entry is None or seen is None or seen != self.last_seen:
-            return None
-        feeds = []
-        for placeholder, (shape, dtype) in zip(self.placeholders, entry.key[0]):
-            value = feed_dict[placeholder]
-            if (type(value) is not np.ndarray or value.shape != shape
-                    or (value.dtype is not dtype and value.dtype != dtype)):
-                return None
-            feeds.append(value.copy())  # the call may read it after it returns
-        if entry.fed:
+    def _repeat_of(self, entry):
+        """The Session's repeated run (``Executor.repeat``) of the entry just called, what it
+        reads bound once: ``entry`` called again where the feeds are host arrays of its
+        shapes and dtypes, which the Session accepted when it made the entry and would pass
+        now without a look, the fed values that ops read pass their checks, and the
+        optimizers' attributes are as they were (the hyper-parameters of this call are
+        passed again); then the new values written, and the fetched values in order. It
+        returns None where the Session must run it (and raise any error)."""
+        read, of = self.hyper.seen_reader()
+        seen, hyper = self.hyper.seen(), self.hyper.values()
+        feeds = tuple((p, shape, dtype) for p, (shape, dtype) in zip(self.placeholders,
+                                                                    entry.key[0]))
+        state, take_state, jitted = self.state, self.take_state, entry.jitted
+        targets, written, pick = self.layout.targets, self.written, self.pick
+        fed, fed_slots, checks = entry.fed, self.layout.feeds, self.fed
+
+        def repeat(feed_dict):
             try:
-                self.fed.run(dict(zip(self.layout.feeds, feeds)), entry.fed)
-            except StepFailed:
+                if read(of) != seen:
+                    return None
+            except KeyError:  # an attribute deleted
                 return None
-        state = self.state
-        try:
-            variables = self.take_state(state)
-        except KeyError:  # a Variable's value not made yet
-            return None
-        out = entry.jitted(*feeds, *variables, *self.last_hyper)
-        state.update(zip(self.layout.targets, out[self.written]))
-        return self.pick(out)
+            args = []
+            for placeholder, shape, dtype in feeds:
+                value = feed_dict[placeholder]
+                if (type(value) is not np.ndarray or value.shape != shape
+                        or (value.dtype is not dtype and value.dtype != dtype)):
+                    return None
+                args.append(value.copy())  # the call may read it after it returns
+            if fed:
+                try:
+                    checks.run(dict(zip(fed_slots, args)), fed)
+                except StepFailed:
+                    return None
+            try:
+                args += take_state(state)
+            except KeyError:  # a Variable's value not made yet
+                return None
+            args += hyper
+            out = jitted(*args)
+            state.update(zip(targets, out[written]))
+            return pick(out)
+
+        return repeat
 
     def _hand_out(self, values) -> None:
         """Fetched placeholders as device arrays, fetched Variables as copies."""
@@ -311,7 +323,7 @@ class Runner(Executor):
         """Make this the portable executor again, for good: its runs are eager from now on
         (this one's commit too)."""
         self.eager, self.body = True, None
-        self.last = self.repeat = None
+        self.repeat = None
         self.host_feeds, self.checks_shapes = False, True
         self.entries.clear()
         self.reason = f"{type(failure).__name__}: {failure}"
