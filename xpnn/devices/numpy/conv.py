@@ -224,19 +224,20 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
         n = x.shape[0]
         per = cols.shape[0] // n
         rows = op._in(np, g).reshape(cols.shape[0], o)
+        sums = {}  # part -> its blocks' products, accumulated by BLAS (ctypes frees the GIL
+        # where NumPy's matmul of a few rows by a long K held it: conv 1's 9 rows)
 
-        def block(_, a, b):
+        def block(part, a, b):
             patches = cols[a * per:b * per] if gather is None else gather(a, b)
-            return np.matmul(patches.T, rows[a * per:b * per])
+            total = sums.get(part)
+            if total is None:
+                sums[part] = total = np.zeros((cols.shape[1], o), x.dtype)
+            blas.accumulate_product(total, patches.T, rows[a * per:b * per], 1.0)
 
-        parts = _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
-        dw = None
-        for products in parts:  # each part's sum, then the parts': fixed order
-            for product in products:
-                if dw is None:
-                    dw = product
-                else:
-                    dw += product
+        _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
+        dw = sums[0]
+        for part in range(1, len(sums)):  # then the parts' sums, in order
+            dw += sums[part]
         return dw.reshape(kh, kw, c, o)
 
     return forward
