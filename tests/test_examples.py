@@ -135,6 +135,15 @@ def test_mnist_cnn_synthetic(dev):
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]
 
 
+def test_mnist_cnn_shifts_its_training_images_unless_shift_is_0(dev):
+    cnn = load("mnist_cnn")
+    argv = ["--synthetic", "--limit", "128", "--epochs", "1", "--quiet", *device_args(dev)]
+    augmented, plain = cnn.main(argv)["model"].net, cnn.main([*argv, "--shift", "0"])["model"].net
+    assert isinstance(augmented[0], xn.nn.RandomTranslation)
+    assert augmented[0].config()["height_factor"] == augmented[0].config()["width_factor"] == 0.05
+    assert repr(augmented[1:]) == repr(plain.layers) == repr(cnn.convnet())
+
+
 def test_mnist_cnn_with_keras_callbacks(dev, tmp_path, capsys):
     """EarlyStopping, ModelCheckpoint and (where tensorboardX is) TensorBoard from the
     command line; the checkpoint loads back and the logs are where the script says."""

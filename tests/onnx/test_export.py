@@ -89,6 +89,20 @@ def test_cnn_with_batch_norm_and_dropout(dev, tmp_path):
     assert not kinds & {"ReduceMean", "RandomUniformLike"}  # inference: no batch moments
 
 
+def test_random_translation_is_the_identity_in_inference(dev, tmp_path):
+    with xn.Graph().as_default() as g:
+        x = xn.placeholder("float32", (None, 8, 8, 2), name="x")
+        training = xn.placeholder("bool", (), name="training")
+        net = xn.nn.Sequential(xn.nn.RandomTranslation(0.2, 0.2), xn.nn.Conv2D(2, 3, 3, seed=0),
+                               xn.nn.Flatten(), xn.nn.Linear(108, 2, seed=1))
+        logits = net(x, training)
+        sess = xn.Session(g, device=dev, seed=0)
+        _train(sess, xn.reduce_mean(xn.square(logits)), {x: _images(16)[0], training: True})
+        _assert_same(tmp_path, sess, [x], [logits], _images, {training: False})
+        with pytest.raises(NotImplementedError, match="random translation while training"):
+            xn.onnx.export(sess, x, logits, tmp_path / "m.onnx", feed_dict={training: True})
+
+
 def test_functional_nchw_conv_and_slicing(dev, tmp_path):
     """conv2d, bias_add and pooling in NCHW with explicit padding, then x[...] slices
     (negative steps, ints, None), concat, stack, a reshape and a transpose."""

@@ -5,11 +5,13 @@ output node and owns Variables), ``model.py`` (``Model``: a graph, a Session,
 softmax cross-entropy and the series' lesson) and ``saving.py`` (save and load, the
 layer stack as data); the sequence layers are in ``embedding.py`` (Embedding,
 positions), ``attention.py`` (LayerNorm, MultiHeadAttention, TransformerBlock) and
-``recurrent.py`` (SimpleRNN, LSTM, GRU, Bidirectional).
+``recurrent.py`` (SimpleRNN, LSTM, GRU, Bidirectional); ``augmentation.py`` holds
+``RandomTranslation`` (data augmentation while training).
 """
 
 from . import callbacks
 from .attention import LayerNorm, MultiHeadAttention, TransformerBlock
+from .augmentation import RandomTranslation
 from .callbacks import (
     Callback,
     CSVLogger,
@@ -50,4 +52,4 @@ __all__ = ["ACTIVATIONS", "MLP", "OPTIMIZERS", "SGD", "AvgPool2D", "BatchNorm", 
            "PositionalEncoding", "TransformerBlock", "SimpleRNN", "LSTM", "GRU",
            "Bidirectional", "Model", "Dense", "callbacks", "Callback", "CSVLogger",
            "EarlyStopping", "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau",
-           "TensorBoard", "TerminateOnNaN"]
+           "TensorBoard", "TerminateOnNaN", "RandomTranslation"]

@@ -36,6 +36,7 @@ from ..devices import resolve
 from ..graph import Graph
 from ..host import to_numpy
 from .attention import FEED_FORWARD, LayerNorm, MultiHeadAttention, TransformerBlock
+from .augmentation import FILL_MODES, INTERPOLATIONS, RandomTranslation
 from .dense import ACTIVATIONS as DENSE_ACTIVATIONS
 from .dense import Dense
 from .embedding import Embedding, PositionalEncoding, PositionEmbedding
@@ -59,7 +60,7 @@ from .recurrent import LOOPS, RECURRENT, Bidirectional
 LAYERS: dict[str, type] = {cls.__name__: cls for cls in (
     Linear, Dense, ReLU, Sigmoid, Tanh, Softmax, Conv2D, MaxPool2D, AvgPool2D, Flatten, BatchNorm,
     Dropout, Embedding, PositionalEncoding, PositionEmbedding, LayerNorm, MultiHeadAttention,
-    TransformerBlock, *RECURRENT.values(), Bidirectional)}
+    TransformerBlock, *RECURRENT.values(), Bidirectional, RandomTranslation)}
 # The module a file names for these layers: their public home (files written before the
 # nn package split name it too).
 MODULE = "xpnn.nn"
@@ -298,6 +299,27 @@ def _flag(value, limit):
         return "must be true or false"
 
 
+def _factor(value, limit):
+    pair = value if isinstance(value, list) else [-value, value] if _whole_or_float(value) else []
+    if len(pair) != 2 or not all(_whole_or_float(v) and -1 <= v <= 1 for v in pair) or (
+            pair[0] > pair[1]):
+        return "must be a number in [0, 1] or a list of 2 in [-1, 1], the lower first"
+
+
+def _whole_or_float(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seed(value, limit):
+    if value is not None and not _whole(value, -2**63, 2**64 - 1):
+        return "must be null or a whole number"
+
+
+def _finite(value, limit):
+    if _number(-3.4e38, 3.4e38, True)(value, limit):
+        return "must be a finite number"
+
+
 def _wrapped(value, limit):
     """A wrapper's layer: ``{"class": a recurrent layer, "config": its settings}``."""
     name = value.get("class") if isinstance(value, dict) else None
@@ -327,6 +349,9 @@ _CHECKS = {
     "activation": _choice({*FEED_FORWARD, *DENSE_ACTIVATIONS}),  # each class checks its own
     "units": _count, "return_sequences": _flag, "return_state": _flag, "layer": _wrapped,
     "loop": _choice(LOOPS), "use_bias": _flag, "input_dim": _count,  # Dense's
+    # RandomTranslation's
+    "height_factor": _factor, "width_factor": _factor, "fill_mode": _choice(FILL_MODES),
+    "interpolation": _choice(INTERPOLATIONS), "seed": _seed, "fill_value": _finite,
 }
 
 

@@ -582,4 +582,28 @@ def _dropout_mask(b, op):
     return Known(np.ones((), b.dtype_of(op)))
 
 
+# --------------------------------------------------------------------------- translations
+
+@converts("TranslationOffsets")
+def _translation_offsets(b, op):
+    """RandomTranslation in inference: no shift."""
+    setting = b.value(op.inputs[1])
+    if setting is None or setting.size != 1 or setting.reshape(()).item():
+        raise unsupported(op, "random translation while training (new random shifts every "
+                          "run); export in inference: training False")
+    return Known(np.zeros((), np.int32))
+
+
+@converts("Translate")
+def _translate(b, op):
+    """A translation by known zero offsets (RandomTranslation in inference): x itself."""
+    offsets = b.value(op.inputs[1])
+    if offsets is None:
+        b.tensor(op.inputs[1])  # raises the offsets' own error: drawn while training
+    if offsets is None or offsets.any():
+        raise unsupported(op, "a translation by offsets other than zeros; RandomTranslation "
+                          "exports in inference only")
+    return b.tensor(op.inputs[0])
+
+
 SUPPORTED = frozenset(CONVERTERS)

@@ -1,7 +1,8 @@
 """Every primitive op, by family: ``core`` (the bases, broadcasting), ``arithmetic``,
 ``activations``, ``reductions``, ``shape``, ``logic``, ``losses``, ``random``, ``conv``,
-``indexing``, ``contraction``, ``outputs`` (ops of several outputs) and ``recurrent`` (an
-LSTM cell's elementwise part as one op).
+``indexing``, ``contraction``, ``outputs`` (ops of several outputs), ``recurrent`` (an
+LSTM cell's elementwise part as one op) and ``translation`` (images shifted by random
+offsets: Keras's ``RandomTranslation``).
 Each op is a small class with ``forward(xp, *values)`` (portable array-API code) and
 ``backward(grad)`` (graph nodes built from these same ops), plus the lowercase function
 users call; this package re-exports them all (``xn.ops.Relu``, ``xn.ops.reduce_sum``), and
@@ -36,6 +37,7 @@ from . import (
     reductions,
     selection,
     shape,
+    translation,
 )
 from .activations import *
 from .arithmetic import *
@@ -53,6 +55,7 @@ from .reductions import *
 from .reductions import _stable_max  # the device kernels call it
 from .selection import *
 from .shape import *
+from .translation import *
 
 
 def attach_to_node() -> None:
