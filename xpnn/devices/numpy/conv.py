@@ -145,20 +145,22 @@ def _im2col_for(op):
 _BLOCK_ENTRIES = 1 << 18
 
 
-def _by_blocks(n, entries_per_image, block, total):
+def _by_blocks(n, entries_per_image, block, total) -> None:
     """Run ``block(part, a, b)`` over blocks of images covering range(n): each of xpnn's
     threads takes its share, block after block, with OpenBLAS at one thread (so the cores
     are xpnn's); one call over all n where the products are not split (one thread, small
-    work, no OpenBLAS thread count). The results of each thread's blocks, a list per part."""
+    work, no OpenBLAS thread count)."""
     if threads.count() < 2 or total < threads.MIN_ELEMENTS or not blas.splits_products():
-        return [[block(0, 0, n)]]
+        block(0, 0, n)
+        return
     step = max(1, _BLOCK_ENTRIES // max(1, entries_per_image))
 
     def part(k, a, b):
-        return [block(k, s, min(s + step, b)) for s in range(a, b, step)]
+        for s in range(a, b, step):
+            block(k, s, min(s + step, b))
 
     with blas.one_thread():
-        return threads.over_parts(part, n, total)
+        threads.over_parts(part, n, total)
 
 
 class Handoff:
@@ -199,7 +201,7 @@ def _conv2d(op, portable, handoff=None):
         def block(_, a, b):
             np.matmul(gather(a, b), weights, out=y[a * per:b * per])
 
-        _by_blocks(x.shape[0], per * (cols.shape[1] + o), block, cols.size)
+        _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
         if handoff is not None:
             handoff.leave(source, cols)
         return op._out(np, y.reshape(n, oh, ow, o))

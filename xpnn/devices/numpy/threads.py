@@ -68,21 +68,22 @@ def over_batch(fn, n: int, elements: int) -> None:
             future.result()
 
 
-def over_parts(fn, n: int, elements: int) -> list:
+def over_parts(fn, n: int, elements: int) -> None:
     """``fn(part, start, stop)`` once for each worker's share of ``range(n)`` (consecutive
     ranges, part 0 first), in parallel when there are ``MIN_ELEMENTS`` or more entries
-    (else one call covers it all); their results in order."""
+    (else one call covers it all)."""
     parts = min(_workers(), n)
     if parts < 2 or elements < MIN_ELEMENTS:
-        return [fn(0, 0, n)]
+        fn(0, 0, n)
+        return
     bounds = [n * i // parts for i in range(parts + 1)]
     futures = [_pool().submit(contextvars.copy_context().run, fn, k, bounds[k], bounds[k + 1])
                for k in range(1, parts)]
     try:
-        first = fn(0, bounds[0], bounds[1])
+        fn(0, bounds[0], bounds[1])
     finally:
-        rest = [future.result() for future in futures]
-    return [first, *rest]
+        for future in futures:
+            future.result()
 
 
 def _blocks(fn, start, stop, rows):
