@@ -96,6 +96,34 @@ def test_over_batch_hands_out_cache_sized_blocks(n, elements):
     assert all(b - a == 1 or (b - a) * per_row <= threads.BLOCK_ELEMENTS for a, b in ranges)
 
 
+def test_over_blocks_hands_the_next_block_to_whichever_thread_is_free(monkeypatch):
+    """The blocks go out in order to the threads as they finish their last: a pool thread
+    held up in its first block leaves the others to the caller; each block runs once."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xpnn.devices.numpy import threads
+
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(threads, "_workers", lambda: 2)
+    monkeypatch.setattr(threads, "_pool", lambda: pool)
+    lock, ran = threading.Lock(), []
+    caller = threading.current_thread()
+
+    def fn(a, b):
+        mine = threading.current_thread() is caller
+        if not mine and not any(not m for m, _ in ran):
+            time.sleep(0.2)  # the pool thread's first block takes long
+        with lock:
+            ran.append((mine, (a, b)))
+
+    threads.over_blocks(fn, 50, 3, threads.MIN_ELEMENTS)
+    pool.shutdown()
+    assert sorted(r for _, r in ran) == [(a, min(a + 3, 50)) for a in range(0, 50, 3)]
+    assert sum(not mine for mine, _ in ran) == 1  # the caller took all the others
+
+
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("shape", [(2, 5, 4, 3, 6, (1, 1), (1, 1), (1, 1), "SAME"),
@@ -209,6 +237,38 @@ def test_products_split_by_image_blocks_match_portable(shape, dtype, data_format
     stride_one = shape[6] == (1, 1)
     assert split_products == [1] * (4 + stride_one)  # col2im (strides > 1) is not split
     assert blas._thread_count[1]() == before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_filter_gradient_is_the_same_whichever_threads_run_its_blocks(dtype, split_products,
+                                                                      monkeypatch):
+    """Each block's product is kept apart and the blocks' products added in the blocks'
+    order, so the sum does not depend on how many threads ran which blocks: bit for bit the
+    same with one pool thread, two, or one held up."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xpnn.devices.numpy import threads
+
+    window, x, f, g = _case((9, 8, 7, 3, 5, (3, 3), (1, 1), (1, 1), "SAME"), dtype, "NHWC")
+    filters = _op(xn.conv.Conv2DBackpropFilter, window, "NHWC")
+    run = kernels.forward_fn(filters, False, None)
+    two = run(x, Description.of(f), g)
+    three = ThreadPoolExecutor(2)
+    monkeypatch.setattr(threads, "_workers", lambda: 3)
+    monkeypatch.setattr(threads, "_pool", lambda: three)
+    assert np.array_equal(run(x, Description.of(f), g).view(f"u{g.itemsize}"),
+                          two.view(f"u{g.itemsize}"))
+    held = ThreadPoolExecutor(1)
+    held.submit(time.sleep, 0.05)  # its thread joins late
+    monkeypatch.setattr(threads, "_workers", lambda: 2)
+    monkeypatch.setattr(threads, "_pool", lambda: held)
+    assert np.array_equal(run(x, Description.of(f), g).view(f"u{g.itemsize}"),
+                          two.view(f"u{g.itemsize}"))
+    three.shutdown()
+    held.shutdown()
+    np.testing.assert_allclose(two, filters.forward(XP, x, f, g), rtol=TOL[dtype],
+                               atol=TOL[dtype])
 
 
 def test_one_thread_restores_the_count_after_an_error_and_nests():

@@ -146,21 +146,16 @@ _BLOCK_ENTRIES = 1 << 18
 
 
 def _by_blocks(n, entries_per_image, block, total) -> None:
-    """Run ``block(part, a, b)`` over blocks of images covering range(n): each of xpnn's
-    threads takes its share, block after block, with OpenBLAS at one thread (so the cores
-    are xpnn's); one call over all n where the products are not split (one thread, small
-    work, no OpenBLAS thread count)."""
+    """Run ``block(a, b)`` over blocks of images covering range(n), which xpnn's threads
+    take in turn (``threads.over_blocks``), with OpenBLAS at one thread (so the cores are
+    xpnn's); one call over all n where the products are not split (one thread, small work,
+    no OpenBLAS thread count)."""
     if threads.count() < 2 or total < threads.MIN_ELEMENTS or not blas.splits_products():
-        block(0, 0, n)
+        block(0, n)
         return
     step = max(1, _BLOCK_ENTRIES // max(1, entries_per_image))
-
-    def part(k, a, b):
-        for s in range(a, b, step):
-            block(k, s, min(s + step, b))
-
     with blas.one_thread():
-        threads.over_parts(part, n, total)
+        threads.over_blocks(block, n, step, total)
 
 
 class Handoff:
@@ -198,7 +193,7 @@ def _conv2d(op, portable, handoff=None):
         per = oh * ow
         y = np.empty((cols.shape[0], o), x.dtype)
 
-        def block(_, a, b):
+        def block(a, b):
             np.matmul(gather(a, b), weights, out=y[a * per:b * per])
 
         _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
@@ -226,27 +221,26 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
         n = x.shape[0]
         per = cols.shape[0] // n
         rows = op._in(np, g).reshape(cols.shape[0], o)
-        sums = {}  # part -> its blocks' products, accumulated by BLAS (ctypes frees the GIL
-        # where NumPy's matmul of a few rows by a long K held it: conv 1's 9 rows)
+        sums = {}  # first image -> its block's product, by BLAS (ctypes frees the GIL where
+        # NumPy's matmul of a few rows by a long K held it: conv 1's 9 rows)
 
-        def block(part, a, b):
+        def block(a, b):
             patches = cols[a * per:b * per] if gather is None else gather(a, b)
-            total = sums.get(part)
-            if total is None:
-                sums[part] = total = np.zeros((cols.shape[1], o), x.dtype)
+            sums[a] = total = np.zeros((cols.shape[1], o), x.dtype)
             blas.accumulate_product(total, patches.T, rows[a * per:b * per], 1.0)
 
         _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
-        dw = sums[0]
-        for part in range(1, len(sums)):  # then the parts' sums, in order
-            dw += sums[part]
+        starts = sorted(sums)
+        dw = sums[starts[0]]
+        for a in starts[1:]:  # then the blocks' products added in order: the same sum
+            dw += sums[a]  # whichever threads ran them
         return dw.reshape(kh, kw, c, o)
 
     return forward
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
     pieces = _Kept(lambda key: np.empty(key[0], key[1]))
-    grid = _padder(0.0)
+    grids = _Kept(lambda key: np.zeros(key[0], key[1]))  # only their corners are written
 
     def forward(x, w, g):  # x: its description (shape and dtype) only
         op.infer_shape(x.shape, w.shape, g.shape)
@@ -257,7 +251,7 @@ def _conv2d_backprop_input(op, portable):
         g = op._in(np, g)
         shape = _padded_shape("NHWC", nhwc, pads)
         if tuple(op.window.strides) == (1, 1) and w.flags.c_contiguous and blas.available():
-            dx = _shifted_products(g, w, shape, op.window.dilations, grid)
+            dx = _shifted_products(g, w, shape, op.window.dilations, grids)
         else:
             dx = _col2im_products(g, w, shape, op.window, out_hw, pieces)
         return op._out(np, dx[_inner("NHWC", pads, nhwc[1:3])])
@@ -278,7 +272,7 @@ def _col2im_products(g, w, shape, window, out_hw, pieces):
     return dx
 
 
-def _shifted_products(g, w, shape, dilations, grid):
+def _shifted_products(g, w, shape, dilations, grids):
     """The padded input gradient of a stride-1 convolution without strided slices: with g
     written into the top-left corner of a zero grid of the padded input's shape, offset
     (i, j) adds ``g[n, h, w] @ w[i, j].T`` at grid row ``r + i*dh*W + j*dw`` for every flat
@@ -287,13 +281,14 @@ def _shifted_products(g, w, shape, dilations, grid):
     zero border (r there lies outside g), so they add nothing."""
     kh, kw, c, o = w.shape
     n, height, width, _ = shape
-    out_hw = g.shape[1:3]
-    corner = ((0, height - out_hw[0]), (0, width - out_hw[1]))
-    rows = grid(g, "NHWC", corner, out_hw).reshape(-1, o)
+    oh, ow = g.shape[1:3]
+    grid = grids.get(((n, height, width, o), w.dtype, (oh, ow)))
+    rows = grid.reshape(-1, o)
     dx = np.empty((n * height * width, c), w.dtype)
     per = height * width
 
-    def block(_, a, b):  # images a..b: what wraps past image b comes from zero rows
+    def block(a, b):  # images a..b: what wraps past image b comes from zero rows
+        np.copyto(grid[a:b, :oh, :ow], g[a:b])  # the block's g, into its zero grid
         part, into = rows[a * per:b * per], dx[a * per:b * per]
         np.matmul(part, w[0, 0].T, out=into)
         for i in range(kh):
@@ -317,22 +312,29 @@ def _pool_setup(op, x):
     return pads, out_hw, nhwc[1:3]
 
 
-def _reduce_slices(ufunc, padded, fmt, k, window, out_hw):
-    """ufunc folded over each offset's slice, left to right (the portable order), into a
-    fresh array."""
+def _reduce_slices(ufunc, padded, fmt, k, window, out_hw, copies=None):
+    """(ufunc folded over each offset's slice, left to right (the portable order), into a
+    fresh array; a copy of it in a buffer that ``copies`` keeps, or None without one)."""
     offsets = [index for _, _, index in _offsets(fmt, k, window, out_hw)]
+    shape = padded[offsets[0]].shape
+    kept = None if copies is None else copies.get((shape, padded.dtype))
     if len(offsets) == 1:
-        return padded[offsets[0]].copy()
-    out = np.empty(padded[offsets[0]].shape, padded.dtype)
+        out = padded[offsets[0]].copy()
+        if kept is not None:
+            np.copyto(kept, out)
+        return out, kept
+    out = np.empty(shape, padded.dtype)
 
     def rows(a, b):
         part = padded[a:b]
         ufunc(part[offsets[0]], part[offsets[1]], out=out[a:b])
         for index in offsets[2:]:
             ufunc(out[a:b], part[index], out=out[a:b])
+        if kept is not None:  # while the block is in cache
+            np.copyto(kept[a:b], out[a:b])
 
     threads.over_batch(rows, padded.shape[0], padded.size)
-    return out
+    return out, kept
 
 
 def _pool(ufunc, fill, finish=None):
@@ -353,10 +355,9 @@ def _pool(ufunc, fill, finish=None):
                 return portable(x)
             pads, out_hw, hw = _pool_setup(op, x)
             padded = pad(x, op.data_format, pads, hw)
-            total = _reduce_slices(ufunc, padded, op.data_format, op.ksize, op.window, out_hw)
+            total, kept = _reduce_slices(ufunc, padded, op.data_format, op.ksize, op.window,
+                                         out_hw, None if handoff is None else copies)
             if handoff is not None:
-                kept = copies.get((total.shape, total.dtype))
-                np.copyto(kept, total)
                 handoff.leave(x, kept)
             return total if finish is None else finish(op, x, total)
 
@@ -413,8 +414,8 @@ def _max_pool_grad(op, portable, handoff=None, relu_grad=None):
         pads, out_hw, hw = _pool_setup(op, x)
         fmt = op.data_format
         if top is None:
-            top = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize, op.window,
-                                 out_hw)
+            top, _ = _reduce_slices(np.maximum, pad(x, fmt, pads, hw), fmt, op.ksize,
+                                    op.window, out_hw)
         if pads == _NO_PADS and tuple(op.ksize) == tuple(op.window.strides):
             dx = _max_pool_grad_tiled(op, x, g, top, out_hw, relu_grad is not None)
             if dx is not None:
@@ -448,13 +449,13 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, relu=False):
     h, w, _ = conv.FORMATS[fmt]
     covered = (out_hw[0] * op.ksize[0], out_hw[1] * op.ksize[1])
     dx = np.empty(x.shape, g.dtype)
-    if covered != (x.shape[h], x.shape[w]):  # the rows and columns no window reaches
-        dx[_region(fmt, slice(covered[0], None), slice(None))] = 0
-        dx[_region(fmt, slice(None), slice(covered[1], None))] = 0
+    uncovered = [] if covered == (x.shape[h], x.shape[w]) else [  # no window reaches these
+        _region(fmt, slice(covered[0], None), slice(None)),
+        _region(fmt, slice(None), slice(covered[1], None))]
     offsets = [index for _, _, index in _offsets(fmt, op.ksize, op.window, out_hw)]
     found_nan = []
 
-    def rows(a, b):  # images a..b: each part its own buffers
+    def rows(a, b):  # images a..b: each block its own buffers
         part = slice(a, b)
         t, gp = top[part], g[part]
         with np.errstate(invalid="ignore", over="ignore"):  # a sum is NaN if any term is
@@ -474,6 +475,8 @@ def _max_pool_grad_tiled(op, x, g, top, out_hw, relu=False):
                 if n < len(offsets) - 1:
                     np.logical_or(taken, hit, out=taken)
             np.multiply(hit, gp, out=dx[part][index])  # 0 * inf is NaN, as portably
+        for index in uncovered:
+            dx[part][index] = 0
 
     threads.over_batch(rows, x.shape[0], x.size)
     return None if found_nan else dx

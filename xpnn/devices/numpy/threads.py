@@ -1,9 +1,10 @@
 """Large elementwise work split over the batch axis and run on every core at once. NumPy's
 ufuncs run on one core and release the GIL; BLAS already uses them all, the elementwise
 steps of a conv layer (pooling and its gradient, gathering patches, adding them back) did
-not. Each part computes its own rows, so the result is bit for bit the one-thread result,
-and runs in a copy of the caller's context, so NumPy's error state (``np.errstate``, a
-context variable) holds in every part.
+not. The batch is cut into blocks of a few images, which the threads take in turn (a slow
+or late thread takes fewer). Each block computes its own rows, so the result is bit for bit
+the one-thread result, and runs in a copy of the caller's context, so NumPy's error state
+(``np.errstate``, a context variable) holds in every block.
 ``XPNN_THREADS=1`` runs everything inline. The parts often start right after a product:
 ``blas.py`` has OpenBLAS's threads sleep soon after each one instead of spinning on the
 cores these threads want.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_ELEMENTS = 1 << 18  # below this, starting the parts costs more than they save
@@ -51,36 +53,35 @@ def _pool() -> ThreadPoolExecutor:
 
 def over_batch(fn, n: int, elements: int) -> None:
     """``fn(start, stop)`` over consecutive ranges covering ``range(n)``, each touching
-    about ``BLOCK_ELEMENTS`` of the ``elements`` entries or one row: the ranges in parallel
-    when there are ``MIN_ELEMENTS`` or more, else one after the other."""
-    rows = max(1, BLOCK_ELEMENTS * n // max(elements, 1))
-    parts = min(_workers(), n)
-    if parts < 2 or elements < MIN_ELEMENTS:
+    about ``BLOCK_ELEMENTS`` of the ``elements`` entries or one row (``over_blocks``)."""
+    over_blocks(fn, n, max(1, BLOCK_ELEMENTS * n // max(elements, 1)), elements)
+
+
+def over_blocks(fn, n: int, rows: int, elements: int) -> None:
+    """``fn(start, stop)`` once for each block of ``rows`` consecutive indices covering
+    ``range(n)``. Where there are ``MIN_ELEMENTS`` or more entries, the caller and up to
+    ``count() - 1`` pool threads take the blocks in order, each the next one as soon as it
+    is done with its last, so a thread the machine slows (or wakes late) takes fewer and
+    none waits long for another at the end; else they run one after the other. Which
+    thread runs a block changes nothing in its result."""
+    starts = range(0, n, rows)
+    helpers = min(_workers(), len(starts)) - 1
+    if helpers < 1 or elements < MIN_ELEMENTS:
         _blocks(fn, 0, n, rows)
         return
-    bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool().submit(contextvars.copy_context().run, _blocks, fn, a, b, rows)
-               for a, b in zip(bounds[1:-1], bounds[2:])]
-    try:
-        _blocks(fn, bounds[0], bounds[1], rows)
-    finally:
-        for future in futures:
-            future.result()
+    pending, lock = iter(starts), threading.Lock()
 
+    def take():
+        while True:
+            with lock:
+                a = next(pending, None)
+            if a is None:
+                return
+            fn(a, min(a + rows, n))
 
-def over_parts(fn, n: int, elements: int) -> None:
-    """``fn(part, start, stop)`` once for each worker's share of ``range(n)`` (consecutive
-    ranges, part 0 first), in parallel when there are ``MIN_ELEMENTS`` or more entries
-    (else one call covers it all)."""
-    parts = min(_workers(), n)
-    if parts < 2 or elements < MIN_ELEMENTS:
-        fn(0, 0, n)
-        return
-    bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool().submit(contextvars.copy_context().run, fn, k, bounds[k], bounds[k + 1])
-               for k in range(1, parts)]
+    futures = [_pool().submit(contextvars.copy_context().run, take) for _ in range(helpers)]
     try:
-        fn(0, bounds[0], bounds[1])
+        take()
     finally:
         for future in futures:
             future.result()
