@@ -278,3 +278,73 @@ def test_relu_folded_into_bias_add_matches_unfused_kernels(data_format, source, 
     assert made[0] == ({"owned": (True, ["relu"]), "fed": (False, ["relu"]),
                         "also-fetched": (False, [])}[source])
     assert len(runs) == fused_runs + 1 and v0.size in splits
+
+
+@pytest.mark.parametrize("case", ["relu", "no-relu", "conv-fetched", "bias-add-fetched",
+                                  "float64-bias", "NCHW"])
+def test_bias_add_folded_into_conv_matches_unfused_kernels(case, splits, monkeypatch):
+    """BiasAdd (and the Relu folded into it) applied by the Conv2D kernel to each block of
+    images after its product (``fusion.bias_add_into_conv``): bit for bit the plan without
+    that fold, and array-api-strict's values, with every special value in the bias; the
+    products split over two threads. Folded where the bias add's result is fetched too (the
+    Relu then runs alone), not where the conv's is, nor in NCHW; a bias of another dtype
+    leaves the add to the BiasAdd step."""
+    from tests.devices.numpy.test_fastpath import numpy_session, strict_session
+    from xpnn.devices.numpy import blas, fusion
+    from xpnn.devices.numpy import conv as conv_kernels
+
+    if not blas.splits_products():
+        pytest.skip("NumPy's OpenBLAS thread count not found: the products are not split")
+    monkeypatch.setattr(conv_kernels, "_BLOCK_ENTRIES", 1)  # a block per image
+    blocks, real = [], threads.over_blocks
+    monkeypatch.setattr(threads, "over_blocks", lambda fn, n, rows, elements: blocks.append(
+        (n, rows)) or real(fn, n, rows, elements))
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((6, 40, 40, 8)).astype(np.float32)
+    w0 = rng.standard_normal((3, 3, 8, 16)).astype(np.float32) * 0.2
+    b0 = specials((16,), np.float64 if case == "float64-bias" else np.float32, seed=3)
+    fmt = "NCHW" if case == "NCHW" else "NHWC"
+    if fmt == "NCHW":
+        x0 = np.ascontiguousarray(x0.transpose(0, 3, 1, 2))
+
+    def run(session):
+        with xn.Graph().as_default():
+            x, w = xn.placeholder(name="x"), xn.placeholder(name="w")
+            b = xn.placeholder(name="b", dtype=str(b0.dtype))
+            y = xn.conv2d(x, w, padding="SAME", data_format=fmt)
+            added = xn.bias_add(y, b, data_format=fmt)
+            fetches = [added if case == "no-relu" else xn.relu(added)]
+            fetches += {"conv-fetched": [y], "bias-add-fetched": [added]}.get(case, [])
+            with np.errstate(invalid="ignore"):
+                return [xn.to_numpy(v) for v in session().run(fetches, {x: x0, w: w0, b: b0})]
+
+    options, ran = [], []
+    for table in (kernels.FORWARD, kernels.INPLACE):
+        if xn.conv.Conv2D in table:
+            make = table[xn.conv.Conv2D]
+
+            def recorded(op, portable, make=make, **kw):
+                options.append(sorted(kw))
+                return make(op, portable, **kw)
+
+            monkeypatch.setitem(table, xn.conv.Conv2D, recorded)
+        make_add = table[xn.conv.BiasAdd]
+
+        def counted(op, portable, make_add=make_add, **kw):
+            fn = make_add(op, portable, **kw)
+            return lambda *v: ran.append(1) or fn(*v)
+
+        monkeypatch.setitem(table, xn.conv.BiasAdd, counted)
+    fused = run(numpy_session)
+    fused_options, fused_adds = options[:], len(ran)
+    monkeypatch.setattr(fusion, "bias_add_into_conv", lambda *a, **k: set())
+    unfused = run(numpy_session)
+    portable = run(strict_session)
+    for got, plain, want in zip(fused, unfused, portable, strict=True):
+        np.testing.assert_array_equal(bits(got), bits(plain))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    folds = case in ("relu", "no-relu", "bias-add-fetched", "float64-bias")
+    assert any("bias" in o for o in fused_options) == folds
+    # the BiasAdd kernel runs where nothing was folded, or the conv left the bias to it
+    assert fused_adds == (0 if case in ("relu", "no-relu", "bias-add-fetched") else 1)
+    assert (6, 1) in blocks  # the conv's products ran image by image on two threads

@@ -175,14 +175,49 @@ class Handoff:
         return cols
 
 
+class ConvBias:
+    """A BiasAdd (and the Relu folded into it) that a Conv2D kernel applies to each block of
+    images right after the block's product, while it is in cache (``fusion``): ``done``
+    tells the BiasAdd step whether this run's conv added it. The rows are laid out as the
+    BiasAdd kernel lays them (``_bias_add_maker``) and go through the same ufunc calls, so
+    the result is that kernel's bit for bit."""
+
+    def __init__(self, relu):
+        self.relu, self.done = relu, False
+        self.rows, self.zeros = _Kept(lambda key: np.empty(key[0], key[1])), _filled(0.0)
+
+    def finisher(self, shape, b, dtype):
+        """fn(block of NHWC images of ``shape[1:]``) adding b in place (then max(., 0) with
+        a Relu); None where b is not a vector of ``dtype`` with one entry per channel."""
+        if type(b) is not np.ndarray or b.dtype != dtype or b.shape != shape[-1:]:
+            return None
+        k = _row_axes(shape)
+        row = b
+        if b.size < math.prod(shape[-k:]):
+            row = self.rows.get((shape[-k:], dtype))
+            np.copyto(row, b)
+        zero = self.zeros.get(((1,) * (len(shape) - k) + shape[-k:], dtype)) \
+            if self.relu else None
+
+        def finish(block):
+            np.add(block, row, out=block)
+            if zero is not None:
+                np.maximum(block, zero, out=block)
+
+        return finish
+
+
 @fast(conv.Conv2D)
-def _conv2d(op, portable, handoff=None):
+def _conv2d(op, portable, handoff=None, bias=None):
+    """Given ``bias`` (a ``ConvBias``), the step also reads the bias, after x and w."""
     columns = _im2col_for(op)
 
-    def forward(x, w):
+    def forward(x, w, *bias_value):
         op.infer_shape(x.shape, w.shape)
         if handoff is not None:
             handoff.leave(None, None)
+        if bias is not None:
+            bias.done = False
         if not _floats(x, w):
             return portable(x, w)
         kh, kw, c, o = w.shape
@@ -192,13 +227,21 @@ def _conv2d(op, portable, handoff=None):
         n, (_, (oh, ow)) = x.shape[0], conv._geometry(x.shape, (kh, kw), op.window)
         per = oh * ow
         y = np.empty((cols.shape[0], o), x.dtype)
+        finish = None
+        if bias is not None and op.data_format == "NHWC":
+            finish = bias.finisher((n, oh, ow, o), bias_value[0], x.dtype)
 
         def block(a, b):
-            np.matmul(gather(a, b), weights, out=y[a * per:b * per])
+            out = y[a * per:b * per]
+            np.matmul(gather(a, b), weights, out=out)
+            if finish is not None:
+                finish(out.reshape(b - a, oh, ow, o))
 
         _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
         if handoff is not None:
             handoff.leave(source, cols)
+        if finish is not None:
+            bias.done = True
         return op._out(np, y.reshape(n, oh, ow, o))
 
     return forward

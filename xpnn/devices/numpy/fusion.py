@@ -7,8 +7,9 @@ result is the unfused kernels' bit for bit, NaN, infinities and signed zeros inc
 the windows tile the input; where they overlap or pad it (or the maxima hold NaN), the
 masked shares are added into zeros, so a zero the unfused kernels give as -0.0 may be 0.0.
 ``sigmoid_into_bce_grad`` likewise folds a sigmoid's gradient into the binary
-cross-entropy's gradient before it (both compute p (1 - p)), and ``relu_into_bias_add`` a
-conv layer's ReLU into its bias add (one pass over the activation instead of two).
+cross-entropy's gradient before it (both compute p (1 - p)), ``relu_into_bias_add`` a
+conv layer's ReLU into its bias add (one pass over the activation instead of two), and
+``bias_add_into_conv`` that bias add into the conv's products (no pass of its own).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 from ... import ops
 from ...ops import conv
+from . import conv as conv_kernels
+from . import kernels
 
 
 def _passed_on(g, y):
@@ -66,13 +69,59 @@ def relu_into_bias_add(plan, facts, skip=()) -> tuple[dict, set]:
                  lambda inner, outer: True)
 
 
+def bias_add_into_conv(plan, facts, options, skip=()) -> set:
+    """Fuse each NHWC BiasAdd of an NHWC Conv2D read by that BiasAdd alone (a conv layer):
+    the Conv2D step reads the bias too, and its kernel adds it (and clamps at 0, where
+    ``relu_into_bias_add`` folded a Relu into the BiasAdd) to each block of images right
+    after the block's product, while the block is in cache (``conv.ConvBias``: the BiasAdd
+    kernel's result bit for bit). The BiasAdd step then passes its input on; where this
+    run's conv did not add the bias (a portable conv: integers, empty images, a bias not
+    one per channel), it runs its own kernel. Run after ``relu_into_bias_add``: it adds
+    the Conv2D slots' ``bias`` to ``options`` and returns the BiasAdd slots, which have
+    their step functions."""
+    made = {step.out: (index, step) for index, step in enumerate(plan.steps)
+            if step.kind == "value"}
+    readers = {}
+    for step in plan.steps:
+        for s in step.inputs:
+            readers[s] = readers.get(s, 0) + 1
+    fused = set()
+    for index, step in enumerate(plan.steps):
+        if (step.kind != "value" or type(step.op) is not conv.BiasAdd or step.out in skip
+                or step.op.data_format != "NHWC" or len(step.inputs) != 2):
+            continue
+        first, bias = step.inputs
+        at, inner = made.get(first, (None, None))
+        if (inner is None or type(inner.op) is not conv.Conv2D or inner.out in skip
+                or inner.op.data_format != "NHWC" or len(inner.inputs) != 2
+                or bias == first or made.get(bias, (-1,))[0] > at or readers[first] != 1
+                or first in facts.update_reads or not facts.owned(first, index)):
+            continue
+        own = options.get(step.out, {})
+        applied = conv_kernels.ConvBias(relu="relu" in own)
+        options[inner.out] = {**options.get(inner.out, {}), "bias": applied}
+        inner.inputs = (*inner.inputs, bias)
+        step.fn = _unless_applied(applied, kernels.forward_fn(step.op, True, step.fn, **own))
+        fused.add(step.out)
+    return fused
+
+
+def _unless_applied(applied, kernel):
+    def forward(v, b):
+        return v if applied.done else kernel(v, b)
+
+    return forward
+
+
 def fold_all(plan, facts, skip=()) -> tuple[dict, set]:
-    """Every fusion here: the kernel options by slot, and the slots that pass their input on."""
+    """Every fusion here: the kernel options by slot, and the slots whose steps are set
+    (they pass their input on, or apply what the step before them did not)."""
     options, fused = {}, set()
     for fold in (relu_into_pool_grad, sigmoid_into_bce_grad, relu_into_bias_add):
         more, passed_on = fold(plan, facts, skip)
         options.update(more)
         fused |= passed_on
+    fused |= bias_add_into_conv(plan, facts, options, skip)
     return options, fused
 
 

@@ -41,7 +41,8 @@ def pair(plan, skip=(), options=None) -> set:
             if forward is None:
                 continue
             handoff = conv_kernels.Handoff()
-            forward.fn = FORWARD[type(forward.op)](forward.op, forward.fn, handoff=handoff)
+            forward.fn = FORWARD[type(forward.op)](forward.op, forward.fn, handoff=handoff,
+                                                   **options.get(forward.out, {}))
             step.fn = FORWARD[type(op)](op, step.fn, handoff=handoff,
                                         **options.get(step.out, {}))
             paired |= {forward.out, step.out}
