@@ -141,8 +141,9 @@ def _im2col_for(op):
 
 
 # Entries (patches, gradients, results) one block of images touches in a split product:
-# small enough to stay in cache from its gathering to its product.
-_BLOCK_ENTRIES = 1 << 18
+# small enough to stay in cache from its gathering to its product, large enough that its
+# product is not a short one.
+_BLOCK_ENTRIES = 1 << 19
 
 
 def _by_blocks(n, entries_per_image, block, total) -> None:

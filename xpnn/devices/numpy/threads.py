@@ -26,9 +26,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_ELEMENTS = 1 << 18  # below this, starting the parts costs more than they save
-# Entries a call of ``fn`` gets at most (a few images): the kernels pass over strided
-# slices of their rows several times, and a block this size is still in L2 for the next.
-BLOCK_ELEMENTS = 1 << 17
+# Entries a call of ``fn`` gets at most (a few images). Smaller blocks stay in cache between
+# a kernel's passes over their strided slices, but each block is a dozen NumPy calls, and
+# every call takes the GIL, which the other thread may be holding: this size took the
+# conv net's step least time (benchmarks/README.md, round five).
+BLOCK_ELEMENTS = 1 << 19
 
 
 @functools.cache
