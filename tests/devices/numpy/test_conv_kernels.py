@@ -96,9 +96,10 @@ def test_over_batch_hands_out_cache_sized_blocks(n, elements):
     assert all(b - a == 1 or (b - a) * per_row <= threads.BLOCK_ELEMENTS for a, b in ranges)
 
 
-def test_over_blocks_hands_the_next_block_to_whichever_thread_is_free(monkeypatch):
-    """The blocks go out in order to the threads as they finish their last: a pool thread
-    held up in its first block leaves the others to the caller; each block runs once."""
+def test_over_blocks_shares_the_blocks_and_takes_over_a_late_threads(monkeypatch):
+    """Each thread gets an equal share of equal blocks (at most ``rows`` each); a pool
+    thread held up in its first block leaves the rest of its share to the caller, which
+    takes them from the back once its own are done. Each block runs once."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -113,15 +114,18 @@ def test_over_blocks_hands_the_next_block_to_whichever_thread_is_free(monkeypatc
 
     def fn(a, b):
         mine = threading.current_thread() is caller
-        if not mine and not any(not m for m, _ in ran):
+        if not mine:
             time.sleep(0.2)  # the pool thread's first block takes long
         with lock:
             ran.append((mine, (a, b)))
 
     threads.over_blocks(fn, 50, 3, threads.MIN_ELEMENTS)
     pool.shutdown()
-    assert sorted(r for _, r in ran) == [(a, min(a + 3, 50)) for a in range(0, 50, 3)]
-    assert sum(not mine for mine, _ in ran) == 1  # the caller took all the others
+    grid = [(50 * i // 18, 50 * (i + 1) // 18) for i in range(18)]  # 2 shares of 9 blocks
+    assert sorted(r for _, r in ran) == grid and all(b - a <= 3 for a, b in grid)
+    theirs = [r for mine, r in ran if not mine]
+    assert theirs == [grid[9]]  # its first block; the caller took its other 8
+    assert [r for mine, r in ran if mine] == grid[:9] + grid[10:][::-1]
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
@@ -243,8 +247,9 @@ def test_products_split_by_image_blocks_match_portable(shape, dtype, data_format
 def test_filter_gradient_is_the_same_whichever_threads_run_its_blocks(dtype, split_products,
                                                                       monkeypatch):
     """Each block's product is kept apart and the blocks' products added in the blocks'
-    order, so the sum does not depend on how many threads ran which blocks: bit for bit the
-    same with one pool thread, two, or one held up."""
+    order, so the sum does not depend on which threads ran which blocks: bit for bit the
+    same with one pool thread, two (blocks of one image: the same blocks), or one held up
+    (the caller takes over its blocks)."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 

@@ -1,10 +1,11 @@
 """Large elementwise work split over the batch axis and run on every core at once. NumPy's
 ufuncs run on one core and release the GIL; BLAS already uses them all, the elementwise
 steps of a conv layer (pooling and its gradient, gathering patches, adding them back) did
-not. The batch is cut into blocks of a few images, which the threads take in turn (a slow
-or late thread takes fewer). Each block computes its own rows, so the result is bit for bit
-the one-thread result, and runs in a copy of the caller's context, so NumPy's error state
-(``np.errstate``, a context variable) holds in every block.
+not. The batch is cut into blocks of a few images, an equal share of them for each thread;
+a thread done with its own takes what a slow or late one has left. Each block computes its
+own rows, so the result is bit for bit the one-thread result, and runs in a copy of the
+caller's context, so NumPy's error state (``np.errstate``, a context variable) holds in
+every block.
 ``XPNN_THREADS=1`` runs everything inline. The parts often start right after a product:
 ``blas.py`` has OpenBLAS's threads sleep soon after each one instead of spinning on the
 cores these threads want.
@@ -60,30 +61,40 @@ def over_batch(fn, n: int, elements: int) -> None:
 
 
 def over_blocks(fn, n: int, rows: int, elements: int) -> None:
-    """``fn(start, stop)`` once for each block of ``rows`` consecutive indices covering
-    ``range(n)``. Where there are ``MIN_ELEMENTS`` or more entries, the caller and up to
-    ``count() - 1`` pool threads take the blocks in order, each the next one as soon as it
-    is done with its last, so a thread the machine slows (or wakes late) takes fewer and
-    none waits long for another at the end; else they run one after the other. Which
-    thread runs a block changes nothing in its result."""
-    starts = range(0, n, rows)
-    helpers = min(_workers(), len(starts)) - 1
-    if helpers < 1 or elements < MIN_ELEMENTS:
+    """``fn(start, stop)`` once for each block of at most ``rows`` consecutive indices,
+    the blocks covering ``range(n)``. Where there are ``MIN_ELEMENTS`` or more entries, the
+    caller and up to ``count() - 1`` pool threads each take an equal share of the blocks,
+    in order; one done with its own takes the last block left of the share with the most
+    left, so a thread the machine slows (or wakes late) holds up none of the others for
+    more than a block. Else the blocks run one after the other. Which thread runs a block
+    changes nothing in its result."""
+    parts = min(_workers(), n)
+    if parts < 2 or elements < MIN_ELEMENTS:
         _blocks(fn, 0, n, rows)
         return
-    pending, lock = iter(starts), threading.Lock()
+    count = min(n, parts * -(-n // (parts * rows)))  # blocks, as many in each share
+    bounds = [n * i // count for i in range(count + 1)]
+    left = [[count * k // parts, count * (k + 1) // parts] for k in range(parts)]  # [next, end)
+    lock = threading.Lock()
 
-    def take():
+    def take(k):
+        own = left[k]
         while True:
             with lock:
-                a = next(pending, None)
-            if a is None:
-                return
-            fn(a, min(a + rows, n))
+                if own[0] < own[1]:
+                    i = own[0]
+                    own[0] += 1
+                else:
+                    other = max(left, key=lambda span: span[1] - span[0])
+                    if other[0] == other[1]:
+                        return
+                    other[1] -= 1
+                    i = other[1]
+            fn(bounds[i], bounds[i + 1])
 
-    futures = [_pool().submit(contextvars.copy_context().run, take) for _ in range(helpers)]
+    futures = [_pool().submit(contextvars.copy_context().run, take, k) for k in range(1, parts)]
     try:
-        take()
+        take(0)
     finally:
         for future in futures:
             future.result()
