@@ -348,3 +348,59 @@ def test_bias_add_folded_into_conv_matches_unfused_kernels(case, splits, monkeyp
     # the BiasAdd kernel runs where nothing was folded, or the conv left the bias to it
     assert fused_adds == (0 if case in ("relu", "no-relu", "bias-add-fetched") else 1)
     assert (6, 1) in blocks  # the conv's products ran image by image on two threads
+
+
+@pytest.mark.parametrize("case", ["pooled", "pool-padded", "relu-fetched-too", "no-relu",
+                                  "float64-bias"])
+def test_max_pool_folded_into_conv_matches_unfused_kernels(case, splits, monkeypatch):
+    """MaxPool(Relu(BiasAdd(Conv2D))) pooled by the Conv2D kernel block by block, right
+    after the bias and ReLU (``fusion.pool_into_conv``), the maxima handed to the pool's
+    gradient: the loss, the activation, the pooled values and every gradient bit for bit
+    the plan without that fold, and array-api-strict's values. The MaxPool kernel pools for
+    itself where the conv did not: SAME padding, a bias the conv left to its BiasAdd; a
+    pool with no ReLU before it, or of a ReLU that is fetched too, is the conv's too."""
+    from tests.devices.numpy.test_fastpath import numpy_session, strict_session
+    from xpnn.devices.numpy import blas, fusion
+    from xpnn.devices.numpy import conv as conv_kernels
+
+    if not blas.splits_products():
+        pytest.skip("NumPy's OpenBLAS thread count not found: the products are not split")
+    monkeypatch.setattr(conv_kernels, "_BLOCK_ENTRIES", 1)  # a block per image
+    rng = np.random.default_rng(8)
+    x0 = rng.standard_normal((6, 41, 41, 3)).astype(np.float32)
+    w0 = rng.standard_normal((3, 3, 3, 16)).astype(np.float32) * 0.3
+    b0 = rng.standard_normal(16).astype(np.float64 if case == "float64-bias" else np.float32)
+    b0[:2] = [-0.0, 0.0]
+    t0 = rng.integers(0, 5, 6)
+
+    def run(session):
+        with xn.Graph().as_default():
+            x = xn.placeholder(shape=x0.shape, name="x")
+            b = xn.Variable(b0, name="b")
+            w = xn.Variable(w0, name="w")
+            a = xn.bias_add(xn.conv2d(x, w, padding="VALID"), b)
+            h = a if case == "no-relu" else xn.relu(a)
+            p = xn.max_pool2d(h, 2, 2, "SAME" if case == "pool-padded" else "VALID")
+            logits = xn.matmul(xn.flatten(p), xn.constant(
+                np.random.default_rng(9).standard_normal((p.shape[1] * p.shape[2] * 16, 5)),
+                dtype="float32"))
+            loss = xn.losses.sparse_softmax_cross_entropy(xn.constant(t0), logits)
+            grads = xn.gradients(loss, [w, b])
+            fetches = [loss, p, *grads] + ([h] if case == "relu-fetched-too" else [])
+            with np.errstate(invalid="ignore"):
+                return [xn.to_numpy(v) for v in session().run(fetches, {x: x0})]
+
+    hits, real_take = [], conv_kernels.ConvPool.take
+    monkeypatch.setattr(conv_kernels.ConvPool, "take", lambda self, x: hits.append(
+        x is self.source) or real_take(self, x))
+    fused = run(numpy_session)
+    fused_hits = hits[:]
+    monkeypatch.setattr(fusion, "pool_into_conv", lambda *a, **k: None)
+    unfused = run(numpy_session)
+    portable = run(strict_session)
+    for got, plain, want in zip(fused, unfused, portable, strict=True):
+        np.testing.assert_array_equal(bits(got), bits(plain))
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    # the MaxPool kernel took the conv's maxima (True), or found none to take ([])
+    assert fused_hits == {"pooled": [True], "pool-padded": [], "relu-fetched-too": [True],
+                          "no-relu": [True], "float64-bias": []}[case]

@@ -186,6 +186,7 @@ class ConvBias:
     def __init__(self, relu):
         self.relu, self.done = relu, False
         self.rows, self.zeros = _Kept(lambda key: np.empty(key[0], key[1])), _filled(0.0)
+        self.pool = None  # a ConvPool, where the MaxPool after it was fused too
 
     def finisher(self, shape, b, dtype):
         """fn(block of NHWC images of ``shape[1:]``) adding b in place (then max(., 0) with
@@ -208,6 +209,45 @@ class ConvBias:
         return finish
 
 
+class ConvPool:
+    """A MaxPool of a conv layer's activation that the Conv2D kernel computes block by
+    block of images, right after the block's bias and ReLU (``fusion.pool_into_conv``),
+    folding the windows' slices in the MaxPool kernel's order: its result bit for bit.
+    The MaxPool kernel takes the maxima for the very array they were pooled from, once;
+    with ``keep_copy`` (the MaxPool paired with its gradient) the conv also copies them for
+    the gradient's kernel."""
+
+    def __init__(self, op):
+        self.op, self.keep_copy = op, False
+        self.source = self.pooled = self.kept = None
+        self.copies = _Kept(lambda key: np.empty(key[0], key[1]))
+
+    def pooler(self, shape, dtype):
+        """fn(block of NHWC images, a, b) pooling images a..b of an activation of
+        ``shape``; None where the pool pads it."""
+        op = self.op
+        _, pads, out_hw = _geometry(op, shape, op.ksize)
+        if op.data_format != "NHWC" or pads != _NO_PADS:
+            return None
+        offsets = [index for _, _, index in _offsets("NHWC", op.ksize, op.window, out_hw)]
+        pooled_shape = (shape[0], *out_hw, shape[3])
+        pooled = np.empty(pooled_shape, dtype)
+        kept = self.copies.get((pooled_shape, dtype)) if self.keep_copy else None
+        self.pooled, self.kept = pooled, kept
+
+        def pool(block, a, b):
+            _fold_slices(np.maximum, offsets, block, pooled[a:b],
+                         None if kept is None else kept[a:b])
+
+        return pool
+
+    def take(self, x):
+        """(maxima, their copy) pooled from x this run, else (None, None); forgotten here."""
+        found = (self.pooled, self.kept) if x is self.source else (None, None)
+        self.source = self.pooled = self.kept = None
+        return found
+
+
 @fast(conv.Conv2D)
 def _conv2d(op, portable, handoff=None, bias=None):
     """Given ``bias`` (a ``ConvBias``), the step also reads the bias, after x and w."""
@@ -219,6 +259,8 @@ def _conv2d(op, portable, handoff=None, bias=None):
             handoff.leave(None, None)
         if bias is not None:
             bias.done = False
+            if bias.pool is not None:
+                bias.pool.source = None
         if not _floats(x, w):
             return portable(x, w)
         kh, kw, c, o = w.shape
@@ -228,22 +270,30 @@ def _conv2d(op, portable, handoff=None, bias=None):
         n, (_, (oh, ow)) = x.shape[0], conv._geometry(x.shape, (kh, kw), op.window)
         per = oh * ow
         y = np.empty((cols.shape[0], o), x.dtype)
-        finish = None
+        finish = pool = None
         if bias is not None and op.data_format == "NHWC":
             finish = bias.finisher((n, oh, ow, o), bias_value[0], x.dtype)
+            if finish is not None and bias.pool is not None:
+                pool = bias.pool.pooler((n, oh, ow, o), x.dtype)
 
         def block(a, b):
             out = y[a * per:b * per]
             np.matmul(gather(a, b), weights, out=out)
             if finish is not None:
-                finish(out.reshape(b - a, oh, ow, o))
+                images = out.reshape(b - a, oh, ow, o)
+                finish(images)
+                if pool is not None:
+                    pool(images, a, b)
 
         _by_blocks(n, per * (cols.shape[1] + o), block, cols.size)
         if handoff is not None:
             handoff.leave(source, cols)
+        result = op._out(np, y.reshape(n, oh, ow, o))
         if finish is not None:
             bias.done = True
-        return op._out(np, y.reshape(n, oh, ow, o))
+            if pool is not None:
+                bias.pool.source = result
+        return result
 
     return forward
 
@@ -356,26 +406,29 @@ def _pool_setup(op, x):
     return pads, out_hw, nhwc[1:3]
 
 
+def _fold_slices(ufunc, offsets, part, out, kept=None):
+    """ufunc folded over each offset's slice of ``part`` (a block of images), left to right
+    (the portable order), into ``out``; and copied into ``kept`` if given."""
+    if len(offsets) == 1:
+        np.copyto(out, part[offsets[0]])
+    else:
+        ufunc(part[offsets[0]], part[offsets[1]], out=out)
+        for index in offsets[2:]:
+            ufunc(out, part[index], out=out)
+    if kept is not None:  # while the block is in cache
+        np.copyto(kept, out)
+
+
 def _reduce_slices(ufunc, padded, fmt, k, window, out_hw, copies=None):
-    """(ufunc folded over each offset's slice, left to right (the portable order), into a
-    fresh array; a copy of it in a buffer that ``copies`` keeps, or None without one)."""
+    """(ufunc folded over each offset's slice into a fresh array; a copy of it in a buffer
+    that ``copies`` keeps, or None without one)."""
     offsets = [index for _, _, index in _offsets(fmt, k, window, out_hw)]
     shape = padded[offsets[0]].shape
     kept = None if copies is None else copies.get((shape, padded.dtype))
-    if len(offsets) == 1:
-        out = padded[offsets[0]].copy()
-        if kept is not None:
-            np.copyto(kept, out)
-        return out, kept
     out = np.empty(shape, padded.dtype)
 
     def rows(a, b):
-        part = padded[a:b]
-        ufunc(part[offsets[0]], part[offsets[1]], out=out[a:b])
-        for index in offsets[2:]:
-            ufunc(out[a:b], part[index], out=out[a:b])
-        if kept is not None:  # while the block is in cache
-            np.copyto(kept[a:b], out[a:b])
+        _fold_slices(ufunc, offsets, padded[a:b], out[a:b], None if kept is None else kept[a:b])
 
     threads.over_batch(rows, padded.shape[0], padded.size)
     return out, kept
@@ -385,16 +438,25 @@ def _pool(ufunc, fill, finish=None):
     """The kernel maker of a pooling: ``ufunc`` folded over the window's slices of the input
     padded with ``fill``, then ``finish(op, x, total)``. Given a ``Handoff`` (``pairs``), it
     also leaves a copy of the result for the gradient's kernel (the result itself may be
-    overwritten downstream)."""
+    overwritten downstream). Given ``after`` (a ``ConvPool``: MaxPool only), it returns
+    what the conv kernel before it pooled of this very x, if it did."""
 
-    def make(op, portable, handoff=None):
+    def make(op, portable, handoff=None, after=None):
         pad = _padder(fill)
         copies = _Kept(lambda key: np.empty(key[0], key[1]))
+        if after is not None:
+            after.keep_copy = handoff is not None
 
         def forward(x):
             op.infer_shape(x.shape)
             if handoff is not None:
                 handoff.leave(None, None)
+            if after is not None and after.source is not None:
+                pooled, kept = after.take(x)
+                if pooled is not None:  # the conv kernel pooled x's blocks already
+                    if handoff is not None:
+                        handoff.leave(x, kept)
+                    return pooled
             if not _floats(x):
                 return portable(x)
             pads, out_hw, hw = _pool_setup(op, x)

@@ -8,8 +8,9 @@ the windows tile the input; where they overlap or pad it (or the maxima hold NaN
 masked shares are added into zeros, so a zero the unfused kernels give as -0.0 may be 0.0.
 ``sigmoid_into_bce_grad`` likewise folds a sigmoid's gradient into the binary
 cross-entropy's gradient before it (both compute p (1 - p)), ``relu_into_bias_add`` a
-conv layer's ReLU into its bias add (one pass over the activation instead of two), and
-``bias_add_into_conv`` that bias add into the conv's products (no pass of its own).
+conv layer's ReLU into its bias add (one pass over the activation instead of two),
+``bias_add_into_conv`` that bias add into the conv's products (no pass of its own), and
+``pool_into_conv`` the max-pool after them (pooled while each block is in cache).
 
 >>> import numpy as np, xpnn as xn
 >>> with xn.Graph().as_default():
@@ -69,7 +70,7 @@ def relu_into_bias_add(plan, facts, skip=()) -> tuple[dict, set]:
                  lambda inner, outer: True)
 
 
-def bias_add_into_conv(plan, facts, options, skip=()) -> set:
+def bias_add_into_conv(plan, facts, options, skip=()) -> dict:
     """Fuse each NHWC BiasAdd of an NHWC Conv2D read by that BiasAdd alone (a conv layer):
     the Conv2D step reads the bias too, and its kernel adds it (and clamps at 0, where
     ``relu_into_bias_add`` folded a Relu into the BiasAdd) to each block of images right
@@ -77,15 +78,15 @@ def bias_add_into_conv(plan, facts, options, skip=()) -> set:
     kernel's result bit for bit). The BiasAdd step then passes its input on; where this
     run's conv did not add the bias (a portable conv: integers, empty images, a bias not
     one per channel), it runs its own kernel. Run after ``relu_into_bias_add``: it adds
-    the Conv2D slots' ``bias`` to ``options`` and returns the BiasAdd slots, which have
-    their step functions."""
+    the Conv2D slots' ``bias`` to ``options`` and returns the BiasAdd slots (which have
+    their step functions) with their ``conv.ConvBias``."""
     made = {step.out: (index, step) for index, step in enumerate(plan.steps)
             if step.kind == "value"}
     readers = {}
     for step in plan.steps:
         for s in step.inputs:
             readers[s] = readers.get(s, 0) + 1
-    fused = set()
+    fused = {}
     for index, step in enumerate(plan.steps):
         if (step.kind != "value" or type(step.op) is not conv.BiasAdd or step.out in skip
                 or step.op.data_format != "NHWC" or len(step.inputs) != 2):
@@ -102,8 +103,30 @@ def bias_add_into_conv(plan, facts, options, skip=()) -> set:
         options[inner.out] = {**options.get(inner.out, {}), "bias": applied}
         inner.inputs = (*inner.inputs, bias)
         step.fn = _unless_applied(applied, kernels.forward_fn(step.op, True, step.fn, **own))
-        fused.add(step.out)
+        fused[step.out] = applied
     return fused
+
+
+def pool_into_conv(plan, options, biases, passed_on, skip=()) -> None:
+    """Fuse each NHWC MaxPool of a conv layer's activation, where ``bias_add_into_conv``
+    fused its BiasAdd (``biases``: BiasAdd slot -> ``conv.ConvBias``) and the Relu between
+    them passes its input on (``passed_on``): the Conv2D kernel pools each block of images
+    right after its bias and ReLU, while the block is in cache, and the MaxPool kernel
+    (``after``: the ``conv.ConvPool``) returns those maxima for that very activation array
+    (else it pools it itself). Adds the MaxPool slots' ``after`` to ``options``."""
+    made = {step.out: step for step in plan.steps if step.kind == "value"}
+    for step in plan.steps:
+        if (step.kind != "value" or type(step.op) is not conv.MaxPool or step.out in skip
+                or step.op.data_format != "NHWC"):
+            continue
+        source = made.get(step.inputs[0])
+        if source is not None and type(source.op) is ops.Relu and source.out in passed_on:
+            source = made.get(source.inputs[0])
+        applied = None if source is None else biases.get(source.out)
+        if applied is None or applied.pool is not None:
+            continue
+        applied.pool = conv_kernels.ConvPool(step.op)
+        options[step.out] = {**options.get(step.out, {}), "after": applied.pool}
 
 
 def _unless_applied(applied, kernel):
@@ -121,8 +144,9 @@ def fold_all(plan, facts, skip=()) -> tuple[dict, set]:
         more, passed_on = fold(plan, facts, skip)
         options.update(more)
         fused |= passed_on
-    fused |= bias_add_into_conv(plan, facts, options, skip)
-    return options, fused
+    biases = bias_add_into_conv(plan, facts, options, skip)
+    pool_into_conv(plan, options, biases, fused, skip)
+    return options, fused | set(biases)
 
 
 def _fold(plan, facts, skip, outer_class, inner_class, option, same_operand):
