@@ -535,8 +535,13 @@ def test_stacked_steps_keep_the_products_layout():
         assert piece.strides[0] == piece.itemsize
 
 
+# Fast paths whose ops the cases above cannot call: a random op draws from a Session's stream
+# (test_dropout_mask_kernel_draws_the_portable_masks, below).
+TESTED_APART = {ops.random.DropoutMask}
+
+
 def test_every_fast_path_has_cases():
-    untested = (set(kernels.FORWARD) | set(kernels.INPLACE)) - _case_classes()
+    untested = (set(kernels.FORWARD) | set(kernels.INPLACE)) - _case_classes() - TESTED_APART
     assert not untested, f"fast paths without a test case: {sorted(c.__name__ for c in untested)}"
     assert set(kernels.INPLACE) <= set(kernels.FORWARD)
     assert set(kernels.INPLACE) <= kernels.FRESH  # a donated input is a fresh buffer too
@@ -1337,3 +1342,79 @@ def test_an_optimizer_step_in_place_beside_a_portable_update():
                 np.testing.assert_array_equal(sess.run(v, to_numpy=True), old)
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
     assert results[0][1] == results[1][1] == 3.0
+
+
+@pytest.mark.parametrize("dtype", [F32, F64, np.float16], ids=["f32", "f64", "f16"])
+@pytest.mark.parametrize("rate", [0.5, 0.15, 0.0])
+def test_dropout_mask_kernel_draws_the_portable_masks(rate, dtype, monkeypatch):
+    """The DropoutMask kernel against the portable op in a NumPy Session without it and in
+    array-api-strict (no float16 there), from one seed: the same masks bit for bit
+    (1 / (1 - rate) rounded as portably: for 0.15, 1 / 0.85 rounded to float32 is another
+    number), ones where training is false, and the stream moved on alike by those runs."""
+    x0 = np.random.default_rng(0).standard_normal((64, 300)).astype(dtype)
+
+    def masks(session):
+        with xn.Graph().as_default():
+            x = xn.placeholder(shape=x0.shape, dtype=str(x0.dtype), name="x")
+            training = xn.placeholder(dtype="bool", shape=(), name="training")
+            y = xn.dropout(x, rate, training=training)
+            mask = y.op.inputs[1]
+            sess = session(seed=7)
+            got = [sess.run(mask, {x: x0, training: t}) for t in (True, False, True)]
+            return [xn.to_numpy(m) for m in got], sess
+
+    ran = []
+    real = kernels.FORWARD[ops.random.DropoutMask]
+    monkeypatch.setitem(kernels.FORWARD, ops.random.DropoutMask,
+                        lambda op, portable: (ran.append(op), real(op, portable))[1])
+    fast, _ = masks(numpy_session)
+    assert ran
+    monkeypatch.delitem(kernels.FORWARD, ops.random.DropoutMask)
+    plain, _ = masks(numpy_session)
+    strict = plain if dtype == np.float16 else masks(strict_session)[0]
+    for got, unfused, portable in zip(fast, plain, strict, strict=True):
+        assert got.dtype == dtype and got.shape == x0.shape
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"),
+                                      unfused.view(f"u{got.itemsize}"))
+        np.testing.assert_array_equal(got, portable)
+    np.testing.assert_array_equal(fast[1], np.ones_like(fast[1]))
+    assert not np.array_equal(fast[0], fast[2]) or rate == 0.0  # a new mask every run
+    if rate == 0.15 and dtype == F32:
+        assert fast[0].max() != np.float32(1 / 0.85)  # the portable rounding, not this one
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_matmul_gradient_of_a_is_laid_out_as_a_was(order):
+    """MatMulGradA's 2-D g @ b^T comes C-ordered where ``a`` was a C-ordered matrix (its
+    description says so, ``kernels.described``; or a itself, passed as its own
+    description), else F-ordered as the 2-D products' results; the same values."""
+    rng = np.random.default_rng(4)
+    a = np.asarray(rng.standard_normal((6, 5)), order=order)
+    b, g = rng.standard_normal((5, 3)), rng.standard_normal((6, 3))
+    with xn.Graph().as_default():
+        op = ops.MatMulGradA(*[xn.placeholder() for _ in range(3)])
+    fn = kernels.forward_fn(op, False, None)
+    for shape_only in (kernels.described(a), a):
+        got = fn(g, shape_only, b)
+        assert got.flags.c_contiguous == (order == "C")
+        assert got.flags.f_contiguous == (order == "F")
+        np.testing.assert_allclose(got, g @ b.T, rtol=1e-12)
+    assert fn(g, xn.plan.Description.of(a), b).flags.f_contiguous  # no layout told: F
+
+
+def test_a_plan_describes_shape_only_inputs_with_their_layout():
+    """The NumPy plan's describe steps tell the layout (``kernels.described``), so the
+    gradient of a C-ordered matrix input of a product comes C-ordered, and an F-ordered
+    one's F-ordered."""
+    rng = np.random.default_rng(6)
+    w0 = rng.standard_normal((50, 30)).astype(F32)
+    with xn.Graph().as_default():
+        x = xn.placeholder(shape=(None, 50), name="x")
+        loss = xn.reduce_sum(xn.matmul(x, xn.Variable(w0)) ** 2)
+        (g,) = xn.gradients(loss, [x])
+        sess = numpy_session()
+        for order in "CF":
+            x0 = np.asarray(rng.standard_normal((200, 50)).astype(F32), order=order)
+            got = sess.run(g, {x: x0})
+            assert got.flags.c_contiguous == (order == "C")
+            np.testing.assert_allclose(got, 2 * (x0 @ w0) @ w0.T, rtol=1e-4, atol=1e-4)

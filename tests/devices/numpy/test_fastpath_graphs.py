@@ -396,7 +396,7 @@ def test_small_value_is_its_own_description():
     small, large = np.ones(4, F32), np.ones(shape_folding._OWN_DESCRIPTION + 1, F32)
     assert shape_folding._own_description(small) is small
     described = shape_folding._own_description(large)
-    assert type(described) is Description and described.shape == large.shape
+    assert isinstance(described, Description) and described.shape == large.shape
     with xn.Graph().as_default():
         x = xn.placeholder(shape=(None,), name="x")
         (g,) = xn.gradients(xn.reduce_mean(x * x), [x])

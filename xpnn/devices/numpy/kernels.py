@@ -18,7 +18,9 @@ import math
 import numpy as np
 
 from ... import ops
+from ...ops import random
 from ...passes import KernelTable
+from ...plan import Description
 from . import threads
 
 FORWARD = KernelTable()  # op class -> make(op, portable) -> fn(*values)
@@ -60,6 +62,8 @@ def swap_in(plan, facts, skip=(), options=None) -> None:
     arguments of a slot's kernel maker."""
     options = options or {}
     for index, step in enumerate(plan.steps):
+        if step.kind == "describe" and step.fn == Description.of:
+            step.fn = described
         if step.kind != "value" or step.out in skip:
             continue
         ins = step.inputs
@@ -333,10 +337,34 @@ def _matmul(op, portable):
     return forward
 
 
+def described(array):
+    """``plan.Description.of`` for the NumPy plan's shape-only inputs, which also tells
+    whether a matrix was C-ordered (``LaidOut``)."""
+    return LaidOut(array.shape, array.dtype, array.ndim == 2 and array.flags.c_contiguous
+                   and not array.flags.f_contiguous)
+
+
+class LaidOut(Description):
+    """A description with ``c_order``: the array was a C-ordered (not F-ordered) matrix."""
+
+    __slots__ = ("c_order",)
+
+    def __init__(self, shape, dtype, c_order):
+        super().__init__(shape, dtype)
+        self.c_order = c_order
+
+
 @fast(ops.MatMulGradA)
 def _matmul_grad_a(op, portable):
+    """The 2-D gradient g @ b^T laid out as ``a`` was: C-ordered where ``a`` was (a dropout
+    or ReLU gradient then multiplies like-ordered masks), else as (b g^T)^T, F-ordered,
+    like the 2-D products' results (``_matmul``)."""
+
     def forward(g, a, b):
         if a.ndim == 2 and b.ndim == 2:
+            if getattr(a, "c_order", False) or (type(a) is np.ndarray and a.flags.c_contiguous
+                                                 and not a.flags.f_contiguous):
+                return np.matmul(g, b.T)
             return np.matmul(b, g.T).T
         rows = _rows(g) if b.ndim == 2 and a.ndim == g.ndim else None
         if rows is not None:  # g (..., m) @ b^T: a's shape
@@ -524,5 +552,30 @@ def _bce_grad(op, portable, sigmoid_grad=None):
         if d.dtype != p.dtype:  # where _sigmoid_grad takes the portable path
             return sigmoid_grad(d, p)
         return np.multiply(d, t, out=d) if d.shape == t.shape else np.multiply(d, t)
+
+    return forward
+
+
+@fast(random.DropoutMask)
+def _dropout_mask(op, portable):
+    """DropoutMask drawing with the portable function's ``draw`` (the Session's): the mask
+    in one product, (u >= rate) * (1 / (1 - rate)) in u's dtype, the portable op's values
+    (a quotient by 1 - rate, of 1 or 0) bit for bit, without its indicator array, quotient
+    and select against an array of ones; all ones where ``training`` is false, as portably
+    (after the draw either way, so the stream moves on alike)."""
+    draw = getattr(portable, "keywords", {}).get("draw")
+    rate = op.rate
+
+    def forward(x, training):
+        if draw is None or type(training) is not np.ndarray or training.shape != () \
+                or training.dtype != np.bool_:
+            return portable(x, training)
+        dtype = np.dtype(x.dtype)
+        if dtype.kind != "f":
+            dtype = np.dtype(np.float32)
+        u = draw(op, x.shape, dtype)
+        if not training:
+            return np.ones(x.shape, dtype)
+        return np.multiply(u >= rate, np.divide(dtype.type(1), dtype.type(1.0 - rate)))
 
     return forward

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...plan import Description
 from . import kernels
 
 _KEEP = 2  # results kept per step (a last, smaller batch is a second shape)
@@ -53,7 +52,7 @@ def _own_description(array):
     """The array itself where it is small: it has the shape, ndim and dtype a description
     has, and the memoized steps that read it key on those alone. A training step's loss is
     the usual one, described for its gradient's shape at every run."""
-    return array if array.size <= _OWN_DESCRIPTION else Description.of(array)
+    return array if array.size <= _OWN_DESCRIPTION else kernels.described(array)
 
 
 def _memoized_by_shape(fn, described):
