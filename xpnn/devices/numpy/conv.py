@@ -331,6 +331,8 @@ def _conv2d_backprop_filter(op, portable, handoff=None):
         return dw.reshape(kh, kw, c, o)
 
     return forward
+
+
 @fast(conv.Conv2DBackpropInput)
 def _conv2d_backprop_input(op, portable):
     pieces = _Kept(lambda key: np.empty(key[0], key[1]))

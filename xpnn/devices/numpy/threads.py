@@ -72,9 +72,9 @@ def over_blocks(fn, n: int, rows: int, elements: int) -> None:
     if parts < 2 or elements < MIN_ELEMENTS:
         _blocks(fn, 0, n, rows)
         return
-    count = min(n, parts * -(-n // (parts * rows)))  # blocks, as many in each share
-    bounds = [n * i // count for i in range(count + 1)]
-    left = [[count * k // parts, count * (k + 1) // parts] for k in range(parts)]  # [next, end)
+    blocks = min(n, parts * -(-n // (parts * rows)))  # as many in each share
+    bounds = [n * i // blocks for i in range(blocks + 1)]
+    left = [[blocks * k // parts, blocks * (k + 1) // parts] for k in range(parts)]  # [next, end)
     lock = threading.Lock()
 
     def take(k):
